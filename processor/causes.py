@@ -1,0 +1,243 @@
+"""Tag one failed request with its cause and PHP-FPM pool (DOMAIN.md's cause table).
+
+Pure: a ``Failure`` (the access line and/or the NGINX error entry the join matched), the PHP-FPM evidence
+the join gathered for it, and the ``Topology`` from the configs go in; a ``Diagnosis`` comes out.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Final
+
+from processor.events import NGINX_ERROR, Event
+from processor.topology import PoolInfo, Topology, address_key, is_unix
+
+CAUSES: Final = (
+    "fpm_down", "socket_mismatch", "socket_missing", "socket_permission", "tcp_refused",
+    "pool_saturated", "fpm_timeout", "child_crash", "upstream_reset", "too_big_header",
+    "nginx_timeout", "no_live_upstreams", "unknown",
+)
+
+# Error-log kinds that mean "this request got no valid response from the upstream".
+ANCHOR_KINDS: Final = frozenset({
+    "connect_failed", "recv_failed", "premature_close", "too_big_header",
+    "upstream_timed_out", "no_live_upstreams",
+})
+# After the header was sent the client already has its status: not a 502/504.
+_HEADER_PHASE: Final = (None, "connecting to upstream", "sending request to upstream",
+                        "reading response header from upstream")
+
+SIGTERM: Final = 15
+
+
+def is_anchor(error_fields: dict[str, object]) -> bool:
+    """True for an error-log entry that explains a 502/504 (and can stand for one without an access line)."""
+    return error_fields.get("kind") in ANCHOR_KINDS and error_fields.get("action") in _HEADER_PHASE
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One failed request as the join assembled it."""
+
+    host: str
+    ts_ms: int
+    access: Event | None
+    error: Event | None
+
+
+@dataclass(frozen=True, slots=True)
+class FpmView:
+    """The PHP-FPM evidence around a failure, gathered by the join (all on the same host)."""
+
+    timeouts: tuple[Event, ...] = ()
+    exits: tuple[Event, ...] = ()
+    saturation: tuple[Event, ...] = ()
+    # For the pool(s) concerned: (pool name or None, the lifecycle event proving the state, up?)
+    master_down: Event | None = None
+    all_masters_down: bool = False
+    fpm_log_seen: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    cause: str
+    status: int
+    status_inferred: bool
+    pool: str | None
+    pool_source: str | None
+    upstream: str | None
+    fpm_evidence: tuple[Event, ...]
+    pool_info: PoolInfo | None
+    note: str | None = None
+
+
+def upstream_of(failure: Failure) -> str | None:
+    """The upstream address as NGINX wrote it, normalised (``unix:/run/php/a.sock``, ``127.0.0.1:9000``)."""
+    if failure.error is not None:
+        f = failure.error.fields
+        for candidate in (f.get("connect_target"), f.get("upstream")):
+            key = address_key(candidate) if isinstance(candidate, str) else None
+            if key:
+                return key
+    if failure.access is not None:
+        addrs = failure.access.fields.get("upstream_addr")
+        if isinstance(addrs, list) and addrs:
+            last = addrs[-1]
+            if isinstance(last, str):
+                return address_key(last)
+    return None
+
+
+def socket_pool_guess(upstream: str | None) -> str | None:
+    """``unix:/run/php/mypool.sock`` → ``mypool`` (a guess, marked as such)."""
+    if not upstream or not is_unix(upstream):
+        return None
+    stem = os.path.basename(upstream[5:])
+    for suffix in (".sock", ".socket"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+    return stem or None
+
+
+def request_uri(failure: Failure) -> str | None:
+    for ev in (failure.access, failure.error):
+        if ev is not None and isinstance(ev.fields.get("uri"), str):
+            return str(ev.fields["uri"])
+    return None
+
+
+def uri_score(fpm_uri: object, uri: str | None) -> int:
+    """How well an FPM ``request: "GET /x?q"`` matches the NGINX URI (rewrites change the path)."""
+    if not isinstance(fpm_uri, str) or uri is None:
+        return 0
+    if fpm_uri == uri:
+        return 3
+    _, _, q1 = fpm_uri.partition("?")
+    _, _, q2 = uri.partition("?")
+    if q1 and q1 == q2:
+        return 2
+    return 0
+
+
+def _status(failure: Failure, cause_default: int) -> tuple[int, bool]:
+    if failure.access is not None and isinstance(failure.access.fields.get("status"), int):
+        return int(failure.access.fields["status"]), False
+    return cause_default, True
+
+
+def _near_timeout(failure: Failure, pool: PoolInfo | None) -> bool:
+    """``$request_time`` within a second (or 10%) of the pool's request_terminate_timeout."""
+    if failure.access is None or pool is None or not pool.request_terminate_timeout_s:
+        return False
+    rt = failure.access.fields.get("request_time")
+    if not isinstance(rt, (int, float)):
+        return False
+    limit = pool.request_terminate_timeout_s
+    return abs(rt - limit) <= max(1.0, 0.1 * limit)
+
+
+def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
+    """Name the cause of one failed request. Never guesses: weak evidence gives the weaker label."""
+    upstream = upstream_of(failure)
+    pool_info = topology.pool_at(upstream)
+    pool, pool_source = (pool_info.name, "config") if pool_info else (None, None)
+    err = failure.error.fields if failure.error is not None else None
+    used: tuple[Event, ...] = ()
+    note: str | None = None
+
+    def done(cause: str, default_status: int = 502) -> Diagnosis:
+        nonlocal pool, pool_source
+        if pool is None:
+            guess = socket_pool_guess(upstream)
+            if guess is not None and cause not in ("socket_mismatch", "socket_missing"):
+                pool, pool_source = guess, "socket_name"
+        status, inferred = _status(failure, default_status)
+        return Diagnosis(cause, status, inferred, pool, pool_source, upstream, used, pool_info, note)
+
+    if err is None:
+        return done("unknown")
+    kind, errno, action = err.get("kind"), err.get("errno"), err.get("action")
+
+    if kind == "connect_failed":
+        if errno == 13:
+            return done("socket_permission")
+        if errno == 11:
+            used = fpm.saturation[:1]
+            return done("pool_saturated")
+        if not is_unix(upstream):
+            return done("tcp_refused" if errno == 111 else "unknown")
+        if errno == 111:  # a killed master leaves its socket file behind
+            used = (fpm.master_down,) if fpm.master_down else ()
+            return done("fpm_down")
+        if errno == 2:
+            if topology.known:
+                if pool_info is None:
+                    return done("socket_mismatch")
+                used = (fpm.master_down,) if fpm.master_down else ()
+                return done("fpm_down")
+            if fpm.all_masters_down and fpm.master_down is not None:
+                used = (fpm.master_down,)
+                return done("fpm_down")
+            return done("socket_missing")
+        return done("unknown")
+    if kind == "too_big_header":
+        return done("too_big_header")
+    if kind == "no_live_upstreams":
+        return done("no_live_upstreams")
+    if kind == "upstream_timed_out":
+        if action == "connecting to upstream":
+            used = fpm.saturation[:1]
+            return done("pool_saturated", 504)
+        return done("nginx_timeout", 504)
+    if kind in ("recv_failed", "premature_close"):
+        uri = request_uri(failure)
+        timeout = _best(fpm.timeouts, uri, pool)
+        crash = _best(tuple(e for e in fpm.exits if not _follows_timeout(e, fpm.timeouts)), None, pool)
+        if timeout is not None and (uri_score(timeout.fields.get("uri"), uri) > 0 or crash is None):
+            used = (timeout,) + tuple(e for e in fpm.exits if _same_child(e, timeout))[:1]
+            pool, pool_source = _evidence_pool(pool, pool_source, timeout)
+            return done("fpm_timeout")
+        if crash is not None:
+            used = (crash,)
+            pool, pool_source = _evidence_pool(pool, pool_source, crash)
+            return done("child_crash")
+        if _near_timeout(failure, pool_info):
+            note = "no PHP-FPM evidence; $request_time matches the pool's request_terminate_timeout"
+            return done("fpm_timeout")
+        return done("upstream_reset")
+    return done("unknown")
+
+
+def _evidence_pool(pool: str | None, source: str | None, ev: Event) -> tuple[str | None, str | None]:
+    if pool is None and isinstance(ev.fields.get("pool"), str):
+        return str(ev.fields["pool"]), "fpm_log"
+    return pool, source
+
+
+def _same_child(a: Event, b: Event) -> bool:
+    return a.fields.get("child_pid") is not None and a.fields.get("child_pid") == b.fields.get("child_pid") \
+        and a.fields.get("pool") == b.fields.get("pool")
+
+
+def _follows_timeout(exit_: Event, timeouts: tuple[Event, ...]) -> bool:
+    """``exited on signal 15`` right after ``execution timed out`` for that child is the timeout, not a crash."""
+    if exit_.fields.get("signal") != SIGTERM:
+        return False
+    return any(_same_child(exit_, t) and t.ts_ms <= exit_.ts_ms for t in timeouts)
+
+
+def _best(candidates: tuple[Event, ...], uri: str | None, pool: str | None) -> Event | None:
+    """Closest evidence: same pool first, then the URI tie-breaker, then the earliest (stable)."""
+    if not candidates:
+        return None
+    if pool is not None:
+        same_pool = tuple(e for e in candidates if e.fields.get("pool") == pool)
+        if not same_pool:
+            return None
+        candidates = same_pool
+    return max(candidates, key=lambda e: (uri_score(e.fields.get("uri"), uri), -e.ts_ms, e.raw))
+
+
+def error_status_default(error: Event) -> int:
+    return 504 if error.log_type == NGINX_ERROR and error.fields.get("kind") == "upstream_timed_out" else 502

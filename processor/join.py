@@ -1,0 +1,347 @@
+"""The event-time join: failed requests ↔ NGINX error entries ↔ PHP-FPM evidence, emitted once per window.
+
+Pure and deterministic: events in (any arrival order within the allowed lateness), incidents out in
+the order their windows close. State is only what a window still needs: failures, error anchors and
+PHP-FPM evidence — never the healthy traffic.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from dataclasses import dataclass, field
+from typing import Any
+
+from processor.causes import Failure, FpmView, classify, is_anchor, socket_pool_guess, upstream_of
+from processor.events import FAILURE_STATUSES, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Counters, Event, SourceRef
+from processor.incident import build_incident, event_id
+from processor.remediation import remediation
+from processor.topology import Topology
+from processor.watermark import Watermarks
+
+Incident = dict[str, Any]
+
+_EVIDENCE_KINDS = frozenset({"timed_out", "exited_signal", "exited_code", "max_children"})
+_DOWN_KINDS = frozenset({"exiting", "terminating"})
+_UP_KINDS = frozenset({"running", "ready"})
+_DUPLICATE_WINDOW_MS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class JoinSettings:
+    """Windows of the join, in milliseconds (converted from config units once, at the edge)."""
+
+    match_window_ms: int = 2_000  # access line ↔ error entry
+    evidence_window_ms: int = 5_000  # error entry ↔ PHP-FPM evidence (either side)
+    saturation_lookback_ms: int = 60_000  # `max_children` is logged once per episode
+    allowed_lateness_ms: int = 5_000
+    idle_timeout_ms: int = 30_000
+    max_jump_ms: int = 3_600_000
+    max_state: int = 1_000_000
+
+    @property
+    def release_ms(self) -> int:
+        return self.match_window_ms + self.evidence_window_ms
+
+
+@dataclass(slots=True)
+class _Pending:
+    event: Event
+    is_access: bool
+    key: tuple[str | None, str | None]
+    cid: int | None
+    item_id: str
+    late: bool
+    consumed: bool = False
+
+
+@dataclass(slots=True)
+class _Master:
+    """One PHP-FPM master as seen through its log: the pools it runs and when it was up."""
+
+    pools: set[str] = field(default_factory=set)
+    timeline: list[tuple[int, bool, str, Event]] = field(default_factory=list)
+
+    def state_at(self, ts_ms: int) -> tuple[bool, Event] | None:
+        i = bisect.bisect_right(self.timeline, (ts_ms, True, "\uffff"), key=lambda t: (t[0], t[1], t[2]))
+        if i == 0:
+            return None
+        _, up, _, ev = self.timeline[i - 1]
+        return up, ev
+
+
+@dataclass(slots=True)
+class _Host:
+    access: dict[tuple[str | None, str | None], list[_Pending]] = field(default_factory=dict)
+    errors: dict[tuple[str | None, str | None], list[_Pending]] = field(default_factory=dict)
+    evidence: list[Event] = field(default_factory=list)
+    consumed: set[str] = field(default_factory=set)
+    masters: dict[str, _Master] = field(default_factory=dict)
+    seen_types: set[str] = field(default_factory=set)
+
+
+def _key(ev: Event) -> tuple[str | None, str | None]:
+    f = ev.fields
+    client = f.get("remote_addr") if ev.log_type == NGINX_ACCESS else f.get("client")
+    return client, f.get("request")
+
+
+def _cid(ev: Event) -> int | None:
+    value = ev.fields.get("connection" if ev.log_type == NGINX_ACCESS else "cid")
+    return value if isinstance(value, int) else None
+
+
+class DiagnosisJoin:
+    """Holds the windows; ``process`` events, ``advance`` the clock, ``flush`` at the end."""
+
+    def __init__(self, topology: Topology, settings: JoinSettings, counters: Counters | None = None) -> None:
+        self.topology = topology
+        self.settings = settings
+        self.counters = counters if counters is not None else Counters()
+        self.watermarks = Watermarks(settings.allowed_lateness_ms, settings.idle_timeout_ms, settings.max_jump_ms)
+        self._hosts: dict[str, _Host] = {}
+        self._heap: list[tuple[int, int, int, str, int, _Pending]] = []
+        self._seq = 0
+        self._evidence_count = 0
+        self._emitted: dict[str, int] = {}
+        self._last_prune_ms = -(2**62)
+
+    # -- input ---------------------------------------------------------------------------------
+    def process(self, event: Event) -> list[Incident]:
+        """Take one parsed event; return the incidents whose windows it closed."""
+        wm = self.watermarks.current()
+        late = event.ts_ms < wm
+        if late:
+            self.counters.late_records += 1
+        before = self.watermarks.future_records
+        self.watermarks.observe(event.source.stream, event.ts_ms, event.log_type)
+        self.counters.future_records += self.watermarks.future_records - before
+        host = self._hosts.get(event.host)
+        if host is None:
+            host = self._hosts[event.host] = _Host()
+        host.seen_types.add(event.log_type)
+        f = event.fields
+        if event.log_type == NGINX_ACCESS:
+            if f.get("status") in FAILURE_STATUSES:
+                self._hold(host, event, True, late)
+        elif event.log_type == NGINX_ERROR:
+            if is_anchor(f):
+                self._hold(host, event, False, late)
+        elif event.log_type == PHP_FPM:
+            self._fpm(host, event)
+        return self._drain(evicting=False)
+
+    def advance(self, now_ms: int) -> list[Incident]:
+        """Processing time moved on (wall clock from the driver): idle inputs stop holding windows open."""
+        self.watermarks.tick(now_ms)
+        return self._drain(evicting=False)
+
+    def close_input(self, stream: str) -> list[Incident]:
+        self.watermarks.close(stream)
+        return self._drain(evicting=False)
+
+    def flush(self) -> list[Incident]:
+        """End of input: close every window now."""
+        out: list[Incident] = []
+        while self._heap:
+            out.extend(self._finalize(heapq.heappop(self._heap)[-1], evicted=False))
+        return out
+
+    def held_offsets(self) -> dict[str, int]:
+        """Lowest source offset per stream still needed by an open window (pending or as evidence)."""
+        held: dict[str, int] = {}
+        for entry in self._heap:
+            if not entry[-1].consumed:
+                _min_into(held, entry[-1].event.source)
+        for host in self._hosts.values():
+            for ev in host.evidence:
+                _min_into(held, ev.source)
+        return held
+
+    @property
+    def state_size(self) -> int:
+        return len(self._heap) + self._evidence_count
+
+    def _hold(self, host: _Host, event: Event, is_access: bool, late: bool) -> None:
+        item_id = event_id(event.host, event)
+        index = host.access if is_access else host.errors
+        key = _key(event)
+        bucket = index.setdefault(key, [])
+        if any(p.item_id == item_id for p in bucket) or item_id in self._emitted:
+            self.counters.duplicates += 1  # the very same line again (a shipper's resend): one incident
+            return
+        pending = _Pending(event, is_access, key, _cid(event), item_id, late)
+        bucket.append(pending)
+        self._seq += 1
+        release = event.ts_ms + self.settings.release_ms
+        heapq.heappush(self._heap, (release, event.ts_ms, 0 if is_access else 1, item_id, self._seq, pending))
+
+    def _fpm(self, host: _Host, event: Event) -> None:
+        f = event.fields
+        kind = f.get("kind")
+        master_key = f.get("log_file") or event.source.stream
+        master = host.masters.get(master_key)
+        if master is None:
+            master = host.masters[master_key] = _Master()
+        pool = f.get("pool")
+        if isinstance(pool, str):
+            master.pools.add(pool)
+        if kind in _DOWN_KINDS or kind in _UP_KINDS:
+            entry = (event.ts_ms, kind in _UP_KINDS, event.raw, event)
+            bisect.insort(master.timeline, entry, key=lambda t: (t[0], t[1], t[2]))
+        if kind in _EVIDENCE_KINDS:
+            host.evidence.append(event)
+            self._evidence_count += 1
+
+    # -- output --------------------------------------------------------------------------------
+    def _drain(self, *, evicting: bool) -> list[Incident]:
+        out: list[Incident] = []
+        wm = self.watermarks.current()
+        while self._heap and self._heap[0][0] <= wm:
+            out.extend(self._finalize(heapq.heappop(self._heap)[-1], evicted=False))
+        while self._heap and self.state_size > self.settings.max_state:
+            self.counters.evicted += 1
+            out.extend(self._finalize(heapq.heappop(self._heap)[-1], evicted=True))
+        if wm - self._last_prune_ms >= 1_000:
+            self._prune(wm)
+        return out
+
+    def _prune(self, wm: int) -> None:
+        self._last_prune_ms = wm
+        horizon = wm - self.settings.release_ms - self.settings.saturation_lookback_ms
+        for host in self._hosts.values():
+            if host.evidence and host.evidence[0].ts_ms < horizon or len(host.evidence) > 64:
+                keep = [e for e in host.evidence if e.ts_ms >= horizon]
+                self._evidence_count -= len(host.evidence) - len(keep)
+                host.evidence = keep
+                host.consumed = {c for c in host.consumed if any(event_id(e.host, e) == c for e in keep)} \
+                    if len(host.consumed) > 256 else host.consumed
+            for master in host.masters.values():
+                tl = master.timeline
+                cut = bisect.bisect_left(tl, horizon, key=lambda t: t[0])
+                if cut > 1:
+                    del tl[: cut - 1]  # keep the last state before the horizon
+        self._emitted = {k: v for k, v in self._emitted.items() if v >= horizon}
+        while self._evidence_count > self.settings.max_state // 2:
+            biggest = max(self._hosts.values(), key=lambda h: len(h.evidence))
+            drop = max(1, len(biggest.evidence) // 10)
+            del biggest.evidence[:drop]
+            self._evidence_count -= drop
+            self.counters.evidence_evicted += drop
+
+    def _take(self, index: dict[tuple[str | None, str | None], list[_Pending]], p: _Pending) -> None:
+        bucket = index.get(p.key)
+        if bucket is not None:
+            try:
+                bucket.remove(p)
+            except ValueError:
+                pass
+            if not bucket:
+                del index[p.key]
+        p.consumed = True
+
+    def _partner(self, host: _Host, p: _Pending) -> _Pending | None:
+        other = host.errors if p.is_access else host.access
+        window = self.settings.match_window_ms
+        best: tuple[int, int, str] | None = None
+        chosen: _Pending | None = None
+        for q in other.get(p.key, ()):
+            if q.consumed:
+                continue
+            if p.cid is not None and q.cid is not None and p.cid != q.cid:
+                continue
+            dt = abs(q.event.ts_ms - p.event.ts_ms)
+            if dt > window:
+                continue
+            rank = (0 if p.cid is not None and p.cid == q.cid else 1, dt, q.item_id)
+            if best is None or rank < best:
+                best, chosen = rank, q
+        return chosen
+
+    def _finalize(self, p: _Pending, *, evicted: bool) -> list[Incident]:
+        if p.consumed:
+            return []
+        host = self._hosts[p.event.host]
+        self._take(host.access if p.is_access else host.errors, p)
+        partner = self._partner(host, p)
+        if partner is not None:
+            self._take(host.errors if p.is_access else host.access, partner)
+        access = p.event if p.is_access else (partner.event if partner else None)
+        error = p.event if not p.is_access else (partner.event if partner else None)
+        duplicates: list[Event] = []
+        if access is not None:
+            for q in list(host.access.get(_key(access), ())):
+                if (not q.consumed and q.event.source.stream != access.source.stream
+                        and abs(q.event.ts_ms - access.ts_ms) <= _DUPLICATE_WINDOW_MS
+                        and q.event.fields.get("status") == access.fields.get("status")):
+                    self._take(host.access, q)  # the same request in a second access log
+                    duplicates.append(q.event)
+        if error is not None and error.fields.get("cid") is not None:
+            for q in list(host.errors.get(_key(error), ())):
+                if not q.consumed and q.cid == error.fields.get("cid"):
+                    self._take(host.errors, q)  # a second error line about the same connection
+                    duplicates.append(q.event)
+        anchor_ts = access.ts_ms if access is not None else p.event.ts_ms
+        failure = Failure(p.event.host, anchor_ts, access, error)
+        diagnosis = classify(failure, self._fpm_view(host, failure), self.topology)
+        for ev in diagnosis.fpm_evidence:
+            if ev.fields.get("kind") in ("timed_out", "exited_signal", "exited_code"):
+                host.consumed.add(event_id(ev.host, ev))
+        late = p.late or (partner is not None and partner.late)
+        if late:
+            self.counters.late_incidents += 1
+        self.counters.incidents += 1
+        self._emitted[p.item_id] = p.event.ts_ms
+        if partner is not None:
+            self._emitted[partner.item_id] = partner.event.ts_ms
+        missing = sorted({NGINX_ACCESS, NGINX_ERROR, PHP_FPM} - host.seen_types)
+        text = remediation(diagnosis, self.topology)
+        return [build_incident(failure, diagnosis, text, late=late, evicted=evicted,
+                               missing_evidence=missing, idle_inputs=self.watermarks.idle_streams(),
+                               duplicates=duplicates)]
+
+    def _fpm_view(self, host: _Host, failure: Failure) -> FpmView:
+        t = failure.error.ts_ms if failure.error is not None else failure.ts_ms
+        window = self.settings.evidence_window_ms
+        timeouts: list[Event] = []
+        exits: list[Event] = []
+        saturation: list[Event] = []
+        for ev in host.evidence:
+            kind = ev.fields.get("kind")
+            if kind == "max_children":
+                if t - self.settings.saturation_lookback_ms <= ev.ts_ms <= t + window:
+                    saturation.append(ev)
+                continue
+            if abs(ev.ts_ms - t) > window or event_id(ev.host, ev) in host.consumed:
+                continue
+            if kind == "timed_out":
+                timeouts.append(ev)
+            elif kind == "exited_signal" or (kind == "exited_code" and ev.fields.get("exit_code") not in (0, None)):
+                exits.append(ev)
+        return FpmView(tuple(timeouts), tuple(exits), tuple(saturation), *self._master_state(host, failure, t))
+
+    def _master_state(self, host: _Host, failure: Failure, t: int) -> tuple[Event | None, bool, bool]:
+        """(the lifecycle line proving the pool's master is down, every master down?, FPM log seen?)."""
+        if not host.masters:
+            return None, False, False
+        upstream = upstream_of(failure)
+        pool_info = self.topology.pool_at(upstream)
+        pool = pool_info.name if pool_info else socket_pool_guess(upstream)
+        down_event: Event | None = None
+        all_down = True
+        for master in host.masters.values():
+            state = master.state_at(t)
+            up = state[0] if state is not None else bool(master.pools)
+            if up:
+                all_down = False
+            elif state is not None and (pool is None or pool in master.pools or not master.pools):
+                if down_event is None or state[1].ts_ms > down_event.ts_ms:
+                    down_event = state[1]
+        return down_event, all_down and down_event is not None, True
+
+
+
+def _min_into(held: dict[str, int], source: SourceRef) -> None:
+    stream = source.stream
+    if stream not in held or source.offset < held[stream]:
+        held[stream] = source.offset

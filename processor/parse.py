@@ -1,0 +1,161 @@
+"""Raw record → typed ``Event`` or located ``DeadLetter``, with the event time in UTC milliseconds.
+
+The grammars give a dict of typed fields; this module picks the grammar for the record's log type,
+strips shipper prefixes, and turns the logged time into epoch milliseconds (NGINX error and PHP-FPM
+logs carry no offset: their source's timezone setting applies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo, timezone
+from functools import lru_cache
+from typing import Any
+
+from grammars import access as access_grammar
+from grammars import error as error_grammar
+from grammars import fpm as fpm_grammar
+from grammars import fpm_access as fpm_access_grammar
+from grammars import slowlog as slowlog_grammar
+from grammars.detect import detect_line
+from grammars.prefix import strip_prefix
+from grammars.result import ParseError
+
+from processor.events import (
+    NGINX_ACCESS, NGINX_ERROR, PHP_FPM, PHP_FPM_ACCESS, PHP_FPM_SLOWLOG, DeadLetter, Event, Fields, Record,
+)
+
+Parse = Callable[[str], "Fields | ParseError"]
+
+
+@dataclass(frozen=True, slots=True)
+class ParseSettings:
+    """Access formats by name, and the timezone of logs that write no offset (per log type)."""
+
+    formats: Mapping[str, access_grammar.AccessFormat] = field(default_factory=dict)
+    timezone: tzinfo = timezone.utc
+    timezones: Mapping[str, tzinfo] = field(default_factory=dict)
+    default_host: str = ""
+
+
+@lru_cache(maxsize=4096)
+def _local_ms(dt: datetime, tz: tzinfo) -> int:
+    return int(dt.replace(tzinfo=tz).timestamp() * 1000)
+
+
+def event_ts_ms(fields: Fields, tz: tzinfo) -> int | None:
+    """Epoch ms of the entry's own time; naive times are read in ``tz``."""
+    value = fields.get("time")
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return _local_ms(value, tz)
+        return int(value.timestamp() * 1000)
+    msec = fields.get("msec")
+    if isinstance(msec, (int, float)):
+        return int(msec * 1000)
+    return None
+
+
+class RecordParser:
+    """Parses records of any log type into events; never raises."""
+
+    def __init__(self, settings: ParseSettings) -> None:
+        self.settings = settings
+        self._formats: dict[str, access_grammar.AccessFormat] = {
+            "combined": access_grammar.COMBINED, "main": access_grammar.MAIN, **settings.formats,
+        }
+        self._detect_formats = tuple(self._formats.values())
+        self._by_type: dict[str, Parse] = {
+            NGINX_ERROR: error_grammar.parse_error_entry,
+            PHP_FPM: fpm_grammar.parse_fpm_line,
+            PHP_FPM_SLOWLOG: slowlog_grammar.parse_slowlog_entry,
+            PHP_FPM_ACCESS: fpm_access_grammar.parse_fpm_access_line,
+        }
+
+    def format_named(self, name: str) -> access_grammar.AccessFormat | None:
+        return self._formats.get(name)
+
+    def detect(self, text: str) -> tuple[str, str | None] | None:
+        """(log type, access format name) for one line, or None."""
+        _, rest = strip_prefix(text)
+        found = detect_line(rest, self._detect_formats)
+        if found is None:
+            return None
+        log_type, fmt = found
+        return log_type, (fmt.name if fmt is not None else None)
+
+    def parse(self, record: Record) -> Event | DeadLetter:
+        try:
+            return self._parse(record)
+        except Exception as exc:  # noqa: BLE001 - a grammar bug must not stop the pipeline
+            return DeadLetter(record.source, f"internal parser error: {type(exc).__name__}: {exc}", record.text,
+                              record.log_type, line_count=record.line_count)
+
+    def _parse(self, record: Record) -> Event | DeadLetter:
+        text = record.text
+        prefix, text = strip_prefix(text) if "\n" not in text else _strip_each(text)
+        log_type = record.log_type
+        fmt_name = record.access_format
+        if log_type is None:
+            found = self.detect(text)
+            if found is None:
+                return DeadLetter(record.source, "unrecognised log line (no grammar matches)", record.text,
+                                  None, 1, _context(text, 1), record.line_count)
+            log_type, fmt_name = found
+        result: Fields | ParseError
+        if log_type == NGINX_ACCESS:
+            result = self._parse_access(text, fmt_name)
+        else:
+            parse = self._by_type.get(log_type)
+            if parse is None:
+                return DeadLetter(record.source, f"unknown log type {log_type!r}", record.text, log_type,
+                                  line_count=record.line_count)
+            result = parse(text)
+        if isinstance(result, ParseError):
+            return DeadLetter(record.source, result.reason, record.text, log_type, result.column,
+                              result.context(), record.line_count)
+        if prefix:
+            result["shipper"] = prefix
+        tz = self.settings.timezones.get(log_type, self.settings.timezone)
+        ts_ms = event_ts_ms(result, tz)
+        if ts_ms is None:
+            shipper_time = prefix.get("shipper_time") if prefix else None
+            if isinstance(shipper_time, datetime):
+                ts_ms = event_ts_ms({"time": shipper_time}, tz)
+        if ts_ms is None:
+            return DeadLetter(record.source, "entry has no timestamp to place it in event time", record.text,
+                              log_type, line_count=record.line_count)
+        host = record.host or self.settings.default_host
+        return Event(log_type, host, ts_ms, result, record.source, record.text, record.line_count)
+
+    def _parse_access(self, text: str, fmt_name: str | None) -> Fields | ParseError:
+        if text.startswith("{"):
+            return access_grammar.parse_json_access(text)
+        fmt = self._formats.get(fmt_name or "combined")
+        if fmt is None:
+            return ParseError(f"unknown log_format {fmt_name!r}", 1, text)
+        result = fmt.parse(text)
+        if isinstance(result, ParseError) and fmt_name is None:
+            # an unnamed access record: try the other known formats before giving up
+            for other in self._detect_formats:
+                if other is not fmt:
+                    alt = other.parse(text)
+                    if not isinstance(alt, ParseError):
+                        return alt
+        return result
+
+
+def _strip_each(text: str) -> tuple[Fields, str]:
+    lines = text.split("\n")
+    first_prefix, first = strip_prefix(lines[0])
+    rest = [strip_prefix(line)[1] for line in lines[1:]]
+    return first_prefix, "\n".join([first, *rest])
+
+
+def _context(text: str, column: int) -> str:
+    return ParseError("", column, text).context()
+
+
+def dead_letter_record(dl: DeadLetter) -> dict[str, Any]:
+    return dl.to_dict()

@@ -1,0 +1,121 @@
+"""What the configs tell the diagnosis: which pool listens where, and NGINX's timeouts per route.
+
+A ``Topology`` is built once (from parsed nginx.conf / php-fpm.conf, see ``processor.configs``) and
+passed into the core; an empty one means "no configs known", and the causes fall back accordingly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_FASTCGI_SCHEME = re.compile(r"^(?:fastcgi|http|https|uwsgi|scgi|grpc)://")
+
+
+def address_key(address: str | None) -> str | None:
+    """Normalise an upstream address so NGINX and PHP-FPM spellings compare equal.
+
+    ``fastcgi://unix:/run/php/a.sock:`` / ``unix:/run/php/a.sock`` / ``/run/php/a.sock`` → ``unix:/run/php/a.sock``;
+    ``9000`` / ``0.0.0.0:9000`` / ``127.0.0.1:9000`` / ``localhost:9000`` → ``tcp:9000`` for wildcard listens is
+    not safe, so TCP keys keep the host (``127.0.0.1:9000``) and ``localhost`` becomes ``127.0.0.1``.
+    """
+    if not address:
+        return None
+    addr = _FASTCGI_SCHEME.sub("", address.strip())
+    if addr.startswith("unix:"):
+        path = addr[5:]
+        # nginx's upstream field ends a unix address with ':' (``unix:/run/php/a.sock:``)
+        if path.endswith(":"):
+            path = path[:-1]
+        return "unix:" + path
+    if addr.startswith("/"):
+        return "unix:" + addr
+    if addr.isdigit():
+        return "127.0.0.1:" + addr
+    host, sep, port = addr.rpartition(":")
+    if not sep:
+        return addr
+    host = host.strip("[]")
+    if host in ("localhost", "127.0.0.1", "::1", "0.0.0.0", "*", "::", ""):
+        host = "127.0.0.1"
+    return f"{host}:{port}"
+
+
+def is_unix(address_key_: str | None) -> bool:
+    return bool(address_key_) and str(address_key_).startswith("unix:")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolInfo:
+    """One PHP-FPM pool as its config declares it."""
+
+    name: str
+    listen: str
+    listen_key: str
+    origin: str  # "pool.d/www.conf:14" (where `listen` is set)
+    master: str  # the php-fpm.conf this pool belongs to
+    request_terminate_timeout_s: float | None = None
+    request_terminate_timeout_origin: str | None = None
+    max_children: int | None = None
+    max_children_origin: str | None = None
+    listen_backlog: int | None = None
+    pm: str | None = None
+    listen_owner: str | None = None
+    listen_group: str | None = None
+    listen_mode: str | None = None
+    listen_origin: str | None = None
+    max_execution_time_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """An NGINX ``fastcgi_pass`` and the timeouts/buffers in force where it is."""
+
+    target: str
+    target_key: str
+    origin: str
+    location: str | None = None
+    read_timeout_s: float = 60.0
+    read_timeout_origin: str | None = None
+    connect_timeout_s: float = 60.0
+    buffer_size: str | None = None
+    buffer_size_origin: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Pools by listen address, routes by target; empty when no configs were given."""
+
+    pools: tuple[PoolInfo, ...] = ()
+    routes: tuple[Route, ...] = ()
+    nginx_user: str | None = None
+    _by_key: dict[str, PoolInfo] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for pool in self.pools:
+            self._by_key.setdefault(pool.listen_key, pool)
+
+    @property
+    def known(self) -> bool:
+        """True when pool configs were given (so a missing listen address means a mismatch)."""
+        return bool(self.pools)
+
+    def pool_at(self, address: str | None) -> PoolInfo | None:
+        key = address_key(address)
+        return self._by_key.get(key) if key else None
+
+    def pool_named(self, name: str) -> PoolInfo | None:
+        for pool in self.pools:
+            if pool.name == name:
+                return pool
+        return None
+
+    def route_to(self, address: str | None) -> Route | None:
+        key = address_key(address)
+        for route in self.routes:
+            if route.target_key == key:
+                return route
+        return None
+
+    def masters(self) -> tuple[str, ...]:
+        return tuple(sorted({p.master for p in self.pools}))
