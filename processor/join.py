@@ -75,7 +75,7 @@ class _Host:
     access: dict[tuple[str | None, str | None], list[_Pending]] = field(default_factory=dict)
     errors: dict[tuple[str | None, str | None], list[_Pending]] = field(default_factory=dict)
     evidence: list[Event] = field(default_factory=list)
-    consumed: set[str] = field(default_factory=set)
+    consumed: set[int] = field(default_factory=set)  # id() of evidence events already explained
     masters: dict[str, _Master] = field(default_factory=dict)
     seen_types: set[str] = field(default_factory=set)
 
@@ -105,12 +105,12 @@ class DiagnosisJoin:
         self._evidence_count = 0
         self._emitted: dict[str, int] = {}
         self._last_prune_ms = -(2**62)
+        self._wm = -(2**62)  # monotonic: a window once closed never reopens
 
     # -- input ---------------------------------------------------------------------------------
     def process(self, event: Event) -> list[Incident]:
         """Take one parsed event; return the incidents whose windows it closed."""
-        wm = self.watermarks.current()
-        late = event.ts_ms < wm
+        late = event.ts_ms < self._wm
         if late:
             self.counters.late_records += 1
         before = self.watermarks.future_records
@@ -196,7 +196,7 @@ class DiagnosisJoin:
     # -- output --------------------------------------------------------------------------------
     def _drain(self, *, evicting: bool) -> list[Incident]:
         out: list[Incident] = []
-        wm = self.watermarks.current()
+        wm = self._wm = max(self._wm, self.watermarks.current())
         while self._heap and self._heap[0][0] <= wm:
             out.extend(self._finalize(heapq.heappop(self._heap)[-1], evicted=False))
         while self._heap and self.state_size > self.settings.max_state:
@@ -214,8 +214,7 @@ class DiagnosisJoin:
                 keep = [e for e in host.evidence if e.ts_ms >= horizon]
                 self._evidence_count -= len(host.evidence) - len(keep)
                 host.evidence = keep
-                host.consumed = {c for c in host.consumed if any(event_id(e.host, e) == c for e in keep)} \
-                    if len(host.consumed) > 256 else host.consumed
+                host.consumed &= {id(e) for e in keep}
             for master in host.masters.values():
                 tl = master.timeline
                 cut = bisect.bisect_left(tl, horizon, key=lambda t: t[0])
@@ -286,7 +285,7 @@ class DiagnosisJoin:
         diagnosis = classify(failure, self._fpm_view(host, failure), self.topology)
         for ev in diagnosis.fpm_evidence:
             if ev.fields.get("kind") in ("timed_out", "exited_signal", "exited_code"):
-                host.consumed.add(event_id(ev.host, ev))
+                host.consumed.add(id(ev))
         late = p.late or (partner is not None and partner.late)
         if late:
             self.counters.late_incidents += 1
@@ -312,7 +311,7 @@ class DiagnosisJoin:
                 if t - self.settings.saturation_lookback_ms <= ev.ts_ms <= t + window:
                     saturation.append(ev)
                 continue
-            if abs(ev.ts_ms - t) > window or event_id(ev.host, ev) in host.consumed:
+            if abs(ev.ts_ms - t) > window or id(ev) in host.consumed:
                 continue
             if kind == "timed_out":
                 timeouts.append(ev)
