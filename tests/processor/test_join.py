@@ -317,9 +317,7 @@ def test_any_arrival_order_within_lateness_gives_identical_output(case: Case, rn
     case_ = Case(case.name, case.messages, case.expect, case.topology, JoinSettings(allowed_lateness_ms=120_000))
     expected, _ = run(case_)
     got, _ = run(case_, order)
-    strip = [{**i, "evidence": {k: v for k, v in i["evidence"].items()}} for i in got]
-    assert serialise(strip) == serialise(expected) or summary(got) == summary(expected)
-    assert sorted(i["event"]["id"] for i in got) == sorted(i["event"]["id"] for i in expected)
+    assert serialise(got) == serialise(expected)
 
 
 def test_address_key_spellings() -> None:
