@@ -14,6 +14,7 @@ Records in = parsed + dead-lettered, counted in physical lines (``pipeline.count
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -69,10 +70,7 @@ class Pipeline:
         complete, orphans = self._assembler.feed(record)
         out: list[Output] = []
         for orphan in orphans:
-            reason = ("continuation line with no entry before it" if orphan.text.strip()
-                      else "blank line outside any entry")
-            out.append(self._dead(DeadLetter(orphan.source, reason, orphan.text, orphan.log_type,
-                                             line_count=orphan.line_count)))
+            out.append(Output("dead_letter", self._orphan(orphan), orphan.source))
         for entry in complete:
             out.extend(self._one(entry))
         return out
@@ -84,20 +82,54 @@ class Pipeline:
         return out
 
     def _one(self, entry: Record) -> list[Output]:
+        parsed = self.parse_entry(entry)
+        if isinstance(parsed, DeadLetter):
+            return [Output("dead_letter", parsed, parsed.source)]
+        return self.process_event(parsed)
+
+    def parse_entry(self, entry: Record) -> Event | DeadLetter:
+        """Parse one assembled entry and count it (parsed or dead-lettered)."""
         parsed = self.parser.parse(entry)
         if isinstance(parsed, DeadLetter):
-            return [self._dead(parsed)]
+            self.counters.lines_dead_lettered += parsed.line_count
+            return parsed
         self.counters.lines_parsed += parsed.line_count
         self.counters.events_by_type[parsed.log_type] = self.counters.events_by_type.get(parsed.log_type, 0) + 1
+        return parsed
+
+    def parse_stream(self, records: Iterable[Record], stream: str) -> Iterator[Event | DeadLetter]:
+        """Assemble and parse one ordered stream (a file) without joining: batch replay merges the
+        streams of all its files in event time, then calls ``process_event``."""
+        for record in records:
+            self.counters.lines_in += record.line_count
+            complete, orphans = self._assembler.feed(record)
+            for orphan in orphans:
+                yield self._orphan(orphan)
+            for entry in complete:
+                yield self.parse_entry(entry)
+        entries, blanks = self._assembler.end_stream(stream)
+        self.counters.lines_parsed += blanks
+        for entry in entries:
+            yield self.parse_entry(entry)
+
+    def process_event(self, event: Event) -> list[Output]:
+        """Join one parsed event; returns the event itself (when asked for) and closed incidents."""
         out: list[Output] = []
         if self.settings.emit_events:
-            out.append(Output("event", parsed, parsed.source))
-        out.extend(Output("incident", inc, None) for inc in self.join.process(parsed))
+            out.append(Output("event", event, event.source))
+        out.extend(Output("incident", inc, None) for inc in self.join.process(event))
         return out
 
-    def _dead(self, dl: DeadLetter) -> Output:
+    def close_stream(self, stream: str) -> list[Output]:
+        """A stream parsed by ``parse_stream`` ended: it stops holding the watermark back."""
+        return [Output("incident", inc, None) for inc in self.join.close_input(stream)]
+
+    def _orphan(self, orphan: Record) -> DeadLetter:
+        reason = ("continuation line with no entry before it" if orphan.text.strip()
+                  else "blank line outside any entry")
+        dl = DeadLetter(orphan.source, reason, orphan.text, orphan.log_type, line_count=orphan.line_count)
         self.counters.lines_dead_lettered += dl.line_count
-        return Output("dead_letter", dl, dl.source)
+        return dl
 
     def end_stream(self, stream: str) -> list[Output]:
         """A stream (file) ended: its open entry completes and it stops holding the watermark."""

@@ -1,0 +1,72 @@
+"""Where outputs go: JSON Lines files or stdout, and an in-memory sink for users' own tests."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+import orjson
+
+from processor.ecs import to_ecs
+from processor.events import DeadLetter, Event
+from processor.pipeline import Output
+
+# Control characters in log content are escaped by orjson (\u00XX): no raw terminal escapes in output.
+_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+
+
+def serialise(out: Output) -> bytes:
+    """One output as a JSON line (incident dict, ECS event, or dead-letter record)."""
+    value = out.value
+    if isinstance(value, Event):
+        return orjson.dumps(to_ecs(value), default=str, option=_OPTS)
+    if isinstance(value, DeadLetter):
+        return orjson.dumps(value.to_dict(), default=str, option=_OPTS)
+    return orjson.dumps(value, default=str, option=_OPTS)
+
+
+class Sink(Protocol):
+    def write(self, out: Output) -> None: ...
+    def close(self) -> None: ...
+
+
+class JsonLinesSink:
+    """Appends JSON lines to a file (``-`` = stdout), buffered; flushes line by line when asked."""
+
+    def __init__(self, path: str, *, line_buffered: bool = False) -> None:
+        self.path = path
+        self._fh: IO[bytes] = sys.stdout.buffer if path == "-" else open(path, "wb")
+        self._line_buffered = line_buffered
+        self.count = 0
+
+    def write(self, out: Output) -> None:
+        self._fh.write(serialise(out))
+        self.count += 1
+        if self._line_buffered:
+            self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.flush()
+        if self._fh is not sys.stdout.buffer:
+            self._fh.close()
+
+
+@dataclass
+class MemorySink:
+    """Collects outputs in lists (for tests and embedding)."""
+
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    def write(self, out: Output) -> None:
+        if out.kind == "incident":
+            self.incidents.append(out.value)
+        elif out.kind == "event":
+            self.events.append(out.value)
+        else:
+            self.dead_letters.append(out.value)
+
+    def close(self) -> None:
+        return None
