@@ -1,0 +1,123 @@
+"""``badgateway``: replay | run | follow | filter | check-config | grammars.
+
+User errors print one located line (``badgateway: error: file:line: message``) and exit 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from processor import __version__
+from processor.errors import BadgatewayError
+from processor.events import LOG_TYPES
+
+EXIT_USAGE = 2
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"unknown timezone {name!r} (use an IANA name like Europe/Paris)") from exc
+
+
+def add_input_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by replay, follow and filter: what the logs are and what the configs say."""
+    p.add_argument("--type", choices=LOG_TYPES, help="log type of every input (default: detected per file)")
+    p.add_argument("--nginx-conf", metavar="FILE", help="nginx.conf: log_format, access_log, fastcgi_pass, timeouts")
+    p.add_argument("--fpm-conf", metavar="FILE", action="append", default=[],
+                   help="php-fpm.conf (repeatable, one per PHP-FPM master): pools and their listen addresses")
+    p.add_argument("--log-format", metavar="STRING", help="the access log_format, when no nginx.conf is at hand")
+    p.add_argument("--escape", choices=("default", "json", "none"), default="default",
+                   help="escape= of --log-format")
+    p.add_argument("--timezone", type=_zone, default=ZoneInfo("UTC"),
+                   help="timezone of logs without an offset (NGINX error, PHP-FPM); default UTC")
+    p.add_argument("--host", help="host name for every input")
+    p.add_argument("--host-pattern", metavar="REGEX", help="take the host from each path (group 'host')")
+    p.add_argument("--allowed-lateness", type=float, default=5.0, metavar="SECONDS")
+    p.add_argument("--idle-timeout", type=float, default=30.0, metavar="SECONDS")
+    p.add_argument("--events", metavar="FILE", help="also write every parsed event (ECS JSON Lines)")
+    p.add_argument("--dead-letter", metavar="FILE", help="write lines that did not parse (JSON Lines)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="badgateway", description="Explains every NGINX 502/504 in a PHP-FPM stack.")
+    parser.add_argument("--version", action="version", version=f"badgateway {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    rp = sub.add_parser("replay", help="batch-reprocess archived log files")
+    rp.add_argument("paths", nargs="+", metavar="PATH", help="files, directories or globs (.gz .bz2 .xz .zst too)")
+    add_input_options(rp)
+    rp.add_argument("-o", "--output", default="-", metavar="FILE", help="incidents as JSON Lines (default stdout)")
+    rp.add_argument("--report", metavar="FILE.html", help="a self-contained HTML report with a timeline")
+    rp.add_argument("--workers", type=int, default=1, help="parse with N processes")
+    rp.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
+    rp.add_argument("--quiet", "-q", action="store_true", help="no closing summary")
+
+    run = sub.add_parser("run", help="the Kafka service")
+    run.add_argument("--config", metavar="FILE", help="badgateway.toml")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key (dotted, e.g. kafka.bootstrap_servers=host:9092)")
+
+    fo = sub.add_parser("follow", help="tail live log files (rotation-aware) and report incidents as they close")
+    fo.add_argument("paths", nargs="+", metavar="PATH")
+    add_input_options(fo)
+    fo.add_argument("-o", "--output", default="-", metavar="FILE")
+    fo.add_argument("--state-file", metavar="FILE", help="remember read offsets across restarts")
+    fo.add_argument("--poll-interval", type=float, default=0.25, metavar="SECONDS")
+
+    fi = sub.add_parser("filter", help="records on stdin, incidents (and events) on stdout")
+    add_input_options(fi)
+    fi.add_argument("--envelope", choices=("auto", "raw", "filebeat", "vector", "fluentbit"), default="auto")
+    fi.add_argument("--emit", choices=("incidents", "events", "both"), default="incidents")
+
+    cc = sub.add_parser("check-config", help="find the 502s before they happen")
+    try:
+        from processor import check_config
+    except ImportError:  # pragma: no cover - present in every release
+        check_config = None  # type: ignore[assignment]
+    if check_config is not None:
+        check_config.add_arguments(cc)
+
+    sub.add_parser("grammars", help="list the log grammars (built in and plugins)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "replay":
+            from processor.commands import replay_command
+            return replay_command(args)
+        if args.command == "run":
+            from processor.service import run_command
+            return run_command(args)
+        if args.command == "follow":
+            from processor.follow import follow_command
+            return follow_command(args)
+        if args.command == "filter":
+            from processor.filter import filter_command
+            return filter_command(args)
+        if args.command == "check-config":
+            from processor import check_config
+            return int(check_config.run(args))
+        if args.command == "grammars":
+            from processor.commands import grammars_command
+            return grammars_command(args)
+    except BadgatewayError as exc:
+        print(f"badgateway: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""The command bodies behind ``badgateway replay`` and ``badgateway grammars`` (the CLI only parses)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import orjson
+
+from processor.configs import Knowledge, load_knowledge
+from processor.io.sinks import JsonLinesSink
+from processor.join import JoinSettings
+from processor.parse import ParseSettings
+from processor.pipeline import Output, Pipeline, PipelineSettings
+
+
+def build_pipeline(args: argparse.Namespace, *, emit_events: bool) -> tuple[Pipeline, Knowledge]:
+    """Configs and options → one Pipeline (shared by replay, follow and filter)."""
+    knowledge = load_knowledge(args.nginx_conf, args.fpm_conf, args.log_format, args.escape)
+    settings = PipelineSettings(
+        parse=ParseSettings(formats=knowledge.formats, timezone=args.timezone, default_host=args.host or ""),
+        join=JoinSettings(allowed_lateness_ms=int(args.allowed_lateness * 1000),
+                          idle_timeout_ms=int(args.idle_timeout * 1000)),
+        emit_events=emit_events,
+    )
+    return Pipeline(settings, knowledge.topology), knowledge
+
+
+class _Fanout:
+    """Routes each output kind to its sink; keeps incidents for the summary and the report."""
+
+    def __init__(self, incidents: JsonLinesSink, events: JsonLinesSink | None, dead: JsonLinesSink | None,
+                 keep_incidents: bool) -> None:
+        self.incidents, self.events, self.dead = incidents, events, dead
+        self.kept: list[dict[str, Any]] = []
+        self._keep = keep_incidents
+
+    def write(self, out: Output) -> None:
+        if out.kind == "incident":
+            self.incidents.write(out)
+            if self._keep:
+                self.kept.append(out.value)
+        elif out.kind == "event":
+            if self.events is not None:
+                self.events.write(out)
+        elif self.dead is not None:
+            self.dead.write(out)
+
+    def close(self) -> None:
+        for sink in (self.incidents, self.events, self.dead):
+            if sink is not None:
+                sink.close()
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    from processor import report
+    from processor.replay import plan_inputs, replay
+
+    pipeline, knowledge = build_pipeline(args, emit_events=bool(args.events))
+    plans = plan_inputs(pipeline, args.paths, forced_type=args.type, format_by_path=knowledge.format_by_path,
+                        forced_format=knowledge.forced_format, host=args.host, host_pattern=args.host_pattern)
+    fan = _Fanout(JsonLinesSink(args.output), JsonLinesSink(args.events) if args.events else None,
+                  JsonLinesSink(args.dead_letter) if args.dead_letter else None, keep_incidents=True)
+    progress = None
+    if not args.no_progress and sys.stderr.isatty():
+        from processor.progress import Progress
+        progress = Progress(sum(p.file.size_bytes for p in plans))
+    try:
+        result = replay(pipeline, plans, fan, progress=progress)
+    finally:
+        fan.close()
+        if progress is not None:
+            progress.close()
+    stats = report.stats_from(pipeline.counters, result)
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as fh:
+            fh.write(report.render_html(fan.kept, stats, title="badgateway replay"))
+    if not args.quiet:
+        print(report.summary_text(fan.kept, stats), file=sys.stderr)
+    return 0
+
+
+def grammars_command(args: argparse.Namespace) -> int:
+    from grammars.plugins import available
+
+    for entry in available():
+        sys.stdout.buffer.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+    return 0
