@@ -1,0 +1,224 @@
+"""The closing summary of `badgateway replay`: run counters and the terminal text built from them.
+
+Pure functions of the incident records (docs/contracts.md) and a `ReplayStats`; the CLI decides where
+the text goes. Log content is hostile, so every value from a log is made printable before it reaches
+a terminal (an escape sequence in a URI must not repaint the operator's screen).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+Incident = Mapping[str, Any]
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+TOP_URIS = 10
+
+
+@dataclass(slots=True)
+class LineCounts:
+    """Lines of one file or one log type: `read == parsed + dead_lettered` once a run is complete."""
+
+    read: int = 0
+    parsed: int = 0
+    dead_lettered: int = 0
+
+
+@dataclass(slots=True)
+class ReplayStats:
+    """Counters of one replay run, accumulated by the CLI as it reads (hence mutable).
+
+    Timestamps are epoch milliseconds of the first and last event read (event time, not wall clock);
+    `late` counts incidents emitted after their window had closed.
+    """
+
+    lines_read: int = 0
+    parsed: int = 0
+    dead_lettered: int = 0
+    by_type: dict[str, LineCounts] = field(default_factory=dict)
+    by_file: dict[str, LineCounts] = field(default_factory=dict)
+    bytes_read: int = 0
+    elapsed_s: float = 0.0
+    first_ts_ms: int | None = None
+    last_ts_ms: int | None = None
+    late: int = 0
+
+    def add(self, file: str, log_type: str, *, parsed: int = 0, dead_lettered: int = 0) -> None:
+        """Count lines in bulk (per chunk or per file: a call per line would cost more than it tells)."""
+        read = parsed + dead_lettered
+        self.lines_read += read
+        self.parsed += parsed
+        self.dead_lettered += dead_lettered
+        for counts in (self.by_type.setdefault(log_type, LineCounts()), self.by_file.setdefault(file, LineCounts())):
+            counts.read += read
+            counts.parsed += parsed
+            counts.dead_lettered += dead_lettered
+
+    def see_ts(self, ts_ms: int) -> None:
+        """Widen the event-time range to include `ts_ms`."""
+        if self.first_ts_ms is None or ts_ms < self.first_ts_ms:
+            self.first_ts_ms = ts_ms
+        if self.last_ts_ms is None or ts_ms > self.last_ts_ms:
+            self.last_ts_ms = ts_ms
+
+    @property
+    def balanced(self) -> bool:
+        """The replay invariant: nothing read was dropped silently."""
+        return self.lines_read == self.parsed + self.dead_lettered
+
+
+# --- reading incident records (tolerant: a record read back from a file may lack parts) ---------
+
+
+def incident_get(incident: Incident, *keys: str) -> Any:
+    """A nested value (`incident_get(i, "http", "response", "status_code")`), None where a level is missing."""
+    value: Any = incident
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def incident_ts_ms(incident: Incident) -> int | None:
+    """The incident's `@timestamp` as epoch milliseconds, or None when absent or malformed."""
+    text = incident.get("@timestamp")
+    if not isinstance(text, str):
+        return None
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    return int(ts.timestamp() * 1000)
+
+
+def incident_status(incident: Incident) -> int | None:
+    """502, 504, … from `http.response.status_code`."""
+    status = incident_get(incident, "http", "response", "status_code")
+    return status if isinstance(status, int) else None
+
+
+def incident_cause(incident: Incident) -> str:
+    """`badgateway.cause`, "unknown" when missing."""
+    return str(incident_get(incident, "badgateway", "cause") or "unknown")
+
+
+def incident_pool(incident: Incident) -> str | None:
+    """`php_fpm.pool`, None when no pool could be resolved."""
+    pool = incident_get(incident, "php_fpm", "pool")
+    return None if pool is None else str(pool)
+
+
+def incident_field(incident: Incident, *keys: str) -> str | None:
+    """Any nested field as text (None stays None)."""
+    value = incident_get(incident, *keys)
+    return None if value is None else str(value)
+
+
+def uri_path(uri: str | None) -> str:
+    """The URI without its query string: `/a.php?id=1` and `/a.php?id=2` fail for the same reason."""
+    if not uri:
+        return "(no URI)"
+    return uri.split("?", 1)[0] or "/"
+
+
+# --- formatting ------------------------------------------------------------------------------
+
+
+def printable(text: str, limit: int = 100) -> str:
+    """`text` safe for a terminal: control characters shown as `\\xNN`, cut to `limit` characters."""
+    safe = _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return safe if len(safe) <= limit else safe[: limit - 1] + "…"
+
+
+def format_ts(ts_ms: int) -> str:
+    """UTC, second precision: the resolution an operator scans a summary at."""
+    return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def format_duration(seconds: float) -> str:
+    """`2d 3h`, `1h 5m`, `4m 10s`, `12.3s`."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """Aligned text columns, indented two spaces; int columns right-aligned."""
+    rows = list(rows)
+    right = [bool(rows) and all(isinstance(row[i], int) for row in rows) for i in range(len(header))]
+    cells = [list(header), *([f"{c:,}" if isinstance(c, int) else str(c) for c in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return [
+        "  " + "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right)).rstrip()
+        for row in cells
+    ]
+
+
+def summary_text(incidents: Sequence[Incident], stats: ReplayStats) -> str:
+    """The closing terminal summary: the line equation, time range, speed, incidents by cause and pool,
+    and the top failing URIs."""
+    out: list[str] = []
+    rate = stats.lines_read / stats.elapsed_s if stats.elapsed_s > 0 else 0.0
+    out.append(
+        f"read {stats.lines_read:,} lines ({stats.bytes_read / 1e6:,.1f} MB) in {format_duration(stats.elapsed_s)}"
+        f" — {rate:,.0f} lines/s"
+    )
+    check = "" if stats.balanced else "   ← MISMATCH: lines were lost, please report this"
+    out.append(f"lines read {stats.lines_read:,} = parsed {stats.parsed:,} + dead-lettered {stats.dead_lettered:,}{check}")
+    if stats.dead_lettered:
+        worst = sorted(stats.by_file.items(), key=lambda kv: -kv[1].dead_lettered)[:5]
+        dead_rows = [(printable(name, 60), c.read, c.parsed, c.dead_lettered) for name, c in worst if c.dead_lettered]
+        out += ["", "dead letters by file (see --dead-letter for each line):"]
+        out += table(("file", "read", "parsed", "dead"), dead_rows)
+    if stats.by_type:
+        types = ", ".join(f"{printable(t, 40)} {c.read:,}" for t, c in sorted(stats.by_type.items()))
+        out.append(f"by log type: {types}")
+
+    first, last = stats.first_ts_ms, stats.last_ts_ms
+    stamps = [ts for ts in map(incident_ts_ms, incidents) if ts is not None]
+    if first is None and stamps:  # stats without event time: fall back to the incidents' own range
+        first, last = min(stamps), max(stamps)
+    if first is not None and last is not None:
+        out.append(f"time range: {format_ts(first)} – {format_ts(last)} ({format_duration((last - first) / 1000)})")
+
+    out.append("")
+    if not incidents:
+        out.append("no 502/504 incidents found")
+        return "\n".join(out) + "\n"
+    statuses = Counter(incident_status(i) for i in incidents)
+    split = ", ".join(f"{s}: {n:,}" for s, n in sorted(statuses.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)))
+    late = f"; {stats.late:,} late" if stats.late else ""
+    out.append(f"incidents: {len(incidents):,} ({split}{late})")
+
+    by_cause_pool: Counter[tuple[str, str]] = Counter()
+    by_status: dict[tuple[str, str], Counter[int | None]] = {}
+    for incident in incidents:
+        key = (incident_cause(incident), incident_pool(incident) or "-")
+        by_cause_pool[key] += 1
+        by_status.setdefault(key, Counter())[incident_status(incident)] += 1
+    rows = [
+        (printable(cause, 30), printable(pool, 30), by_status[(cause, pool)][502], by_status[(cause, pool)][504], n)
+        for (cause, pool), n in sorted(by_cause_pool.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+    out += table(("cause", "pool", "502", "504", "total"), rows)
+
+    uris = Counter(uri_path(incident_field(i, "url", "original")) for i in incidents)
+    out += ["", f"top failing URIs (query strings dropped, top {TOP_URIS}):"]
+    out += table(("count", "uri"), [(n, printable(u)) for u, n in sorted(uris.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_URIS]])
+    return "\n".join(out) + "\n"
