@@ -1,0 +1,208 @@
+"""``badgateway follow``: tail live log files like ``tail -F`` and report incidents as their windows close.
+
+Rotation by rename (the old file is read to its end, then the new one from its start), copytruncate (the
+file shrank: read again from 0), files that appear later (paths and globs are re-checked every poll), and a
+small state file of byte offsets so a restart neither re-reads nor skips lines: on a clean stop every window is
+closed and the offsets of the end are saved; while running, saved offsets never pass a line still held in a
+window, so a crash re-reads (and re-emits, with the same ``event.id``) rather than loses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from types import FrameType
+
+from processor.commands import build_pipeline
+from processor.events import Record, SourceRef
+from processor.io.sinks import JsonLinesSink
+from processor.pipeline import Output, Pipeline
+from processor.replay import base_name
+
+_READ_BYTES = 1 << 20
+_STATE_EVERY_S = 2.0
+
+
+@dataclass
+class Tailed:
+    """One followed path: its open file, where we are in it, and the line numbers of what we read."""
+
+    path: str
+    fh: object | None = None
+    inode: int | None = None
+    offset: int = 0
+    line_no: int = 0
+    partial: bytes = b""
+    log_type: str | None = None
+    access_format: str | None = None
+    # (line number, byte offset where that line starts), for lines that may still be held in a window
+    starts: deque[tuple[int, int]] = field(default_factory=deque)
+
+
+class Follower:
+    """Polls paths, feeds new complete lines to the pipeline, hands outputs to ``emit``."""
+
+    def __init__(self, pipeline: Pipeline, patterns: list[str], *, host: str | None, forced_type: str | None,
+                 format_by_base: dict[str, str], forced_format: str | None, state_file: str | None) -> None:
+        self.pipeline = pipeline
+        self.patterns = patterns
+        self.host = host
+        self.forced_type = forced_type
+        self.format_by_base = format_by_base
+        self.forced_format = forced_format
+        self.state_file = state_file
+        self.files: dict[str, Tailed] = {}
+        self._saved = self._load_state()
+
+    def _load_state(self) -> dict[str, dict[str, int]]:
+        if not self.state_file or not os.path.exists(self.state_file):
+            return {}
+        with open(self.state_file, encoding="utf-8") as fh:
+            data = json.load(fh)
+        return {k: v for k, v in data.get("files", {}).items() if isinstance(v, dict)}
+
+    def save_state(self, *, at_end: bool) -> None:
+        if not self.state_file:
+            return
+        held = self.pipeline.held_offsets()
+        files: dict[str, dict[str, int]] = {}
+        for path, t in self.files.items():
+            offset, line_no = t.offset - len(t.partial), t.line_no
+            if not at_end and path in held:
+                for ln, start in t.starts:
+                    if ln >= held[path]:
+                        offset, line_no = start, ln - 1
+                        break
+            files[path] = {"inode": t.inode or 0, "offset": offset, "line": line_no}
+        tmp = self.state_file + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({"files": files}, fh)
+        os.replace(tmp, self.state_file)  # atomic: a crash leaves the old or the new state, never half
+
+    def _paths(self) -> list[str]:
+        found: list[str] = []
+        for pattern in self.patterns:
+            matches = glob.glob(pattern) if any(c in pattern for c in "*?[") else [pattern]
+            found.extend(m for m in matches if os.path.isfile(m))
+        return sorted(set(found))
+
+    def poll(self) -> list[Output]:
+        out: list[Output] = []
+        for path in self._paths():
+            if path not in self.files:
+                self.files[path] = self._open_new(path)
+        for t in self.files.values():
+            out.extend(self._read(t))
+        out.extend(self.pipeline.tick(int(time.time() * 1000)))
+        return out
+
+    def _open_new(self, path: str) -> Tailed:
+        t = Tailed(path)
+        saved = self._saved.get(path)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return t
+        t.fh, t.inode = open(path, "rb"), st.st_ino
+        if saved and saved.get("inode") == st.st_ino and saved.get("offset", 0) <= st.st_size:
+            t.offset, t.line_no = int(saved["offset"]), int(saved.get("line", 0))
+            t.fh.seek(t.offset)  # type: ignore[attr-defined]
+        t.access_format = self.forced_format or self.format_by_base.get(base_name(path))
+        t.log_type = self.forced_type
+        return t
+
+    def _read(self, t: Tailed) -> list[Output]:
+        out: list[Output] = []
+        if t.fh is None:
+            return out
+        out.extend(self._drain(t))
+        try:
+            st = os.stat(t.path)
+        except OSError:
+            return out  # renamed away and not yet recreated: keep the old handle
+        if st.st_ino != t.inode:
+            # rotated by rename: the old file is finished (we just read it to its end); start the new one
+            t.fh.close()  # type: ignore[attr-defined]
+            t.fh, t.inode, t.offset, t.partial = open(t.path, "rb"), st.st_ino, 0, b""
+            out.extend(self._drain(t))
+        elif st.st_size < t.offset:
+            # copytruncate: the file was emptied under us; what is there now is new
+            t.fh.seek(0)  # type: ignore[attr-defined]
+            t.offset, t.partial = 0, b""
+            out.extend(self._drain(t))
+        return out
+
+    def _drain(self, t: Tailed) -> list[Output]:
+        out: list[Output] = []
+        while True:
+            chunk = t.fh.read(_READ_BYTES)  # type: ignore[attr-defined]
+            if not chunk:
+                return out
+            start = t.offset - len(t.partial)
+            t.offset += len(chunk)
+            data = t.partial + chunk
+            lines = data.split(b"\n")
+            t.partial = lines.pop()
+            for raw in lines:
+                t.line_no += 1
+                t.starts.append((t.line_no, start))
+                start += len(raw) + 1
+                if raw.endswith(b"\r"):
+                    raw = raw[:-1]
+                text = raw.decode("utf-8", "surrogateescape")
+                if t.log_type is None:
+                    found = self.pipeline.parser.detect(text)
+                    if found is not None:
+                        t.log_type, fmt = found
+                        t.access_format = t.access_format or fmt
+                out.extend(self.pipeline.feed(Record(text, SourceRef(t.path, t.line_no), t.log_type,
+                                                     self.host, t.access_format)))
+            while len(t.starts) > 100_000:
+                t.starts.popleft()
+
+
+def follow_command(args: argparse.Namespace) -> int:
+    pipeline, know = build_pipeline(args, emit_events=bool(args.events))
+    follower = Follower(pipeline, list(args.paths), host=args.host, forced_type=args.type,
+                        format_by_base={base_name(p): f for p, f in know.format_by_path.items()},
+                        forced_format=know.forced_format, state_file=args.state_file)
+    incidents = JsonLinesSink(args.output, line_buffered=True)
+    events = JsonLinesSink(args.events, line_buffered=True) if args.events else None
+    dead = JsonLinesSink(args.dead_letter, line_buffered=True) if args.dead_letter else None
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    def ship(outputs: list[Output]) -> None:
+        for o in outputs:
+            sink = incidents if o.kind == "incident" else events if o.kind == "event" else dead
+            if sink is not None:
+                sink.write(o)
+
+    last_save = time.monotonic()
+    try:
+        while not stopping:
+            ship(follower.poll())
+            if time.monotonic() - last_save > _STATE_EVERY_S:
+                follower.save_state(at_end=False)
+                last_save = time.monotonic()
+            time.sleep(args.poll_interval)
+        ship(follower.poll())
+        ship(pipeline.flush())
+        follower.save_state(at_end=True)
+    finally:
+        for sink in (incidents, events, dead):
+            if sink is not None:
+                sink.close()
+    return 0
