@@ -19,6 +19,7 @@ from grammars import fpm as fpm_grammar
 from grammars import fpm_access as fpm_access_grammar
 from grammars import slowlog as slowlog_grammar
 from grammars.detect import detect_line
+from grammars.plugins import GrammarPlugin
 from grammars.prefix import strip_prefix
 from grammars.result import ParseError
 
@@ -37,6 +38,7 @@ class ParseSettings:
     timezone: tzinfo = timezone.utc
     timezones: Mapping[str, tzinfo] = field(default_factory=dict)
     default_host: str = ""
+    plugins: tuple[GrammarPlugin, ...] = ()
 
 
 @lru_cache(maxsize=4096)
@@ -72,6 +74,9 @@ class RecordParser:
             PHP_FPM_SLOWLOG: slowlog_grammar.parse_slowlog_entry,
             PHP_FPM_ACCESS: fpm_access_grammar.parse_fpm_access_line,
         }
+        self._plugins = {p.name: p for p in settings.plugins}
+        for plugin in settings.plugins:
+            self._by_type.setdefault(plugin.name, plugin.parse)
 
     def format_named(self, name: str) -> access_grammar.AccessFormat | None:
         return self._formats.get(name)
@@ -81,6 +86,9 @@ class RecordParser:
         _, rest = strip_prefix(text)
         found = detect_line(rest, self._detect_formats)
         if found is None:
+            for plugin in self._plugins.values():
+                if plugin.detect(rest):
+                    return plugin.name, None
             return None
         log_type, fmt = found
         return log_type, (fmt.name if fmt is not None else None)
@@ -127,6 +135,10 @@ class RecordParser:
             return DeadLetter(record.source, "entry has no timestamp to place it in event time", record.text,
                               log_type, line_count=record.line_count)
         host = record.host or self.settings.default_host
+        plugin = self._plugins.get(log_type)
+        if plugin is not None:
+            result.setdefault("grammar", plugin.name)
+            log_type = plugin.stream_type
         return Event(log_type, host, ts_ms, result, record.source, record.text, record.line_count)
 
     def _parse_access(self, text: str, fmt_name: str | None) -> Fields | ParseError:
