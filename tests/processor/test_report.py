@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from processor.report import LineCounts, ReplayStats, render_html, summary_text
+from processor.progress import Progress, render_line
 from processor.report_html import bucket_ms, cause_slug
 
 HOSTILE_URI = "/<script>document.title='pwned'</script><img src=x onerror=alert(1)>?q=\x1b[2J"
@@ -256,3 +257,39 @@ def test_report_screenshot_is_a_real_image(tmp_path: Path) -> None:
     assert len(data) > 40_000, len(data)  # a blank or error page compresses to a few kB
     if os.environ.get("BADGATEWAY_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["BADGATEWAY_KEEP_SCREENSHOT"])
+
+
+# --- the progress bar (reporting while the run goes; kept here with the rest of what replay shows) ---
+
+
+def test_progress_line_text() -> None:
+    line = render_line(50_000_000, 200_000_000, 1_000_000, 4.0, width=100)
+    assert line == "[" + "#" * 10 + "-" * 30 + "]  25% 50.0 MB/200.0 MB  250,000 lines/s  ETA 0:12"
+    assert render_line(3_000, 0, 20, 2.0) == "3.0 kB  20 lines  10 lines/s"  # a pipe: size unknown
+    narrow = render_line(1, 2, 3, 1.0, width=40)
+    assert len(narrow) < 40 and "[" not in narrow
+    assert render_line(0, 10, 0, 0.0).endswith("ETA --:--")
+
+
+def test_progress_draws_only_on_a_terminal_and_at_most_10_per_second() -> None:
+    import io
+
+    now = [100.0]
+    quiet = io.StringIO()
+    Progress(1000, stream=quiet, clock=lambda: now[0]).advance(10, 1)
+    assert quiet.getvalue() == ""  # not a TTY: nothing, so piped stderr stays clean
+
+    main_fd, side_fd = os.openpty()  # a real terminal, not a flag pretending to be one
+    with os.fdopen(side_fd, "w") as tty:
+        bar = Progress(1000, stream=tty, clock=lambda: now[0])
+        assert bar.enabled
+        with bar:
+            for _ in range(50):  # 50 chunks within 0.25 s of clock: at most 3 redraws
+                now[0] += 0.005
+                bar.advance(20, 100)
+        tty.flush()
+        out = os.read(main_fd, 65536).decode()
+    os.close(main_fd)
+    assert out.count("\r\x1b[K[") == 3
+    assert out.endswith("\r\x1b[K")  # closed: the bar is erased for the summary
+    assert " kB/1.0 kB " in out and "lines/s  ETA " in out
