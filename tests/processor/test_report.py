@@ -292,4 +292,4 @@ def test_progress_draws_only_on_a_terminal_and_at_most_10_per_second() -> None:
     os.close(main_fd)
     assert out.count("\r\x1b[K[") == 3
     assert out.endswith("\r\x1b[K")  # closed: the bar is erased for the summary
-    assert " kB/1.0 kB " in out and "lines/s  ETA " in out
+    assert "860 B/1.0 kB " in out and "lines/s  ETA 0:00" in out
