@@ -6,8 +6,10 @@ the page's own script must run under its CSP, and hostile log content must stay 
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import select
 import shutil
 import struct
 import subprocess
@@ -271,9 +273,8 @@ def test_progress_line_text() -> None:
     assert render_line(0, 10, 0, 0.0).endswith("ETA --:--")
 
 
-def test_progress_draws_only_on_a_terminal_and_at_most_10_per_second() -> None:
-    import io
-
+def test_progress_draws_only_on_a_terminal_and_at_most_10_per_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERM", "xterm")  # TERM=dumb would (rightly) turn the bar off
     now = [100.0]
     quiet = io.StringIO()
     Progress(1000, stream=quiet, clock=lambda: now[0]).advance(10, 1)
@@ -288,8 +289,12 @@ def test_progress_draws_only_on_a_terminal_and_at_most_10_per_second() -> None:
                 now[0] += 0.005
                 bar.advance(20, 100)
         tty.flush()
-        out = os.read(main_fd, 65536).decode()
+        out = b""
+        # the kernel hands pty output over asynchronously: read until it has been quiet a moment
+        while select.select([main_fd], [], [], 0.5)[0]:
+            out += os.read(main_fd, 65536)
     os.close(main_fd)
-    assert out.count("\r\x1b[K[") == 3
-    assert out.endswith("\r\x1b[K")  # closed: the bar is erased for the summary
-    assert "860 B/1.0 kB " in out and "lines/s  ETA 0:00" in out
+    text = out.decode()
+    assert text.count("\r\x1b[K[") == 3
+    assert text.endswith("\r\x1b[K")  # closed: the bar is erased for the summary
+    assert "860 B/1.0 kB " in text and "lines/s  ETA 0:00" in text
