@@ -1,0 +1,3 @@
+"""Shared pytest plugins: the real Kafka broker fixtures live in tests/fixtures/kafka.py."""
+
+pytest_plugins = ["tests.fixtures.kafka"]
