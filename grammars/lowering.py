@@ -1,0 +1,323 @@
+"""Lower a (regular) pyparsing grammar to one compiled ``re`` with named groups, and run it.
+
+The pyparsing grammar stays the single source of truth: ``FastParser`` walks it once and
+emits a regex that reproduces pyparsing's PEG semantics exactly. pyparsing never backtracks
+into a token it has matched, into an alternative it has chosen, or into a repetition, so every
+such piece becomes an atomic group or a possessive quantifier. That also keeps hostile lines
+linear. Whitespace skipping is emitted wherever pyparsing's ``preParse`` would run.
+
+Fields, on both paths (``results_to_fields``): a flat dict with one key per results name in the
+grammar, in order of appearance, nested names included (``request`` and its ``method``);
+``None`` when the named part did not match; the value of a ``values.typed`` element converted
+by its own converter; a plain named token as its text. Names are read "last match wins".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, Final
+
+import pyparsing as pp
+
+from pyparsing.core import _MultipleMatch
+
+from grammars import values
+from grammars.result import Fields, ParseError
+
+_MARKER_PREFIX: Final = "_original_"  # original_text_for's internal names
+_SCOPED_FLAGS: Final = {re.I: "i", re.M: "m", re.S: "s", re.X: "x", re.A: "a"}
+_TEXT_TOKENS: Final = (pp.Regex, pp.Word, pp.Literal, pp.Keyword, pp.White, pp.SkipTo)
+
+
+class LoweringError(ValueError):
+    """The grammar uses a construct the regex cannot reproduce exactly; use pyparsing only."""
+
+
+def _ws(element: pp.ParserElement) -> str:
+    chars = "".join(sorted(element.whiteChars))
+    return f"[{re.escape(chars)}]*+" if chars else ""
+
+
+def _has_default(element: pp.Opt) -> bool:
+    return type(element.defaultValue).__name__ != "_NullToken"
+
+
+def result_names(grammar: pp.ParserElement) -> tuple[str, ...]:
+    """Every results name in ``grammar``, in order of first appearance."""
+    names: dict[str, None] = {}
+    seen: set[int] = set()
+
+    def walk(element: pp.ParserElement) -> None:
+        if id(element) in seen:
+            return
+        seen.add(id(element))
+        name = element.resultsName
+        if name and not name.startswith(_MARKER_PREFIX):
+            names.setdefault(name)
+        for child in element.recurse():
+            walk(child)
+
+    walk(grammar)
+    return tuple(names)
+
+
+def _text_only(element: pp.ParserElement) -> bool:
+    """True when the tokens ``element`` yields, joined, are exactly the text it matched."""
+    if element.parseAction or values.typed_info(element) is not None:
+        return False
+    if isinstance(element, (pp.CaselessLiteral, pp.CaselessKeyword, pp.QuotedString)):
+        return isinstance(element, pp.QuotedString) and not element.unquote_results
+    if isinstance(element, pp.Regex):
+        return not (element.asMatch or element.asGroupList)
+    if isinstance(element, pp.SkipTo):
+        return not element.includeMatch
+    if isinstance(element, (*_TEXT_TOKENS, pp.StringEnd, pp.LineEnd, pp.FollowedBy, pp.NotAny)):
+        return True
+    if isinstance(element, pp.Combine) and element.joinString:
+        return False
+    if isinstance(element, pp.Opt) and _has_default(element):
+        return False
+    if isinstance(element, (pp.And, pp.MatchFirst, pp.Or, pp.Opt, _MultipleMatch, pp.Combine, pp.Forward)):
+        return all(_text_only(child) for child in element.recurse())
+    return False
+
+
+def _single_text(element: pp.ParserElement) -> bool:
+    """True when a name on ``element`` gets exactly its matched text (one token)."""
+    if isinstance(element, (pp.MatchFirst, pp.Or)):
+        return all(_single_text(child) for child in element.exprs)
+    if isinstance(element, pp.Forward) and element.expr is not None:
+        return not element.parseAction and _single_text(element.expr)
+    if isinstance(element, pp.Combine):
+        return _text_only(element)
+    return isinstance(element, _TEXT_TOKENS) and not isinstance(element, pp.Empty) and _text_only(element)
+
+
+class _Lowerer:
+    """One walk over the grammar: the pattern text and the slots its groups fill."""
+
+    def __init__(self) -> None:
+        # (results name, group name, converter or None, may be absent)
+        self.slots: list[tuple[str, str, values.Converter | None, bool]] = []
+        self.forwards: set[int] = set()
+
+    def lower(self, element: pp.ParserElement, pre: bool, optional: bool, named: bool) -> str:
+        if element.ignoreExprs:
+            raise LoweringError(f"{element}: ignore expressions")
+        prefix = _ws(element) if pre and element.callPreparse and element.skipWhitespace else ""
+        info = values.typed_info(element)
+        name = element.resultsName
+        if info is not None:
+            convert, form = info
+            if form == values.WRAPPED:
+                # And(start marker, expr..., end marker); streamline may have spliced expr's parts in
+                assert isinstance(element, pp.And)
+                body = "".join(self.lower(part, True, optional, named) for part in element.exprs[1:-1])
+            else:
+                body = self.body(element, optional, named)
+            return prefix + self.group(name, body, convert, optional, named)
+        if element.parseAction:
+            raise LoweringError(f"{element}: parse action not made by values.typed")
+        if not element.modalResults:
+            raise LoweringError(f"{element}: list_all_matches")
+        body = self.body(element, optional, named)
+        if name and not name.startswith(_MARKER_PREFIX):
+            if not _single_text(element):
+                raise LoweringError(f"{element}: name {name!r} on a part that is not one text token")
+            body = self.group(name, body, None, optional, named)
+        return prefix + body
+
+    def group(self, name: str, body: str, convert: values.Converter | None, optional: bool, named: bool) -> str:
+        if not named:
+            raise LoweringError(f"name {name!r} where pyparsing drops names")
+        group = f"g{len(self.slots)}"
+        self.slots.append((name, group, convert, optional))
+        return f"(?P<{group}>{body})"
+
+    def body(self, element: pp.ParserElement, optional: bool, named: bool) -> str:
+        lower = self.lower
+        if isinstance(element, pp.Empty):
+            return ""
+        if isinstance(element, pp.Keyword):
+            ident = re.escape("".join(sorted(element.identChars)))
+            text = re.escape(element.match)
+            text = f"(?i:{text})" if element.caseless else text
+            return f"(?<![{ident}]){text}(?![{ident}])" if ident else text
+        if isinstance(element, pp.CaselessLiteral):
+            return f"(?i:{re.escape(element.match)})"
+        if isinstance(element, pp.Literal):
+            return re.escape(element.match)
+        if isinstance(element, pp.Word):
+            if getattr(element, "re", None) is None:
+                raise LoweringError(f"{element}: Word without a generated regex")
+            return f"(?>{element.reString})"
+        if isinstance(element, pp.Regex):
+            return self.regex(element)
+        if isinstance(element, pp.QuotedString):
+            return f"(?>{element.pattern})"
+        if isinstance(element, pp.White):
+            most = "" if element.maxLen >= 1 << 30 else str(element.maxLen)
+            return f"[{re.escape(element.matchWhite)}]{{{element.minLen},{most}}}+"
+        if isinstance(element, pp.StringEnd):
+            return r"\Z"
+        if isinstance(element, pp.LineEnd):
+            return r"(?:\n|\Z)"
+        if isinstance(element, pp.And):
+            first, *rest = element.exprs
+            parts = [lower(first, False, optional, named)]
+            parts += [lower(child, True, optional, named) for child in rest]
+            return "".join(parts)
+        if isinstance(element, (pp.MatchFirst, pp.Or)):
+            return self.choice(element, named)
+        if isinstance(element, pp.Opt):
+            if _has_default(element):
+                raise LoweringError(f"{element}: Opt with a default")
+            return f"(?:{lower(element.expr, False, True, named)})?+"
+        if isinstance(element, _MultipleMatch):
+            if element.not_ender is not None or getattr(element, "max_count", None) is not None:
+                raise LoweringError(f"{element}: stop_on or a maximum count")
+            inner = lower(element.expr, True, True, False)
+            return f"(?:{inner})*+" if isinstance(element, pp.ZeroOrMore) else f"(?:{inner})++"
+        if isinstance(element, pp.FollowedBy):
+            return f"(?={lower(element.expr, True, optional, named)})"
+        if isinstance(element, pp.NotAny):
+            return f"(?!{lower(element.expr, True, True, False)})"
+        if isinstance(element, pp.SkipTo):
+            if element.includeMatch or element.failOn is not None or element.ignorer.ignoreExprs:
+                raise LoweringError(f"{element}: SkipTo with include, fail_on or ignore")
+            target = lower(element.expr, False, True, False)
+            return rf"(?:(?!{target})[\s\S])*+(?={target})"
+        if isinstance(element, pp.Suppress):
+            return lower(element.expr, False, optional, False)
+        if isinstance(element, pp.Combine):
+            if not element.adjacent:
+                raise LoweringError(f"{element}: Combine(adjacent=False)")
+            return lower(element.expr, False, optional, named)
+        if isinstance(element, pp.Group) and not element.resultsName and not result_names(element.expr):
+            return lower(element.expr, False, optional, named)
+        if isinstance(element, pp.Forward) and element.expr is not None and id(element) not in self.forwards:
+            self.forwards.add(id(element))  # a recursive grammar is not regular
+            return lower(element.expr, False, optional, named)
+        raise LoweringError(f"{type(element).__name__} {element} has no regex form")
+
+    def choice(self, element: pp.ParseExpression, named: bool) -> str:
+        alternatives = list(element.exprs)
+        if not alternatives:
+            raise LoweringError("empty alternative")
+        if isinstance(element, pp.Or):
+            # longest match equals first match only for plain literals tried longest first
+            if not all(type(alt) in (pp.Literal, pp.Keyword) and not alt.resultsName for alt in alternatives):
+                raise LoweringError(f"{element}: Or (longest match) is ambiguous")
+            alternatives.sort(key=lambda alt: -len(getattr(alt, "match", "")))
+        optional = len(alternatives) > 1
+        return "(?>" + "|".join(self.lower(alt, True, optional, named) for alt in alternatives) + ")"
+
+    @staticmethod
+    def regex(element: pp.Regex) -> str:
+        pattern = str(element.pattern)
+        if element.asMatch or element.asGroupList:
+            raise LoweringError(f"{element}: as_match / as_group_list")
+        if re.search(r"\(\?P[<=]|\(\?<[A-Za-z_]|\\[1-9]", pattern):
+            raise LoweringError(f"{element}: named groups or numbered backreferences")
+        flags = element.flags & ~re.U
+        letters = "".join(letter for flag, letter in _SCOPED_FLAGS.items() if flags & flag)
+        if flags & ~sum(_SCOPED_FLAGS):
+            raise LoweringError(f"{element}: regex flags {flags!r}")
+        return f"(?>(?{letters}:{pattern}))" if letters else f"(?>{pattern})"
+
+
+def _builder_source(names: tuple[str, ...], group_order: list[str | None], slots: list[Any]) -> str:
+    """Python source of ``build(line)`` for this grammar: no loop over fields at run time."""
+    by_name: dict[str, list[tuple[str, str | None, bool]]] = {name: [] for name in names}
+    for name, group, convert, optional in slots:
+        by_name[name].append((group, f"c_{group}" if convert is not None else None, optional))
+    unpack = ", ".join(group or "_" for group in group_order)
+    lines = ["def build(line, _match=_match, " + "".join(f"c_{s[1]}=c_{s[1]}, " for s in slots if s[2]) + "):"]
+    lines += ["    m = _match(line)", "    if m is None:", "        return None"]
+    if group_order:
+        lines.append(f"    ({unpack},) = m.groups()")
+    lines += ["    try:", "        return {"]
+    for name in names:
+        expr = "None"
+        for group, convert, optional in by_name[name]:  # later groups win: pyparsing keeps the last match
+            value = f"{convert}({group})" if convert else group
+            expr = value if not optional else f"({value} if {group} is not None else {expr})"
+        lines.append(f"            {name!r}: {expr},")
+    lines += ["        }", "    except Exception:", "        return None  # pyparsing decides (and locates the error)"]
+    return "\n".join(lines) + "\n"
+
+
+class FastParser:
+    """``grammar`` lowered to one regex; ``parse(line)`` gives its Fields or ``None`` on no match.
+
+    Raises ``LoweringError`` when the grammar is not regular or uses an unsupported construct.
+    ``None`` from ``parse`` is not an error report: run pyparsing (``parse_with``) to locate it.
+    """
+
+    parse: Callable[[str], Fields | None]
+
+    def __init__(self, grammar: pp.ParserElement) -> None:
+        grammar.streamline()  # pyparsing streamlines before parsing; read the same flags it will
+        lowerer = _Lowerer()
+        try:
+            body = lowerer.lower(grammar, True, False, True)
+        except RecursionError:
+            raise LoweringError("grammar too deep") from None
+        # parse_all=True: the grammar's own skip, then Empty() + StringEnd() with default whitespace
+        end = _ws(grammar) if grammar.skipWhitespace else ""
+        default_ws = re.escape("".join(sorted(pp.ParserElement.DEFAULT_WHITE_CHARS)))
+        self.regex: str = f"{body}{end}[{default_ws}]*+\\Z"
+        try:
+            self.pattern: re.Pattern[str] = re.compile(self.regex)
+        except re.error as exc:
+            raise LoweringError(f"emitted regex does not compile: {exc}") from None
+        self.names: tuple[str, ...] = result_names(grammar)
+        by_index = {index: group for group, index in self.pattern.groupindex.items()}
+        group_order = [by_index.get(index) for index in range(1, self.pattern.groups + 1)]
+        self.source: str = _builder_source(self.names, group_order, lowerer.slots)
+        namespace: dict[str, Any] = {"_match": self.pattern.match}
+        namespace.update({f"c_{group}": convert for _, group, convert, _ in lowerer.slots if convert})
+        exec(compile(self.source, f"<lowered {grammar.name}>", "exec"), namespace)
+        self.parse = namespace["build"]
+
+
+_NAMES: dict[int, tuple[pp.ParserElement, tuple[str, ...]]] = {}
+
+
+def results_to_fields(results: pp.ParseResults, names: tuple[str, ...]) -> Fields:
+    """pyparsing results → Fields: every name of the grammar, ``None`` when absent, lists as lists."""
+    fields: Fields = dict.fromkeys(names)
+    for name in names:
+        if name in results:
+            value = results[name]
+            fields[name] = value.as_list() if isinstance(value, pp.ParseResults) else value
+    return fields
+
+
+def parse_with(grammar: pp.ParserElement, fast: FastParser | None, line: str) -> Fields | ParseError:
+    """Fast path first, then pyparsing for its answer or its located error. Never raises.
+
+    Tabs are kept (``parse_with_tabs``): a tab-separated ``log_format`` must not see spaces.
+    """
+    if fast is not None:
+        fields = fast.parse(line)
+        if fields is not None:
+            return fields
+        names = fast.names
+    else:
+        cached = _NAMES.get(id(grammar))
+        if cached is None or cached[0] is not grammar:
+            cached = _NAMES[id(grammar)] = (grammar, result_names(grammar))
+        names = cached[1]
+    try:
+        if not grammar.keepTabs:
+            grammar.parse_with_tabs()
+        results = grammar.parse_string(line, parse_all=True)
+        return results_to_fields(results, names)
+    except pp.ParseBaseException as exc:
+        return ParseError(exc.msg, exc.loc + 1, line)
+    except RecursionError:
+        return ParseError("line too deeply nested for the grammar", 1, line)
+    except Exception as exc:  # a converter bug must not stop the stream; report it on the line
+        return ParseError(f"{type(exc).__name__}: {exc}", 1, line)

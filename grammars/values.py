@@ -1,0 +1,182 @@
+"""Typed tokens shared by the log grammars, and ``typed``: a named value with its conversion.
+
+``typed(name, expr, convert)`` is the one way a grammar turns matched text into a typed field.
+The conversion is recorded on the element, so ``grammars.lowering`` applies the very same
+function to the regex group: the fast path and pyparsing cannot disagree about types.
+A conversion that raises ``ValueError`` makes the token fail to match (``pp.ParseException``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Any, Final
+
+import pyparsing as pp
+
+Converter = Callable[[str], Any]
+
+# Attribute carrying (convert, form) on a typed element; survives ``copy()`` (leave_whitespace).
+TYPED_ATTR: Final = "badgateway_typed"
+LEAF: Final = "leaf"  # the element is the token itself: its text is the value
+WRAPPED: Final = "wrapped"  # And(start marker, expr, end marker): the original text is the value
+
+_TEXT_LEAVES: Final = (pp.Regex, pp.Word, pp.Literal, pp.Keyword)
+
+
+def _is_text_leaf(expr: pp.ParserElement) -> bool:
+    """True when the token ``expr`` yields is exactly the text it matched."""
+    return (
+        isinstance(expr, _TEXT_LEAVES)
+        and not isinstance(expr, (pp.CaselessLiteral, pp.CaselessKeyword, pp.Empty))
+        and not expr.parseAction
+        and not (isinstance(expr, pp.Regex) and (expr.asMatch or expr.asGroupList))
+    )
+
+
+def typed(name: str, expr: pp.ParserElement, convert: Converter) -> pp.ParserElement:
+    """``expr`` named ``name``, its matched text converted by ``convert``.
+
+    Names inside ``expr`` stay visible (``request`` keeps ``method``/``uri``/``protocol``).
+    The value is set in place rather than returned, because a parse action returning
+    ``None`` (nginx ``-``) would otherwise mean "no change" to pyparsing.
+    """
+
+    def convert_in_place(text_at: str, loc: int, tokens: pp.ParseResults) -> None:
+        try:
+            value = convert(tokens[0])
+        except (ValueError, OverflowError) as exc:
+            raise pp.ParseException(text_at, loc, f"bad {name}: {exc}") from None
+        tokens[0] = value
+        tokens[name] = value
+
+    if _is_text_leaf(expr):
+        element = expr.copy().add_parse_action(convert_in_place)
+        form = LEAF
+    else:
+        element = pp.original_text_for(expr, as_string=False).add_parse_action(convert_in_place)
+        form = WRAPPED
+    element = element.set_results_name(name)
+    setattr(element, TYPED_ATTR, (convert, form))
+    if not element.customName:
+        element.set_name(name)
+    return element
+
+
+def typed_info(element: pp.ParserElement) -> tuple[Converter, str] | None:
+    """``(convert, form)`` when ``element`` was made by ``typed``, else ``None``."""
+    info: tuple[Converter, str] | None = getattr(element, TYPED_ATTR, None)
+    return info
+
+
+def nullable(convert: Converter) -> Converter:
+    """Wrap ``convert`` so that nginx's ``-`` (no value) becomes ``None``."""
+
+    def convert_or_none(text: str) -> Any:
+        return None if text == "-" else convert(text)
+
+    convert_or_none.__name__ = f"nullable_{getattr(convert, '__name__', 'convert')}"
+    return convert_or_none
+
+
+def dash_none(text: str) -> str | None:
+    """``-`` → ``None``; any other text unchanged."""
+    return None if text == "-" else text
+
+
+_QUOTED_ESCAPE: Final = re.compile(r'\\(["\\])')
+
+
+def unquote(text: str) -> str:
+    """``"a \\"b\\" \\x16"`` → ``a "b" \\x16``: ``\\"`` and ``\\\\`` undone, ``\\xHH`` kept as logged."""
+    body = text[1:-1]
+    return _QUOTED_ESCAPE.sub(r"\1", body) if "\\" in body else body
+
+
+def unquote_or_none(text: str) -> str | None:
+    """A quoted value where ``"-"`` means absent."""
+    body = unquote(text)
+    return None if body == "-" else body
+
+
+_MONTHS: Final = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+
+
+@lru_cache(maxsize=4096)
+def time_local(text: str) -> datetime:
+    """``10/Oct/2000:13:55:36 -0700`` → aware datetime; cached, neighbouring lines share a second."""
+    month = _MONTHS.get(text[3:6])
+    if month is None:
+        raise ValueError(f"unknown month {text[3:6]!r}")
+    sign = -1 if text[21] == "-" else 1
+    offset_min = sign * (int(text[22:24]) * 60 + int(text[24:26]))
+    return datetime(
+        int(text[7:11]), month, int(text[0:2]), int(text[12:14]), int(text[15:17]), int(text[18:20]),
+        tzinfo=_tz(offset_min),
+    )
+
+
+@lru_cache(maxsize=64)
+def _tz(offset_min: int) -> timezone:
+    return timezone.utc if offset_min == 0 else timezone(timedelta(minutes=offset_min))
+
+
+@lru_cache(maxsize=4096)
+def time_iso8601(text: str) -> datetime:
+    """``2000-10-10T13:55:36+00:00`` → aware datetime (a naive one is refused)."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError("time_iso8601 without offset")
+    return value
+
+
+def msec_time(text: str) -> datetime:
+    """``1700000000.123`` (``$msec``) → aware UTC datetime."""
+    return datetime.fromtimestamp(float(text), timezone.utc)
+
+
+def _token(pattern: str, name: str) -> pp.ParserElement:
+    return pp.Regex(pattern).leave_whitespace().set_name(name)
+
+
+# integer ::= digit { digit }
+# 502
+INTEGER: Final = _token(r"\d++", "integer")
+
+# float ::= digit { digit } [ "." digit { digit } ]
+# 0.001
+FLOAT: Final = _token(r"\d++(?:\.\d++)?+", "float")
+
+# ipv4 ::= octet "." octet "." octet "." octet
+# 192.168.33.1
+IPV4: Final = _token(r"(?:\d{1,3}\.){3}\d{1,3}(?![\w.])", "ipv4")
+
+# ipv6 ::= hex-and-colons [ "." dotted ipv4 tail ]
+# 2a03:0000:10ff:f00f:0000:0000:0:8000
+IPV6: Final = _token(r"(?=[0-9A-Fa-f:]*:)[0-9A-Fa-f:]{2,39}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?+(?![\w.:])", "ipv6")
+
+# address ::= ipv4 | ipv6 | hostname | unix-socket | "-"
+# unix:/run/php/www.sock
+ADDRESS: Final = _token(r"[^\s,\"]++", "address")
+
+# time_local ::= DD "/" Mon "/" YYYY ":" HH ":" MM ":" SS " " ("+" | "-") HHMM
+# 10/Oct/2000:13:55:36 -0700
+TIME_LOCAL: Final = _token(r"\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}", "time_local")
+
+# time_iso8601 ::= YYYY "-" MM "-" DD "T" HH ":" MM ":" SS ( "+" | "-" ) HH ":" MM
+# 2000-10-10T13:55:36+00:00
+TIME_ISO8601: Final = _token(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?+(?:[+-]\d\d:\d\d|Z)", "time_iso8601")
+
+# msec ::= seconds "." millis
+# 1700000000.123
+MSEC: Final = _token(r"\d++\.\d{3}", "msec")
+
+# quoted ::= '"' { char - ('"' | "\") | "\" char } '"'   (possessive: no backtracking on hostile lines)
+# "Mozilla/5.0 (X11; Linux x86_64) \"quoted\" \x16\x03"
+QUOTED: Final = _token(r'"(?:[^"\\]++|\\.)*+"', "quoted string")
+
+# dash ::= "-"
+# -
+DASH: Final = _token(r"-", "dash")
