@@ -1,0 +1,75 @@
+"""Prometheus metrics of ``badgateway run``: its own registry, served by prometheus-client's HTTP server.
+
+The pipeline's counters are plain ints in the core; ``Metrics.sync`` turns their growth into Prometheus
+counter increments (the core knows nothing of Prometheus, and a rebuilt pipeline restarts at zero).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from processor.events import Counters
+
+
+class Metrics:
+    """Every series the service exports; ``serve`` starts the endpoint (port 0: no endpoint)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.records_in = Counter("badgateway_records_in", "Kafka records consumed", ["topic", "type"], registry=r)
+        self.lines_parsed = Counter("badgateway_lines_parsed", "lines parsed into events", registry=r)
+        self.dead_lettered = Counter("badgateway_dead_lettered", "records sent to the dead-letter topic",
+                                     ["stage"], registry=r)
+        self.incidents = Counter("badgateway_incidents", "incidents emitted", ["cause", "pool"], registry=r)
+        self.late_records = Counter("badgateway_late_records", "records behind the watermark", registry=r)
+        self.join_state = Gauge("badgateway_join_state_size", "failures and evidence held by the join", registry=r)
+        self.watermark_lag = Gauge("badgateway_watermark_lag_seconds",
+                                   "wall clock minus the join's event-time watermark", registry=r)
+        self.consumer_lag = Gauge("badgateway_consumer_lag", "records behind the partition's end",
+                                  ["topic", "partition"], registry=r)
+        self.commits = Counter("badgateway_commits", "offset commits", registry=r)
+        self.rebuilds = Counter("badgateway_rebuilds", "pipeline rebuilds (rebalance, delivery failure)",
+                                ["reason"], registry=r)
+        self._last_commit = time.monotonic()
+        commit_age = Gauge("badgateway_last_commit_age_seconds", "seconds since the last offset commit",
+                           registry=r)
+        commit_age.set_function(lambda: time.monotonic() - self._last_commit)
+        self._seen: dict[str, int] = {}
+
+    def serve(self, host: str, port: int) -> None:
+        if port:
+            start_http_server(port, addr=host, registry=self.registry)
+
+    def committed(self) -> None:
+        self.commits.inc()
+        self._last_commit = time.monotonic()
+
+    def incident(self, incident: dict[str, Any]) -> None:
+        cause = str(incident.get("badgateway", {}).get("cause") or "unknown")
+        pool = (incident.get("php_fpm") or {}).get("pool")
+        self.incidents.labels(cause, pool or "").inc()
+
+    def sync(self, counters: Counters, state_size: int, watermark_ms: int | None) -> None:
+        """Add what the pipeline counted since the last call; set the gauges."""
+        for name, metric in (("lines_parsed", self.lines_parsed), ("late_records", self.late_records)):
+            value = getattr(counters, name)
+            grown = value - self._seen.get(name, 0)
+            if grown > 0:
+                metric.inc(grown)
+            self._seen[name] = value
+        value = counters.lines_dead_lettered
+        grown = value - self._seen.get("dead", 0)
+        if grown > 0:
+            self.dead_lettered.labels("parse").inc(grown)
+        self._seen["dead"] = value
+        self.join_state.set(state_size)
+        if watermark_ms is not None and abs(watermark_ms) < 2**61:
+            self.watermark_lag.set(time.time() - watermark_ms / 1000)
+
+    def pipeline_rebuilt(self, reason: str) -> None:
+        self.rebuilds.labels(reason).inc()
+        self._seen.clear()  # a new pipeline counts from zero

@@ -1,0 +1,346 @@
+"""``badgateway run``: the Kafka service — a consumer group in, incidents (events, dead letters) out.
+
+One loop: poll → unwrap each record's envelope → ``Pipeline.feed`` → produce the outputs; every 250 ms a
+processing-time tick; every ``commit_interval_s`` flush the producer and commit what ``CommitPlanner`` says is
+safe. On a rebalance or a failed delivery the pipeline is rebuilt and every partition re-read from its committed
+offset: nothing held in a window is lost, and a replayed record gives the same incident with the same ``event.id``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # type: ignore[import-untyped]
+from kafka.consumer.fetcher import ConsumerRecord  # type: ignore[import-untyped]
+from kafka.errors import KafkaError as NativeKafkaError  # type: ignore[import-untyped]
+from kafka.structs import OffsetAndMetadata  # type: ignore[import-untyped]
+
+from processor.config import ServiceConfig, load_config, redacted
+from processor.errors import KafkaError
+from processor.events import DeadLetter, Record, SourceRef
+from processor.io.kafka import (
+    CommitPlanner, InputReader, RebalanceHook, check_copartitioned, make_consumer, make_producer, topic_partitions,
+    with_backoff,
+)
+from processor.io.metrics import Metrics
+from processor.io.sinks import serialise
+from processor.logging import configure, get_logger
+from processor.join import JoinSettings
+from processor.parse import ParseSettings
+from processor.pipeline import Output, Pipeline, PipelineSettings
+
+TICK_S = 0.25
+
+
+@dataclass
+class Totals:
+    """What the service counted over its life (the pipeline's own counters restart on a rebuild)."""
+
+    records_in: int = 0
+    envelope_dead_letters: int = 0
+    lines_parsed: int = 0
+    lines_dead_lettered: int = 0
+    replayed_after_rebuild: int = 0
+    incidents: int = 0
+    rebuilds: int = 0
+
+
+class Service:
+    """Owns the clients, the pipeline and the commit rule; ``run()`` until ``stop()`` (a signal)."""
+
+    def __init__(self, config: ServiceConfig, log: Any = None, metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.log = log if log is not None else get_logger()
+        self.metrics = metrics if metrics is not None else Metrics()
+        self._new_pipeline = pipeline_factory(config)
+        self.pipeline: Pipeline = self._new_pipeline()
+        self.inputs = {i.topic: InputReader(i, config.delivery.max_record_bytes) for i in config.inputs}
+        self.planner = CommitPlanner()
+        self.totals = Totals()
+        self.consumer: KafkaConsumer | None = None
+        self.producer: KafkaProducer | None = None
+        self._stopping = False
+        self._send_error: BaseException | None = None
+        self._proc_ms = int(time.time() * 1000)  # processing time; frozen while the broker stalls us
+
+    def stop(self, *_: Any) -> None:
+        """Ask the loop to finish (signal-safe: only sets a flag)."""
+        self._stopping = True
+
+    # -- life cycle ---------------------------------------------------------------------------------------
+    def run(self) -> int:
+        cfg = self.config
+        self.log.info("service.starting", config=redacted(cfg))
+        self.metrics.serve(cfg.metrics.host, cfg.metrics.port)
+        self.producer = with_backoff(lambda: make_producer(cfg.kafka), "producer", self.log,
+                                     max_s=cfg.kafka.connect_backoff_max_s, stopping=lambda: self._stopping)
+        if self.producer is None:
+            return 0
+        self.consumer = with_backoff(lambda: make_consumer(cfg.kafka), "consumer", self.log,
+                                     max_s=cfg.kafka.connect_backoff_max_s, stopping=lambda: self._stopping)
+        if self.consumer is None:
+            self.producer.close()
+            return 0
+        if not self._wait_for_topics():
+            self._close()
+            return 0
+        self.consumer.subscribe(topics=list(self.inputs), listener=RebalanceHook(self._revoked, self._assigned))
+        self.log.info("service.started", inputs=list(self.inputs), group=cfg.kafka.group_id)
+        clean = False
+        try:
+            self._loop()
+            clean = True
+        finally:
+            self._shutdown(flush=clean and cfg.delivery.on_stop == "flush")
+        return 0
+
+    def _wait_for_topics(self) -> bool:
+        assert self.consumer is not None
+        delay = 0.5
+        while not self._stopping:
+            counts = topic_partitions(self.consumer, self.inputs)
+            missing = sorted(set(self.inputs) - set(counts))
+            if not missing:
+                check_copartitioned(counts, self.config.inputs)
+                return True
+            self.log.warning("kafka.topics_missing", topics=missing, retry_in_s=delay)
+            time.sleep(delay)
+            delay = min(delay * 2, self.config.kafka.connect_backoff_max_s)
+        return False
+
+    def _loop(self) -> None:
+        assert self.consumer is not None
+        interval = self.config.delivery.commit_interval_s
+        last_wall = last_tick = last_commit = time.monotonic()
+        while not self._stopping:
+            batch = self.consumer.poll(timeout_ms=int(TICK_S * 1000))
+            got = 0
+            for tp, records in batch.items():
+                if records:
+                    self._handle(tp, records)
+                    got += len(records)
+            now = time.monotonic()
+            if got or not self._lagging():
+                self._proc_ms += int((now - last_wall) * 1000)
+            last_wall = now
+            if now - last_tick >= TICK_S:
+                last_tick = now
+                self._emit(self.pipeline.tick(self._proc_ms))
+                self.metrics.sync(self.pipeline.counters, self.pipeline.join.state_size,
+                                  self.pipeline.join.watermarks.current())
+            if now - last_commit >= interval:
+                last_commit = now
+                self._commit()
+
+    def _shutdown(self, *, flush: bool) -> None:
+        """flush: emit every open window, then commit everything; else commit only what is safe (handoff)."""
+        try:
+            if flush:
+                self._emit(self.pipeline.flush())
+            self._commit()
+        except NativeKafkaError as exc:
+            self.log.error("service.final_commit_failed", error=str(exc))
+        finally:
+            self._add_pipeline_totals(self.pipeline, final=flush)
+            t = self.totals
+            self.log.info("service.stopped", records_in=t.records_in, lines_parsed=t.lines_parsed,
+                          lines_dead_lettered=t.lines_dead_lettered, envelope_dead_letters=t.envelope_dead_letters,
+                          replayed_after_rebuild=t.replayed_after_rebuild, incidents=t.incidents,
+                          rebuilds=t.rebuilds, on_stop="flush" if flush else "handoff")
+            self._close()
+
+    def _close(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close(autocommit=False)
+        if self.producer is not None:
+            self.producer.close(timeout=10)
+
+    # -- records in, outputs out ------------------------------------------------------------------------
+    def _handle(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        reader = self.inputs[tp.topic]
+        feed = self.pipeline.feed
+        unwrap = reader.envelope.unwrap
+        for rec in records:
+            source = SourceRef(rec.topic, rec.offset, rec.partition)
+            got = unwrap(rec.value, source)
+            if isinstance(got, DeadLetter):
+                self.totals.envelope_dead_letters += 1
+                self.metrics.dead_lettered.labels("envelope").inc()
+                self._dead_letter(got, rec)
+                continue
+            outputs = feed(Record(got.text, source, reader.log_type, reader.host(got.host, rec),
+                                  reader.access_format))
+            if outputs:
+                self._emit(outputs, rec)
+        self.totals.records_in += len(records)
+        self.metrics.records_in.labels(tp.topic, reader.type).inc(len(records))
+        self.planner.processed(tp, records[-1].offset + 1)
+
+    def _emit(self, outputs: list[Output], rec: ConsumerRecord | None = None) -> None:
+        outs = self.config.outputs
+        for out in outputs:
+            if out.kind == "incident":
+                host = (out.value.get("host") or {}).get("name") or ""
+                self._send(outs.incidents_topic, serialise(out), host.encode("utf-8", "surrogateescape"))
+                self.planner.incident(out.value)
+                self.metrics.incident(out.value)
+                self.totals.incidents += 1
+            elif out.kind == "event":
+                if outs.events_topic:
+                    self._send(outs.events_topic, serialise(out), out.value.host.encode("utf-8", "surrogateescape"))
+            else:
+                same = rec is not None and out.source is not None and out.source.offset == rec.offset \
+                    and out.source.partition == rec.partition and out.source.name == rec.topic
+                self._dead_letter(out.value, rec if same else None)
+
+    def _dead_letter(self, dl: DeadLetter, rec: ConsumerRecord | None) -> None:
+        doc = dl.to_dict()
+        doc["source"] = {"topic": dl.source.name, "partition": dl.source.partition, "offset": dl.source.offset}
+        doc["source_ref"] = str(dl.source)
+        headers: list[tuple[str, bytes]] = []
+        key = None
+        if rec is not None:
+            headers = list(rec.headers or ())
+            key = rec.key
+            doc["headers"] = {k: _text(v) for k, v in headers}
+            doc["value"] = _text(rec.value)
+        self._send(self.config.outputs.dead_letter_topic, serialise(Output("incident", doc, None)), key, headers)
+
+    def _send(self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]] | None = None
+              ) -> None:
+        assert self.producer is not None
+        try:
+            self.producer.send(topic, value=value, key=key, headers=headers or None).add_errback(self._failed)
+        except NativeKafkaError as exc:  # metadata or buffer wait timed out (broker lost for max_block_ms)
+            self._failed(exc)
+
+    def _failed(self, exc: BaseException) -> None:
+        self._send_error = exc  # checked after flush: nothing is committed past a lost output
+
+    # -- delivery ---------------------------------------------------------------------------------------
+    def _commit(self) -> None:
+        """Flush the producer, then commit per partition what is below every held record."""
+        assert self.producer is not None and self.consumer is not None
+        self.producer.flush()
+        if self._send_error is not None:
+            self._recover(f"output not delivered: {self._send_error}")
+            return
+        offsets = self.planner.plan(self.pipeline.held_offsets())
+        if not offsets:
+            return
+        try:
+            self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+        except NativeKafkaError as exc:
+            self.log.warning("kafka.commit_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        self.planner.mark_committed(offsets)
+        self.metrics.committed()
+
+    def _recover(self, reason: str) -> None:
+        """A produce failed: new producer, new pipeline, every partition back to its committed offset."""
+        self.log.error("delivery.failed", reason=reason)
+        self._send_error = None
+        assert self.producer is not None and self.consumer is not None
+        self.producer.close(timeout=0)
+        self.producer = with_backoff(lambda: make_producer(self.config.kafka), "producer", self.log,
+                                     max_s=self.config.kafka.connect_backoff_max_s, stopping=lambda: False)
+        self._rebuild("delivery_failed")
+        self._assigned(list(self.consumer.assignment()))
+
+    def _revoked(self, revoked: list[TopicPartition]) -> None:
+        if self.planner.next:
+            try:
+                self._commit()
+            except NativeKafkaError as exc:
+                self.log.warning("rebalance.commit_failed", error=str(exc))
+        self._rebuild("rebalance")
+        self.log.info("rebalance.revoked", partitions=[f"{tp.topic}[{tp.partition}]" for tp in revoked])
+
+    def _assigned(self, assigned: list[TopicPartition]) -> None:
+        """Every assigned partition restarts at its committed offset (the rebuilt pipeline holds nothing)."""
+        assert self.consumer is not None
+        for tp in assigned:
+            committed = self.consumer.committed(tp)
+            if committed is not None:
+                self.consumer.seek(tp, committed)
+                self.planner.processed(tp, committed)
+                self.planner.mark_committed({tp: committed})
+            elif self.config.kafka.auto_offset_reset == "earliest":
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek_to_end(tp)
+        self.log.info("rebalance.assigned", partitions=[f"{tp.topic}[{tp.partition}]" for tp in assigned])
+
+    def _rebuild(self, reason: str) -> None:
+        self._add_pipeline_totals(self.pipeline, final=False)
+        self.pipeline = self._new_pipeline()
+        self.planner.forget()
+        self.metrics.pipeline_rebuilt(reason)
+        self.totals.rebuilds += 1
+
+    def _add_pipeline_totals(self, pipeline: Pipeline, *, final: bool) -> None:
+        c = pipeline.counters
+        self.totals.lines_parsed += c.lines_parsed
+        self.totals.lines_dead_lettered += c.lines_dead_lettered
+        # records fed but still held when a pipeline is dropped are read again from the committed offset
+        self.totals.replayed_after_rebuild += c.lines_in - c.lines_parsed - c.lines_dead_lettered
+
+    def _lagging(self) -> bool:
+        """Some partition has records we could not fetch (broker lost): processing time must not run."""
+        assert self.consumer is not None
+        lagging = False
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            nxt = self.planner.next.get(tp)
+            if high is not None and nxt is not None:
+                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - nxt))
+                lagging = lagging or high > nxt
+        return lagging
+
+
+def _text(value: bytes | None) -> str:
+    if value is None:
+        return ""
+    return value.decode("utf-8", "surrogateescape").encode("utf-8", "surrogateescape").decode("utf-8",
+                                                                                            "backslashreplace")
+
+
+def pipeline_factory(config: ServiceConfig) -> Callable[[], Pipeline]:
+    """Configs read once; each call gives a fresh pipeline with the same settings (rebuilds need one)."""
+    d = config.diagnosis
+    try:
+        from processor.configs import load_knowledge  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # pragma: no cover - the config loader lands separately
+        from processor.topology import Topology
+        topology, formats = Topology(), {}
+    else:
+        knowledge = load_knowledge(d.nginx_conf or None, list(d.fpm_conf), d.log_format or None, d.escape)
+        topology, formats = knowledge.topology, dict(knowledge.formats)
+    settings = PipelineSettings(
+        parse=ParseSettings(formats=formats, timezone=ZoneInfo(d.timezone)),
+        join=JoinSettings(match_window_ms=int(d.match_window_s * 1000),
+                          evidence_window_ms=int(d.evidence_window_s * 1000),
+                          allowed_lateness_ms=int(d.allowed_lateness_s * 1000),
+                          idle_timeout_ms=int(d.idle_timeout_s * 1000), max_state=d.max_state),
+        emit_events=bool(config.outputs.events_topic),
+    )
+    return lambda: Pipeline(settings, topology)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``badgateway run``: config → service → exit 0 on SIGTERM/SIGINT after everything is emitted."""
+    configure()
+    config = load_config(getattr(args, "config", None), getattr(args, "set", []) or [])
+    service = Service(config)
+    signal.signal(signal.SIGTERM, service.stop)
+    signal.signal(signal.SIGINT, service.stop)
+    try:
+        return service.run()
+    except NativeKafkaError as exc:
+        raise KafkaError(f"kafka: {type(exc).__name__}: {exc}", getattr(exc, "errno", None)) from exc
