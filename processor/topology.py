@@ -6,39 +6,19 @@ passed into the core; an empty one means "no configs known", and the causes fall
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-_FASTCGI_SCHEME = re.compile(r"^(?:fastcgi|http|https|uwsgi|scgi|grpc)://")
-
+from grammars.fpm_conf import listen_address_key
 
 def address_key(address: str | None) -> str | None:
     """Normalise an upstream address so NGINX and PHP-FPM spellings compare equal.
 
     ``fastcgi://unix:/run/php/a.sock:`` / ``unix:/run/php/a.sock`` / ``/run/php/a.sock`` → ``unix:/run/php/a.sock``;
-    ``9000`` / ``0.0.0.0:9000`` / ``127.0.0.1:9000`` / ``localhost:9000`` → ``tcp:9000`` for wildcard listens is
-    not safe, so TCP keys keep the host (``127.0.0.1:9000``) and ``localhost`` becomes ``127.0.0.1``.
+    ``9000`` / ``localhost:9000`` / ``0.0.0.0:9000`` → ``127.0.0.1:9000`` (the config grammar's rule).
     """
-    if not address:
+    if not address or not address.strip():
         return None
-    addr = _FASTCGI_SCHEME.sub("", address.strip())
-    if addr.startswith("unix:"):
-        path = addr[5:]
-        # nginx's upstream field ends a unix address with ':' (``unix:/run/php/a.sock:``)
-        if path.endswith(":"):
-            path = path[:-1]
-        return "unix:" + path
-    if addr.startswith("/"):
-        return "unix:" + addr
-    if addr.isdigit():
-        return "127.0.0.1:" + addr
-    host, sep, port = addr.rpartition(":")
-    if not sep:
-        return addr
-    host = host.strip("[]")
-    if host in ("localhost", "127.0.0.1", "::1", "0.0.0.0", "*", "::", ""):
-        host = "127.0.0.1"
-    return f"{host}:{port}"
+    return listen_address_key(address)
 
 
 def is_unix(address_key_: str | None) -> bool:
