@@ -28,7 +28,9 @@ Compression = Literal["none", "gzip", "bz2", "xz", "zstd"]
 
 # Large reads keep the per-line cost at one bytes.split share; 1 MiB measured ~6M lines/s plain.
 CHUNK_BYTES = 1 << 20
-_ZSTD_INPUT_BYTES = 1 << 17  # compressed input per step; zstd output can be ~10-20x larger
+# Compressed input per zstd step (see _ZstdReader.read1 for why the step shrinks on huge ratios).
+_ZSTD_INPUT_BYTES = 1 << 16
+_ZSTD_MIN_STEP = 256
 
 _MAGIC: tuple[tuple[bytes, Compression], ...] = (
     (b"\x1f\x8b", "gzip"),
@@ -197,28 +199,41 @@ def _decompressing(raw: io.BufferedReader, compression: Compression) -> _Reader:
 
 
 class _ZstdReader:
-    """`read1` over concatenated zstd frames that, unlike `stream_reader`, notices a cut-off frame."""
+    """`read1` over concatenated zstd frames that, unlike `stream_reader`, notices a cut-off frame
+    (`stream_reader` reports a clean EOF there, and `read_to_iter` stops after the first frame)."""
 
     def __init__(self, raw: io.BufferedReader) -> None:
         self._raw = raw
         self._dctx = zstandard.ZstdDecompressor()
         self._frame: zstandard.ZstdDecompressionObj | None = None
+        self._pending = b""  # compressed input not yet fed to a frame
+        self._step = _ZSTD_MIN_STEP  # start small, grow while the output stays modest
 
-    def read1(self, size: int = -1) -> bytes:  # size unused: one input chunk's output is bounded enough
-        while True:
-            data = self._raw.read(_ZSTD_INPUT_BYTES)
-            if not data:
-                if self._frame is not None and not self._frame.eof:
-                    raise EOFError("zstd frame ended before its end mark")
-                return b""
-            out: list[bytes] = []
-            while data:
-                if self._frame is None or self._frame.eof:
-                    self._frame = self._dctx.decompressobj()
-                out.append(self._frame.decompress(data))
-                data = self._frame.unused_data if self._frame.eof else b""
-            if any(out):
-                return b"".join(out)
+    def read1(self, size: int = -1) -> bytes:
+        """About CHUNK_BYTES of output (`size` is ignored); b"" only at the end of the file."""
+        out: list[bytes] = []
+        produced = 0
+        while produced < CHUNK_BYTES:
+            if not self._pending:
+                self._pending = self._raw.read(_ZSTD_INPUT_BYTES)
+                if not self._pending:
+                    if self._frame is not None and not self._frame.eof:
+                        raise EOFError("zstd frame ended before its end mark")
+                    break
+            if self._frame is None or self._frame.eof:
+                self._frame = self._dctx.decompressobj()
+            feed, rest = self._pending[: self._step], self._pending[self._step :]
+            piece = self._frame.decompress(feed)
+            self._pending = (self._frame.unused_data if self._frame.eof else b"") + rest
+            out.append(piece)
+            produced += len(piece)
+            # decompressobj can't cap its output, so cap its input: a few bytes of RLE blocks can
+            # stand for megabytes, and one step's output must stay near CHUNK_BYTES, not the file.
+            if len(piece) > 4 * CHUNK_BYTES:
+                self._step = max(_ZSTD_MIN_STEP, self._step // 16)
+            elif len(piece) < CHUNK_BYTES // 4 and self._step < _ZSTD_INPUT_BYTES:
+                self._step *= 4
+        return b"".join(out)
 
     def close(self) -> None:
         self._frame = None

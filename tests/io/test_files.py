@@ -7,6 +7,7 @@ import gzip
 import lzma
 import os
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,6 +70,22 @@ def test_concatenated_members_are_all_read(tmp_path: Path, compression: str) -> 
     _, compress = COMPRESSORS[compression]
     path = write(tmp_path / "access.log.2", compress(BODY) + compress(b"last line\n"))
     assert [line for _, line in read_all(path)] == [*LINES, b"last line"]
+
+
+def test_zstd_with_a_huge_ratio_streams_in_bounded_memory(tmp_path: Path) -> None:
+    # ~20 kB that expand to 200 MB: reading must not decompress it in one piece (that peaked at 430 MB)
+    compressor = zstandard.ZstdCompressor(level=3).compressobj()
+    line = b"A" * 1023 + b"\n"
+    data = b"".join(compressor.compress(line * 1024) for _ in range(200)) + compressor.flush()
+    [f] = discover([str(write(tmp_path / "flat.log.zst", data))])
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in open_lines(f))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 200 * 1024
+    assert peak < 40_000_000, peak
 
 
 def test_crlf_and_missing_final_newline(tmp_path: Path) -> None:
