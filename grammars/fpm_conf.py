@@ -122,7 +122,7 @@ def load_fpm_conf(path: str, *, prefix: str | None = None, root: str | None = No
     ``prefix`` to say so. Without it the main file's directory is tried, then the including
     file's, which is what a copied config tree needs. ``root`` re-bases absolute paths.
     """
-    reader = IniReader(prefix if prefix is not None else os.path.dirname(os.path.abspath(path)), root)
+    reader = IniReader(prefix if prefix is not None else os.path.dirname(path), root)
     global_settings: dict[str, Setting] = {}
     pool_settings: dict[str, dict[str, Setting]] = {}
     for entry in reader.read(path):

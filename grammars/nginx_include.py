@@ -97,6 +97,6 @@ class _Expander:
 def expand_includes(path: str, *, prefix: str | None = None,
                     root: str | None = None) -> tuple[tuple[Directive, ...], tuple[str, ...]]:
     """The directive tree of ``path`` with every include expanded, and the files read in order."""
-    expander = _Expander(prefix if prefix is not None else os.path.dirname(os.path.abspath(path)), root)
+    expander = _Expander(prefix if prefix is not None else os.path.dirname(path), root)
     tree = expander.load(path, (), None)
     return tree, tuple(expander.files)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from grammars.config_errors import Origin
-from grammars.fpm_conf import DEFAULT_LISTEN_BACKLOG, DEFAULT_LISTEN_MODE, PoolConf, listen_address_key
+from grammars.fpm_conf import DEFAULT_LISTEN_MODE, PoolConf, listen_address_key
 from grammars.nginx_conf import FastcgiPass, NginxConf
 from processor.live_host import LiveHost, may_connect
 
@@ -41,10 +41,6 @@ class Route:
 
     fastcgi_pass: FastcgiPass
     keys: tuple[tuple[str, Origin], ...]  # (address key, where that address is written)
-
-
-def _s(seconds: float) -> str:
-    return f"{seconds:g}s"
 
 
 def resolve_routes(nginx: NginxConf) -> tuple[list[Route], list[Finding]]:
@@ -83,12 +79,12 @@ def check_reachability(routes: list[Route], pools: list[PoolConf]) -> list[Findi
                 continue
             unix = key.startswith("unix:")
             near = _nearest(key, pools)
-            fix = (f"make both name the same socket: `fastcgi_pass {_as_pass(near.listen)};` or "
+            fix = (f"make both name the same socket: `fastcgi_pass {listen_address_key(near.listen)};` or "
                    f"`listen = {key.removeprefix('unix:')}` in [{near.name}]" if near and near.listen else
                    f"add a pool with `listen = {key.removeprefix('unix:')}` or fix fastcgi_pass")
             findings.append(Finding(
                 "fastcgi_pass_unreached", "error",
-                f"{_where(fp)} fastcgi_pass {key.removeprefix('unix:') if not unix else key}: no PHP-FPM pool "
+                f"{_where(fp)} fastcgi_pass {key}: no PHP-FPM pool "
                 f"listens there (pools listen on: {listening}) → 502 "
                 f"({'connect() … (2: No such file or directory)' if unix else '(111: Connection refused)'})",
                 fix, tuple(dict.fromkeys((fp.origin, origin))),
@@ -105,7 +101,7 @@ def check_reachability(routes: list[Route], pools: list[PoolConf]) -> list[Findi
             findings.append(Finding(
                 "pool_unreached", "warning",
                 f"pool [{pool.name}] listens on {pool.listen} but no fastcgi_pass reaches it",
-                f"point a location's fastcgi_pass at {_as_pass(pool.listen)} or remove the pool",
+                f"point a location's fastcgi_pass at {listen_address_key(pool.listen)} or remove the pool",
                 (), (pool.origin_of("listen"),), pool=pool.name))
     return findings
 
@@ -113,11 +109,6 @@ def check_reachability(routes: list[Route], pools: list[PoolConf]) -> list[Findi
 def _where(fp: FastcgiPass) -> str:
     names = " ".join(fp.server_names) or "(no server_name)"
     return f"server {names}, location {fp.location or '(none)'}:"
-
-
-def _as_pass(listen: str | None) -> str:
-    key = listen_address_key(listen or "")
-    return key if key.startswith("unix:") else key
 
 
 def _nearest(key: str, pools: list[PoolConf]) -> PoolConf | None:
