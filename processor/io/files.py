@@ -28,6 +28,8 @@ Compression = Literal["none", "gzip", "bz2", "xz", "zstd"]
 
 # Large reads keep the per-line cost at one bytes.split share; 1 MiB measured ~6M lines/s plain.
 CHUNK_BYTES = 1 << 20
+# A line is held whole in memory; past this it is a binary file or a runaway writer, not a log line.
+MAX_LINE_BYTES = 64 << 20
 # Compressed input per zstd step (see _ZstdReader.read1 for why the step shrinks on huge ratios).
 _ZSTD_INPUT_BYTES = 1 << 16
 _ZSTD_MIN_STEP = 256
@@ -251,7 +253,8 @@ def _split_lines(
             # over, so the line reported for a truncated archive is the line really reached.
             chunk = stream.read1(CHUNK_BYTES)
         except (EOFError, OSError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as err:
-            raise InputError(f.display, f"{_describe(err)} (compressed data ends early or is corrupt)", lineno + 1) from err
+            hint = "" if stream is raw else " (compressed data ends early or is corrupt)"
+            raise InputError(f.display, _describe(err) + hint, lineno + 1) from err
         if on_bytes is not None:
             position = raw.tell() if stream is not raw else consumed + len(chunk)
             on_bytes(position - consumed)
@@ -260,6 +263,8 @@ def _split_lines(
             break
         if b"\n" not in chunk:
             pending.append(chunk)
+            if sum(map(len, pending)) > MAX_LINE_BYTES:  # only on chunks without a newline: rare
+                raise InputError(f.display, f"line longer than {MAX_LINE_BYTES >> 20} MiB: not a text log?", lineno + 1)
             continue
         if pending:
             pending.append(chunk)

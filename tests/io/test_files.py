@@ -102,6 +102,13 @@ def test_lines_longer_than_a_chunk_and_split_crlf(tmp_path: Path) -> None:
     assert read_all(path) == [(1, first), (2, long), (3, b"end")]
 
 
+def test_a_runaway_line_is_an_error_not_an_out_of_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("processor.io.files.MAX_LINE_BYTES", 3 * CHUNK_BYTES)
+    path = write(tmp_path / "core", b"ok\n" + b"\0" * (5 * CHUNK_BYTES))
+    with pytest.raises(InputError, match=r"core:2: line longer than 3 MiB"):
+        list(read_all(path))
+
+
 def test_empty_file_yields_nothing(tmp_path: Path) -> None:
     assert read_all(write(tmp_path / "empty.log", b"")) == []
 
