@@ -1,0 +1,89 @@
+"""Which log a line comes from: ``nginx_access``, ``nginx_error``, ``php_fpm``,
+``php_fpm_slowlog`` or ``php_fpm_access``.
+
+Shipper prefixes are removed first. The cheap shape checks come first; the access formats
+(the caller's own, then ``combined`` and ``main``) are tried last because they parse.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from itertools import islice
+from typing import TYPE_CHECKING, Any, Final
+
+from grammars.error import is_entry_start
+from grammars.prefix import strip_prefix
+from grammars.result import ParseError
+
+if TYPE_CHECKING:
+    from grammars.access import AccessFormat
+else:
+    AccessFormat = Any
+
+Detection = tuple[str, "AccessFormat | None"]
+
+# how many non-blank lines detect_lines looks at
+SAMPLE_LINES: Final = 50
+
+_LEVELS: Final = "ALERT|ERROR|WARNING|NOTICE|DEBUG|SYSTEM"
+_SLOWLOG = re.compile(
+    r"\[\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d\]  \[pool |script_filename = |\[0x[0-9a-fA-F]+\] "
+)
+_FPM = re.compile(rf"(?:\[\d\d-[A-Z][a-z]{{2}}-\d{{4}} \d\d:\d\d:\d\d(?:\.\d+)?\] )?(?:(?:{_LEVELS}):|\[(?:{_LEVELS})\]) ")
+_FPM_ACCESS = re.compile(r'\S+ - \S* \d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4} "[A-Z]+ [^"]*" \d{3}\Z')
+# combined/main by shape, for when grammars.access is not importable
+_ACCESS_SHAPE = re.compile(r'\S+ - \S+ \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "')
+
+
+def _built_in() -> tuple[Any, ...]:
+    try:
+        from grammars import access
+    except ImportError:
+        return ()
+    return (access.COMBINED, access.MAIN)
+
+
+_BUILT_IN: Final = _built_in()
+
+
+def detect_line(line: str, formats: Sequence[AccessFormat] = ()) -> Detection | None:
+    """The log type of one line (and the access format that parsed it), or None."""
+    _, line = strip_prefix(line.rstrip("\r\n"))
+    if not line.strip():
+        return None
+    if is_entry_start(line):
+        return "nginx_error", None
+    if _SLOWLOG.match(line):
+        return "php_fpm_slowlog", None
+    if _FPM.match(line):
+        return "php_fpm", None
+    if _FPM_ACCESS.match(line):
+        return "php_fpm_access", None
+    for fmt in (*formats, *_BUILT_IN):
+        if not isinstance(fmt.parse(line), ParseError):
+            return "nginx_access", fmt
+    if not _BUILT_IN and _ACCESS_SHAPE.match(line):
+        return "nginx_access", None
+    return None
+
+
+def detect_lines(lines: Iterable[str], formats: Sequence[AccessFormat] = ()) -> Detection | None:
+    """The type most of the first ``SAMPLE_LINES`` non-blank lines have, or None.
+
+    Lines nothing recognises (FastCGI continuation lines, stack traces) do not vote.
+    """
+    votes: Counter[tuple[str, int]] = Counter()
+    found: dict[tuple[str, int], Detection] = {}
+    sample = islice((line for line in lines if line.strip()), SAMPLE_LINES)
+    for line in sample:
+        detection = detect_line(line, formats)
+        if detection is None:
+            continue
+        key = (detection[0], id(detection[1]))
+        votes[key] += 1
+        found.setdefault(key, detection)
+    if not votes:
+        return None
+    return found[votes.most_common(1)[0][0]]

@@ -1,0 +1,245 @@
+"""NGINX error log: one entry (possibly several physical lines) into typed fields.
+
+Shape (``ngx_log_error_core`` + ``ngx_http_log_error``)::
+
+    YYYY/MM/DD HH:MM:SS [level] pid#tid: *cid message[ (errno: strerror)][ while action]
+        [, client: X][, server: X][, request: "X"][, subrequest: "X"][, upstream: "X"]
+        [, host: "X"][, referrer: "X"]
+
+The context is the *trailing* run of those fields: the message itself may contain
+``, client: `` (FastCGI stderr, user names), so the message stops only at a ``, client: ``
+after which a whole valid context runs to the end. Values are written raw by nginx (no
+escaping), so a quoted value ends at a ``"`` followed by a later key or the end. Lines
+are cut at 2048 bytes: a value may be unterminated, a key cut half-way.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from functools import lru_cache
+from typing import Final
+
+import pyparsing as pp
+
+from grammars import lowering, values
+from grammars.result import Fields, ParseError
+
+# NGX_MAX_ERROR_STR is 2048: a cut entry is 2047 bytes before its line feed.
+CUT_BYTES: Final = 2047
+
+_KEYS: Final = ("client", "server", "login", "request", "subrequest", "upstream", "host", "referrer")
+
+
+def _quoted(key: str) -> str:
+    """Raw quoted value of ``key``: closes at a quote before a later key or the end."""
+    later = "|".join(_KEYS[_KEYS.index(key) + 1 :])
+    nxt = rf"\Z|, (?:{later}): " if later else r"\Z"
+    return rf'"(?:[^",]++|,(?! client: )|"(?!{nxt}))*+(?:"|\Z)'
+
+
+def _cut_tail() -> str:
+    """Every proper prefix of ``, key: "`` for the keys after client: a key cut by the 2048 limit."""
+    prefixes = {f', {key}: "'[:n] for key in _KEYS[1:] for n in range(1, len(key) + 6)}
+    return "(?:" + "|".join(re.escape(p) for p in sorted(prefixes, key=len, reverse=True)) + r")?\Z"
+
+
+_UNQUOTED: Final = r"[^,]*+"
+_MAIL_UPSTREAM: Final = r'[^,"]*+'
+_QUOTED: Final = {key: _quoted(key) for key in _KEYS if key not in ("client", "server")}
+_CUT: Final = _cut_tail()
+
+# The context after ", client: ", as one pattern: the message may only stop where this matches.
+_CONTEXT_REST: Final = (
+    _UNQUOTED
+    + rf"(?:, server: {_UNQUOTED})?"
+    + rf"(?:, login: {_QUOTED['login']})?"
+    + rf"(?:, request: {_QUOTED['request']})?"
+    + rf"(?:, subrequest: {_QUOTED['subrequest']})?"
+    + rf"(?:, upstream: (?:{_QUOTED['upstream']}|{_MAIL_UPSTREAM}))?"
+    + rf"(?:, host: {_QUOTED['host']})?"
+    + rf"(?:, referrer: {_QUOTED['referrer']})?"
+    + _CUT
+)
+
+
+def _lit(text: str) -> pp.Suppress:
+    return pp.Suppress(pp.Literal(text))
+
+
+def _value(key: str) -> pp.ParserElement:
+    """A quoted context value, quotes stripped (an unterminated one keeps what is there)."""
+    return values.typed(key, pp.Regex(_QUOTED[key]).set_name(f"quoted {key}"), _unquote)
+
+
+@lru_cache(maxsize=4096)
+def _error_time(text: str) -> datetime:
+    """``2016/10/25 14:49:34`` → naive datetime; cached because neighbours share a second."""
+    try:
+        return datetime(
+            int(text[0:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), int(text[14:16]), int(text[17:19])
+        )
+    except ValueError as exc:
+        raise ValueError(f"impossible time {text!r}: {exc}") from None
+
+
+def _unquote(text: str) -> str:
+    return text[1:-1] if len(text) > 1 and text.endswith('"') else text[1:]
+
+
+# time ::= YYYY "/" MM "/" DD " " HH ":" MM ":" SS   (server-local, no offset)
+# 2016/10/25 14:49:34
+TIME = values.typed(
+    "time", pp.Regex(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d").set_name("error time"), _error_time
+)
+
+_LEVELS: Final = "emerg|alert|crit|error|warn|notice|info|debug"
+
+
+def _console_level(text: str) -> str:
+    return text.removeprefix("nginx: ").strip("[]: ")
+
+
+# level ::= "emerg" | "alert" | "crit" | "error" | "warn" | "notice" | "info" | "debug"
+# error
+LEVEL = pp.Regex(f"(?:{_LEVELS})")("level").set_name("level")
+
+# origin ::= pid "#" tid ": " ["*" cid " "]
+# 54053#0: *1
+ORIGIN = (
+    values.typed("pid", pp.Regex(r"\d+"), int)
+    + _lit("#")
+    + values.typed("tid", pp.Regex(r"\d+"), int)
+    + _lit(": ")
+    + pp.Opt(_lit("*") + values.typed("cid", pp.Regex(r"\d+"), int) + _lit(" "))
+).set_name("origin")
+
+# console ::= "nginx: [" level "] " | "[" level "]: "   (stderr of the binary; the old form has no "nginx: ")
+# nginx: [emerg]
+CONSOLE = values.typed(
+    "level", pp.Regex(rf"nginx: \[(?:{_LEVELS})\] |\[(?:{_LEVELS})\]: ").set_name("console level"), _console_level
+)
+
+# head ::= time " [" level "] " origin | console
+# 2016/10/25 14:49:34 [error] 54053#0: *1
+HEAD = (TIME + _lit(" [") + LEVEL + _lit("] ") + ORIGIN | CONSOLE).set_name("head")
+
+# message ::= { char } up to the ", client: " that starts a context running to the end
+# connect() to unix:/run/php/www.sock failed (2: No such file or directory) while connecting to upstream
+MESSAGE = pp.Regex(rf"(?:[^,]++|,(?! client: )|, client: (?!{_CONTEXT_REST}))*+")("message").set_name("message")
+
+# context ::= ", client: " X [", server: " X] [", login: " Q] [", request: " Q] [", subrequest: " Q]
+#             [", upstream: " (Q | X)] [", host: " Q] [", referrer: " Q] [cut key]
+# , client: 127.0.0.1, server: localhost, request: "GET / HTTP/1.1", host: "localhost"
+CONTEXT = (
+    _lit(", client: ")
+    + pp.Regex(_UNQUOTED)("client")
+    + pp.Opt(_lit(", server: ") + pp.Regex(_UNQUOTED)("server"))
+    + pp.Opt(_lit(", login: ") + pp.Suppress(pp.Regex(_QUOTED["login"])))
+    + pp.Opt(_lit(", request: ") + _value("request"))
+    + pp.Opt(_lit(", subrequest: ") + _value("subrequest"))
+    + pp.Opt(_lit(", upstream: ") + (_value("upstream") | pp.Regex(_MAIL_UPSTREAM)("upstream")))
+    + pp.Opt(_lit(", host: ") + _value("host"))
+    + pp.Opt(_lit(", referrer: ") + _value("referrer"))
+    + values.typed("truncated", pp.Regex(_CUT.removesuffix(r"\Z")).set_name("cut key"), bool)
+).set_name("context")
+
+# entry ::= head message [context] end
+# 2014/07/15 16:42:19 [error] 4262#0: *417 recv() failed (104: Connection reset by peer) while ...
+ENTRY: Final = (HEAD + MESSAGE + pp.Opt(CONTEXT) + pp.StringEnd()).leave_whitespace().set_name("nginx error entry")
+
+_FAST: Final = lowering.FastParser(ENTRY)
+
+# message ::= [syscall [" to " target] ...] text [" (" errno ": " strerror ")"] [" while " action]
+_SYSCALL = re.compile(r"([A-Za-z_]\w*\(\))(?: to (\S+) failed)?")
+_ERRNO = re.compile(r" \((\d+): ([^\n]*)\)\Z")
+_KIND = re.compile(
+    r"(?:(?P<connect_failed>connect\(\) )|(?P<recv_failed>recv\(\) failed)"
+    r"|(?P<premature_close>upstream prematurely closed )|(?P<too_big_header>upstream sent too big header)"
+    r"|(?P<upstream_timed_out>upstream timed out)|(?P<no_live_upstreams>no live upstreams)"
+    r"|(?P<fastcgi_stderr>FastCGI sent in stderr: )|(?P<limiting_requests>limiting requests))"
+)
+_ENTRY_START = re.compile(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[|nginx: \[|\[[a-z]+\]: ")
+_HTTP_METHOD = re.compile(r"[A-Z][A-Z_-]*+ ")
+
+
+def is_entry_start(line: str) -> bool:
+    """True when ``line`` starts a new entry (continuation lines of FastCGI stderr do not)."""
+    return _ENTRY_START.match(line) is not None
+
+
+def split_request(request: str | None) -> tuple[str | None, str | None, str | None]:
+    """``"GET /x?q HTTP/1.1"`` → (method, uri, protocol); anything unparsable → Nones."""
+    if not request or _HTTP_METHOD.match(request) is None:
+        return None, None, None
+    method, _, rest = request.partition(" ")
+    uri, sep, protocol = rest.rpartition(" ")
+    if sep and protocol.startswith("HTTP/"):
+        return method, uri, protocol
+    return method, rest, None
+
+
+def message_parts(message: str) -> tuple[str | None, str | None, int | None, str | None, str | None]:
+    """``connect() to X failed (2: ENOENT) while connecting`` → (syscall, target, errno, strerror, action).
+
+    The action is the last `` while …`` with no quote or line break after it (FastCGI text is quoted);
+    the errno is the last `` (N: …)`` right before it. String methods, not a lazy regex: this runs per line.
+    """
+    head, action = message, None
+    where = message.rfind(" while ")
+    if where >= 0:
+        tail = message[where + 7 :]
+        if '"' not in tail and "\n" not in tail:
+            head, action = message[:where], tail
+    errno: int | None = None
+    strerror: str | None = None
+    if head.endswith(")"):
+        start = head.rfind(" (")
+        while start >= 0:
+            found = _ERRNO.match(head, start)
+            if found is not None:
+                errno, strerror = int(found[1]), found[2]
+                break
+            start = head.rfind(" (", 0, start)
+    syscall = target = None
+    if (call := _SYSCALL.match(message)) is not None:
+        syscall = call[1]
+        target = call[2] if syscall == "connect()" else None
+    return syscall, target, errno, strerror, action
+
+
+def _finish(fields: Fields, text: str) -> Fields:
+    """Derive the message parts, the request split, the kind and the truncation flag."""
+    message: str = fields["message"]
+    (fields["syscall"], fields["connect_target"], fields["errno"], fields["strerror"], fields["action"]) = (
+        message_parts(message)
+    )
+    kind = _KIND.match(message)
+    fields["kind"] = kind.lastgroup if kind is not None else "other"
+    fields["method"], fields["uri"], fields["protocol"] = split_request(fields["request"])
+    if not fields["truncated"]:  # True when a key was cut; else look for a cut value
+        fields["truncated"] = _cut(fields, text)
+    return fields
+
+
+def _cut(fields: Fields, text: str) -> bool:
+    if len(text) * 4 >= CUT_BYTES and len(text.encode("utf-8", "surrogateescape")) >= CUT_BYTES:
+        return True
+    if text.endswith('"') or fields["client"] is None:
+        return False
+    # a quoted value that runs to the end without its closing quote was cut (the mail upstream is unquoted)
+    last = next((k for k in reversed(_KEYS) if fields.get(k) is not None), "client")
+    return last not in ("client", "server") and not (last == "upstream" and ', upstream: "' not in text)
+
+
+def parse_error_entry(text: str) -> Fields | ParseError:
+    """Parse one error-log entry (``\\n``-joined when FastCGI stderr spans lines). Never raises."""
+    if text.endswith("\n"):
+        text = text.rstrip("\r\n")
+    fields = _FAST.parse(text)
+    if fields is None:
+        result = lowering.parse_with(ENTRY, _FAST, text)
+        if isinstance(result, ParseError):
+            return result
+        fields = result
+    return _finish(fields, text)
