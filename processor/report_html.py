@@ -20,7 +20,7 @@ from html import escape
 from processor.causes import CAUSES
 from processor.summary import (
     Incident, ReplayStats, format_ts, incident_cause, incident_field, incident_get, incident_pool,
-    incident_status, incident_ts_ms,
+    incident_status, incident_ts_ms, time_range_ms,
 )  # fmt: skip
 
 # Candidate bucket sizes (seconds): round numbers an operator reads at a glance.
@@ -203,11 +203,8 @@ def render_html(
         extra += cause not in CAUSES
         colour_css.append(f".cause-{cause_slug(cause)}{{fill:{colour};background:{colour}}}")
     statuses = Counter(incident_status(i) for i in incidents)
-    stamps = [ts for ts in map(incident_ts_ms, incidents) if ts is not None]
-    first, last = stats.first_ts_ms, stats.last_ts_ms
-    if first is None and stamps:
-        first, last = min(stamps), max(stamps)
-    time_range = f"{format_ts(first)} – {format_ts(last)}" if first is not None and last is not None else "–"
+    span = time_range_ms(incidents, stats)
+    time_range = f"{format_ts(span[0])} – {format_ts(span[1])}" if span else "–"
     rate = stats.lines_read / stats.elapsed_s if stats.elapsed_s > 0 else 0.0
     cards = [
         (f"{len(incidents):,}", "incidents"), (f"{statuses[502]:,}", "502 Bad Gateway"),

@@ -170,32 +170,35 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     ]
 
 
+def time_range_ms(incidents: Sequence[Incident], stats: ReplayStats) -> tuple[int, int] | None:
+    """First and last event time of the run; the incidents' own range when the stats have none."""
+    if stats.first_ts_ms is not None and stats.last_ts_ms is not None:
+        return stats.first_ts_ms, stats.last_ts_ms
+    stamps = [ts for ts in map(incident_ts_ms, incidents) if ts is not None]
+    return (min(stamps), max(stamps)) if stamps else None
+
+
 def summary_text(incidents: Sequence[Incident], stats: ReplayStats) -> str:
-    """The closing terminal summary: the line equation, time range, speed, incidents by cause and pool,
+    """The closing terminal summary: speed, the line equation, time range, incidents by cause and pool,
     and the top failing URIs."""
-    out: list[str] = []
     rate = stats.lines_read / stats.elapsed_s if stats.elapsed_s > 0 else 0.0
-    out.append(
-        f"read {stats.lines_read:,} lines ({stats.bytes_read / 1e6:,.1f} MB) in {format_duration(stats.elapsed_s)}"
-        f" — {rate:,.0f} lines/s"
-    )
     check = "" if stats.balanced else "   ← MISMATCH: lines were lost, please report this"
-    out.append(f"lines read {stats.lines_read:,} = parsed {stats.parsed:,} + dead-lettered {stats.dead_lettered:,}{check}")
+    out = [
+        f"read {stats.lines_read:,} lines ({stats.bytes_read / 1e6:,.1f} MB) in {format_duration(stats.elapsed_s)}"
+        f" — {rate:,.0f} lines/s",
+        f"lines read {stats.lines_read:,} = parsed {stats.parsed:,} + dead-lettered {stats.dead_lettered:,}{check}",
+    ]
+    if span := time_range_ms(incidents, stats):
+        first, last = span
+        out.append(f"time range: {format_ts(first)} – {format_ts(last)} ({format_duration((last - first) / 1000)})")
+    if stats.by_type:
+        types = ", ".join(f"{printable(t, 40)} {c.read:,}" for t, c in sorted(stats.by_type.items()))
+        out.append(f"by log type: {types}")
     if stats.dead_lettered:
         worst = sorted(stats.by_file.items(), key=lambda kv: -kv[1].dead_lettered)[:5]
         dead_rows = [(printable(name, 60), c.read, c.parsed, c.dead_lettered) for name, c in worst if c.dead_lettered]
         out += ["", "dead letters by file (see --dead-letter for each line):"]
         out += table(("file", "read", "parsed", "dead"), dead_rows)
-    if stats.by_type:
-        types = ", ".join(f"{printable(t, 40)} {c.read:,}" for t, c in sorted(stats.by_type.items()))
-        out.append(f"by log type: {types}")
-
-    first, last = stats.first_ts_ms, stats.last_ts_ms
-    stamps = [ts for ts in map(incident_ts_ms, incidents) if ts is not None]
-    if first is None and stamps:  # stats without event time: fall back to the incidents' own range
-        first, last = min(stamps), max(stamps)
-    if first is not None and last is not None:
-        out.append(f"time range: {format_ts(first)} – {format_ts(last)} ({format_duration((last - first) / 1000)})")
 
     out.append("")
     if not incidents:
