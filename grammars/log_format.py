@@ -1,0 +1,230 @@
+"""An nginx ``log_format`` string → the pyparsing grammar of the lines it writes.
+
+The format is literal text and ``$variable`` / ``${variable}`` references. Literal text is kept
+exactly (no whitespace skipping anywhere: nginx writes what the format says). Each variable
+becomes a typed token (``docs/contracts.md``); a variable the contract does not type is text:
+inside ``"…"`` a quoted body, elsewhere a run of characters up to the next literal.
+nginx writes ``-`` for an empty or unset variable, so every typed token also accepts ``-`` → ``None``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+import orjson
+import pyparsing as pp
+
+from grammars import values
+
+ESCAPES: Final = ("default", "json", "none")
+
+# $name or ${name}; nginx variable names are letters, digits and underscores
+_VARIABLE: Final = re.compile(r"\$(?:\{(?P<braced>\w+)\}|(?P<bare>\w+))")
+
+INT_VARIABLES: Final = frozenset(
+    {"status", "body_bytes_sent", "bytes_sent", "connection", "connection_requests", "request_length", "pid"}
+)
+FLOAT_VARIABLES: Final = frozenset({"request_time", "gzip_ratio"})
+TIME_VARIABLES: Final = frozenset({"time_local", "time_iso8601", "msec"})
+# comma/colon separated, one entry per upstream tried: `10.0.0.1:9000, unix:/run/php/a.sock : 10.0.0.2:9000`
+ADDRESS_LISTS: Final = frozenset({"upstream_addr"})
+INT_LISTS: Final = frozenset(
+    {"upstream_status", "upstream_response_length", "upstream_bytes_received", "upstream_bytes_sent"}
+)
+FLOAT_LISTS: Final = frozenset({"upstream_response_time", "upstream_connect_time", "upstream_header_time"})
+
+_INT: Final = r"\d++|-"
+_FLOAT: Final = r"\d++(?:\.\d++)?+|-"
+_LIST_SPLIT: Final = re.compile(r", | : ")
+# list ::= entry { (", " | " : ") entry }
+_LIST: Final = r'[^\s,"]++(?:(?:, | : )[^\s,"]++)*+'
+
+# request ::= method " " uri " " protocol   (anything else stays raw: "-", "", TLS bytes, "SSH-2.0-Go")
+METHOD: Final = r"[A-Za-z][A-Za-z0-9_-]*+"
+URI: Final = r'(?:[^\s"\\]++|\\[^"\s])++'
+PROTOCOL: Final = r"HTTP/\d(?:\.\d)?+"
+REQUEST_PARTS: Final = re.compile(rf"(?P<method>{METHOD}) (?P<uri>{URI}) (?P<protocol>{PROTOCOL})\Z")
+
+
+def variables_of(fmt: str) -> list[str | tuple[str]]:
+    """Split ``fmt`` into literal strings and ``(variable,)`` tuples, in order."""
+    pieces: list[str | tuple[str]] = []
+    pos = 0
+    for match in _VARIABLE.finditer(fmt):
+        if match.start() > pos:
+            pieces.append(fmt[pos : match.start()])
+        pieces.append((match["braced"] or match["bare"],))
+        pos = match.end()
+    if pos < len(fmt):
+        pieces.append(fmt[pos:])
+    return pieces
+
+
+def _split_list(convert: values.Converter) -> values.Converter:
+    def split(text: str) -> list[object] | None:
+        if text == "-":
+            return None
+        return [None if item == "-" else convert(item) for item in _LIST_SPLIT.split(text)]
+
+    split.__name__ = f"list_of_{getattr(convert, '__name__', 'item')}"
+    return split
+
+
+_address_list: Final = _split_list(str)
+_int_list: Final = _split_list(int)
+_float_list: Final = _split_list(float)
+_nullable_int: Final = values.nullable(int)
+_nullable_float: Final = values.nullable(float)
+
+
+def json_unquote(text: str) -> str | None:
+    """A quoted value written with ``escape=json`` (``\\"``, ``\\\\``, ``\\uXXXX``) decoded; ``-`` → None."""
+    if "\\" in text:
+        try:
+            decoded = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            decoded = text[1:-1]  # not valid JSON escaping: keep it as logged
+        body = decoded if isinstance(decoded, str) else text[1:-1]
+    else:
+        body = text[1:-1]
+    return None if body == "-" else body
+
+
+def _quoted_body(escape: str, closer: str) -> str:
+    """The text of a ``"…"`` value (quotes included); ``closer`` is what must follow its end quote."""
+    if escape == "none":
+        # nothing is escaped: a quote ends the value only where the format's next literal follows
+        return rf'"(?:[^"]++|"(?!{closer}))*+"'
+    return r'"(?:[^"\\]++|\\.)*+"'
+
+
+def _token(pattern: str, name: str) -> pp.ParserElement:
+    return pp.Regex(pattern).set_name(name)
+
+
+def _request(quoted: bool, escape: str, closer: str) -> pp.ParserElement:
+    """``$request`` → request (raw) plus method/uri/protocol when it has that shape."""
+    end = '"' if quoted else r"(?=\s|\Z)"
+    parts = (
+        _token(METHOD, "method")("method")
+        + pp.Literal(" ")
+        + _token(URI if quoted else r"\S++", "uri")("uri")
+        + pp.Literal(" ")
+        + _token(PROTOCOL, "protocol")("protocol")
+        + pp.FollowedBy(pp.Regex(end))
+    )
+    if not quoted:
+        return values.typed("request", parts, str) | values.typed("request", _token(r"\S++", "raw request"), str)
+    raw = _token(_quoted_body(escape, closer)[1:-1], "raw request")
+    convert = _raw_request_json if escape == "json" else _raw_request
+    return values.typed("request", parts, str) | values.typed("request", raw, convert)
+
+
+def _raw_request(body: str) -> str:
+    return values.unquote(f'"{body}"')
+
+
+def _raw_request_json(body: str) -> str:
+    return json_unquote(f'"{body}"') or "-"
+
+
+def variable_element(
+    name: str, before: str, after: str, escape: str, last: bool, time_field: bool
+) -> pp.ParserElement:
+    """The token for ``$name`` between the literals ``before`` and ``after``."""
+    quoted = before.endswith('"') and after.startswith('"')
+    closer = re.escape(after[1:]) + (r"\s*+\Z" if last else "") if quoted else ""
+    if name == "request":
+        return _request(quoted, escape, closer)
+    if name in INT_VARIABLES:
+        return values.typed(name, _token(_INT, name), _nullable_int)
+    if name in FLOAT_VARIABLES:
+        return values.typed(name, _token(_FLOAT, name), _nullable_float)
+    if name in TIME_VARIABLES:
+        return _time(name, time_field)
+    if name in ADDRESS_LISTS:
+        return values.typed(name, _token(_LIST, name), _address_list)
+    if name in INT_LISTS:
+        return values.typed(name, _token(_LIST, name), _int_list)
+    if name in FLOAT_LISTS:
+        return values.typed(name, _token(_LIST, name), _float_list)
+    if quoted:
+        # the quotes belong to the format's literals; the body is matched up to the closing one
+        body = _quoted_body(escape, closer)[1:-1]
+        convert = _json_body if escape == "json" else _text_body
+        return values.typed(name, _token(body, name), convert)
+    return values.typed(name, _token(_text_until(after, last), name), values.dash_none)
+
+
+def _text_body(body: str) -> str | None:
+    return values.unquote_or_none(f'"{body}"')
+
+
+def _json_body(body: str) -> str | None:
+    return json_unquote(f'"{body}"')
+
+
+def _text_until(after: str, last: bool) -> str:
+    """An unquoted text value: up to the next literal's first character."""
+    if last:
+        return r"(?:\S++|\s++(?=\S))*+"  # the rest of the line, trailing whitespace left over
+    if not after:
+        return r"\S*+"  # another variable follows at once: nginx gives no boundary, take a word
+    first = re.escape(after[0])
+    if len(after) == 1:
+        return rf"[^{first}\n]*+"
+    # everything up to the first place the next literal starts (an X-Forwarded-For list before " - ")
+    return rf"(?:[^{first}\n]++|{first}(?!{re.escape(after[1:])}))*+"
+
+
+_TIME_PATTERNS: Final[dict[str, tuple[str, values.Converter]]] = {
+    "time_local": (r"\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}", values.time_local),
+    "time_iso8601": (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d++)?+(?:[+-]\d\d:?\d\d|Z)?+", values.time_iso8601),
+    "msec": (r"\d++\.\d++", values.msec_time),
+}
+
+
+def _time(name: str, time_field: bool) -> pp.ParserElement:
+    """A time variable; the first one in the format also gives ``time`` (aware datetime)."""
+    pattern, to_datetime = _TIME_PATTERNS[name]
+    token = _token(pattern, name)
+    convert: values.Converter = float if name == "msec" else to_datetime
+    if not time_field:
+        return values.typed(name, _token(f"{pattern}|-", name), values.nullable(convert))
+    inner = values.typed("time", token, to_datetime)
+    return values.typed(name, inner, convert) | values.typed(name, _token("-", name), values.dash_none)
+
+
+def format_grammar(fmt: str, escape: str = "default") -> tuple[pp.ParserElement, tuple[str, ...]]:
+    """The grammar of lines written by ``fmt`` and the variables it uses, in order."""
+    if escape not in ESCAPES:
+        raise ValueError(f"escape must be one of {ESCAPES}, not {escape!r}")
+    pieces = variables_of(fmt)
+    if not pieces:
+        raise ValueError("empty log_format")
+    elements: list[pp.ParserElement] = []
+    used: list[str] = []
+    time_given = False
+    for index, piece in enumerate(pieces):
+        if isinstance(piece, str):
+            stripped = piece.rstrip()
+            if index == len(pieces) - 1 and stripped != piece:
+                # trailing blanks in a format are often trimmed by shippers and editors
+                if stripped:
+                    elements.append(pp.Literal(stripped))
+                elements.append(pp.Regex(r"[ \t]*+").set_name("trailing blanks"))
+            else:
+                elements.append(pp.Literal(piece))
+            continue
+        (name,) = piece
+        before = pieces[index - 1] if index > 0 and isinstance(pieces[index - 1], str) else ""
+        after_piece = pieces[index + 1] if index + 1 < len(pieces) else ""
+        after = after_piece if isinstance(after_piece, str) else ""
+        last = index + 1 >= len(pieces) or (index + 2 == len(pieces) and not after.strip())
+        time_field = name in TIME_VARIABLES and not time_given
+        time_given = time_given or time_field
+        elements.append(variable_element(name, str(before), after, escape, last, time_field))
+        used.append(name)
+    grammar = pp.And(elements).leave_whitespace()
+    return grammar, tuple(used)
