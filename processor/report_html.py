@@ -26,6 +26,7 @@ from processor.summary import (
 # Candidate bucket sizes (seconds): round numbers an operator reads at a glance.
 BUCKET_STEPS_S = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400)
 MAX_BUCKETS = 120  # ~8 px per bar on the 960-wide chart: thinner bars stop being readable
+MIN_BUCKETS = 24
 MAX_ROWS = 10_000  # beyond this the page gets too heavy to open; the chart still counts everything
 
 _COLOURS = (
@@ -123,6 +124,9 @@ def timeline_svg(incidents: Sequence[Incident]) -> tuple[str, list[tuple[str, in
     step = bucket_ms(end - start_raw)
     start = start_raw - start_raw % step  # buckets aligned on the clock, not on the first incident
     n = (end - start) // step + 1
+    if n < MIN_BUCKETS:  # a short burst: centre it in a readable axis instead of one page-wide bar
+        start -= (MIN_BUCKETS - n) // 2 * step
+        n = MIN_BUCKETS
     cells: dict[tuple[int, str], Counter[int | None]] = {}
     for ts, incident in stamped:
         cells.setdefault(((ts - start) // step, incident_cause(incident)), Counter())[incident_status(incident)] += 1
