@@ -84,17 +84,24 @@ def _check_timeouts(routes: list[Route], pools: list[PoolConf]) -> list[Finding]
                     f"set `request_terminate_timeout = {max(1, int(read) - 5)}s` in [{pool.name}] "
                     f"(a little below {read_txt.split(' (')[0]})", read_at, (pool.origin,), "nginx_timeout",
                     pool.name, fp.target))
-            elif min(t for t in (term, met) if t is not None) > read:
+            elif term is not None or (met is not None and met > read):
+                # request_terminate_timeout is wall-clock; max_execution_time counts CPU time only on
+                # Linux, so it limits NGINX's wait only when no terminate timeout is set
                 limit, key_name = (term, "request_terminate_timeout") if term else (met, "max_execution_time")
                 findings.append(Finding(
                     "nginx_timeout_first", "warning",
                     f"{read_txt} < [{pool.name}] {key_name} {limit:g}s: NGINX answers 504 while the worker keeps "
                     "running and holds a pm.max_children slot",
                     f"raise fastcgi_read_timeout above {limit:g}s, or lower {key_name} below {read:g}s", read_at,
-                    (pool.origin_of("request_terminate_timeout" if term else
-                                    "php_admin_value[max_execution_time]"),), "nginx_timeout", pool.name,
+                    (pool.origin_of("request_terminate_timeout" if term else _max_execution_key(pool)),),
+                    "nginx_timeout", pool.name,
                     fp.target))
     return findings
+
+
+def _max_execution_key(pool: PoolConf) -> str:
+    admin = "php_admin_value[max_execution_time]"
+    return admin if admin in pool.origins else "php_value[max_execution_time]"
 
 
 def _check_buffers(routes: list[Route]) -> list[Finding]:

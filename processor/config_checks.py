@@ -128,13 +128,18 @@ def _nearest(key: str, pools: list[PoolConf]) -> PoolConf | None:
 
 
 def socket_access(pool: PoolConf, user: str, groups: frozenset[str],
-                  primary_of: dict[str, str]) -> tuple[bool, str]:
-    """Whether ``user`` may connect to ``pool``'s unix socket as FPM will create it, and why."""
+                  primary_of: dict[str, str]) -> tuple[bool, bool, str]:
+    """Whether ``user`` (in ``groups``) may connect to ``pool``'s unix socket as FPM will create it.
+
+    Returns (allowed, unsure, how): ``unsure`` when only a group membership we do not know of
+    (supplementary groups, without a live host) could still let ``user`` in.
+    """
     if pool.listen_acl_users or pool.listen_acl_groups:
         # with ACLs FPM ignores listen.owner/group (it logs so) and grants rw to the named ones
         ok = user in pool.listen_acl_users or bool(groups & set(pool.listen_acl_groups))
-        return ok, (f"listen.acl_users = {','.join(pool.listen_acl_users) or '-'}, "
-                    f"listen.acl_groups = {','.join(pool.listen_acl_groups) or '-'}")
+        return ok, not ok and bool(pool.listen_acl_groups), (
+            f"listen.acl_users = {','.join(pool.listen_acl_users) or '-'}, "
+            f"listen.acl_groups = {','.join(pool.listen_acl_groups) or '-'}")
     # unset owner: the socket keeps the master's owner, root under systemd
     owner = pool.listen_owner or "root"
     group = pool.listen_group or primary_of.get(owner, owner)
@@ -142,8 +147,10 @@ def socket_access(pool: PoolConf, user: str, groups: frozenset[str],
     try:
         mode = int(mode_text, 8)
     except ValueError:
-        return False, f"listen.mode = {mode_text} is not an octal mode"
-    return may_connect(user, groups, owner, group, mode), f"socket {owner}:{group} mode {mode:04o}"
+        return False, False, f"listen.mode = {mode_text} is not an octal mode"
+    ok = may_connect(user, groups, owner, group, mode)
+    unsure = not ok and user != owner and group not in groups and bool(mode & 0o020)
+    return ok, unsure, f"socket {owner}:{group} mode {mode:04o}"
 
 
 def check_permissions(nginx: NginxConf, routes: list[Route], pools: list[PoolConf],
@@ -152,9 +159,9 @@ def check_permissions(nginx: NginxConf, routes: list[Route], pools: list[PoolCon
     user, group = nginx.effective_user
     known = live.groups_of(user) if live is not None else None
     groups = (known or frozenset()) | {group}
-    primary_of = {}
+    primary_of: dict[str, str] = {}
     findings: list[Finding] = []
-    user_origins = (nginx.user_origin,) if nginx.user_origin else (Origin(nginx.path, 0),)
+    user_origins = (nginx.user_origin,) if nginx.user_origin else ()
     reached = {key: route for route in routes for key, _ in route.keys}
     for pool in pools:
         key = pool.listen_key
@@ -163,12 +170,12 @@ def check_permissions(nginx: NginxConf, routes: list[Route], pools: list[PoolCon
         owner = pool.listen_owner or "root"
         if live is not None:
             primary_of[owner] = live.primary_group(owner) or owner
-        ok, how = socket_access(pool, user, groups, primary_of)
+        ok, unsure, how = socket_access(pool, user, groups, primary_of)
         fpm_origins = tuple(dict.fromkeys(pool.origin_of(k) for k in (
             "listen.owner", "listen.group", "listen.mode", "listen.acl_users", "listen.acl_groups")))
         who = f"nginx runs as {user}:{group}" + ("" if nginx.user else " (no `user` directive: nginx's default)")
         if not ok:
-            sure = known is not None or pool.listen_acl_users or pool.listen_acl_groups
+            sure = known is not None or not unsure
             findings.append(Finding(
                 "socket_permission", "error" if sure else "warning",
                 f"pool [{pool.name}] {how}: {who} and cannot connect → 502 (13: Permission denied)"
