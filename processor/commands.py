@@ -72,7 +72,12 @@ def replay_command(args: argparse.Namespace) -> int:
         fan.close()
         if progress is not None:
             progress.close()
-    stats = report.stats_from(pipeline.counters, result)
+    stats = result.stats
+    counters = pipeline.counters
+    if not (counters.lines_in == counters.lines_parsed + counters.lines_dead_lettered == stats.lines_read):
+        # the invariant every run proves; a mismatch is a bug worth a loud line, not a silent number
+        print(f"badgateway: internal: lines in {counters.lines_in} != parsed {counters.lines_parsed}"
+              f" + dead-lettered {counters.lines_dead_lettered}", file=sys.stderr)
     if args.report:
         with open(args.report, "w", encoding="utf-8") as fh:
             fh.write(report.render_html(fan.kept, stats, title="badgateway replay"))

@@ -11,14 +11,16 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 from processor.errors import InputError
 from processor.events import DeadLetter, Event, Record, SourceRef
 from processor.io.files import InputFile, discover, head_lines, open_lines
 from processor.io.sinks import Sink
 from processor.pipeline import Output, Pipeline
+from processor.progress import Progress
+from processor.summary import ReplayStats
 
 _ROTATION = re.compile(r"(\.\d+)?(\.(gz|bz2|xz|zst))?$|-\d{8}(\.(gz|bz2|xz|zst))?$")
 
@@ -35,15 +37,12 @@ class Plan:
 
 @dataclass
 class ReplayResult:
-    files: list[Plan]
+    """What a replay did: per-file line counts and the run's totals (for the summary and the report)."""
+
+    stats: ReplayStats
     incidents: int = 0
     events_written: int = 0
     dead_letters: int = 0
-    bytes_total: int = 0
-    elapsed_s: float = 0.0
-    first_ts_ms: int | None = None
-    last_ts_ms: int | None = None
-    lines_by_file: Counter[str] = field(default_factory=Counter)
 
 
 def base_name(path: str) -> str:
@@ -97,19 +96,25 @@ def _detect(pipeline: Pipeline, f: InputFile, fmt: str | None) -> tuple[str, str
     return log_type, fmt or detected
 
 
-def _records(plan: Plan) -> Iterator[Record]:
+def _records(plan: Plan, read: list[int], on_bytes: Callable[[int], None] | None) -> Iterator[Record]:
     name = plan.file.display
-    for line_no, raw in open_lines(plan.file):
+    for line_no, raw in open_lines(plan.file, on_bytes=on_bytes):
+        read[0] = line_no
         yield Record(raw.decode("utf-8", "surrogateescape"), SourceRef(name, line_no), plan.log_type,
                      plan.host, plan.access_format)
 
 
-def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: object | None = None) -> ReplayResult:
+def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progress | None = None) -> ReplayResult:
     """Drive the pipeline over the planned files, merged in event time; every output goes to ``sink``."""
-    result = ReplayResult(plans)
-    result.bytes_total = sum(p.file.size_bytes for p in plans)
+    stats = ReplayStats()
+    result = ReplayResult(stats)
+    stats.bytes_read = sum(p.file.size_bytes for p in plans)
     started = time.perf_counter()
-    streams = [pipeline.parse_stream(_records(p), p.file.display) for p in plans]
+    lines_read = [[0] for _ in plans]
+    dead_lines = [0] * len(plans)
+    on_bytes = (lambda n: progress.advance(n, 0)) if progress is not None else None
+    streams = [pipeline.parse_stream(_records(p, lines_read[i], on_bytes), p.file.display)
+               for i, p in enumerate(plans)]
     heap: list[tuple[int, int, Event]] = []
     last_ts = [-(2**62)] * len(streams)
 
@@ -127,28 +132,26 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: objec
         """Advance stream i to its next event; dead letters on the way are written at once."""
         for item in streams[i]:
             if isinstance(item, DeadLetter):
+                dead_lines[i] += item.line_count
                 emit([Output("dead_letter", item, item.source)])
                 continue
             # a line out of order inside a file keeps its place: the join allows lateness
             heapq.heappush(heap, (max(item.ts_ms, last_ts[i]), i, item))
             last_ts[i] = max(last_ts[i], item.ts_ms)
             return
-        emit(pipeline.close_stream(plans[i].file.display))
+        plan = plans[i]
+        read = lines_read[i][0]
+        stats.add(plan.file.display, plan.log_type, parsed=read - dead_lines[i], dead_lettered=dead_lines[i])
+        emit(pipeline.close_stream(plan.file.display))
 
     for i in range(len(streams)):
         pull(i)
     while heap:
         _, i, event = heapq.heappop(heap)
-        if result.first_ts_ms is None or event.ts_ms < result.first_ts_ms:
-            result.first_ts_ms = event.ts_ms
-        if result.last_ts_ms is None or event.ts_ms > result.last_ts_ms:
-            result.last_ts_ms = event.ts_ms
+        stats.see_ts(event.ts_ms)
         emit(pipeline.process_event(event))
         pull(i)
-        if progress is not None:
-            progress_update = getattr(progress, "update", None)
-            if progress_update is not None:
-                progress_update(pipeline.counters.lines_in)
     emit(pipeline.flush())
-    result.elapsed_s = time.perf_counter() - started
+    stats.elapsed_s = time.perf_counter() - started
+    stats.late = pipeline.counters.late_incidents
     return result
