@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Final, NamedTuple
+from collections.abc import Callable
+from typing import Final, NamedTuple, TypeVar
 
 from grammars.conf_units import php_time_s
 from grammars.config_errors import ConfigError, Origin
@@ -22,6 +23,7 @@ DEFAULT_LISTEN_MODE: Final = "0660"
 _TRUE: Final = frozenset({"1", "yes", "on", "true"})
 _FALSE: Final = frozenset({"", "0", "no", "off", "false", "none"})
 _PHP_VALUE: Final = re.compile(r"(php_(?:admin_)?(?:value|flag))\[([^\]]+)\]")
+T = TypeVar("T")
 
 
 class Setting(NamedTuple):
@@ -169,10 +171,8 @@ def _pool(name: str, origin: Origin, settings: dict[str, Setting]) -> PoolConf:
     def text(key: str) -> str | None:
         return settings[key].value if key in settings else None
 
-    def conv(key: str, fn: type[int] | type[float] | type[bool]) -> object:
-        if key not in settings:
-            return None
-        return {int: _int, float: _time, bool: _bool}[fn](settings[key])
+    def typed(key: str, convert: Callable[[Setting], T]) -> T | None:
+        return convert(settings[key]) if key in settings else None
 
     php: dict[str, dict[str, str]] = {"php_value": {}, "php_admin_value": {}}
     for key, s in settings.items():
@@ -180,23 +180,19 @@ def _pool(name: str, origin: Origin, settings: dict[str, Setting]) -> PoolConf:
         if m:
             php["php_admin_value" if "admin" in m.group(1) else "php_value"][m.group(2)] = s.value
     # php_admin_value wins: php_value can be overridden by ini_set(), the admin one cannot
-    max_exec = php["php_admin_value"].get("max_execution_time", php["php_value"].get("max_execution_time"))
     max_exec_key = next((k for k in ("php_admin_value[max_execution_time]", "php_value[max_execution_time]")
                          if k in settings), None)
-    backlog, children = conv("listen.backlog", int), conv("pm.max_children", int)
-    terminate, slow = conv("request_terminate_timeout", float), conv("request_slowlog_timeout", float)
-    catch = conv("catch_workers_output", bool)
-    assert isinstance(backlog, int | None) and isinstance(children, int | None)
-    assert isinstance(terminate, float | None) and isinstance(slow, float | None) and isinstance(catch, bool | None)
     return PoolConf(
         name=name, origin=origin, listen=text("listen"),
         listen_owner=text("listen.owner"), listen_group=text("listen.group"), listen_mode=text("listen.mode"),
         listen_acl_users=_list(text("listen.acl_users")), listen_acl_groups=_list(text("listen.acl_groups")),
-        listen_backlog=backlog, user=text("user"), group=text("group"), pm=text("pm"), max_children=children,
-        request_terminate_timeout_s=terminate, request_slowlog_timeout_s=slow,
+        listen_backlog=typed("listen.backlog", _int), user=text("user"), group=text("group"), pm=text("pm"),
+        max_children=typed("pm.max_children", _int),
+        request_terminate_timeout_s=typed("request_terminate_timeout", _time),
+        request_slowlog_timeout_s=typed("request_slowlog_timeout", _time),
         slowlog=text("slowlog"), access_log=text("access.log"), access_format=text("access.format"),
-        catch_workers_output=catch, php_values=php["php_value"], php_admin_values=php["php_admin_value"],
-        max_execution_time_s=_time(settings[max_exec_key]) if max_exec is not None and max_exec_key else None,
+        catch_workers_output=typed("catch_workers_output", _bool), php_values=php["php_value"], php_admin_values=php["php_admin_value"],
+        max_execution_time_s=_time(settings[max_exec_key]) if max_exec_key else None,
         origins={k: s.origin for k, s in settings.items()}, settings=dict(settings),
     )
 

@@ -7,9 +7,9 @@ keeps the ``Origin`` (file:line) it was read from; a default nginx applies has o
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, TypeVar
 
 from grammars.conf_units import nginx_size, nginx_time_s
 from grammars.config_errors import ConfigError, Origin
@@ -20,10 +20,7 @@ from grammars.nginx_syntax import Directive
 DEFAULT_BUFFER_SIZE: Final = 4096
 DEFAULT_BUFFERS: Final = (8, 4096)
 DEFAULT_TIMEOUT_S: Final = 60.0
-_INHERITED: Final = frozenset({
-    "fastcgi_read_timeout", "fastcgi_send_timeout", "fastcgi_connect_timeout",
-    "fastcgi_buffer_size", "fastcgi_buffers", "fastcgi_intercept_errors",
-})
+T = TypeVar("T")
 
 
 class LogFormat(NamedTuple):
@@ -124,22 +121,39 @@ def _arg(d: Directive, index: int) -> str:
     return d.args[index]
 
 
-def _value(d: Directive) -> object:
-    """Convert a directive's value; a bad value is a ConfigError at the directive."""
+def _converted(d: Directive, convert: Callable[[Directive], T]) -> T:
+    """``convert(d)``; a value nginx would reject is a ConfigError at the directive."""
     try:
-        if d.name in ("fastcgi_read_timeout", "fastcgi_send_timeout", "fastcgi_connect_timeout"):
-            return nginx_time_s(_arg(d, 0))
-        if d.name == "fastcgi_buffer_size":
-            return nginx_size(_arg(d, 0))
-        if d.name == "fastcgi_buffers":
-            return (int(_arg(d, 0)), nginx_size(_arg(d, 1)))
-        if _arg(d, 0) not in ("on", "off"):
-            raise ValueError(f'invalid value "{d.args[0]}", it must be "on" or "off"')
-        return d.args[0] == "on"
+        return convert(d)
+    except ConfigError:
+        raise
     except ValueError as exc:
-        if isinstance(exc, ConfigError):
-            raise
         raise ConfigError(d.origin.file, d.origin.line, f'"{d.name}": {exc}') from None
+
+
+def _time(d: Directive) -> float:
+    return nginx_time_s(_arg(d, 0))
+
+
+def _size(d: Directive) -> int:
+    return nginx_size(_arg(d, 0))
+
+
+def _buffers(d: Directive) -> tuple[int, int]:
+    return int(_arg(d, 0)), nginx_size(_arg(d, 1))
+
+
+def _flag(d: Directive) -> bool:
+    if _arg(d, 0) not in ("on", "off"):
+        raise ValueError(f'invalid value "{d.args[0]}", it must be "on" or "off"')
+    return d.args[0] == "on"
+
+
+# the fastcgi settings a fastcgi_pass inherits, and how each one's value is read
+_INHERITED: Final[dict[str, Callable[[Directive], object]]] = {
+    "fastcgi_read_timeout": _time, "fastcgi_send_timeout": _time, "fastcgi_connect_timeout": _time,
+    "fastcgi_buffer_size": _size, "fastcgi_buffers": _buffers, "fastcgi_intercept_errors": _flag,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +163,7 @@ class _Scope:
     server_names: tuple[str, ...] = ()
     listens: tuple[str, ...] = ()
     location: str | None = None
-    settings: Mapping[str, tuple[object, Origin]] = field(default_factory=dict)
+    settings: Mapping[str, Directive] = field(default_factory=dict)  # innermost fastcgi_* directive
 
 
 class _Collector:
@@ -168,7 +182,8 @@ class _Collector:
         settings = dict(scope.settings)
         for d in block:
             if d.name in _INHERITED:
-                settings[d.name] = (_value(d), d.origin)
+                _converted(d, _INHERITED[d.name])  # nginx rejects a bad value even where unused
+                settings[d.name] = d
         here = _Scope(scope.server_names, scope.listens, scope.location, settings)
         for d in block:
             self.directive(d, here)
@@ -217,21 +232,20 @@ def _enter(d: Directive, scope: _Scope) -> _Scope:
 
 
 def _fastcgi_pass(d: Directive, scope: _Scope) -> FastcgiPass:
-    def setting(name: str, default: object) -> tuple[object, Origin | None]:
-        return scope.settings.get(name, (default, None))
+    def setting(name: str, convert: Callable[[Directive], T], default: T) -> tuple[T, Origin | None]:
+        found = scope.settings.get(name)
+        return (default, None) if found is None else (_converted(found, convert), found.origin)
 
-    read, read_o = setting("fastcgi_read_timeout", DEFAULT_TIMEOUT_S)
-    send, send_o = setting("fastcgi_send_timeout", DEFAULT_TIMEOUT_S)
-    conn, conn_o = setting("fastcgi_connect_timeout", DEFAULT_TIMEOUT_S)
-    size, size_o = setting("fastcgi_buffer_size", DEFAULT_BUFFER_SIZE)
-    bufs, bufs_o = setting("fastcgi_buffers", DEFAULT_BUFFERS)
-    icpt, icpt_o = setting("fastcgi_intercept_errors", False)
-    assert isinstance(read, float) and isinstance(send, float) and isinstance(conn, float)
-    assert isinstance(size, int) and isinstance(bufs, tuple) and isinstance(icpt, bool)
+    read, read_o = setting("fastcgi_read_timeout", _time, DEFAULT_TIMEOUT_S)
+    send, send_o = setting("fastcgi_send_timeout", _time, DEFAULT_TIMEOUT_S)
+    conn, conn_o = setting("fastcgi_connect_timeout", _time, DEFAULT_TIMEOUT_S)
+    size, size_o = setting("fastcgi_buffer_size", _size, DEFAULT_BUFFER_SIZE)
+    bufs, bufs_o = setting("fastcgi_buffers", _buffers, DEFAULT_BUFFERS)
+    icpt, icpt_o = setting("fastcgi_intercept_errors", _flag, False)
     return FastcgiPass(
         target=_arg(d, 0), server_names=scope.server_names, location=scope.location, origin=d.origin,
         read_timeout_s=read, send_timeout_s=send, connect_timeout_s=conn, buffer_size=size,
-        buffers=(int(bufs[0]), int(bufs[1])), intercept_errors=icpt, listens=scope.listens,
+        buffers=bufs, intercept_errors=icpt, listens=scope.listens,
         read_timeout_origin=read_o, send_timeout_origin=send_o, connect_timeout_origin=conn_o,
         buffer_size_origin=size_o, buffers_origin=bufs_o, intercept_errors_origin=icpt_o,
     )
@@ -247,13 +261,5 @@ def _extract(path: str, tree: tuple[Directive, ...], files: tuple[str, ...]) -> 
     )
 
 
-def iter_directives(tree: tuple[Directive, ...]) -> Iterator[Directive]:
-    """Every directive of a tree, depth first (for callers that want more than the extract)."""
-    for d in tree:
-        yield d
-        if d.block is not None:
-            yield from iter_directives(d.block)
-
-
 __all__ = ["AccessLog", "ConfigError", "ErrorLog", "FastcgiPass", "LogFormat", "NginxConf", "Origin",
-           "UpstreamServer", "load_nginx_conf", "iter_directives"]
+           "UpstreamServer", "load_nginx_conf"]
