@@ -17,7 +17,9 @@ from processor.events import LOG_TYPES
 EXIT_USAGE = 2
 
 
-def _zone(name: str) -> ZoneInfo:
+def _zone(name: str) -> ZoneInfo | None:
+    if name == "auto":
+        return None
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -33,8 +35,9 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-format", metavar="STRING", help="the access log_format, when no nginx.conf is at hand")
     p.add_argument("--escape", choices=("default", "json", "none"), default="default",
                    help="escape= of --log-format")
-    p.add_argument("--timezone", type=_zone, default=ZoneInfo("UTC"),
-                   help="timezone of logs without an offset (NGINX error, PHP-FPM); default UTC")
+    p.add_argument("--timezone", type=_zone, default=None, metavar="TZ",
+                   help="IANA timezone of logs without an offset (NGINX error, PHP-FPM); default 'auto': the"
+                        " UTC offset of the same host's access log when there is one, else UTC")
     p.add_argument("--host", help="host name for every input")
     p.add_argument("--host-pattern", metavar="REGEX", help="take the host from each path (group 'host')")
     p.add_argument("--allowed-lateness", type=float, default=5.0, metavar="SECONDS")

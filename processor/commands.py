@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 import orjson
 
 from processor.configs import Knowledge, load_knowledge
+from processor.events import NGINX_ACCESS, Event, Record, SourceRef
+from processor.io.files import head_lines
 from processor.io.sinks import JsonLinesSink
 from processor.join import JoinSettings
 from processor.parse import ParseSettings
 from processor.pipeline import Output, Pipeline, PipelineSettings
+from processor.replay import Plan
 
 
-def build_pipeline(args: argparse.Namespace, *, emit_events: bool) -> tuple[Pipeline, Knowledge]:
+def build_pipeline(args: argparse.Namespace, *, emit_events: bool, knowledge: Knowledge | None = None,
+                   host_timezones: dict[str, tzinfo] | None = None) -> tuple[Pipeline, Knowledge]:
     """Configs and options → one Pipeline (shared by replay, follow and filter)."""
-    knowledge = load_knowledge(args.nginx_conf, args.fpm_conf, args.log_format, args.escape)
+    if knowledge is None:
+        knowledge = load_knowledge(args.nginx_conf, args.fpm_conf, args.log_format, args.escape)
     settings = PipelineSettings(
-        parse=ParseSettings(formats=knowledge.formats, timezone=args.timezone, default_host=args.host or ""),
+        parse=ParseSettings(formats=knowledge.formats, timezone=args.timezone or timezone.utc,
+                            default_host=args.host or "", host_timezones=host_timezones or {}),
         join=JoinSettings(allowed_lateness_ms=int(args.allowed_lateness * 1000),
                           idle_timeout_ms=int(args.idle_timeout * 1000)),
         emit_events=emit_events,
@@ -60,6 +67,11 @@ def replay_command(args: argparse.Namespace) -> int:
     pipeline, knowledge = build_pipeline(args, emit_events=bool(args.events))
     plans = plan_inputs(pipeline, args.paths, forced_type=args.type, format_by_path=knowledge.format_by_path,
                         forced_format=knowledge.forced_format, host=args.host, host_pattern=args.host_pattern)
+    if args.timezone is None:
+        zones = learn_host_timezones(pipeline, plans)
+        if zones:
+            pipeline, _ = build_pipeline(args, emit_events=bool(args.events), knowledge=knowledge,
+                                         host_timezones=zones)
     fan = _Fanout(JsonLinesSink(args.output), JsonLinesSink(args.events) if args.events else None,
                   JsonLinesSink(args.dead_letter) if args.dead_letter else None, keep_incidents=True)
     progress = None
@@ -84,6 +96,25 @@ def replay_command(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(report.summary_text(fan.kept, stats), file=sys.stderr)
     return 0
+
+
+def learn_host_timezones(pipeline: Pipeline, plans: list[Plan]) -> dict[str, tzinfo]:
+    """The UTC offset each host's access log writes (``$time_local`` carries it): NGINX error and PHP-FPM
+    logs on that host are written in the same local time, without saying so."""
+    zones: dict[str, tzinfo] = {}
+    for plan in plans:
+        if plan.log_type != NGINX_ACCESS or plan.host in zones:
+            continue
+        for raw in head_lines(plan.file, 20):
+            record = Record(raw.decode("utf-8", "surrogateescape"), SourceRef(plan.file.display, 0),
+                            plan.log_type, plan.host, plan.access_format)
+            parsed = pipeline.parser.parse(record)
+            if isinstance(parsed, Event):
+                when = parsed.fields.get("time")
+                if isinstance(when, datetime) and when.tzinfo is not None:
+                    zones[plan.host] = when.tzinfo
+                    break
+    return zones
 
 
 def grammars_command(args: argparse.Namespace) -> int:

@@ -370,8 +370,10 @@ def _validate(c: ServiceConfig) -> None:
 
 
 EXACTLY_ONCE_REFUSAL = (
-    "delivery.exactly_once = true is not offered yet: see docs/service.md (the at-least-once mode never loses an "
-    "incident, and duplicates share event.id so a downstream store can drop them)")
+    "delivery.exactly_once = true is refused: kafka-python's transactions work, but an incident emitted while a "
+    "record before it still sits in an open join window would be emitted again after a crash, so a transaction "
+    "alone cannot make the output exactly-once (docs/service.md). The default at-least-once mode loses no "
+    "incident, and every duplicate carries the same event.id: drop duplicates downstream on event.id")
 
 
 def redacted(config: ServiceConfig) -> dict[str, Any]:

@@ -38,6 +38,8 @@ class ParseSettings:
     timezone: tzinfo = timezone.utc
     timezones: Mapping[str, tzinfo] = field(default_factory=dict)
     default_host: str = ""
+    # learned from a host's access log when no timezone was given (see replay's --timezone auto)
+    host_timezones: Mapping[str, tzinfo] = field(default_factory=dict)
     plugins: tuple[GrammarPlugin, ...] = ()
 
 
@@ -123,9 +125,10 @@ class RecordParser:
         if isinstance(result, ParseError):
             return DeadLetter(record.source, result.reason, record.text, log_type, result.column,
                               result.context(), record.line_count)
-        if prefix:
+        if any(v is not None for v in prefix.values()):
             result["shipper"] = prefix
-        tz = self.settings.timezones.get(log_type, self.settings.timezone)
+        host = record.host or self.settings.default_host
+        tz = self.settings.host_timezones.get(host) or self.settings.timezones.get(log_type, self.settings.timezone)
         ts_ms = event_ts_ms(result, tz)
         if ts_ms is None:
             shipper_time = prefix.get("shipper_time") if prefix else None
@@ -134,7 +137,6 @@ class RecordParser:
         if ts_ms is None:
             return DeadLetter(record.source, "entry has no timestamp to place it in event time", record.text,
                               log_type, line_count=record.line_count)
-        host = record.host or self.settings.default_host
         plugin = self._plugins.get(log_type)
         if plugin is not None:
             result.setdefault("grammar", plugin.name)

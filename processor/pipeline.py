@@ -120,6 +120,10 @@ class Pipeline:
         out.extend(Output("incident", inc, None) for inc in self.join.process(event))
         return out
 
+    def declare_stream(self, stream: str, first_ts_ms: int) -> None:
+        """Batch replay: this stream's first event is at ``first_ts_ms``; hold windows for it until then."""
+        self.join.watermarks.declare(stream, first_ts_ms - 1)
+
     def close_stream(self, stream: str) -> list[Output]:
         """A stream parsed by ``parse_stream`` ended: it stops holding the watermark back."""
         return [Output("incident", inc, None) for inc in self.join.close_input(stream)]

@@ -146,6 +146,8 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
 
     for i in range(len(streams)):
         pull(i)
+    for first_ts, i, _ in heap:
+        pipeline.declare_stream(plans[i].file.display, first_ts)
     while heap:
         _, i, event = heapq.heappop(heap)
         stats.see_ts(event.ts_ms)

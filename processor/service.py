@@ -25,8 +25,8 @@ from processor.config import ServiceConfig, load_config, redacted
 from processor.errors import KafkaError
 from processor.events import DeadLetter, Record, SourceRef
 from processor.io.kafka import (
-    CommitPlanner, InputReader, RebalanceHook, check_copartitioned, make_consumer, make_producer, topic_partitions,
-    with_backoff,
+    CommitPlanner, InputReader, RebalanceHook, check_copartitioned, make_consumer, make_producer, stream_of,
+    topic_partitions, with_backoff,
 )
 from processor.io.metrics import Metrics
 from processor.io.sinks import serialise
@@ -34,6 +34,7 @@ from processor.logging import configure, get_logger
 from processor.join import JoinSettings
 from processor.parse import ParseSettings
 from processor.pipeline import Output, Pipeline, PipelineSettings
+from processor.watermark import StreamClock
 
 TICK_S = 0.25
 
@@ -67,6 +68,7 @@ class Service:
         self.producer: KafkaProducer | None = None
         self._stopping = False
         self._send_error: BaseException | None = None
+        self._new_assignment: list[TopicPartition] | None = None
         self._proc_ms = int(time.time() * 1000)  # processing time; frozen while the broker stalls us
 
     def stop(self, *_: Any) -> None:
@@ -118,19 +120,27 @@ class Service:
         assert self.consumer is not None
         interval = self.config.delivery.commit_interval_s
         last_wall = last_tick = last_commit = time.monotonic()
+        lagging = False
         while not self._stopping:
             batch = self.consumer.poll(timeout_ms=int(TICK_S * 1000))
+            if self._new_assignment is not None:
+                # a rebalance happened inside poll(): this batch was fetched from the old positions; drop it and
+                # restart every partition at its committed offset (the rebuilt pipeline holds nothing)
+                batch = {}
+                self._resume(self._new_assignment)
+                self._new_assignment = None
             got = 0
             for tp, records in batch.items():
                 if records:
                     self._handle(tp, records)
                     got += len(records)
             now = time.monotonic()
-            if got or not self._lagging():
+            if got or not lagging:
                 self._proc_ms += int((now - last_wall) * 1000)
             last_wall = now
             if now - last_tick >= TICK_S:
                 last_tick = now
+                lagging = self._lagging()
                 self._emit(self.pipeline.tick(self._proc_ms))
                 self.metrics.sync(self.pipeline.counters, self.pipeline.join.state_size,
                                   self.pipeline.join.watermarks.current())
@@ -224,18 +234,28 @@ class Service:
         self._send_error = exc  # checked after flush: nothing is committed past a lost output
 
     # -- delivery ---------------------------------------------------------------------------------------
-    def _commit(self) -> None:
-        """Flush the producer, then commit per partition what is below every held record."""
+    def _commit(self, *, blocking: bool = True) -> None:
+        """Flush the producer, then commit per partition what is below every held record.
+
+        ``blocking=False`` inside a rebalance callback: kafka-python runs those on its network thread, where only
+        the asynchronous commit is allowed; the broker handles it before this member's JoinGroup request (same
+        connection, in order), so the next owner of a partition reads this commit.
+        """
         assert self.producer is not None and self.consumer is not None
         self.producer.flush()
         if self._send_error is not None:
-            self._recover(f"output not delivered: {self._send_error}")
-            return
+            if blocking:
+                self._recover(f"output not delivered: {self._send_error}")
+            return  # in a rebalance the pipeline is rebuilt anyway: nothing is committed past the lost output
         offsets = self.planner.plan(self.pipeline.held_offsets())
         if not offsets:
             return
+        native = {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
         try:
-            self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+            if blocking:
+                self.consumer.commit(native)
+            else:
+                self.consumer.commit_async(native)
         except NativeKafkaError as exc:
             self.log.warning("kafka.commit_failed", error=f"{type(exc).__name__}: {exc}")
             return
@@ -251,18 +271,27 @@ class Service:
         self.producer = with_backoff(lambda: make_producer(self.config.kafka), "producer", self.log,
                                      max_s=self.config.kafka.connect_backoff_max_s, stopping=lambda: False)
         self._rebuild("delivery_failed")
-        self._assigned(list(self.consumer.assignment()))
+        self._resume(list(self.consumer.assignment()))
 
     def _revoked(self, revoked: list[TopicPartition]) -> None:
+        """Before giving partitions up: every output acknowledged, safe offsets committed, state dropped.
+
+        Runs on kafka-python's network thread while the main thread waits in ``poll()``: the pipeline is ours.
+        """
         if self.planner.next:
             try:
-                self._commit()
+                self._commit(blocking=False)
             except NativeKafkaError as exc:
                 self.log.warning("rebalance.commit_failed", error=str(exc))
         self._rebuild("rebalance")
+        self.metrics.partitions_revoked([(tp.topic, tp.partition) for tp in revoked])
         self.log.info("rebalance.revoked", partitions=[f"{tp.topic}[{tp.partition}]" for tp in revoked])
 
     def _assigned(self, assigned: list[TopicPartition]) -> None:
+        # network thread: no blocking consumer call here; the main loop resumes the partitions after poll()
+        self._new_assignment = assigned
+
+    def _resume(self, assigned: list[TopicPartition]) -> None:
         """Every assigned partition restarts at its committed offset (the rebuilt pipeline holds nothing)."""
         assert self.consumer is not None
         for tp in assigned:
@@ -275,6 +304,10 @@ class Service:
                 self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek_to_end(tp)
+            # A partition not read yet must hold the windows open too (until it proves idle): otherwise the
+            # first fetch of one topic could close windows before the other topics' first records arrive.
+            # (Reaches into the join's watermarks: a `Pipeline.open_stream` would be the clean API.)
+            self.pipeline.join.watermarks.streams.setdefault(stream_of(tp), StreamClock())
         self.log.info("rebalance.assigned", partitions=[f"{tp.topic}[{tp.partition}]" for tp in assigned])
 
     def _rebuild(self, reason: str) -> None:
@@ -298,6 +331,8 @@ class Service:
         for tp in self.consumer.assignment():
             high = self.consumer.highwater(tp)
             nxt = self.planner.next.get(tp)
+            if nxt is not None:
+                self.metrics.consumer_position.labels(tp.topic, str(tp.partition)).set(nxt)
             if high is not None and nxt is not None:
                 self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - nxt))
                 lagging = lagging or high > nxt

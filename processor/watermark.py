@@ -60,6 +60,13 @@ class Watermarks:
             if ts_ms > self.global_max_ts_ms:
                 self.global_max_ts_ms = ts_ms
 
+    def declare(self, stream: str, ts_ms: int, log_type: str | None = None) -> None:
+        """A stream known to start at ``ts_ms`` (a replayed file's first entry): it holds the watermark
+        from now on, even before its first event reaches the join."""
+        clock = self.streams.get(stream)
+        if clock is None:
+            self.streams[stream] = StreamClock(max_ts_ms=ts_ms, last_seen_now_ms=self.now_ms, log_type=log_type)
+
     def tick(self, now_ms: int) -> None:
         self.now_ms = now_ms
         for clock in self.streams.values():

@@ -31,6 +31,8 @@ class Metrics:
                                    "wall clock minus the join's event-time watermark", registry=r)
         self.consumer_lag = Gauge("badgateway_consumer_lag", "records behind the partition's end",
                                   ["topic", "partition"], registry=r)
+        self.consumer_position = Gauge("badgateway_consumer_position", "next offset the service will process",
+                                       ["topic", "partition"], registry=r)
         self.commits = Counter("badgateway_commits", "offset commits", registry=r)
         self.rebuilds = Counter("badgateway_rebuilds", "pipeline rebuilds (rebalance, delivery failure)",
                                 ["reason"], registry=r)
@@ -69,6 +71,15 @@ class Metrics:
         self.join_state.set(state_size)
         if watermark_ms is not None and abs(watermark_ms) < 2**61:
             self.watermark_lag.set(time.time() - watermark_ms / 1000)
+
+    def partitions_revoked(self, partitions: list[tuple[str, int]]) -> None:
+        """A partition that moved to another member is no longer ours to report."""
+        for topic, partition in partitions:
+            for gauge in (self.consumer_lag, self.consumer_position):
+                try:
+                    gauge.remove(topic, str(partition))
+                except KeyError:
+                    pass
 
     def pipeline_rebuilt(self, reason: str) -> None:
         self.rebuilds.labels(reason).inc()
