@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from grammars.config_errors import ConfigError, Origin
 from grammars.nginx_conf import AccessLog, ErrorLog, LogFormat, UpstreamServer, load_nginx_conf
-from grammars.nginx_syntax import parse_nginx_text
+from grammars.nginx_syntax import Directive, parse_nginx_text
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "configs"
 DEBIAN = FIXTURES / "debian"
@@ -296,3 +299,58 @@ def test_app_tree() -> None:
     ]
     assert conf.fastcgi_passes[1].read_timeout_origin == Origin(site, 25)
     assert [s.server for s in conf.upstreams["php_api"]] == ["unix:/run/php/api.sock", "127.0.0.1:9001"]
+
+
+# ------------------------------------------------------------------------------------- property, hostile
+_NAME = st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True)
+_ARG = st.text(st.characters(codec="utf-8", exclude_characters="\x00\r"), max_size=12)
+
+
+def _quote(arg: str) -> str:
+    """Write an argument the way an operator would: bare when safe, else double-quoted and escaped."""
+    if arg and all(c.isalnum() or c in "/._-:=$~^*" for c in arg):
+        return arg
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t").replace("\n", "\\n") + '"'
+
+
+_TREE = st.recursive(
+    st.lists(st.tuples(_NAME, st.lists(_ARG, max_size=3), st.none()), max_size=3),
+    lambda inner: st.lists(st.tuples(_NAME, st.lists(_ARG, max_size=2), inner), max_size=3),
+    max_leaves=12,
+)
+
+
+def _render(tree: list[tuple[str, list[str], object]]) -> str:
+    out = []
+    for name, args, block in tree:
+        head = " ".join([name, *map(_quote, args)])
+        out.append(f"{head} {{\n{_render(block)}}}\n" if isinstance(block, list) else f"{head}; # c\n")
+    return "".join(out)
+
+
+def _shape(tree: tuple[Directive, ...]) -> list[tuple[str, list[str], object]]:
+    return [(d.name, list(d.args), None if d.block is None else _shape(d.block)) for d in tree]
+
+
+@settings(max_examples=200, deadline=None)
+@given(_TREE)
+def test_rendered_trees_parse_back(tree: list[tuple[str, list[str], object]]) -> None:
+    assert _shape(parse_nginx_text(_render(tree), "t.conf")) == tree
+
+
+@pytest.mark.parametrize("text", ['a "' + '\\"' * 100_000, "a " + '"' * 100_001 + ";", "x" * 1_000_000,
+                                  "a " + "{" * 3000], ids=["escapes", "quotes", "1MB word", "open braces"])
+def test_hostile_input_fails_in_bounded_time(text: str) -> None:
+    start = time.perf_counter()
+    with pytest.raises(ConfigError):
+        parse_nginx_text(text, "t.conf")
+    assert time.perf_counter() - start < 5
+
+
+def test_config_error_and_origin_text() -> None:
+    err = ConfigError("/etc/nginx/nginx.conf", 12, 'unexpected "}"')
+    assert str(err) == '/etc/nginx/nginx.conf:12: unexpected "}"'
+    assert (err.file, err.line, err.message, err.origin) == (
+        "/etc/nginx/nginx.conf", 12, 'unexpected "}"', Origin("/etc/nginx/nginx.conf", 12))
+    assert str(ConfigError("x.conf", 0, "open() failed")) == "x.conf: open() failed"
+    assert str(Origin("pool.d/www.conf", 41)) == "pool.d/www.conf:41"
