@@ -22,6 +22,8 @@ from processor.live_host import LiveHost, SystemHost
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 _BUILTIN_FORMATS = frozenset({"combined"})
+# Debian's stock pool size: at most this many PHP requests run at once, the rest queue.
+_FEW_CHILDREN = 5
 
 
 def check(nginx: NginxConf, fpms: list[FpmConf], live: LiveHost | None = None) -> list[Finding]:
@@ -118,7 +120,7 @@ def _check_buffers(routes: list[Route]) -> list[Finding]:
 def _check_pool(pool: PoolConf) -> list[Finding]:
     findings: list[Finding] = []
     children, backlog = pool.max_children, pool.listen_backlog or DEFAULT_LISTEN_BACKLOG
-    if children is not None and children <= 5:
+    if children is not None and children <= _FEW_CHILDREN:
         findings.append(Finding(
             "max_children_low", "info",
             f"[{pool.name}] pm.max_children = {children}: at most {children} PHP requests run at once; the rest "

@@ -16,8 +16,6 @@ from processor.live_host import LiveHost, may_connect
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: Final = ("error", "warning", "info")
-# Debian's stock pool; at most this many PHP requests run at once, the rest queue.
-_FEW_CHILDREN: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +43,8 @@ class Route:
 
 def resolve_routes(nginx: NginxConf) -> tuple[list[Route], list[Finding]]:
     """Every fastcgi_pass with its address keys; a dynamic or undefined target is a finding."""
-    routes, findings = [], []
+    routes: list[Route] = []
+    findings: list[Finding] = []
     for fp in nginx.fastcgi_passes:
         if "$" in fp.target:
             findings.append(Finding(
@@ -82,9 +81,10 @@ def check_reachability(routes: list[Route], pools: list[PoolConf]) -> list[Findi
             fix = (f"make both name the same socket: `fastcgi_pass {listen_address_key(near.listen)};` or "
                    f"`listen = {key.removeprefix('unix:')}` in [{near.name}]" if near and near.listen else
                    f"add a pool with `listen = {key.removeprefix('unix:')}` or fix fastcgi_pass")
+            via = f"{fp.target} (upstream server {key})" if origin != fp.origin else key
             findings.append(Finding(
                 "fastcgi_pass_unreached", "error",
-                f"{_where(fp)} fastcgi_pass {key}: no PHP-FPM pool "
+                f"{_where(fp)} fastcgi_pass {via}: no PHP-FPM pool "
                 f"listens there (pools listen on: {listening}) → 502 "
                 f"({'connect() … (2: No such file or directory)' if unix else '(111: Connection refused)'})",
                 fix, tuple(dict.fromkeys((fp.origin, origin))),
@@ -140,7 +140,7 @@ def socket_access(pool: PoolConf, user: str, groups: frozenset[str],
         return ok, not ok and bool(pool.listen_acl_groups), (
             f"listen.acl_users = {','.join(pool.listen_acl_users) or '-'}, "
             f"listen.acl_groups = {','.join(pool.listen_acl_groups) or '-'}")
-    # unset owner: the socket keeps the master's owner, root under systemd
+    # unset owner: the socket keeps the master's owner — root for a master started by systemd
     owner = pool.listen_owner or "root"
     group = pool.listen_group or primary_of.get(owner, owner)
     mode_text = pool.listen_mode or DEFAULT_LISTEN_MODE
@@ -179,7 +179,7 @@ def check_permissions(nginx: NginxConf, routes: list[Route], pools: list[PoolCon
             findings.append(Finding(
                 "socket_permission", "error" if sure else "warning",
                 f"pool [{pool.name}] {how}: {who} and cannot connect → 502 (13: Permission denied)"
-                + ("" if sure else f" (unless {user} is also in the socket's group)"),
+                + ("" if sure else f" (unless {user} is in a group that grants it; --live checks)"),
                 f"in [{pool.name}] set `listen.owner = {user}` and `listen.group = {group}` (mode 0660), "
                 f"or `listen.acl_users = {user}`", user_origins + (reached[key].fastcgi_pass.origin,),
                 fpm_origins, "socket_permission", pool.name, pool.listen))
@@ -195,7 +195,7 @@ def _live_socket(pool: PoolConf, key: str, user: str, groups: frozenset[str], li
     if st is None:
         return [Finding("socket_absent", "warning",
                         f"pool [{pool.name}]: {path} does not exist on this host → 502 (2: No such file or directory)",
-                        "start PHP-FPM (`systemctl enable --now php8.2-fpm`) and check its log for bind errors",
+                        "start PHP-FPM (e.g. `systemctl enable --now php8.2-fpm`) and check its log for bind errors",
                         (), (pool.origin_of("listen"),), "fpm_down", pool.name, pool.listen)]
     owner, group = st.owner or str(st.uid), st.group or str(st.gid)
     if may_connect(user, groups, owner, group, st.mode):
