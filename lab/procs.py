@@ -183,7 +183,7 @@ def wait_tcp(port: int, proc: Proc, timeout: float = 10.0) -> None:
     raise LabError(f"127.0.0.1:{port} did not listen within {timeout}s ({proc.name})")
 
 
-def wait_file_contains(path: Path, needle: str, timeout: float = 10.0) -> None:
+def wait_file_contains(path: Path, needle: str, timeout: float = 10.0, proc: Proc | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -191,6 +191,10 @@ def wait_file_contains(path: Path, needle: str, timeout: float = 10.0) -> None:
                 return
         except FileNotFoundError:
             pass
+        if proc is not None and not proc.alive():
+            tail = path.read_text(errors="replace").strip().splitlines()[-3:] if path.exists() else []
+            raise LabError(f"{proc.name} exited with {proc.popen.returncode} before {needle!r} appeared in "
+                           f"{path}: {' | '.join(tail)}")
         time.sleep(0.05)
     raise LabError(f"{needle!r} did not appear in {path} within {timeout}s")
 

@@ -12,6 +12,7 @@ with the expected status and evidence, 1 otherwise (the causes that failed are l
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -30,15 +31,15 @@ from lab.procs import (NGINX, PHP_FPM, LabError, Processes, probe_backlog_capaci
                        wait_unix_socket)
 
 CAUSES = ("fpm_down", "socket_mismatch", "socket_permission", "tcp_refused", "pool_saturated", "fpm_timeout",
-          "child_crash", "too_big_header", "nginx_timeout", "no_live_upstreams")
+          "child_crash", "too_big_header", "nginx_timeout", "no_live_upstreams", "unknown")
 SERVERS = {"lab": "lab.test", "combined": "legacy.test"}
 
 
 class Lab:
-    def __init__(self, out: Path, quiet: bool = False) -> None:
+    def __init__(self, out: Path, quiet: bool = False, stable_ports: bool = True) -> None:
         self.out = out
         self.quiet = quiet
-        self.lay: Layout = configs.build_layout(out)
+        self.lay: Layout = configs.build_layout(out, configs.pick_ports(stable_ports))
         self.procs = Processes()
         self.requests: list[Request] = []
         self.timeline: list[dict[str, object]] = []
@@ -121,16 +122,18 @@ class Lab:
                 raise LabError(f"{binary} is not installed (apt-get install -y nginx-light php8.2-fpm)")
         # test every config first, as an operator would
         for master in self.lay.MASTERS:
-            self._check([PHP_FPM, "-t", "-R", "-y", str(self.lay.master_conf(master))], f"php-fpm {master}")
+            self._check([PHP_FPM, "-t", "-R", "-p", str(self.lay.conf), "-y", str(self.lay.master_conf(master))],
+                        f"php-fpm {master}")
         self._check([NGINX, "-t", "-q", "-p", f"{self.out}/", "-c", str(self.lay.conf / "nginx.conf"),
                      "-e", str(self.lay.run / "nginx-t.stderr")], "nginx")
         for master in self.lay.MASTERS:
-            proc = self.procs.start(f"fpm-{master}", [PHP_FPM, "--nodaemonize", "-R", "-y",
-                                                      str(self.lay.master_conf(master))],
+            proc = self.procs.start(f"fpm-{master}", [PHP_FPM, "--nodaemonize", "-R", "-p", str(self.lay.conf),
+                                                      "-y", str(self.lay.master_conf(master))],
                                     self.lay.run / f"php-fpm-{master}.stderr")
             self.mark("started php-fpm master", master=master, pid=proc.pid)
         for master in self.lay.MASTERS:
-            wait_file_contains(self.lay.master_log(master), "ready to handle connections")
+            wait_file_contains(self.lay.master_log(master), "ready to handle connections",
+                               proc=self.procs.procs[f"fpm-{master}"])
         for pool in self.lay.pools:
             if pool.is_unix:
                 wait_unix_socket(pool.listen, self.procs.procs[f"fpm-{pool.master}"])
@@ -215,6 +218,13 @@ class Lab:
                   body=b"q=boots"),
                 R("/big/bigheader.php", "/big/", 502, "too_big_header", scenario="big header"))
         self.healthy(2)
+
+        # -- the application itself answers 502/504: an access-log 502/504 with no error-log entry → `unknown`
+        self.go(R("/appstatus.php?code=502", php, 502, "unknown", scenario="PHP answers 502 itself (no nginx error)"))
+        self.healthy(1)
+        self.go(R("/api/appstatus.php?code=504", "/api/", 504, "unknown", scenario="PHP answers 504 itself"),
+                R("/appstatus.php?code=502&retry=1", php, 502, "unknown", scenario="PHP answers 502 itself"))
+        self.healthy(1)
 
         # -- crashing workers: SIGSEGV, SIGKILL, SIGABRT ------------------------------------------------------
         for sig, num in (("SEGV", 11), ("KILL", 9), ("ABRT", 6), ("SEGV", 11)):
@@ -402,6 +412,30 @@ class Lab:
         return path
 
 
+def _stable_ports_lock() -> object | None:
+    """Hold /tmp/badgateway-lab.lock for the run when nobody else does (then the stable ports are ours)."""
+    try:
+        f = open("/tmp/badgateway-lab.lock", "a")
+    except OSError:
+        return None
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        return None
+    return f
+
+
+def _bind_conflict(out: Path) -> bool:
+    for log in (out / "logs").glob("*.log"):
+        try:
+            if "Address already in use" in log.read_text(errors="replace"):
+                return True
+        except OSError:
+            pass
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lab.run", description=__doc__.split("\n\n")[0])
     ap.add_argument("outdir", type=Path, help="where configs, logs and the ground truth go (e.g. /tmp/badgateway-lab)")
@@ -413,13 +447,28 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_term)
-    lab = Lab(out, quiet=args.quiet)
+    # the stable ports (18080, 19001, …) go to one lab at a time; a concurrent lab takes ephemeral ones
+    lock = _stable_ports_lock()
     t0 = time.monotonic()
+    for attempt in range(3):
+        lab = Lab(out, quiet=args.quiet, stable_ports=lock is not None and attempt == 0)
+        try:
+            lab.setup()
+            break
+        except LabError as exc:
+            lab.teardown()
+            if attempt < 2 and _bind_conflict(out):
+                print(f"lab: a port was taken ({exc}); retrying with other ports", file=sys.stderr)
+                continue
+            print(f"lab: setup error: {exc}", file=sys.stderr)
+            return 2
+        except BaseException:
+            lab.teardown()
+            raise
     try:
-        lab.setup()
         lab.scenarios()
     except LabError as exc:
-        print(f"lab: setup/scenario error: {exc}", file=sys.stderr)
+        print(f"lab: scenario error: {exc}", file=sys.stderr)
         lab.teardown()
         lab.write_ground_truth()
         return 2
