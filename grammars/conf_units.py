@@ -19,8 +19,9 @@ _NGINX_TIME_PART: Final = re.compile(r"(\d+)(ms|[smhdwMy]?)")
 _NGINX_SIZE: Final = re.compile(r"(\d+)([kKmMgG]?)")
 _SIZE_FACTOR: Final = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 # php_time ::= digits [smhd]? ;      "30s", "5m", "0"
-_PHP_TIME: Final = re.compile(r"(\d+)([smhd]?)")
+PHP_TIME: Final = re.compile(r"\s*(\d+)([smhd]?)\s*")
 _PHP_TIME_S: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_ATOI: Final = re.compile(r"\s*[+-]?\d+")
 
 
 def nginx_time_s(text: str) -> float:
@@ -46,8 +47,21 @@ def nginx_size(text: str) -> int:
 
 
 def php_time_s(text: str) -> float:
-    """PHP-FPM time ``5m`` → 300.0 seconds (``0`` means "off" to the caller)."""
-    m = _PHP_TIME.fullmatch(text.strip())
-    if m is None:
-        raise ValueError(f"invalid time {text!r} (expected a number with an optional s, m, h or d)")
-    return float(int(m.group(1)) * _PHP_TIME_S[m.group(2)])
+    """PHP-FPM time ``5m`` → 300.0 seconds, read exactly as ``fpm_conf_set_time`` reads it.
+
+    FPM looks at the last character only and ``atoi``s the rest, so ``1m30s`` is 1 second and
+    ``abc`` with no suffix is rejected while ``xs`` is 0 ("off"); ``PHP_TIME`` tells the sane
+    spellings from those. A value FPM rejects raises ``ValueError``.
+    """
+    value = text.strip()
+    if not value:
+        raise ValueError("invalid time value")
+    suffix = value[-1]
+    if suffix in _PHP_TIME_S:
+        number = value[:-1]
+    elif suffix.isdigit():
+        number, suffix = value, ""
+    else:
+        raise ValueError(f"unknown suffix used in time value {text!r}")
+    m = _ATOI.match(number)
+    return float((int(m.group()) if m else 0) * _PHP_TIME_S[suffix])

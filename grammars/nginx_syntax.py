@@ -86,6 +86,9 @@ def _error_message(exc: pp.ParseBaseException) -> str:
     found = exc.line[exc.column - 1 : exc.column + 19].strip() if exc.line else ""
     if exc.loc >= len(exc.pstr):
         found = "end of file"
+    elif exc.pstr[exc.loc] in "\"'":
+        # nginx only notices at the end of the file; the line where the quote opens is the useful one
+        return f"unterminated quoted string {found!r}"
     expected = str(exc.msg).removeprefix("Expected ")
     return f'unexpected {found or "end of line"!r}, expecting {expected}'
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import orjson
 
+from grammars.conf_units import PHP_TIME
 from grammars.config_errors import ConfigError
 from grammars.fpm_conf import DEFAULT_LISTEN_BACKLOG, FpmConf, PoolConf, load_fpm_conf
 from grammars.nginx_conf import NginxConf, load_nginx_conf
@@ -119,6 +120,16 @@ def _check_buffers(routes: list[Route]) -> list[Finding]:
 
 def _check_pool(pool: PoolConf) -> list[Finding]:
     findings: list[Finding] = []
+    times = {"request_terminate_timeout": pool.request_terminate_timeout_s,
+             "request_slowlog_timeout": pool.request_slowlog_timeout_s}
+    for key, seconds in times.items():
+        raw = pool.settings.get(key)
+        if raw is not None and not PHP_TIME.fullmatch(raw.value):
+            findings.append(Finding(
+                "fpm_time_misread", "warning",
+                f"[{pool.name}] {key} = {raw.value} is read by PHP-FPM as {seconds or 0:g}s "
+                f"({'off' if not seconds else 'only the last character is a unit'})",
+                f"write one number with one unit, e.g. `{key} = 90s`", (), (raw.origin,), pool=pool.name))
     children, backlog = pool.max_children, pool.listen_backlog or DEFAULT_LISTEN_BACKLOG
     if children is not None and children <= _FEW_CHILDREN:
         findings.append(Finding(

@@ -135,11 +135,11 @@ FPM_ERRORS = [
                                                "pool.d/www.conf": "[www]\nuser = www-data\nlisten /run/x\n"},
      "pool.d/www.conf:3", "syntax error"),
     ("bad integer", {"php-fpm.conf": "[www]\npm.max_children = many\n"}, "php-fpm.conf:2", "invalid integer"),
-    ("compound time is not php's", {"php-fpm.conf": "[www]\nrequest_terminate_timeout = 1m30s\n"},
-     "php-fpm.conf:2", "invalid time"),
+    ("unknown time suffix", {"php-fpm.conf": "[www]\nrequest_terminate_timeout = 30x\n"},
+     "php-fpm.conf:2", "unknown suffix"),
     ("bad boolean", {"php-fpm.conf": "[www]\ncatch_workers_output = maybe\n"}, "php-fpm.conf:2", "boolean"),
     ("bad max_execution_time", {"php-fpm.conf": "[www]\n\nphp_admin_value[max_execution_time] = -\n"},
-     "php-fpm.conf:3", "invalid time"),
+     "php-fpm.conf:3", "unknown suffix"),
     ("include cycle", {"php-fpm.conf": "include=a.conf\n", "a.conf": "[a]\ninclude=php-fpm.conf\n"},
      "a.conf:2", "include cycle"),
     ("missing plain include", {"php-fpm.conf": "\ninclude=/nonexistent/pool.conf\n"}, "php-fpm.conf:2", "open()"),
@@ -154,6 +154,20 @@ def test_errors_name_file_and_line(tmp_path: Path, description: str, files: dict
         load_fpm_conf(str(main))
     assert str(info.value).startswith(f"{tmp_path / where}: ")
     assert text in str(info.value)
+
+
+PHP_TIMES = [
+    # (value, seconds as FPM's fpm_conf_set_time reads it)
+    ("30", 30.0), ("30s", 30.0), ("5m", 300.0), ("2h", 7200.0), ("1d", 86400.0), ("0", 0.0),
+    ("1m30s", 1.0),  # only the last character is a unit: atoi("1m30") is 1
+    ("xs", 0.0),  # atoi("x") is 0: the timeout is silently off
+]
+
+
+@pytest.mark.parametrize(("value", "seconds"), PHP_TIMES)
+def test_php_time_as_fpm_reads_it(tmp_path: Path, value: str, seconds: float) -> None:
+    main = write(tmp_path, {"php-fpm.conf": f"[www]\nrequest_terminate_timeout = {value}\n"})
+    assert load_fpm_conf(str(main)).pools["www"].request_terminate_timeout_s == seconds
 
 
 def test_unreadable_main_file(tmp_path: Path) -> None:

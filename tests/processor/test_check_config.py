@@ -122,6 +122,9 @@ CASES = [
          cause="pool_saturated"),
     Case("backlog below max_children", "listen_backlog_small", "info",
          fpm=(("pm = dynamic", "pm = dynamic\nlisten.backlog = 8"),), cause="pool_saturated"),
+    # FPM reads "1m30s" as 1 second: every request longer than that is killed
+    Case("compound FPM time", "fpm_time_misread", "warning",
+         fpm=(("request_slowlog_timeout = 5s", "request_slowlog_timeout = 1m30s"),)),
     Case("no slowlog", "slowlog_off", "info", fpm=(("request_slowlog_timeout = 5s\n", ""),)),
     Case("access_log with an undefined format", "access_log_unknown_format", "error",
          nginx=(("listen 80;", "listen 80;\n        access_log /var/log/nginx/a.log mian;"),)),
