@@ -153,7 +153,7 @@ class Service:
         try:
             if flush:
                 self._emit(self.pipeline.flush())
-            self._commit()
+            self._commit(everything=flush)
         except NativeKafkaError as exc:
             self.log.error("service.final_commit_failed", error=str(exc))
         finally:
@@ -234,7 +234,7 @@ class Service:
         self._send_error = exc  # checked after flush: nothing is committed past a lost output
 
     # -- delivery ---------------------------------------------------------------------------------------
-    def _commit(self, *, blocking: bool = True) -> None:
+    def _commit(self, *, blocking: bool = True, everything: bool = False) -> None:
         """Flush the producer, then commit per partition what is below every held record.
 
         ``blocking=False`` inside a rebalance callback: kafka-python runs those on its network thread, where only
@@ -247,7 +247,8 @@ class Service:
             if blocking:
                 self._recover(f"output not delivered: {self._send_error}")
             return  # in a rebalance the pipeline is rebuilt anyway: nothing is committed past the lost output
-        offsets = self.planner.plan(self.pipeline.held_offsets())
+        # after a final flush every window is closed: the evidence the join still keeps is needed by no one
+        offsets = self.planner.plan({} if everything else self.pipeline.held_offsets())
         if not offsets:
             return
         native = {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
@@ -308,6 +309,9 @@ class Service:
             # first fetch of one topic could close windows before the other topics' first records arrive.
             # (Reaches into the join's watermarks: a `Pipeline.open_stream` would be the clean API.)
             self.pipeline.join.watermarks.streams.setdefault(stream_of(tp), StreamClock())
+        # processing time must be known before the first record: without it the join judges idleness in event
+        # time, and a partition with no record yet would count as idle
+        self._emit(self.pipeline.tick(self._proc_ms))
         self.log.info("rebalance.assigned", partitions=[f"{tp.topic}[{tp.partition}]" for tp in assigned])
 
     def _rebuild(self, reason: str) -> None:

@@ -1,0 +1,421 @@
+"""``badgateway run`` end to end on the real broker: logs produced to topics → the service (a subprocess) →
+the incidents topic, compared with what ``badgateway replay`` gives on the same lines.
+
+No incident lost: across kill -9 and restart, a broker stop/start, and a group member leaving mid-stream;
+duplicates only ever repeat an incident with the same ``event.id``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from processor.config import load_config
+from processor.io.sinks import MemorySink
+from processor.replay import plan_inputs, replay
+from processor.service import pipeline_factory
+from tests.fixtures.kafka import KafkaBroker, free_port
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
+
+REPO = Path(__file__).resolve().parents[2]
+HOSTS = ("web-1", "web-2", "web-3")  # murmur2: web-2 → partition 0, web-1 and web-3 → partition 1 of 2
+START = datetime(2026, 11, 24, 5, 0, 0, tzinfo=timezone.utc)
+TYPES = ("access", "error", "fpm")
+CAUSES = ("fpm_timeout", "child_crash", "nginx_timeout", "socket_permission", "pool_saturated", "too_big_header")
+GARBAGE = "this is not an access log line"
+
+# --- the logs: three hosts, healthy traffic, one failure every 10 s with the lines each cause really leaves ---
+
+
+def _access(t: datetime, client: str, uri: str, status: int) -> str:
+    return (f'{client} - - [{t:%d/%b/%Y:%H:%M:%S} +0000] "GET {uri} HTTP/1.1" {status} 157 "-" '
+            '"Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0"')
+
+
+def _error(t: datetime, level: str, cid: int, message: str, client: str, uri: str) -> str:
+    return (f"{t:%Y/%m/%d %H:%M:%S} [{level}] 12#12: *{cid} {message}, client: {client}, server: shop, "
+            f'request: "GET {uri} HTTP/1.1", upstream: "fastcgi://unix:/run/php/www.sock:", host: "shop.example"')
+
+
+def _fpm(t: datetime, level: str, message: str) -> str:
+    return f"[{t:%d-%b-%Y %H:%M:%S}] {level}: {message}"
+
+
+def _failure(cause: str, t: datetime, n: int, client: str) -> list[tuple[datetime, str, str]]:
+    uri = f"/p{n}.php?id={n}"
+    recv = "recv() failed (104: Connection reset by peer) while reading response header from upstream"
+    out = [(t + timedelta(seconds=1), "access", _access(t + timedelta(seconds=1), client, uri,
+                                                         504 if cause == "nginx_timeout" else 502))]
+    if cause == "fpm_timeout":
+        out += [(t, "error", _error(t, "error", n, recv, client, uri)),
+                (t, "fpm", _fpm(t, "WARNING", f"[pool www] child {n}, script '/var/www/p{n}.php' (request: "
+                                              f'"GET {uri}") execution timed out (30.012 sec), terminating'))]
+    elif cause == "child_crash":
+        out += [(t, "error", _error(t, "error", n, recv, client, uri)),
+                (t, "fpm", _fpm(t, "WARNING", f"[pool www] child {n} exited on signal 11 (SIGSEGV - core dumped) "
+                                              "after 3.78 seconds from start"))]
+    elif cause == "nginx_timeout":
+        out += [(t, "error", _error(t, "error", n, "upstream timed out (110: Connection timed out) while reading "
+                                                   "response header from upstream", client, uri))]
+    elif cause == "socket_permission":
+        out += [(t, "error", _error(t, "crit", n, "connect() to unix:/run/php/www.sock failed (13: Permission "
+                                                  "denied) while connecting to upstream", client, uri))]
+    elif cause == "pool_saturated":
+        out += [(t, "error", _error(t, "error", n, "connect() to unix:/run/php/www.sock failed (11: Resource "
+                                                   "temporarily unavailable) while connecting to upstream", client,
+                                    uri)),
+                (t, "fpm", _fpm(t, "WARNING", "[pool www] server reached pm.max_children setting (5), consider "
+                                              "raising it"))]
+    else:
+        out += [(t, "error", _error(t, "error", n, "upstream sent too big header while reading response header "
+                                                   "from upstream", client, uri))]
+    return out
+
+
+Logs = list[tuple[str, str, str]]  # (type, host, line), in the order a shipper would send them
+
+
+def scenario(seconds: int, seed: int = 7) -> Logs:
+    """Every host's lines merged in time order, as shippers tailing live logs send them."""
+    rng = random.Random(seed)
+    items: list[tuple[datetime, str, str, str]] = []
+    for hi, host in enumerate(HOSTS):
+        items += [(START, "fpm", host, _fpm(START, "NOTICE", "fpm is running, pid 1")),
+                  (START, "fpm", host, _fpm(START, "NOTICE", "ready to handle connections"))]
+        for s in range(seconds):
+            t = START + timedelta(seconds=s)
+            for _ in range(2):
+                client = f"10.{hi}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+                items.append((t, "access", host, _access(t, client, rng.choice(["/", "/index.php", "/cart"]), 200)))
+            if s % 10 == 5:
+                n = hi * 10_000 + s
+                failure = _failure(CAUSES[(s // 10 + hi) % len(CAUSES)], t, n, f"10.{hi}.0.{s % 250 + 1}")
+                items += [(ts, kind, host, line) for ts, kind, line in failure]
+            if s == seconds // 2:
+                items.append((t, "access", host, GARBAGE))  # a dead letter in the middle of the stream
+    return [(kind, host, line) for _, kind, host, line in sorted(items, key=lambda x: x[0])]  # stable sort
+
+
+def split(logs: Logs, at: float) -> tuple[Logs, Logs]:
+    cut = int(len(logs) * at)
+    return logs[:cut], logs[cut:]
+
+
+# --- the harness ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Setup:
+    broker: KafkaBroker
+    topics: dict[str, str]  # access/error/fpm/incidents/dead → topic name
+    partitions: int
+    config_path: Path
+    tmp: Path
+
+    def produce(self, logs: Logs, oversized: bool = False) -> None:
+        """access: raw lines keyed by host; error: Filebeat JSON; fpm: raw lines with a `host` header."""
+        p = KafkaProducer(bootstrap_servers=self.broker.bootstrap, acks="all", linger_ms=5)
+        try:
+            for kind, host, line in logs:
+                key = host.encode()
+                if kind == "access":
+                    p.send(self.topics["access"], value=line.encode() + b"\n", key=key)
+                elif kind == "error":
+                    doc = {"message": line, "host": {"name": host}, "log": {"file": {"path": "/var/log/error.log"}}}
+                    p.send(self.topics["error"], value=json.dumps(doc).encode(), key=key)
+                else:
+                    p.send(self.topics["fpm"], value=line.encode(), key=key, headers=[("host", key)])
+            if oversized:
+                p.send(self.topics["access"], value=b"x" * 5000, key=b"web-2", headers=[("shipper", b"test")])
+            p.flush()
+        finally:
+            p.close()
+
+    def end_offsets(self) -> dict[TopicPartition, int]:
+        c = KafkaConsumer(bootstrap_servers=self.broker.bootstrap)
+        try:
+            tps = [TopicPartition(self.topics[k], p) for k in TYPES for p in range(self.partitions)]
+            return dict(c.end_offsets(tps))
+        finally:
+            c.close()
+
+    def read(self, kind: str) -> list[dict[str, Any]]:
+        """Every record of an output topic, to its end."""
+        c = KafkaConsumer(bootstrap_servers=self.broker.bootstrap, auto_offset_reset="earliest",
+                          enable_auto_commit=False)
+        try:
+            tps = [TopicPartition(self.topics[kind], p) for p in c.partitions_for_topic(self.topics[kind]) or ()]
+            c.assign(tps)
+            c.seek_to_beginning(*tps)
+            ends = c.end_offsets(tps)
+            out: list[dict[str, Any]] = []
+            deadline = time.monotonic() + 30
+            while any(c.position(tp) < ends[tp] for tp in tps):
+                assert time.monotonic() < deadline, "output topic not readable to its end"
+                for batch in c.poll(timeout_ms=500).values():
+                    out.extend({**json.loads(r.value), "_key": r.key, "_headers": r.headers} for r in batch)
+            return out
+        finally:
+            c.close()
+
+
+class ServiceProc:
+    """One `badgateway run` process; its metrics endpoint tells how far it got."""
+
+    def __init__(self, setup: Setup, name: str, *sets: str) -> None:
+        self.port = free_port()
+        self.log_path = setup.tmp / f"{name}.log"
+        args = [sys.executable, "-m", "processor.cli", "run", "--config", str(setup.config_path),
+                "--set", f"metrics.port={self.port}"]
+        for item in sets:
+            args += ["--set", item]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=log)
+
+    def metrics(self) -> dict[str, list[tuple[dict[str, str], float]]]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as resp:
+            text = resp.read().decode()
+        out: dict[str, list[tuple[dict[str, str], float]]] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                out.setdefault(sample.name, []).append((sample.labels, sample.value))
+        return out
+
+    def positions(self) -> dict[TopicPartition, int]:
+        try:
+            samples = self.metrics().get("badgateway_consumer_position", [])
+        except OSError:
+            return {}
+        return {TopicPartition(lab["topic"], int(lab["partition"])): int(v) for lab, v in samples}
+
+    def wait_caught_up(self, ends: dict[TopicPartition, int], timeout_s: float = 60, only: int | None = None
+                       ) -> None:
+        """Until the service has processed every record up to `ends` (of the partitions it owns, if `only`)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            assert self.proc.poll() is None, f"service exited early:\n{self.log_tail()}"
+            pos = self.positions()
+            owned = [tp for tp in ends if tp in pos] if only is not None else list(ends)
+            if (only is None or len(owned) >= only) and all(pos.get(tp, -1) >= ends[tp] for tp in owned):
+                return
+            assert time.monotonic() < deadline, f"not caught up: {pos} vs {ends}\n{self.log_tail()}"
+            time.sleep(0.2)
+
+    def terminate(self, timeout_s: float = 60) -> dict[str, Any]:
+        """SIGTERM → exit 0; returns the final `service.stopped` log line."""
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(timeout_s) == 0, self.log_tail()
+        return self.final_line()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def final_line(self) -> dict[str, Any]:
+        for line in reversed(self.log_path.read_text().splitlines()):
+            if '"service.stopped"' in line:
+                return dict(json.loads(line))
+        raise AssertionError(f"no service.stopped line\n{self.log_tail()}")
+
+    def log_tail(self) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
+
+
+@pytest.fixture
+def setup(kafka_broker: KafkaBroker, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Setup]:
+    kafka_broker.start()
+    partitions = getattr(request, "param", 1)
+    tag = uuid.uuid4().hex[:8]
+    topics = {k: f"svc-{k}-{tag}" for k in (*TYPES, "incidents", "dead")}
+    for kind in TYPES:
+        kafka_broker.create_topic(topics[kind], partitions)
+    for kind in ("incidents", "dead"):
+        kafka_broker.create_topic(topics[kind], 1)
+    config = tmp_path / "badgateway.toml"
+    config.write_text(f"""
+[kafka]
+bootstrap_servers = "{kafka_broker.bootstrap}"
+group_id = "svc-{tag}"
+session_timeout_s = 6.0
+connect_backoff_max_s = 2.0
+
+[[inputs]]
+topic = "{topics['access']}"
+type = "nginx_access"
+envelope = "raw"
+
+[[inputs]]
+topic = "{topics['error']}"
+type = "nginx_error"
+envelope = "filebeat"
+
+[[inputs]]
+topic = "{topics['fpm']}"
+type = "php_fpm"
+host_from = "header:host"
+
+[outputs]
+incidents_topic = "{topics['incidents']}"
+dead_letter_topic = "{topics['dead']}"
+
+[diagnosis]
+allowed_lateness_s = 5.0
+idle_timeout_s = 30.0
+
+[delivery]
+commit_interval_s = 0.5
+max_record_bytes = 4096
+""")
+    yield Setup(kafka_broker, topics, partitions, config, tmp_path)
+    if kafka_broker.is_running:
+        kafka_broker.delete_topics(list(topics.values()))
+
+
+def expected_incidents(setup: Setup, logs: Logs) -> dict[str, tuple[Any, ...]]:
+    """What `badgateway replay` says about the same lines (one file per host and type), same diagnosis settings."""
+    root = setup.tmp / "replay"
+    files: dict[Path, list[str]] = {}
+    for kind, host, line in logs:
+        files.setdefault(root / host / f"{kind}.log", []).append(line + "\n")
+    for path, lines in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(lines))
+    pipeline = pipeline_factory(load_config(str(setup.config_path), environ={}))()
+    plans = plan_inputs(pipeline, [str(root)], host_pattern=r"(?P<host>web-\d+)")
+    sink = MemorySink()
+    replay(pipeline, plans, sink)
+    out = {inc["event"]["id"]: project(inc) for inc in sink.incidents}
+    assert len(out) == len(sink.incidents)
+    return out
+
+
+def project(inc: dict[str, Any]) -> tuple[Any, ...]:
+    return (inc["event"]["id"], inc["badgateway"]["cause"], (inc.get("php_fpm") or {}).get("pool"),
+            inc["http"]["response"]["status_code"], inc["url"]["original"], inc["host"]["name"])
+
+
+def check(setup: Setup, expected: dict[str, tuple[Any, ...]], *, exact_once: bool) -> list[dict[str, Any]]:
+    """Every expected incident is on the topic; copies of one incident are the same incident."""
+    got = setup.read("incidents")
+    by_id: dict[str, set[tuple[Any, ...]]] = {}
+    for inc in got:
+        by_id.setdefault(inc["event"]["id"], set()).add(project(inc))
+        assert inc["_key"] == inc["host"]["name"].encode()
+    assert set(by_id) == set(expected), (sorted(set(expected) - set(by_id)), sorted(set(by_id) - set(expected)))
+    for event_id, versions in by_id.items():
+        assert versions == {expected[event_id]}, (event_id, versions, expected[event_id])
+    if exact_once:
+        assert len(got) == len(expected)
+    return got
+
+
+# --- the tests ------------------------------------------------------------------------------------------------
+
+
+def test_end_to_end_matches_replay_and_sigterm_commits_everything(setup: Setup) -> None:
+    logs = scenario(120)
+    expected = expected_incidents(setup, logs)
+    causes = {v[1] for v in expected.values()}
+    assert set(CAUSES) <= causes, causes  # the join across the three topics really happened in replay
+    svc = ServiceProc(setup, "svc")
+    setup.produce(logs, oversized=True)
+    ends = setup.end_offsets()
+    svc.wait_caught_up(ends)
+    final = svc.terminate()
+    check(setup, expected, exact_once=True)
+    # records in = parsed + dead-lettered (one garbage line per host, one oversized record)
+    produced = sum(ends.values())
+    assert final["records_in"] == produced
+    assert final["lines_parsed"] + final["lines_dead_lettered"] + final["envelope_dead_letters"] == produced
+    assert (final["lines_dead_lettered"], final["envelope_dead_letters"]) == (len(HOSTS), 1)
+    dead = setup.read("dead")
+    assert len(dead) == len(HOSTS) + 1
+    big = next(d for d in dead if d["_headers"])
+    assert "above delivery.max_record_bytes" in big["reason"]
+    assert big["source"]["topic"] == setup.topics["access"] and big["headers"] == {"shipper": "test"}
+    assert {d["raw"] for d in dead if not d["_headers"]} == {GARBAGE}
+    # after SIGTERM every offset is committed: a new member of the group has nothing left to read
+    c = KafkaConsumer(bootstrap_servers=setup.broker.bootstrap, group_id=load_config(
+        str(setup.config_path), environ={}).kafka.group_id, enable_auto_commit=False)
+    try:
+        assert {tp: c.committed(tp) for tp in ends} == ends
+    finally:
+        c.close()
+
+
+def test_kill_9_mid_stream_loses_nothing(setup: Setup) -> None:
+    logs = scenario(120, seed=11)
+    expected = expected_incidents(setup, logs)
+    first, rest = split(logs, 0.5)
+    svc = ServiceProc(setup, "before-kill")
+    setup.produce(first)
+    svc.wait_caught_up(setup.end_offsets())
+    time.sleep(1.0)  # a commit or two: the restart resumes mid-stream, not from the beginning
+    svc.kill()
+    before = len(setup.read("incidents"))
+    setup.produce(rest)
+    svc = ServiceProc(setup, "after-kill")
+    ends = setup.end_offsets()
+    svc.wait_caught_up(ends)
+    final = svc.terminate()
+    got = check(setup, expected, exact_once=False)
+    assert 0 < before < len(expected) <= len(got)
+    # the restart resumed from the commits made before the kill, not from the beginning
+    assert 0 < final["records_in"] < sum(ends.values())
+
+
+def test_broker_stop_and_start_mid_stream_loses_nothing(setup: Setup) -> None:
+    logs = scenario(120, seed=13)
+    expected = expected_incidents(setup, logs)
+    first, rest = split(logs, 0.5)
+    svc = ServiceProc(setup, "svc")
+    setup.produce(first)
+    svc.wait_caught_up(setup.end_offsets())
+    try:
+        setup.broker.stop()
+        time.sleep(3.0)
+        assert svc.proc.poll() is None, "the service must wait for the broker, not exit"
+    finally:
+        setup.broker.start()
+    setup.produce(rest)
+    svc.wait_caught_up(setup.end_offsets(), timeout_s=120)
+    svc.terminate()
+    check(setup, expected, exact_once=False)
+
+
+@pytest.mark.parametrize("setup", [2], indirect=True)
+def test_two_members_one_leaves_mid_stream_loses_nothing(setup: Setup) -> None:
+    logs = scenario(120, seed=17)
+    expected = expected_incidents(setup, logs)
+    first, rest = split(logs, 0.5)
+    a = ServiceProc(setup, "member-a", "delivery.on_stop=handoff")
+    b = ServiceProc(setup, "member-b")
+    setup.produce(first)
+    ends = setup.end_offsets()
+    a.wait_caught_up(ends, only=len(TYPES))  # each member owns one partition of each topic
+    b.wait_caught_up(ends, only=len(TYPES))
+    a.terminate()  # leaves the group; b takes over a's partitions from their committed offsets
+    setup.produce(rest)
+    ends = setup.end_offsets()
+    b.wait_caught_up(ends, timeout_s=90)
+    assert set(b.positions()) == set(ends)  # b owns every partition now
+    b.terminate()
+    check(setup, expected, exact_once=False)
