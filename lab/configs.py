@@ -170,7 +170,7 @@ def build_layout(out: Path, ports: Ports | None = None) -> Layout:
     unix_perm = (("listen.owner", NGINX_USER[0]), ("listen.group", NGINX_USER[1]), ("listen.mode", "0660"))
 
     def access(name: str) -> tuple[tuple[str, str], ...]:
-        return (("access.log", str(lay.logs / "pool-access" / f"{name}.log")),)
+        return (("access.log", str(lay.logs / "pool-access" / f"{name}-access.log")),)
 
     P = Pool
     lay.pools = [
@@ -205,7 +205,8 @@ def build_layout(out: Path, ports: Ports | None = None) -> Layout:
         P("secure", "main", lay.sock("secure"), (
             ("listen.owner", "root"), ("listen.group", "root"), ("listen.mode", "0600"),
             ("pm", "static"), ("pm.max_children", "1"),
-        ) + access("secure") + common_log, "socket owned by root, mode 0600: nginx's workers (nobody) get EACCES"),
+        ) + common_log, "socket owned by root, mode 0600: nginx's workers (nobody) get EACCES (no access.log: "
+                        "no request ever reaches it)"),
         P("legacy", "legacy", lay.sock("legacy"), unix_perm + (
             ("pm", "static"), ("pm.max_children", "2"),
         ) + access("legacy") + common_log, "its master is stopped cleanly during the run (socket removed → errno 2)"),

@@ -1,6 +1,6 @@
 """The 502 lab: real nginx + PHP-FPM on loopback reproduce every cause of DOMAIN.md, with a ground truth.
 
-    python -m lab.run OUTDIR [--keep-going] [--quiet]
+    python -m lab.run OUTDIR [--quiet]          (OUTDIR under /tmp: nginx workers run as nobody)
 
 Writes under OUTDIR: ``conf/`` (the configs the processes ran with), ``logs/`` (nginx access/error logs, one
 PHP-FPM master log per master, the slowlog, pool access logs), ``www/`` (the PHP scripts), ``run/`` (pids,
@@ -380,7 +380,9 @@ class Lab:
         logs.append({"path": "logs/slow.log", "type": "php_fpm_slowlog",
                      "pools": [p.name for p in lay.pools if any(k == "slowlog" for k, _ in p.settings)]})
         for p in lay.pools:
-            logs.append({"path": f"logs/pool-access/{p.name}.log", "type": "php_fpm_access", "pool": p.name,
+            if not any(k == "access.log" for k, _ in p.settings):
+                continue
+            logs.append({"path": f"logs/pool-access/{p.name}-access.log", "type": "php_fpm_access", "pool": p.name,
                          "master": p.master})
         manifest = {
             "generator": "badgateway lab (python -m lab.run)",
