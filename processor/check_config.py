@@ -17,7 +17,7 @@ from grammars.config_errors import ConfigError
 from grammars.fpm_conf import DEFAULT_LISTEN_BACKLOG, FpmConf, PoolConf, load_fpm_conf
 from grammars.nginx_conf import NginxConf, load_nginx_conf
 from processor.config_checks import (
-    SEVERITIES, Finding, Route, check_permissions, check_reachability, resolve_routes,
+    SEVERITIES, Finding, Route, check_permissions, check_reachability, pool_keys, resolve_routes,
 )
 from processor.live_host import LiveHost, SystemHost
 
@@ -54,7 +54,7 @@ def _check_log_formats(nginx: NginxConf) -> list[Finding]:
 
 def _check_timeouts(routes: list[Route], pools: list[PoolConf]) -> list[Finding]:
     """Who gives up first on a slow script: FPM (502, fpm_timeout) or NGINX (504, nginx_timeout)."""
-    by_key = {p.listen_key: p for p in pools if p.listen_key}
+    by_key = pool_keys(pools, {key for route in routes for key, _ in route.keys})
     findings: list[Finding] = []
     seen: set[tuple[str, float]] = set()
     for route in routes:

@@ -66,10 +66,31 @@ def resolve_routes(nginx: NginxConf) -> tuple[list[Route], list[Finding]]:
     return routes, findings
 
 
+def _wildcard_port(listen: str | None) -> str | None:
+    """The port of a pool listening on every address (``9000``, ``0.0.0.0:9000``, ``[::]:9000``)."""
+    if not listen:
+        return None
+    if listen.isdigit():
+        return listen
+    host, _, port = listen.rpartition(":")
+    return port if host in ("0.0.0.0", "[::]", "*") and port.isdigit() else None
+
+
+def pool_keys(pools: list[PoolConf], targets: set[str]) -> dict[str, PoolConf]:
+    """Address key → pool, with a wildcard pool also answering for any host on its port."""
+    by_key = {p.listen_key: p for p in pools if p.listen_key}
+    for pool in pools:
+        port = _wildcard_port(pool.listen)
+        for key in targets:
+            if port and not key.startswith("unix:") and key.rpartition(":")[2] == port:
+                by_key.setdefault(key, pool)
+    return by_key
+
+
 def check_reachability(routes: list[Route], pools: list[PoolConf]) -> list[Finding]:
     """fastcgi_pass targets no pool listens on, pools no fastcgi_pass reaches, pools without listen."""
     findings: list[Finding] = []
-    by_key = {p.listen_key: p for p in pools if p.listen_key}
+    by_key = pool_keys(pools, {key for route in routes for key, _ in route.keys})
     listening = ", ".join(f"{p.listen} [{p.name}]" for p in pools if p.listen) or "nothing"
     for route in routes:
         fp = route.fastcgi_pass
@@ -77,27 +98,29 @@ def check_reachability(routes: list[Route], pools: list[PoolConf]) -> list[Findi
             if key in by_key:
                 continue
             unix = key.startswith("unix:")
+            # another machine's pool may simply not be among the configs given
+            remote = not unix and not key.startswith("127.0.0.1:")
             near = _nearest(key, pools)
             fix = (f"make both name the same socket: `fastcgi_pass {listen_address_key(near.listen)};` or "
                    f"`listen = {key.removeprefix('unix:')}` in [{near.name}]" if near and near.listen else
                    f"add a pool with `listen = {key.removeprefix('unix:')}` or fix fastcgi_pass")
             via = f"{fp.target} (upstream server {key})" if origin != fp.origin else key
             findings.append(Finding(
-                "fastcgi_pass_unreached", "error",
-                f"{_where(fp)} fastcgi_pass {via}: no PHP-FPM pool "
+                "fastcgi_pass_unreached", "warning" if remote else "error",
+                f"{_where(fp)} fastcgi_pass {via}: no PHP-FPM pool {'of those given ' if remote else ''}"
                 f"listens there (pools listen on: {listening}) → 502 "
                 f"({'connect() … (2: No such file or directory)' if unix else '(111: Connection refused)'})",
                 fix, tuple(dict.fromkeys((fp.origin, origin))),
                 (near.origin_of("listen"),) if near else (), "socket_mismatch" if unix else "tcp_refused",
                 near.name if near else None, fp.target))
-    reached = {key for route in routes for key, _ in route.keys}
+    reached = {by_key[key].name for route in routes for key, _ in route.keys if key in by_key}
     for pool in pools:
         if pool.listen is None:
             findings.append(Finding(
                 "pool_no_listen", "error", f"pool [{pool.name}] has no listen address: PHP-FPM will not start",
                 f"set `listen = /run/php/{pool.name}.sock` in [{pool.name}]", (), (pool.origin,),
                 "fpm_down", pool.name))
-        elif pool.listen_key not in reached:
+        elif pool.name not in reached:
             findings.append(Finding(
                 "pool_unreached", "warning",
                 f"pool [{pool.name}] listens on {pool.listen} but no fastcgi_pass reaches it",

@@ -164,6 +164,19 @@ def test_domain_mismatch_names_both_sides(tmp_path: Path) -> None:
     assert "fastcgi_pass unix:/run/php/php-fpm.sock;" in f.fix and f.pool == "app"
 
 
+def test_wildcard_pool_answers_on_any_address(tmp_path: Path) -> None:
+    nginx, fpms = load(tmp_path, NGINX_OK.replace("unix:/run/php/app.sock", "192.0.2.10:9000"),
+                       FPM_OK.replace("listen = /run/php/app.sock", "listen = [::]:9000"))
+    assert check(nginx, fpms) == []
+
+
+def test_remote_target_is_a_warning(tmp_path: Path) -> None:
+    # the pool may run on 192.0.2.20 and simply not be among the configs given
+    nginx, fpms = load(tmp_path, NGINX_OK.replace("unix:/run/php/app.sock", "192.0.2.20:9000"), FPM_OK)
+    found = {(f.code, f.severity) for f in check(nginx, fpms)}
+    assert ("fastcgi_pass_unreached", "warning") in found and ("pool_unreached", "warning") in found
+
+
 def test_upstream_servers_all_reached_is_clean(tmp_path: Path) -> None:
     nginx, fpms = load(tmp_path, edit(NGINX_OK, (
         ("http {", "http {\n upstream php { server unix:/run/php/app.sock; server localhost:9000 backup; }"),
