@@ -65,9 +65,16 @@ def _split_list(convert: values.Converter) -> values.Converter:
     def split(text: str) -> list[object] | None:
         if text == "-":
             return None
+        if " " not in text:  # one upstream tried: the common case (entries have no blanks)
+            return [convert(text)]
         return [None if item == "-" else convert(item) for item in _LIST_SPLIT.split(text)]
 
     split.__name__ = f"list_of_{getattr(convert, '__name__', 'item')}"
+    # one upstream tried, inlined in the lowered builder: no call, no split
+    # (an entry has no blank: a blank means a separator)
+    item = "[{v}]" if convert is str else "[{g}({v})]"
+    values.set_inline(split, f"({{f}}({{v}}) if {{v}} == '-' or ' ' in {{v}} else {item})",
+                      f=split, **({} if convert is str else {"g": convert}))
     return split
 
 
@@ -96,7 +103,7 @@ def _quoted_body(escape: str, closer: str) -> str:
     if escape == "none":
         # nothing is escaped: a quote ends the value only where the format's next literal follows
         return rf'"(?:[^"]++|"(?!{closer}))*+"'
-    return r'"(?:[^"\\]++|\\.)*+"'
+    return r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'  # unrolled: one run per value without escapes
 
 
 def _token(pattern: str, name: str) -> pp.ParserElement:
@@ -115,14 +122,10 @@ def _request(quoted: bool, escape: str, closer: str) -> pp.ParserElement:
         + pp.FollowedBy(pp.Regex(end))
     )
     if not quoted:
-        return values.typed("request", parts, str) | values.typed("request", _token(r"\S++", "raw request"), str)
+        return values.typed("request", parts, values.text) | values.typed("request", _token(r"\S++", "raw request"), str)
     raw = _token(_quoted_body(escape, closer)[1:-1], "raw request")
-    convert = _raw_request_json if escape == "json" else _raw_request
-    return values.typed("request", parts, str) | values.typed("request", raw, convert)
-
-
-def _raw_request(body: str) -> str:
-    return values.unquote(f'"{body}"')
+    convert = _raw_request_json if escape == "json" else values.unescape
+    return values.typed("request", parts, values.text) | values.typed("request", raw, convert)
 
 
 def _raw_request_json(body: str) -> str:
@@ -152,13 +155,9 @@ def variable_element(
     if quoted:
         # the quotes belong to the format's literals; the body is matched up to the closing one
         body = _quoted_body(escape, closer)[1:-1]
-        convert = _json_body if escape == "json" else _text_body
+        convert = _json_body if escape == "json" else values.body_or_none
         return values.typed(name, _token(body, name), convert)
     return values.typed(name, _token(_text_until(after, last), name), values.dash_none)
-
-
-def _text_body(body: str) -> str | None:
-    return values.unquote_or_none(f'"{body}"')
 
 
 def _json_body(body: str) -> str | None:
@@ -175,7 +174,7 @@ def _text_until(after: str, last: bool) -> str:
     if len(after) == 1:
         return rf"[^{first}\n]*+"
     # everything up to the first place the next literal starts (an X-Forwarded-For list before " - ")
-    return rf"(?:[^{first}\n]++|{first}(?!{re.escape(after[1:])}))*+"
+    return rf"[^{first}\n]*+(?:{first}(?!{re.escape(after[1:])})[^{first}\n]*+)*+"
 
 
 _TIME_PATTERNS: Final[dict[str, tuple[str, values.Converter]]] = {

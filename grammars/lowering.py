@@ -14,6 +14,7 @@ by its own converter; a plain named token as its text. Names are read "last matc
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable
 from typing import Any, Final
@@ -28,6 +29,10 @@ from grammars.result import Fields, ParseError
 _MARKER_PREFIX: Final = "_original_"  # original_text_for's internal names
 _SCOPED_FLAGS: Final = {re.I: "i", re.M: "m", re.S: "s", re.X: "x", re.A: "a"}
 _TEXT_TOKENS: Final = (pp.Regex, pp.Word, pp.Literal, pp.Keyword, pp.White, pp.SkipTo)
+
+
+# the stdlib's own regex parser, to see whether a token can backtrack (private, hence guarded)
+_sre_parser: Any = importlib.import_module("re._parser")
 
 
 class LoweringError(ValueError):
@@ -94,12 +99,16 @@ def _single_text(element: pp.ParserElement) -> bool:
     return isinstance(element, _TEXT_TOKENS) and not isinstance(element, pp.Empty) and _text_only(element)
 
 
+# (results name, group name, converter or None, may be absent)
+_Slot = tuple[str, str, "values.Converter | None", bool]
+
+
 class _Lowerer:
     """One walk over the grammar: the pattern text and the slots its groups fill."""
 
     def __init__(self) -> None:
-        # (results name, group name, converter or None, may be absent)
-        self.slots: list[tuple[str, str, values.Converter | None, bool]] = []
+        self.slots: list[_Slot] = []
+        self.groups: dict[str, str] = {}  # "(?P<gN>body)" → gN
         self.forwards: set[int] = set()
 
     def lower(self, element: pp.ParserElement, pre: bool, optional: bool, named: bool) -> str:
@@ -131,8 +140,13 @@ class _Lowerer:
     def group(self, name: str, body: str, convert: values.Converter | None, optional: bool, named: bool) -> str:
         if not named:
             raise LoweringError(f"name {name!r} where pyparsing drops names")
-        group = f"g{len(self.slots)}"
+        reused = self.groups.get(body)
+        if reused is not None:  # a typed value wrapping exactly another (time_local and time): one group
+            self.slots.append((name, reused, convert, optional))
+            return body
+        group = f"g{len(self.groups)}"
         self.slots.append((name, group, convert, optional))
+        self.groups[f"(?P<{group}>{body})"] = group
         return f"(?P<{group}>{body})"
 
     def body(self, element: pp.ParserElement, optional: bool, named: bool) -> str:
@@ -151,7 +165,7 @@ class _Lowerer:
         if isinstance(element, pp.Word):
             if getattr(element, "re", None) is None:
                 raise LoweringError(f"{element}: Word without a generated regex")
-            return f"(?>{element.reString})"
+            return _atomic(str(element.reString))
         if isinstance(element, pp.Regex):
             return self.regex(element)
         if isinstance(element, pp.QuotedString):
@@ -224,28 +238,162 @@ class _Lowerer:
         letters = "".join(letter for flag, letter in _SCOPED_FLAGS.items() if flags & flag)
         if flags & ~sum(_SCOPED_FLAGS):
             raise LoweringError(f"{element}: regex flags {flags!r}")
-        return f"(?>(?{letters}:{pattern}))" if letters else f"(?>{pattern})"
+        return f"(?>(?{letters}:{pattern}))" if letters else _atomic(pattern)
 
 
-def _builder_source(names: tuple[str, ...], group_order: list[str | None], slots: list[Any]) -> str:
-    """Python source of ``build(line)`` for this grammar: no loop over fields at run time."""
-    by_name: dict[str, list[tuple[str, str | None, bool]]] = {name: [] for name in names}
-    for name, group, convert, optional in slots:
-        by_name[name].append((group, f"c_{group}" if convert is not None else None, optional))
-    unpack = ", ".join(group or "_" for group in group_order)
-    lines = ["def build(line, _match=_match, " + "".join(f"c_{s[1]}=c_{s[1]}, " for s in slots if s[2]) + "):"]
-    lines += ["    m = _match(line)", "    if m is None:", "        return None"]
-    if group_order:
-        lines.append(f"    ({unpack},) = m.groups()")
-    lines += ["    try:", "        return {"]
+_DETERMINISTIC_OPS: Final = frozenset(
+    {"LITERAL", "NOT_LITERAL", "IN", "ANY", "AT", "CATEGORY", "POSSESSIVE_REPEAT", "ATOMIC_GROUP", "ASSERT",
+     "ASSERT_NOT"}
+)
+
+
+def _first_chars(items: Any) -> frozenset[str] | None:
+    """The characters a parsed pattern can start with, when that is a small known set."""
+    if not items:
+        return None
+    op, arg = items[0]
+    if str(op) == "LITERAL":
+        return frozenset(chr(arg))
+    if str(op) == "IN" and all(str(kind) == "LITERAL" for kind, _ in arg):
+        return frozenset(chr(code) for _, code in arg)
+    if str(op) in ("POSSESSIVE_REPEAT", "MAX_REPEAT") and arg[0] >= 1:
+        return _first_chars(arg[2])
+    return None
+
+
+def _deterministic(items: Any) -> bool:
+    """True when the parsed regex never backtracks into itself (so no atomic group is needed)."""
+    for op, arg in items:
+        name = str(op)
+        if name in _DETERMINISTIC_OPS:
+            continue
+        if name in ("MAX_REPEAT", "MIN_REPEAT") and arg[0] == arg[1] and _deterministic(arg[2]):
+            continue
+        if name == "SUBPATTERN" and _deterministic(arg[-1]):
+            continue
+        if name == "BRANCH" and _exclusive(arg[1]):
+            continue
+        return False
+    return True
+
+
+def _exclusive(alternatives: Any) -> bool:
+    """Alternatives that are each deterministic and start with disjoint known characters."""
+    seen: set[str] = set()
+    unknown = 0
+    for alternative in alternatives:
+        if not _deterministic(alternative):
+            return False
+        chars = _first_chars(alternative)
+        if chars is None:
+            unknown += 1
+            continue
+        if seen & chars:
+            return False
+        seen |= chars
+    if unknown == 0:
+        return True
+    # one alternative of unknown start (``\d++``) against known ones (``-``): probe its start
+    if unknown > 1:
+        return False
+    other = next(alt for alt in alternatives if _first_chars(alt) is None)
+    start = _start_probe(other)
+    return start is not None and not any(start(char) for char in seen)
+
+
+def _start_probe(items: Any) -> Any:
+    """A predicate telling whether a character can start ``items`` (only for a leading class)."""
+    op, arg = items[0]
+    if str(op) in ("POSSESSIVE_REPEAT", "MAX_REPEAT") and arg[0] >= 1:
+        return _start_probe(arg[2])
+    if str(op) == "IN" and not any(str(kind) == "NEGATE" for kind, _ in arg):
+        def member(char: str, arg: Any = arg) -> bool:
+            for kind, value in arg:
+                kind = str(kind)
+                if kind == "LITERAL" and chr(value) == char:
+                    return True
+                if kind == "RANGE" and value[0] <= ord(char) <= value[1]:
+                    return True
+                if kind == "CATEGORY" and re.match(_CATEGORY_CLASSES.get(str(value), "[\\s\\S]"), char):
+                    return True
+            return False
+
+        return member
+    return None
+
+
+_CATEGORY_CLASSES: Final = {
+    "CATEGORY_DIGIT": r"\d", "CATEGORY_NOT_DIGIT": r"\D", "CATEGORY_SPACE": r"\s", "CATEGORY_NOT_SPACE": r"\S",
+    "CATEGORY_WORD": r"\w", "CATEGORY_NOT_WORD": r"\W",
+}
+
+
+def _atomic(pattern: str) -> str:
+    """``pattern`` as one token pyparsing will not backtrack into: atomic unless it cannot backtrack."""
+    try:
+        deterministic = _deterministic(_sre_parser.parse(pattern))
+    except Exception:  # private parser API changed: fall back to the always-correct form
+        deterministic = False
+    return f"(?:{pattern})" if deterministic else f"(?>{pattern})"
+
+
+def _builder_source(
+    names: tuple[str, ...], group_order: list[str | None], slots: list[_Slot]
+) -> tuple[str, dict[str, Any]]:
+    """Python source of ``build(line)`` for this grammar, and the converters it binds.
+
+    Straight-line code from the grammar's own names and converters (no loop over fields at run
+    time); small converters (``values.INLINE_ATTR``) are inlined, a value shared by two names
+    (``time_local`` and ``time``) is converted once.
+    """
+    bound: dict[int, str] = {}
+    env: dict[str, Any] = {}
+
+    def bind(convert: values.Converter) -> str:
+        if id(convert) not in bound:
+            bound[id(convert)] = f"c{len(bound)}"
+            env[bound[id(convert)]] = convert
+        return bound[id(convert)]
+
+    def value(group: str, convert: values.Converter | None) -> str:
+        if convert is None:
+            return group
+        form = values.inline_form(convert)
+        if form is None:
+            return f"{bind(convert)}({group})"
+        template, inner = form
+        return template.format(v=group, **{key: bind(fn) for key, fn in inner.items()})
+
+    uses: dict[tuple[str, int], int] = {}
+    for _, group, convert, _ in slots:
+        uses[group, id(convert)] = uses.get((group, id(convert)), 0) + 1
+    body = ["    try:"]
+    shared: dict[tuple[str, int], str] = {}
+    for _, group, convert, optional in slots:
+        key = (group, id(convert))
+        if convert is not None and uses[key] > 1 and key not in shared:
+            shared[key] = f"v{len(shared)}"
+            expr = value(group, convert)
+            body.append(f"        {shared[key]} = {f'({expr} if {group} is not None else None)' if optional else expr}")
+    body.append("        return {")
     for name in names:
         expr = "None"
-        for group, convert, optional in by_name[name]:  # later groups win: pyparsing keeps the last match
-            value = f"{convert}({group})" if convert else group
-            expr = value if not optional else f"({value} if {group} is not None else {expr})"
-        lines.append(f"            {name!r}: {expr},")
-    lines += ["        }", "    except Exception:", "        return None  # pyparsing decides (and locates the error)"]
-    return "\n".join(lines) + "\n"
+        for slot_name, group, convert, optional in slots:  # later groups win: pyparsing keeps the last match
+            if slot_name != name:
+                continue
+            current = shared.get((group, id(convert))) or value(group, convert)
+            already_none = current == group or current in shared.values()  # None when the group is
+            if not optional or (already_none and expr == "None"):
+                expr = current
+            else:
+                expr = f"({current} if {group} is not None else {expr})"
+        body.append(f"            {name!r}: {expr},")
+    body += ["        }", "    except Exception:", "        return None  # pyparsing decides (and locates the error)"]
+    head = ["def build(line, _match=_match, " + "".join(f"{n}={n}, " for n in env) + "):"]
+    head += ["    m = _match(line)", "    if m is None:", "        return None"]
+    if group_order:
+        head.append(f"    ({', '.join(group or '_' for group in group_order)},) = m.groups()")
+    return "\n".join(head + body) + "\n", env
 
 
 class FastParser:
@@ -275,9 +423,8 @@ class FastParser:
         self.names: tuple[str, ...] = result_names(grammar)
         by_index = {index: group for group, index in self.pattern.groupindex.items()}
         group_order = [by_index.get(index) for index in range(1, self.pattern.groups + 1)]
-        self.source: str = _builder_source(self.names, group_order, lowerer.slots)
-        namespace: dict[str, Any] = {"_match": self.pattern.match}
-        namespace.update({f"c_{group}": convert for _, group, convert, _ in lowerer.slots if convert})
+        self.source, env = _builder_source(self.names, group_order, lowerer.slots)
+        namespace: dict[str, Any] = {"_match": self.pattern.match, **env}
         exec(compile(self.source, f"<lowered {grammar.name}>", "exec"), namespace)
         self.parse = namespace["build"]
 

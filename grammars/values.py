@@ -71,6 +71,25 @@ def typed_info(element: pp.ParserElement) -> tuple[Converter, str] | None:
     return info
 
 
+# Attribute carrying (expression template, {placeholder: converter}) so the lowered record builder
+# can inline a small converter instead of calling it: ``{v}`` is the group text.
+INLINE_ATTR: Final = "badgateway_inline"
+
+
+InlineForm = tuple[str, dict[str, Converter]]
+
+
+def inline_form(convert: Converter) -> InlineForm | None:
+    """The inlinable form of ``convert`` (see ``INLINE_ATTR``), if it has one."""
+    form: InlineForm | None = getattr(convert, INLINE_ATTR, None)
+    return form
+
+
+def set_inline(convert: Converter, template: str, **inner: Converter) -> None:
+    """Declare that ``template`` (Python expression over ``{v}`` and ``inner``) equals ``convert({v})``."""
+    setattr(convert, INLINE_ATTR, (template, inner))
+
+
 def nullable(convert: Converter) -> Converter:
     """Wrap ``convert`` so that nginx's ``-`` (no value) becomes ``None``."""
 
@@ -78,6 +97,7 @@ def nullable(convert: Converter) -> Converter:
         return None if text == "-" else convert(text)
 
     convert_or_none.__name__ = f"nullable_{getattr(convert, '__name__', 'convert')}"
+    set_inline(convert_or_none, "(None if {v} == '-' else {f}({v}))", f=convert)
     return convert_or_none
 
 
@@ -86,19 +106,41 @@ def dash_none(text: str) -> str | None:
     return None if text == "-" else text
 
 
+set_inline(dash_none, "(None if {v} == '-' else {v})")
+
+
 _QUOTED_ESCAPE: Final = re.compile(r'\\(["\\])')
 
 
-def unquote(text: str) -> str:
-    """``"a \\"b\\" \\x16"`` → ``a "b" \\x16``: ``\\"`` and ``\\\\`` undone, ``\\xHH`` kept as logged."""
-    body = text[1:-1]
+def text(value: str) -> str:
+    """The matched text as is (a named value that needs no conversion)."""
+    return value
+
+
+set_inline(text, "{v}")
+
+
+def unescape(body: str) -> str:
+    """A quoted body: ``\\"`` and ``\\\\`` undone, ``\\xHH`` kept as logged (docs/contracts.md)."""
     return _QUOTED_ESCAPE.sub(r"\1", body) if "\\" in body else body
 
 
-def unquote_or_none(text: str) -> str | None:
+def unquote(quoted: str) -> str:
+    """``"a \\"b\\" \\x16"`` → ``a "b" \\x16``."""
+    return unescape(quoted[1:-1])
+
+
+def body_or_none(body: str) -> str | None:
+    """A quoted body (quotes already off) where ``-`` means absent."""
+    return None if body == "-" else unescape(body)
+
+
+set_inline(body_or_none, "(None if {v} == '-' else {v} if '\\\\' not in {v} else {f}({v}))", f=unescape)
+
+
+def unquote_or_none(quoted: str) -> str | None:
     """A quoted value where ``"-"`` means absent."""
-    body = unquote(text)
-    return None if body == "-" else body
+    return body_or_none(quoted[1:-1])
 
 
 _MONTHS: Final = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
@@ -173,9 +215,9 @@ TIME_ISO8601: Final = _token(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?+(?:[+-]\
 # 1700000000.123
 MSEC: Final = _token(r"\d++\.\d{3}", "msec")
 
-# quoted ::= '"' { char - ('"' | "\") | "\" char } '"'   (possessive: no backtracking on hostile lines)
+# quoted ::= '"' { char - ('"' | "\") | "\" char } '"'   (possessive and unrolled: linear on hostile lines)
 # "Mozilla/5.0 (X11; Linux x86_64) \"quoted\" \x16\x03"
-QUOTED: Final = _token(r'"(?:[^"\\]++|\\.)*+"', "quoted string")
+QUOTED: Final = _token(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"', "quoted string")
 
 # dash ::= "-"
 # -
