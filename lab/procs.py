@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -30,6 +31,15 @@ class Proc:
 
     def alive(self) -> bool:
         return self.popen.poll() is None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the lab itself dies (even by SIGKILL), so nothing is left."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _children_of(pid: int) -> list[int]:
@@ -78,7 +88,7 @@ class Processes:
         err = open(stderr_path, "ab")
         try:
             popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                     start_new_session=True, close_fds=True)
+                                     start_new_session=True, close_fds=True, preexec_fn=_die_with_parent)
         finally:
             err.close()
         proc = Proc(name, popen, stderr_path)
