@@ -108,14 +108,19 @@ def _max_execution_key(pool: PoolConf) -> str:
 
 
 def _check_buffers(routes: list[Route]) -> list[Finding]:
+    # one finding for all of them: it is the same advice wherever the default is left
+    defaults = [r.fastcgi_pass for r in routes if r.fastcgi_pass.buffer_size_origin is None]
+    if not defaults:
+        return []
+    targets = sorted({fp.target for fp in defaults})
     return [Finding(
         "fastcgi_buffer_size_default", "info",
-        f"fastcgi_buffer_size is nginx's default ({r.fastcgi_pass.buffer_size // 1024}k) for fastcgi_pass "
-        f"{r.fastcgi_pass.target}: an app sending large headers (many cookies, big CSP) gets 502 "
-        "'upstream sent too big header'",
-        "if the app sets large headers: `fastcgi_buffer_size 32k; fastcgi_buffers 16 16k;`",
-        (r.fastcgi_pass.origin,), cause="too_big_header", target=r.fastcgi_pass.target)
-        for r in routes if r.fastcgi_pass.buffer_size_origin is None]
+        f"fastcgi_buffer_size is nginx's default ({defaults[0].buffer_size // 1024}k) for "
+        f"{len(defaults)} fastcgi_pass ({', '.join(targets[:3])}{', …' if len(targets) > 3 else ''}): an app "
+        "sending large headers (many cookies, a big CSP) gets 502 'upstream sent too big header'",
+        "if the app sets large headers: `fastcgi_buffer_size 32k; fastcgi_buffers 16 16k;` in http {}",
+        tuple(dict.fromkeys(fp.origin for fp in defaults)), cause="too_big_header",
+        target=targets[0] if len(targets) == 1 else None)]
 
 
 def _check_pool(pool: PoolConf) -> list[Finding]:
@@ -134,7 +139,8 @@ def _check_pool(pool: PoolConf) -> list[Finding]:
     if children is not None and children <= _FEW_CHILDREN:
         findings.append(Finding(
             "max_children_low", "info",
-            f"[{pool.name}] pm.max_children = {children}: at most {children} PHP requests run at once; the rest "
+            f"[{pool.name}] pm.max_children = {children}: at most {children} PHP "
+            f"request{'s' if children != 1 else ''} at once; the rest "
             "queue and, once the backlog is full, get 502 (11: Resource temporarily unavailable)",
             f"size pm.max_children to memory (RAM for PHP / memory per worker), e.g. {max(children * 4, 10)}",
             (), (pool.origin_of("pm.max_children"),), "pool_saturated", pool.name))

@@ -7,6 +7,7 @@ are the ones of DOMAIN.md, so the diagnosis can quote a finding in an incident's
 from __future__ import annotations
 
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from typing import Final, Literal
 
 from grammars.config_errors import Origin
@@ -91,7 +92,6 @@ def check_reachability(routes: list[Route], pools: list[PoolConf]) -> list[Findi
     """fastcgi_pass targets no pool listens on, pools no fastcgi_pass reaches, pools without listen."""
     findings: list[Finding] = []
     by_key = pool_keys(pools, {key for route in routes for key, _ in route.keys})
-    listening = ", ".join(f"{p.listen} [{p.name}]" for p in pools if p.listen) or "nothing"
     for route in routes:
         fp = route.fastcgi_pass
         for key, origin in route.keys:
@@ -101,6 +101,7 @@ def check_reachability(routes: list[Route], pools: list[PoolConf]) -> list[Findi
             # another machine's pool may simply not be among the configs given
             remote = not unix and not key.startswith("127.0.0.1:")
             near = _nearest(key, pools)
+            listening = _listening(pools, near)
             fix = (f"make both name the same socket: `fastcgi_pass {listen_address_key(near.listen)};` or "
                    f"`listen = {key.removeprefix('unix:')}` in [{near.name}]" if near and near.listen else
                    f"add a pool with `listen = {key.removeprefix('unix:')}` or fix fastcgi_pass")
@@ -108,7 +109,7 @@ def check_reachability(routes: list[Route], pools: list[PoolConf]) -> list[Findi
             findings.append(Finding(
                 "fastcgi_pass_unreached", "warning" if remote else "error",
                 f"{_where(fp)} fastcgi_pass {via}: no PHP-FPM pool {'of those given ' if remote else ''}"
-                f"listens there (pools listen on: {listening}) → 502 "
+                f"listens there ({listening}) → 502 "
                 f"({'connect() … (2: No such file or directory)' if unix else '(111: Connection refused)'})",
                 fix, tuple(dict.fromkeys((fp.origin, origin))),
                 (near.origin_of("listen"),) if near else (), "socket_mismatch" if unix else "tcp_refused",
@@ -135,19 +136,20 @@ def _where(fp: FastcgiPass) -> str:
 
 
 def _nearest(key: str, pools: list[PoolConf]) -> PoolConf | None:
-    """The pool whose address looks most like ``key`` (same kind, longest common prefix)."""
+    """The pool whose address looks most like ``key`` (same kind: unix or TCP), for the fix text."""
     kind = [p for p in pools if p.listen_key and p.listen_key.startswith("unix:") == key.startswith("unix:")]
     if not kind:
         return None
+    return max(kind, key=lambda p: SequenceMatcher(None, key, p.listen_key or "").ratio())
 
-    def common(p: PoolConf) -> int:
-        a, b = key, p.listen_key or ""
-        n = 0
-        while n < min(len(a), len(b)) and a[n] == b[n]:
-            n += 1
-        return n
 
-    return max(kind, key=common)
+def _listening(pools: list[PoolConf], near: PoolConf | None) -> str:
+    """What the pools do listen on — all of them when few, else the nearest and a count."""
+    named = [f"{p.listen} [{p.name}]" for p in pools if p.listen]
+    if len(named) <= 3:
+        return "pools listen on: " + (", ".join(named) or "nothing")
+    first = f"{near.listen} [{near.name}]" if near else named[0]
+    return f"pools listen on: {first} and {len(named) - 1} more"
 
 
 def socket_access(pool: PoolConf, user: str, groups: frozenset[str],
