@@ -365,7 +365,10 @@ class Lab:
 
     def write_manifest(self, report: dict[str, object]) -> Path:
         lay = self.lay
-        rel = lambda p: str(Path(p).relative_to(self.out))  # noqa: E731
+
+        def rel(p: Path) -> str:
+            return str(p.relative_to(self.out))
+
         logs: list[dict[str, object]] = [
             {"path": "logs/access.log", "type": "nginx_access", "log_format": "lab", "format": LAB_LOG_FORMAT,
              "server": SERVERS["lab"]},

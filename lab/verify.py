@@ -87,7 +87,7 @@ def _local(iso: str | None) -> datetime | None:
 
 def _expected_nginx(r: dict[str, Any]) -> tuple[str, str]:
     """(regex for the error entry, short description) a failed request must leave in error.log."""
-    cause, sock = r["cause"], r.get("socket")
+    cause, sock = r["cause"], str(r.get("socket"))
     up = r.get("upstream") or ""
     if cause == "fpm_down":
         errno = "2: No such file or directory" if r.get("pool") == "legacy" else "111: Connection refused"
@@ -262,9 +262,9 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
             c["failed_ids"].append(rid)
 
     not_reproduced = [c for c, v in causes.items() if v["requests"] < 3 or v["reproduced"] < v["requests"]]
-    for c in not_reproduced:
-        problems.append(f"cause {c} not reproduced: {causes[c]['reproduced']}/{causes[c]['requests']} requests ok "
-                        f"(need ≥3, all ok); failed: {causes[c]['failed_ids']}")
+    for name in not_reproduced:
+        problems.append(f"cause {name} not reproduced: {causes[name]['reproduced']}/{causes[name]['requests']} "
+                        f"requests ok (need ≥3, all ok); failed: {causes[name]['failed_ids']}")
 
     # 4. distractors ---------------------------------------------------------------------------------------
     distractors: dict[str, Any] = {}
