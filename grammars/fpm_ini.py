@@ -16,7 +16,7 @@ from typing import Final, NamedTuple
 import pyparsing as pp
 
 from grammars.config_errors import ConfigError, Origin
-from grammars.nginx_include import read_config_text, rebase, resolve_pattern
+from grammars.nginx_include import read_config_text, resolve_pattern
 
 MAX_INCLUDE_DEPTH: Final = 32
 
@@ -95,7 +95,8 @@ class IniReader:
         real = os.path.realpath(path)
         if real in stack or len(stack) >= MAX_INCLUDE_DEPTH:
             assert at is not None
-            raise ConfigError(at.file, at.line, "include cycle: " + " -> ".join([*stack, real]))
+            chain = [*stack[stack.index(real):], real] if real in stack else [real]
+            raise ConfigError(at.file, at.line, "include cycle: " + " -> ".join(chain))
         text = read_config_text(path, *((at.file, at.line) if at else ("", 0)))
         self.files.append(path)
         for lineno, line in enumerate(text.splitlines(), 1):
@@ -113,4 +114,4 @@ class IniReader:
                     yield IniEntry(self.section, key, value, origin)
 
 
-__all__ = ["ConfigError", "IniEntry", "IniReader", "parse_ini_line", "rebase"]
+__all__ = ["ConfigError", "IniEntry", "IniReader", "parse_ini_line"]
