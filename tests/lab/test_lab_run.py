@@ -311,3 +311,28 @@ def test_no_process_left_behind(lab_outdir: Path) -> None:
         if str(lab_outdir) in cmd or any(fd.startswith(f"{lab_outdir}/") for fd in fds):
             stray.append((pid, cmd))
     assert not stray
+
+
+def test_the_lab_check_fails_loudly_when_evidence_is_missing(lab_outdir: Path, tmp_path: Path) -> None:
+    """lab.verify (what `python -m lab.run` exits on) names the cause whose evidence or status is wrong."""
+    import shutil
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from lab import verify
+
+    copy = tmp_path / "run"
+    shutil.copytree(lab_outdir, copy, ignore=shutil.ignore_patterns("*.sock", "www", "tmp"))
+    assert verify.verify(copy)["result"] == "ok"
+    error_log = copy / "logs" / "error.log"
+    error_log.write_text("".join(line for line in error_log.read_text().splitlines(keepends=True)
+                                 if "(13: Permission denied)" not in line))
+    gt_path = copy / "ground_truth.jsonl"
+    rows = ground_truth(copy)
+    crash = next(r for r in rows if r["cause"] == "child_crash")
+    crash["observed_status"] = 200
+    gt_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = verify.verify(copy)
+    assert report["result"] == "failed"
+    assert set(report["not_reproduced"]) == {"socket_permission", "child_crash"}
+    assert any(crash["id"] in p and "expected 502" in p for p in report["problems"])
