@@ -8,6 +8,7 @@ inside quotes, every other backslash is kept (regexes such as ``\\.php$`` stay a
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, replace
 from typing import Final
@@ -39,7 +40,9 @@ def _unquote(tokens: pp.ParseResults) -> str:
 def _directive(s: str, loc: int, tokens: pp.ParseResults) -> Directive:
     body = tuple(d for d in tokens["block"] if isinstance(d, Directive)) if "block" in tokens else None
     args = tuple(str(a) for a in tokens["args"]) if "args" in tokens else ()
-    return Directive(str(tokens["name"]), args, Origin("", pp.lineno(loc, s)), body)
+    # the offset stands in for the line until ``_located``: pp.lineno() counts from the start of
+    # the text on every call, which made large configs quadratic
+    return Directive(str(tokens["name"]), args, Origin("", loc), body)
 
 
 # comment ::= "#" { any char but newline } ;          # multi_accept on;
@@ -72,12 +75,15 @@ STATEMENT << (
 
 # config ::= { statement } EOF ;
 CONFIG: Final = (pp.ZeroOrMore(STATEMENT) + pp.StringEnd().set_name("end of file")).ignore(COMMENT)
+# offsets must index the text as written (Debian's files are tab-indented), not a tab-expanded copy
+CONFIG.parse_with_tabs()
 
 
-def _with_file(directives: tuple[Directive, ...], file: str) -> tuple[Directive, ...]:
+def _located(directives: tuple[Directive, ...], file: str, line_starts: list[int]) -> tuple[Directive, ...]:
+    """Replace each directive's offset by ``file`` and its 1-based line."""
     return tuple(
-        replace(d, origin=Origin(file, d.origin.line),
-                block=None if d.block is None else _with_file(d.block, file))
+        replace(d, origin=Origin(file, bisect.bisect_right(line_starts, d.origin.line)),
+                block=None if d.block is None else _located(d.block, file, line_starts))
         for d in directives
     )
 
@@ -102,4 +108,5 @@ def parse_nginx_text(text: str, file: str) -> tuple[Directive, ...]:
     except RecursionError:
         # hostile nesting depth: report it like nginx would report an unusable file
         raise ConfigError(file, 0, "blocks nested too deeply") from None
-    return _with_file(tuple(d for d in result if isinstance(d, Directive)), file)
+    line_starts = [0, *(m.end() for m in re.finditer("\n", text))]
+    return _located(tuple(d for d in result if isinstance(d, Directive)), file, line_starts)

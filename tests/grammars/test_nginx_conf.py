@@ -52,6 +52,11 @@ def test_syntax(description: str, text: str, expected: list[tuple[str, tuple[str
     assert [(d.name, d.args) for d in tree] == expected
 
 
+def test_lines_with_tabs_and_crlf() -> None:
+    tree = parse_nginx_text("# head\r\n\tuser a;\r\n\t\t# c\r\n\tpid /run/x.pid;\r\n", "t.conf")
+    assert [(d.name, d.origin.line) for d in tree] == [("user", 2), ("pid", 4)]
+
+
 def test_nested_blocks_keep_lines() -> None:
     tree = parse_nginx_text("http {\n  server {\n    listen 80;\n  }\n}\n", "t.conf")
     listen = tree[0].block[0].block[0]  # type: ignore[index]
@@ -67,6 +72,7 @@ SYNTAX_ERRORS = [
     ("directive cut at end of file", "events {}\nuser www-data", "t.conf:2"),
     ("semicolon without a name", "events {}\n;\n", "t.conf:2"),
     ("stray quote after a token start", "a 'b' 'c\n", "t.conf:1"),
+    ("tab-indented, as Debian writes it", "http {\n\tserver {\n\t\tlisten 80\n\t}\n}\n", "t.conf:4"),
 ]
 
 
