@@ -14,7 +14,7 @@ import orjson
 
 from grammars.conf_units import PHP_TIME
 from grammars.config_errors import ConfigError
-from grammars.fpm_conf import DEFAULT_LISTEN_BACKLOG, FpmConf, PoolConf, load_fpm_conf
+from grammars.fpm_conf import DEFAULT_LISTEN_BACKLOG, FpmConf, PoolConf, listen_address_key, load_fpm_conf
 from grammars.nginx_conf import NginxConf, load_nginx_conf
 from processor.config_checks import (
     SEVERITIES, Finding, Route, check_permissions, check_reachability, pool_keys, resolve_routes,
@@ -160,6 +160,15 @@ def _check_pool(pool: PoolConf) -> list[Finding]:
     return findings
 
 
+def findings_for(findings: Iterable[Finding], address: str) -> list[Finding]:
+    """The findings about one upstream address, e.g. to quote in an incident's remediation.
+
+    ``address`` may be spelled as nginx logs it (``fastcgi://unix:/run/php/a.sock:``) or as configured.
+    """
+    key = listen_address_key(address)
+    return [f for f in findings if f.target is not None and listen_address_key(f.target) == key]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``badgateway check-config``."""
     parser.add_argument("--nginx-conf", required=True, metavar="FILE", help="the main nginx.conf")
@@ -211,4 +220,4 @@ def render_text(findings: Iterable[Finding]) -> str:
     return "\n\n".join([*blocks, summary]) + "\n"
 
 
-__all__ = ["Finding", "LiveHost", "add_arguments", "check", "finding_dict", "render_text", "run"]
+__all__ = ["Finding", "LiveHost", "add_arguments", "check", "finding_dict", "findings_for", "render_text", "run"]

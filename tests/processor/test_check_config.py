@@ -15,7 +15,7 @@ import pytest
 from grammars.config_errors import Origin
 from grammars.fpm_conf import FpmConf, load_fpm_conf
 from grammars.nginx_conf import NginxConf, load_nginx_conf
-from processor.check_config import Finding, add_arguments, check, run
+from processor.check_config import Finding, add_arguments, check, findings_for, run
 from processor.live_host import SocketStat, SystemHost, may_connect
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "configs"
@@ -175,6 +175,14 @@ def test_remote_target_is_a_warning(tmp_path: Path) -> None:
     nginx, fpms = load(tmp_path, NGINX_OK.replace("unix:/run/php/app.sock", "192.0.2.20:9000"), FPM_OK)
     found = {(f.code, f.severity) for f in check(nginx, fpms)}
     assert ("fastcgi_pass_unreached", "warning") in found and ("pool_unreached", "warning") in found
+
+
+def test_findings_for_an_address_as_nginx_logs_it(tmp_path: Path) -> None:
+    nginx, fpms = load(tmp_path, NGINX_OK.replace("app.sock", "php8.2-fpm.sock"), FPM_OK)
+    findings = check(nginx, fpms)
+    assert [f.code for f in findings_for(findings, "fastcgi://unix:/run/php/php8.2-fpm.sock:")] == [
+        "fastcgi_pass_unreached"]
+    assert findings_for(findings, "127.0.0.1:9000") == []
 
 
 def test_upstream_servers_all_reached_is_clean(tmp_path: Path) -> None:
