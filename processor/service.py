@@ -22,7 +22,8 @@ from kafka.errors import KafkaError as NativeKafkaError  # type: ignore[import-u
 from kafka.structs import OffsetAndMetadata  # type: ignore[import-untyped]
 
 from processor.config import ServiceConfig, load_config, redacted
-from processor.errors import KafkaError
+from processor.configs import load_knowledge
+from processor.errors import KafkaError, UserConfigError
 from processor.events import DeadLetter, Record, SourceRef
 from processor.io.kafka import (
     CommitPlanner, InputReader, RebalanceHook, check_copartitioned, make_consumer, make_producer, stream_of,
@@ -59,9 +60,10 @@ class Service:
         self.config = config
         self.log = log if log is not None else get_logger()
         self.metrics = metrics if metrics is not None else Metrics()
-        self._new_pipeline = pipeline_factory(config)
+        self._new_pipeline, forced_format = pipeline_factory(config)
         self.pipeline: Pipeline = self._new_pipeline()
-        self.inputs = {i.topic: InputReader(i, config.delivery.max_record_bytes) for i in config.inputs}
+        self.inputs = {i.topic: InputReader(i, config.delivery.max_record_bytes, forced_format)
+                       for i in config.inputs}
         self.planner = CommitPlanner()
         self.totals = Totals()
         self.consumer: KafkaConsumer | None = None
@@ -350,26 +352,26 @@ def _text(value: bytes | None) -> str:
                                                                                             "backslashreplace")
 
 
-def pipeline_factory(config: ServiceConfig) -> Callable[[], Pipeline]:
-    """Configs read once; each call gives a fresh pipeline with the same settings (rebuilds need one)."""
+def pipeline_factory(config: ServiceConfig) -> tuple[Callable[[], Pipeline], str | None]:
+    """Configs read once → a maker of fresh pipelines (rebuilds need one) and the access format forced by
+    ``diagnosis.log_format`` (used by access inputs that name none)."""
     d = config.diagnosis
-    try:
-        from processor.configs import load_knowledge  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # pragma: no cover - the config loader lands separately
-        from processor.topology import Topology
-        topology, formats = Topology(), {}
-    else:
-        knowledge = load_knowledge(d.nginx_conf or None, list(d.fpm_conf), d.log_format or None, d.escape)
-        topology, formats = knowledge.topology, dict(knowledge.formats)
+    knowledge = load_knowledge(d.nginx_conf or None, list(d.fpm_conf), d.log_format or None, d.escape)
+    known = {"combined", "main", *knowledge.formats}
+    for i, inp in enumerate(config.inputs):
+        if inp.format and inp.format not in known:
+            raise UserConfigError(f"inputs.{i}.format: no log_format named {inp.format!r} "
+                                  f"(known: {', '.join(sorted(known))}; define it in diagnosis.nginx_conf)")
     settings = PipelineSettings(
-        parse=ParseSettings(formats=formats, timezone=ZoneInfo(d.timezone)),
+        parse=ParseSettings(formats=dict(knowledge.formats), timezone=ZoneInfo(d.timezone)),
         join=JoinSettings(match_window_ms=int(d.match_window_s * 1000),
                           evidence_window_ms=int(d.evidence_window_s * 1000),
                           allowed_lateness_ms=int(d.allowed_lateness_s * 1000),
                           idle_timeout_ms=int(d.idle_timeout_s * 1000), max_state=d.max_state),
         emit_events=bool(config.outputs.events_topic),
     )
-    return lambda: Pipeline(settings, topology)
+    topology = knowledge.topology
+    return (lambda: Pipeline(settings, topology)), knowledge.forced_format
 
 
 def run_command(args: argparse.Namespace) -> int:

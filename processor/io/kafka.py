@@ -68,6 +68,7 @@ def make_producer(cfg: KafkaSection) -> KafkaProducer:
         acks="all",
         enable_idempotence=True,  # broker-side dedup of the producer's own retries
         linger_ms=5,
+        batch_size=256 * 1024,  # with the events topic on, small batches make kafka-python wake its sender per send
     )
 
 
@@ -113,10 +114,10 @@ def topic_partitions(consumer: KafkaConsumer, topics: Iterable[str]) -> dict[str
 class InputReader:
     """One input topic: its envelope, where its host comes from, its log type and access format."""
 
-    def __init__(self, cfg: InputSection, max_record_bytes: int) -> None:
+    def __init__(self, cfg: InputSection, max_record_bytes: int, default_format: str | None = None) -> None:
         self.type = cfg.type
         self.log_type = None if cfg.type == "auto" else cfg.type
-        self.access_format = cfg.format or None
+        self.access_format = cfg.format or (default_format if cfg.type in ("auto", "nginx_access") else None)
         self.envelope = Envelope(cfg.envelope, cfg.message_field, cfg.host_field, max_record_bytes)
         self._mode, _, self._name = cfg.host_from.partition(":")
 

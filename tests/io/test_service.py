@@ -298,7 +298,7 @@ def expected_incidents(setup: Setup, logs: Logs) -> dict[str, tuple[Any, ...]]:
     for path, lines in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(lines))
-    pipeline = pipeline_factory(load_config(str(setup.config_path), environ={}))()
+    pipeline = pipeline_factory(load_config(str(setup.config_path), environ={}))[0]()
     plans = plan_inputs(pipeline, [str(root)], host_pattern=r"(?P<host>web-\d+)")
     sink = MemorySink()
     replay(pipeline, plans, sink)

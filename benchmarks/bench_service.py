@@ -1,0 +1,113 @@
+"""`badgateway run` end to end next to kafka-python's bare consume → produce loop: same broker, same data, same run.
+
+Issue 5's target: the service reaches ≥ 60% of the bare loop's records/s. The service parses every access line,
+runs the join and commits with the safe-offset rule; the bare loop copies bytes. Two service modes are timed:
+incidents only (the default deployment: ~4% of the lines are 502/504 and produce an incident), and with the
+events topic on (one ECS event produced per parsed line, the same output volume as the bare loop).
+
+    .venv/bin/python benchmarks/bench_service.py                     # starts its own broker
+    .venv/bin/python benchmarks/bench_service.py --bootstrap 127.0.0.1:9092 -n 200000
+
+The clock starts when the service receives its first record (group join is a constant, as in the bare loop) and
+stops when it has processed the last one; the final flush + commit is timed and printed separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_kafka_bare import bare_loop, create_topics, load_topic, local_broker, make_lines  # noqa: E402
+
+from processor.config import load_config  # noqa: E402
+from processor.logging import configure  # noqa: E402
+from processor.service import Service  # noqa: E402
+
+# make_lines() writes "combined" plus the request and upstream times
+LOG_FORMAT = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" '
+              '"$http_user_agent" rt=$request_time urt=$upstream_response_time')
+
+
+def service_rate(bootstrap: str, in_topic: str, n: int, *, events: bool) -> tuple[float, float, int]:
+    """(records/s, seconds of the final flush + commit, incidents) for one service run over `in_topic`."""
+    tag = uuid.uuid4().hex[:8]
+    outputs = [f"bench-incidents-{tag}", f"bench-dead-{tag}"] + ([f"bench-events-{tag}"] if events else [])
+    create_topics(bootstrap, outputs)
+    sets = [f"kafka.bootstrap_servers={bootstrap}", f"kafka.group_id=bench-svc-{tag}",
+            f"inputs.0.topic={in_topic}", "inputs.0.type=nginx_access", "inputs.0.envelope=raw",
+            f"outputs.incidents_topic={outputs[0]}", f"outputs.dead_letter_topic={outputs[1]}",
+            f"diagnosis.log_format={LOG_FORMAT}", "metrics.port=0"]
+    if events:
+        sets.append(f"outputs.events_topic={outputs[2]}")
+    service = Service(load_config(None, sets, environ={}))
+    thread = threading.Thread(target=service.run, name="badgateway-run")
+    thread.start()
+    started = 0.0
+    deadline = time.monotonic() + 120 + n / 1000
+    while service.totals.records_in < n:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            service.stop()
+            raise RuntimeError(f"service got {service.totals.records_in} of {n} records")
+        if not started and service.totals.records_in:
+            started = time.perf_counter()
+        time.sleep(0.002)
+    rate = n / (time.perf_counter() - started)
+    stop_at = time.perf_counter()
+    service.stop()
+    thread.join()
+    dead = service.totals.lines_dead_lettered + service.totals.envelope_dead_letters
+    if dead:
+        raise RuntimeError(f"{dead} lines dead-lettered: the benchmark's log_format does not match its lines")
+    return rate, time.perf_counter() - stop_at, service.totals.incidents
+
+
+def run(bootstrap: str, n: int, runs: int) -> None:
+    configure(json=True)
+    tag = uuid.uuid4().hex[:8]
+    in_topic = f"bench-svc-in-{tag}"
+    bare_outs = [f"bench-svc-bare-{tag}-{i}" for i in range(runs)]
+    create_topics(bootstrap, [in_topic, *bare_outs])
+    lines = make_lines(n)
+    print(f"loading {n:,} access lines into {in_topic}: {load_topic(bootstrap, in_topic, lines):,.0f} records/s")
+    bare: list[float] = []
+    plain: list[float] = []
+    with_events: list[float] = []
+    for i in range(runs):  # interleaved, so drift on the machine hits every mode alike
+        bare.append(bare_loop(bootstrap, in_topic, bare_outs[i], n))
+        rate, close_s, incidents = service_rate(bootstrap, in_topic, n, events=False)
+        plain.append(rate)
+        rate_ev, close_ev_s, _ = service_rate(bootstrap, in_topic, n, events=True)
+        with_events.append(rate_ev)
+        print(f"  run {i + 1}: bare {bare[-1]:,.0f}/s | service {rate:,.0f}/s ({incidents} incidents, "
+              f"final flush+commit {close_s:.2f}s) | service + events topic {rate_ev:,.0f}/s "
+              f"(final {close_ev_s:.2f}s)")
+    b, s, e = statistics.median(bare), statistics.median(plain), statistics.median(with_events)
+    print(f"bare kafka-python consume → produce: {b:,.0f} records/s (median of {runs})")
+    print(f"badgateway run, incidents only:      {s:,.0f} records/s = {s / b:.0%} of bare")
+    print(f"badgateway run, + events topic:      {e:,.0f} records/s = {e / b:.0%} of bare")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--bootstrap", help="an existing broker; without it one is started for the run")
+    parser.add_argument("-n", type=int, default=100_000, help="records (default 100000)")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    if args.bootstrap:
+        run(args.bootstrap, args.n, args.runs)
+    else:
+        with local_broker() as bootstrap:
+            run(bootstrap, args.n, args.runs)
+
+
+if __name__ == "__main__":
+    main()
