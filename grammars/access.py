@@ -46,27 +46,18 @@ class AccessFormat:
         self.escape = escape
         self.grammar, self.variables = log_format.format_grammar(fmt, escape)
         self.grammar.set_name(f"log_format {name}")
+        grammar = self.grammar
+
+        def slow(line: str) -> Fields | ParseError:
+            return lowering.parse_with(grammar, None, line)  # pyparsing: its answer or where it failed
+
+        self.fast: lowering.FastParser | None
         try:
-            self.fast: lowering.FastParser | None = lowering.FastParser(self.grammar)
+            self.fast = lowering.FastParser(grammar)
         except lowering.LoweringError:
             self.fast = None
-        self.parse = self._make_parse()
-
-    def _make_parse(self) -> Callable[[str], Fields | ParseError]:
-        grammar = self.grammar
-        if self.fast is None:
-            return lambda line: lowering.parse_with(grammar, None, line)
-        fast_parse = self.fast.parse
-        parse_with = lowering.parse_with
-
-        def parse(line: str) -> Fields | ParseError:
-            """Fields of one access line, or a located ``ParseError``."""
-            fields = fast_parse(line)
-            if fields is not None:
-                return fields
-            return parse_with(grammar, None, line)  # pyparsing: its answer or where it failed
-
-        return parse
+        # the generated builder falls back to pyparsing itself: no wrapper frame per line
+        self.parse = slow if self.fast is None else self.fast.with_fallback(slow)
 
     def __repr__(self) -> str:
         return f"AccessFormat({self.name!r}, {self.fmt!r}, escape={self.escape!r})"

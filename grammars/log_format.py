@@ -42,7 +42,7 @@ _LIST: Final = r'[^\s,"]++(?:(?:, | : )[^\s,"]++)*+'
 
 # request ::= method " " uri " " protocol   (anything else stays raw: "-", "", TLS bytes, "SSH-2.0-Go")
 METHOD: Final = r"[A-Za-z][A-Za-z0-9_-]*+"
-URI: Final = r'(?:[^\s"\\]++|\\[^"\s])++'
+URI: Final = r'[^\s"]++'  # a `\"` inside makes the request raw: the parts need a plain URI
 PROTOCOL: Final = r"HTTP/\d(?:\.\d)?+"
 REQUEST_PARTS: Final = re.compile(rf"(?P<method>{METHOD}) (?P<uri>{URI}) (?P<protocol>{PROTOCOL})\Z")
 
@@ -67,19 +67,28 @@ def _split_list(convert: values.Converter) -> values.Converter:
             return None
         if " " not in text:  # one upstream tried: the common case (entries have no blanks)
             return [convert(text)]
-        return [None if item == "-" else convert(item) for item in _LIST_SPLIT.split(text)]
+        # str methods, not re.split: this runs for every line that tried two upstreams
+        return [None if item == "-" else convert(item) for item in text.replace(" : ", ", ").split(", ")]
 
     split.__name__ = f"list_of_{getattr(convert, '__name__', 'item')}"
-    # one upstream tried, inlined in the lowered builder: no call, no split
-    # (an entry has no blank: a blank means a separator)
-    item = "[{v}]" if convert is str else "[{g}({v})]"
-    values.set_inline(split, f"({{f}}({{v}}) if {{v}} == '-' or ' ' in {{v}} else {item})",
-                      f=split, **({} if convert is str else {"g": convert}))
+    # inlined in the lowered builder for "-" and one upstream tried (an entry has no blank:
+    # a blank means a separator); the item converter is inlined too when it can be
+    inner: dict[str, object] = {"split": split}
+    form = values.inline_form(convert)
+    if convert is str:
+        item = "{v}"
+    elif form is not None:
+        item, item_inner = form
+        inner.update(item_inner)
+    else:
+        item, inner["item"] = "{item}({v})", convert
+    values.set_inline(split, f"(None if {{v}} == '-' else [{item}] if ' ' not in {{v}} else {{split}}({{v}}))", **inner)
     return split
 
 
 _address_list: Final = _split_list(str)
 _int_list: Final = _split_list(int)
+_status_list: Final = _split_list(values.status_code)
 _float_list: Final = _split_list(float)
 _nullable_int: Final = values.nullable(int)
 _nullable_float: Final = values.nullable(float)
@@ -103,7 +112,11 @@ def _quoted_body(escape: str, closer: str) -> str:
     if escape == "none":
         # nothing is escaped: a quote ends the value only where the format's next literal follows
         return rf'"(?:[^"]++|"(?!{closer}))*+"'
-    return r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'  # unrolled: one run per value without escapes
+    if escape == "json":
+        return r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'  # `\"` and `\\` escaped: unrolled, one run per plain value
+    # default: nginx writes `"` and `\` as \xHH, so a raw quote ends the value; a `\"` from another
+    # writer is kept as content. [^"] (one literal) scans twice as fast as a two-character class.
+    return r'"[^"]*+(?:(?<=\\)"[^"]*+)*+"'
 
 
 def _token(pattern: str, name: str) -> pp.ParserElement:
@@ -140,6 +153,8 @@ def variable_element(
     closer = re.escape(after[1:]) + (r"\s*+\Z" if last else "") if quoted else ""
     if name == "request":
         return _request(quoted, escape, closer)
+    if name == "status":
+        return values.typed(name, _token(_INT, name), values.status_code)
     if name in INT_VARIABLES:
         return values.typed(name, _token(_INT, name), _nullable_int)
     if name in FLOAT_VARIABLES:
@@ -148,6 +163,8 @@ def variable_element(
         return _time(name, time_field)
     if name in ADDRESS_LISTS:
         return values.typed(name, _token(_LIST, name), _address_list)
+    if name == "upstream_status":
+        return values.typed(name, _token(_LIST, name), _status_list)
     if name in INT_LISTS:
         return values.typed(name, _token(_LIST, name), _int_list)
     if name in FLOAT_LISTS:
@@ -170,11 +187,11 @@ def _text_until(after: str, last: bool) -> str:
         return r"(?:\S++|\s++(?=\S))*+"  # the rest of the line, trailing whitespace left over
     if not after:
         return r"\S*+"  # another variable follows at once: nginx gives no boundary, take a word
-    first = re.escape(after[0])
+    first = re.escape(after[0])  # [^c]: one literal, the fast scan in the re engine
     if len(after) == 1:
-        return rf"[^{first}\n]*+"
+        return rf"[^{first}]*+"
     # everything up to the first place the next literal starts (an X-Forwarded-For list before " - ")
-    return rf"[^{first}\n]*+(?:{first}(?!{re.escape(after[1:])})[^{first}\n]*+)*+"
+    return rf"[^{first}]*+(?:{first}(?!{re.escape(after[1:])})[^{first}]*+)*+"
 
 
 _TIME_PATTERNS: Final[dict[str, tuple[str, values.Converter]]] = {
@@ -190,9 +207,9 @@ def _time(name: str, time_field: bool) -> pp.ParserElement:
     token = _token(pattern, name)
     convert: values.Converter = float if name == "msec" else to_datetime
     if not time_field:
-        return values.typed(name, _token(f"{pattern}|-", name), values.nullable(convert))
-    inner = values.typed("time", token, to_datetime)
-    return values.typed(name, inner, convert) | values.typed(name, _token("-", name), values.dash_none)
+        return values.typed(name, token, convert)
+    # nginx always sets its time variables: no "-" alternative
+    return values.typed(name, values.typed("time", token, to_datetime), convert)
 
 
 def format_grammar(fmt: str, escape: str = "default") -> tuple[pp.ParserElement, tuple[str, ...]]:

@@ -225,7 +225,8 @@ class _Lowerer:
                 raise LoweringError(f"{element}: Or (longest match) is ambiguous")
             alternatives.sort(key=lambda alt: -len(getattr(alt, "match", "")))
         optional = len(alternatives) > 1
-        return "(?>" + "|".join(self.lower(alt, True, optional, named) for alt in alternatives) + ")"
+        choice = "|".join(self.lower(alt, True, optional, named) for alt in alternatives)
+        return _atomic(choice)  # ordered choice commits, unless the alternatives exclude each other
 
     @staticmethod
     def regex(element: pp.Regex) -> str:
@@ -388,12 +389,16 @@ def _builder_source(
             else:
                 expr = f"({current} if {group} is not None else {expr})"
         body.append(f"            {name!r}: {expr},")
-    body += ["        }", "    except Exception:", "        return None  # pyparsing decides (and locates the error)"]
-    head = ["def build(line, _match=_match, " + "".join(f"{n}={n}, " for n in env) + "):"]
-    head += ["    m = _match(line)", "    if m is None:", "        return None"]
+    body += ["        }", "    except Exception:", "        return _miss(line)  # pyparsing decides (and locates the error)"]
+    head = ["def build(line, _match=_match, _miss=_miss, " + "".join(f"{n}={n}, " for n in env) + "):"]
+    head += ["    m = _match(line)", "    if m is None:", "        return _miss(line)"]
     if group_order:
         head.append(f"    ({', '.join(group or '_' for group in group_order)},) = m.groups()")
     return "\n".join(head + body) + "\n", env
+
+
+def _no_fields(line: str) -> None:
+    return None
 
 
 class FastParser:
@@ -424,9 +429,17 @@ class FastParser:
         by_index = {index: group for group, index in self.pattern.groupindex.items()}
         group_order = [by_index.get(index) for index in range(1, self.pattern.groups + 1)]
         self.source, env = _builder_source(self.names, group_order, lowerer.slots)
-        namespace: dict[str, Any] = {"_match": self.pattern.match, **env}
-        exec(compile(self.source, f"<lowered {grammar.name}>", "exec"), namespace)
-        self.parse = namespace["build"]
+        self._env: dict[str, Any] = {"_match": self.pattern.match, **env}
+        self._code = compile(self.source, f"<lowered {grammar.name}>", "exec")
+        self.parse = self.with_fallback(_no_fields)
+
+    def with_fallback(self, on_miss: Callable[[str], Any]) -> Callable[[str], Any]:
+        """The builder, returning ``on_miss(line)`` instead of ``None`` when the regex does not
+        match (pass the pyparsing fallback: one Python frame less per line on the hot path)."""
+        namespace = {**self._env, "_miss": on_miss}
+        exec(self._code, namespace)  # the source is built from the grammar only, never from log text
+        build: Callable[[str], Any] = namespace["build"]
+        return build
 
 
 _NAMES: dict[int, tuple[pp.ParserElement, tuple[str, ...]]] = {}

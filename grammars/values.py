@@ -76,7 +76,7 @@ def typed_info(element: pp.ParserElement) -> tuple[Converter, str] | None:
 INLINE_ATTR: Final = "badgateway_inline"
 
 
-InlineForm = tuple[str, dict[str, Converter]]
+InlineForm = tuple[str, dict[str, Any]]
 
 
 def inline_form(convert: Converter) -> InlineForm | None:
@@ -85,7 +85,7 @@ def inline_form(convert: Converter) -> InlineForm | None:
     return form
 
 
-def set_inline(convert: Converter, template: str, **inner: Converter) -> None:
+def set_inline(convert: Converter, template: str, **inner: Any) -> None:
     """Declare that ``template`` (Python expression over ``{v}`` and ``inner``) equals ``convert({v})``."""
     setattr(convert, INLINE_ATTR, (template, inner))
 
@@ -99,6 +99,18 @@ def nullable(convert: Converter) -> Converter:
     convert_or_none.__name__ = f"nullable_{getattr(convert, '__name__', 'convert')}"
     set_inline(convert_or_none, "(None if {v} == '-' else {f}({v}))", f=convert)
     return convert_or_none
+
+
+# HTTP status codes and "-": a dict hit is cheaper than int() on every line
+_STATUS_CODES: Final[dict[str, int | None]] = {"-": None, **{str(code): code for code in range(1000)}}
+
+
+def status_code(text: str) -> int | None:
+    """``502`` → 502, ``-`` → None (a status, or one entry of ``$upstream_status``)."""
+    return _STATUS_CODES[text] if text in _STATUS_CODES else int(text)
+
+
+set_inline(status_code, "({s}[{v}] if {v} in {s} else {f}({v}))", s=_STATUS_CODES, f=int)
 
 
 def dash_none(text: str) -> str | None:
