@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 
 import pyparsing as pp
 
@@ -32,44 +32,52 @@ _KEYS: Final = ("client", "server", "login", "request", "subrequest", "upstream"
 
 
 def _quoted(key: str) -> str:
-    """Raw quoted value of ``key``: closes at a quote before a later key or the end."""
+    """Raw body of the quoted value of ``key``: it ends at a quote before a later key, or at the end."""
     later = "|".join(_KEYS[_KEYS.index(key) + 1 :])
     nxt = rf"\Z|, (?:{later}): " if later else r"\Z"
-    return rf'"(?:[^",]++|,(?! client: )|"(?!{nxt}))*+(?:"|\Z)'
+    return rf'(?:[^",]++|,(?! client: )|"(?!{nxt}))*+'
 
 
-def _cut_tail() -> str:
-    """Every proper prefix of ``, key: "`` for the keys after client: a key cut by the 2048 limit."""
-    prefixes = {f', {key}: "'[:n] for key in _KEYS[1:] for n in range(1, len(key) + 6)}
-    return "(?:" + "|".join(re.escape(p) for p in sorted(prefixes, key=len, reverse=True)) + r")?\Z"
+def _cut_key() -> str:
+    """Any non-empty prefix of ``, key: "`` for the keys after client (cut by the 2048 limit), as a trie."""
+    trie: dict[str, Any] = {}
+    for key in _KEYS[1:]:
+        node = trie
+        for char in f', {key}: "':
+            node = node.setdefault(char, {})
+
+    def emit(node: dict[str, Any]) -> str:
+        alternatives = [re.escape(char) + (f"(?:{emit(child)})?" if child else "") for char, child in node.items()]
+        return alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
+
+    return emit(trie)
 
 
 _UNQUOTED: Final = r"[^,]*+"
 _MAIL_UPSTREAM: Final = r'[^,"]*+'
 _QUOTED: Final = {key: _quoted(key) for key in _KEYS if key not in ("client", "server")}
-_CUT: Final = _cut_tail()
+_CUT_KEY: Final = _cut_key()
+def _unclosed(text: str) -> bool:
+    return not text
 
-# The context after ", client: ", as one pattern: the message may only stop where this matches.
-_CONTEXT_REST: Final = (
-    _UNQUOTED
-    + rf"(?:, server: {_UNQUOTED})?"
-    + rf"(?:, login: {_QUOTED['login']})?"
-    + rf"(?:, request: {_QUOTED['request']})?"
-    + rf"(?:, subrequest: {_QUOTED['subrequest']})?"
-    + rf"(?:, upstream: (?:{_QUOTED['upstream']}|{_MAIL_UPSTREAM}))?"
-    + rf"(?:, host: {_QUOTED['host']})?"
-    + rf"(?:, referrer: {_QUOTED['referrer']})?"
-    + _CUT
-)
 
+def _cut_key_seen(text: str) -> bool:
+    return True
+
+
+values.set_inline(_unclosed, "({v} == '')")
+values.set_inline(_cut_key_seen, "True")
+
+# close ::= '"' | end   (no closing quote: the value was cut at 2048 bytes)
+_CLOSE: Final = values.typed("truncated", pp.Regex(r'"|\Z').set_name("closing quote"), _unclosed)
 
 def _lit(text: str) -> pp.Suppress:
     return pp.Suppress(pp.Literal(text))
 
 
 def _value(key: str) -> pp.ParserElement:
-    """A quoted context value, quotes stripped (an unterminated one keeps what is there)."""
-    return values.typed(key, pp.Regex(_QUOTED[key]).set_name(f"quoted {key}"), _unquote)
+    """A quoted context value without its quotes (an unterminated one, cut at 2048 bytes, runs to the end)."""
+    return _lit('"') + pp.Regex(_QUOTED[key])(key).set_name(f"quoted {key}") + _CLOSE
 
 
 @lru_cache(maxsize=4096)
@@ -81,10 +89,6 @@ def _error_time(text: str) -> datetime:
         )
     except ValueError as exc:
         raise ValueError(f"impossible time {text!r}: {exc}") from None
-
-
-def _unquote(text: str) -> str:
-    return text[1:-1] if len(text) > 1 and text.endswith('"') else text[1:]
 
 
 # time ::= YYYY "/" MM "/" DD " " HH ":" MM ":" SS   (server-local, no offset)
@@ -124,9 +128,34 @@ CONSOLE = values.typed(
 # 2016/10/25 14:49:34 [error] 54053#0: *1
 HEAD = (TIME + _lit(" [") + LEVEL + _lit("] ") + ORIGIN | CONSOLE).set_name("head")
 
-# message ::= { char } up to the ", client: " that starts a context running to the end
+# message ::= { char } up to the last ", client: "   (values cannot hold ", client: ", so only the last can
+#             start a context that runs to the end)
 # connect() to unix:/run/php/www.sock failed (2: No such file or directory) while connecting to upstream
-MESSAGE = pp.Regex(rf"(?:[^,]++|,(?! client: )|, client: (?!{_CONTEXT_REST}))*+")("message").set_name("message")
+MESSAGE = pp.Regex(r"(?:[^,]++|,(?! client: )|, client: (?=(?:[^,]++|,(?! client: ))*+, client: ))*+")(
+    "message"
+).set_name("message")
+
+# first ::= { char } up to the first ", client: "   (the fast path: when a context runs from there to the end,
+#           it is also the last one, because no context value can hold ", client: ")
+# recv() failed (104: Connection reset by peer) while reading response header from upstream
+FIRST_MESSAGE = pp.Regex(r"(?:[^,]++|,(?! client: ))*+")("message").set_name("message up to the first client")
+
+# whole ::= { char }   (the trailing ", client: " does not start a valid context: all of it is message)
+# user "x" was not found, client: 1.2.3.4, bogus: 1
+WHOLE = pp.Regex(r"[\s\S]*+")("message").set_name("message without context")
+
+# request_line ::= '"' method " " uri " " protocol '"'   (read ahead: the common shape; other requests
+#                  are split by split_request)
+# "GET /index.php?id=1 HTTP/1.1"
+REQUEST_LINE = (
+    _lit('"')
+    + pp.Regex(r"[A-Z][A-Z_-]*+")("method")
+    + _lit(" ")
+    + pp.Regex(r'[^ "]++')("uri")
+    + _lit(" ")
+    + pp.Regex(r"HTTP/\d(?:\.\d)?+")("protocol")
+    + pp.Regex(r'"(?=, [a-z]++: |\Z)')
+).set_name("request line")
 
 # context ::= ", client: " X [", server: " X] [", login: " Q] [", request: " Q] [", subrequest: " Q]
 #             [", upstream: " (Q | X)] [", host: " Q] [", referrer: " Q] [cut key]
@@ -135,20 +164,30 @@ CONTEXT = (
     _lit(", client: ")
     + pp.Regex(_UNQUOTED)("client")
     + pp.Opt(_lit(", server: ") + pp.Regex(_UNQUOTED)("server"))
-    + pp.Opt(_lit(", login: ") + pp.Suppress(pp.Regex(_QUOTED["login"])))
-    + pp.Opt(_lit(", request: ") + _value("request"))
+    + pp.Opt(_lit(', login: "') + pp.Suppress(pp.Regex(_QUOTED["login"])) + _CLOSE)
+    + pp.Opt(_lit(", request: ") + pp.FollowedBy(pp.Opt(REQUEST_LINE)) + _value("request"))
     + pp.Opt(_lit(", subrequest: ") + _value("subrequest"))
     + pp.Opt(_lit(", upstream: ") + (_value("upstream") | pp.Regex(_MAIL_UPSTREAM)("upstream")))
     + pp.Opt(_lit(", host: ") + _value("host"))
     + pp.Opt(_lit(", referrer: ") + _value("referrer"))
-    + values.typed("truncated", pp.Regex(_CUT.removesuffix(r"\Z")).set_name("cut key"), bool)
+    + pp.Opt(values.typed("truncated", pp.Regex(_CUT_KEY).set_name("cut key"), _cut_key_seen))
 ).set_name("context")
 
-# entry ::= head message [context] end
+# entry ::= head (message [context] | whole) end
 # 2014/07/15 16:42:19 [error] 4262#0: *417 recv() failed (104: Connection reset by peer) while ...
-ENTRY: Final = (HEAD + MESSAGE + pp.Opt(CONTEXT) + pp.StringEnd()).leave_whitespace().set_name("nginx error entry")
+ENTRY: Final = (
+    (HEAD + (MESSAGE + pp.Opt(CONTEXT) + pp.StringEnd() | WHOLE + pp.StringEnd()))
+    .leave_whitespace()
+    .set_name("nginx error entry")
+)
+
+# entry_first ::= head first [context] end   (same fields as entry wherever it matches)
+# 2020/11/13 22:18:02 [error] 15276#15276: *1 recv() failed (104: Connection reset by peer) while ...
+ENTRY_FIRST: Final = (HEAD + FIRST_MESSAGE + pp.Opt(CONTEXT) + pp.StringEnd()).leave_whitespace()
 
 _FAST: Final = lowering.FastParser(ENTRY)
+_FAST_FIRST: Final = lowering.FastParser(ENTRY_FIRST.set_name("nginx error entry, first context"))
+_PARSE: Final = _FAST_FIRST.with_fallback(_FAST.with_fallback(lambda text: lowering.parse_with(ENTRY, None, text)))
 
 # message ::= [syscall [" to " target] ...] text [" (" errno ": " strerror ")"] [" while " action]
 _SYSCALL = re.compile(r"([A-Za-z_]\w*\(\))(?: to (\S+) failed)?")
@@ -179,8 +218,11 @@ def split_request(request: str | None) -> tuple[str | None, str | None, str | No
     return method, rest, None
 
 
-def message_parts(message: str) -> tuple[str | None, str | None, int | None, str | None, str | None]:
-    """``connect() to X failed (2: ENOENT) while connecting`` → (syscall, target, errno, strerror, action).
+def message_parts(message: str) -> Fields:
+    """``connect() to X failed (2: ENOENT) while connecting`` → syscall, connect_target, errno, strerror,
+    action and kind (a new dict each call; ``_message_parts`` is the cached one).
+
+    Cached: the messages behind 502s repeat word for word (``recv() failed (104: …) while reading …``).
 
     The action is the last `` while …`` with no quote or line break after it (FastCGI text is quoted);
     the errno is the last `` (N: …)`` right before it. String methods, not a lazy regex: this runs per line.
@@ -205,41 +247,30 @@ def message_parts(message: str) -> tuple[str | None, str | None, int | None, str
     if (call := _SYSCALL.match(message)) is not None:
         syscall = call[1]
         target = call[2] if syscall == "connect()" else None
-    return syscall, target, errno, strerror, action
+    kind = _KIND.match(message)
+    return {
+        "syscall": syscall, "connect_target": target, "errno": errno, "strerror": strerror, "action": action,
+        "kind": (kind.lastgroup if kind is not None else None) or "other",
+    }  # fmt: skip
+
+
+_message_parts: Final = lru_cache(maxsize=8192)(message_parts)
 
 
 def _finish(fields: Fields, text: str) -> Fields:
     """Derive the message parts, the request split, the kind and the truncation flag."""
-    message: str = fields["message"]
-    (fields["syscall"], fields["connect_target"], fields["errno"], fields["strerror"], fields["action"]) = (
-        message_parts(message)
-    )
-    kind = _KIND.match(message)
-    fields["kind"] = kind.lastgroup if kind is not None else "other"
-    fields["method"], fields["uri"], fields["protocol"] = split_request(fields["request"])
-    if not fields["truncated"]:  # True when a key was cut; else look for a cut value
-        fields["truncated"] = _cut(fields, text)
+    fields.update(_message_parts(fields["message"]))  # read only: update copies the values
+    if fields["method"] is None and fields["request"] is not None:
+        fields["method"], fields["uri"], fields["protocol"] = split_request(fields["request"])
+    # the grammar flags a cut key or an unclosed last value; a 2047-byte entry was cut anywhere
+    if not fields["truncated"]:
+        fields["truncated"] = len(text) * 4 >= CUT_BYTES and len(text.encode("utf-8", "surrogateescape")) >= CUT_BYTES
     return fields
-
-
-def _cut(fields: Fields, text: str) -> bool:
-    if len(text) * 4 >= CUT_BYTES and len(text.encode("utf-8", "surrogateescape")) >= CUT_BYTES:
-        return True
-    if text.endswith('"') or fields["client"] is None:
-        return False
-    # a quoted value that runs to the end without its closing quote was cut (the mail upstream is unquoted)
-    last = next((k for k in reversed(_KEYS) if fields.get(k) is not None), "client")
-    return last not in ("client", "server") and not (last == "upstream" and ', upstream: "' not in text)
 
 
 def parse_error_entry(text: str) -> Fields | ParseError:
     """Parse one error-log entry (``\\n``-joined when FastCGI stderr spans lines). Never raises."""
     if text.endswith("\n"):
         text = text.rstrip("\r\n")
-    fields = _FAST.parse(text)
-    if fields is None:
-        result = lowering.parse_with(ENTRY, _FAST, text)
-        if isinstance(result, ParseError):
-            return result
-        fields = result
-    return _finish(fields, text)
+    fields: Fields | ParseError = _PARSE(text)
+    return fields if isinstance(fields, ParseError) else _finish(fields, text)

@@ -13,7 +13,6 @@ output writes ``[LEVEL] `` and ``function(), line N: `` without the pid. Lines l
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from functools import lru_cache
 from typing import Final
@@ -40,10 +39,6 @@ def _fpm_time(text: str) -> datetime:
         raise ValueError(f"impossible time {text!r}: {exc}") from None
 
 
-def _level(text: str) -> str:
-    return text.strip("[]:")
-
-
 def _lit(text: str) -> pp.Suppress:
     return pp.Suppress(pp.Literal(text))
 
@@ -58,6 +53,23 @@ def _float(name: str) -> pp.ParserElement:
 
 _END = pp.StringEnd()
 
+
+def _kind(kinds: dict[str, str], expr: pp.ParserElement) -> pp.ParserElement:
+    """``expr``, whose matched text says the message kind: its first characters, looked up in ``kinds``
+    (all keys one length). One group per grammar alternative, not one per kind: a faster record.
+    """
+    size = len(next(iter(kinds)))
+    assert all(len(key) == size for key in kinds)
+
+    def kind_of(text: str) -> str:
+        return kinds[text[:size]]
+
+    if len(kinds) == 1:
+        values.set_inline(kind_of, repr(next(iter(kinds.values()))))
+    else:
+        values.set_inline(kind_of, f"{{kinds}}[{{v}}[:{size}]]", kinds=kinds)
+    return values.typed("kind", expr, kind_of)
+
 # time ::= "[" DD "-" Mon "-" YYYY " " HH ":" MM ":" SS ["." micro] "] "
 # [24-Nov-2026 05:42:00.636653]
 TIME = (
@@ -68,9 +80,9 @@ TIME = (
 
 # level ::= (LEVEL ":" | "[" LEVEL "]") " "+
 # WARNING:
+_LEVEL_NAME = pp.Regex(r"(?:ALERT|ERROR|WARNING|NOTICE|DEBUG|SYSTEM)").set_name("level")
 LEVEL = (
-    values.typed("level", pp.Regex(r"(?:ALERT|ERROR|WARNING|NOTICE|DEBUG|SYSTEM):|\[(?:ALERT|ERROR|WARNING|NOTICE|DEBUG|SYSTEM)\]"), _level)
-    + pp.Suppress(pp.Regex(" +"))
+    (_LEVEL_NAME("level") + _lit(":") | _lit("[") + _LEVEL_NAME("level") + _lit("]")) + pp.Suppress(pp.Regex(" +"))
 ).set_name("fpm level")
 
 # debug ::= ["pid " N ", "] function "(), line " N ": "
@@ -98,7 +110,8 @@ SCRIPT = (
     + pp.Regex(r"[^']*+")("script")
     + _lit("'")
     + pp.Opt(_lit(' (request: "') + pp.Regex(r'(?:[^"]++|"(?!\) ))*+')("request") + _lit('")'))
-    + pp.Suppress(pp.Regex(r" (?:execution timed out|executing too slow) \("))
+    + _kind({" execution ": "timed_out", " executing ": "too_slow"},
+            pp.Regex(r" (?:execution timed out|executing too slow) \("))
     + _float("duration_s")
     + pp.Suppress(pp.Regex(r" sec\), (?:terminating|logging)"))
     + _END
@@ -108,15 +121,14 @@ SCRIPT = (
 #            " after " D " seconds from start"
 #  exited on signal 11 (SIGSEGV - core dumped) after 3.78 seconds from start
 EXITED = (
-    _lit(" exited ")
+    _kind({" exited on s": "exited_signal", " exited with": "exited_code"}, pp.Regex(" exited (?:on signal|with code) "))
     + (
-        _lit("on signal ")
-        + _int("signal")
+        _int("signal")
         + _lit(" (")
         + pp.Regex(r"[A-Z0-9+]*")("signal_name")
         + pp.Opt(values.typed("core_dumped", pp.Regex(" - core dumped"), bool))
         + _lit(")")
-        | _lit("with code ") + _int("exit_code")
+        | _int("exit_code")
     )
     + _lit(" after ")
     + _float("after_s")
@@ -127,7 +139,7 @@ EXITED = (
 # said ::= " said into " ("stderr" | "stdout") ": \"" output ["\""] [", pipe is closed"]
 #  said into stderr: "NOTICE: PHP message: PHP Warning:  ..."
 SAID = (
-    _lit(" said into ")
+    _kind({" said into ": "said"}, pp.Regex(" said into "))
     + pp.Regex(r"stderr|stdout")("stream")
     + _lit(': "')
     + pp.Regex(r'(?:[^"]++|"(?!(?:, pipe is closed)?\Z))*+')("output")
@@ -139,7 +151,7 @@ SAID = (
 # max_children ::= "server reached " ["pm."] "max_children setting (" N "), consider raising it"
 # server reached pm.max_children setting (5), consider raising it
 MAX_CHILDREN = (
-    pp.Suppress(pp.Regex(r"server reached (?:pm\.)?max_children setting \("))
+    _kind({"server reach": "max_children"}, pp.Regex(r"server reached (?:pm\.)?max_children setting \("))
     + _int("max_children")
     + _lit("), consider raising it")
     + _END
@@ -148,7 +160,7 @@ MAX_CHILDREN = (
 # bind ::= "unable to bind listening socket for address " ("'" A "'" | A) ": " reason
 # unable to bind listening socket for address '/run/php/x.sock': Address already in use (98)
 BIND = (
-    _lit("unable to bind listening socket for address ")
+    _kind({"unable to bi": "bind_failed"}, pp.Regex("unable to bind listening socket for address "))
     + values.typed("address", pp.Regex(r"'[^']*+'|(?:[^:']++|:(?! ))++"), lambda text: text.strip("'"))
     + pp.Suppress(pp.Regex(": .*"))
     + _END
@@ -156,15 +168,36 @@ BIND = (
 
 # running ::= "fpm is running, pid " N
 # fpm is running, pid 8206
-RUNNING = (_lit("fpm is running, pid ") + _int("running_pid") + _END).set_name("running")
+RUNNING = (_kind({"fpm is runni": "running"}, pp.Regex("fpm is running, pid ")) + _int("pid") + _END).set_name(
+    "running"
+)
 
-# message ::= [pool] [child] (script | exited | said | " started" | max_children | bind | running | text)
+# started ::= " started"
+#  started
+STARTED = (_kind({" started": "child_started"}, pp.Regex(" started")) + _END).set_name("started")
+
+# lifecycle ::= "seems busy (" text | "ready to handle connections" | "Terminating ..." | "exiting, bye-bye!"
+#             | "reloading: " text
+# ready to handle connections
+LIFECYCLE = (
+    _kind(
+        {"seems": "seems_busy", "ready": "ready", "Termi": "terminating", "exiti": "exiting", "reloa": "reloading"},
+        pp.Regex(r"seems busy \(.*|ready to handle connections|Terminating \.\.\.|exiting, bye-bye!|reloading: .*"),
+    )  # fmt: skip
+    + _END
+).set_name("lifecycle")
+
+# rest ::= { char }   (any other message)
+# child 155 stopped for tracing
+REST = (pp.Suppress(pp.Regex(r".*")) + _END).set_name("other message")
+
+# message ::= [pool] (child (script | exited | said | started | rest) | max_children | bind | running
+#             | lifecycle | rest)
 # [pool www] child 11830 exited on signal 15 (SIGTERM) after 146.629210 seconds from start
 MESSAGE = (
     pp.FollowedBy(pp.Regex(r".*")("message"))
     + pp.Opt(POOL)
-    + pp.Opt(CHILD)
-    + (SCRIPT | EXITED | SAID | MAX_CHILDREN | BIND | RUNNING | pp.Suppress(pp.Regex(r".*")) + _END)
+    + (CHILD + (SCRIPT | EXITED | SAID | STARTED | REST) | MAX_CHILDREN | BIND | RUNNING | LIFECYCLE | REST)
 ).set_name("fpm message")
 
 # line ::= [time] level [debug] message
@@ -172,31 +205,22 @@ MESSAGE = (
 LINE: Final = (pp.Opt(TIME) + LEVEL + pp.Opt(DEBUG) + MESSAGE).leave_whitespace().set_name("php-fpm line")
 
 _FAST: Final = lowering.FastParser(LINE)
-
-_KIND = re.compile(
-    r"(?:\[pool [^\]]*\] )?(?:child \d+(?:(?P<timed_out>, script .* execution timed out \()"
-    r"|(?P<too_slow>, script .* executing too slow \()|(?P<exited_signal> exited on signal )"
-    r"|(?P<exited_code> exited with code )|(?P<child_started> started\Z)|(?P<said> said into std))"
-    r"|(?P<max_children>server reached (?:pm\.)?max_children )|(?P<seems_busy>seems busy )"
-    r"|(?P<bind_failed>unable to bind listening socket )|(?P<running>fpm is running, pid )"
-    r"|(?P<ready>ready to handle connections)|(?P<terminating>Terminating \.\.\.)"
-    r"|(?P<exiting>exiting, bye-bye!)|(?P<reloading>reloading: ))"
-)
-
+_PARSE: Final = _FAST.with_fallback(lambda line: lowering.parse_with(LINE, None, line))
 
 def _finish(fields: Fields) -> Fields:
     """Kind, request split, the running pid, the ``log_limit`` cut flag."""
-    running_pid = fields.pop("running_pid", None)
-    if fields["pid"] is None:
-        fields["pid"] = running_pid
-    message: str = fields["message"]
-    kind = _KIND.match(message)
-    fields["kind"] = kind.lastgroup if kind is not None else "other"
-    fields["method"], fields["uri"], _ = split_request(fields["request"])
+    kind = fields["kind"]
+    if kind is None:
+        kind = fields["kind"] = "other"
+    if fields["request"] is not None:
+        fields["method"], fields["uri"], _ = split_request(fields["request"])
+    else:
+        fields["method"] = fields["uri"] = None
     if fields["signal"] is not None:
-        fields["core_dumped"] = bool(fields["core_dumped"])
-    fields["truncated"] = message.endswith("...") and fields["kind"] != "terminating" or (
-        fields["output"] is not None and fields["output"].endswith("...")
+        fields["core_dumped"] = fields["core_dumped"] is not None
+    output = fields["output"]
+    fields["truncated"] = (fields["message"].endswith("...") and kind != "terminating") or (
+        output is not None and output.endswith("...")
     )
     return fields
 
@@ -205,10 +229,5 @@ def parse_fpm_line(line: str) -> Fields | ParseError:
     """Parse one PHP-FPM master-log line into the fields of ``docs/contracts.md``. Never raises."""
     if line.endswith("\n"):
         line = line.rstrip("\r\n")
-    fields = _FAST.parse(line)
-    if fields is None:
-        result = lowering.parse_with(LINE, _FAST, line)
-        if isinstance(result, ParseError):
-            return result
-        fields = result
-    return _finish(fields)
+    fields: Fields | ParseError = _PARSE(line)
+    return fields if isinstance(fields, ParseError) else _finish(fields)

@@ -126,9 +126,9 @@ def test_every_contract_field_is_present() -> None:
 # (description, line, 1-based column where parsing fails)
 FAILURES = [
     ("empty line", "", 1),
-    ("no level", "[13-Jan-2017 22:43:56] [pool www] child 1 started", 24),
+    ("no level", "[13-Jan-2017 22:43:56] [pool www] child 1 started", 25),
     ("unknown level", "[13-Jan-2017 22:43:56] INFO: ready to handle connections", 24),
-    ("impossible month", "[13-Foo-2017 22:43:56] NOTICE: ready to handle connections", 1),
+    ("impossible month", "[13-Foo-2017 22:43:56] NOTICE: ready to handle connections", 2),
     ("a slowlog header is not a master-log line", "[15-May-2015 12:50:22]  [pool www] pid 1819", 24),
 ]
 
