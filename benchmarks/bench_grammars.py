@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import bench_error_fpm  # noqa: E402
 from grammars import access, lowering  # noqa: E402
 
 
@@ -105,7 +106,11 @@ def access_cases(n: int) -> list[Case]:
 
 
 # kind → case factory (lines per case); the error/fpm grammar owner adds entries here
-KINDS: dict[str, Callable[[int], list[Case]]] = {"access": access_cases}
+KINDS: dict[str, Callable[[int], list[Case]]] = {
+    "access": access_cases,
+    "error": lambda n: bench_error_fpm.error_cases(n, Case),
+    "fpm": lambda n: bench_error_fpm.fpm_cases(n, Case),
+}
 
 
 def _rate(fn: Callable[[str], object], lines: list[str]) -> float:
