@@ -11,18 +11,15 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Final
+from typing import Final
 
+from grammars import access
+from grammars.access import AccessFormat
 from grammars.error import is_entry_start
 from grammars.prefix import strip_prefix
 from grammars.result import ParseError
 
-if TYPE_CHECKING:
-    from grammars.access import AccessFormat
-else:
-    AccessFormat = Any
-
-Detection = tuple[str, "AccessFormat | None"]
+Detection = tuple[str, AccessFormat | None]
 
 # how many non-blank lines detect_lines looks at
 SAMPLE_LINES: Final = 50
@@ -33,19 +30,7 @@ _SLOWLOG = re.compile(
 )
 _FPM = re.compile(rf"(?:\[\d\d-[A-Z][a-z]{{2}}-\d{{4}} \d\d:\d\d:\d\d(?:\.\d+)?\] )?(?:(?:{_LEVELS}):|\[(?:{_LEVELS})\]) ")
 _FPM_ACCESS = re.compile(r'\S+ - \S* \d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4} "[A-Z]+ [^"]*" \d{3}\Z')
-# combined/main by shape, for when grammars.access is not importable
-_ACCESS_SHAPE = re.compile(r'\S+ - \S+ \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "')
-
-
-def _built_in() -> tuple[Any, ...]:
-    try:
-        from grammars import access
-    except ImportError:
-        return ()
-    return (access.COMBINED, access.MAIN)
-
-
-_BUILT_IN: Final = _built_in()
+_BUILT_IN: Final = (access.COMBINED, access.MAIN)
 
 
 def detect_line(line: str, formats: Sequence[AccessFormat] = ()) -> Detection | None:
@@ -64,8 +49,6 @@ def detect_line(line: str, formats: Sequence[AccessFormat] = ()) -> Detection | 
     for fmt in (*formats, *_BUILT_IN):
         if not isinstance(fmt.parse(line), ParseError):
             return "nginx_access", fmt
-    if not _BUILT_IN and _ACCESS_SHAPE.match(line):
-        return "nginx_access", None
     return None
 
 

@@ -62,3 +62,13 @@ def test_detect_corpus_files(path: str, log_type: str) -> None:
     detected = detect_lines((CORPUS / path).read_text().splitlines())
     assert detected is not None
     assert detected[0] == log_type
+
+
+def test_access_formats_come_back_and_the_callers_come_first() -> None:
+    from grammars import access
+
+    combined = '127.0.0.1 - - [19/Feb/2015:15:50:36 -0500] "GET /big.pdf HTTP/1.1" 206 33973115 "-" "x"'
+    assert detect_line(combined) == ("nginx_access", access.COMBINED)
+    tiny = access.compile_log_format("$remote_addr $status", name="tiny")
+    detected = detect_line("10.0.0.1 502", [tiny])
+    assert detected is not None and detected[1] is tiny
