@@ -34,6 +34,10 @@ INT_LISTS: Final = frozenset(
 )
 FLOAT_LISTS: Final = frozenset({"upstream_response_time", "upstream_connect_time", "upstream_header_time"})
 
+# the client address: one token (never a `host ip` pair), or a proxy-written `a, b, c` list kept as text
+ADDRESS_VARIABLES: Final = frozenset({"remote_addr", "realip_remote_addr", "server_addr"})
+_ADDRESS: Final = r'[^\s",{stop}]++(?:, [^\s",{stop}]++)*+'  # {stop}: the next literal's first character
+
 _INT: Final = r"\d++|-"
 _FLOAT: Final = r"\d++(?:\.\d++)?+|-"
 _LIST_SPLIT: Final = re.compile(r", | : ")
@@ -159,6 +163,9 @@ def variable_element(
         return values.typed(name, _token(_INT, name), _nullable_int)
     if name in FLOAT_VARIABLES:
         return values.typed(name, _token(_FLOAT, name), _nullable_float)
+    if name in ADDRESS_VARIABLES:
+        stop = re.escape(after[0]) if after and not after[0].isspace() else ""  # `[Client $remote_addr]`
+        return values.typed(name, _token(_ADDRESS.format(stop=stop), name), values.dash_none)
     if name in TIME_VARIABLES:
         return _time(name, time_field)
     if name in ADDRESS_LISTS:
