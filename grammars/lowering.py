@@ -14,7 +14,6 @@ by its own converter; a plain named token as its text. Names are read "last matc
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable
 from typing import Any, Final
@@ -23,16 +22,12 @@ import pyparsing as pp
 
 from pyparsing.core import _MultipleMatch
 
-from grammars import values
+from grammars import backtracking, record_builder, values
 from grammars.result import Fields, ParseError
 
 _MARKER_PREFIX: Final = "_original_"  # original_text_for's internal names
 _SCOPED_FLAGS: Final = {re.I: "i", re.M: "m", re.S: "s", re.X: "x", re.A: "a"}
 _TEXT_TOKENS: Final = (pp.Regex, pp.Word, pp.Literal, pp.Keyword, pp.White, pp.SkipTo)
-
-
-# the stdlib's own regex parser, to see whether a token can backtrack (private, hence guarded)
-_sre_parser: Any = importlib.import_module("re._parser")
 
 
 class LoweringError(ValueError):
@@ -99,15 +94,11 @@ def _single_text(element: pp.ParserElement) -> bool:
     return isinstance(element, _TEXT_TOKENS) and not isinstance(element, pp.Empty) and _text_only(element)
 
 
-# (results name, group name, converter or None, may be absent)
-_Slot = tuple[str, str, "values.Converter | None", bool]
-
-
 class _Lowerer:
     """One walk over the grammar: the pattern text and the slots its groups fill."""
 
     def __init__(self) -> None:
-        self.slots: list[_Slot] = []
+        self.slots: list[record_builder.Slot] = []
         self.groups: dict[str, str] = {}  # "(?P<gN>body)" → gN
         self.forwards: set[int] = set()
 
@@ -165,7 +156,7 @@ class _Lowerer:
         if isinstance(element, pp.Word):
             if getattr(element, "re", None) is None:
                 raise LoweringError(f"{element}: Word without a generated regex")
-            return _atomic(str(element.reString))
+            return backtracking.atomic(str(element.reString))
         if isinstance(element, pp.Regex):
             return self.regex(element)
         if isinstance(element, pp.QuotedString):
@@ -226,7 +217,7 @@ class _Lowerer:
             alternatives.sort(key=lambda alt: -len(getattr(alt, "match", "")))
         optional = len(alternatives) > 1
         choice = "|".join(self.lower(alt, True, optional, named) for alt in alternatives)
-        return _atomic(choice)  # ordered choice commits, unless the alternatives exclude each other
+        return backtracking.atomic(choice)  # ordered choice commits, unless the alternatives exclude each other
 
     @staticmethod
     def regex(element: pp.Regex) -> str:
@@ -239,162 +230,7 @@ class _Lowerer:
         letters = "".join(letter for flag, letter in _SCOPED_FLAGS.items() if flags & flag)
         if flags & ~sum(_SCOPED_FLAGS):
             raise LoweringError(f"{element}: regex flags {flags!r}")
-        return f"(?>(?{letters}:{pattern}))" if letters else _atomic(pattern)
-
-
-_DETERMINISTIC_OPS: Final = frozenset(
-    {"LITERAL", "NOT_LITERAL", "IN", "ANY", "AT", "CATEGORY", "POSSESSIVE_REPEAT", "ATOMIC_GROUP", "ASSERT",
-     "ASSERT_NOT"}
-)
-
-
-def _first_chars(items: Any) -> frozenset[str] | None:
-    """The characters a parsed pattern can start with, when that is a small known set."""
-    if not items:
-        return None
-    op, arg = items[0]
-    if str(op) == "LITERAL":
-        return frozenset(chr(arg))
-    if str(op) == "IN" and all(str(kind) == "LITERAL" for kind, _ in arg):
-        return frozenset(chr(code) for _, code in arg)
-    if str(op) in ("POSSESSIVE_REPEAT", "MAX_REPEAT") and arg[0] >= 1:
-        return _first_chars(arg[2])
-    return None
-
-
-def _deterministic(items: Any) -> bool:
-    """True when the parsed regex never backtracks into itself (so no atomic group is needed)."""
-    for op, arg in items:
-        name = str(op)
-        if name in _DETERMINISTIC_OPS:
-            continue
-        if name in ("MAX_REPEAT", "MIN_REPEAT") and arg[0] == arg[1] and _deterministic(arg[2]):
-            continue
-        if name == "SUBPATTERN" and _deterministic(arg[-1]):
-            continue
-        if name == "BRANCH" and _exclusive(arg[1]):
-            continue
-        return False
-    return True
-
-
-def _exclusive(alternatives: Any) -> bool:
-    """Alternatives that are each deterministic and start with disjoint known characters."""
-    seen: set[str] = set()
-    unknown = 0
-    for alternative in alternatives:
-        if not _deterministic(alternative):
-            return False
-        chars = _first_chars(alternative)
-        if chars is None:
-            unknown += 1
-            continue
-        if seen & chars:
-            return False
-        seen |= chars
-    if unknown == 0:
-        return True
-    # one alternative of unknown start (``\d++``) against known ones (``-``): probe its start
-    if unknown > 1:
-        return False
-    other = next(alt for alt in alternatives if _first_chars(alt) is None)
-    start = _start_probe(other)
-    return start is not None and not any(start(char) for char in seen)
-
-
-def _start_probe(items: Any) -> Any:
-    """A predicate telling whether a character can start ``items`` (only for a leading class)."""
-    op, arg = items[0]
-    if str(op) in ("POSSESSIVE_REPEAT", "MAX_REPEAT") and arg[0] >= 1:
-        return _start_probe(arg[2])
-    if str(op) == "IN" and not any(str(kind) == "NEGATE" for kind, _ in arg):
-        def member(char: str, arg: Any = arg) -> bool:
-            for kind, value in arg:
-                kind = str(kind)
-                if kind == "LITERAL" and chr(value) == char:
-                    return True
-                if kind == "RANGE" and value[0] <= ord(char) <= value[1]:
-                    return True
-                if kind == "CATEGORY" and re.match(_CATEGORY_CLASSES.get(str(value), "[\\s\\S]"), char):
-                    return True
-            return False
-
-        return member
-    return None
-
-
-_CATEGORY_CLASSES: Final = {
-    "CATEGORY_DIGIT": r"\d", "CATEGORY_NOT_DIGIT": r"\D", "CATEGORY_SPACE": r"\s", "CATEGORY_NOT_SPACE": r"\S",
-    "CATEGORY_WORD": r"\w", "CATEGORY_NOT_WORD": r"\W",
-}
-
-
-def _atomic(pattern: str) -> str:
-    """``pattern`` as one token pyparsing will not backtrack into: atomic unless it cannot backtrack."""
-    try:
-        deterministic = _deterministic(_sre_parser.parse(pattern))
-    except Exception:  # private parser API changed: fall back to the always-correct form
-        deterministic = False
-    return f"(?:{pattern})" if deterministic else f"(?>{pattern})"
-
-
-def _builder_source(
-    names: tuple[str, ...], group_order: list[str | None], slots: list[_Slot]
-) -> tuple[str, dict[str, Any]]:
-    """Python source of ``build(line)`` for this grammar, and the converters it binds.
-
-    Straight-line code from the grammar's own names and converters (no loop over fields at run
-    time); small converters (``values.INLINE_ATTR``) are inlined, a value shared by two names
-    (``time_local`` and ``time``) is converted once.
-    """
-    bound: dict[int, str] = {}
-    env: dict[str, Any] = {}
-
-    def bind(convert: values.Converter) -> str:
-        if id(convert) not in bound:
-            bound[id(convert)] = f"c{len(bound)}"
-            env[bound[id(convert)]] = convert
-        return bound[id(convert)]
-
-    def value(group: str, convert: values.Converter | None) -> str:
-        if convert is None:
-            return group
-        form = values.inline_form(convert)
-        if form is None:
-            return f"{bind(convert)}({group})"
-        template, inner = form
-        return template.format(v=group, **{key: bind(fn) for key, fn in inner.items()})
-
-    uses: dict[tuple[str, int], int] = {}
-    for _, group, convert, _ in slots:
-        uses[group, id(convert)] = uses.get((group, id(convert)), 0) + 1
-    body = ["    try:"]
-    shared: dict[tuple[str, int], str] = {}
-    for _, group, convert, optional in slots:
-        key = (group, id(convert))
-        if convert is not None and uses[key] > 1 and key not in shared:
-            shared[key] = f"v{len(shared)}"
-            expr = value(group, convert)
-            body.append(f"        {shared[key]} = {f'({expr} if {group} is not None else None)' if optional else expr}")
-    body.append("        return {")
-    for name in names:
-        expr = "None"
-        for slot_name, group, convert, optional in slots:  # later groups win: pyparsing keeps the last match
-            if slot_name != name:
-                continue
-            current = shared.get((group, id(convert))) or value(group, convert)
-            already_none = current == group or current in shared.values()  # None when the group is
-            if not optional or (already_none and expr == "None"):
-                expr = current
-            else:
-                expr = f"({current} if {group} is not None else {expr})"
-        body.append(f"            {name!r}: {expr},")
-    body += ["        }", "    except Exception:", "        return _miss(line)  # pyparsing decides (and locates the error)"]
-    head = ["def build(line, _match=_match, _miss=_miss, " + "".join(f"{n}={n}, " for n in env) + "):"]
-    head += ["    m = _match(line)", "    if m is None:", "        return _miss(line)"]
-    if group_order:
-        head.append(f"    ({', '.join(group or '_' for group in group_order)},) = m.groups()")
-    return "\n".join(head + body) + "\n", env
+        return f"(?>(?{letters}:{pattern}))" if letters else backtracking.atomic(pattern)
 
 
 def _no_fields(line: str) -> None:
@@ -428,7 +264,7 @@ class FastParser:
         self.names: tuple[str, ...] = result_names(grammar)
         by_index = {index: group for group, index in self.pattern.groupindex.items()}
         group_order = [by_index.get(index) for index in range(1, self.pattern.groups + 1)]
-        self.source, env = _builder_source(self.names, group_order, lowerer.slots)
+        self.source, env = record_builder.builder_source(self.names, group_order, lowerer.slots)
         self._env: dict[str, Any] = {"_match": self.pattern.match, **env}
         self._code = compile(self.source, f"<lowered {grammar.name}>", "exec")
         self.parse = self.with_fallback(_no_fields)
@@ -442,7 +278,7 @@ class FastParser:
         return build
 
 
-_NAMES: dict[int, tuple[pp.ParserElement, tuple[str, ...]]] = {}
+_NAMES_ATTR: Final = "badgateway_result_names"  # cached on the grammar itself: no global registry
 
 
 def results_to_fields(results: pp.ParseResults, names: tuple[str, ...]) -> Fields:
@@ -466,10 +302,8 @@ def parse_with(grammar: pp.ParserElement, fast: FastParser | None, line: str) ->
             return fields
         names = fast.names
     else:
-        cached = _NAMES.get(id(grammar))
-        if cached is None or cached[0] is not grammar:
-            cached = _NAMES[id(grammar)] = (grammar, result_names(grammar))
-        names = cached[1]
+        names = getattr(grammar, _NAMES_ATTR, None) or result_names(grammar)
+        setattr(grammar, _NAMES_ATTR, names)
     try:
         if not grammar.keepTabs:
             grammar.parse_with_tabs()
