@@ -22,6 +22,7 @@ CORPUS = Path(__file__).parents[1] / "corpus"
 
 GRAMMARS: dict[str, tuple[pp.ParserElement, lowering.FastParser]] = {
     "error": (error.ENTRY, error._FAST),
+    "error_first": (error.ENTRY_FIRST, error._FAST_FIRST),
     "fpm": (fpm.LINE, fpm._FAST),
     "fpm_access": (fpm_access.LINE, fpm_access._FAST),
     "slowlog_header": (slowlog.HEADER, slowlog._HEADER_FAST),
@@ -38,6 +39,9 @@ def assert_agree(name: str, line: str) -> None:
         assert isinstance(reference, ParseError), f"{name}: regex declined what pyparsing parsed: {line!r}"
     else:
         assert lowered == reference, f"{name}: {line!r}"
+    if name == "error_first" and lowered is not None:
+        # the fast path's grammar gives the full grammar's fields wherever it matches
+        assert lowered == lowering.parse_with(error.ENTRY, None, line), f"first context != trailing: {line!r}"
 
 
 # --- generated NGINX error lines -------------------------------------------------------------
@@ -94,6 +98,7 @@ def error_lines(draw: st.DrawFn) -> str:
 @example('2026/11/24 05:42:00 [error] 1#0: *1 m, client: a, server: b, request: "GET /x", ups')
 def test_error_lines_agree(line: str) -> None:
     assert_agree("error", line)
+    assert_agree("error_first", line)
 
 
 # --- generated PHP-FPM lines -----------------------------------------------------------------
@@ -141,7 +146,7 @@ def test_fpm_lines_agree(line: str) -> None:
     st.builds(lambda a, u, s: f'{a} - {u} 18/Jun/2022:07:32:15 +0000 "GET {s}" 200', TEXT, TEXT, TEXT),
 ))
 def test_small_grammars_agree(line: str) -> None:
-    for name in ("fpm_access", "slowlog_header", "slowlog_script", "slowlog_frame", "fpm", "error"):
+    for name in GRAMMARS:
         assert_agree(name, line)
 
 
