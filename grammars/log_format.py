@@ -133,7 +133,8 @@ def _request(quoted: bool, escape: str, closer: str) -> pp.ParserElement:
     parts = (
         _token(METHOD, "method")("method")
         + pp.Literal(" ")
-        + _token(URI if quoted else r"\S++", "uri")("uri")
+        # with escape=json a backslash means an escape to decode: such a request stays raw (decoded)
+        + _token((r'[^\s"\\]++' if escape == "json" else URI) if quoted else r"\S++", "uri")("uri")
         + pp.Literal(" ")
         + _token(PROTOCOL, "protocol")("protocol")
         + pp.FollowedBy(pp.Regex(end))

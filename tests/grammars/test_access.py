@@ -319,6 +319,12 @@ CUSTOM_CASES: list[tuple[str, str, str, str, dict[str, Any]]] = [
      {"http_user_agent": 'a "b" é \\', "status": 200}),
     ("escape=none: a raw quote inside a value", '"$http_user_agent" "$http_referer"', "none",
      '"say "hi" now" "-"', {"http_user_agent": 'say "hi" now', "http_referer": None}),
+    ("escape=none: a raw quote inside the request keeps it raw", '"$request" $status', "none",
+     '"GET /a"b HTTP/1.1" 400', {"request": 'GET /a"b HTTP/1.1', "method": None, "status": 400}),
+    ("escape=json request", '"$request" $status', "json", '"GET /caf\\u00e9 HTTP/1.1" 200',
+     {"request": "GET /café HTTP/1.1", "method": None}),
+    ("escape=json plain request", '"$request" $status', "json", '"GET /x HTTP/1.1" 200',
+     {"request": "GET /x HTTP/1.1", "method": "GET", "uri": "/x"}),
     ("gzip_ratio and request_length", "$gzip_ratio $request_length $bytes_sent", "default", "- 988 4710110",
      {"gzip_ratio": None, "request_length": 988, "bytes_sent": 4710110}),
 ]

@@ -208,3 +208,23 @@ def test_nested_repetition_stays_linear() -> None:
     started = time.perf_counter()
     assert fast.parse("a" * 100_000 + "c") is None
     assert time.perf_counter() - started < 2.0
+
+
+# (pattern, needs an atomic group): a token that can match only one way needs none
+ATOMIC: list[tuple[str, bool]] = [
+    (r"\d++|-", False),  # alternatives start with different characters
+    (r"[^\"]*+(?:(?<=\\)\"[^\"]*+)*+", False),
+    (r"\d\d/[A-Z][a-z]{2}/\d{4}", False),  # fixed counts
+    (r"\d+", True),  # greedy: pyparsing would not give characters back, the regex would
+    (r"a|ab", True),  # alternatives sharing a start
+    (r"a|", True),  # an empty alternative
+    (r"[a-z]++|\d", True),  # both start with a class: not analysed, stays atomic
+    (r"\d*+|-", True),  # the first alternative may match nothing
+]
+
+
+@pytest.mark.parametrize(("pattern", "atomic"), ATOMIC)
+def test_backtracking_check(pattern: str, atomic: bool) -> None:
+    from grammars import backtracking
+
+    assert backtracking.atomic(pattern).startswith("(?>") is atomic
