@@ -28,7 +28,9 @@ _LEVELS: Final = "ALERT|ERROR|WARNING|NOTICE|DEBUG|SYSTEM"
 _SLOWLOG = re.compile(
     r"\[\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d\]  \[pool |script_filename = |\[0x[0-9a-fA-F]+\] "
 )
-_FPM = re.compile(rf"(?:\[\d\d-[A-Z][a-z]{{2}}-\d{{4}} \d\d:\d\d:\d\d(?:\.\d+)?\] )?(?:(?:{_LEVELS}):|\[(?:{_LEVELS})\]) ")
+_FPM = re.compile(
+    rf"(?:\[\d\d-[A-Z][a-z]{{2}}-\d{{4}} \d\d:\d\d:\d\d(?:\.\d+)?\] )?(?:(?:{_LEVELS}):|\[(?:{_LEVELS})\]) "
+)
 _FPM_ACCESS = re.compile(r'\S+ - \S* \d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4} "[A-Z]+ [^"]*" \d{3}\Z')
 _BUILT_IN: Final = (access.COMBINED, access.MAIN)
 

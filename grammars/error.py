@@ -57,6 +57,8 @@ _UNQUOTED: Final = r"[^,]*+"
 _MAIL_UPSTREAM: Final = r'[^,"]*+'
 _QUOTED: Final = {key: _quoted(key) for key in _KEYS if key not in ("client", "server")}
 _CUT_KEY: Final = _cut_key()
+
+
 def _unclosed(text: str) -> bool:
     return not text
 
@@ -70,6 +72,7 @@ values.set_inline(_cut_key_seen, "True")
 
 # close ::= '"' | end   (no closing quote: the value was cut at 2048 bytes)
 _CLOSE: Final = values.typed("truncated", pp.Regex(r'"|\Z').set_name("closing quote"), _unclosed)
+
 
 def _lit(text: str) -> pp.Suppress:
     return pp.Suppress(pp.Literal(text))
@@ -93,9 +96,7 @@ def _error_time(text: str) -> datetime:
 
 # time ::= YYYY "/" MM "/" DD " " HH ":" MM ":" SS   (server-local, no offset)
 # 2016/10/25 14:49:34
-TIME = values.typed(
-    "time", pp.Regex(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d").set_name("error time"), _error_time
-)
+TIME = values.typed("time", pp.Regex(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d").set_name("error time"), _error_time)
 
 _LEVELS: Final = "emerg|alert|crit|error|warn|notice|info|debug"
 
@@ -189,7 +190,9 @@ _FAST: Final = lowering.FastParser(ENTRY)
 _FAST_FIRST: Final = lowering.FastParser(ENTRY_FIRST.set_name("nginx error entry, first context"))
 _PARSE: Final = _FAST_FIRST.with_fallback(_FAST.with_fallback(lambda text: lowering.parse_with(ENTRY, None, text)))
 
-# message ::= [syscall [" to " target] ...] text [" (" errno ": " strerror ")"] [" while " action]
+# The message's own parts, read with string methods and two anchored regexes (then cached per message):
+# message ::= [syscall [" to " target " failed"]] text [" (" errno ": " strerror ")"] [" while " action]
+# connect() to unix:/run/php/www.sock failed (2: No such file or directory) while connecting to upstream
 _SYSCALL = re.compile(r"([A-Za-z_]\w*\(\))(?: to (\S+) failed)?")
 _ERRNO = re.compile(r" \((\d+): ([^\n]*)\)\Z")
 _KIND = re.compile(
@@ -220,9 +223,8 @@ def split_request(request: str | None) -> tuple[str | None, str | None, str | No
 
 def message_parts(message: str) -> Fields:
     """``connect() to X failed (2: ENOENT) while connecting`` → syscall, connect_target, errno, strerror,
-    action and kind (a new dict each call; ``_message_parts`` is the cached one).
-
-    Cached: the messages behind 502s repeat word for word (``recv() failed (104: …) while reading …``).
+    action and kind. A new dict each call; parsing uses ``_message_parts``, the cached one, because the
+    messages behind 502s repeat word for word (``recv() failed (104: …) while reading …``).
 
     The action is the last `` while …`` with no quote or line break after it (FastCGI text is quoted);
     the errno is the last `` (N: …)`` right before it. String methods, not a lazy regex: this runs per line.

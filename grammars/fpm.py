@@ -121,7 +121,10 @@ SCRIPT = (
 #            " after " D " seconds from start"
 #  exited on signal 11 (SIGSEGV - core dumped) after 3.78 seconds from start
 EXITED = (
-    _kind({" exited on s": "exited_signal", " exited with": "exited_code"}, pp.Regex(" exited (?:on signal|with code) "))
+    _kind(
+        {" exited on s": "exited_signal", " exited with": "exited_code"},
+        pp.Regex(" exited (?:on signal|with code) "),
+    )
     + (
         _int("signal")
         + _lit(" (")

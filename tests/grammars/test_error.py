@@ -307,7 +307,9 @@ def test_datadog_expected_fields() -> None:
         if (ip := re.search(r'\n            ip: "([^"]+)"', block)) is not None:
             assert got["client"] == ip[1]
         if (method := re.search(r'\n          method: "(\w+)"', block)) is not None:
-            assert (got["method"], got["uri"]) == (method[1], re.search(r'\n          url: "([^"]+)"', block)[1])  # type: ignore[index]
+            url = re.search(r'\n          url: "([^"]+)"', block)
+            assert url is not None
+            assert (got["method"], got["uri"]) == (method[1], url[1])
         checked += 1
     assert checked == 2
 

@@ -87,7 +87,8 @@ def error_lines(draw: st.DrawFn) -> str:
         st.builds(lambda lv: f"nginx: [{lv}] ", LEVEL),
         st.builds(lambda lv: f"[{lv}]: ", LEVEL),
     ))
-    line = head + draw(MESSAGE) + (draw(context()) if draw(st.booleans()) else "") + draw(st.sampled_from(["", "", "\n"]))
+    line = head + draw(MESSAGE) + (draw(context()) if draw(st.booleans()) else "")
+    line += draw(st.sampled_from(["", "", "\n"]))
     cut = draw(st.integers(0, 3))
     return line[: draw(st.integers(0, len(line)))] if cut == 0 else line
 
@@ -128,7 +129,8 @@ FPM_BODY = st.one_of(
 @st.composite
 def fpm_lines(draw: st.DrawFn) -> str:
     pool = draw(st.sampled_from(["", "[pool www] ", "[pool a]b] ", "[pool ] "]))
-    line = draw(FPM_STAMP) + draw(FPM_LEVEL) + draw(FPM_DEBUG) + pool + draw(FPM_BODY) + draw(TEXT.filter(lambda t: len(t) < 3))
+    line = draw(FPM_STAMP) + draw(FPM_LEVEL) + draw(FPM_DEBUG) + pool + draw(FPM_BODY)
+    line += draw(TEXT.filter(lambda t: len(t) < 3))
     return line[: draw(st.integers(0, len(line)))] if draw(st.integers(0, 3)) == 0 else line
 
 

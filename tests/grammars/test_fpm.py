@@ -175,7 +175,8 @@ def _corpus_records() -> list[tuple[str, int, str, str]]:
         first = 0
         for number, raw in enumerate(path.read_bytes().decode("utf-8", "surrogateescape").split("\n"), start=1):
             _, line = strip_prefix(raw)
-            if slowlog and (not line.strip() or is_slowlog_start(line) or detect_line(line) != ("php_fpm_slowlog", None)):
+            ends_entry = not line.strip() or is_slowlog_start(line) or detect_line(line) != ("php_fpm_slowlog", None)
+            if slowlog and ends_entry:
                 records.append((path.name, first, "php_fpm_slowlog", "\n".join(slowlog)))
                 slowlog = []
             if not line.strip():
