@@ -70,6 +70,13 @@ def _kind(kinds: dict[str, str], expr: pp.ParserElement) -> pp.ParserElement:
         values.set_inline(kind_of, f"{{kinds}}[{{v}}[:{size}]]", kinds=kinds)
     return values.typed("kind", expr, kind_of)
 
+
+def _signal_name(text: str) -> str | None:
+    return text or None  # fpm_signal_names has no name for some signals: "(...)" is then empty
+
+
+values.set_inline(_signal_name, "({v} or None)")
+
 # time ::= "[" DD "-" Mon "-" YYYY " " HH ":" MM ":" SS ["." micro] "] "
 # [24-Nov-2026 05:42:00.636653]
 TIME = (
@@ -128,7 +135,7 @@ EXITED = (
     + (
         _int("signal")
         + _lit(" (")
-        + pp.Regex(r"[A-Z0-9+]*")("signal_name")
+        + values.typed("signal_name", pp.Regex(r"[A-Z0-9+]*"), _signal_name)
         + pp.Opt(values.typed("core_dumped", pp.Regex(" - core dumped"), bool))
         + _lit(")")
         | _int("exit_code")

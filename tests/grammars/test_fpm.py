@@ -51,6 +51,9 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("exited with a code",
      "[24-Nov-2026 05:42:00] NOTICE: [pool www] child 42 exited with code 0 after 0.001 seconds from start",
      {"kind": "exited_code", "exit_code": 0, "signal": None, "after_s": 0.001, "core_dumped": None}),
+    ("exited on a signal without a name",
+     "[24-Nov-2026 05:42:00] WARNING: [pool www] child 42 exited on signal 64 () after 0.5 seconds from start",
+     {"kind": "exited_signal", "signal": 64, "signal_name": None, "core_dumped": False}),
     ("child started", "[13-Jan-2017 22:43:56] NOTICE: [pool www] child 11830 started",
      {"kind": "child_started", "child_pid": 11830, "pool": "www"}),
     ("max_children", "[03-May-2018 10:57:16] WARNING: [pool www] server reached pm.max_children setting (5), "
