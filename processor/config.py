@@ -68,6 +68,7 @@ class KafkaSection:
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
     session_timeout_s: float = 10.0
+    transactional_id: str = ""  # exactly_once; "" = badgateway-<group_id>-<host name>
     connect_backoff_max_s: float = 10.0
 
 
@@ -365,15 +366,6 @@ def _validate(c: ServiceConfig) -> None:
         raise UserConfigError("diagnosis.max_state and delivery.max_record_bytes must be positive")
     if not 0 <= c.metrics.port <= 65535:
         raise UserConfigError(f"metrics.port: {c.metrics.port} is not a TCP port (0 turns the endpoint off)")
-    if c.delivery.exactly_once:
-        raise UserConfigError(EXACTLY_ONCE_REFUSAL)
-
-
-EXACTLY_ONCE_REFUSAL = (
-    "delivery.exactly_once = true is refused: kafka-python's transactions work, but an incident emitted while a "
-    "record before it still sits in an open join window would be emitted again after a crash, so a transaction "
-    "alone cannot make the output exactly-once (docs/service.md). The default at-least-once mode loses no "
-    "incident, and every duplicate carries the same event.id: drop duplicates downstream on event.id")
 
 
 def redacted(config: ServiceConfig) -> dict[str, Any]:

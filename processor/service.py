@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,8 +27,8 @@ from processor.configs import load_knowledge
 from processor.errors import KafkaError, UserConfigError
 from processor.events import DeadLetter, Record, SourceRef
 from processor.io.kafka import (
-    CommitPlanner, InputReader, RebalanceHook, check_copartitioned, make_consumer, make_producer, stream_of,
-    topic_partitions, with_backoff,
+    CommitPlanner, InputReader, Outbox, RebalanceHook, check_copartitioned, make_consumer, make_producer, stream_of,
+    incident_sources, topic_partitions, with_backoff,
 )
 from processor.io.metrics import Metrics
 from processor.io.sinks import serialise
@@ -72,6 +73,12 @@ class Service:
         self._send_error: BaseException | None = None
         self._new_assignment: list[TopicPartition] | None = None
         self._proc_ms = int(time.time() * 1000)  # processing time; frozen while the broker stalls us
+        self._eos = config.delivery.exactly_once
+        self._outbox = Outbox()
+        # stable across restarts of one member: the restarted process fences its killed predecessor and aborts the
+        # transaction it left open at once (else read_committed readers wait for the transaction timeout)
+        txid = config.kafka.transactional_id or f"badgateway-{config.kafka.group_id}-{socket.gethostname()}"
+        self._txid = txid if self._eos else None
 
     def stop(self, *_: Any) -> None:
         """Ask the loop to finish (signal-safe: only sets a flag)."""
@@ -82,11 +89,10 @@ class Service:
         cfg = self.config
         self.log.info("service.starting", config=redacted(cfg))
         self.metrics.serve(cfg.metrics.host, cfg.metrics.port)
-        self.producer = with_backoff(lambda: make_producer(cfg.kafka), "producer", self.log,
-                                     max_s=cfg.kafka.connect_backoff_max_s, stopping=lambda: self._stopping)
+        self.producer = self._make_producer(lambda: self._stopping)
         if self.producer is None:
             return 0
-        self.consumer = with_backoff(lambda: make_consumer(cfg.kafka), "consumer", self.log,
+        self.consumer = with_backoff(lambda: make_consumer(cfg.kafka, read_committed=self._eos), "consumer", self.log,
                                      max_s=cfg.kafka.connect_backoff_max_s, stopping=lambda: self._stopping)
         if self.consumer is None:
             self.producer.close()
@@ -104,17 +110,25 @@ class Service:
             self._shutdown(flush=clean and cfg.delivery.on_stop == "flush")
         return 0
 
+    def _make_producer(self, stopping: Callable[[], bool]) -> KafkaProducer | None:
+        return with_backoff(lambda: make_producer(self.config.kafka, self._txid), "producer", self.log,
+                            max_s=self.config.kafka.connect_backoff_max_s, stopping=stopping)
+
     def _wait_for_topics(self) -> bool:
         assert self.consumer is not None
         delay = 0.5
         while not self._stopping:
-            counts = topic_partitions(self.consumer, self.inputs)
+            try:
+                counts = topic_partitions(self.consumer, self.inputs)
+            except NativeKafkaError as exc:  # the broker went away between bootstrap and here
+                counts = {}
+                self.log.warning("kafka.unavailable", error=f"{type(exc).__name__}: {exc}", retry_in_s=delay)
             missing = sorted(set(self.inputs) - set(counts))
             if not missing:
                 check_copartitioned(counts, self.config.inputs)
                 return True
             self.log.warning("kafka.topics_missing", topics=missing, retry_in_s=delay)
-            time.sleep(delay)
+            self._sleep(delay)
             delay = min(delay * 2, self.config.kafka.connect_backoff_max_s)
         return False
 
@@ -123,14 +137,25 @@ class Service:
         interval = self.config.delivery.commit_interval_s
         last_wall = last_tick = last_commit = time.monotonic()
         lagging = False
+        outage_s = 0.5
         while not self._stopping:
-            batch = self.consumer.poll(timeout_ms=int(TICK_S * 1000))
-            if self._new_assignment is not None:
-                # a rebalance happened inside poll(): this batch was fetched from the old positions; drop it and
-                # restart every partition at its committed offset (the rebuilt pipeline holds nothing)
-                batch = {}
-                self._resume(self._new_assignment)
-                self._new_assignment = None
+            try:
+                batch = self.consumer.poll(timeout_ms=int(TICK_S * 1000))
+                if self._new_assignment is not None:
+                    # a rebalance happened inside poll(): this batch was fetched from the old positions; drop it
+                    # and restart every partition at its committed offset (the rebuilt pipeline holds nothing)
+                    batch = {}
+                    self._resume(self._new_assignment)
+                    self._new_assignment = None
+            except NativeKafkaError as exc:
+                if not getattr(exc, "retriable", False):
+                    raise
+                # broker lost mid-stream: kafka-python reconnects by itself; wait, then poll (or resume) again
+                self.log.warning("kafka.unavailable", error=f"{type(exc).__name__}: {exc}", retry_in_s=outage_s)
+                self._sleep(outage_s)
+                outage_s = min(outage_s * 2, self.config.kafka.connect_backoff_max_s)
+                continue
+            outage_s = 0.5
             got = 0
             for tp, records in batch.items():
                 if records:
@@ -149,6 +174,11 @@ class Service:
             if now - last_commit >= interval:
                 last_commit = now
                 self._commit()
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _shutdown(self, *, flush: bool) -> None:
         """flush: emit every open window, then commit everything; else commit only what is safe (handoff)."""
@@ -171,6 +201,12 @@ class Service:
         if self.consumer is not None:
             self.consumer.close(autocommit=False)
         if self.producer is not None:
+            if self._eos:
+                self._outbox.clear()
+                try:
+                    self.producer.abort_transaction()  # the empty one begun after the last commit
+                except NativeKafkaError:
+                    pass
             self.producer.close(timeout=10)
 
     # -- records in, outputs out ------------------------------------------------------------------------
@@ -199,13 +235,15 @@ class Service:
         for out in outputs:
             if out.kind == "incident":
                 host = (out.value.get("host") or {}).get("name") or ""
-                self._send(outs.incidents_topic, serialise(out), host.encode("utf-8", "surrogateescape"))
+                self._send(outs.incidents_topic, serialise(out), host.encode("utf-8", "surrogateescape"),
+                           coords=incident_sources(out.value) if self._eos else None)
                 self.planner.incident(out.value)
                 self.metrics.incident(out.value)
                 self.totals.incidents += 1
             elif out.kind == "event":
                 if outs.events_topic:
-                    self._send(outs.events_topic, serialise(out), out.value.host.encode("utf-8", "surrogateescape"))
+                    self._send(outs.events_topic, serialise(out), out.value.host.encode("utf-8", "surrogateescape"),
+                               coords=[(out.value.source.stream, out.value.source.offset)])
             else:
                 same = rec is not None and out.source is not None and out.source.offset == rec.offset \
                     and out.source.partition == rec.partition and out.source.name == rec.topic
@@ -222,11 +260,15 @@ class Service:
             key = rec.key
             doc["headers"] = {k: _text(v) for k, v in headers}
             doc["value"] = _text(rec.value)
-        self._send(self.config.outputs.dead_letter_topic, serialise(Output("incident", doc, None)), key, headers)
+        self._send(self.config.outputs.dead_letter_topic, serialise(Output("incident", doc, None)), key, headers,
+                   coords=[(dl.source.stream, dl.source.offset)])
 
-    def _send(self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]] | None = None
-              ) -> None:
+    def _send(self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]] | None = None,
+              *, coords: list[tuple[str, int]] | None = None) -> None:
         assert self.producer is not None
+        if self._eos:
+            self._outbox.add((topic, value, key, headers or None, coords or []))
+            return
         try:
             self.producer.send(topic, value=value, key=key, headers=headers or None).add_errback(self._failed)
         except NativeKafkaError as exc:  # metadata or buffer wait timed out (broker lost for max_block_ms)
@@ -244,6 +286,12 @@ class Service:
         connection, in order), so the next owner of a partition reads this commit.
         """
         assert self.producer is not None and self.consumer is not None
+        if self._eos:
+            if blocking:
+                self._commit_transaction(everything=everything)
+            else:
+                self._abort()  # no transaction commit on kafka-python's network thread: the next owner replays
+            return
         self.producer.flush()
         if self._send_error is not None:
             if blocking:
@@ -265,14 +313,42 @@ class Service:
         self.planner.mark_committed(offsets)
         self.metrics.committed()
 
+    def _commit_transaction(self, *, everything: bool) -> None:
+        """exactly_once: release the outputs whose records are all below the new offsets, commit both at once."""
+        assert self.producer is not None and self.consumer is not None
+        offsets = self.planner.plan({} if everything else self.pipeline.held_offsets())
+        try:
+            for topic, value, key, headers, _ in self._outbox.release(self.planner.safe):
+                self.producer.send(topic, value=value, key=key, headers=headers)
+            if offsets:
+                native = {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
+                self.producer.send_offsets_to_transaction(native, self.consumer.group_metadata())
+            self.producer.commit_transaction()
+            self.producer.begin_transaction()
+        except NativeKafkaError as exc:
+            self._recover(f"transaction not committed: {type(exc).__name__}: {exc}")
+            return
+        self.planner.mark_committed(offsets)
+        self.metrics.committed()
+
+    def _abort(self) -> None:
+        """exactly_once: drop what the open transaction holds; its records are read again."""
+        self._outbox.clear()
+        assert self.producer is not None
+        try:
+            self.producer.abort_transaction()
+            self.producer.begin_transaction()
+        except NativeKafkaError as exc:
+            self._send_error = exc  # the main loop's next commit replaces the producer
+
     def _recover(self, reason: str) -> None:
         """A produce failed: new producer, new pipeline, every partition back to its committed offset."""
         self.log.error("delivery.failed", reason=reason)
         self._send_error = None
+        self._outbox.clear()
         assert self.producer is not None and self.consumer is not None
         self.producer.close(timeout=0)
-        self.producer = with_backoff(lambda: make_producer(self.config.kafka), "producer", self.log,
-                                     max_s=self.config.kafka.connect_backoff_max_s, stopping=lambda: False)
+        self.producer = self._make_producer(lambda: False)
         self._rebuild("delivery_failed")
         self._resume(list(self.consumer.assignment()))
 

@@ -49,9 +49,10 @@ def client_options(cfg: KafkaSection) -> dict[str, Any]:
     return opts
 
 
-def make_consumer(cfg: KafkaSection) -> KafkaConsumer:
+def make_consumer(cfg: KafkaSection, *, read_committed: bool = False) -> KafkaConsumer:
     return KafkaConsumer(
         **client_options(cfg),
+        isolation_level="read_committed" if read_committed else "read_uncommitted",
         group_id=cfg.group_id,
         enable_auto_commit=False,  # offsets are committed by CommitPlanner's rule only
         auto_offset_reset=cfg.auto_offset_reset,
@@ -62,14 +63,19 @@ def make_consumer(cfg: KafkaSection) -> KafkaConsumer:
     )
 
 
-def make_producer(cfg: KafkaSection) -> KafkaProducer:
-    return KafkaProducer(
+def make_producer(cfg: KafkaSection, transactional_id: str | None = None) -> KafkaProducer:
+    producer = KafkaProducer(
         **client_options(cfg),
+        transactional_id=transactional_id,
         acks="all",
         enable_idempotence=True,  # broker-side dedup of the producer's own retries
         linger_ms=5,
         batch_size=256 * 1024,  # with the events topic on, small batches make kafka-python wake its sender per send
     )
+    if transactional_id is not None:
+        producer.init_transactions()  # fences an older producer with this id, aborts what it left open
+        producer.begin_transaction()
+    return producer
 
 
 def with_backoff(make: Callable[[], T], what: str, log: Any, *, max_s: float,
@@ -186,6 +192,7 @@ class CommitPlanner:
         self.committed: dict[TopicPartition, int] = {}
         self._by_stream: dict[str, TopicPartition] = {}
         self._incidents: list[list[tuple[str, int]]] = []
+        self.safe: dict[str, int] = {}  # per stream, the commit point of the last plan (incl. unmoved ones)
 
     def processed(self, tp: TopicPartition, next_offset: int) -> None:
         if tp not in self.next:
@@ -215,6 +222,7 @@ class CommitPlanner:
         self._incidents = [src for src in self._incidents
                            if any(self._by_stream.get(s) is not None and off >= safe[self._by_stream[s]]
                                   for s, off in src)]
+        self.safe = {stream_of(tp): off for tp, off in safe.items()}
         return {tp: off for tp, off in safe.items() if off > self.committed.get(tp, -1)}
 
     def mark_committed(self, offsets: Mapping[TopicPartition, int]) -> None:
@@ -226,3 +234,36 @@ class CommitPlanner:
         self.committed.clear()
         self._by_stream.clear()
         self._incidents.clear()
+        self.safe.clear()
+
+
+Pending = tuple[str, bytes, "bytes | None", "list[tuple[str, bytes]] | None", "list[tuple[str, int]]"]
+
+
+class Outbox:
+    """exactly_once: an output waits here until every record it came from is below the commit point.
+
+    Sent any earlier, a crash would replay its records after the transaction committed and emit it again.
+    """
+
+    def __init__(self) -> None:
+        self._items: list[Pending] = []
+
+    def add(self, item: Pending) -> None:
+        self._items.append(item)
+
+    def release(self, safe: Mapping[str, int]) -> list[Pending]:
+        """The outputs whose records all lie below ``safe`` (per stream); the others stay."""
+        out: list[Pending] = []
+        keep: list[Pending] = []
+        for item in self._items:
+            ready = all(stream in safe and offset < safe[stream] for stream, offset in item[4])
+            (out if ready else keep).append(item)
+        self._items = keep
+        return out
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)

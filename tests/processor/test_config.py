@@ -68,7 +68,6 @@ BAD = [
     Bad("timezone", '[diagnosis]\ntimezone = "Mars/Olympus"\n' + MINIMAL, "unknown timezone 'Mars/Olympus'"),
     Bad("reads its own output", '[outputs]\nincidents_topic = "access"\n' + MINIMAL, "also an input topic"),
     Bad("sasl without mechanism", '[kafka]\nsecurity_protocol = "SASL_SSL"\n' + MINIMAL, "sasl_mechanism: required"),
-    Bad("exactly once", '[delivery]\nexactly_once = true\n' + MINIMAL, "exactly_once = true is refused"),
     Bad("not toml", "[kafka\n", "{path}: not valid TOML"),
 ]
 
