@@ -72,3 +72,13 @@ def test_access_formats_come_back_and_the_callers_come_first() -> None:
     tiny = access.compile_log_format("$remote_addr $status", name="tiny")
     detected = detect_line("10.0.0.1 502", [tiny])
     assert detected is not None and detected[1] is tiny
+
+
+@pytest.mark.parametrize("line", ["x" * 1_000_000, '"' * 100_000, "\x00" * 10_000,
+                                  b"\xff\xfe".decode("utf-8", "surrogateescape") * 1000, "1.2.3.4 - - [" * 50_000])
+def test_hostile_lines_are_detected_cheaply(line: str) -> None:
+    import time
+
+    start = time.perf_counter()
+    detect_line(line)
+    assert time.perf_counter() - start < 2.0

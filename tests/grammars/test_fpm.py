@@ -166,7 +166,8 @@ def test_hostile_lines_never_raise_and_stay_cheap(description: str, line: str) -
 
 # --- the whole corpus: every file of tests/corpus/php-fpm, each line by the parser its type needs ----
 
-# Corpus lines that are not whole log entries and must fail, each with the reason.
+# Corpus lines that are not whole log entries and must fail, each with the reason. Empty: every line
+# parses. Odd ones that parse on purpose are pinned in test_odd_corpus_lines.
 ALLOWED_FAILURES: dict[tuple[str, str], str] = {}
 
 
@@ -221,3 +222,19 @@ def test_corpus_kinds_are_recognised() -> None:
             kinds.add(fields["kind"])
     assert kinds >= {"timed_out", "too_slow", "exited_signal", "child_started", "max_children", "seems_busy",
                      "bind_failed", "said", "running", "ready", "terminating", "exiting", "reloading", "other"}
+
+
+def test_odd_corpus_lines() -> None:
+    # issue-ellite-Wallos-63.log line 2: four entries pasted without newlines; the first one's message
+    # holds the rest (nothing is dropped, and the kind is still the first entry's)
+    line = (CORPUS / "issue-ellite-Wallos-63.log").read_text().splitlines()[1]
+    fields = parse_fpm_line(line)
+    assert not isinstance(fields, ParseError)
+    assert fields["kind"] == "seems_busy"
+    assert fields["message"].count("seems busy") == 4
+    # issue-warmshowers-Warmshowers.org-562.syslog.log: syslog form, level in brackets, no pid
+    _, line = strip_prefix((CORPUS / "issue-warmshowers-Warmshowers.org-562.syslog.log").read_text().strip())
+    fields = parse_fpm_line(line)
+    assert not isinstance(fields, ParseError)
+    assert (fields["level"], fields["function"], fields["source_line"], fields["signal_name"]) == (
+        "WARNING", "fpm_children_bury()", 252, "SIGTERM")
