@@ -107,17 +107,23 @@ def request_uri(failure: Failure) -> str | None:
     return None
 
 
-def uri_score(fpm_uri: object, uri: str | None) -> int:
-    """How well an FPM ``request: "GET /x?q"`` matches the NGINX URI (rewrites change the path)."""
+def uri_score(fpm_uri: object, uri: str | None) -> float:
+    """How well an FPM ``request: "GET /x?q"`` fits the NGINX URI.
+
+    3 same URI with a query, 2 same query, 1.5 same path (no query: common paths like ``/`` recur),
+    1 can't tell (rewrites turn ``/`` into ``/index.php``), 0 clearly another request.
+    """
     if not isinstance(fpm_uri, str) or uri is None:
-        return 0
+        return 1
+    p1, _, q1 = fpm_uri.partition("?")
+    p2, _, q2 = uri.partition("?")
     if fpm_uri == uri:
-        return 3
-    _, _, q1 = fpm_uri.partition("?")
-    _, _, q2 = uri.partition("?")
-    if q1 and q1 == q2:
-        return 2
-    return 0
+        return 3 if q1 else 1.5
+    if q1 and q2:
+        return 2 if q1 == q2 else 0
+    if p1.endswith(".php") and p2.endswith(".php") and p1 != p2:
+        return 0
+    return 1
 
 
 def _status(failure: Failure, cause_default: int) -> tuple[int, bool]:
@@ -192,15 +198,16 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
         return done("nginx_timeout", 504)
     if kind in ("recv_failed", "premature_close"):
         uri = request_uri(failure)
-        timeout = _best(fpm.timeouts, uri, pool)
-        crash = _best(tuple(e for e in fpm.exits if not _follows_timeout(e, fpm.timeouts)), None, pool)
-        if timeout is not None and (uri_score(timeout.fields.get("uri"), uri) > 0 or crash is None):
-            used = (timeout,) + tuple(e for e in fpm.exits if _same_child(e, timeout))[:1]
-            pool, pool_source = _evidence_pool(pool, pool_source, timeout)
+        t = failure.error.ts_ms if failure.error is not None else failure.ts_ms
+        crashes = tuple(e for e in fpm.exits if not _follows_timeout(e, fpm.timeouts))
+        best = _best(fpm.timeouts + crashes, uri, pool, t)
+        if best is not None and best.fields.get("kind") == "timed_out":
+            used = (best,) + tuple(e for e in fpm.exits if _same_child(e, best))[:1]
+            pool, pool_source = _evidence_pool(pool, pool_source, best)
             return done("fpm_timeout")
-        if crash is not None:
-            used = (crash,)
-            pool, pool_source = _evidence_pool(pool, pool_source, crash)
+        if best is not None:
+            used = (best,)
+            pool, pool_source = _evidence_pool(pool, pool_source, best)
             return done("child_crash")
         if _near_timeout(failure, pool_info):
             note = "no PHP-FPM evidence; $request_time matches the pool's request_terminate_timeout"
@@ -227,16 +234,23 @@ def _follows_timeout(exit_: Event, timeouts: tuple[Event, ...]) -> bool:
     return any(_same_child(exit_, t) and t.ts_ms <= exit_.ts_ms for t in timeouts)
 
 
-def _best(candidates: tuple[Event, ...], uri: str | None, pool: str | None) -> Event | None:
-    """Closest evidence: same pool first, then the URI tie-breaker, then the earliest (stable)."""
-    if not candidates:
+def _best(candidates: tuple[Event, ...], uri: str | None, pool: str | None, t_ms: int) -> Event | None:
+    """Best evidence: same pool, never another request's line; a URI that identifies the request first,
+    then the closest second (FPM kills or loses the worker the moment NGINX sees the reset), then the URI
+    fit, then a timeout before a crash (stable for equal ranks)."""
+    ranked = []
+    for e in candidates:
+        if pool is not None and e.fields.get("pool") != pool:
+            continue
+        score = uri_score(e.fields.get("uri"), uri)
+        if score == 0:
+            continue
+        dt_s = abs(e.ts_ms - t_ms) // 1000
+        rank = (score >= 2, -dt_s, score, e.fields.get("kind") == "timed_out", -abs(e.ts_ms - t_ms), e.raw)
+        ranked.append((rank, e))
+    if not ranked:
         return None
-    if pool is not None:
-        same_pool = tuple(e for e in candidates if e.fields.get("pool") == pool)
-        if not same_pool:
-            return None
-        candidates = same_pool
-    return max(candidates, key=lambda e: (uri_score(e.fields.get("uri"), uri), -e.ts_ms, e.raw))
+    return max(ranked, key=lambda r: r[0])[1]
 
 
 def error_status_default(error: Event) -> int:
