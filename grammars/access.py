@@ -74,6 +74,10 @@ def compile_log_format(fmt: str, escape: str = "default", name: str = "custom") 
 COMBINED: Final = compile_log_format(COMBINED_FORMAT, name="combined")
 MAIN: Final = compile_log_format(MAIN_FORMAT, name="main")
 UPSTREAMINFO: Final = compile_log_format(UPSTREAMINFO_FORMAT, name="upstreaminfo")
+# A custom log_format that starts like combined and adds fields we were not told about (no nginx.conf at
+# hand): the combined part typed, the rest kept as text, so such logs still join instead of dead-lettering.
+COMBINED_PLUS_FORMAT: Final = COMBINED_FORMAT + " $combined_rest"
+COMBINED_PLUS: Final = compile_log_format(COMBINED_PLUS_FORMAT, name="combined_plus")
 
 
 def _convert_json_value(name: str, value: Any) -> Any:
@@ -146,5 +150,5 @@ def parse_json_access(line: str) -> Fields | ParseError:
 
 
 __all__ = [
-    "AccessFormat", "COMBINED", "MAIN", "UPSTREAMINFO", "compile_log_format", "parse_json_access",
+    "AccessFormat", "COMBINED", "COMBINED_PLUS", "MAIN", "UPSTREAMINFO", "compile_log_format", "parse_json_access",
 ]

@@ -32,7 +32,7 @@ _FPM = re.compile(
     rf"(?:\[\d\d-[A-Z][a-z]{{2}}-\d{{4}} \d\d:\d\d:\d\d(?:\.\d+)?\] )?(?:(?:{_LEVELS}):|\[(?:{_LEVELS})\]) "
 )
 _FPM_ACCESS = re.compile(r'\S+ - \S* \d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4} "[A-Z]+ [^"]*" \d{3}\Z')
-_BUILT_IN: Final = (access.COMBINED, access.MAIN)
+_BUILT_IN: Final = (access.COMBINED, access.MAIN, access.COMBINED_PLUS)
 
 
 def detect_line(line: str, formats: Sequence[AccessFormat] = ()) -> Detection | None:

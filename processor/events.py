@@ -100,6 +100,7 @@ class Counters:
     lines_in: int = 0
     lines_parsed: int = 0
     lines_dead_lettered: int = 0
+    blank_lines: int = 0
     events_by_type: dict[str, int] = field(default_factory=dict)
     incidents: int = 0
     late_records: int = 0

@@ -67,7 +67,8 @@ class RecordParser:
     def __init__(self, settings: ParseSettings) -> None:
         self.settings = settings
         self._formats: dict[str, access_grammar.AccessFormat] = {
-            "combined": access_grammar.COMBINED, "main": access_grammar.MAIN, **settings.formats,
+            "combined": access_grammar.COMBINED, "main": access_grammar.MAIN,
+            "combined_plus": access_grammar.COMBINED_PLUS, **settings.formats,
         }
         self._detect_formats = tuple(self._formats.values())
         self._by_type: dict[str, Parse] = {

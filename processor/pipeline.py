@@ -67,6 +67,8 @@ class Pipeline:
     def feed(self, record: Record) -> list[Output]:
         """One physical line (or one whole entry) in; whatever it completed out."""
         self.counters.lines_in += record.line_count
+        if self._blank(record):
+            return []
         complete, orphans = self._assembler.feed(record)
         out: list[Output] = []
         for orphan in orphans:
@@ -102,6 +104,8 @@ class Pipeline:
         streams of all its files in event time, then calls ``process_event``."""
         for record in records:
             self.counters.lines_in += record.line_count
+            if self._blank(record):
+                continue
             complete, orphans = self._assembler.feed(record)
             for orphan in orphans:
                 yield self._orphan(orphan)
@@ -127,6 +131,15 @@ class Pipeline:
     def close_stream(self, stream: str) -> list[Output]:
         """A stream parsed by ``parse_stream`` ended: it stops holding the watermark back."""
         return [Output("incident", inc, None) for inc in self.join.close_input(stream)]
+
+    def _blank(self, record: Record) -> bool:
+        """Blank lines carry nothing (php-fpm writes one after its config test; slowlog entries are separated
+        by them): counted as parsed and as blank, never an event nor a dead letter."""
+        if record.text.strip():
+            return False
+        self.counters.lines_parsed += record.line_count
+        self.counters.blank_lines += record.line_count
+        return True
 
     def _orphan(self, orphan: Record) -> DeadLetter:
         reason = ("continuation line with no entry before it" if orphan.text.strip()
