@@ -7,7 +7,7 @@ before them; a continuation with nothing before it is reported, not dropped.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from processor.events import NGINX_ERROR, PHP_FPM_SLOWLOG, Record
 
@@ -68,7 +68,7 @@ class EntryAssembler:
         if cur is None:
             return []
         text = "\n".join(cur.parts)
-        return [replace(cur.first, text=text, line_count=cur.line_count)]
+        return [cur.first._replace(text=text, line_count=cur.line_count)]
 
     def end_stream(self, stream: str) -> tuple[list[Record], int]:
         """Close the stream's open entry; also returns blank lines that belonged to no entry."""

@@ -129,7 +129,13 @@ class DiagnosisJoin:
                 self._hold(host, event, False, late)
         elif event.log_type == PHP_FPM:
             self._fpm(host, event)
-        return self._drain(evicting=False)
+        # the join's watermark never exceeds the most advanced stream minus the lateness: when even that
+        # bound closes no window, skip computing the minimum over streams (the common, healthy line)
+        bound = self.watermarks.global_max_ts_ms - self.settings.allowed_lateness_ms
+        if (self._heap and self._heap[0][0] <= bound) or bound - self._last_prune_ms >= 1_000 \
+                or self.state_size > self.settings.max_state:
+            return self._drain(evicting=False)
+        return []
 
     def advance(self, now_ms: int) -> list[Incident]:
         """Processing time moved on (wall clock from the driver): idle inputs stop holding windows open."""

@@ -48,13 +48,19 @@ def _local_ms(dt: datetime, tz: tzinfo) -> int:
     return int(dt.replace(tzinfo=tz).timestamp() * 1000)
 
 
+@lru_cache(maxsize=4096)
+def _aware_ms(dt: datetime) -> int:
+    # consecutive lines share their second: the grammars hand back the same datetime, the cache hits
+    return int(dt.timestamp() * 1000)
+
+
 def event_ts_ms(fields: Fields, tz: tzinfo) -> int | None:
     """Epoch ms of the entry's own time; naive times are read in ``tz``."""
     value = fields.get("time")
     if isinstance(value, datetime):
         if value.tzinfo is None:
             return _local_ms(value, tz)
-        return int(value.timestamp() * 1000)
+        return _aware_ms(value)
     msec = fields.get("msec")
     if isinstance(msec, (int, float)):
         return int(msec * 1000)

@@ -128,31 +128,44 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
                 result.dead_letters += 1
             sink.write(out)
 
-    def pull(i: int) -> None:
-        """Advance stream i to its next event; dead letters on the way are written at once."""
+    def pull(i: int) -> tuple[int, Event] | None:
+        """Stream i's next event and its merge key; dead letters on the way are written at once."""
         for item in streams[i]:
             if isinstance(item, DeadLetter):
                 dead_lines[i] += item.line_count
                 emit([Output("dead_letter", item, item.source)])
                 continue
             # a line out of order inside a file keeps its place: the join allows lateness
-            heapq.heappush(heap, (max(item.ts_ms, last_ts[i]), i, item))
-            last_ts[i] = max(last_ts[i], item.ts_ms)
-            return
+            key = last_ts[i] = max(item.ts_ms, last_ts[i])
+            return key, item
         plan = plans[i]
         read = lines_read[i][0]
         stats.add(plan.file.display, plan.log_type, parsed=read - dead_lines[i], dead_lettered=dead_lines[i])
         emit(pipeline.close_stream(plan.file.display))
+        return None
 
     for i in range(len(streams)):
-        pull(i)
+        first = pull(i)
+        if first is not None:
+            heapq.heappush(heap, (first[0], i, first[1]))
     for first_ts, i, _ in heap:
         pipeline.declare_stream(plans[i].file.display, first_ts)
+    process = pipeline.process_event
     while heap:
         _, i, event = heapq.heappop(heap)
-        stats.see_ts(event.ts_ms)
-        emit(pipeline.process_event(event))
-        pull(i)
+        while True:
+            stats.see_ts(event.ts_ms)
+            outputs = process(event)
+            if outputs:
+                emit(outputs)
+            nxt = pull(i)
+            if nxt is None:
+                break
+            key, event = nxt
+            # the common case: the same file is still the oldest — no heap traffic
+            if heap and (key, i) > heap[0][:2]:
+                heapq.heappush(heap, (key, i, event))
+                break
     emit(pipeline.flush())
     stats.elapsed_s = time.perf_counter() - started
     stats.late = pipeline.counters.late_incidents
