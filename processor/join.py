@@ -105,6 +105,7 @@ class DiagnosisJoin:
         self._evidence_count = 0
         self._emitted: dict[str, int] = {}
         self._last_prune_ms = -(2**62)
+        self._last_drain_bound = -(2**62)
         self._wm = -(2**62)  # monotonic: a window once closed never reopens
 
     # -- input ---------------------------------------------------------------------------------
@@ -132,8 +133,10 @@ class DiagnosisJoin:
         # the join's watermark never exceeds the most advanced stream minus the lateness: when even that
         # bound closes no window, skip computing the minimum over streams (the common, healthy line)
         bound = self.watermarks.global_max_ts_ms - self.settings.allowed_lateness_ms
-        if (self._heap and self._heap[0][0] <= bound) or bound - self._last_prune_ms >= 1_000 \
-                or self.state_size > self.settings.max_state:
+        if (self._heap and self._heap[0][0] <= bound) or self.state_size > self.settings.max_state:
+            return self._drain(evicting=False)
+        if bound - self._last_drain_bound >= 1_000:  # now and then: prune old evidence
+            self._last_drain_bound = bound
             return self._drain(evicting=False)
         return []
 

@@ -20,7 +20,7 @@ from grammars import fpm_access as fpm_access_grammar
 from grammars import slowlog as slowlog_grammar
 from grammars.detect import detect_line
 from grammars.plugins import GrammarPlugin
-from grammars.prefix import strip_prefix
+from grammars.prefix import has_prefix, strip_prefix
 from grammars.result import ParseError
 
 from processor.events import (
@@ -83,6 +83,7 @@ class RecordParser:
             PHP_FPM_SLOWLOG: slowlog_grammar.parse_slowlog_entry,
             PHP_FPM_ACCESS: fpm_access_grammar.parse_fpm_access_line,
         }
+        self._tz: dict[tuple[str, str], tzinfo] = {}
         self._plugins = {p.name: p for p in settings.plugins}
         for plugin in settings.plugins:
             self._by_type.setdefault(plugin.name, plugin.parse)
@@ -111,7 +112,11 @@ class RecordParser:
 
     def _parse(self, record: Record) -> Event | DeadLetter:
         text = record.text
-        prefix, text = strip_prefix(text) if "\n" not in text else _strip_each(text)
+        prefix: Fields | None = None
+        if "\n" in text:
+            prefix, text = _strip_each(text)
+        elif has_prefix(text):
+            prefix, text = strip_prefix(text)
         log_type = record.log_type
         fmt_name = record.access_format
         if log_type is None:
@@ -132,10 +137,13 @@ class RecordParser:
         if isinstance(result, ParseError):
             return DeadLetter(record.source, result.reason, record.text, log_type, result.column,
                               result.context(), record.line_count)
-        if any(v is not None for v in prefix.values()):
+        if prefix and any(v is not None for v in prefix.values()):
             result["shipper"] = prefix
         host = record.host or self.settings.default_host
-        tz = self.settings.host_timezones.get(host) or self.settings.timezones.get(log_type, self.settings.timezone)
+        tz = self._tz.get((host, log_type))
+        if tz is None:
+            tz = self._tz[(host, log_type)] = (self.settings.host_timezones.get(host)
+                                               or self.settings.timezones.get(log_type, self.settings.timezone))
         ts_ms = event_ts_ms(result, tz)
         if ts_ms is None:
             shipper_time = prefix.get("shipper_time") if prefix else None
@@ -144,7 +152,7 @@ class RecordParser:
         if ts_ms is None:
             return DeadLetter(record.source, "entry has no timestamp to place it in event time", record.text,
                               log_type, line_count=record.line_count)
-        plugin = self._plugins.get(log_type)
+        plugin = self._plugins.get(log_type) if self._plugins else None
         if plugin is not None:
             result.setdefault("grammar", plugin.name)
             log_type = plugin.stream_type

@@ -22,7 +22,7 @@ from grammars import error as error_grammar
 from grammars import slowlog as slowlog_grammar
 from grammars.prefix import strip_prefix
 
-from processor.assemble import EntryAssembler
+from processor.assemble import MULTILINE_TYPES, EntryAssembler
 from processor.events import NGINX_ERROR, PHP_FPM_SLOWLOG, Counters, DeadLetter, Event, Record, SourceRef
 from processor.join import DiagnosisJoin, JoinSettings
 from processor.parse import ParseSettings, RecordParser
@@ -102,8 +102,24 @@ class Pipeline:
     def parse_stream(self, records: Iterable[Record], stream: str) -> Iterator[Event | DeadLetter]:
         """Assemble and parse one ordered stream (a file) without joining: batch replay merges the
         streams of all its files in event time, then calls ``process_event``."""
+        counters = self.counters
+        parse = self.parser.parse
         for record in records:
-            self.counters.lines_in += record.line_count
+            counters.lines_in += record.line_count
+            if record.log_type not in MULTILINE_TYPES and record.log_type is not None:
+                # single-line logs (most lines): no assembler round trip
+                if not record.text or record.text.isspace():
+                    counters.lines_parsed += 1
+                    counters.blank_lines += 1
+                    continue
+                parsed = parse(record)
+                if isinstance(parsed, DeadLetter):
+                    counters.lines_dead_lettered += parsed.line_count
+                else:
+                    counters.lines_parsed += 1
+                    counters.events_by_type[parsed.log_type] = counters.events_by_type.get(parsed.log_type, 0) + 1
+                yield parsed
+                continue
             if self._blank(record):
                 continue
             complete, orphans = self._assembler.feed(record)
@@ -118,11 +134,10 @@ class Pipeline:
 
     def process_event(self, event: Event) -> list[Output]:
         """Join one parsed event; returns the event itself (when asked for) and closed incidents."""
-        out: list[Output] = []
-        if self.settings.emit_events:
-            out.append(Output("event", event, event.source))
-        out.extend(Output("incident", inc, None) for inc in self.join.process(event))
-        return out
+        incidents = self.join.process(event)
+        if not self.settings.emit_events:
+            return [Output("incident", inc, None) for inc in incidents] if incidents else []
+        return [Output("event", event, event.source), *(Output("incident", inc, None) for inc in incidents)]
 
     def declare_stream(self, stream: str, first_ts_ms: int) -> None:
         """Batch replay: this stream's first event is at ``first_ts_ms``; hold windows for it until then."""
