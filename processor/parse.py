@@ -76,7 +76,10 @@ class RecordParser:
             "combined": access_grammar.COMBINED, "main": access_grammar.MAIN,
             "combined_plus": access_grammar.COMBINED_PLUS, **settings.formats,
         }
-        self._detect_formats = tuple(self._formats.values())
+        # the configured formats first: a custom format often starts like combined, and combined_plus
+        # (combined + untyped rest) must only ever be the last resort
+        self._detect_formats = (*settings.formats.values(), access_grammar.COMBINED, access_grammar.MAIN,
+                                access_grammar.COMBINED_PLUS)
         self._by_type: dict[str, Parse] = {
             NGINX_ERROR: error_grammar.parse_error_entry,
             PHP_FPM: fpm_grammar.parse_fpm_line,
