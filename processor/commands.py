@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from grammars.plugins import discover as discover_plugins
+
 from processor.configs import Knowledge, load_knowledge
 from processor.events import NGINX_ACCESS, Event, Record, SourceRef
 from processor.io.files import head_lines
@@ -26,7 +28,8 @@ def build_pipeline(args: argparse.Namespace, *, emit_events: bool, knowledge: Kn
         knowledge = load_knowledge(args.nginx_conf, args.fpm_conf, args.log_format, args.escape)
     settings = PipelineSettings(
         parse=ParseSettings(formats=knowledge.formats, timezone=args.timezone or timezone.utc,
-                            default_host=args.host or "", host_timezones=host_timezones or {}),
+                            default_host=args.host or "", host_timezones=host_timezones or {},
+                            plugins=tuple(discover_plugins()[0])),
         join=JoinSettings(allowed_lateness_ms=int(args.allowed_lateness * 1000),
                           idle_timeout_ms=int(args.idle_timeout * 1000)),
         emit_events=emit_events,
