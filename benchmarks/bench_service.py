@@ -1,9 +1,10 @@
 """`badgateway run` end to end next to kafka-python's bare consume → produce loop: same broker, same data, same run.
 
 Issue 5's target: the service reaches ≥ 60% of the bare loop's records/s. The service parses every access line,
-runs the join and commits with the safe-offset rule; the bare loop copies bytes. Two service modes are timed:
-incidents only (the default deployment: ~4% of the lines are 502/504 and produce an incident), and with the
-events topic on (one ECS event produced per parsed line, the same output volume as the bare loop).
+runs the join and commits with the safe-offset rule; the bare loop copies bytes. Three service modes are timed:
+incidents only (the default deployment: ~4% of the lines are 502/504 and produce an incident), with the events
+topic on (one ECS event produced per parsed line, the same output volume as the bare loop), and
+`exactly_once = true` (Kafka transactions: the cost of the transactional mode).
 
     .venv/bin/python benchmarks/bench_service.py                     # starts its own broker
     .venv/bin/python benchmarks/bench_service.py --bootstrap 127.0.0.1:9092 -n 200000
@@ -37,7 +38,8 @@ LOG_FORMAT = ('$remote_addr - $remote_user [$time_local] "$request" $status $bod
               '"$http_user_agent" rt=$request_time urt=$upstream_response_time')
 
 
-def service_rate(bootstrap: str, in_topic: str, n: int, *, events: bool) -> tuple[float, float, int]:
+def service_rate(bootstrap: str, in_topic: str, n: int, *, events: bool = False, exactly_once: bool = False
+                 ) -> tuple[float, float, int]:
     """(records/s, seconds of the final flush + commit, incidents) for one service run over `in_topic`."""
     tag = uuid.uuid4().hex[:8]
     outputs = [f"bench-incidents-{tag}", f"bench-dead-{tag}"] + ([f"bench-events-{tag}"] if events else [])
@@ -48,6 +50,8 @@ def service_rate(bootstrap: str, in_topic: str, n: int, *, events: bool) -> tupl
             f"diagnosis.log_format={LOG_FORMAT}", "metrics.port=0"]
     if events:
         sets.append(f"outputs.events_topic={outputs[2]}")
+    if exactly_once:
+        sets += ["delivery.exactly_once=true", f"kafka.transactional_id=bench-{tag}"]
     service = Service(load_config(None, sets, environ={}))
     thread = threading.Thread(target=service.run, name="badgateway-run")
     thread.start()
@@ -78,22 +82,21 @@ def run(bootstrap: str, n: int, runs: int) -> None:
     create_topics(bootstrap, [in_topic, *bare_outs])
     lines = make_lines(n)
     print(f"loading {n:,} access lines into {in_topic}: {load_topic(bootstrap, in_topic, lines):,.0f} records/s")
-    bare: list[float] = []
-    plain: list[float] = []
-    with_events: list[float] = []
+    rates: dict[str, list[float]] = {"bare": [], "service": [], "events": [], "exactly_once": []}
     for i in range(runs):  # interleaved, so drift on the machine hits every mode alike
-        bare.append(bare_loop(bootstrap, in_topic, bare_outs[i], n))
-        rate, close_s, incidents = service_rate(bootstrap, in_topic, n, events=False)
-        plain.append(rate)
-        rate_ev, close_ev_s, _ = service_rate(bootstrap, in_topic, n, events=True)
-        with_events.append(rate_ev)
-        print(f"  run {i + 1}: bare {bare[-1]:,.0f}/s | service {rate:,.0f}/s ({incidents} incidents, "
-              f"final flush+commit {close_s:.2f}s) | service + events topic {rate_ev:,.0f}/s "
-              f"(final {close_ev_s:.2f}s)")
-    b, s, e = statistics.median(bare), statistics.median(plain), statistics.median(with_events)
+        rates["bare"].append(bare_loop(bootstrap, in_topic, bare_outs[i], n))
+        line = [f"bare {rates['bare'][-1]:,.0f}/s"]
+        for mode, options in (("service", {}), ("events", {"events": True}), ("exactly_once", {"exactly_once": True})):
+            rate, close_s, incidents = service_rate(bootstrap, in_topic, n, **options)
+            rates[mode].append(rate)
+            line.append(f"{mode} {rate:,.0f}/s ({incidents} incidents, final flush+commit {close_s:.2f}s)")
+        print(f"  run {i + 1}: " + " | ".join(line))
+    b = statistics.median(rates["bare"])
     print(f"bare kafka-python consume → produce: {b:,.0f} records/s (median of {runs})")
-    print(f"badgateway run, incidents only:      {s:,.0f} records/s = {s / b:.0%} of bare")
-    print(f"badgateway run, + events topic:      {e:,.0f} records/s = {e / b:.0%} of bare")
+    for mode, label in (("service", "incidents only (default)"), ("events", "+ events topic"),
+                        ("exactly_once", "exactly_once = true")):
+        r = statistics.median(rates[mode])
+        print(f"badgateway run, {label + ':':26} {r:,.0f} records/s = {r / b:.0%} of bare")
 
 
 def main(argv: list[str] | None = None) -> None:

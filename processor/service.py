@@ -72,6 +72,8 @@ class Service:
         self._stopping = False
         self._send_error: BaseException | None = None
         self._new_assignment: list[TopicPartition] | None = None
+        self._host_partition: dict[str, int] = {}  # first partition number each host was seen on
+        self._warned_hosts: set[str] = set()
         self._proc_ms = int(time.time() * 1000)  # processing time; frozen while the broker stalls us
         self._eos = config.delivery.exactly_once
         self._outbox = Outbox()
@@ -140,7 +142,10 @@ class Service:
         outage_s = 0.5
         while not self._stopping:
             try:
+                polled_at = time.monotonic()
                 batch = self.consumer.poll(timeout_ms=int(TICK_S * 1000))
+                if not batch and time.monotonic() - polled_at < TICK_S / 4:
+                    self._sleep(TICK_S / 4)  # a poll that returns at once with nothing (no assignment yet): no spin
                 if self._new_assignment is not None:
                     # a rebalance happened inside poll(): this batch was fetched from the old positions; drop it
                     # and restart every partition at its committed offset (the rebuilt pipeline holds nothing)
@@ -214,6 +219,7 @@ class Service:
         reader = self.inputs[tp.topic]
         feed = self.pipeline.feed
         unwrap = reader.envelope.unwrap
+        host_partition = self._host_partition
         for rec in records:
             source = SourceRef(rec.topic, rec.offset, rec.partition)
             got = unwrap(rec.value, source)
@@ -222,13 +228,26 @@ class Service:
                 self.metrics.dead_lettered.labels("envelope").inc()
                 self._dead_letter(got, rec)
                 continue
-            outputs = feed(Record(got.text, source, reader.log_type, reader.host(got.host, rec),
-                                  reader.access_format))
+            host = reader.host(got.host, rec)
+            if host is not None and host_partition.setdefault(host, rec.partition) != rec.partition:
+                self._not_copartitioned(host, rec)
+            outputs = feed(Record(got.text, source, reader.log_type, host, reader.access_format))
             if outputs:
                 self._emit(outputs, rec)
         self.totals.records_in += len(records)
         self.metrics.records_in.labels(tp.topic, reader.type).inc(len(records))
         self.planner.processed(tp, records[-1].offset + 1)
+
+    def _not_copartitioned(self, host: str, rec: ConsumerRecord) -> None:
+        """One host on two partition numbers: the shippers' partitioners differ (say it once per host)."""
+        if host in self._warned_hosts:
+            return
+        self._warned_hosts.add(host)
+        self.log.warning("inputs.not_copartitioned", host=host, partitions=[self._host_partition[host],
+                         rec.partition], topic=rec.topic,
+                         hint="the join needs one host's lines on the same partition number of every input topic: "
+                              "give every shipper the host as key and the same partitioner (murmur2); with a "
+                              "single member the incidents are still right")
 
     def _emit(self, outputs: list[Output], rec: ConsumerRecord | None = None) -> None:
         outs = self.config.outputs
@@ -379,10 +398,12 @@ class Service:
                 self.consumer.seek(tp, committed)
                 self.planner.processed(tp, committed)
                 self.planner.mark_committed({tp: committed})
-            elif self.config.kafka.auto_offset_reset == "earliest":
-                self.consumer.seek_to_beginning(tp)
             else:
-                self.consumer.seek_to_end(tp)
+                if self.config.kafka.auto_offset_reset == "earliest":
+                    self.consumer.seek_to_beginning(tp)
+                else:
+                    self.consumer.seek_to_end(tp)
+                self.planner.processed(tp, self.consumer.position(tp))  # known now: lag and position metrics
             # A partition not read yet must hold the windows open too (until it proves idle): otherwise the
             # first fetch of one topic could close windows before the other topics' first records arrive.
             # (Reaches into the join's watermarks: a `Pipeline.open_stream` would be the clean API.)

@@ -17,7 +17,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -128,6 +128,7 @@ class Setup:
     partitions: int
     config_path: Path
     tmp: Path
+    services: list[ServiceProc] = field(default_factory=list)  # killed at teardown if a test failed midway
 
     def produce(self, logs: Logs, oversized: bool = False) -> None:
         """access: raw lines keyed by host; error: Filebeat JSON; fpm: raw lines with a `host` header."""
@@ -181,6 +182,7 @@ class ServiceProc:
     """One `badgateway run` process; its metrics endpoint tells how far it got."""
 
     def __init__(self, setup: Setup, name: str, *sets: str) -> None:
+        setup.services.append(self)
         self.port = free_port()
         self.log_path = setup.tmp / f"{name}.log"
         args = [sys.executable, "-m", "processor.cli", "run", "--config", str(setup.config_path),
@@ -225,6 +227,11 @@ class ServiceProc:
         self.proc.send_signal(signal.SIGTERM)
         assert self.proc.wait(timeout_s) == 0, self.log_tail()
         return self.final_line()
+
+    def cpu_s(self) -> float:
+        """CPU seconds the process has used (user + system), from /proc."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def kill(self) -> None:
         self.proc.kill()
@@ -285,7 +292,11 @@ idle_timeout_s = 30.0
 commit_interval_s = 0.5
 max_record_bytes = 4096
 """)
-    yield Setup(kafka_broker, topics, partitions, config, tmp_path)
+    made = Setup(kafka_broker, topics, partitions, config, tmp_path)
+    yield made
+    for svc in made.services:
+        if svc.proc.poll() is None:
+            svc.kill()
     if kafka_broker.is_running:
         kafka_broker.delete_topics(list(topics.values()))
 
@@ -417,8 +428,11 @@ def test_broker_stop_and_start_mid_stream_loses_nothing(setup: Setup) -> None:
     svc.wait_caught_up(setup.end_offsets())
     try:
         setup.broker.stop()
-        time.sleep(3.0)
+        cpu_before, wall_before = svc.cpu_s(), time.monotonic()
+        time.sleep(6.0)
+        busy = (svc.cpu_s() - cpu_before) / (time.monotonic() - wall_before)
         assert svc.proc.poll() is None, "the service must wait for the broker, not exit"
+        assert busy < 0.3, f"the service spins while the broker is away ({busy:.0%} of a core)"
     finally:
         setup.broker.start()
     setup.produce(rest)
@@ -478,3 +492,24 @@ def test_inputs_not_copartitioned_are_refused(setup: Setup) -> None:
            f"{wide} has 3)" in message
     assert "same number of partitions, keyed by host" in message
     setup.broker.delete_topics([wide])
+
+
+@pytest.mark.parametrize("setup", [2], indirect=True)
+def test_a_host_on_two_partition_numbers_is_reported(setup: Setup) -> None:
+    # equal partition counts, but two shippers with different partitioners put web-1 on different partitions
+    logs = scenario(20, seed=23)
+    svc = ServiceProc(setup, "svc")
+    p = KafkaProducer(bootstrap_servers=setup.broker.bootstrap)
+    try:
+        for kind, host, line in logs:
+            if host == "web-1" and kind in ("access", "error"):
+                value = line.encode() if kind == "access" else json.dumps({"message": line, "host": host}).encode()
+                p.send(setup.topics[kind], value=value, key=host.encode(), partition=0 if kind == "access" else 1)
+        p.flush()
+    finally:
+        p.close()
+    svc.wait_caught_up(setup.end_offsets())
+    svc.terminate()
+    warnings = [json.loads(line) for line in svc.log_path.read_text().splitlines()
+                if '"inputs.not_copartitioned"' in line]
+    assert [(w["host"], sorted(w["partitions"])) for w in warnings] == [("web-1", [0, 1])]
