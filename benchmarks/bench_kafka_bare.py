@@ -8,6 +8,7 @@ imports the pieces from here so both measure the same thing:
 Usage:
     .venv/bin/python benchmarks/bench_kafka_bare.py                      # starts its own broker (scripts/kafka.sh)
     .venv/bin/python benchmarks/bench_kafka_bare.py --bootstrap 127.0.0.1:9092 -n 500000 --runs 5
+    .venv/bin/python benchmarks/bench_kafka_bare.py --transactional   # and the exactly-once loop, interleaved
 
 The clock starts when the first records arrive (group join and the first fetch are left out: they are a constant,
 not a rate) and stops when the producer's flush returns and the consumer's offsets are committed.
@@ -27,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -137,6 +138,44 @@ def bare_loop(bootstrap: str, in_topic: str, out_topic: str, n: int) -> float:
         consumer.close(autocommit=False)
 
 
+def transactional_loop(
+    bootstrap: str, in_topic: str, out_topic: str, n: int, records_per_tx: int = 500
+) -> float:
+    """`bare_loop` with exactly-once: one Kafka transaction (outputs + input offsets) per `records_per_tx`."""
+    group = f"bench-tx-{uuid.uuid4().hex[:8]}"
+    consumer = KafkaConsumer(
+        in_topic, bootstrap_servers=bootstrap, group_id=group, isolation_level="read_committed",
+        max_poll_records=records_per_tx, **CONSUMER_CONFIG,
+    )
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=group, **PRODUCER_CONFIG)
+    try:
+        producer.init_transactions()
+        count = 0
+        started = 0.0
+        deadline = time.monotonic() + 60 + n / 500
+        while count < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"transactional loop got {count} of {n} records from {in_topic}")
+            batches = consumer.poll(timeout_ms=1000)
+            if not batches:
+                continue
+            if not started:
+                started = time.perf_counter()
+            producer.begin_transaction()
+            offsets = {}
+            for tp, records in batches.items():
+                for record in records:
+                    producer.send(out_topic, value=record.value, key=record.key)
+                offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
+                count += len(records)
+            producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+            producer.commit_transaction()
+        return count / (time.perf_counter() - started)
+    finally:
+        producer.close()
+        consumer.close(autocommit=False)
+
+
 @contextmanager
 def local_broker() -> Iterator[str]:
     """A broker of our own, started by the same code as the tests' `kafka_broker` fixture."""
@@ -155,20 +194,24 @@ def local_broker() -> Iterator[str]:
             broker.stop()
 
 
-def run(bootstrap: str, n: int, runs: int, partitions: int) -> list[float]:
+def run(bootstrap: str, n: int, runs: int, partitions: int, transactional: bool) -> dict[str, list[float]]:
     tag = uuid.uuid4().hex[:8]
     in_topic = f"bench-in-{tag}"
-    out_topics = [f"bench-out-{tag}-{i}" for i in range(runs)]
-    create_topics(bootstrap, [in_topic, *out_topics], partitions)
+    loops = {"bare consume → produce": bare_loop}
+    if transactional:
+        loops["transactional (500/tx)"] = transactional_loop
+    out_topics = {(name, i): f"bench-out-{tag}-{j}-{i}" for j, name in enumerate(loops) for i in range(runs)}
+    create_topics(bootstrap, [in_topic, *out_topics.values()], partitions)
     lines = make_lines(n)
     mean_bytes = sum(map(len, lines)) / n
     print(f"loading {n:,} lines (mean {mean_bytes:.0f} bytes) into {in_topic} ({partitions} partition(s))")
     print(f"  load: {load_topic(bootstrap, in_topic, lines):,.0f} records/s")
-    rates = []
-    for out_topic in out_topics:
-        rate = bare_loop(bootstrap, in_topic, out_topic, n)
-        rates.append(rate)
-        print(f"  bare consume → produce: {rate:,.0f} records/s")
+    rates: dict[str, list[float]] = {name: [] for name in loops}
+    for i in range(runs):  # interleaved, so a noisy neighbour hits both loops alike
+        for name, loop in loops.items():
+            rate = loop(bootstrap, in_topic, out_topics[(name, i)], n)
+            rates[name].append(rate)
+            print(f"  {name}: {rate:,.0f} records/s")
     return rates
 
 
@@ -178,15 +221,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-n", type=int, default=200_000, help="records (default 200000)")
     parser.add_argument("--runs", type=int, default=3, help="timed loops over the same input (default 3)")
     parser.add_argument("--partitions", type=int, default=1, help="partitions per topic (default 1)")
+    parser.add_argument("--transactional", action="store_true", help="also time the exactly-once loop")
     args = parser.parse_args(argv)
 
     if args.bootstrap:
-        rates = run(args.bootstrap, args.n, args.runs, args.partitions)
+        rates = run(args.bootstrap, args.n, args.runs, args.partitions, args.transactional)
     else:
         with local_broker() as bootstrap:
-            rates = run(bootstrap, args.n, args.runs, args.partitions)
-    print(f"bare loop: median {statistics.median(rates):,.0f} records/s, best {max(rates):,.0f} ({len(rates)} runs)")
-
+            rates = run(bootstrap, args.n, args.runs, args.partitions, args.transactional)
+    for name, values in rates.items():
+        print(f"{name}: median {statistics.median(values):,.0f} records/s, best {max(values):,.0f} ({len(values)} runs)")
 
 if __name__ == "__main__":
     main()
