@@ -56,7 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_input_options(rp)
     rp.add_argument("-o", "--output", default="-", metavar="FILE", help="incidents as JSON Lines (default stdout)")
     rp.add_argument("--report", metavar="FILE.html", help="a self-contained HTML report with a timeline")
-    rp.add_argument("--workers", type=int, default=1, help="parse with N processes")
     rp.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
     rp.add_argument("--quiet", "-q", action="store_true", help="no closing summary")
 
