@@ -69,6 +69,7 @@ class KafkaSection:
     ssl_keyfile: str = ""
     session_timeout_s: float = 10.0
     transactional_id: str = ""  # exactly_once; "" = badgateway-<group_id>-<host name>
+    repartition: bool = False  # re-key every input by host into <group_id>-repartition, join from there
     connect_backoff_max_s: float = 10.0
 
 

@@ -27,7 +27,8 @@ from processor.configs import load_knowledge
 from processor.errors import KafkaError, UserConfigError
 from processor.events import DeadLetter, Record, SourceRef
 from processor.io.kafka import (
-    CommitPlanner, InputReader, Outbox, RebalanceHook, check_copartitioned, make_consumer, make_producer, stream_of,
+    CommitPlanner, InputReader, Outbox, RebalanceHook, check_copartitioned, ensure_topic, make_consumer, make_producer,
+    stream_of,
     incident_sources, topic_partitions, with_backoff,
 )
 from processor.io.metrics import Metrics
@@ -81,6 +82,9 @@ class Service:
         # transaction it left open at once (else read_committed readers wait for the transaction timeout)
         txid = config.kafka.transactional_id or f"badgateway-{config.kafka.group_id}-{socket.gethostname()}"
         self._txid = txid if self._eos else None
+        # repartition: stage 1 re-keys every input record by host (one partitioner: kafka-python's murmur2) into
+        # this internal topic, stage 2 joins from it; the same consumer group runs both
+        self._internal = f"{config.kafka.group_id}-repartition" if config.kafka.repartition else None
 
     def stop(self, *_: Any) -> None:
         """Ask the loop to finish (signal-safe: only sets a flag)."""
@@ -102,7 +106,8 @@ class Service:
         if not self._wait_for_topics():
             self._close()
             return 0
-        self.consumer.subscribe(topics=list(self.inputs), listener=RebalanceHook(self._revoked, self._assigned))
+        topics = list(self.inputs) + ([self._internal] if self._internal else [])
+        self.consumer.subscribe(topics=topics, listener=RebalanceHook(self._revoked, self._assigned))
         self.log.info("service.started", inputs=list(self.inputs), group=cfg.kafka.group_id)
         clean = False
         try:
@@ -127,7 +132,10 @@ class Service:
                 self.log.warning("kafka.unavailable", error=f"{type(exc).__name__}: {exc}", retry_in_s=delay)
             missing = sorted(set(self.inputs) - set(counts))
             if not missing:
-                check_copartitioned(counts, self.config.inputs)
+                if self._internal is None:
+                    check_copartitioned(counts, self.config.inputs)
+                else:
+                    ensure_topic(self.config.kafka, self._internal, max(counts.values()))
                 return True
             self.log.warning("kafka.topics_missing", topics=missing, retry_in_s=delay)
             self._sleep(delay)
@@ -216,6 +224,12 @@ class Service:
 
     # -- records in, outputs out ------------------------------------------------------------------------
     def _handle(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        if self._internal is not None:
+            if tp.topic == self._internal:
+                self._handle_repartitioned(tp, records)
+            else:
+                self._repartition(tp, records)
+            return
         reader = self.inputs[tp.topic]
         feed = self.pipeline.feed
         unwrap = reader.envelope.unwrap
@@ -237,6 +251,51 @@ class Service:
         self.totals.records_in += len(records)
         self.metrics.records_in.labels(tp.topic, reader.type).inc(len(records))
         self.planner.processed(tp, records[-1].offset + 1)
+
+    def _repartition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        """Stage 1: unwrap, find the host, re-key by host into the internal topic (no parsing)."""
+        assert self._internal is not None
+        reader = self.inputs[tp.topic]
+        topic = tp.topic.encode()
+        for rec in records:
+            source = SourceRef(rec.topic, rec.offset, rec.partition)
+            got = reader.envelope.unwrap(rec.value, source)
+            if isinstance(got, DeadLetter):
+                self.totals.envelope_dead_letters += 1
+                self.totals.records_in += 1
+                self.metrics.dead_lettered.labels("envelope").inc()
+                self._dead_letter(got, rec)
+                continue
+            host = reader.host(got.host, rec) or ""
+            self._send(self._internal, got.text.encode("utf-8", "surrogateescape"), host.encode("utf-8",
+                       "surrogateescape"), [("bgw-topic", topic), ("bgw-source", str(source).encode())],
+                       coords=[(source.stream, source.offset)])
+        self.planner.processed(tp, records[-1].offset + 1)
+
+    def _handle_repartitioned(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        """Stage 2: records already unwrapped and keyed by host; the original topic is in a header."""
+        feed = self.pipeline.feed
+        for rec in records:
+            headers = dict(rec.headers or ())
+            reader = self.inputs.get(headers.get("bgw-topic", b"").decode())
+            if reader is None:
+                continue  # not ours (another deployment's topic sharing the name): skipped, still committed
+            host = rec.key.decode("utf-8", "surrogateescape") if rec.key else None
+            text = rec.value.decode("utf-8", "surrogateescape")
+            # one stream per original topic inside the partition: each keeps its own event-time order (and
+            # watermark, and multi-line entries), however stage 1 interleaved them
+            source = SourceRef(self._substream(tp, headers.get("bgw-topic", b"").decode()), rec.offset, rec.partition)
+            outputs = feed(Record(text, source, reader.log_type, host, reader.access_format))
+            if outputs:
+                self._emit(outputs, rec)
+            self.totals.records_in += 1
+            self.metrics.records_in.labels(headers.get("bgw-topic", b"").decode(), reader.type).inc()
+        self.planner.processed(tp, records[-1].offset + 1)
+
+    def _substream(self, tp: TopicPartition, topic: str) -> str:
+        name = f"{tp.topic}/{topic}"
+        self.planner.alias(f"{name}[{tp.partition}]", tp)
+        return name
 
     def _not_copartitioned(self, host: str, rec: ConsumerRecord) -> None:
         """One host on two partition numbers: the shippers' partitioners differ (say it once per host)."""
@@ -407,7 +466,12 @@ class Service:
             # A partition not read yet must hold the windows open too (until it proves idle): otherwise the
             # first fetch of one topic could close windows before the other topics' first records arrive.
             # (Reaches into the join's watermarks: a `Pipeline.open_stream` would be the clean API.)
-            self.pipeline.join.watermarks.streams.setdefault(stream_of(tp), StreamClock())
+            if self._internal is None:
+                self.pipeline.join.watermarks.streams.setdefault(stream_of(tp), StreamClock())
+            elif tp.topic == self._internal:  # stage-1 partitions feed no join; stage 2 has one stream per input
+                for topic in self.inputs:
+                    stream = f"{self._substream(tp, topic)}[{tp.partition}]"
+                    self.pipeline.join.watermarks.streams.setdefault(stream, StreamClock())
         # processing time must be known before the first record: without it the join judges idleness in event
         # time, and a partition with no record yet would count as idle
         self._emit(self.pipeline.tick(self._proc_ms))

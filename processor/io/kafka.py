@@ -95,6 +95,18 @@ def with_backoff(make: Callable[[], T], what: str, log: Any, *, max_s: float,
         delay = min(delay * 2, max_s)
 
 
+def ensure_topic(cfg: KafkaSection, name: str, partitions: int) -> None:
+    """Create the internal repartition topic if it is not there (replication: the broker's default)."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import TopicAlreadyExistsError
+
+    with KafkaAdminClient(**client_options(cfg)) as admin:
+        try:
+            admin.create_topics({name: {"num_partitions": partitions}}, wait_for_metadata=True)
+        except TopicAlreadyExistsError:
+            pass
+
+
 def check_copartitioned(partitions: Mapping[str, int], inputs: Iterable[InputSection]) -> None:
     """The join needs partition N of every joined topic in the same member: same partition counts."""
     joined = {i.topic: partitions[i.topic] for i in inputs if i.type in JOINED_TYPES and i.topic in partitions}
@@ -199,6 +211,10 @@ class CommitPlanner:
             self._by_stream[stream_of(tp)] = tp
         self.next[tp] = next_offset
 
+    def alias(self, stream: str, tp: TopicPartition) -> None:
+        """Another stream name whose records live in ``tp`` (repartition: one sub-stream per original topic)."""
+        self._by_stream[stream] = tp
+
     def incident(self, incident: Mapping[str, Any]) -> None:
         sources = incident_sources(incident)
         if len(sources) > 1:  # a one-record incident replays whole or not at all
@@ -206,7 +222,10 @@ class CommitPlanner:
 
     def plan(self, held: Mapping[str, int]) -> dict[TopicPartition, int]:
         """Offsets to commit now (only those that moved forward). Call after ``producer.flush()``."""
-        safe = {tp: min(nxt, held.get(stream_of(tp), nxt)) for tp, nxt in self.next.items()}
+        safe = dict(self.next)
+        for stream, tp in self._by_stream.items():
+            if stream in held and tp in safe and held[stream] < safe[tp]:
+                safe[tp] = held[stream]
         changed = True
         while changed:
             changed = False
@@ -222,7 +241,7 @@ class CommitPlanner:
         self._incidents = [src for src in self._incidents
                            if any(self._by_stream.get(s) is not None and off >= safe[self._by_stream[s]]
                                   for s, off in src)]
-        self.safe = {stream_of(tp): off for tp, off in safe.items()}
+        self.safe = {stream: safe[tp] for stream, tp in self._by_stream.items() if tp in safe}
         return {tp: off for tp, off in safe.items() if off > self.committed.get(tp, -1)}
 
     def mark_committed(self, offsets: Mapping[TopicPartition, int]) -> None:

@@ -130,19 +130,24 @@ class Setup:
     tmp: Path
     services: list[ServiceProc] = field(default_factory=list)  # killed at teardown if a test failed midway
 
-    def produce(self, logs: Logs, oversized: bool = False) -> None:
-        """access: raw lines keyed by host; error: Filebeat JSON; fpm: raw lines with a `host` header."""
+    def produce(self, logs: Logs, oversized: bool = False, scatter: bool = False) -> None:
+        """access: raw lines keyed by host; error: Filebeat JSON; fpm: raw lines with a `host` header.
+
+        ``scatter``: as if each log type's shipper used another partitioner — a host's lines land on a
+        different partition number in each topic (each host's lines of one type still on one partition, in order).
+        """
         p = KafkaProducer(bootstrap_servers=self.broker.bootstrap, acks="all", linger_ms=5)
         try:
             for kind, host, line in logs:
                 key = host.encode()
+                part = (HOSTS.index(host) + TYPES.index(kind)) % self.partitions if scatter else None
                 if kind == "access":
-                    p.send(self.topics["access"], value=line.encode() + b"\n", key=key)
+                    p.send(self.topics["access"], value=line.encode() + b"\n", key=key, partition=part)
                 elif kind == "error":
                     doc = {"message": line, "host": {"name": host}, "log": {"file": {"path": "/var/log/error.log"}}}
-                    p.send(self.topics["error"], value=json.dumps(doc).encode(), key=key)
+                    p.send(self.topics["error"], value=json.dumps(doc).encode(), key=key, partition=part)
                 else:
-                    p.send(self.topics["fpm"], value=line.encode(), key=key, headers=[("host", key)])
+                    p.send(self.topics["fpm"], value=line.encode(), key=key, headers=[("host", key)], partition=part)
             if oversized:
                 p.send(self.topics["access"], value=b"x" * 5000, key=b"web-2", headers=[("shipper", b"test")])
             p.flush()
@@ -240,7 +245,11 @@ class ServiceProc:
     def final_line(self) -> dict[str, Any]:
         for line in reversed(self.log_path.read_text().splitlines()):
             if '"service.stopped"' in line:
-                return dict(json.loads(line))
+                final = dict(json.loads(line))
+                # records in = parsed + dead-lettered (+ records dropped with a rebuilt pipeline, read again)
+                assert final["records_in"] == final["lines_parsed"] + final["lines_dead_lettered"] + \
+                    final["envelope_dead_letters"] + final["replayed_after_rebuild"], final
+                return final
         raise AssertionError(f"no service.stopped line\n{self.log_tail()}")
 
     def log_tail(self) -> str:
@@ -513,3 +522,29 @@ def test_a_host_on_two_partition_numbers_is_reported(setup: Setup) -> None:
     warnings = [json.loads(line) for line in svc.log_path.read_text().splitlines()
                 if '"inputs.not_copartitioned"' in line]
     assert [(w["host"], sorted(w["partitions"])) for w in warnings] == [("web-1", [0, 1])]
+
+
+@pytest.mark.parametrize("setup", [2], indirect=True)
+def test_repartition_joins_inputs_that_are_not_copartitioned(setup: Setup) -> None:
+    # every host's access, error and PHP-FPM lines on different partition numbers, two members: only the
+    # repartition stage (re-key by host into one internal topic) brings each host's lines to one member
+    logs = scenario(120, seed=29)
+    expected = expected_incidents(setup, logs)
+    first, rest = split(logs, 0.5)
+    a = ServiceProc(setup, "member-a", "kafka.repartition=true", "delivery.on_stop=handoff")
+    b = ServiceProc(setup, "member-b", "kafka.repartition=true")
+    setup.produce(first, scatter=True)
+    time.sleep(3.0)
+    a.terminate()
+    setup.produce(rest, scatter=True)
+    ends = setup.end_offsets()
+    b.wait_caught_up(ends, timeout_s=90, only=len(ends))
+    internal = f"{load_config(str(setup.config_path), environ={}).kafka.group_id}-repartition"
+    c = KafkaConsumer(bootstrap_servers=setup.broker.bootstrap)
+    try:
+        internal_ends = c.end_offsets([TopicPartition(internal, p) for p in range(setup.partitions)])
+    finally:
+        c.close()
+    b.wait_caught_up(internal_ends, timeout_s=60)  # stage 2 has joined what stage 1 re-keyed last
+    b.terminate()
+    check(setup, expected, exact_once=False)
