@@ -548,3 +548,71 @@ def test_repartition_joins_inputs_that_are_not_copartitioned(setup: Setup) -> No
     b.wait_caught_up(internal_ends, timeout_s=60)  # stage 2 has joined what stage 1 re-keyed last
     b.terminate()
     check(setup, expected, exact_once=False)
+
+
+LAB = REPO / "examples" / "lab"
+# the lab's recorded run (real nginx 1.22 + PHP-FPM 8.2): one topic per log file, as a shipper per file would do
+LAB_INPUTS = [("logs/access.log", "nginx_access", "lab"), ("logs/access_combined.log", "nginx_access", "combined"),
+              ("logs/error.log", "nginx_error", ""), ("logs/php-fpm.log", "php_fpm", ""),
+              ("logs/php-fpm-legacy.log", "php_fpm", ""), ("logs/php-fpm-reports.log", "php_fpm", ""),
+              ("logs/slow.log", "php_fpm_slowlog", "")]
+
+
+@pytest.mark.skipif(not (LAB / "manifest.json").exists(), reason="the lab's recorded run is not in examples/lab")
+def test_lab_recording_gives_what_replay_gives(kafka_broker: KafkaBroker, tmp_path: Path) -> None:
+    from processor.configs import load_knowledge
+
+    kafka_broker.start()
+    tag = uuid.uuid4().hex[:8]
+    topics = [kafka_broker.create_topic(f"lab-{i}-{tag}") for i in range(len(LAB_INPUTS))]
+    outputs = {k: kafka_broker.create_topic(f"lab-{k}-{tag}") for k in ("incidents", "dead")}
+    fpm_confs = [str(LAB / "conf" / n) for n in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")]
+    inputs = "".join(f'[[inputs]]\ntopic = "{t}"\ntype = "{kind}"\nformat = "{fmt}"\nenvelope = "raw"\n\n'
+                     for t, (_, kind, fmt) in zip(topics, LAB_INPUTS))
+    config = tmp_path / "badgateway.toml"
+    config.write_text(f"""
+[kafka]
+bootstrap_servers = "{kafka_broker.bootstrap}"
+group_id = "lab-{tag}"
+
+{inputs}
+[outputs]
+incidents_topic = "{outputs['incidents']}"
+dead_letter_topic = "{outputs['dead']}"
+
+[diagnosis]
+nginx_conf = "{LAB / 'conf' / 'nginx.conf'}"
+fpm_conf = {json.dumps(fpm_confs)}
+
+[delivery]
+commit_interval_s = 0.5
+""")
+    # what replay says about the same files
+    cfg = load_config(str(config), environ={})
+    knowledge = load_knowledge(cfg.diagnosis.nginx_conf, list(cfg.diagnosis.fpm_conf))
+    pipeline = pipeline_factory(cfg)[0]()
+    plans = plan_inputs(pipeline, [str(LAB / p) for p, _, _ in LAB_INPUTS], host="lab",
+                        format_by_path=knowledge.format_by_path)
+    sink = MemorySink()
+    replay(pipeline, plans, sink)
+    expected = {inc["event"]["id"]: project(inc) for inc in sink.incidents}
+    assert {"fpm_down", "fpm_timeout", "socket_permission", "pool_saturated"} <= {v[1] for v in expected.values()}
+
+    setup = Setup(kafka_broker, {"incidents": outputs["incidents"], "dead": outputs["dead"]}, 1, config, tmp_path)
+    svc = ServiceProc(setup, "lab")
+    try:
+        p = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+        for topic, (path, _, _) in zip(topics, LAB_INPUTS):
+            for line in (LAB / path).read_bytes().splitlines():
+                p.send(topic, value=line, key=b"lab")
+        p.flush()
+        p.close()
+        c = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap)
+        ends = c.end_offsets([TopicPartition(t, 0) for t in topics])
+        c.close()
+        svc.wait_caught_up(ends)
+        svc.terminate()
+    finally:
+        if svc.proc.poll() is None:
+            svc.kill()
+    check(setup, expected, exact_once=True)
