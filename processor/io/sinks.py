@@ -19,11 +19,23 @@ _OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 def serialise(out: Output) -> bytes:
     """One output as a JSON line (incident dict, ECS event, or dead-letter record)."""
     value = out.value
-    if isinstance(value, Event):
-        return orjson.dumps(to_ecs(value), default=str, option=_OPTS)
-    if isinstance(value, DeadLetter):
-        return orjson.dumps(value.to_dict(), default=str, option=_OPTS)
-    return orjson.dumps(value, default=str, option=_OPTS)
+    doc: Any = to_ecs(value) if isinstance(value, Event) else value.to_dict() if isinstance(value, DeadLetter) \
+        else value
+    try:
+        return orjson.dumps(doc, default=str, option=_OPTS)
+    except TypeError:
+        # invalid UTF-8 from the input travels as surrogate escapes; JSON shows those bytes as \\xHH text
+        return orjson.dumps(_printable(doc), default=str, option=_OPTS)
+
+
+def _printable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_printable(v) for v in value]
+    return value
 
 
 class Sink(Protocol):
