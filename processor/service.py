@@ -126,7 +126,7 @@ class Service:
         delay = 0.5
         while not self._stopping:
             try:
-                counts = topic_partitions(self.consumer, self.inputs)
+                counts = topic_partitions(self.config.kafka, self.inputs)
             except NativeKafkaError as exc:  # the broker went away between bootstrap and here
                 counts = {}
                 self.log.warning("kafka.unavailable", error=f"{type(exc).__name__}: {exc}", retry_in_s=delay)

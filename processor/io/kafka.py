@@ -119,14 +119,22 @@ def check_copartitioned(partitions: Mapping[str, int], inputs: Iterable[InputSec
             "host as the record key.")
 
 
-def topic_partitions(consumer: KafkaConsumer, topics: Iterable[str]) -> dict[str, int]:
-    """Partition count per topic that exists (missing topics are left out)."""
-    out: dict[str, int] = {}
-    for topic in topics:
-        parts = consumer.partitions_for_topic(topic)
-        if parts:
-            out[topic] = len(parts)
-    return out
+def topic_partitions(cfg: KafkaSection, topics: Iterable[str]) -> dict[str, int]:
+    """Partition count per topic that exists (missing topics are left out).
+
+    Asked through a throwaway client: the group consumer asking for all topics' metadata before it subscribes
+    sees its metadata change right after its first join, and rejoins (a second rebalance at every start).
+    """
+    probe = KafkaConsumer(**client_options(cfg))
+    try:
+        out: dict[str, int] = {}
+        for topic in topics:
+            parts = probe.partitions_for_topic(topic)
+            if parts:
+                out[topic] = len(parts)
+        return out
+    finally:
+        probe.close()
 
 
 class InputReader:
