@@ -18,6 +18,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import BinaryIO
 
 from processor.commands import build_pipeline
 from processor.events import Record, SourceRef
@@ -34,7 +35,7 @@ class Tailed:
     """One followed path: its open file, where we are in it, and the line numbers of what we read."""
 
     path: str
-    fh: object | None = None
+    fh: BinaryIO | None = None
     inode: int | None = None
     offset: int = 0
     line_no: int = 0
@@ -112,7 +113,7 @@ class Follower:
         t.fh, t.inode = open(path, "rb"), st.st_ino
         if saved and saved.get("inode") == st.st_ino and saved.get("offset", 0) <= st.st_size:
             t.offset, t.line_no = int(saved["offset"]), int(saved.get("line", 0))
-            t.fh.seek(t.offset)  # type: ignore[attr-defined]
+            t.fh.seek(t.offset)
         t.access_format = self.forced_format or self.format_by_base.get(base_name(path))
         t.log_type = self.forced_type
         return t
@@ -128,20 +129,22 @@ class Follower:
             return out  # renamed away and not yet recreated: keep the old handle
         if st.st_ino != t.inode:
             # rotated by rename: the old file is finished (we just read it to its end); start the new one
-            t.fh.close()  # type: ignore[attr-defined]
+            t.fh.close()
             t.fh, t.inode, t.offset, t.partial = open(t.path, "rb"), st.st_ino, 0, b""
             out.extend(self._drain(t))
         elif st.st_size < t.offset:
             # copytruncate: the file was emptied under us; what is there now is new
-            t.fh.seek(0)  # type: ignore[attr-defined]
+            t.fh.seek(0)
             t.offset, t.partial = 0, b""
             out.extend(self._drain(t))
         return out
 
     def _drain(self, t: Tailed) -> list[Output]:
         out: list[Output] = []
+        if t.fh is None:
+            return out
         while True:
-            chunk = t.fh.read(_READ_BYTES)  # type: ignore[attr-defined]
+            chunk = t.fh.read(_READ_BYTES)
             if not chunk:
                 return out
             start = t.offset - len(t.partial)
