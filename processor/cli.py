@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_input_options(rp)
     rp.add_argument("-o", "--output", default="-", metavar="FILE", help="incidents as JSON Lines (default stdout)")
     rp.add_argument("--report", metavar="FILE.html", help="a self-contained HTML report with a timeline")
+    rp.add_argument("--workers", type=int, default=1, metavar="N",
+                    help="N > 1: parse every input file in its own process, joining in this one")
     rp.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
     rp.add_argument("--quiet", "-q", action="store_true", help="no closing summary")
 

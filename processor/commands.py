@@ -82,7 +82,11 @@ def replay_command(args: argparse.Namespace) -> int:
         from processor.progress import Progress
         progress = Progress(sum(p.file.size_bytes for p in plans))
     try:
-        result = replay(pipeline, plans, fan, progress=progress)
+        if args.workers > 1 and len(plans) > 1 and not args.events:
+            from processor.parallel import replay_parallel
+            result = replay_parallel(pipeline, plans, fan)
+        else:
+            result = replay(pipeline, plans, fan, progress=progress)
     finally:
         fan.close()
         if progress is not None:

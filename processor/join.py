@@ -145,6 +145,16 @@ class DiagnosisJoin:
         self.watermarks.tick(now_ms)
         return self._drain(evicting=False)
 
+    def progress(self, stream: str, ts_ms: int, log_type: str, host: str) -> list[Incident]:
+        """A stream's lines up to ``ts_ms`` that the join has no use for (healthy traffic parsed elsewhere,
+        e.g. in a parse worker): only the watermark moves."""
+        self.watermarks.observe(stream, ts_ms, log_type)
+        h = self._hosts.get(host)
+        if h is None:
+            h = self._hosts[host] = _Host()
+        h.seen_types.add(log_type)
+        return self._drain(evicting=False)
+
     def close_input(self, stream: str) -> list[Incident]:
         self.watermarks.close(stream)
         return self._drain(evicting=False)

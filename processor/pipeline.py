@@ -139,6 +139,10 @@ class Pipeline:
             return [Output("incident", inc, None) for inc in incidents] if incidents else []
         return [Output("event", event, event.source), *(Output("incident", inc, None) for inc in incidents)]
 
+    def join_progress(self, stream: str, ts_ms: int, log_type: str, host: str) -> list[Output]:
+        """Lines of ``stream`` up to ``ts_ms`` were parsed elsewhere and need no joining (parallel replay)."""
+        return [Output("incident", inc, None) for inc in self.join.progress(stream, ts_ms, log_type, host)]
+
     def declare_stream(self, stream: str, first_ts_ms: int) -> None:
         """Batch replay: this stream's first event is at ``first_ts_ms``; hold windows for it until then."""
         self.join.watermarks.declare(stream, first_ts_ms - 1)
