@@ -82,9 +82,9 @@ def replay_command(args: argparse.Namespace) -> int:
         from processor.progress import Progress
         progress = Progress(sum(p.file.size_bytes for p in plans))
     try:
-        if args.workers > 1 and len(plans) > 1 and not args.events:
+        if args.workers > 1 and not args.events:
             from processor.parallel import replay_parallel
-            result = replay_parallel(pipeline, plans, fan)
+            result = replay_parallel(pipeline, plans, fan, args.workers)
         else:
             result = replay(pipeline, plans, fan, progress=progress)
     finally:

@@ -12,19 +12,84 @@ import heapq
 import multiprocessing as mp
 import time
 from collections import deque
-from collections.abc import Callable
-from multiprocessing.connection import Connection
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from processor.causes import is_anchor
-from processor.events import FAILURE_STATUSES, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, DeadLetter, Event
+from processor.events import (
+    FAILURE_STATUSES, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, PHP_FPM_ACCESS, DeadLetter, Event, Record, SourceRef,
+)
 from processor.io.sinks import Sink
 from processor.pipeline import Output, Pipeline
 from processor.replay import Plan, ReplayResult, _records
 from processor.summary import ReplayStats
 
 _BATCH = 2000
+_SPLIT_BYTES = 8 << 20  # a plain single-line log bigger than this is parsed in byte-range chunks
+_SPLITTABLE = (NGINX_ACCESS, PHP_FPM_ACCESS)
 Item = tuple[int, Any]  # (merge key, Event | DeadLetter | ("progress", ts_ms))
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One worker's share: a whole file, or the lines starting in [start, end) of a big plain one."""
+
+    plan_index: int
+    start: int = 0
+    end: int | None = None  # None: the whole file, any compression
+
+
+def units_for(plans: list[Plan], workers: int) -> list[Unit]:
+    units: list[Unit] = []
+    for i, plan in enumerate(plans):
+        f = plan.file
+        if f.compression != "none" or plan.log_type not in _SPLITTABLE or f.size_bytes < _SPLIT_BYTES:
+            units.append(Unit(i))
+            continue
+        step = -(-f.size_bytes // workers)
+        units.extend(Unit(i, k * step, min(f.size_bytes, (k + 1) * step)) for k in range(workers))
+    return units
+
+
+def _range_records(plan: Plan, unit: Unit, read: list[int]) -> Iterator[Record]:
+    """Lines starting in [start, end) of a plain file, numbered as in the whole file."""
+    assert unit.end is not None
+    name = plan.file.display
+    with open(plan.file.path, "rb") as fh:
+        start = unit.start
+        if start > 0:
+            fh.seek(start - 1)
+            if fh.read(1) != b"\n":
+                start += len(fh.readline())  # that line belongs to the previous range
+        line_no = _count_newlines(plan.file.path, start)
+        fh.seek(start)
+        pos = start
+        while pos < unit.end:
+            raw = fh.readline()
+            if not raw:
+                break
+            pos += len(raw)
+            line_no += 1
+            read[0] += 1
+            raw = raw.rstrip(b"\n")
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            yield Record(raw.decode("utf-8", "surrogateescape"), SourceRef(name, line_no), plan.log_type,
+                         plan.host, plan.access_format)
+
+
+def _count_newlines(path: str, end: int) -> int:
+    count = 0
+    with open(path, "rb") as fh:
+        while end > 0:
+            chunk = fh.read(min(end, 1 << 22))
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            end -= len(chunk)
+    return count
 
 
 def _wanted(ev: Event) -> bool:
@@ -35,13 +100,17 @@ def _wanted(ev: Event) -> bool:
     return ev.log_type == PHP_FPM
 
 
-def _work(pipeline: Pipeline, plan: Plan, conn: Connection) -> None:
-    """In the child: parse one file, send batches of items, then the counters and the line count."""
+def _work(pipeline: Pipeline, plan: Plan, unit: Unit, conn: Connection) -> None:
+    """In the child: parse one unit, send batches of items, then the counters and the line count."""
     read = [0]
     batch: list[Item] = []
     last = -(2**62)
     skipped_since = False
-    for item in pipeline.parse_stream(_records(plan, read, None), plan.file.display):
+    if unit.end is None:
+        records = _records(plan, read, None)
+    else:
+        records = _range_records(plan, unit, read)
+    for item in pipeline.parse_stream(records, plan.file.display):
         if isinstance(item, DeadLetter):
             batch.append((last, item))
         else:
@@ -51,7 +120,7 @@ def _work(pipeline: Pipeline, plan: Plan, conn: Connection) -> None:
                 skipped_since = False
             else:
                 skipped_since = True
-        if len(batch) >= _BATCH or (skipped_since and read[0] % _BATCH == 0):
+        if len(batch) >= _BATCH or (skipped_since and read[0] % _BATCH == 0 and read[0]):
             if skipped_since:
                 batch.append((last, ("progress", last)))
                 skipped_since = False
@@ -66,26 +135,30 @@ def _work(pipeline: Pipeline, plan: Plan, conn: Connection) -> None:
     conn.close()
 
 
-def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink,
-                    progress: Callable[[int], None] | None = None) -> ReplayResult:
-    """Like ``replay``, with one parse process per file."""
+def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: int) -> ReplayResult:
+    """Like ``replay``, with parse processes: one per file, big plain access logs cut in ``workers`` ranges."""
     stats = ReplayStats()
     result = ReplayResult(stats)
     stats.bytes_read = sum(p.file.size_bytes for p in plans)
     started = time.perf_counter()
     ctx = mp.get_context("fork")
+    units = units_for(plans, workers)
     conns: list[Connection] = []
     procs = []
-    for plan in plans:
+    for unit in units:
         parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_work, args=(pipeline, plan, child), daemon=True)
+        proc = ctx.Process(target=_work, args=(pipeline, plans[unit.plan_index], unit, child), daemon=True)
         proc.start()
         child.close()
         conns.append(parent)
         procs.append(proc)
-    queues: list[deque[Item]] = [deque() for _ in plans]
-    done = [False] * len(plans)
-    dead_lines = [0] * len(plans)
+    queues: list[deque[Item]] = [deque() for _ in units]
+    done = [False] * len(units)
+    dead_lines = [0] * len(units)
+    # a file cut in ranges ends (stops holding the watermark) when its last range does
+    open_units = [sum(1 for u in units if u.plan_index == i) for i in range(len(plans))]
+    finished = [0] * len(units)
+    closed = [False] * len(units)
 
     def emit(outputs: list[Output]) -> None:
         for out in outputs:
@@ -95,39 +168,53 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink,
                 result.dead_letters += out.kind == "dead_letter"
             sink.write(out)
 
+    def receive(j: int) -> None:
+        msg = conns[j].recv()
+        if isinstance(msg, tuple) and msg[0] == "done":
+            _, lines, lines_in, parsed, dead, blank, by_type = msg
+            c = pipeline.counters
+            c.lines_in += lines_in
+            c.lines_parsed += parsed
+            c.lines_dead_lettered += dead
+            c.blank_lines += blank
+            for k, v in by_type.items():
+                c.events_by_type[k] = c.events_by_type.get(k, 0) + v
+            finished[j] = lines
+            done[j] = True
+        else:
+            queues[j].extend(msg)
+
     def head(i: int) -> Item | None:
+        """Unit i's next item. While waiting, read every worker that has something: a worker whose range
+        comes later in event time must not stall on a full pipe (that would serialise the parsing)."""
         while not queues[i] and not done[i]:
-            msg = conns[i].recv()
-            if isinstance(msg, tuple) and msg[0] == "done":
-                _, lines, lines_in, parsed, dead, blank, by_type = msg
-                c = pipeline.counters
-                c.lines_in += lines_in
-                c.lines_parsed += parsed
-                c.lines_dead_lettered += dead
-                c.blank_lines += blank
-                for k, v in by_type.items():
-                    c.events_by_type[k] = c.events_by_type.get(k, 0) + v
-                plan = plans[i]
-                stats.add(plan.file.display, plan.log_type, parsed=lines - dead_lines[i], dead_lettered=dead_lines[i])
-                done[i] = True
+            ready = wait([conns[j] for j in range(len(units)) if not done[j]])
+            for conn in ready:
+                receive(conns.index(conn))  # type: ignore[arg-type]
+        if not queues[i] and done[i] and not closed[i]:
+            closed[i] = True
+            p = units[i].plan_index
+            plan = plans[p]
+            lines = finished[i]
+            stats.add(plan.file.display, plan.log_type, parsed=lines - dead_lines[i], dead_lettered=dead_lines[i])
+            open_units[p] -= 1
+            if open_units[p] == 0:
                 emit(pipeline.close_stream(plan.file.display))
-            else:
-                queues[i].extend(msg)
         return queues[i][0] if queues[i] else None
 
     heap: list[tuple[int, int]] = []
-    for i in range(len(plans)):
+    for i in range(len(units)):
         first = head(i)
         if first is not None:
             heap.append((first[0], i))
     heapq.heapify(heap)
-    for first_ts, i in heap:
-        pipeline.declare_stream(plans[i].file.display, first_ts)
+    for first_ts, i in sorted(heap, reverse=True):  # the earliest range of a file declares it
+        pipeline.declare_stream(plans[units[i].plan_index].file.display, first_ts)
     try:
         while heap:
             _, i = heapq.heappop(heap)
             key, item = queues[i].popleft()
-            plan = plans[i]
+            plan = plans[units[i].plan_index]
             if isinstance(item, DeadLetter):
                 dead_lines[i] += item.line_count
                 emit([Output("dead_letter", item, item.source)])
@@ -147,7 +234,4 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink,
     emit(pipeline.flush())
     stats.elapsed_s = time.perf_counter() - started
     stats.late = pipeline.counters.late_incidents
-    if stats.first_ts_ms is None:
-        stats.first_ts_ms = None
-    del progress
     return result
