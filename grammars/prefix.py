@@ -11,6 +11,7 @@ repeats while something matches. A line without a prefix costs one failed regex 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from typing import Final
@@ -54,10 +55,18 @@ def _column_time(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+def _safe_time(convert: Callable[[str], datetime], text: str) -> datetime | None:
+    """A prefix time that matched the shape but is no real time (``…03.000AAA+00:00``): no time, no crash."""
+    try:
+        return convert(text)
+    except ValueError:
+        return None
+
+
 def strip_prefix(line: str) -> tuple[Fields, str]:
     """Remove the shipper prefixes of ``line``: (``{"container", "shipper_time"}``, the log line).
 
-    Unknown text is left alone; a line without a prefix comes back unchanged.
+    Unknown text is left alone; a line without a prefix comes back unchanged. Never raises.
     """
     container: str | None = None
     shipper_time: datetime | None = None
@@ -65,14 +74,14 @@ def strip_prefix(line: str) -> tuple[Fields, str]:
     while match is not None:
         groups = match.groupdict()
         if groups["docker"] is not None:
-            shipper_time = shipper_time or _iso_time(groups["docker"])
+            shipper_time = shipper_time or _safe_time(_iso_time, groups["docker"])
             container = container or groups["dyno"]
         elif groups["compose"] is not None:
             container = container or groups["compose"]
         elif groups["column"] is not None:
-            shipper_time = shipper_time or _column_time(groups["column"])
+            shipper_time = shipper_time or _safe_time(_column_time, groups["column"])
         elif groups["rfc5424"] is not None:
-            shipper_time = shipper_time or _iso_time(groups["rfc5424"])
+            shipper_time = shipper_time or _safe_time(_iso_time, groups["rfc5424"])
         line = line[match.end() :]
         match = _PREFIX.match(line)
     return {"container": container, "shipper_time": shipper_time}, line

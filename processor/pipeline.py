@@ -46,7 +46,10 @@ class PipelineSettings:
 
 def _starts_after_prefix(test: Any) -> Any:
     def start(text: str) -> bool:
-        return bool(test(strip_prefix(text)[1]))
+        try:
+            return bool(test(strip_prefix(text)[1]))
+        except Exception:  # noqa: BLE001 - a grammar bug: parse it alone, so it is dead-lettered, located
+            return True
     return start
 
 
