@@ -134,16 +134,16 @@ class DiagnosisJoin:
         # bound closes no window, skip computing the minimum over streams (the common, healthy line)
         bound = self.watermarks.global_max_ts_ms - self.settings.allowed_lateness_ms
         if (self._heap and self._heap[0][0] <= bound) or self.state_size > self.settings.max_state:
-            return self._drain(evicting=False)
+            return self._drain()
         if bound - self._last_drain_bound >= 1_000:  # now and then: prune old evidence
             self._last_drain_bound = bound
-            return self._drain(evicting=False)
+            return self._drain()
         return []
 
     def advance(self, now_ms: int) -> list[Incident]:
         """Processing time moved on (wall clock from the driver): idle inputs stop holding windows open."""
         self.watermarks.tick(now_ms)
-        return self._drain(evicting=False)
+        return self._drain()
 
     def progress(self, stream: str, ts_ms: int, log_type: str, host: str) -> list[Incident]:
         """A stream's lines up to ``ts_ms`` that the join has no use for (healthy traffic parsed elsewhere,
@@ -153,11 +153,11 @@ class DiagnosisJoin:
         if h is None:
             h = self._hosts[host] = _Host()
         h.seen_types.add(log_type)
-        return self._drain(evicting=False)
+        return self._drain()
 
     def close_input(self, stream: str) -> list[Incident]:
         self.watermarks.close(stream)
-        return self._drain(evicting=False)
+        return self._drain()
 
     def flush(self) -> list[Incident]:
         """End of input: close every window now."""
@@ -213,7 +213,7 @@ class DiagnosisJoin:
             self._evidence_count += 1
 
     # -- output --------------------------------------------------------------------------------
-    def _drain(self, *, evicting: bool) -> list[Incident]:
+    def _drain(self) -> list[Incident]:
         out: list[Incident] = []
         wm = self._wm = max(self._wm, self.watermarks.current())
         while self._heap and self._heap[0][0] <= wm:
