@@ -27,14 +27,13 @@ from processor.configs import load_knowledge
 from processor.errors import KafkaError, UserConfigError
 from processor.events import DeadLetter, Record, SourceRef
 from processor.io.kafka import (
-    CommitPlanner, InputReader, Outbox, RebalanceHook, check_copartitioned, ensure_topic, make_consumer, make_producer,
-    stream_of,
-    incident_sources, topic_partitions, with_backoff,
+    CommitPlanner, InputReader, Outbox, RebalanceHook, check_copartitioned, ensure_topic, incident_sources,
+    make_consumer, make_producer, stream_of, topic_partitions, with_backoff,
 )
 from processor.io.metrics import Metrics
 from processor.io.sinks import serialise
-from processor.logging import configure, get_logger
 from processor.join import JoinSettings
+from processor.logging import configure, get_logger
 from processor.parse import ParseSettings
 from processor.pipeline import Output, Pipeline, PipelineSettings
 from processor.watermark import StreamClock
@@ -71,6 +70,7 @@ class Service:
         self.consumer: KafkaConsumer | None = None
         self.producer: KafkaProducer | None = None
         self._stopping = False
+        self._closed = False
         self._send_error: BaseException | None = None
         self._new_assignment: list[TopicPartition] | None = None
         self._host_partition: dict[str, int] = {}  # first partition number each host was seen on
@@ -211,6 +211,7 @@ class Service:
             self._close()
 
     def _close(self) -> None:
+        self._closed = True  # the revoke callback that consumer.close() runs has nothing left to do
         if self.consumer is not None:
             self.consumer.close(autocommit=False)
         if self.producer is not None:
@@ -435,6 +436,8 @@ class Service:
 
         Runs on kafka-python's network thread while the main thread waits in ``poll()``: the pipeline is ours.
         """
+        if self._closed:
+            return
         if self.planner.next:
             try:
                 self._commit(blocking=False)
@@ -478,11 +481,12 @@ class Service:
         self.log.info("rebalance.assigned", partitions=[f"{tp.topic}[{tp.partition}]" for tp in assigned])
 
     def _rebuild(self, reason: str) -> None:
+        if self.pipeline.counters.lines_in:  # state thrown away (not the empty pipeline of the first assignment)
+            self.totals.rebuilds += 1
+            self.metrics.pipeline_rebuilt(reason)
         self._add_pipeline_totals(self.pipeline, final=False)
         self.pipeline = self._new_pipeline()
         self.planner.forget()
-        self.metrics.pipeline_rebuilt(reason)
-        self.totals.rebuilds += 1
 
     def _add_pipeline_totals(self, pipeline: Pipeline, *, final: bool) -> None:
         c = pipeline.counters
