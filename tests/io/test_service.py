@@ -565,7 +565,7 @@ def test_lab_recording_gives_what_replay_gives(kafka_broker: KafkaBroker, tmp_pa
     kafka_broker.start()
     tag = uuid.uuid4().hex[:8]
     topics = [kafka_broker.create_topic(f"lab-{i}-{tag}") for i in range(len(LAB_INPUTS))]
-    outputs = {k: kafka_broker.create_topic(f"lab-{k}-{tag}") for k in ("incidents", "dead")}
+    outputs = {k: kafka_broker.create_topic(f"lab-{k}-{tag}") for k in ("incidents", "dead", "events")}
     fpm_confs = [str(LAB / "conf" / n) for n in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")]
     inputs = "".join(f'[[inputs]]\ntopic = "{t}"\ntype = "{kind}"\nformat = "{fmt}"\nenvelope = "raw"\n\n'
                      for t, (_, kind, fmt) in zip(topics, LAB_INPUTS))
@@ -579,6 +579,7 @@ group_id = "lab-{tag}"
 [outputs]
 incidents_topic = "{outputs['incidents']}"
 dead_letter_topic = "{outputs['dead']}"
+events_topic = "{outputs['events']}"
 
 [diagnosis]
 nginx_conf = "{LAB / 'conf' / 'nginx.conf'}"
@@ -598,7 +599,7 @@ commit_interval_s = 0.5
     expected = {inc["event"]["id"]: project(inc) for inc in sink.incidents}
     assert {"fpm_down", "fpm_timeout", "socket_permission", "pool_saturated"} <= {v[1] for v in expected.values()}
 
-    setup = Setup(kafka_broker, {"incidents": outputs["incidents"], "dead": outputs["dead"]}, 1, config, tmp_path)
+    setup = Setup(kafka_broker, outputs, 1, config, tmp_path)
     svc = ServiceProc(setup, "lab")
     try:
         p = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
@@ -611,8 +612,16 @@ commit_interval_s = 0.5
         ends = c.end_offsets([TopicPartition(t, 0) for t in topics])
         c.close()
         svc.wait_caught_up(ends)
-        svc.terminate()
+        final = svc.terminate()
     finally:
         if svc.proc.poll() is None:
             svc.kill()
     check(setup, expected, exact_once=True)
+    # the events topic: one ECS document per parsed entry (multi-line entries are one event), keyed by host
+    events = setup.read("events")
+    datasets = {e["event"]["dataset"] for e in events}
+    assert datasets == {"nginx.access", "nginx.error", "php_fpm.log", "php_fpm.slowlog"}
+    assert {e["_key"] for e in events} == {b"lab"} and {e["host"]["name"] for e in events} == {"lab"}
+    assert len(events) <= final["lines_parsed"]
+    assert sum(1 for e in events if e["event"]["dataset"] == "nginx.access") == sum(
+        1 for p, kind, _ in LAB_INPUTS if kind == "nginx_access" for line in (LAB / p).read_text().splitlines() if line)

@@ -154,3 +154,16 @@ def test_secret_from_environment_is_wrapped(tmp_path: Path) -> None:
 def test_no_file_at_all_uses_flags() -> None:
     config = load_config(None, ["inputs.0.topic=mixed"], environ={})
     assert isinstance(config, ServiceConfig) and config.inputs[0].type == "auto"
+
+
+def test_sasl_and_ssl_settings_reach_kafka_python(tmp_path: Path) -> None:
+    from processor.io.kafka import client_options
+
+    path = write(tmp_path, '[kafka]\nbootstrap_servers = "k1:9093,k2:9093"\nsecurity_protocol = "SASL_SSL"\n'
+                           'sasl_mechanism = "SCRAM-SHA-512"\nsasl_username = "svc"\nsasl_password = "hunter2"\n'
+                           'ssl_cafile = "/etc/ssl/ca.pem"\n' + MINIMAL)
+    opts = client_options(load_config(path, environ={}).kafka)
+    assert opts["bootstrap_servers"] == ["k1:9093", "k2:9093"]
+    assert (opts["security_protocol"], opts["sasl_mechanism"]) == ("SASL_SSL", "SCRAM-SHA-512")
+    assert (opts["sasl_plain_username"], opts["sasl_plain_password"]) == ("svc", "hunter2")  # revealed only here
+    assert opts["ssl_cafile"] == "/etc/ssl/ca.pem" and "ssl_certfile" not in opts
