@@ -324,8 +324,10 @@ class Service:
                     self._send(outs.events_topic, serialise(out), out.value.host.encode("utf-8", "surrogateescape"),
                                coords=[(out.value.source.stream, out.value.source.offset)])
             else:
+                # the record being fed, or an entry completed later (then its headers are no longer at hand);
+                # after a repartition the source is the sub-stream `<internal topic>/<original topic>`
                 same = rec is not None and out.source is not None and out.source.offset == rec.offset \
-                    and out.source.partition == rec.partition and out.source.name == rec.topic
+                    and out.source.partition == rec.partition and out.source.name.split("/")[0] == rec.topic
                 self._dead_letter(out.value, rec if same else None)
 
     def _dead_letter(self, dl: DeadLetter, rec: ConsumerRecord | None) -> None:
