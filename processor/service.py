@@ -36,7 +36,7 @@ from processor.join import JoinSettings
 from processor.logging import configure, get_logger
 from processor.parse import ParseSettings
 from processor.pipeline import Output, Pipeline, PipelineSettings
-from processor.watermark import StreamClock
+from processor.watermark import NO_WATERMARK
 
 TICK_S = 0.25
 
@@ -470,13 +470,13 @@ class Service:
                 self.planner.processed(tp, self.consumer.position(tp))  # known now: lag and position metrics
             # A partition not read yet must hold the windows open too (until it proves idle): otherwise the
             # first fetch of one topic could close windows before the other topics' first records arrive.
-            # (Reaches into the join's watermarks: a `Pipeline.open_stream` would be the clean API.)
+            # (`Pipeline.declare_stream` wants a first event time, unknown here: hence the watermarks directly.)
+            watermarks = self.pipeline.join.watermarks
             if self._internal is None:
-                self.pipeline.join.watermarks.streams.setdefault(stream_of(tp), StreamClock())
+                watermarks.declare(stream_of(tp), NO_WATERMARK)
             elif tp.topic == self._internal:  # stage-1 partitions feed no join; stage 2 has one stream per input
                 for topic in self.inputs:
-                    stream = f"{self._substream(tp, topic)}[{tp.partition}]"
-                    self.pipeline.join.watermarks.streams.setdefault(stream, StreamClock())
+                    watermarks.declare(f"{self._substream(tp, topic)}[{tp.partition}]", NO_WATERMARK)
         # processing time must be known before the first record: without it the join judges idleness in event
         # time, and a partition with no record yet would count as idle
         self._emit(self.pipeline.tick(self._proc_ms))
