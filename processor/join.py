@@ -106,12 +106,13 @@ class DiagnosisJoin:
         self._emitted: dict[str, int] = {}
         self._last_prune_ms = -(2**62)
         self._last_drain_bound = -(2**62)
-        self._wm = -(2**62)  # monotonic: a window once closed never reopens
+        self._wm = -(2**62)  # as last computed; windows already closed stay closed
 
     # -- input ---------------------------------------------------------------------------------
     def process(self, event: Event) -> list[Incident]:
         """Take one parsed event; return the incidents whose windows it closed."""
-        late = event.ts_ms < self._wm
+        # a stream's first record opens it: it can only be late against its own progress
+        late = event.ts_ms < self._wm and event.source.stream in self.watermarks.streams
         if late:
             self.counters.late_records += 1
         before = self.watermarks.future_records
@@ -215,7 +216,9 @@ class DiagnosisJoin:
     # -- output --------------------------------------------------------------------------------
     def _drain(self) -> list[Incident]:
         out: list[Incident] = []
-        wm = self._wm = max(self._wm, self.watermarks.current())
+        # not forced monotonic: a stream that shows up behind the others (a host whose clock lags) pulls
+        # the watermark back for the windows still open, instead of making all its records late
+        wm = self._wm = self.watermarks.current()
         while self._heap and self._heap[0][0] <= wm:
             out.extend(self._finalize(heapq.heappop(self._heap)[-1], evicted=False))
         while self._heap and self.state_size > self.settings.max_state:

@@ -225,6 +225,7 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: 
                 emit(pipeline.join_progress(plan.file.display, item[1], plan.log_type, plan.host))
             nxt = head(i)
             if nxt is not None:
+                pipeline.stream_at(plan.file.display, nxt[0])  # it waits in the merge, not idle
                 heapq.heappush(heap, (nxt[0], i))
     finally:
         for proc in procs:

@@ -147,8 +147,15 @@ class Pipeline:
         return [Output("incident", inc, None) for inc in self.join.progress(stream, ts_ms, log_type, host)]
 
     def declare_stream(self, stream: str, first_ts_ms: int) -> None:
-        """Batch replay: this stream's first event is at ``first_ts_ms``; hold windows for it until then."""
+        """Batch replay: this stream's first event is at ``first_ts_ms``; hold windows for it until then.
+        A merging driver reports each stream's progress (``stream_at``), so no stream is judged idle by
+        event time: a host whose clock lags behind is merged in its place, not skipped."""
+        self.join.watermarks.event_time_idle = False
         self.join.watermarks.declare(stream, first_ts_ms - 1)
+
+    def stream_at(self, stream: str, next_ts_ms: int) -> None:
+        """Batch replay: the stream's next entry is at ``next_ts_ms`` (nothing before it is to come)."""
+        self.join.watermarks.advance(stream, next_ts_ms - 1)
 
     def close_stream(self, stream: str) -> list[Output]:
         """A stream parsed by ``parse_stream`` ended: it stops holding the watermark back."""

@@ -164,6 +164,7 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
             key, event = nxt
             # the common case: the same file is still the oldest — no heap traffic
             if heap and (key, i) > heap[0][:2]:
+                pipeline.stream_at(plans[i].file.display, key)  # it waits in the merge, not idle
                 heapq.heappush(heap, (key, i, event))
                 break
     emit(pipeline.flush())

@@ -38,6 +38,9 @@ class Watermarks:
     global_max_ts_ms: int = NO_WATERMARK
     now_ms: int | None = None
     future_records: int = 0
+    # False when the driver merges its inputs in event time (batch replay) and reports each stream's
+    # progress itself: then a stream whose clock lags (a host with a skewed clock) is not "idle"
+    event_time_idle: bool = True
 
     def observe(self, stream: str, ts_ms: int, log_type: str | None = None) -> None:
         clock = self.streams.get(stream)
@@ -67,6 +70,14 @@ class Watermarks:
         if clock is None:
             self.streams[stream] = StreamClock(max_ts_ms=ts_ms, last_seen_now_ms=self.now_ms, log_type=log_type)
 
+    def advance(self, stream: str, ts_ms: int) -> None:
+        """The stream has nothing before ``ts_ms`` (its next entry is there): move its clock, no event."""
+        clock = self.streams.get(stream)
+        if clock is not None and ts_ms > clock.max_ts_ms:
+            clock.max_ts_ms = ts_ms
+            if ts_ms > self.global_max_ts_ms:
+                self.global_max_ts_ms = ts_ms
+
     def tick(self, now_ms: int) -> None:
         self.now_ms = now_ms
         for clock in self.streams.values():
@@ -84,6 +95,8 @@ class Watermarks:
             return True
         if self.now_ms is not None and clock.last_seen_now_ms is not None:
             return self.now_ms - clock.last_seen_now_ms > self.idle_timeout_ms
+        if not self.event_time_idle:
+            return False
         return self.global_max_ts_ms - clock.max_ts_ms > self.idle_timeout_ms
 
     def idle_streams(self) -> list[str]:

@@ -40,7 +40,9 @@ class Message:
 
     @property
     def log_type(self) -> str:
-        return {"access.log": NGINX_ACCESS, "error.log": NGINX_ERROR}.get(self.stream, PHP_FPM)
+        if self.stream.startswith("access"):
+            return NGINX_ACCESS
+        return NGINX_ERROR if self.stream.startswith("error") else PHP_FPM
 
     def event(self, offset: int) -> Event:
         ts_ms = T0_MS + int(self.at_s * 1000)
@@ -325,3 +327,33 @@ def test_address_key_spellings() -> None:
     assert address_key("/run/php/a.sock") == "unix:/run/php/a.sock"
     assert address_key("9000") == address_key("localhost:9000") == "127.0.0.1:9000"
     assert address_key("fastcgi://127.0.0.1:9000") == "127.0.0.1:9000"
+
+
+def test_a_host_with_a_skewed_clock_is_neither_late_nor_holding_others_forever() -> None:
+    # web-2's clock is 10 minutes behind web-1's; lines arrive as a live system sends them. Per-stream
+    # watermarks (no event-time idleness: the driver reports progress) keep both hosts correct
+    join = DiagnosisJoin(CONFIGS, JoinSettings())
+    join.watermarks.event_time_idle = False
+    skew = -600.0
+    msgs = []
+    for k in range(30):
+        t = float(k)
+        msgs.append(Message("access.log", t, access(t, f"/a?id={k}", status=200).fields))
+        msgs.append(Message("access-2.log", t + skew, access(t, f"/b?id={k}", status=200).fields, host="web-2"))
+    msgs.append(Message("access.log", 10.0, access(10.0, "/slow.php?id=x1").fields))
+    msgs.append(Message("error.log", 10.0, error(10.0, "/slow.php?id=x1", *RESET, SLOW_UP,
+                                                 "reading response header from upstream").fields))
+    msgs.append(Message("access-2.log", 10.0 + skew, access(10.0, "/crash.php?id=x2").fields, host="web-2"))
+    msgs.append(Message("error-2.log", 10.0 + skew, error(10.0, "/crash.php?id=x2", *RESET, SLOW_UP,
+                                                          "reading response header from upstream").fields, host="web-2"))
+    msgs.append(Message("php-fpm-2.log", 10.0 + skew, {"kind": "exited_signal", "pool": "slow", "signal": 11,
+                                                        "child_pid": 3}, host="web-2"))
+    msgs.append(Message("php-fpm.log", 0.0, {"kind": "child_started", "pool": "www", "child_pid": 4}))
+    msgs.sort(key=lambda m: (m.at_s - skew if m.host == "web-2" else m.at_s))  # arrival: by each host's own clock
+    out: list[dict[str, Any]] = []
+    for i, m in enumerate(msgs):
+        out += join.process(m.event(i))
+    out += join.flush()
+    assert sorted((i["host"]["name"], i["badgateway"]["cause"]) for i in out) == [
+        ("web-1", "upstream_reset"), ("web-2", "child_crash")]
+    assert join.counters.late_records == 0
