@@ -49,9 +49,22 @@ def detect_line(line: str, formats: Sequence[AccessFormat] = ()) -> Detection | 
     if _FPM_ACCESS.match(line):
         return "php_fpm_access", None
     for fmt in (*formats, *_BUILT_IN):
-        if not isinstance(fmt.parse(line), ParseError):
+        if _matches(fmt, line):
             return "nginx_access", fmt
     return None
+
+
+# Detection tries every access format on lines that may be none of them: the full pyparsing grammar (which
+# only runs where the lowered regex declines) is kept for lines short enough to be worth it.
+_FALLBACK_MAX_CHARS: Final = 8192
+
+
+def _matches(fmt: AccessFormat, line: str) -> bool:
+    if fmt.fast is not None and fmt.fast.parse(line) is not None:
+        return True
+    if fmt.fast is not None and len(line) > _FALLBACK_MAX_CHARS:
+        return False
+    return not isinstance(fmt.parse(line), ParseError)
 
 
 def detect_lines(lines: Iterable[str], formats: Sequence[AccessFormat] = ()) -> Detection | None:
