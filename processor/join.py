@@ -25,6 +25,8 @@ _EVIDENCE_KINDS = frozenset({"timed_out", "exited_signal", "exited_code", "max_c
 _DOWN_KINDS = frozenset({"exiting", "terminating"})
 _UP_KINDS = frozenset({"running", "ready"})
 _DUPLICATE_WINDOW_MS = 1000
+_SWEEP_EVERY_MS = 60_000
+_FORGET_MS = 600_000  # a host with nothing in flight, quiet this long (event time), is forgotten
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,8 @@ class _Host:
     consumed: set[int] = field(default_factory=set)  # id() of evidence events already explained
     masters: dict[str, _Master] = field(default_factory=dict)
     seen_types: set[str] = field(default_factory=set)
+    pending: int = 0  # failures and anchors of this host still in a window
+    last_ts_ms: int = -(2**62)
 
 
 def _key(ev: Event) -> tuple[str | None, str | None]:
@@ -106,6 +110,8 @@ class DiagnosisJoin:
         self._emitted: dict[str, int] = {}
         self._last_prune_ms = -(2**62)
         self._last_drain_bound = -(2**62)
+        self._last_sweep_ms = -(2**62)
+        self._busy: set[str] = set()  # hosts holding PHP-FPM evidence or lifecycle history
         self._wm = -(2**62)  # as last computed; windows already closed stay closed
 
     # -- input ---------------------------------------------------------------------------------
@@ -122,6 +128,8 @@ class DiagnosisJoin:
         if host is None:
             host = self._hosts[event.host] = _Host()
         host.seen_types.add(event.log_type)
+        if event.ts_ms > host.last_ts_ms:
+            host.last_ts_ms = event.ts_ms
         f = event.fields
         if event.log_type == NGINX_ACCESS:
             if f.get("status") in FAILURE_STATUSES:
@@ -192,6 +200,7 @@ class DiagnosisJoin:
             return
         pending = _Pending(event, is_access, key, _cid(event), item_id, late)
         bucket.append(pending)
+        host.pending += 1
         self._seq += 1
         release = event.ts_ms + self.settings.release_ms
         heapq.heappush(self._heap, (release, event.ts_ms, 0 if is_access else 1, item_id, self._seq, pending))
@@ -209,9 +218,11 @@ class DiagnosisJoin:
         if kind in _DOWN_KINDS or kind in _UP_KINDS:
             entry = (event.ts_ms, kind in _UP_KINDS, event.raw, event)
             bisect.insort(master.timeline, entry, key=lambda t: (t[0], t[1], t[2]))
+            self._busy.add(event.host)
         if kind in _EVIDENCE_KINDS:
             host.evidence.append(event)
             self._evidence_count += 1
+            self._busy.add(event.host)
 
     # -- output --------------------------------------------------------------------------------
     def _drain(self) -> list[Incident]:
@@ -229,9 +240,18 @@ class DiagnosisJoin:
         return out
 
     def _prune(self, wm: int) -> None:
+        """Drop evidence no open window can use. Only hosts holding evidence are visited (a fleet of
+        thousands of quiet hosts costs nothing); hosts with no state left are forgotten now and then."""
         self._last_prune_ms = wm
         horizon = wm - self.settings.release_ms - self.settings.saturation_lookback_ms
-        for host in self._hosts.values():
+        if wm - self._last_sweep_ms >= _SWEEP_EVERY_MS:
+            self._last_sweep_ms = wm
+            forget = [name for name, h in self._hosts.items()
+                      if not h.pending and not h.evidence and not h.masters and h.last_ts_ms < horizon - _FORGET_MS]
+            for name in forget:
+                del self._hosts[name]
+        for name in list(self._busy):
+            host = self._hosts[name]
             if host.evidence and host.evidence[0].ts_ms < horizon or len(host.evidence) > 64:
                 keep = [e for e in host.evidence if e.ts_ms >= horizon]
                 self._evidence_count -= len(host.evidence) - len(keep)
@@ -242,6 +262,8 @@ class DiagnosisJoin:
                 cut = bisect.bisect_left(tl, horizon, key=lambda t: t[0])
                 if cut > 1:
                     del tl[: cut - 1]  # keep the last state before the horizon
+            if not host.evidence and all(len(m.timeline) <= 1 for m in host.masters.values()):
+                self._busy.discard(name)
         self._emitted = {k: v for k, v in self._emitted.items() if v >= horizon}
         while self._evidence_count > self.settings.max_state // 2:
             biggest = max(self._hosts.values(), key=lambda h: len(h.evidence))
@@ -251,6 +273,8 @@ class DiagnosisJoin:
             self.counters.evidence_evicted += drop
 
     def _take(self, index: dict[tuple[str | None, str | None], list[_Pending]], p: _Pending) -> None:
+        if not p.consumed:
+            self._hosts[p.event.host].pending -= 1
         bucket = index.get(p.key)
         if bucket is not None:
             try:
