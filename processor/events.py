@@ -54,6 +54,7 @@ class Record(NamedTuple):
     host: str | None = None
     access_format: str | None = None
     line_count: int = 1
+    origin: str | None = None  # the log file on the host, when a shipper's envelope says (log.file.path)
 
 
 class Event(NamedTuple):

@@ -58,7 +58,7 @@ class Filter:
         # one stream per origin and type: each is ordered on its own, the join merges them in event time
         stream = f"{origin}#{log_type}" if log_type else origin
         return self.pipeline.feed(Record(unwrapped.text, SourceRef(stream, self.line_no), log_type,
-                                         unwrapped.host or self.host, fmt))
+                                         unwrapped.host or self.host, fmt, 1, unwrapped.extra.get("log_file")))
 
 
 def _lines(stream: BinaryIO) -> tuple[list[bytes], bool]:

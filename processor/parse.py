@@ -142,6 +142,9 @@ class RecordParser:
                               result.context(), record.line_count)
         if prefix and any(v is not None for v in prefix.values()):
             result["shipper"] = prefix
+        if record.origin is not None:
+            # several PHP-FPM masters in one partition: their log file tells their lifecycles apart
+            result["log_file"] = record.origin
         host = record.host or self.settings.default_host
         tz = self._tz.get((host, log_type))
         if tz is None:

@@ -246,7 +246,8 @@ class Service:
             host = reader.host(got.host, rec)
             if host is not None and host_partition.setdefault(host, rec.partition) != rec.partition:
                 self._not_copartitioned(host, rec)
-            outputs = feed(Record(got.text, source, reader.log_type, host, reader.access_format))
+            outputs = feed(Record(got.text, source, reader.log_type, host, reader.access_format, 1,
+                                  got.extra.get("log_file")))
             if outputs:
                 self._emit(outputs, rec)
         self.totals.records_in += len(records)
