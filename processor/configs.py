@@ -74,6 +74,20 @@ def routes_of(nginx: NginxConf) -> list[Route]:
     return out
 
 
+def _findings(nginx: NginxConf | None, fpms: tuple[FpmConf, ...]) -> dict[str, tuple[tuple[str | None, str], ...]]:
+    """check-config's findings, by upstream: incidents quote the one that explains them."""
+    if nginx is None or not fpms:
+        return {}
+    from processor.check_config import check  # the same checks `badgateway check-config` reports
+
+    by_target: dict[str, list[tuple[str | None, str]]] = {}
+    for finding in check(nginx, list(fpms)):
+        key = address_key(finding.target) if finding.target else None
+        if key is not None:
+            by_target.setdefault(key, []).append((finding.cause, f"{finding.message} — fix: {finding.fix}"))
+    return {k: tuple(v) for k, v in by_target.items()}
+
+
 def load_knowledge(nginx_conf: str | None, fpm_confs: Sequence[str], log_format: str | None = None,
                    escape: str = "default") -> Knowledge:
     """Read the configs once; unreadable or broken configs raise ``UserConfigError`` (file:line: why)."""
@@ -105,5 +119,5 @@ def load_knowledge(nginx_conf: str | None, fpm_confs: Sequence[str], log_format:
     pools = tuple(p for fpm in fpms for p in pools_of(fpm))
     routes = tuple(routes_of(nginx)) if nginx is not None else ()
     user = nginx.user[0] if nginx is not None and nginx.user else None
-    topology = Topology(pools=pools, routes=routes, nginx_user=user)
+    topology = Topology(pools=pools, routes=routes, nginx_user=user, findings=_findings(nginx, fpms))
     return Knowledge(topology, formats, format_by_path, forced, nginx, fpms)

@@ -16,7 +16,17 @@ def _secs(value: float | None) -> str:
 
 
 def remediation(d: Diagnosis, topology: Topology) -> str:
-    """The remediation text for a diagnosis, specific where the configs allow."""
+    """The remediation text for a diagnosis, specific where the configs allow; when check-config has a
+    finding about this upstream that predicts this very cause, it is quoted."""
+    text = _remediation(d, topology)
+    key = d.upstream
+    for cause, finding in topology.findings.get(key, ()) if key else ():
+        if cause == d.cause:
+            return f"{text} Config check: {finding}"
+    return text
+
+
+def _remediation(d: Diagnosis, topology: Topology) -> str:
     pool = d.pool_info
     route = topology.route_to(d.upstream)
     sock = d.upstream or "the upstream"

@@ -69,6 +69,8 @@ class Topology:
     pools: tuple[PoolInfo, ...] = ()
     routes: tuple[Route, ...] = ()
     nginx_user: str | None = None
+    # check-config's findings about each upstream (listen key → (cause label, "message — fix"))
+    findings: dict[str, tuple[tuple[str | None, str], ...]] = field(default_factory=dict, compare=False)
     _by_key: dict[str, PoolInfo] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

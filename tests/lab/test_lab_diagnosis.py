@@ -113,3 +113,11 @@ def test_without_fpm_log_resets_fall_back_to_upstream_reset(tmp_path: Path) -> N
             assert causes[rid] == ["upstream_reset"], rid
         if row["cause"] == "fpm_down" and row["pool"] == "legacy":
             assert causes[rid] == ["socket_missing"], rid  # the stopped master's log is gone too
+
+
+def test_remediation_quotes_the_config_check_and_names_file_and_line(tmp_path: Path) -> None:
+    incidents = replay(RECORDED, tmp_path)
+    by_cause = {i["badgateway"]["cause"]: i["badgateway"]["remediation"] for i in incidents}
+    assert "request_terminate_timeout = 2s in" in by_cause["fpm_timeout"] and "pool.d/slow.conf:" in by_cause["fpm_timeout"]
+    assert "Config check:" in by_cause["socket_permission"] and "listen.owner" in by_cause["socket_permission"]
+    assert "fastcgi_read_timeout 2s at" in by_cause["nginx_timeout"]
