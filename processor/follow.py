@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from processor.commands import build_pipeline
 from processor.events import Record, SourceRef
-from processor.io.sinks import JsonLinesSink
+from processor.io.sinks import JsonLinesSink, KafkaTopicSink
 from processor.pipeline import Output, Pipeline
 from processor.replay import base_name
 
@@ -175,7 +175,11 @@ def follow_command(args: argparse.Namespace) -> int:
     follower = Follower(pipeline, list(args.paths), host=args.host, forced_type=args.type,
                         format_by_base={base_name(p): f for p, f in know.format_by_path.items()},
                         forced_format=know.forced_format, state_file=args.state_file)
-    incidents = JsonLinesSink(args.output, line_buffered=True)
+    incidents: JsonLinesSink | KafkaTopicSink
+    if args.kafka_bootstrap:
+        incidents = KafkaTopicSink(args.kafka_bootstrap, args.kafka_topic)
+    else:
+        incidents = JsonLinesSink(args.output, line_buffered=True)
     events = JsonLinesSink(args.events, line_buffered=True) if args.events else None
     dead = JsonLinesSink(args.dead_letter, line_buffered=True) if args.dead_letter else None
     stopping = False
@@ -198,14 +202,20 @@ def follow_command(args: argparse.Namespace) -> int:
         while not stopping:
             ship(follower.poll())
             if time.monotonic() - last_save > _STATE_EVERY_S:
+                if isinstance(incidents, KafkaTopicSink):
+                    incidents.flush()  # acknowledged before the offsets that produced them are saved
                 follower.save_state(at_end=False)
                 last_save = time.monotonic()
             time.sleep(args.poll_interval)
         ship(follower.poll())
         ship(pipeline.flush())
-        follower.save_state(at_end=True)
-    finally:
         for sink in (incidents, events, dead):
             if sink is not None:
                 sink.close()
+        follower.save_state(at_end=True)  # only once every output is written (and acknowledged)
+    except BaseException:
+        for sink in (incidents, events, dead):
+            if sink is not None:
+                sink.close()
+        raise
     return 0

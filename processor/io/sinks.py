@@ -82,3 +82,27 @@ class MemorySink:
 
     def close(self) -> None:
         return None
+
+
+class KafkaTopicSink:
+    """Incidents to a Kafka topic (``follow --kafka-topic``): key = host, ``acks=all``, idempotent; ``close``
+    flushes, so a clean stop has every incident acknowledged before the state file moves on."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        from kafka import KafkaProducer  # type: ignore[import-untyped]
+
+        self.topic = topic
+        self._producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all",
+                                       enable_idempotence=True, linger_ms=5)
+
+    def write(self, out: Output) -> None:
+        host = out.value.get("host", {}).get("name") if isinstance(out.value, dict) else None
+        key = host.encode("utf-8", "surrogateescape") if isinstance(host, str) else None
+        self._producer.send(self.topic, serialise(out).rstrip(b"\n"), key=key)
+
+    def flush(self) -> None:
+        self._producer.flush()
+
+    def close(self) -> None:
+        self._producer.flush()
+        self._producer.close()
