@@ -625,3 +625,28 @@ commit_interval_s = 0.5
     assert len(events) <= final["lines_parsed"]
     assert sum(1 for e in events if e["event"]["dataset"] == "nginx.access") == sum(
         1 for p, kind, _ in LAB_INPUTS if kind == "nginx_access" for line in (LAB / p).read_text().splitlines() if line)
+
+
+@pytest.mark.slow
+def test_many_kill_9_at_random_moments_lose_nothing(setup: Setup) -> None:
+    """The long crash profile (issue 7): 20 kill -9 at random moments while the logs flow."""
+    rnd = random.Random(20261124)
+    logs = scenario(240, seed=17)
+    expected = expected_incidents(setup, logs)
+    chunks = [logs]
+    for _ in range(4):  # the records keep arriving in slices between the kills
+        chunks = [part for c in chunks for part in split(c, 0.5)]
+    kills = 0
+    for i, chunk in enumerate(chunks + [None] * (20 - len(chunks))):
+        if chunk is not None:
+            setup.produce(chunk)
+        svc = ServiceProc(setup, f"crash-{i}")
+        time.sleep(rnd.uniform(0.5, 4.0))
+        svc.kill()
+        kills += 1
+    svc = ServiceProc(setup, "final")
+    svc.wait_caught_up(setup.end_offsets())
+    svc.terminate()
+    got = check(setup, expected, exact_once=False)  # every expected incident; copies identical
+    print(f"\n{kills} kill -9 survived: {len(expected)} incidents expected, {len(got)} on the topic "
+          f"({len(got) - len(expected)} duplicates, all sharing their event.id), 0 lost")
