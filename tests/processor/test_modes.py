@@ -170,3 +170,12 @@ def test_a_grammar_plugin_is_discovered_and_used(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr.decode()
     docs = read_jsonl(events)
     assert [d["badgateway"]["fields"]["message"] for d in docs] == ["hello", "world"]
+
+
+def test_the_api_example_runs_and_explains_the_lab() -> None:
+    proc = subprocess.run([sys.executable, str(REPO / "examples" / "api_example.py")], capture_output=True,
+                          text=True, cwd=REPO, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert sum(1 for line in lines if line.startswith(("502 ", "504 "))) == 41
+    assert lines[-1].endswith("dead-lettered 0")
