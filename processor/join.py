@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from dataclasses import dataclass, field
 from typing import Any
 
 from processor.causes import Failure, FpmView, classify, is_anchor, socket_pool_guess, upstream_of
 from processor.events import FAILURE_STATUSES, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Counters, Event, SourceRef
 from processor.incident import build_incident, event_id
 from processor.remediation import remediation
+from processor.join_state import HostState, JoinSettings, Master, Pending, connection_id, match_key
 from processor.topology import Topology
 from processor.watermark import Watermarks
 
 Incident = dict[str, Any]
+
+__all__ = ["DiagnosisJoin", "Incident", "JoinSettings"]
 
 _EVIDENCE_KINDS = frozenset({"timed_out", "exited_signal", "exited_code", "max_children"})
 _DOWN_KINDS = frozenset({"exiting", "terminating"})
@@ -27,72 +29,6 @@ _UP_KINDS = frozenset({"running", "ready"})
 _DUPLICATE_WINDOW_MS = 1000
 _SWEEP_EVERY_MS = 60_000
 _FORGET_MS = 600_000  # a host with nothing in flight, quiet this long (event time), is forgotten
-
-
-@dataclass(frozen=True, slots=True)
-class JoinSettings:
-    """Windows of the join, in milliseconds (converted from config units once, at the edge)."""
-
-    match_window_ms: int = 2_000  # access line ↔ error entry
-    evidence_window_ms: int = 5_000  # error entry ↔ PHP-FPM evidence (either side)
-    saturation_lookback_ms: int = 60_000  # `max_children` is logged once per episode
-    allowed_lateness_ms: int = 5_000
-    idle_timeout_ms: int = 30_000
-    max_jump_ms: int = 3_600_000
-    max_state: int = 1_000_000
-
-    @property
-    def release_ms(self) -> int:
-        return self.match_window_ms + self.evidence_window_ms
-
-
-@dataclass(slots=True)
-class _Pending:
-    event: Event
-    is_access: bool
-    key: tuple[str | None, str | None]
-    cid: int | None
-    item_id: str
-    late: bool
-    consumed: bool = False
-
-
-@dataclass(slots=True)
-class _Master:
-    """One PHP-FPM master as seen through its log: the pools it runs and when it was up."""
-
-    pools: set[str] = field(default_factory=set)
-    timeline: list[tuple[int, bool, str, Event]] = field(default_factory=list)
-
-    def state_at(self, ts_ms: int) -> tuple[bool, Event] | None:
-        i = bisect.bisect_right(self.timeline, (ts_ms, True, "\uffff"), key=lambda t: (t[0], t[1], t[2]))
-        if i == 0:
-            return None
-        _, up, _, ev = self.timeline[i - 1]
-        return up, ev
-
-
-@dataclass(slots=True)
-class _Host:
-    access: dict[tuple[str | None, str | None], list[_Pending]] = field(default_factory=dict)
-    errors: dict[tuple[str | None, str | None], list[_Pending]] = field(default_factory=dict)
-    evidence: list[Event] = field(default_factory=list)
-    consumed: set[int] = field(default_factory=set)  # id() of evidence events already explained
-    masters: dict[str, _Master] = field(default_factory=dict)
-    seen_types: set[str] = field(default_factory=set)
-    pending: int = 0  # failures and anchors of this host still in a window
-    last_ts_ms: int = -(2**62)
-
-
-def _key(ev: Event) -> tuple[str | None, str | None]:
-    f = ev.fields
-    client = f.get("remote_addr") if ev.log_type == NGINX_ACCESS else f.get("client")
-    return client, f.get("request")
-
-
-def _cid(ev: Event) -> int | None:
-    value = ev.fields.get("connection" if ev.log_type == NGINX_ACCESS else "cid")
-    return value if isinstance(value, int) else None
 
 
 class DiagnosisJoin:
@@ -103,8 +39,8 @@ class DiagnosisJoin:
         self.settings = settings
         self.counters = counters if counters is not None else Counters()
         self.watermarks = Watermarks(settings.allowed_lateness_ms, settings.idle_timeout_ms, settings.max_jump_ms)
-        self._hosts: dict[str, _Host] = {}
-        self._heap: list[tuple[int, int, int, str, int, _Pending]] = []
+        self._hosts: dict[str, HostState] = {}
+        self._heap: list[tuple[int, int, int, str, int, Pending]] = []
         self._seq = 0
         self._evidence_count = 0
         self._emitted: dict[str, int] = {}
@@ -126,7 +62,7 @@ class DiagnosisJoin:
         self.counters.future_records += self.watermarks.future_records - before
         host = self._hosts.get(event.host)
         if host is None:
-            host = self._hosts[event.host] = _Host()
+            host = self._hosts[event.host] = HostState()
         host.seen_types.add(event.log_type)
         if event.ts_ms > host.last_ts_ms:
             host.last_ts_ms = event.ts_ms
@@ -160,7 +96,7 @@ class DiagnosisJoin:
         self.watermarks.observe(stream, ts_ms, log_type)
         h = self._hosts.get(host)
         if h is None:
-            h = self._hosts[host] = _Host()
+            h = self._hosts[host] = HostState()
         h.seen_types.add(log_type)
         return self._drain()
 
@@ -190,28 +126,28 @@ class DiagnosisJoin:
     def state_size(self) -> int:
         return len(self._heap) + self._evidence_count
 
-    def _hold(self, host: _Host, event: Event, is_access: bool, late: bool) -> None:
+    def _hold(self, host: HostState, event: Event, is_access: bool, late: bool) -> None:
         item_id = event_id(event.host, event)
         index = host.access if is_access else host.errors
-        key = _key(event)
+        key = match_key(event)
         bucket = index.setdefault(key, [])
         if any(p.item_id == item_id for p in bucket) or item_id in self._emitted:
             self.counters.duplicates += 1  # the very same line again (a shipper's resend): one incident
             return
-        pending = _Pending(event, is_access, key, _cid(event), item_id, late)
+        pending = Pending(event, is_access, key, connection_id(event), item_id, late)
         bucket.append(pending)
         host.pending += 1
         self._seq += 1
         release = event.ts_ms + self.settings.release_ms
         heapq.heappush(self._heap, (release, event.ts_ms, 0 if is_access else 1, item_id, self._seq, pending))
 
-    def _fpm(self, host: _Host, event: Event) -> None:
+    def _fpm(self, host: HostState, event: Event) -> None:
         f = event.fields
         kind = f.get("kind")
         master_key = f.get("log_file") or event.source.stream
         master = host.masters.get(master_key)
         if master is None:
-            master = host.masters[master_key] = _Master()
+            master = host.masters[master_key] = Master()
         pool = f.get("pool")
         if isinstance(pool, str):
             master.pools.add(pool)
@@ -272,7 +208,7 @@ class DiagnosisJoin:
             self._evidence_count -= drop
             self.counters.evidence_evicted += drop
 
-    def _take(self, index: dict[tuple[str | None, str | None], list[_Pending]], p: _Pending) -> None:
+    def _take(self, index: dict[tuple[str | None, str | None], list[Pending]], p: Pending) -> None:
         if not p.consumed:
             self._hosts[p.event.host].pending -= 1
         bucket = index.get(p.key)
@@ -285,11 +221,11 @@ class DiagnosisJoin:
                 del index[p.key]
         p.consumed = True
 
-    def _partner(self, host: _Host, p: _Pending) -> _Pending | None:
+    def _partner(self, host: HostState, p: Pending) -> Pending | None:
         other = host.errors if p.is_access else host.access
         window = self.settings.match_window_ms
         best: tuple[int, int, str] | None = None
-        chosen: _Pending | None = None
+        chosen: Pending | None = None
         for q in other.get(p.key, ()):
             if q.consumed:
                 continue
@@ -303,7 +239,7 @@ class DiagnosisJoin:
                 best, chosen = rank, q
         return chosen
 
-    def _finalize(self, p: _Pending, *, evicted: bool) -> list[Incident]:
+    def _finalize(self, p: Pending, *, evicted: bool) -> list[Incident]:
         if p.consumed:
             return []
         host = self._hosts[p.event.host]
@@ -315,14 +251,14 @@ class DiagnosisJoin:
         error = p.event if not p.is_access else (partner.event if partner else None)
         duplicates: list[Event] = []
         if access is not None:
-            for q in list(host.access.get(_key(access), ())):
+            for q in list(host.access.get(match_key(access), ())):
                 if (not q.consumed and q.event.source.stream != access.source.stream
                         and abs(q.event.ts_ms - access.ts_ms) <= _DUPLICATE_WINDOW_MS
                         and q.event.fields.get("status") == access.fields.get("status")):
                     self._take(host.access, q)  # the same request in a second access log
                     duplicates.append(q.event)
         if error is not None and error.fields.get("cid") is not None:
-            for q in list(host.errors.get(_key(error), ())):
+            for q in list(host.errors.get(match_key(error), ())):
                 if not q.consumed and q.cid == error.fields.get("cid"):
                     self._take(host.errors, q)  # a second error line about the same connection
                     duplicates.append(q.event)
@@ -345,7 +281,7 @@ class DiagnosisJoin:
                                missing_evidence=missing, idle_inputs=self.watermarks.idle_streams(),
                                duplicates=duplicates)]
 
-    def _fpm_view(self, host: _Host, failure: Failure) -> FpmView:
+    def _fpm_view(self, host: HostState, failure: Failure) -> FpmView:
         t = failure.error.ts_ms if failure.error is not None else failure.ts_ms
         window = self.settings.evidence_window_ms
         timeouts: list[Event] = []
@@ -365,7 +301,7 @@ class DiagnosisJoin:
                 exits.append(ev)
         return FpmView(tuple(timeouts), tuple(exits), tuple(saturation), *self._master_state(host, failure, t))
 
-    def _master_state(self, host: _Host, failure: Failure, t: int) -> tuple[Event | None, bool, bool]:
+    def _master_state(self, host: HostState, failure: Failure, t: int) -> tuple[Event | None, bool, bool]:
         """(the lifecycle line proving the pool's master is down, every master down?, FPM log seen?)."""
         if not host.masters:
             return None, False, False
