@@ -24,15 +24,14 @@ class _Open:
 class EntryAssembler:
     """Feeds records of multi-line log types through per-stream buffers; others pass straight on.
 
-    ``starts`` maps a log type to its grammar's ``is_entry_start``. Returns completed records; a record
-    whose ``text`` is ``None``-like never occurs: orphans come back with ``log_type`` kept and are flagged
-    by ``orphan`` so the caller can dead-letter them with a reason.
+    ``starts`` maps a log type to its grammar's ``is_entry_start``. Returns completed records, and orphans
+    (continuation lines with no entry before them) for the caller to dead-letter. Blank lines never reach
+    it: the pipeline counts them before assembling.
     """
 
     def __init__(self, starts: dict[str, StartTest]) -> None:
         self._starts = starts
         self._open: dict[str, _Open] = {}
-        self._blank: dict[str, int] = {}
 
     def feed(self, record: Record) -> tuple[list[Record], list[Record]]:
         """Returns (complete entries, orphan continuation lines)."""
@@ -41,20 +40,9 @@ class EntryAssembler:
             return [record], []
         stream = record.source.stream
         text = record.text
-        is_blank = not text.strip()
-        if record.log_type == PHP_FPM_SLOWLOG and is_blank:
-            # blank lines separate slowlog entries; they belong to the entry they close
-            # slowlog entries are separated by blank lines: count them with the entry they follow
-            cur = self._open.get(stream)
-            if cur is not None:
-                cur.line_count += record.line_count
-            else:
-                self._blank[stream] = self._blank.get(stream, 0) + record.line_count
-            return [], []
         if start(text):
             done = self._close(stream)
-            blanks = self._blank.pop(stream, 0)
-            self._open[stream] = _Open(record, [text], record.line_count + blanks)
+            self._open[stream] = _Open(record, [text], record.line_count)
             return done, []
         cur = self._open.get(stream)
         if cur is None:
@@ -70,24 +58,19 @@ class EntryAssembler:
         text = "\n".join(cur.parts)
         return [cur.first._replace(text=text, line_count=cur.line_count)]
 
-    def end_stream(self, stream: str) -> tuple[list[Record], int]:
-        """Close the stream's open entry; also returns blank lines that belonged to no entry."""
-        return self._close(stream), self._blank.pop(stream, 0)
+    def end_stream(self, stream: str) -> list[Record]:
+        """Close the stream's open entry."""
+        return self._close(stream)
 
-    def flush(self) -> tuple[list[Record], int]:
+    def flush(self) -> list[Record]:
         out: list[Record] = []
-        blanks = sum(self._blank.values())
-        self._blank.clear()
         for stream in sorted(self._open):
             out.extend(self._close(stream))
-        return out, blanks
+        return out
 
     def held_offsets(self) -> dict[str, int]:
         """Lowest source offset still buffered per stream (for safe Kafka commits)."""
         return {s: o.first.source.offset for s, o in self._open.items()}
-
-    def oldest_open(self) -> list[str]:
-        return sorted(self._open)
 
 
 MULTILINE_TYPES = (NGINX_ERROR, PHP_FPM_SLOWLOG)

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Final
 
-from processor.events import NGINX_ERROR, Event
+from processor.events import Event
 from processor.topology import PoolInfo, Topology, address_key, is_unix
 
 CAUSES: Final = (
@@ -252,6 +252,3 @@ def _best(candidates: tuple[Event, ...], uri: str | None, pool: str | None, t_ms
         return None
     return max(ranked, key=lambda r: r[0])[1]
 
-
-def error_status_default(error: Event) -> int:
-    return 504 if error.log_type == NGINX_ERROR and error.fields.get("kind") == "upstream_timed_out" else 502

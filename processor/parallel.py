@@ -161,12 +161,7 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: 
     closed = [False] * len(units)
 
     def emit(outputs: list[Output]) -> None:
-        for out in outputs:
-            if out.kind == "incident":
-                result.incidents += 1
-            else:
-                result.dead_letters += out.kind == "dead_letter"
-            sink.write(out)
+        result.ship(outputs, sink)
 
     def receive(j: int) -> None:
         msg = conns[j].recv()

@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo, timezone
 from functools import lru_cache
-from typing import Any
 
 from grammars import access as access_grammar
 from grammars import error as error_grammar
@@ -191,6 +190,3 @@ def _strip_each(text: str) -> tuple[Fields, str]:
 def _context(text: str, column: int) -> str:
     return ParseError("", column, text).context()
 
-
-def dead_letter_record(dl: DeadLetter) -> dict[str, Any]:
-    return dl.to_dict()

@@ -105,34 +105,19 @@ class Pipeline:
     def parse_stream(self, records: Iterable[Record], stream: str) -> Iterator[Event | DeadLetter]:
         """Assemble and parse one ordered stream (a file) without joining: batch replay merges the
         streams of all its files in event time, then calls ``process_event``."""
-        counters = self.counters
-        parse = self.parser.parse
         for record in records:
-            counters.lines_in += record.line_count
-            if record.log_type not in MULTILINE_TYPES and record.log_type is not None:
-                # single-line logs (most lines): no assembler round trip
-                if not record.text or record.text.isspace():
-                    counters.lines_parsed += 1
-                    counters.blank_lines += 1
-                    continue
-                parsed = parse(record)
-                if isinstance(parsed, DeadLetter):
-                    counters.lines_dead_lettered += parsed.line_count
-                else:
-                    counters.lines_parsed += 1
-                    counters.events_by_type[parsed.log_type] = counters.events_by_type.get(parsed.log_type, 0) + 1
-                yield parsed
-                continue
+            self.counters.lines_in += record.line_count
             if self._blank(record):
+                continue
+            if record.log_type is not None and record.log_type not in MULTILINE_TYPES:
+                yield self.parse_entry(record)  # single-line logs (most lines): no assembler round trip
                 continue
             complete, orphans = self._assembler.feed(record)
             for orphan in orphans:
                 yield self._orphan(orphan)
             for entry in complete:
                 yield self.parse_entry(entry)
-        entries, blanks = self._assembler.end_stream(stream)
-        self.counters.lines_parsed += blanks
-        for entry in entries:
+        for entry in self._assembler.end_stream(stream):
             yield self.parse_entry(entry)
 
     def process_event(self, event: Event) -> list[Output]:
@@ -171,18 +156,15 @@ class Pipeline:
         return True
 
     def _orphan(self, orphan: Record) -> DeadLetter:
-        reason = ("continuation line with no entry before it" if orphan.text.strip()
-                  else "blank line outside any entry")
-        dl = DeadLetter(orphan.source, reason, orphan.text, orphan.log_type, line_count=orphan.line_count)
+        dl = DeadLetter(orphan.source, "continuation line with no entry before it", orphan.text, orphan.log_type,
+                        line_count=orphan.line_count)
         self.counters.lines_dead_lettered += dl.line_count
         return dl
 
     def end_stream(self, stream: str) -> list[Output]:
         """A stream (file) ended: its open entry completes and it stops holding the watermark."""
-        entries, blanks = self._assembler.end_stream(stream)
-        self.counters.lines_parsed += blanks  # slowlog separators: structure, not data
         out: list[Output] = []
-        for entry in entries:
+        for entry in self._assembler.end_stream(stream):
             out.extend(self._one(entry))
         out.extend(Output("incident", inc, None) for inc in self.join.close_input(stream))
         return out
@@ -193,10 +175,8 @@ class Pipeline:
 
     def flush(self) -> list[Output]:
         """End of all input: complete open entries and close every window."""
-        entries, blanks = self._assembler.flush()
-        self.counters.lines_parsed += blanks
         out: list[Output] = []
-        for entry in entries:
+        for entry in self._assembler.flush():
             out.extend(self._one(entry))
         out.extend(Output("incident", inc, None) for inc in self.join.flush())
         return out

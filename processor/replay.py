@@ -44,6 +44,17 @@ class ReplayResult:
     events_written: int = 0
     dead_letters: int = 0
 
+    def ship(self, outputs: list[Output], sink: Sink) -> None:
+        """Count each output by kind and hand it to the sink."""
+        for out in outputs:
+            if out.kind == "incident":
+                self.incidents += 1
+            elif out.kind == "event":
+                self.events_written += 1
+            else:
+                self.dead_letters += 1
+            sink.write(out)
+
 
 def base_name(path: str) -> str:
     """``access.log.2.gz`` → ``access.log``: rotated copies share the live file's format and type."""
@@ -119,14 +130,7 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
     last_ts = [-(2**62)] * len(streams)
 
     def emit(outputs: list[Output]) -> None:
-        for out in outputs:
-            if out.kind == "incident":
-                result.incidents += 1
-            elif out.kind == "event":
-                result.events_written += 1
-            else:
-                result.dead_letters += 1
-            sink.write(out)
+        result.ship(outputs, sink)
 
     def pull(i: int) -> tuple[int, Event] | None:
         """Stream i's next event and its merge key; dead letters on the way are written at once."""
