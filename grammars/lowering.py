@@ -268,6 +268,9 @@ class FastParser:
         self._env: dict[str, Any] = {"_match": self.pattern.match, **env}
         self._code = compile(self.source, f"<lowered {grammar.name}>", "exec")
         self.parse = self.with_fallback(_no_fields)
+        self._group_order = group_order
+        self._slots = lowerer.slots
+        self._probes: dict[tuple[str, ...], Callable[[str], tuple[Any, ...] | None]] = {}
 
     def with_fallback(self, on_miss: Callable[[str], Any]) -> Callable[[str], Any]:
         """The builder, returning ``on_miss(line)`` instead of ``None`` when the regex does not
@@ -276,6 +279,22 @@ class FastParser:
         exec(self._code, namespace)  # the source is built from the grammar only, never from log text
         build: Callable[[str], Any] = namespace["build"]
         return build
+
+
+    def probe(self, wanted: tuple[str, ...]) -> Callable[[str], tuple[Any, ...] | None]:
+        """``probe(line)``: the values of the ``wanted`` names (``None`` for a name the grammar lacks), or
+        ``None`` when ``parse(line)`` would not give a record (no match, or a conversion that fails).
+
+        Cheaper than ``parse`` when few fields are needed: no dict, and only the conversions that
+        may fail are run besides the wanted ones (``record_builder.probe_source``).
+        """
+        probe = self._probes.get(wanted)
+        if probe is None:
+            source, env = record_builder.probe_source(self.names, self._group_order, self._slots, wanted)
+            namespace = {"_match": self.pattern.match, "_miss": _no_fields, **env}
+            exec(compile(source, f"<lowered probe {wanted}>", "exec"), namespace)  # grammar names only
+            probe = self._probes[wanted] = namespace["probe"]
+        return probe
 
 
 _NAMES_ATTR: Final = "badgateway_result_names"  # cached on the grammar itself: no global registry

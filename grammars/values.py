@@ -90,6 +90,21 @@ def set_inline(convert: Converter, template: str, **inner: Any) -> None:
     setattr(convert, INLINE_ATTR, (template, inner))
 
 
+# Attribute marking a converter that never raises, whatever text it is given: a probe of the lowered
+# grammar (``record_builder.probe_source``) may skip it and still know the record would build.
+TOTAL_ATTR: Final = "badgateway_total"
+
+
+def set_total(convert: Converter) -> None:
+    """Declare that ``convert`` never raises on any ``str``."""
+    setattr(convert, TOTAL_ATTR, True)
+
+
+def is_total(convert: Converter) -> bool:
+    """True when ``convert`` was declared never to raise (``set_total``)."""
+    return getattr(convert, TOTAL_ATTR, False) is True
+
+
 def nullable(convert: Converter) -> Converter:
     """Wrap ``convert`` so that nginx's ``-`` (no value) becomes ``None``."""
 
@@ -119,6 +134,7 @@ def dash_none(text: str) -> str | None:
 
 
 set_inline(dash_none, "(None if {v} == '-' else {v})")
+set_total(dash_none)
 
 
 _QUOTED_ESCAPE: Final = re.compile(r'\\(["\\])')
@@ -130,6 +146,7 @@ def text(value: str) -> str:
 
 
 set_inline(text, "{v}")
+set_total(text)
 
 
 def unescape(body: str) -> str:
@@ -148,6 +165,8 @@ def body_or_none(body: str) -> str | None:
 
 
 set_inline(body_or_none, "(None if {v} == '-' else {v} if '\\\\' not in {v} else {f}({v}))", f=unescape)
+set_total(unescape)
+set_total(body_or_none)
 
 
 def unquote_or_none(quoted: str) -> str | None:

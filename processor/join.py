@@ -49,36 +49,68 @@ class DiagnosisJoin:
         self._last_sweep_ms = -(2**62)
         self._busy: set[str] = set()  # hosts holding PHP-FPM evidence or lifecycle history
         self._wm = -(2**62)  # as last computed; windows already closed stay closed
+        self._late = False  # whether the event being processed is late (set by _see)
+        self._lateness_ms = settings.allowed_lateness_ms
+        self._max_state = settings.max_state
+        self._last_source_name: str | None = None
+        self._last_source_partition: int | None = None
+        self._last_stream = ""
 
     # -- input ---------------------------------------------------------------------------------
     def process(self, event: Event) -> list[Incident]:
         """Take one parsed event; return the incidents whose windows it closed."""
-        # a stream's first record opens it: it can only be late against its own progress
-        late = event.ts_ms < self._wm and event.source.stream in self.watermarks.streams
-        if late:
-            self.counters.late_records += 1
-        before = self.watermarks.future_records
-        self.watermarks.observe(event.source.stream, event.ts_ms, event.log_type)
-        self.counters.future_records += self.watermarks.future_records - before
-        host = self._hosts.get(event.host)
-        if host is None:
-            host = self._hosts[event.host] = HostState()
-        host.seen_types.add(event.log_type)
-        if event.ts_ms > host.last_ts_ms:
-            host.last_ts_ms = event.ts_ms
+        host = self._see(self._stream(event.source), event.ts_ms, event.log_type, event.host)
         f = event.fields
         if event.log_type == NGINX_ACCESS:
             if f.get("status") in FAILURE_STATUSES:
-                self._hold(host, event, True, late)
+                self._hold(host, event, True, self._late)
         elif event.log_type == NGINX_ERROR:
             if is_anchor(f):
-                self._hold(host, event, False, late)
+                self._hold(host, event, False, self._late)
         elif event.log_type == PHP_FPM:
             self._fpm(host, event)
+        return self._closed()
+
+    def process_healthy(self, source: SourceRef, ts_ms: int, log_type: str, host: str) -> list[Incident]:
+        """``process`` for an event the join holds nothing of (an access line whose status is no failure),
+        without the event: its clocks move and its host is seen, exactly as ``process`` would."""
+        self._see(self._stream(source), ts_ms, log_type, host)
+        return self._closed()
+
+    def _stream(self, source: SourceRef) -> str:
+        # SourceRef.stream formats a string per call; consecutive records come from the same stream
+        if source.name == self._last_source_name and source.partition == self._last_source_partition:
+            return self._last_stream
+        stream = self._last_stream = source.stream
+        self._last_source_name, self._last_source_partition = source.name, source.partition
+        return stream
+
+    def _see(self, stream: str, ts_ms: int, log_type: str, host_name: str) -> HostState:
+        """Every event: lateness, the watermark and the host's own clock; sets ``_late``."""
+        watermarks = self.watermarks
+        # a stream's first record opens it: it can only be late against its own progress
+        late = self._late = ts_ms < self._wm and stream in watermarks.streams
+        if late:
+            self.counters.late_records += 1
+        before = watermarks.future_records
+        watermarks.observe(stream, ts_ms, log_type)
+        if watermarks.future_records != before:
+            self.counters.future_records += watermarks.future_records - before
+        host = self._hosts.get(host_name)
+        if host is None:
+            host = self._hosts[host_name] = HostState()
+        host.seen_types.add(log_type)
+        if ts_ms > host.last_ts_ms:
+            host.last_ts_ms = ts_ms
+        return host
+
+    def _closed(self) -> list[Incident]:
+        """After each event: the windows it closed (and now and then a prune)."""
         # the join's watermark never exceeds the most advanced stream minus the lateness: when even that
         # bound closes no window, skip computing the minimum over streams (the common, healthy line)
-        bound = self.watermarks.global_max_ts_ms - self.settings.allowed_lateness_ms
-        if (self._heap and self._heap[0][0] <= bound) or self.state_size > self.settings.max_state:
+        bound = self.watermarks.global_max_ts_ms - self._lateness_ms
+        heap = self._heap
+        if (heap and heap[0][0] <= bound) or len(heap) + self._evidence_count > self._max_state:
             return self._drain()
         if bound - self._last_drain_bound >= 1_000:  # now and then: prune old evidence
             self._last_drain_bound = bound

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo, timezone
 from functools import lru_cache
+from typing import Any
 
 from grammars import access as access_grammar
 from grammars import error as error_grammar
@@ -23,10 +24,12 @@ from grammars.prefix import has_prefix, strip_prefix
 from grammars.result import ParseError
 
 from processor.events import (
-    NGINX_ACCESS, NGINX_ERROR, PHP_FPM, PHP_FPM_ACCESS, PHP_FPM_SLOWLOG, DeadLetter, Event, Fields, Record,
+    FAILURE_STATUSES, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, PHP_FPM_ACCESS, PHP_FPM_SLOWLOG, DeadLetter, Event,
+    Fields, Record,
 )
 
 Parse = Callable[[str], "Fields | ParseError"]
+Probe = Callable[[str], "tuple[Any, ...] | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,10 @@ class RecordParser:
         self._plugins = {p.name: p for p in settings.plugins}
         for plugin in settings.plugins:
             self._by_type.setdefault(plugin.name, plugin.parse)
+        # healthy_access_ms: the (status, time) probe of each access format named by records (None: no probe)
+        self._probes: dict[str | None, Probe] = {}
+        self._last_time: datetime | None = None  # consecutive lines share their second: its epoch ms, kept
+        self._last_time_ms = 0
 
     def format_named(self, name: str) -> access_grammar.AccessFormat | None:
         return self._formats.get(name)
@@ -111,6 +118,47 @@ class RecordParser:
         except Exception as exc:  # noqa: BLE001 - a grammar bug must not stop the pipeline
             return DeadLetter(record.source, f"internal parser error: {type(exc).__name__}: {exc}", record.text,
                               record.log_type, line_count=record.line_count)
+
+    def healthy_access_ms(self, record: Record) -> int | None:
+        """Event time of a healthy NGINX access record, for a caller that needs no ``Event`` of it.
+
+        Not ``None`` only when ``parse(record)`` would give an ``nginx_access`` event of that time whose
+        status is not a failure (``FAILURE_STATUSES``): the same grammar matches (its lowered regex and every
+        conversion that may fail, ``FastParser.probe``), no shipper prefix, one line. ``None``: ``parse``
+        decides (failures, other types, dead letters, JSON lines, anything unusual).
+        """
+        probe = self._probes.get(record.access_format) or self._access_probe(record.access_format)
+        text = record.text
+        if "\n" in text or text.startswith("{"):
+            return None
+        got = probe(text)
+        if got is None:
+            return None
+        status, value = got
+        if status in FAILURE_STATUSES or not isinstance(value, datetime) or has_prefix(text):
+            return None
+        if value is self._last_time:
+            return self._last_time_ms
+        if value.tzinfo is None:  # the host's timezone applies: not kept
+            return _local_ms(value, self._tz_for(record.host or self.settings.default_host, NGINX_ACCESS))
+        ts_ms = self._last_time_ms = _aware_ms(value)
+        self._last_time = value
+        return ts_ms
+
+    def _access_probe(self, fmt_name: str | None) -> Probe:
+        fmt = self._formats.get(fmt_name or "combined")
+        probe: Probe = _no_probe
+        if fmt is not None and fmt.fast is not None and NGINX_ACCESS not in self._plugins:
+            probe = fmt.fast.probe(("status", "time"))
+        self._probes[fmt_name] = probe
+        return probe
+
+    def _tz_for(self, host: str, log_type: str) -> tzinfo:
+        tz = self._tz.get((host, log_type))
+        if tz is None:
+            tz = self._tz[(host, log_type)] = (self.settings.host_timezones.get(host)
+                                               or self.settings.timezones.get(log_type, self.settings.timezone))
+        return tz
 
     def _parse(self, record: Record) -> Event | DeadLetter:
         text = record.text
@@ -145,10 +193,7 @@ class RecordParser:
             # several PHP-FPM masters in one partition: their log file tells their lifecycles apart
             result["log_file"] = record.origin
         host = record.host or self.settings.default_host
-        tz = self._tz.get((host, log_type))
-        if tz is None:
-            tz = self._tz[(host, log_type)] = (self.settings.host_timezones.get(host)
-                                               or self.settings.timezones.get(log_type, self.settings.timezone))
+        tz = self._tz_for(host, log_type)
         ts_ms = event_ts_ms(result, tz)
         if ts_ms is None:
             shipper_time = prefix.get("shipper_time") if prefix else None
@@ -178,6 +223,10 @@ class RecordParser:
                     if not isinstance(alt, ParseError):
                         return alt
         return result
+
+
+def _no_probe(text: str) -> None:
+    return None  # a format without a lowered regex: parse decides
 
 
 def _strip_each(text: str) -> tuple[Fields, str]:
