@@ -9,6 +9,7 @@ Usage:
     .venv/bin/python benchmarks/bench_kafka_bare.py                      # starts its own broker (scripts/kafka.sh)
     .venv/bin/python benchmarks/bench_kafka_bare.py --bootstrap 127.0.0.1:9092 -n 500000 --runs 5
     .venv/bin/python benchmarks/bench_kafka_bare.py --transactional   # and the exactly-once loop, interleaved
+    .venv/bin/python benchmarks/bench_kafka_bare.py --confluent       # and confluent-kafka's loop, interleaved
 
 The clock starts when the first records arrive (group join and the first fetch are left out: they are a constant,
 not a rate) and stops when the producer's flush returns and the consumer's offsets are committed.
@@ -39,6 +40,13 @@ PRODUCER_CONFIG: dict[str, Any] = {
     "enable_idempotence": True,
     "linger_ms": 5,
     "batch_size": 256 * 1024,
+}
+# The same guarantees in librdkafka's names (badgateway's confluent client: processor/io/kafka_confluent.py).
+CONFLUENT_PRODUCER_CONFIG: dict[str, Any] = {
+    "acks": "all",
+    "enable.idempotence": True,
+    "linger.ms": 5,
+    "partitioner": "murmur2_random",
 }
 CONSUMER_CONFIG: dict[str, Any] = {
     "auto_offset_reset": "earliest",
@@ -138,6 +146,43 @@ def bare_loop(bootstrap: str, in_topic: str, out_topic: str, n: int) -> float:
         consumer.close(autocommit=False)
 
 
+def confluent_bare_loop(bootstrap: str, in_topic: str, out_topic: str, n: int) -> float:
+    """`bare_loop` with confluent-kafka (librdkafka), the settings of badgateway's confluent client."""
+    from confluent_kafka import Consumer, Producer
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-bare-{uuid.uuid4().hex[:8]}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    producer = Producer({"bootstrap.servers": bootstrap, **CONFLUENT_PRODUCER_CONFIG})
+    consumer.subscribe([in_topic])
+    try:
+        count = 0
+        started = 0.0
+        deadline = time.monotonic() + 60 + n / 1000
+        while count < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"confluent bare loop got {count} of {n} records from {in_topic}")
+            msgs = consumer.consume(2000, 1.0)
+            if msgs and not started:
+                started = time.perf_counter()
+            for m in msgs:
+                if m.error() is not None:
+                    continue
+                while True:
+                    try:
+                        producer.produce(out_topic, m.value(), m.key())
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+                count += 1
+            producer.poll(0)
+        while producer.flush(1.0) > 0:
+            pass
+        consumer.commit(asynchronous=False)
+        return count / (time.perf_counter() - started)
+    finally:
+        consumer.close()
+
+
 def transactional_loop(
     bootstrap: str, in_topic: str, out_topic: str, n: int, records_per_tx: int = 500
 ) -> float:
@@ -194,10 +239,13 @@ def local_broker() -> Iterator[str]:
             broker.stop()
 
 
-def run(bootstrap: str, n: int, runs: int, partitions: int, transactional: bool) -> dict[str, list[float]]:
+def run(bootstrap: str, n: int, runs: int, partitions: int, transactional: bool, confluent: bool = False
+        ) -> dict[str, list[float]]:
     tag = uuid.uuid4().hex[:8]
     in_topic = f"bench-in-{tag}"
     loops = {"bare consume → produce": bare_loop}
+    if confluent:
+        loops["confluent-kafka bare consume → produce"] = confluent_bare_loop
     if transactional:
         loops["transactional (500/tx)"] = transactional_loop
     out_topics = {(name, i): f"bench-out-{tag}-{j}-{i}" for j, name in enumerate(loops) for i in range(runs)}
@@ -222,13 +270,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3, help="timed loops over the same input (default 3)")
     parser.add_argument("--partitions", type=int, default=1, help="partitions per topic (default 1)")
     parser.add_argument("--transactional", action="store_true", help="also time the exactly-once loop")
+    parser.add_argument("--confluent", action="store_true", help="also time confluent-kafka's bare loop")
     args = parser.parse_args(argv)
 
     if args.bootstrap:
-        rates = run(args.bootstrap, args.n, args.runs, args.partitions, args.transactional)
+        rates = run(args.bootstrap, args.n, args.runs, args.partitions, args.transactional, args.confluent)
     else:
         with local_broker() as bootstrap:
-            rates = run(bootstrap, args.n, args.runs, args.partitions, args.transactional)
+            rates = run(bootstrap, args.n, args.runs, args.partitions, args.transactional, args.confluent)
     for name, values in rates.items():
         print(f"{name}: median {statistics.median(values):,.0f} records/s, best {max(values):,.0f} ({len(values)} runs)")
 

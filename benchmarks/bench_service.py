@@ -1,6 +1,8 @@
-"""`badgateway run` end to end next to kafka-python's bare consume → produce loop: same broker, same data, same run.
+"""`badgateway run` end to end next to its Kafka client's bare consume → produce loop: same broker, data and run.
 
-Issue 5's target: the service reaches ≥ 60% of the bare loop's records/s. The service parses every access line,
+Each client (`kafka.client`: kafka-python, confluent) is timed against its own bare loop. Targets: the service
+reaches ≥ 60% of the bare loop of whichever client it uses (issues 5 and 9), and ≥ 150,000 records/s on one
+process with confluent-kafka (issue 9). The service parses every access line,
 runs the join and commits with the safe-offset rule; the bare loop copies bytes. Three service modes are timed:
 incidents only (the default deployment: ~4% of the lines are 502/504 and produce an incident), with the events
 topic on (one ECS event produced per parsed line, the same output volume as the bare loop), and
@@ -8,6 +10,7 @@ topic on (one ECS event produced per parsed line, the same output volume as the 
 
     .venv/bin/python benchmarks/bench_service.py                     # starts its own broker
     .venv/bin/python benchmarks/bench_service.py --bootstrap 127.0.0.1:9092 -n 200000
+    .venv/bin/python benchmarks/bench_service.py --clients confluent -n 500000   # one client only
 
 The clock starts when the service receives its first record (group join is a constant, as in the bare loop) and
 stops when it has processed the last one; the final flush + commit is timed and printed separately.
@@ -27,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_kafka_bare import bare_loop, create_topics, load_topic, local_broker, make_lines  # noqa: E402
+from bench_kafka_bare import bare_loop, confluent_bare_loop, create_topics, load_topic, local_broker, make_lines  # noqa: E402
 
 from processor.config import load_config  # noqa: E402
 from processor.logging import configure  # noqa: E402
@@ -45,13 +48,18 @@ def _position(service: Service) -> int:
         return 0
 
 
-def service_rate(bootstrap: str, in_topic: str, n: int, *, events: bool = False, exactly_once: bool = False
-                 ) -> tuple[float, float, int]:
+BARE_LOOPS = {"kafka-python": bare_loop, "confluent": confluent_bare_loop}
+MODES = (("service", {}, "incidents only (default)"), ("events", {"events": True}, "+ events topic"),
+         ("exactly_once", {"exactly_once": True}, "exactly_once = true"))
+
+
+def service_rate(bootstrap: str, in_topic: str, n: int, *, client: str = "kafka-python", events: bool = False,
+                 exactly_once: bool = False) -> tuple[float, float, int]:
     """(records/s, seconds of the final flush + commit, incidents) for one service run over `in_topic`."""
     tag = uuid.uuid4().hex[:8]
     outputs = [f"bench-incidents-{tag}", f"bench-dead-{tag}"] + ([f"bench-events-{tag}"] if events else [])
     create_topics(bootstrap, outputs)
-    sets = [f"kafka.bootstrap_servers={bootstrap}", f"kafka.group_id=bench-svc-{tag}",
+    sets = [f"kafka.client={client}", f"kafka.bootstrap_servers={bootstrap}", f"kafka.group_id=bench-svc-{tag}",
             f"inputs.0.topic={in_topic}", "inputs.0.type=nginx_access", "inputs.0.envelope=raw",
             # load_topic() keys records by client address; taken as the host, every line would be its own machine
             "inputs.0.host_from=fixed:web-1",
@@ -86,29 +94,35 @@ def service_rate(bootstrap: str, in_topic: str, n: int, *, events: bool = False,
     return rate, time.perf_counter() - stop_at, service.totals.incidents
 
 
-def run(bootstrap: str, n: int, runs: int) -> None:
+def run(bootstrap: str, n: int, runs: int, clients: list[str]) -> None:
     configure(json=True)
     tag = uuid.uuid4().hex[:8]
     in_topic = f"bench-svc-in-{tag}"
-    bare_outs = [f"bench-svc-bare-{tag}-{i}" for i in range(runs)]
-    create_topics(bootstrap, [in_topic, *bare_outs])
+    bare_outs = {(c, i): f"bench-svc-bare-{tag}-{c}-{i}" for c in clients for i in range(runs)}
+    create_topics(bootstrap, [in_topic, *bare_outs.values()])
     lines = make_lines(n)
     print(f"loading {n:,} access lines into {in_topic}: {load_topic(bootstrap, in_topic, lines):,.0f} records/s")
-    rates: dict[str, list[float]] = {"bare": [], "service": [], "events": [], "exactly_once": []}
-    for i in range(runs):  # interleaved, so drift on the machine hits every mode alike
-        rates["bare"].append(bare_loop(bootstrap, in_topic, bare_outs[i], n))
-        line = [f"bare {rates['bare'][-1]:,.0f}/s"]
-        for mode, options in (("service", {}), ("events", {"events": True}), ("exactly_once", {"exactly_once": True})):
-            rate, close_s, incidents = service_rate(bootstrap, in_topic, n, **options)
-            rates[mode].append(rate)
-            line.append(f"{mode} {rate:,.0f}/s ({incidents} incidents, final flush+commit {close_s:.2f}s)")
-        print(f"  run {i + 1}: " + " | ".join(line))
-    b = statistics.median(rates["bare"])
-    print(f"bare kafka-python consume → produce: {b:,.0f} records/s (median of {runs})")
-    for mode, label in (("service", "incidents only (default)"), ("events", "+ events topic"),
-                        ("exactly_once", "exactly_once = true")):
-        r = statistics.median(rates[mode])
-        print(f"badgateway run, {label + ':':26} {r:,.0f} records/s = {r / b:.0%} of bare")
+    rates: dict[tuple[str, str], list[float]] = {}
+    for i in range(runs):  # interleaved, so drift on the machine hits every client and mode alike
+        for client in clients:
+            bare = BARE_LOOPS[client](bootstrap, in_topic, bare_outs[(client, i)], n)
+            rates.setdefault((client, "bare"), []).append(bare)
+            line = [f"bare {bare:,.0f}/s"]
+            for mode, options, _ in MODES:
+                rate, close_s, incidents = service_rate(bootstrap, in_topic, n, client=client, **options)
+                rates.setdefault((client, mode), []).append(rate)
+                line.append(f"{mode} {rate:,.0f}/s ({incidents} incidents, final flush+commit {close_s:.2f}s)")
+            print(f"  run {i + 1}, {client}: " + " | ".join(line))
+    print(f"\nmedians of {runs} run(s), {n:,} records each:")
+    print(f"| client | bare consume → produce | {' | '.join(label for _, _, label in MODES)} |")
+    print("|---|---|" + "---|" * len(MODES))
+    for client in clients:
+        b = statistics.median(rates[(client, "bare")])
+        cells = []
+        for mode, _, _ in MODES:
+            r = statistics.median(rates[(client, mode)])
+            cells.append(f"{r:,.0f}/s = {r / b:.0%}")
+        print(f"| {client} | {b:,.0f}/s | {' | '.join(cells)} |")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -116,12 +130,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bootstrap", help="an existing broker; without it one is started for the run")
     parser.add_argument("-n", type=int, default=100_000, help="records (default 100000)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--clients", default="kafka-python,confluent",
+                        help="comma-separated kafka.client values to time (default: both)")
     args = parser.parse_args(argv)
+    clients = [c for c in args.clients.split(",") if c]
+    unknown = set(clients) - set(BARE_LOOPS)
+    if unknown:
+        parser.error(f"--clients: unknown {sorted(unknown)}; known: {', '.join(BARE_LOOPS)}")
     if args.bootstrap:
-        run(args.bootstrap, args.n, args.runs)
+        run(args.bootstrap, args.n, args.runs, clients)
     else:
         with local_broker() as bootstrap:
-            run(bootstrap, args.n, args.runs)
+            run(bootstrap, args.n, args.runs, clients)
 
 
 if __name__ == "__main__":

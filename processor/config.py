@@ -26,6 +26,7 @@ ENVELOPES = ("auto", "raw", "filebeat", "vector", "fluentbit")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 ON_STOP = ("flush", "handoff")
+KAFKA_CLIENTS = ("kafka-python", "confluent")
 
 
 class Secret:
@@ -56,6 +57,8 @@ class Secret:
 
 @dataclass(frozen=True, slots=True)
 class KafkaSection:
+    # kafka-python (pure Python, the default) or confluent (librdkafka: pip install 'badgateway[confluent]')
+    client: str = "kafka-python"
     bootstrap_servers: tuple[str, ...] = ("localhost:9092",)
     group_id: str = "badgateway"
     client_id: str = "badgateway"
@@ -322,6 +325,7 @@ def _choice(where: str, value: str, allowed: Sequence[str]) -> None:
 def _validate(c: ServiceConfig) -> None:
     if not c.kafka.bootstrap_servers:
         raise UserConfigError("kafka.bootstrap_servers: give at least one host:port")
+    _choice("kafka.client", c.kafka.client, KAFKA_CLIENTS)
     _choice("kafka.security_protocol", c.kafka.security_protocol, SECURITY_PROTOCOLS)
     _choice("kafka.sasl_mechanism", c.kafka.sasl_mechanism, SASL_MECHANISMS)
     _choice("kafka.auto_offset_reset", c.kafka.auto_offset_reset, ("earliest", "latest"))

@@ -12,24 +12,18 @@ import argparse
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
-
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # type: ignore[import-untyped]
-from kafka.consumer.fetcher import ConsumerRecord  # type: ignore[import-untyped]
-from kafka.errors import KafkaError as NativeKafkaError  # type: ignore[import-untyped]
-from kafka.structs import OffsetAndMetadata  # type: ignore[import-untyped]
 
 from processor.config import ServiceConfig, load_config, redacted
 from processor.configs import load_knowledge
 from processor.errors import KafkaError, UserConfigError
 from processor.events import DeadLetter, Record, SourceRef
-from processor.io.kafka import (
-    CommitPlanner, InputReader, Outbox, RebalanceHook, check_copartitioned, ensure_topic, incident_sources,
-    make_consumer, make_producer, stream_of, topic_partitions, with_backoff,
-)
+from processor.io.kafka import CommitPlanner, InputReader, Outbox, check_copartitioned, incident_sources, stream_of, \
+    with_backoff
+from processor.io.kafka_client import TP, ClientError, Consumer, Msg, Producer, backend
 from processor.io.metrics import Metrics
 from processor.io.sinks import serialise
 from processor.join import JoinSettings
@@ -67,12 +61,12 @@ class Service:
                        for i in config.inputs}
         self.planner = CommitPlanner()
         self.totals = Totals()
-        self.consumer: KafkaConsumer | None = None
-        self.producer: KafkaProducer | None = None
+        self.client = backend(config.kafka)
+        self.consumer: Consumer | None = None
+        self.producer: Producer | None = None
         self._stopping = False
         self._closed = False
         self._send_error: BaseException | None = None
-        self._new_assignment: list[TopicPartition] | None = None
         self._host_partition: dict[str, int] = {}  # first partition number each host was seen on
         self._warned_hosts: set[str] = set()
         self._proc_ms = int(time.time() * 1000)  # processing time; frozen while the broker stalls us
@@ -82,7 +76,7 @@ class Service:
         # transaction it left open at once (else read_committed readers wait for the transaction timeout)
         txid = config.kafka.transactional_id or f"badgateway-{config.kafka.group_id}-{socket.gethostname()}"
         self._txid = txid if self._eos else None
-        # repartition: stage 1 re-keys every input record by host (one partitioner: kafka-python's murmur2) into
+        # repartition: stage 1 re-keys every input record by host (one partitioner: murmur2, either client) into
         # this internal topic, stage 2 joins from it; the same consumer group runs both
         self._internal = f"{config.kafka.group_id}-repartition" if config.kafka.repartition else None
 
@@ -98,17 +92,18 @@ class Service:
         self.producer = self._make_producer(lambda: self._stopping)
         if self.producer is None:
             return 0
-        self.consumer = with_backoff(lambda: make_consumer(cfg.kafka, read_committed=self._eos), "consumer", self.log,
-                                     max_s=cfg.kafka.connect_backoff_max_s, stopping=lambda: self._stopping)
+        self.consumer = with_backoff(lambda: self.client.make_consumer(cfg.kafka, read_committed=self._eos),
+                                     "consumer", self.log, max_s=cfg.kafka.connect_backoff_max_s,
+                                     stopping=lambda: self._stopping)
         if self.consumer is None:
-            self.producer.close()
+            self.producer.close(10)
             return 0
         if not self._wait_for_topics():
             self._close()
             return 0
         topics = list(self.inputs) + ([self._internal] if self._internal else [])
-        self.consumer.subscribe(topics=topics, listener=RebalanceHook(self._revoked, self._assigned))
-        self.log.info("service.started", inputs=list(self.inputs), group=cfg.kafka.group_id)
+        self.consumer.subscribe(topics, self._assigned, self._revoked)
+        self.log.info("service.started", inputs=list(self.inputs), group=cfg.kafka.group_id, client=cfg.kafka.client)
         clean = False
         try:
             self._loop()
@@ -117,8 +112,8 @@ class Service:
             self._shutdown(flush=clean and cfg.delivery.on_stop == "flush")
         return 0
 
-    def _make_producer(self, stopping: Callable[[], bool]) -> KafkaProducer | None:
-        return with_backoff(lambda: make_producer(self.config.kafka, self._txid), "producer", self.log,
+    def _make_producer(self, stopping: Callable[[], bool]) -> Producer | None:
+        return with_backoff(lambda: self.client.make_producer(self.config.kafka, self._txid), "producer", self.log,
                             max_s=self.config.kafka.connect_backoff_max_s, stopping=stopping)
 
     def _wait_for_topics(self) -> bool:
@@ -126,16 +121,16 @@ class Service:
         delay = 0.5
         while not self._stopping:
             try:
-                counts = topic_partitions(self.config.kafka, self.inputs)
-            except NativeKafkaError as exc:  # the broker went away between bootstrap and here
+                counts = self.client.topic_partitions(self.config.kafka, list(self.inputs))
+            except ClientError as exc:  # the broker went away between bootstrap and here
                 counts = {}
-                self.log.warning("kafka.unavailable", error=f"{type(exc).__name__}: {exc}", retry_in_s=delay)
+                self.log.warning("kafka.unavailable", error=str(exc), retry_in_s=delay)
             missing = sorted(set(self.inputs) - set(counts))
             if not missing:
                 if self._internal is None:
                     check_copartitioned(counts, self.config.inputs)
                 else:
-                    ensure_topic(self.config.kafka, self._internal, max(counts.values()))
+                    self.client.ensure_topic(self.config.kafka, self._internal, max(counts.values()))
                 return True
             self.log.warning("kafka.topics_missing", topics=missing, retry_in_s=delay)
             self._sleep(delay)
@@ -151,20 +146,16 @@ class Service:
         while not self._stopping:
             try:
                 polled_at = time.monotonic()
-                batch = self.consumer.poll(timeout_ms=int(TICK_S * 1000))
+                # a rebalance runs the callbacks inside poll(): every record polled after it starts at the
+                # committed offsets the rebuilt pipeline resumes from
+                batch = self.consumer.poll(TICK_S)
                 if not batch and time.monotonic() - polled_at < TICK_S / 4:
                     self._sleep(TICK_S / 4)  # a poll that returns at once with nothing (no assignment yet): no spin
-                if self._new_assignment is not None:
-                    # a rebalance happened inside poll(): this batch was fetched from the old positions; drop it
-                    # and restart every partition at its committed offset (the rebuilt pipeline holds nothing)
-                    batch = {}
-                    self._resume(self._new_assignment)
-                    self._new_assignment = None
-            except NativeKafkaError as exc:
-                if not getattr(exc, "retriable", False):
+            except ClientError as exc:
+                if not exc.retriable:
                     raise
-                # broker lost mid-stream: kafka-python reconnects by itself; wait, then poll (or resume) again
-                self.log.warning("kafka.unavailable", error=f"{type(exc).__name__}: {exc}", retry_in_s=outage_s)
+                # broker lost mid-stream: the client reconnects by itself; wait, then poll (or resume) again
+                self.log.warning("kafka.unavailable", error=str(exc), retry_in_s=outage_s)
                 self._sleep(outage_s)
                 outage_s = min(outage_s * 2, self.config.kafka.connect_backoff_max_s)
                 continue
@@ -199,7 +190,7 @@ class Service:
             if flush:
                 self._emit(self.pipeline.flush())
             self._commit(everything=flush)
-        except NativeKafkaError as exc:
+        except ClientError as exc:
             self.log.error("service.final_commit_failed", error=str(exc))
         finally:
             self._add_pipeline_totals(self.pipeline, final=flush)
@@ -213,18 +204,21 @@ class Service:
     def _close(self) -> None:
         self._closed = True  # the revoke callback that consumer.close() runs has nothing left to do
         if self.consumer is not None:
-            self.consumer.close(autocommit=False)
+            try:
+                self.consumer.close()
+            except ClientError as exc:
+                self.log.warning("kafka.close_failed", error=str(exc))
         if self.producer is not None:
             if self._eos:
                 self._outbox.clear()
                 try:
                     self.producer.abort_transaction()  # the empty one begun after the last commit
-                except NativeKafkaError:
+                except ClientError:
                     pass
-            self.producer.close(timeout=10)
+            self.producer.close(10)
 
     # -- records in, outputs out ------------------------------------------------------------------------
-    def _handle(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+    def _handle(self, tp: TP, records: list[Msg]) -> None:
         if self._internal is not None:
             if tp.topic == self._internal:
                 self._handle_repartitioned(tp, records)
@@ -254,7 +248,7 @@ class Service:
         self.metrics.records_in.labels(tp.topic, reader.type).inc(len(records))
         self.planner.processed(tp, records[-1].offset + 1)
 
-    def _repartition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+    def _repartition(self, tp: TP, records: list[Msg]) -> None:
         """Stage 1: unwrap, find the host, re-key by host into the internal topic (no parsing)."""
         assert self._internal is not None
         reader = self.inputs[tp.topic]
@@ -274,7 +268,7 @@ class Service:
                        coords=[(source.stream, source.offset)])
         self.planner.processed(tp, records[-1].offset + 1)
 
-    def _handle_repartitioned(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+    def _handle_repartitioned(self, tp: TP, records: list[Msg]) -> None:
         """Stage 2: records already unwrapped and keyed by host; the original topic is in a header."""
         feed = self.pipeline.feed
         for rec in records:
@@ -283,7 +277,7 @@ class Service:
             if reader is None:
                 continue  # not ours (another deployment's topic sharing the name): skipped, still committed
             host = rec.key.decode("utf-8", "surrogateescape") if rec.key else None
-            text = rec.value.decode("utf-8", "surrogateescape")
+            text = (rec.value or b"").decode("utf-8", "surrogateescape")
             # one stream per original topic inside the partition: each keeps its own event-time order (and
             # watermark, and multi-line entries), however stage 1 interleaved them
             source = SourceRef(self._substream(tp, headers.get("bgw-topic", b"").decode()), rec.offset, rec.partition)
@@ -294,12 +288,12 @@ class Service:
             self.metrics.records_in.labels(headers.get("bgw-topic", b"").decode(), reader.type).inc()
         self.planner.processed(tp, records[-1].offset + 1)
 
-    def _substream(self, tp: TopicPartition, topic: str) -> str:
+    def _substream(self, tp: TP, topic: str) -> str:
         name = f"{tp.topic}/{topic}"
         self.planner.alias(f"{name}[{tp.partition}]", tp)
         return name
 
-    def _not_copartitioned(self, host: str, rec: ConsumerRecord) -> None:
+    def _not_copartitioned(self, host: str, rec: Msg) -> None:
         """One host on two partition numbers: the shippers' partitioners differ (say it once per host)."""
         if host in self._warned_hosts:
             return
@@ -310,7 +304,7 @@ class Service:
                               "give every shipper the host as key and the same partitioner (murmur2); with a "
                               "single member the incidents are still right")
 
-    def _emit(self, outputs: list[Output], rec: ConsumerRecord | None = None) -> None:
+    def _emit(self, outputs: list[Output], rec: Msg | None = None) -> None:
         outs = self.config.outputs
         for out in outputs:
             if out.kind == "incident":
@@ -331,7 +325,7 @@ class Service:
                     and out.source.partition == rec.partition and out.source.name.split("/")[0] == rec.topic
                 self._dead_letter(out.value, rec if same else None)
 
-    def _dead_letter(self, dl: DeadLetter, rec: ConsumerRecord | None) -> None:
+    def _dead_letter(self, dl: DeadLetter, rec: Msg | None) -> None:
         doc = dl.to_dict()
         doc["source"] = {"topic": dl.source.name, "partition": dl.source.partition, "offset": dl.source.offset}
         doc["source_ref"] = str(dl.source)
@@ -351,46 +345,40 @@ class Service:
         if self._eos:
             self._outbox.add((topic, value, key, headers or None, coords or []))
             return
-        try:
-            self.producer.send(topic, value=value, key=key, headers=headers or None).add_errback(self._failed)
-        except NativeKafkaError as exc:  # metadata or buffer wait timed out (broker lost for max_block_ms)
-            self._failed(exc)
+        self.producer.send(topic, value, key, headers or None, self._failed)
 
     def _failed(self, exc: BaseException) -> None:
         self._send_error = exc  # checked after flush: nothing is committed past a lost output
 
     # -- delivery ---------------------------------------------------------------------------------------
-    def _commit(self, *, blocking: bool = True, everything: bool = False) -> None:
+    def _commit(self, *, in_rebalance: bool = False, everything: bool = False) -> None:
         """Flush the producer, then commit per partition what is below every held record.
 
-        ``blocking=False`` inside a rebalance callback: kafka-python runs those on its network thread, where only
-        the asynchronous commit is allowed; the broker handles it before this member's JoinGroup request (same
-        connection, in order), so the next owner of a partition reads this commit.
+        ``in_rebalance``: called from the revoke callback. Where the client runs it on another thread than
+        ``poll()`` (kafka-python's heartbeat thread) only the asynchronous commit is safe; the broker handles it
+        before this member's JoinGroup request (same connection, in order), so the next owner of a partition
+        reads this commit. A failure there is not recovered from: the pipeline is rebuilt anyway.
         """
         assert self.producer is not None and self.consumer is not None
         if self._eos:
-            if blocking:
-                self._commit_transaction(everything=everything)
+            if in_rebalance:
+                self._abort()  # the open transaction is dropped: the next owner replays its records
             else:
-                self._abort()  # no transaction commit on kafka-python's network thread: the next owner replays
+                self._commit_transaction(everything=everything)
             return
         self.producer.flush()
         if self._send_error is not None:
-            if blocking:
+            if not in_rebalance:
                 self._recover(f"output not delivered: {self._send_error}")
             return  # in a rebalance the pipeline is rebuilt anyway: nothing is committed past the lost output
         # after a final flush every window is closed: the evidence the join still keeps is needed by no one
         offsets = self.planner.plan({} if everything else self.pipeline.held_offsets())
         if not offsets:
             return
-        native = {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
         try:
-            if blocking:
-                self.consumer.commit(native)
-            else:
-                self.consumer.commit_async(native)
-        except NativeKafkaError as exc:
-            self.log.warning("kafka.commit_failed", error=f"{type(exc).__name__}: {exc}")
+            self.consumer.commit(offsets, blocking=not in_rebalance or self.consumer.callbacks_in_poll)
+        except ClientError as exc:
+            self.log.warning("kafka.commit_failed", error=str(exc))
             return
         self.planner.mark_committed(offsets)
         self.metrics.committed()
@@ -401,14 +389,16 @@ class Service:
         offsets = self.planner.plan({} if everything else self.pipeline.held_offsets())
         try:
             for topic, value, key, headers, _ in self._outbox.release(self.planner.safe):
-                self.producer.send(topic, value=value, key=key, headers=headers)
+                self.producer.send(topic, value, key, headers, self._failed)
             if offsets:
-                native = {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
-                self.producer.send_offsets_to_transaction(native, self.consumer.group_metadata())
+                self.producer.send_offsets_to_transaction(offsets, self.consumer)
             self.producer.commit_transaction()
             self.producer.begin_transaction()
-        except NativeKafkaError as exc:
-            self._recover(f"transaction not committed: {type(exc).__name__}: {exc}")
+        except ClientError as exc:
+            self._recover(f"transaction not committed: {exc}")
+            return
+        if self._send_error is not None:  # a send refused before the commit: the transaction did not hold it
+            self._recover(f"output not delivered: {self._send_error}")
             return
         self.planner.mark_committed(offsets)
         self.metrics.committed()
@@ -420,7 +410,7 @@ class Service:
         try:
             self.producer.abort_transaction()
             self.producer.begin_transaction()
-        except NativeKafkaError as exc:
+        except ClientError as exc:
             self._send_error = exc  # the main loop's next commit replaces the producer
 
     def _recover(self, reason: str) -> None:
@@ -429,46 +419,40 @@ class Service:
         self._send_error = None
         self._outbox.clear()
         assert self.producer is not None and self.consumer is not None
-        self.producer.close(timeout=0)
+        self.producer.close(0)
         self.producer = self._make_producer(lambda: False)
         self._rebuild("delivery_failed")
-        self._resume(list(self.consumer.assignment()))
+        self._resume(self.consumer.rewind())
 
-    def _revoked(self, revoked: list[TopicPartition]) -> None:
+    def _revoked(self, revoked: list[TP]) -> None:
         """Before giving partitions up: every output acknowledged, safe offsets committed, state dropped.
 
-        Runs on kafka-python's network thread while the main thread waits in ``poll()``: the pipeline is ours.
+        Runs inside ``poll()`` (kafka-python: maybe on its heartbeat thread, while the main thread waits in
+        ``poll()``): the pipeline is ours.
         """
         if self._closed:
             return
         if self.planner.next:
             try:
-                self._commit(blocking=False)
-            except NativeKafkaError as exc:
+                self._commit(in_rebalance=True)
+            except ClientError as exc:
                 self.log.warning("rebalance.commit_failed", error=str(exc))
         self._rebuild("rebalance")
         self.metrics.partitions_revoked([(tp.topic, tp.partition) for tp in revoked])
         self.log.info("rebalance.revoked", partitions=[f"{tp.topic}[{tp.partition}]" for tp in revoked])
 
-    def _assigned(self, assigned: list[TopicPartition]) -> None:
-        # network thread: no blocking consumer call here; the main loop resumes the partitions after poll()
-        self._new_assignment = assigned
+    def _assigned(self, starts: Mapping[TP, int | None]) -> None:
+        """Inside ``poll()``, in the main thread: the client has put each partition at its committed offset."""
+        if self.planner.next:  # an assignment without a revoke before it (a lost session): start over too
+            self._rebuild("rebalance")
+        self._resume(starts)
 
-    def _resume(self, assigned: list[TopicPartition]) -> None:
+    def _resume(self, starts: Mapping[TP, int | None]) -> None:
         """Every assigned partition restarts at its committed offset (the rebuilt pipeline holds nothing)."""
-        assert self.consumer is not None
-        for tp in assigned:
-            committed = self.consumer.committed(tp)
-            if committed is not None:
-                self.consumer.seek(tp, committed)
-                self.planner.processed(tp, committed)
-                self.planner.mark_committed({tp: committed})
-            else:
-                if self.config.kafka.auto_offset_reset == "earliest":
-                    self.consumer.seek_to_beginning(tp)
-                else:
-                    self.consumer.seek_to_end(tp)
-                self.planner.processed(tp, self.consumer.position(tp))  # known now: lag and position metrics
+        for tp, start in starts.items():
+            if start is not None:
+                self.planner.processed(tp, start)  # known now: lag and position metrics
+                self.planner.mark_committed({tp: start})
             # A partition not read yet must hold the windows open too (until it proves idle): otherwise the
             # first fetch of one topic could close windows before the other topics' first records arrive.
             # (`Pipeline.declare_stream` wants a first event time, unknown here: hence the watermarks directly.)
@@ -481,7 +465,7 @@ class Service:
         # processing time must be known before the first record: without it the join judges idleness in event
         # time, and a partition with no record yet would count as idle
         self._emit(self.pipeline.tick(self._proc_ms))
-        self.log.info("rebalance.assigned", partitions=[f"{tp.topic}[{tp.partition}]" for tp in assigned])
+        self.log.info("rebalance.assigned", partitions=[f"{tp.topic}[{tp.partition}]" for tp in starts])
 
     def _rebuild(self, reason: str) -> None:
         if self.pipeline.counters.lines_in:  # state thrown away (not the empty pipeline of the first assignment)
@@ -551,5 +535,5 @@ def run_command(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, service.stop)
     try:
         return service.run()
-    except NativeKafkaError as exc:
-        raise KafkaError(f"kafka: {type(exc).__name__}: {exc}", getattr(exc, "errno", None)) from exc
+    except ClientError as exc:
+        raise KafkaError(f"kafka: {exc}") from exc

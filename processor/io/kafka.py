@@ -1,4 +1,6 @@
-"""The Kafka edge of ``badgateway run``: clients, start-up checks, and which offsets are safe to commit.
+"""The Kafka edge of ``badgateway run``, whichever client: start-up checks, a record's host, safe offsets.
+
+The clients themselves are behind ``processor.io.kafka_client``.
 
 Commit rule (the whole delivery guarantee rests on it): a partition's offset is committed only after
 ``producer.flush()`` returned, and only below every record the pipeline still holds (an open multi-line entry,
@@ -15,67 +17,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # type: ignore[import-untyped]
-from kafka.consumer.fetcher import ConsumerRecord  # type: ignore[import-untyped]
-from kafka.consumer.subscription_state import ConsumerRebalanceListener  # type: ignore[import-untyped]
-from kafka.coordinator.assignors.range import RangePartitionAssignor  # type: ignore[import-untyped]
-from kafka.errors import KafkaConnectionError, KafkaTimeoutError  # type: ignore[import-untyped]
-
-from processor.config import InputSection, KafkaSection
+from processor.config import InputSection
 from processor.errors import UserConfigError
 from processor.io.envelopes import Envelope
+from processor.io.kafka_client import TP, Msg, Unreachable
 
 T = TypeVar("T")
 JOINED_TYPES = ("auto", "nginx_access", "nginx_error", "php_fpm")
 _SOURCE = re.compile(r"^(?P<stream>.*\[\d+\])@(?P<offset>\d+)$")
-
-
-def client_options(cfg: KafkaSection) -> dict[str, Any]:
-    """The settings every client shares: where the brokers are and how to authenticate (SASL/SSL)."""
-    opts: dict[str, Any] = {
-        "bootstrap_servers": list(cfg.bootstrap_servers),
-        "client_id": cfg.client_id,
-        "security_protocol": cfg.security_protocol,
-        # kafka-python waits 30 s by default before saying the brokers are unreachable; say it sooner, then retry
-        "bootstrap_timeout_ms": 5000,
-    }
-    if cfg.sasl_mechanism:
-        opts["sasl_mechanism"] = cfg.sasl_mechanism
-        opts["sasl_plain_username"] = cfg.sasl_username
-        opts["sasl_plain_password"] = cfg.sasl_password.reveal()
-    for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-        if getattr(cfg, key):
-            opts[key] = getattr(cfg, key)
-    return opts
-
-
-def make_consumer(cfg: KafkaSection, *, read_committed: bool = False) -> KafkaConsumer:
-    return KafkaConsumer(
-        **client_options(cfg),
-        isolation_level="read_committed" if read_committed else "read_uncommitted",
-        group_id=cfg.group_id,
-        enable_auto_commit=False,  # offsets are committed by CommitPlanner's rule only
-        auto_offset_reset=cfg.auto_offset_reset,
-        # range assignment gives one member partition N of every input topic: co-partitioned inputs stay joinable
-        partition_assignment_strategy=[RangePartitionAssignor],
-        session_timeout_ms=int(cfg.session_timeout_s * 1000),
-        max_poll_records=2000,
-    )
-
-
-def make_producer(cfg: KafkaSection, transactional_id: str | None = None) -> KafkaProducer:
-    producer = KafkaProducer(
-        **client_options(cfg),
-        transactional_id=transactional_id,
-        acks="all",
-        enable_idempotence=True,  # broker-side dedup of the producer's own retries
-        linger_ms=5,
-        batch_size=256 * 1024,  # with the events topic on, small batches make kafka-python wake its sender per send
-    )
-    if transactional_id is not None:
-        producer.init_transactions()  # fences an older producer with this id, aborts what it left open
-        producer.begin_transaction()
-    return producer
 
 
 def with_backoff(make: Callable[[], T], what: str, log: Any, *, max_s: float,
@@ -85,26 +34,14 @@ def with_backoff(make: Callable[[], T], what: str, log: Any, *, max_s: float,
     while True:
         try:
             return make()
-        except (KafkaConnectionError, KafkaTimeoutError) as exc:
-            log.warning("kafka.unreachable", client=what, error=f"{type(exc).__name__}: {exc}", retry_in_s=delay)
+        except Unreachable as exc:
+            log.warning("kafka.unreachable", client=what, error=str(exc), retry_in_s=delay)
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline:
             if stopping():
                 return None
             time.sleep(0.1)
         delay = min(delay * 2, max_s)
-
-
-def ensure_topic(cfg: KafkaSection, name: str, partitions: int) -> None:
-    """Create the internal repartition topic if it is not there (replication: the broker's default)."""
-    from kafka import KafkaAdminClient
-    from kafka.errors import TopicAlreadyExistsError
-
-    with KafkaAdminClient(**client_options(cfg)) as admin:
-        try:
-            admin.create_topics({name: {"num_partitions": partitions}}, wait_for_metadata=True)
-        except TopicAlreadyExistsError:
-            pass
 
 
 def check_copartitioned(partitions: Mapping[str, int], inputs: Iterable[InputSection]) -> None:
@@ -119,24 +56,6 @@ def check_copartitioned(partitions: Mapping[str, int], inputs: Iterable[InputSec
             "host as the record key.")
 
 
-def topic_partitions(cfg: KafkaSection, topics: Iterable[str]) -> dict[str, int]:
-    """Partition count per topic that exists (missing topics are left out).
-
-    Asked through a throwaway client: the group consumer asking for all topics' metadata before it subscribes
-    sees its metadata change right after its first join, and rejoins (a second rebalance at every start).
-    """
-    probe = KafkaConsumer(**client_options(cfg))
-    try:
-        out: dict[str, int] = {}
-        for topic in topics:
-            parts = probe.partitions_for_topic(topic)
-            if parts:
-                out[topic] = len(parts)
-        return out
-    finally:
-        probe.close()
-
-
 class InputReader:
     """One input topic: its envelope, where its host comes from, its log type and access format."""
 
@@ -147,7 +66,7 @@ class InputReader:
         self.envelope = Envelope(cfg.envelope, cfg.message_field, cfg.host_field, max_record_bytes)
         self._mode, _, self._name = cfg.host_from.partition(":")
 
-    def host(self, from_envelope: str | None, rec: ConsumerRecord) -> str | None:
+    def host(self, from_envelope: str | None, rec: Msg) -> str | None:
         mode = self._mode
         if mode == "fixed":
             return self._name
@@ -163,22 +82,7 @@ class InputReader:
         return None
 
 
-class RebalanceHook(ConsumerRebalanceListener):  # type: ignore[misc]
-    """kafka-python calls these from inside ``poll()``; the service does the work."""
-
-    def __init__(self, revoked: Callable[[list[TopicPartition]], None],
-                 assigned: Callable[[list[TopicPartition]], None]) -> None:
-        self._revoked = revoked
-        self._assigned = assigned
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        self._revoked(list(revoked))
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        self._assigned(list(assigned))
-
-
-def stream_of(tp: TopicPartition) -> str:
+def stream_of(tp: TP) -> str:
     """The pipeline's name for a partition (``SourceRef.stream``)."""
     return f"{tp.topic}[{tp.partition}]"
 
@@ -208,18 +112,18 @@ class CommitPlanner:
     """Per partition: the next offset to process, what is committed, and the incidents still replayable."""
 
     def __init__(self) -> None:
-        self.next: dict[TopicPartition, int] = {}
-        self.committed: dict[TopicPartition, int] = {}
-        self._by_stream: dict[str, TopicPartition] = {}
+        self.next: dict[TP, int] = {}
+        self.committed: dict[TP, int] = {}
+        self._by_stream: dict[str, TP] = {}
         self._incidents: list[list[tuple[str, int]]] = []
         self.safe: dict[str, int] = {}  # per stream, the commit point of the last plan (incl. unmoved ones)
 
-    def processed(self, tp: TopicPartition, next_offset: int) -> None:
+    def processed(self, tp: TP, next_offset: int) -> None:
         if tp not in self.next:
             self._by_stream[stream_of(tp)] = tp
         self.next[tp] = next_offset
 
-    def alias(self, stream: str, tp: TopicPartition) -> None:
+    def alias(self, stream: str, tp: TP) -> None:
         """Another stream name whose records live in ``tp`` (repartition: one sub-stream per original topic)."""
         self._by_stream[stream] = tp
 
@@ -228,7 +132,7 @@ class CommitPlanner:
         if len(sources) > 1:  # a one-record incident replays whole or not at all
             self._incidents.append(sources)
 
-    def plan(self, held: Mapping[str, int]) -> dict[TopicPartition, int]:
+    def plan(self, held: Mapping[str, int]) -> dict[TP, int]:
         """Offsets to commit now (only those that moved forward). Call after ``producer.flush()``."""
         safe = dict(self.next)
         for stream, tp in self._by_stream.items():
@@ -238,12 +142,11 @@ class CommitPlanner:
         while changed:
             changed = False
             for sources in self._incidents:
-                if not any(off >= safe.get(self._by_stream.get(s), -1) for s, off in sources
-                           if self._by_stream.get(s) is not None):
+                located = [(where, off) for s, off in sources if (where := self._by_stream.get(s)) is not None]
+                if not any(off >= safe.get(tp, -1) for tp, off in located):
                     continue
-                for stream, off in sources:
-                    tp = self._by_stream.get(stream)
-                    if tp is not None and off < safe[tp]:
+                for tp, off in located:
+                    if off < safe[tp]:
                         safe[tp] = off
                         changed = True
         self._incidents = [src for src in self._incidents
@@ -252,7 +155,7 @@ class CommitPlanner:
         self.safe = {stream: safe[tp] for stream, tp in self._by_stream.items() if tp in safe}
         return {tp: off for tp, off in safe.items() if off > self.committed.get(tp, -1)}
 
-    def mark_committed(self, offsets: Mapping[TopicPartition, int]) -> None:
+    def mark_committed(self, offsets: Mapping[TP, int]) -> None:
         self.committed.update(offsets)
 
     def forget(self) -> None:

@@ -40,6 +40,8 @@ START = datetime(2026, 11, 24, 5, 0, 0, tzinfo=timezone.utc)
 TYPES = ("access", "error", "fpm")
 CAUSES = ("fpm_timeout", "child_crash", "nginx_timeout", "socket_permission", "pool_saturated", "too_big_header")
 GARBAGE = "this is not an access log line"
+# kafka.client: the reference (pure Python) and the fast path (librdkafka) pass the same suite
+CLIENTS = ["kafka-python", "confluent"]
 
 # --- the logs: three hosts, healthy traffic, one failure every 10 s with the lines each cause really leaves ---
 
@@ -256,8 +258,14 @@ class ServiceProc:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
 
 
+@pytest.fixture(params=CLIENTS)
+def client(request: pytest.FixtureRequest) -> str:
+    """The service's Kafka client library (``kafka.client``): every service test runs with each."""
+    return str(request.param)
+
+
 @pytest.fixture
-def setup(kafka_broker: KafkaBroker, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Setup]:
+def setup(kafka_broker: KafkaBroker, tmp_path: Path, request: pytest.FixtureRequest, client: str) -> Iterator[Setup]:
     kafka_broker.start()
     partitions = getattr(request, "param", 1)
     tag = uuid.uuid4().hex[:8]
@@ -269,6 +277,7 @@ def setup(kafka_broker: KafkaBroker, tmp_path: Path, request: pytest.FixtureRequ
     config = tmp_path / "badgateway.toml"
     config.write_text(f"""
 [kafka]
+client = "{client}"
 bootstrap_servers = "{kafka_broker.bootstrap}"
 group_id = "svc-{tag}"
 session_timeout_s = 6.0
@@ -559,7 +568,8 @@ LAB_INPUTS = [("logs/access.log", "nginx_access", "lab"), ("logs/access_combined
 
 
 @pytest.mark.skipif(not (LAB / "manifest.json").exists(), reason="the lab's recorded run is not in examples/lab")
-def test_lab_recording_gives_what_replay_gives(kafka_broker: KafkaBroker, tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", CLIENTS)
+def test_lab_recording_gives_what_replay_gives(kafka_broker: KafkaBroker, tmp_path: Path, client: str) -> None:
     from processor.configs import load_knowledge
 
     kafka_broker.start()
@@ -572,6 +582,7 @@ def test_lab_recording_gives_what_replay_gives(kafka_broker: KafkaBroker, tmp_pa
     config = tmp_path / "badgateway.toml"
     config.write_text(f"""
 [kafka]
+client = "{client}"
 bootstrap_servers = "{kafka_broker.bootstrap}"
 group_id = "lab-{tag}"
 

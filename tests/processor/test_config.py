@@ -53,7 +53,7 @@ BAD = [
     # a typo'd key: the message names it, where it is, and lists every valid key
     Bad("unknown key", '[kafka]\nbootstrap = "x:1"\n' + MINIMAL,
         "unknown key 'kafka.bootstrap' in {path} (did you mean 'kafka.bootstrap_servers'?); valid keys: "
-        "kafka.bootstrap_servers, kafka.group_id"),
+        "kafka.client, kafka.bootstrap_servers, kafka.group_id"),
     Bad("unknown section", '[kafak]\ngroup_id = "x"\n' + MINIMAL, "unknown key 'kafak' in {path}"),
     Bad("unknown input key", MINIMAL + 'topik = "x"\n', "unknown key 'inputs.0.topik' in {path}"),
     # wrong types are named with the file and the key
@@ -157,7 +157,7 @@ def test_no_file_at_all_uses_flags() -> None:
 
 
 def test_sasl_and_ssl_settings_reach_kafka_python(tmp_path: Path) -> None:
-    from processor.io.kafka import client_options
+    from processor.io.kafka_python import client_options
 
     path = write(tmp_path, '[kafka]\nbootstrap_servers = "k1:9093,k2:9093"\nsecurity_protocol = "SASL_SSL"\n'
                            'sasl_mechanism = "SCRAM-SHA-512"\nsasl_username = "svc"\nsasl_password = "hunter2"\n'
