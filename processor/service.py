@@ -9,6 +9,7 @@ offset: nothing held in a window is lost, and a replayed record gives the same i
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import socket
 import time
@@ -102,6 +103,12 @@ class Service:
             self._close()
             return 0
         topics = list(self.inputs) + ([self._internal] if self._internal else [])
+        # Everything built so far (grammars, configs, clients) lives as long as the process: out of the cyclic
+        # collector's sight, a full collection scans only the pipeline's state. Without this, a full collection
+        # every few thousand records rescans the grammars, and consuming with confluent-kafka ran at 110k
+        # records/s instead of 750k (bench_service.py).
+        gc.collect()
+        gc.freeze()
         self.consumer.subscribe(topics, self._assigned, self._revoked)
         self.log.info("service.started", inputs=list(self.inputs), group=cfg.kafka.group_id, client=cfg.kafka.client)
         clean = False
