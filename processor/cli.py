@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     fo.add_argument("--state-file", metavar="FILE", help="remember read offsets across restarts")
     fo.add_argument("--kafka-bootstrap", metavar="HOST:PORT", help="send incidents to Kafka instead of -o")
     fo.add_argument("--kafka-topic", metavar="TOPIC", default="badgateway-incidents")
+    fo.add_argument("--kafka-client", choices=("kafka-python", "confluent"), default="kafka-python",
+                    help="the Kafka client library (confluent: pip install 'badgateway[confluent]')")
     fo.add_argument("--poll-interval", type=float, default=0.25, metavar="SECONDS")
 
     fi = sub.add_parser("filter", help="records on stdin, incidents (and events) on stdout")

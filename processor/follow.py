@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from processor.commands import build_pipeline
 from processor.events import Record, SourceRef
+from processor.errors import BadgatewayError
 from processor.io.sinks import JsonLinesSink, KafkaTopicSink
 from processor.pipeline import Output, Pipeline
 from processor.replay import base_name
@@ -177,7 +178,7 @@ def follow_command(args: argparse.Namespace) -> int:
                         forced_format=know.forced_format, state_file=args.state_file)
     incidents: JsonLinesSink | KafkaTopicSink
     if args.kafka_bootstrap:
-        incidents = KafkaTopicSink(args.kafka_bootstrap, args.kafka_topic)
+        incidents = KafkaTopicSink(args.kafka_bootstrap, args.kafka_topic, args.kafka_client)
     else:
         incidents = JsonLinesSink(args.output, line_buffered=True)
     events = JsonLinesSink(args.events, line_buffered=True) if args.events else None
@@ -216,6 +217,9 @@ def follow_command(args: argparse.Namespace) -> int:
     except BaseException:
         for sink in (incidents, events, dead):
             if sink is not None:
-                sink.close()
+                try:
+                    sink.close()
+                except BadgatewayError:
+                    pass  # (an undelivered incident again): the first error is the one reported
         raise
     return 0

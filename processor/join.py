@@ -77,6 +77,11 @@ class DiagnosisJoin:
         self._see(self._stream(source), ts_ms, log_type, host)
         return self._closed()
 
+    def process_healthy_in(self, stream: str, ts_ms: int, log_type: str, host: str) -> list[Incident]:
+        """``process_healthy`` with the source's stream already known (``SourceRef.stream``)."""
+        self._see(stream, ts_ms, log_type, host)
+        return self._closed()
+
     def _stream(self, source: SourceRef) -> str:
         # SourceRef.stream formats a string per call; consecutive records come from the same stream
         if source.name == self._last_source_name and source.partition == self._last_source_partition:

@@ -127,8 +127,11 @@ class RecordParser:
         conversion that may fail, ``FastParser.probe``), no shipper prefix, one line. ``None``: ``parse``
         decides (failures, other types, dead letters, JSON lines, anything unusual).
         """
-        probe = self._probes.get(record.access_format) or self._access_probe(record.access_format)
-        text = record.text
+        return self.healthy_access_line_ms(record.text, record.host, record.access_format)
+
+    def healthy_access_line_ms(self, text: str, host: str | None, access_format: str | None) -> int | None:
+        """``healthy_access_ms`` of the record ``Record(text, …, NGINX_ACCESS, host, access_format)``."""
+        probe = self._probes.get(access_format) or self._access_probe(access_format)
         if "\n" in text or text.startswith("{"):
             return None
         got = probe(text)
@@ -140,7 +143,7 @@ class RecordParser:
         if value is self._last_time:
             return self._last_time_ms
         if value.tzinfo is None:  # the host's timezone applies: not kept
-            return _local_ms(value, self._tz_for(record.host or self.settings.default_host, NGINX_ACCESS))
+            return _local_ms(value, self._tz_for(host or self.settings.default_host, NGINX_ACCESS))
         ts_ms = self._last_time_ms = _aware_ms(value)
         self._last_time = value
         return ts_ms

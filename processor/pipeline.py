@@ -14,7 +14,7 @@ Records in = parsed + dead-lettered, counted in physical lines (``pipeline.count
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -92,6 +92,45 @@ class Pipeline:
             out.append(Output("dead_letter", self._orphan(orphan), orphan.source))
         for entry in complete:
             out.extend(self._one(entry))
+        return out
+
+    def feed_lines(self, name: str, partition: int | None, log_type: str | None, access_format: str | None,
+                   lines: Sequence[tuple[int, str, str | None]]) -> list[tuple[int, list[Output]]]:
+        """``feed`` for consecutive one-line records of one stream, each ``(offset, text, host)``: the same
+        outputs, counters and state as ``feed(Record(text, SourceRef(name, offset, partition), log_type, host,
+        access_format))`` on each in turn. Returns ``(index in lines, outputs)`` for the lines that gave any.
+
+        The Kafka service's hot loop: a healthy access line costs its probe and the join's clock update, with no
+        Record, SourceRef or call chain around them.
+        """
+        out: list[tuple[int, list[Output]]] = []
+        if not (self._healthy_fast and log_type == NGINX_ACCESS):
+            for i, (offset, text, host) in enumerate(lines):
+                got = self.feed(Record(text, SourceRef(name, offset, partition), log_type, host, access_format))
+                if got:
+                    out.append((i, got))
+            return out
+        healthy_ms = self.parser.healthy_access_line_ms
+        process = self.join.process_healthy_in
+        stream = SourceRef(name, 0, partition).stream
+        default_host = self._default_host
+        fast = 0
+        for i, (offset, text, host) in enumerate(lines):
+            ts_ms = healthy_ms(text, host, access_format) if text and not text.isspace() else None
+            if ts_ms is not None:
+                fast += 1
+                incidents = process(stream, ts_ms, NGINX_ACCESS, host or default_host)
+                if incidents:
+                    out.append((i, [Output("incident", inc, None) for inc in incidents]))
+                continue
+            got = self.feed(Record(text, SourceRef(name, offset, partition), log_type, host, access_format))
+            if got:
+                out.append((i, got))
+        if fast:
+            counters = self.counters
+            counters.lines_in += fast
+            counters.lines_parsed += fast
+            counters.events_by_type[NGINX_ACCESS] = counters.events_by_type.get(NGINX_ACCESS, 0) + fast
         return out
 
     def feed_many(self, records: list[Record]) -> list[Output]:

@@ -233,27 +233,53 @@ class Service:
                 self._repartition(tp, records)
             return
         reader = self.inputs[tp.topic]
-        feed = self.pipeline.feed
-        unwrap = reader.envelope.unwrap
+        raw_text = reader.envelope.raw_text
+        host_of = reader.host
         host_partition = self._host_partition
+        # runs of plain raw lines go to the pipeline together (Pipeline.feed_lines); anything an envelope must
+        # decide (JSON, tombstone, oversized) goes alone, in its place
+        lines: list[tuple[int, str, str | None]] = []
+        run: list[Msg] = []
         for rec in records:
-            source = SourceRef(rec.topic, rec.offset, rec.partition)
-            got = unwrap(rec.value, source)
-            if isinstance(got, DeadLetter):
-                self.totals.envelope_dead_letters += 1
-                self.metrics.dead_lettered.labels("envelope").inc()
-                self._dead_letter(got, rec)
+            text = raw_text(rec.value)
+            if text is None:
+                if lines:
+                    self._feed_lines(tp, reader, lines, run)
+                    lines, run = [], []
+                self._handle_one(reader, rec)
                 continue
-            host = reader.host(got.host, rec)
+            host = host_of(None, rec)
             if host is not None and host_partition.setdefault(host, rec.partition) != rec.partition:
                 self._not_copartitioned(host, rec)
-            outputs = feed(Record(got.text, source, reader.log_type, host, reader.access_format, 1,
-                                  got.extra.get("log_file")))
-            if outputs:
-                self._emit(outputs, rec)
+            lines.append((rec.offset, text, host))
+            run.append(rec)
+        if lines:
+            self._feed_lines(tp, reader, lines, run)
         self.totals.records_in += len(records)
         self.metrics.records_in.labels(tp.topic, reader.type).inc(len(records))
         self.planner.processed(tp, records[-1].offset + 1)
+
+    def _feed_lines(self, tp: TP, reader: InputReader, lines: list[tuple[int, str, str | None]], run: list[Msg]
+                    ) -> None:
+        for i, outputs in self.pipeline.feed_lines(tp.topic, tp.partition, reader.log_type, reader.access_format,
+                                                   lines):
+            self._emit(outputs, run[i])
+
+    def _handle_one(self, reader: InputReader, rec: Msg) -> None:
+        source = SourceRef(rec.topic, rec.offset, rec.partition)
+        got = reader.envelope.unwrap(rec.value, source)
+        if isinstance(got, DeadLetter):
+            self.totals.envelope_dead_letters += 1
+            self.metrics.dead_lettered.labels("envelope").inc()
+            self._dead_letter(got, rec)
+            return
+        host = reader.host(got.host, rec)
+        if host is not None and self._host_partition.setdefault(host, rec.partition) != rec.partition:
+            self._not_copartitioned(host, rec)
+        outputs = self.pipeline.feed(Record(got.text, source, reader.log_type, host, reader.access_format, 1,
+                                            got.extra.get("log_file")))
+        if outputs:
+            self._emit(outputs, rec)
 
     def _repartition(self, tp: TP, records: list[Msg]) -> None:
         """Stage 1: unwrap, find the host, re-key by host into the internal topic (no parsing)."""

@@ -41,6 +41,9 @@ SHAPES: dict[str, Shape] = {
 _AUTO = Shape("auto", ("message", "log"), ("host.name", "hostname", "host"), ("log.file.path", "file", "path"))
 
 
+_ASCII_SPACE = frozenset({b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c"})  # what bytes.lstrip() strips
+
+
 @dataclass(frozen=True, slots=True)
 class Unwrapped:
     """One record's log text and what the envelope said about it."""
@@ -58,6 +61,21 @@ class Envelope:
     message_field: str = ""
     host_field: str = ""
     max_record_bytes: int = 1_048_576
+
+    def raw_text(self, value: bytes | None) -> str | None:
+        """The line when ``unwrap`` would give a plain raw line with nothing else (no host, no extra), else
+        None (a tombstone, an oversized value, an envelope: ``unwrap`` decides). For the service's batch loop."""
+        if value is None or len(value) > self.max_record_bytes:
+            return None
+        kind = self.kind
+        first = value[:1]
+        if kind == "raw" or (kind == "auto" and first != b"{"
+                             and (first not in _ASCII_SPACE or value.lstrip()[:1] != b"{")):
+            text = value.decode("utf-8", "surrogateescape")
+            if text.endswith("\n"):
+                text = text[:-2] if text.endswith("\r\n") else text[:-1]
+            return text
+        return None
 
     def unwrap(self, value: bytes | None, source: SourceRef) -> Unwrapped | DeadLetter:
         """Record value → its log line, or a dead letter saying why not."""

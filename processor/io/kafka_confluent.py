@@ -115,6 +115,7 @@ class ConfluentConsumer:
 
     def _revoked(self, _native: Any, partitions: list[Any]) -> None:
         self._rebalanced = True
+        self._starts = {}  # the old assignment's: nothing of it is sought back (seek on it would fail)
         assert self._on_revoke is not None
         self._on_revoke([TP(tp.topic, tp.partition) for tp in partitions])
 

@@ -10,6 +10,7 @@ import orjson
 
 from processor.ecs import to_ecs
 from processor.events import DeadLetter, Event
+from processor.errors import KafkaError
 from processor.pipeline import Output
 
 # Control characters in log content are escaped by orjson (\u00XX): no raw terminal escapes in output.
@@ -85,24 +86,45 @@ class MemorySink:
 
 
 class KafkaTopicSink:
-    """Incidents to a Kafka topic (``follow --kafka-topic``): key = host, ``acks=all``, idempotent; ``close``
-    flushes, so a clean stop has every incident acknowledged before the state file moves on."""
+    """Incidents to a Kafka topic (``follow --kafka-topic``): key = host (murmur2 partitioner), ``acks=all``,
+    idempotent, through the service's client interface (``--kafka-client kafka-python|confluent``).
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        from kafka import KafkaProducer  # type: ignore[import-untyped]
+    ``flush`` returns once every incident is acknowledged and raises ``KafkaError`` if one was refused, so the
+    follower never saves a state-file offset past an incident the broker does not have (a restart re-reads it).
+    """
 
+    def __init__(self, bootstrap: str, topic: str, client: str = "kafka-python") -> None:
+        from processor.config import KafkaSection
+        from processor.io.kafka_client import ClientError, backend
+
+        cfg = KafkaSection(client=client, bootstrap_servers=tuple(b for b in bootstrap.split(",") if b))
         self.topic = topic
-        self._producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all",
-                                       enable_idempotence=True, linger_ms=5)
+        self._failed: BaseException | None = None
+        try:
+            self._producer = backend(cfg).make_producer(cfg)
+        except ClientError as exc:
+            raise KafkaError(f"kafka: {exc}") from exc
+
+    def _fail(self, exc: BaseException) -> None:
+        self._failed = self._failed or exc
 
     def write(self, out: Output) -> None:
         host = out.value.get("host", {}).get("name") if isinstance(out.value, dict) else None
         key = host.encode("utf-8", "surrogateescape") if isinstance(host, str) else None
-        self._producer.send(self.topic, serialise(out).rstrip(b"\n"), key=key)
+        self._producer.send(self.topic, serialise(out).rstrip(b"\n"), key, None, self._fail)
 
     def flush(self) -> None:
-        self._producer.flush()
+        from processor.io.kafka_client import ClientError
+
+        try:
+            self._producer.flush()
+        except ClientError as exc:
+            self._fail(exc)
+        if self._failed is not None:
+            raise KafkaError(f"kafka: an incident was not delivered to {self.topic}: {self._failed}")
 
     def close(self) -> None:
-        self._producer.flush()
-        self._producer.close()
+        try:
+            self.flush()
+        finally:
+            self._producer.close(10)

@@ -92,3 +92,21 @@ def test_dead_letter_keeps_the_raw_value_readable() -> None:
     assert isinstance(got, DeadLetter)
     assert got.to_dict()["raw"] == "\\xff not json"
     assert got.to_dict()["source"] == "logs[3]@41"
+
+
+@pytest.mark.parametrize("kind", ["auto", "raw", "filebeat", "vector", "fluentbit"])
+def test_raw_text_answers_only_where_unwrap_gives_a_plain_raw_line(kind: str) -> None:
+    envelope = Envelope(kind, max_record_bytes=64)
+    values: list[bytes | None] = [
+        None, b"", b"\n", b"a line\n", b"a line\r\n", b"a line", b"  {\"message\": \"x\", \"host\": \"h\"}",
+        b"{\"message\": \"x\"}", b"\t{not json", b"{not json", b"x" * 65, b"\xff\xfe broken utf-8\n",
+        b"\x0b{\"log\": \"y\"}", b" leading space", b"\r\n",
+    ]
+    for value in values:
+        fast = envelope.raw_text(value)
+        if fast is None:
+            continue
+        got = envelope.unwrap(value, SourceRef("t", 0, 0))
+        assert isinstance(got, Unwrapped) and (got.text, got.host, got.extra) == (fast, None, {}), value
+    answered = sum(envelope.raw_text(v) is not None for v in values)
+    assert answered == (0 if kind not in ("auto", "raw") else 8 if kind == "auto" else 13), answered

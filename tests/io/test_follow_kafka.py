@@ -23,9 +23,10 @@ CONF_ARGS = ["--nginx-conf", str(LAB / "conf" / "nginx.conf"),
 LOGS = ["error.log", "access.log", "access_combined.log", "php-fpm.log", "php-fpm-legacy.log", "php-fpm-reports.log"]
 
 
-def _follow(live: Path, tmp: Path, bootstrap: str, topic: str, events: Path) -> subprocess.Popen[bytes]:
+def _follow(live: Path, tmp: Path, bootstrap: str, topic: str, events: Path, client: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "processor.cli", "follow", str(live / "*.log"),
                              "--kafka-bootstrap", bootstrap, "--kafka-topic", topic, "--events", str(events),
+                             "--kafka-client", client,
                              "--state-file", str(tmp / "state.json"), "--poll-interval", "0.05",
                              "--allowed-lateness", "60", *CONF_ARGS], cwd=REPO, stderr=subprocess.PIPE)
 
@@ -37,7 +38,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.mark.kafka
-def test_follow_to_kafka_across_a_restart(kafka_broker: Any, kafka_topics: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", ["kafka-python", "confluent"])
+def test_follow_to_kafka_across_a_restart(kafka_broker: Any, kafka_topics: Any, tmp_path: Path, client: str) -> None:
     topic = kafka_topics()
     live = tmp_path / "live"
     live.mkdir()
@@ -45,13 +47,13 @@ def test_follow_to_kafka_across_a_restart(kafka_broker: Any, kafka_topics: Any, 
     # run 1 sees every file but the access logs; run 2 (restarted on the state file) gets the rest
     for name in LOGS:
         (live / name).write_text("" if name.startswith("access") else texts[name])
-    first = _follow(live, tmp_path, kafka_broker.bootstrap, topic, tmp_path / "events1.jsonl")
+    first = _follow(live, tmp_path, kafka_broker.bootstrap, topic, tmp_path / "events1.jsonl", client)
     time.sleep(3.0)
     _stop(first)
     for name in LOGS:
         if name.startswith("access"):
             (live / name).write_text(texts[name])
-    second = _follow(live, tmp_path, kafka_broker.bootstrap, topic, tmp_path / "events2.jsonl")
+    second = _follow(live, tmp_path, kafka_broker.bootstrap, topic, tmp_path / "events2.jsonl", client)
     time.sleep(3.0)
     _stop(second)
 
@@ -71,3 +73,27 @@ def test_follow_to_kafka_across_a_restart(kafka_broker: Any, kafka_topics: Any, 
     replayed = [json.loads(line) for line in (tmp_path / "replay.jsonl").read_text().splitlines()]
     failing = {i["url"]["original"] for i in replayed}
     assert failing <= {i["url"]["original"] for i in got}
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("client", ["kafka-python", "confluent"])
+def test_an_incident_the_broker_refuses_stops_follow_before_its_offsets_are_saved(
+        kafka_broker: Any, kafka_topics: Any, tmp_path: Path, client: str) -> None:
+    # every incident (~2 KB) is above the topic's max.message.bytes: none is delivered, so none may be forgotten
+    topic = kafka_topics(configs={"max.message.bytes": "600"})
+    live = tmp_path / "live"
+    live.mkdir()
+    for name in LOGS:
+        (live / name).write_text((LAB / "logs" / name).read_text())
+    proc = _follow(live, tmp_path, kafka_broker.bootstrap, topic, tmp_path / "events.jsonl", client)
+    time.sleep(3.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert f"an incident was not delivered to {topic}" in err.decode(), err.decode()[-2000:]
+    assert "Traceback" not in err.decode()
+    state = tmp_path / "state.json"
+    if state.exists():  # a periodic save before the first incident closed; never the end of the files
+        saved = json.loads(state.read_text())["files"]
+        total = sum((live / n).stat().st_size for n in LOGS)
+        assert sum(v["offset"] for v in saved.values()) < total, saved

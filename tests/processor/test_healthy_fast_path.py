@@ -84,3 +84,28 @@ def test_a_pipeline_with_the_shortcut_gives_what_one_without_gives() -> None:
     assert [(o.kind, o.value if o.kind != "dead_letter" else str(o.value)) for o in fast_out] == \
         [(o.kind, o.value if o.kind != "dead_letter" else str(o.value)) for o in slow_out]
     assert sum(o.kind == "incident" for o in fast_out) > 10
+
+
+def test_feed_lines_gives_what_feed_gives_record_by_record() -> None:
+    # one partition's worth of access lines: healthy, failing, garbage, blank, a JSON line, a prefixed line, a
+    # late line and one far in the future; then the same through feed(); outputs, their positions and counters
+    settings = PipelineSettings(parse=ParseSettings(formats=_lab_formats()))  # type: ignore[arg-type]
+    texts = [r.text for r in _records(LAB / "logs" / "access_combined.log", "combined")]
+    for path in COMBINED[:6]:
+        texts += [r.text for r in _records(path, None)]
+    texts += ["", "   ", "garbage line", '{"status": 200}', texts[0].replace("2026", "2036"),
+              "web_1  | " + texts[1], texts[2]]
+    lines = [(1000 + i, text, "web-1" if i % 3 else None) for i, text in enumerate(texts)]
+    for fmt in ("combined", None):
+        a = Pipeline(settings)
+        got = a.feed_lines("access", 4, NGINX_ACCESS, fmt, lines) + [(len(lines), a.flush())]
+        b = Pipeline(settings)
+        want = [(i, outs) for i, (off, text, host) in enumerate(lines)
+                if (outs := b.feed(Record(text, SourceRef("access", off, 4), NGINX_ACCESS, host, fmt)))]
+        want.append((len(lines), b.flush()))
+        assert a.counters == b.counters
+        assert a.held_offsets() == b.held_offsets()
+        assert [(i, [(o.kind, str(o.value)) for o in outs]) for i, outs in got] == \
+            [(i, [(o.kind, str(o.value)) for o in outs]) for i, outs in want]
+        assert sum(o.kind == "incident" for _, outs in got for o in outs) >= 3
+        assert sum(o.kind == "dead_letter" for _, outs in got for o in outs) >= 2
