@@ -113,6 +113,9 @@ class DeliverySection:
     commit_interval_s: float = 5.0
     exactly_once: bool = False
     max_record_bytes: int = 1_048_576
+    # a dead letter above this is cut (raw and value shortened, their sizes kept): the broker refuses records
+    # above its max.message.bytes (1 MB by default), and a refused output would be retried forever
+    max_dead_letter_bytes: int = 900_000
     on_stop: str = "flush"
 
 
@@ -369,6 +372,9 @@ def _validate(c: ServiceConfig) -> None:
             raise UserConfigError(f"{where}: must be positive, got {number}")
     if c.diagnosis.max_state <= 0 or c.delivery.max_record_bytes <= 0:
         raise UserConfigError("diagnosis.max_state and delivery.max_record_bytes must be positive")
+    if c.delivery.max_dead_letter_bytes < 4096:
+        raise UserConfigError("delivery.max_dead_letter_bytes: at least 4096 (a dead letter's reason, source and "
+                              "context must fit)")
     if not 0 <= c.metrics.port <= 65535:
         raise UserConfigError(f"metrics.port: {c.metrics.port} is not a TCP port (0 turns the endpoint off)")
 

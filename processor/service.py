@@ -369,7 +369,8 @@ class Service:
             key = rec.key
             doc["headers"] = {k: _text(v) for k, v in headers}
             doc["value"] = _text(rec.value)
-        self._send(self.config.outputs.dead_letter_topic, serialise(Output("incident", doc, None)), key, headers,
+        payload = fit_dead_letter(doc, self.config.delivery.max_dead_letter_bytes)
+        self._send(self.config.outputs.dead_letter_topic, payload, key, headers,
                    coords=[(dl.source.stream, dl.source.offset)])
 
     def _send(self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]] | None = None,
@@ -528,6 +529,23 @@ class Service:
                 self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - nxt))
                 lagging = lagging or high > nxt
         return lagging
+
+
+def fit_dead_letter(doc: dict[str, Any], limit: int) -> bytes:
+    """The dead letter as JSON, at most ``limit`` bytes: above it ``raw``, ``value`` and ``context`` are cut
+    (halving until it fits, ``…`` marks the cut) and ``truncated`` gives each cut field's original length."""
+    payload = serialise(Output("incident", doc, None))
+    if len(payload) <= limit:
+        return payload
+    long = {k: v for k in ("raw", "value", "context") if isinstance(v := doc.get(k), str)}
+    keep = limit // 2
+    while True:
+        cut = {**doc, **{k: v[:keep] + "…" for k, v in long.items() if len(v) > keep},
+               "truncated": {k: len(v) for k, v in long.items() if len(v) > keep}}
+        payload = serialise(Output("incident", cut, None))
+        if len(payload) <= limit or keep == 0:
+            return payload
+        keep //= 2
 
 
 def _text(value: bytes | None) -> str:

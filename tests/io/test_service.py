@@ -559,6 +559,31 @@ def test_repartition_joins_inputs_that_are_not_copartitioned(setup: Setup) -> No
     check(setup, expected, exact_once=False)
 
 
+def test_a_dead_letter_above_the_brokers_limit_is_cut_not_retried_forever(setup: Setup) -> None:
+    # the dead-letter topic takes 4,500 bytes at most; an unparseable 3,000-byte line makes a dead letter of
+    # ~6,000 (raw + value): refused, it would be re-read and refused again forever. It is cut to fit instead.
+    dead = setup.broker.create_topic(f"svc-dead-small-{uuid.uuid4().hex[:8]}", 1, {"max.message.bytes": "4500"})
+    setup.topics["dead-default"], setup.topics["dead"] = setup.topics["dead"], dead  # (both deleted at teardown)
+    logs = scenario(20, seed=31)
+    svc = ServiceProc(setup, "svc", f"outputs.dead_letter_topic={dead}", "delivery.max_dead_letter_bytes=4096")
+    setup.produce(logs)
+    p = KafkaProducer(bootstrap_servers=setup.broker.bootstrap)
+    try:
+        p.send(setup.topics["access"], value=b"garbage " * 375, key=b"web-1")
+        p.flush()
+    finally:
+        p.close()
+    svc.wait_caught_up(setup.end_offsets())
+    final = svc.terminate()
+    assert final["rebuilds"] == 0, svc.log_tail()  # no delivery failure, no re-read
+    letters = setup.read("dead")
+    big = [d for d in letters if d.get("truncated")]
+    assert len(big) == 1 and set(big[0]["truncated"]) >= {"raw", "value"}
+    assert big[0]["truncated"]["raw"] == 3000 and big[0]["raw"].startswith("garbage garbage")
+    assert big[0]["raw"].endswith("…") and big[0]["reason"]
+    assert len(letters) == len(HOSTS) + 1  # the scenario's garbage line per host, and the big one
+
+
 LAB = REPO / "examples" / "lab"
 # the lab's recorded run (real nginx 1.22 + PHP-FPM 8.2): one topic per log file, as a shipper per file would do
 LAB_INPUTS = [("logs/access.log", "nginx_access", "lab"), ("logs/access_combined.log", "nginx_access", "combined"),
