@@ -59,7 +59,7 @@ class DiagnosisJoin:
     # -- input ---------------------------------------------------------------------------------
     def process(self, event: Event) -> list[Incident]:
         """Take one parsed event; return the incidents whose windows it closed."""
-        host = self._see(self._stream(event.source), event.ts_ms, event.log_type, event.host)
+        host = self._see(self.stream_of(event.source), event.ts_ms, event.log_type, event.host)
         f = event.fields
         if event.log_type == NGINX_ACCESS:
             if f.get("status") in FAILURE_STATUSES:
@@ -71,19 +71,16 @@ class DiagnosisJoin:
             self._fpm(host, event)
         return self._closed()
 
-    def process_healthy(self, source: SourceRef, ts_ms: int, log_type: str, host: str) -> list[Incident]:
+    def process_healthy(self, stream: str, ts_ms: int, log_type: str, host: str) -> list[Incident]:
         """``process`` for an event the join holds nothing of (an access line whose status is no failure),
-        without the event: its clocks move and its host is seen, exactly as ``process`` would."""
-        self._see(self._stream(source), ts_ms, log_type, host)
-        return self._closed()
-
-    def process_healthy_in(self, stream: str, ts_ms: int, log_type: str, host: str) -> list[Incident]:
-        """``process_healthy`` with the source's stream already known (``SourceRef.stream``)."""
+        without the event: its clocks move and its host is seen, exactly as ``process`` would.
+        ``stream``: its source's ``SourceRef.stream`` (``stream_of``)."""
         self._see(stream, ts_ms, log_type, host)
         return self._closed()
 
-    def _stream(self, source: SourceRef) -> str:
-        # SourceRef.stream formats a string per call; consecutive records come from the same stream
+    def stream_of(self, source: SourceRef) -> str:
+        """``source.stream``, remembered: SourceRef.stream formats a string per call, and consecutive records
+        come from the same stream."""
         if source.name == self._last_source_name and source.partition == self._last_source_partition:
             return self._last_stream
         stream = self._last_stream = source.stream

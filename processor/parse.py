@@ -92,7 +92,7 @@ class RecordParser:
         self._plugins = {p.name: p for p in settings.plugins}
         for plugin in settings.plugins:
             self._by_type.setdefault(plugin.name, plugin.parse)
-        # healthy_access_ms: the (status, time) probe of each access format named by records (None: no probe)
+        # healthy_access_line_ms: the (status, time) probe of each access format named by records (None: no probe)
         self._probes: dict[str | None, Probe] = {}
         self._last_time: datetime | None = None  # consecutive lines share their second: its epoch ms, kept
         self._last_time_ms = 0
@@ -119,18 +119,14 @@ class RecordParser:
             return DeadLetter(record.source, f"internal parser error: {type(exc).__name__}: {exc}", record.text,
                               record.log_type, line_count=record.line_count)
 
-    def healthy_access_ms(self, record: Record) -> int | None:
-        """Event time of a healthy NGINX access record, for a caller that needs no ``Event`` of it.
-
-        Not ``None`` only when ``parse(record)`` would give an ``nginx_access`` event of that time whose
-        status is not a failure (``FAILURE_STATUSES``): the same grammar matches (its lowered regex and every
-        conversion that may fail, ``FastParser.probe``), no shipper prefix, one line. ``None``: ``parse``
-        decides (failures, other types, dead letters, JSON lines, anything unusual).
-        """
-        return self.healthy_access_line_ms(record.text, record.host, record.access_format)
-
     def healthy_access_line_ms(self, text: str, host: str | None, access_format: str | None) -> int | None:
-        """``healthy_access_ms`` of the record ``Record(text, …, NGINX_ACCESS, host, access_format)``."""
+        """Event time of a healthy NGINX access line, for a caller that needs no ``Event`` of it.
+
+        Not ``None`` only when ``parse(Record(text, …, NGINX_ACCESS, host, access_format))`` would give an
+        ``nginx_access`` event of that time whose status is not a failure (``FAILURE_STATUSES``): the same grammar
+        matches (its lowered regex and every conversion that may fail, ``FastParser.probe``), no shipper prefix,
+        one line. ``None``: ``parse`` decides (failures, other types, dead letters, JSON lines, anything unusual).
+        """
         probe = self._probes.get(access_format) or self._access_probe(access_format)
         if "\n" in text or text.startswith("{"):
             return None

@@ -72,20 +72,14 @@ class Pipeline:
 
     def feed(self, record: Record) -> list[Output]:
         """One physical line (or one whole entry) in; whatever it completed out."""
-        counters = self.counters
-        counters.lines_in += record.line_count
+        self.counters.lines_in += record.line_count
         if self._blank(record):
             return []
         if self._healthy_fast and record.log_type == NGINX_ACCESS:
-            # the common line: a healthy access line with no event asked for needs no Event, only its time
-            ts_ms = self.parser.healthy_access_ms(record)
-            if ts_ms is not None:
-                counters.lines_parsed += record.line_count
-                by_type = counters.events_by_type
-                by_type[NGINX_ACCESS] = by_type.get(NGINX_ACCESS, 0) + 1
-                incidents = self.join.process_healthy(record.source, ts_ms, NGINX_ACCESS,
-                                                      record.host or self._default_host)
-                return [Output("incident", inc, None) for inc in incidents] if incidents else []
+            got = self._healthy(self.join.stream_of(record.source), record.text, record.host, record.access_format,
+                                record.line_count)
+            if got is not None:
+                return got
         complete, orphans = self._assembler.feed(record)
         out: list[Output] = []
         for orphan in orphans:
@@ -101,37 +95,37 @@ class Pipeline:
         access_format))`` on each in turn. Returns ``(index in lines, outputs)`` for the lines that gave any.
 
         The Kafka service's hot loop: a healthy access line costs its probe and the join's clock update, with no
-        Record, SourceRef or call chain around them.
+        Record or SourceRef built for it.
         """
         out: list[tuple[int, list[Output]]] = []
-        if not (self._healthy_fast and log_type == NGINX_ACCESS):
-            for i, (offset, text, host) in enumerate(lines):
-                got = self.feed(Record(text, SourceRef(name, offset, partition), log_type, host, access_format))
-                if got:
-                    out.append((i, got))
-            return out
-        healthy_ms = self.parser.healthy_access_line_ms
-        process = self.join.process_healthy_in
+        shortcut = self._healthy_fast and log_type == NGINX_ACCESS
+        healthy = self._healthy
         stream = SourceRef(name, 0, partition).stream
-        default_host = self._default_host
-        fast = 0
+        counters = self.counters
         for i, (offset, text, host) in enumerate(lines):
-            ts_ms = healthy_ms(text, host, access_format) if text and not text.isspace() else None
-            if ts_ms is not None:
-                fast += 1
-                incidents = process(stream, ts_ms, NGINX_ACCESS, host or default_host)
-                if incidents:
-                    out.append((i, [Output("incident", inc, None) for inc in incidents]))
-                continue
-            got = self.feed(Record(text, SourceRef(name, offset, partition), log_type, host, access_format))
+            got = healthy(stream, text, host, access_format, 1) if shortcut and text and not text.isspace() else None
+            if got is None:
+                got = self.feed(Record(text, SourceRef(name, offset, partition), log_type, host, access_format))
+            else:
+                counters.lines_in += 1
             if got:
                 out.append((i, got))
-        if fast:
-            counters = self.counters
-            counters.lines_in += fast
-            counters.lines_parsed += fast
-            counters.events_by_type[NGINX_ACCESS] = counters.events_by_type.get(NGINX_ACCESS, 0) + fast
         return out
+
+    def _healthy(self, stream: str, text: str, host: str | None, access_format: str | None, line_count: int
+                 ) -> list[Output] | None:
+        """A healthy NGINX access line with no event asked for (``None`` when it is not one: the full path
+        decides): no Event is built, only its time moves the join's clocks; counted as parsed. The incidents
+        its time closed."""
+        ts_ms = self.parser.healthy_access_line_ms(text, host, access_format)
+        if ts_ms is None:
+            return None
+        counters = self.counters
+        counters.lines_parsed += line_count
+        by_type = counters.events_by_type
+        by_type[NGINX_ACCESS] = by_type.get(NGINX_ACCESS, 0) + 1
+        incidents = self.join.process_healthy(stream, ts_ms, NGINX_ACCESS, host or self._default_host)
+        return [Output("incident", inc, None) for inc in incidents] if incidents else []
 
     def feed_many(self, records: list[Record]) -> list[Output]:
         out: list[Output] = []

@@ -63,18 +63,16 @@ class Envelope:
     max_record_bytes: int = 1_048_576
 
     def raw_text(self, value: bytes | None) -> str | None:
-        """The line when ``unwrap`` would give a plain raw line with nothing else (no host, no extra), else
-        None (a tombstone, an oversized value, an envelope: ``unwrap`` decides). For the service's batch loop."""
+        """The line when the value is a plain raw line (kind ``raw``, or ``auto`` and not JSON), else None (a
+        tombstone, an oversized value, an envelope: ``unwrap`` decides). ``unwrap`` starts with it; the service's
+        batch loop calls it alone."""
         if value is None or len(value) > self.max_record_bytes:
             return None
         kind = self.kind
         first = value[:1]
         if kind == "raw" or (kind == "auto" and first != b"{"
                              and (first not in _ASCII_SPACE or value.lstrip()[:1] != b"{")):
-            text = value.decode("utf-8", "surrogateescape")
-            if text.endswith("\n"):
-                text = text[:-2] if text.endswith("\r\n") else text[:-1]
-            return text
+            return _line(_text(value))
         return None
 
     def unwrap(self, value: bytes | None, source: SourceRef) -> Unwrapped | DeadLetter:
@@ -84,12 +82,9 @@ class Envelope:
         if len(value) > self.max_record_bytes:
             return DeadLetter(source, f"record value is {len(value)} bytes, above delivery.max_record_bytes "
                                       f"({self.max_record_bytes})", _text(value[:2048]) + "…")
-        if self.kind == "raw":
-            return Unwrapped(_line(_text(value)), None, {})
-        stripped = value.lstrip()
-        looks_json = stripped[:1] == b"{"
-        if self.kind == "auto" and not looks_json:
-            return Unwrapped(_line(_text(value)), None, {})
+        text = self.raw_text(value)  # raw, or auto and not JSON
+        if text is not None:
+            return Unwrapped(text, None, {})
         try:
             doc = orjson.loads(value)
         except orjson.JSONDecodeError as exc:

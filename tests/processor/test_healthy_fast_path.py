@@ -1,5 +1,5 @@
-"""The healthy-access shortcut (``Pipeline.feed`` → ``RecordParser.healthy_access_ms`` → ``join.process_healthy``)
-changes nothing but speed: on real access lines it answers only where ``parse`` gives a healthy event of the same
+"""The healthy-access shortcut (``Pipeline.feed`` / ``feed_lines`` → ``RecordParser.healthy_access_line_ms`` →
+``join.process_healthy``) changes nothing but speed: on real access lines it answers only where ``parse`` gives a healthy event of the same
 time, and a pipeline with the shortcut gives the outputs and counters of one without it.
 """
 
@@ -35,7 +35,7 @@ def test_the_probe_answers_only_where_parse_gives_a_healthy_event_of_that_time(p
     parser = RecordParser(ParseSettings())
     answered = 0
     for record in _records(path, None):
-        fast = parser.healthy_access_ms(record)
+        fast = parser.healthy_access_line_ms(record.text, record.host, record.access_format)
         if fast is None:
             continue
         answered += 1
@@ -57,7 +57,8 @@ def test_the_probe_answers_for_every_healthy_line_in_the_format_it_was_given() -
             if isinstance(event, Event) and event.fields.get("status") not in FAILURE_STATUSES \
                     and combined.fast.pattern.match(record.text):
                 healthy += 1
-                answered += parser.healthy_access_ms(record) is not None
+                answered += parser.healthy_access_line_ms(record.text, record.host,
+                                                          record.access_format) is not None
     assert healthy > 100 and answered == healthy, (answered, healthy)
 
 
