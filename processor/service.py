@@ -235,7 +235,7 @@ class Service:
         reader = self.inputs[tp.topic]
         raw_text = reader.envelope.raw_text
         host_of = reader.host
-        host_partition = self._host_partition
+        check_partition = self._check_partition
         # runs of plain raw lines go to the pipeline together (Pipeline.feed_lines); anything an envelope must
         # decide (JSON, tombstone, oversized) goes alone, in its place
         lines: list[tuple[int, str, str | None]] = []
@@ -249,8 +249,7 @@ class Service:
                 self._handle_one(reader, rec)
                 continue
             host = host_of(None, rec)
-            if host is not None and host_partition.setdefault(host, rec.partition) != rec.partition:
-                self._not_copartitioned(host, rec)
+            check_partition(host, rec)
             lines.append((rec.offset, text, host))
             run.append(rec)
         if lines:
@@ -274,8 +273,7 @@ class Service:
             self._dead_letter(got, rec)
             return
         host = reader.host(got.host, rec)
-        if host is not None and self._host_partition.setdefault(host, rec.partition) != rec.partition:
-            self._not_copartitioned(host, rec)
+        self._check_partition(host, rec)
         outputs = self.pipeline.feed(Record(got.text, source, reader.log_type, host, reader.access_format, 1,
                                             got.extra.get("log_file")))
         if outputs:
@@ -325,6 +323,10 @@ class Service:
         name = f"{tp.topic}/{topic}"
         self.planner.alias(f"{name}[{tp.partition}]", tp)
         return name
+
+    def _check_partition(self, host: str | None, rec: Msg) -> None:
+        if host is not None and self._host_partition.setdefault(host, rec.partition) != rec.partition:
+            self._not_copartitioned(host, rec)
 
     def _not_copartitioned(self, host: str, rec: Msg) -> None:
         """One host on two partition numbers: the shippers' partitioners differ (say it once per host)."""

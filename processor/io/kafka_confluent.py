@@ -44,9 +44,13 @@ class _Logger:
         getattr(get_logger(), _LEVELS.get(level, "info"))("kafka.librdkafka", message=fmt % args)
 
 
+def _describe(err: KafkaError) -> str:
+    return f"{err.name()}: {err.str()}"
+
+
 def _error_cb(err: KafkaError) -> None:
     # client-wide conditions (all brokers down, authentication); the client keeps reconnecting by itself
-    get_logger().warning("kafka.client_error", error=f"{err.name()}: {err.str()}", fatal=err.fatal())
+    get_logger().warning("kafka.client_error", error=_describe(err), fatal=err.fatal())
 
 
 def client_options(cfg: KafkaSection) -> dict[str, Any]:
@@ -72,7 +76,7 @@ def client_options(cfg: KafkaSection) -> dict[str, Any]:
 def _client_error(exc: KafkaException) -> ClientError:
     err = exc.args[0] if exc.args else None
     if isinstance(err, KafkaError):
-        return ClientError(f"KafkaException: {err.name()}: {err.str()}", retriable=err.retriable()
+        return ClientError(f"KafkaException: {_describe(err)}", retriable=err.retriable()
                            or (not err.fatal() and not err.txn_requires_abort()
                                and err.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
                                                   KafkaError._TIMED_OUT)))
@@ -93,7 +97,7 @@ def _bootstrap(native: Any, cfg: KafkaSection) -> None:
         native.list_topics(timeout=5.0)
     except KafkaException as exc:
         err = exc.args[0] if exc.args else exc
-        reason = f"{err.name()}: {err.str()}" if isinstance(err, KafkaError) else str(err)
+        reason = _describe(err) if isinstance(err, KafkaError) else str(err)
         raise Unreachable(f"Unable to bootstrap from {list(cfg.bootstrap_servers)}: {reason}") from exc
 
 
@@ -169,9 +173,9 @@ class ConfluentConsumer:
     @staticmethod
     def _message_error(err: KafkaError) -> None:
         if err.fatal():
-            raise ClientError(f"KafkaException: {err.name()}: {err.str()}")
+            raise ClientError(f"KafkaException: {_describe(err)}")
         # e.g. a topic deleted under us, a transport error: the client retries; nothing was delivered here
-        get_logger().warning("kafka.consume_error", error=f"{err.name()}: {err.str()}")
+        get_logger().warning("kafka.consume_error", error=_describe(err))
 
     def assignment(self) -> list[TP]:
         return [TP(tp.topic, tp.partition) for tp in self.native.assignment()]
@@ -213,7 +217,7 @@ class ConfluentProducer:
         if on_error is not self._on_error:  # one delivery callback per error handler, not one per record
             def report(err: Any, _msg: Any) -> None:
                 if err is not None and not self._closed:
-                    on_error(ClientError(f"KafkaException: {err.name()}: {err.str()}", retriable=err.retriable()))
+                    on_error(ClientError(f"KafkaException: {_describe(err)}", retriable=err.retriable()))
             self._on_error, self._report = on_error, report
         assert self._report is not None
         return self._report

@@ -169,15 +169,14 @@ class PythonProducer:
         # kafka-python 3.0 splits a batch the broker refused as too large and re-enqueues the halves; its flush()
         # then wakes on the old batch and raises UnknownError('Future not done') although the halves are still
         # in flight. Flushing again waits for them (each split halves a batch: a few rounds at most).
-        for _ in range(64):
-            try:
-                self.native.flush()
-                return
-            except UnknownError as exc:
-                if "Future not done" not in str(exc):
-                    raise ClientError(_describe(exc)) from exc
-            except KafkaError as exc:
-                raise ClientError(_describe(exc), retriable=bool(getattr(exc, "retriable", False))) from exc
+        with _errors():
+            for _ in range(64):
+                try:
+                    self.native.flush()
+                    return
+                except UnknownError as exc:
+                    if "Future not done" not in str(exc):
+                        raise
         raise ClientError("kafka-python: flush did not complete after 64 batch splits")
 
     def close(self, timeout_s: float) -> None:

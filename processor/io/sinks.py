@@ -8,9 +8,11 @@ from typing import IO, Any, Protocol
 
 import orjson
 
+from processor.config import KafkaSection
 from processor.ecs import to_ecs
 from processor.events import DeadLetter, Event
 from processor.errors import KafkaError
+from processor.io.kafka_client import ClientError, backend
 from processor.pipeline import Output
 
 # Control characters in log content are escaped by orjson (\u00XX): no raw terminal escapes in output.
@@ -94,9 +96,6 @@ class KafkaTopicSink:
     """
 
     def __init__(self, bootstrap: str, topic: str, client: str = "kafka-python") -> None:
-        from processor.config import KafkaSection
-        from processor.io.kafka_client import ClientError, backend
-
         cfg = KafkaSection(client=client, bootstrap_servers=tuple(b for b in bootstrap.split(",") if b))
         self.topic = topic
         self._failed: BaseException | None = None
@@ -114,8 +113,6 @@ class KafkaTopicSink:
         self._producer.send(self.topic, serialise(out).rstrip(b"\n"), key, None, self._fail)
 
     def flush(self) -> None:
-        from processor.io.kafka_client import ClientError
-
         try:
             self._producer.flush()
         except ClientError as exc:
