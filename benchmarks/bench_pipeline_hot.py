@@ -1,4 +1,4 @@
-"""The Kafka service's per-record work without Kafka: envelope unwrap → host → ``Pipeline.feed``, healthy access lines.
+"""The Kafka service's per-record work without Kafka: a batch as one block of lines → ``Pipeline.feed_block``.
 
 Replicates ``Service._handle`` (processor/service.py) over ``make_lines`` values in batches of 2000 (a poll), events off (the default service
 config), and prints lines/s and µs/line; the "bare regex" line is one ``re.match`` of the same format per line.
@@ -41,17 +41,27 @@ class _Rec:
 
 
 def handle(pipeline: Pipeline, reader: InputReader, records: list[_Rec]) -> tuple[int, int]:
-    """``Service._handle``'s loop (raw lines of one partition → ``Pipeline.feed_lines``); (incidents, dead letters)."""
-    raw_text = reader.envelope.raw_text
-    lines: list[tuple[int, str, str | None]] = []
-    for rec in records:
-        text = raw_text(rec.value)
-        if text is None:
-            raise SystemExit("the benchmark's records are plain raw lines")
-        lines.append((rec.offset, text, reader.host(None, rec)))  # type: ignore[arg-type]
+    """``Service._handle``'s work: the batch as one block (``Pipeline.feed_block``, as ``Service._feed_block``),
+    else raw lines of one partition → ``Pipeline.feed_lines``; (incidents, dead letters)."""
+    values = [rec.value for rec in records]
+    got = None
+    joined = b"\n".join(values)
+    if joined.count(b"\n") == len(values) - 1:
+        got = pipeline.feed_block(records[0].topic, records[0].partition, reader.log_type, reader.access_format,
+                                  reader.hosts(records), [rec.offset for rec in records],  # type: ignore[arg-type]
+                                  joined.decode("utf-8", "surrogateescape"))
+    if got is None:
+        raw_text = reader.envelope.raw_text
+        lines: list[tuple[int, str, str | None]] = []
+        for rec in records:
+            text = raw_text(rec.value)
+            if text is None:
+                raise SystemExit("the benchmark's records are plain raw lines")
+            lines.append((rec.offset, text, reader.host(None, rec)))  # type: ignore[arg-type]
+        got = pipeline.feed_lines(records[0].topic, records[0].partition, reader.log_type, reader.access_format,
+                                  lines)
     incidents = dead = 0
-    for _, outputs in pipeline.feed_lines(records[0].topic, records[0].partition, reader.log_type,
-                                          reader.access_format, lines):
+    for _, outputs in got:
         for out in outputs:
             if out.kind == "incident":
                 incidents += 1

@@ -21,6 +21,8 @@ from typing import Any, Final
 import pyparsing as pp
 
 from pyparsing.core import _MultipleMatch
+from re import _constants as _c  # type: ignore[attr-defined]  # the parsed regex's opcodes (_sees_newline)
+from re import _parser as sre_parse  # type: ignore[attr-defined]
 
 from grammars import backtracking, record_builder, values
 from grammars.result import Fields, ParseError
@@ -34,8 +36,8 @@ class LoweringError(ValueError):
     """The grammar uses a construct the regex cannot reproduce exactly; use pyparsing only."""
 
 
-def _ws(element: pp.ParserElement) -> str:
-    chars = "".join(sorted(element.whiteChars))
+def _ws(element: pp.ParserElement, but: str = "") -> str:
+    chars = "".join(sorted(set(element.whiteChars) - set(but)))
     return f"[{re.escape(chars)}]*+" if chars else ""
 
 
@@ -257,6 +259,8 @@ class FastParser:
         end = _ws(grammar) if grammar.skipWhitespace else ""
         default_ws = re.escape("".join(sorted(pp.ParserElement.DEFAULT_WHITE_CHARS)))
         self.regex: str = f"{body}{end}[{default_ws}]*+\\Z"
+        # scanner(): the same line, one of many in a block (newline-separated lines: the ends may not eat them)
+        self._scan_line = f"{body}{_ws(grammar, but=chr(10)) if end else ''}[{default_ws.replace(chr(10), '')}]*+"
         try:
             self.pattern: re.Pattern[str] = re.compile(self.regex)
         except re.error as exc:
@@ -271,6 +275,7 @@ class FastParser:
         self._group_order = group_order
         self._slots = lowerer.slots
         self._probes: dict[tuple[str, ...], Callable[[str], tuple[Any, ...] | None]] = {}
+        self._scanners: dict[tuple[tuple[str, ...], str], Scan | None] = {}
 
     def with_fallback(self, on_miss: Callable[[str], Any]) -> Callable[[str], Any]:
         """The builder, returning ``on_miss(line)`` instead of ``None`` when the regex does not
@@ -295,6 +300,111 @@ class FastParser:
             exec(compile(source, f"<lowered probe {wanted}>", "exec"), namespace)  # grammar names only
             probe = self._probes[wanted] = namespace["probe"]
         return probe
+
+    def scanner(self, wanted: tuple[str, ...], exclude: str = "") -> Scan | None:
+        """``scan(block, n)``: ``probe`` of each of the ``n`` newline-separated lines of ``block`` (answers
+        in line order, ``None`` for a line whose start ``exclude`` matches), from one regex pass over the
+        block; ``None`` when the block is not ``n`` non-empty lines the regex took one at a time (the caller
+        then probes line by line).
+
+        ``None`` (no scanner) when the block's regex could answer differently from the line's: a group the
+        probe reads may not take part in a match (the block's regex reports ``""`` where the line's gives
+        ``None``), or a lookaround could see past a line's end (``_sees_newline``). One match per line is
+        checked on every block: a match that crosses a line end leaves fewer matches than lines.
+        """
+        key = (wanted, exclude)
+        if key not in self._scanners:
+            self._scanners[key] = self._scanner(wanted, exclude)
+        return self._scanners[key]
+
+    def _scanner(self, wanted: tuple[str, ...], exclude: str) -> Scan | None:
+        read = record_builder.probe_groups(self.names, self._slots, wanted)
+        if not read or any(optional for _, group, _, optional in self._slots if group in read):
+            return None
+        line = re.sub(r"\(\?P<(g\d+)>", lambda m: m.group(0) if m.group(1) in read else "(?:", self._scan_line)
+        not_excluded = f"(?!{exclude})" if exclude else ""
+        # a line start, a line end: (?<![^\n]), (?![^\n]) (no MULTILINE flag: the grammar's own ^ and $ keep theirs)
+        regex = f"(?<![^\\n]){not_excluded}(?:{line})(?![^\\n])|(?<![^\\n])([^\\n]+)"
+        try:
+            pattern = re.compile(regex)
+        except re.error:
+            return None
+        if _sees_newline(regex):
+            return None
+        order = [group for group, _ in sorted(pattern.groupindex.items(), key=lambda item: item[1])]
+        source, env = record_builder.scan_source(self.names, order, self._slots, wanted)
+        namespace = {"_findall": pattern.findall, **env}
+        exec(compile(source, f"<lowered scan {wanted}>", "exec"), namespace)  # grammar names only
+        scan: Scan = namespace["scan"]
+        return scan
+
+
+Scan = Callable[[str, int], "list[tuple[Any, ...] | None] | None"]
+
+
+def _sees_newline(regex: str) -> bool:
+    r"""True when a lookaround or an anchor in ``regex`` could decide differently at a line's end inside a
+    block (where it sees ``\n``) than at the end of the line alone (where it sees nothing): a lookaround
+    whose content may match a newline, or an anchor (``^ $ \A \Z``). Conservative: unsure is True."""
+    try:
+        tree = sre_parse.parse(regex)
+        return _walk(list(tree), inside=False, dotall=bool(tree.state.flags & re.S))
+    except Exception:  # noqa: BLE001 - the private parser changed: no scanner, the probe serves
+        return True
+
+
+def _walk(items: list[tuple[Any, Any]], inside: bool, dotall: bool) -> bool:
+    for op, arg in items:
+        if op is _c.AT:
+            if arg not in (_c.AT_BOUNDARY, _c.AT_NON_BOUNDARY):
+                return True
+        elif op in (_c.ASSERT, _c.ASSERT_NOT):
+            if _walk(list(arg[1]), True, dotall):
+                return True
+        elif op is _c.SUBPATTERN:
+            _, add, remove, sub = arg
+            if _walk(list(sub), inside, (dotall or bool(add & re.S)) and not remove & re.S):
+                return True
+        elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT, _c.POSSESSIVE_REPEAT):
+            if _walk(list(arg[2]), inside, dotall):
+                return True
+        elif op is _c.ATOMIC_GROUP:
+            if _walk(list(arg), inside, dotall):
+                return True
+        elif op is _c.BRANCH:
+            if any(_walk(list(branch), inside, dotall) for branch in arg[1]):
+                return True
+        elif op in (_c.GROUPREF, _c.GROUPREF_EXISTS, _c.GROUPREF_IGNORE, _c.GROUPREF_LOC_IGNORE,
+                    _c.GROUPREF_UNI_IGNORE):
+            return True
+        elif inside and _takes_newline(op, arg, dotall):
+            return True
+    return False
+
+
+_NEWLINE_CATEGORIES: Final = frozenset({_c.CATEGORY_SPACE, _c.CATEGORY_NOT_DIGIT, _c.CATEGORY_NOT_WORD,
+                                        _c.CATEGORY_LINEBREAK, _c.CATEGORY_UNI_SPACE, _c.CATEGORY_UNI_NOT_DIGIT,
+                                        _c.CATEGORY_UNI_NOT_WORD, _c.CATEGORY_UNI_LINEBREAK,
+                                        _c.CATEGORY_LOC_NOT_WORD})
+
+
+def _takes_newline(op: Any, arg: Any, dotall: bool) -> bool:
+    r"""Whether one character-matching item may match ``\n`` (unknown items: True)."""
+    if op is _c.LITERAL:
+        return bool(arg == 10)
+    if op is _c.NOT_LITERAL:
+        return bool(arg != 10)
+    if op is _c.ANY:
+        return dotall
+    if op is _c.CATEGORY:
+        return arg in _NEWLINE_CATEGORIES
+    if op is _c.RANGE:
+        return bool(arg[0] <= 10 <= arg[1])
+    if op is _c.IN:
+        negate = bool(arg) and arg[0][0] is _c.NEGATE
+        hit = any(_takes_newline(sub_op, sub_arg, False) for sub_op, sub_arg in arg[negate:])
+        return hit != negate
+    return True
 
 
 _NAMES_ATTR: Final = "badgateway_result_names"  # cached on the grammar itself: no global registry

@@ -20,19 +20,22 @@ from grammars.result import Fields
 
 _PROGRAM: Final = r"(?:nginx|php-fpm[\w.-]*+|php[\d.]*-fpm)"
 
-_PREFIX: Final = re.compile(
+_PREFIX_SOURCE: Final = (
     r"(?:(?P<docker>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) "
     r"(?:[\w.-]++\[(?P<dyno>[\w.-]+)\]: )?"
     r"|(?P<compose>[\w.-]++) +\| "
     r"|(?P<column>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) \| "
     r"|\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\t(?:stdout|stderr)\t"
     r"|<\d{1,3}>1 (?P<rfc5424>\S+) \S+ \S+ \S+ \S+ (?:-|\[.*?\]) "
-    r"|(?:<\d{1,3}>)?(?:\w+\.\w+: )?[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d (?:[\w.-]+ ){0,2}"
+    r"|(?:<\d{1,3}>)?(?:\w++\.\w++: )?[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d (?:[\w.-]++ ){0,2}"
     rf"{_PROGRAM}(?:\[\d+\])?: +"
     rf"|\[SYSLOG\] {_PROGRAM}\[\d+\]: "
-    rf"|[\w.-]+ {_PROGRAM}(?:\[\d+\])?: "
+    rf"|[\w.-]++ {_PROGRAM}(?:\[\d+\])?: "
     rf"|Starting {_PROGRAM}: )"
 )
+_PREFIX: Final = re.compile(_PREFIX_SOURCE)
+# the same pattern without its groups, to embed in another regex (``(?!…)``: no shipper prefix here)
+PREFIX_PATTERN: Final = re.sub(r"\(\?P<\w+>", "(?:", _PREFIX_SOURCE)
 
 
 @lru_cache(maxsize=4096)

@@ -27,6 +27,7 @@ class _Plan:
 
     env: dict[str, Any] = field(default_factory=dict)
     shared: list[tuple[str, str]] = field(default_factory=list)  # (variable, expression)
+    shared_groups: list[str] = field(default_factory=list)  # the groups the shared values read
     exprs: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name → (expression, total)
 
 
@@ -61,6 +62,7 @@ def _plan(names: tuple[str, ...], slots: list[Slot]) -> _Plan:
         key = (group, id(convert))
         if convert is not None and uses[key] > 1 and key not in shared:
             shared[key] = f"v{len(shared)}"
+            plan.shared_groups.append(group)
             expr = value(group, convert)
             plan.shared.append((shared[key], f"({expr} if {group} is not None else None)" if optional else expr))
     for name in names:
@@ -105,6 +107,19 @@ def builder_source(
     return "\n".join(_head("build", plan.env, group_order, "_miss(line)") + body) + "\n", plan.env
 
 
+def _probe_body(plan: _Plan, wanted: tuple[str, ...], indent: str, answer_to: str) -> list[str]:
+    """The probe's statements: shared values, every converter that may raise, then ``answer_to`` the tuple."""
+    body = [f"{indent}try:"]
+    # shared values are few (``time_local`` and ``time``) and names may refer to them: always computed
+    body += [f"{indent}    {var} = {expr}" for var, expr in plan.shared]
+    computed = {var for var, _ in plan.shared}
+    body += [f"{indent}    {expr}" for name, (expr, total) in plan.exprs.items()
+             if not total and name not in wanted and expr not in computed]
+    answer = ", ".join(plan.exprs[name][0] if name in plan.exprs else "None" for name in wanted)
+    body.append(f"{indent}    {answer_to}(({answer},))")
+    return body
+
+
 def probe_source(
     names: tuple[str, ...], group_order: list[str | None], slots: list[Slot], wanted: tuple[str, ...]
 ) -> tuple[str, dict[str, Any]]:
@@ -115,12 +130,39 @@ def probe_source(
     builder's fields are then all computable, and the probe skips only the dict and the total ones.
     """
     plan = _plan(names, slots)
-    body = ["    try:"]
-    # shared values are few (``time_local`` and ``time``) and names may refer to them: always computed
-    body += [f"        {var} = {expr}" for var, expr in plan.shared]
-    computed = {var for var, _ in plan.shared}
-    body += [f"        {expr}" for name, (expr, total) in plan.exprs.items()
-             if not total and name not in wanted and expr not in computed]
-    answer = ", ".join(plan.exprs[name][0] if name in plan.exprs else "None" for name in wanted)
-    body += [f"        return ({answer},)", "    except Exception:", "        return None"]
+    body = _probe_body(plan, wanted, "    ", "return ")
+    body += ["    except Exception:", "        return None"]
     return "\n".join(_head("probe", plan.env, group_order, "None") + body) + "\n", plan.env
+
+
+def probe_groups(names: tuple[str, ...], slots: list[Slot], wanted: tuple[str, ...]) -> set[str]:
+    """The groups ``probe_source``'s probe reads: the wanted names', the shared values' and those of every
+    name whose converter may raise."""
+    plan = _plan(names, slots)
+    read = {name for name, (_, total) in plan.exprs.items() if name in wanted or not total}
+    return {group for name, group, _, _ in slots if name in read} | set(plan.shared_groups)
+
+
+def scan_source(
+    names: tuple[str, ...], scan_groups: list[str], slots: list[Slot], wanted: tuple[str, ...]
+) -> tuple[str, dict[str, Any]]:
+    """Python source of ``scan(block, n)``: the probe over a block of ``n`` lines in one ``_findall`` (a
+    regex whose groups are ``scan_groups``, then one that holds a line the grammar did not match), each line's
+    answer as ``probe`` gives it; ``None`` when the block is not ``n`` non-empty lines of one match each."""
+    plan = _plan(names, slots)
+    env = plan.env
+    head = [f"def scan(block, n, _findall=_findall, " + "".join(f"{name}={name}, " for name in env) + "):",
+            "    if not block or '\\n\\n' in block or block[0] == '\\n' or block[-1] == '\\n':",
+            "        return None  # an empty line: one regex match per line is not certain",
+            "    rows = _findall(block)",
+            "    if len(rows) != n:",
+            "        return None  # a match crossed a line end: the caller probes line by line",
+            "    out = []",
+            "    append = out.append",
+            f"    for ({', '.join(scan_groups)}, _other,) in rows:",
+            "        if _other:",
+            "            append(None)",
+            "            continue"]
+    body = _probe_body(plan, wanted, "        ", "append")
+    body += ["        except Exception:", "            append(None)", "    return out"]
+    return "\n".join(head + body) + "\n", env

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,7 +23,13 @@ def event_id(host: str, anchor: Event) -> str:
 
 
 def iso_ms(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+    return _iso_second(ts_ms // 1000) + f"{ts_ms % 1000:03d}Z"
+
+
+@lru_cache(maxsize=1024)
+def _iso_second(second: int) -> str:
+    # an incident formats two or three times of the same second or so: strftime once per second
+    return datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
 
 
 def evidence(ev: Event | None) -> Fields | None:
@@ -41,7 +48,9 @@ def build_incident(
     missing_evidence: list[str],
     idle_inputs: list[str],
     duplicates: list[Event],
+    anchor_id: str | None = None,
 ) -> dict[str, Any]:
+    """``anchor_id``: ``event_id`` of the anchor (the access line, else the error line), when the caller has it."""
     anchor = failure.access if failure.access is not None else failure.error
     assert anchor is not None  # a Failure always has one of the two
     source_fields = anchor.fields
@@ -68,7 +77,7 @@ def build_incident(
     record: dict[str, Any] = {
         "@timestamp": iso_ms(failure.ts_ms),
         "event": {
-            "id": event_id(failure.host, anchor),
+            "id": anchor_id or event_id(failure.host, anchor),
             "kind": "event",
             "category": ["web"],
             "type": ["error"],

@@ -43,7 +43,8 @@ class DiagnosisJoin:
         self._heap: list[tuple[int, int, int, str, int, Pending]] = []
         self._seq = 0
         self._evidence_count = 0
-        self._emitted: dict[str, int] = {}
+        self._emitted: dict[str, int] = {}  # item id → event time, of the lines already in an incident
+        self._emitted_heap: list[tuple[int, str]] = []  # the same, oldest first: pruned from the front
         self._last_prune_ms = -(2**62)
         self._last_drain_bound = -(2**62)
         self._last_sweep_ms = -(2**62)
@@ -77,6 +78,36 @@ class DiagnosisJoin:
         ``stream``: its source's ``SourceRef.stream`` (``stream_of``)."""
         self._see(stream, ts_ms, log_type, host)
         return self._closed()
+
+    def process_healthy_run(self, stream: str, ts_ms: int, log_type: str, host: str, count: int) -> list[Incident]:
+        """``process_healthy`` of ``count`` such events in a row, all of one time: the same state, counters and
+        incidents. Once the first has moved the clocks, the next ones of that time move nothing (``_steady``)
+        but the late count: they are counted, not walked."""
+        incidents = self.process_healthy(stream, ts_ms, log_type, host)
+        count -= 1
+        while count and not self._steady(stream, ts_ms):
+            incidents += self.process_healthy(stream, ts_ms, log_type, host)
+            count -= 1
+        if count:
+            late = self._late = ts_ms < self._wm  # the stream is known now
+            if late:
+                self.counters.late_records += count
+        return incidents
+
+    def _steady(self, stream: str, ts_ms: int) -> bool:
+        """Whether another healthy event of ``stream`` at ``ts_ms`` would change nothing but the late count:
+        not ahead of the wall clock, not past its stream's clock (no jump to confirm), and no window or prune
+        due at the unchanged bound (what ``_closed`` checks)."""
+        watermarks = self.watermarks
+        clock = watermarks.streams[stream]
+        now_ms = watermarks.now_ms
+        if (now_ms is not None and ts_ms > now_ms + watermarks.max_jump_ms) or clock.pending_jump \
+                or ts_ms > clock.max_ts_ms:
+            return False
+        bound = watermarks.global_max_ts_ms - self._lateness_ms
+        heap = self._heap
+        return not ((heap and heap[0][0] <= bound) or len(heap) + self._evidence_count > self._max_state
+                    or bound - self._last_drain_bound >= 1_000)
 
     def stream_of(self, source: SourceRef) -> str:
         """``source.stream``, remembered: SourceRef.stream formats a string per call, and consecutive records
@@ -234,7 +265,11 @@ class DiagnosisJoin:
                     del tl[: cut - 1]  # keep the last state before the horizon
             if not host.evidence and all(len(m.timeline) <= 1 for m in host.masters.values()):
                 self._busy.discard(name)
-        self._emitted = {k: v for k, v in self._emitted.items() if v >= horizon}
+        emitted, heap = self._emitted, self._emitted_heap
+        while heap and heap[0][0] < horizon:
+            ts_ms, item_id = heapq.heappop(heap)
+            if emitted.get(item_id) == ts_ms:
+                del emitted[item_id]
         while self._evidence_count > self.settings.max_state // 2:
             biggest = max(self._hosts.values(), key=lambda h: len(h.evidence))
             drop = max(1, len(biggest.evidence) // 10)
@@ -297,6 +332,7 @@ class DiagnosisJoin:
                     self._take(host.errors, q)  # a second error line about the same connection
                     duplicates.append(q.event)
         anchor_ts = access.ts_ms if access is not None else p.event.ts_ms
+        anchor = partner if partner is not None and access is partner.event else p  # its id is the incident's
         failure = Failure(p.event.host, anchor_ts, access, error)
         diagnosis = classify(failure, self._fpm_view(host, failure), self.topology)
         for ev in diagnosis.fpm_evidence:
@@ -306,14 +342,18 @@ class DiagnosisJoin:
         if late:
             self.counters.late_incidents += 1
         self.counters.incidents += 1
-        self._emitted[p.item_id] = p.event.ts_ms
+        self._emit_id(p)
         if partner is not None:
-            self._emitted[partner.item_id] = partner.event.ts_ms
+            self._emit_id(partner)
         missing = sorted({NGINX_ACCESS, NGINX_ERROR, PHP_FPM} - host.seen_types)
         text = remediation(diagnosis, self.topology)
         return [build_incident(failure, diagnosis, text, late=late, evicted=evicted,
                                missing_evidence=missing, idle_inputs=self.watermarks.idle_streams(),
-                               duplicates=duplicates)]
+                               duplicates=duplicates, anchor_id=anchor.item_id)]
+
+    def _emit_id(self, p: Pending) -> None:
+        self._emitted[p.item_id] = p.event.ts_ms
+        heapq.heappush(self._emitted_heap, (p.event.ts_ms, p.item_id))
 
     def _fpm_view(self, host: HostState, failure: Failure) -> FpmView:
         t = failure.error.ts_ms if failure.error is not None else failure.ts_ms

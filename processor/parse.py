@@ -7,7 +7,7 @@ logs carry no offset: their source's timezone setting applies).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo, timezone
 from functools import lru_cache
@@ -20,7 +20,8 @@ from grammars import fpm_access as fpm_access_grammar
 from grammars import slowlog as slowlog_grammar
 from grammars.detect import detect_line
 from grammars.plugins import GrammarPlugin
-from grammars.prefix import has_prefix, strip_prefix
+from grammars.lowering import Scan
+from grammars.prefix import PREFIX_PATTERN, has_prefix, strip_prefix
 from grammars.result import ParseError
 
 from processor.events import (
@@ -94,6 +95,8 @@ class RecordParser:
             self._by_type.setdefault(plugin.name, plugin.parse)
         # healthy_access_line_ms: the (status, time) probe of each access format named by records (None: no probe)
         self._probes: dict[str | None, Probe] = {}
+        self._scanners: dict[str | None, Scan | None] = {}  # healthy_access_block's, by format name
+        self._scan_misses: dict[str | None, int] = {}  # blocks in a row where the scan answered for no line
         self._last_time: datetime | None = None  # consecutive lines share their second: its epoch ms, kept
         self._last_time_ms = 0
 
@@ -143,6 +146,61 @@ class RecordParser:
         ts_ms = self._last_time_ms = _aware_ms(value)
         self._last_time = value
         return ts_ms
+
+    def healthy_access_block(self, block: str, n: int, hosts: str | None | Sequence[str | None],
+                             access_format: str | None) -> list[int | None] | None:
+        """``healthy_access_line_ms`` of each of the ``n`` newline-separated lines of ``block`` (``hosts``: one
+        for all lines, or one per line), from one regex pass over the block (the format's
+        ``FastParser.scanner``; where it gives up, on an empty line or a match across a line end, half by
+        half, down to a few lines that answer ``None``). ``None`` when the format has no scanner: ask line by
+        line."""
+        scan = self._scanners.get(access_format, _no_scan)
+        if scan is _no_scan:
+            scan = self._access_scanner(access_format)
+        if scan is None:
+            return None
+        rows = scan(block, n)
+        if rows is None:
+            rows = _scan_halves(scan, block.split("\n"))
+            # a format whose matches run on (combined_plus's untyped rest takes newlines): stop trying
+            misses = self._scan_misses[access_format] = self._scan_misses.get(access_format, 0) + (not any(rows))
+            if misses >= 8:
+                self._scanners[access_format] = None
+        elif access_format in self._scan_misses:
+            del self._scan_misses[access_format]
+        out: list[int | None] = []
+        append = out.append
+        failures = FAILURE_STATUSES
+        last_value: Any = None
+        last_ms: int | None = None
+        for i, row in enumerate(rows):
+            if row is None:
+                append(None)
+                continue
+            status, value = row
+            if status in failures:
+                append(None)
+            elif value is last_value:  # the converter's cache: one datetime per distinct time text
+                append(last_ms)
+            elif not isinstance(value, datetime):
+                append(None)
+            elif value.tzinfo is None:  # the line's host's timezone applies
+                host = hosts if hosts is None or isinstance(hosts, str) else hosts[i]
+                append(_local_ms(value, self._tz_for(host or self.settings.default_host, NGINX_ACCESS)))
+            else:
+                last_ms = _aware_ms(value)
+                last_value = value
+                append(last_ms)
+        return out
+
+    def _access_scanner(self, fmt_name: str | None) -> Scan | None:
+        fmt = self._formats.get(fmt_name or "combined")
+        scan: Scan | None = None
+        if fmt is not None and fmt.fast is not None and NGINX_ACCESS not in self._plugins:
+            # as healthy_access_line_ms: not a JSON line, no shipper prefix
+            scan = fmt.fast.scanner(("status", "time"), r"\{|" + PREFIX_PATTERN)
+        self._scanners[fmt_name] = scan
+        return scan
 
     def _access_probe(self, fmt_name: str | None) -> Probe:
         fmt = self._formats.get(fmt_name or "combined")
@@ -222,6 +280,24 @@ class RecordParser:
                     if not isinstance(alt, ParseError):
                         return alt
         return result
+
+
+def _scan_halves(scan: Scan, lines: list[str]) -> list[Any]:
+    """``scan`` of a block it gave up on (an empty line, a match across a line end), half by half: the lines
+    of the smallest pieces it still gives up on answer ``None`` (each is probed alone)."""
+    n = len(lines)
+    if n <= 8:
+        return [None] * n
+    half = n // 2
+    out: list[Any] = []
+    for part in (lines[:half], lines[half:]):
+        rows = scan("\n".join(part), len(part))
+        out += rows if rows is not None else _scan_halves(scan, part)
+    return out
+
+
+def _no_scan(block: str, n: int) -> None:
+    return None  # _scanners' "not looked up yet"
 
 
 def _no_probe(text: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby, repeat
 from typing import Any, Literal, NamedTuple
 
 from grammars import error as error_grammar
@@ -110,6 +111,52 @@ class Pipeline:
                 counters.lines_in += 1
             if got:
                 out.append((i, got))
+        return out
+
+    def feed_block(self, name: str, partition: int | None, log_type: str | None, access_format: str | None,
+                   hosts: str | None | Sequence[str | None], offsets: Sequence[int], block: str
+                   ) -> list[tuple[int, list[Output]]] | None:
+        """``feed_lines`` for lines given as one newline-joined ``block`` (no line holds a newline), the
+        ``i``-th at ``offsets[i]`` from ``hosts`` (one for all, or one per line): the same outputs, counters
+        and state, with the healthy access lines found by one regex pass over the block
+        (``RecordParser.healthy_access_block``) and each run of them of one time and host joined at once
+        (``DiagnosisJoin.process_healthy_run``). An incident comes with the last line of the run that closed it.
+        ``None``, with nothing fed, when the format has no scanner: ``feed_lines`` it.
+        """
+        if not (self._healthy_fast and log_type == NGINX_ACCESS):
+            return None
+        n = len(offsets)
+        times = self.parser.healthy_access_block(block, n, hosts, access_format)
+        if times is None:
+            return None
+        counters = self.counters
+        by_type = counters.events_by_type
+        stream = SourceRef(name, 0, partition).stream
+        default_host = self._default_host
+        process_run = self.join.process_healthy_run
+        lines: list[str] | None = None
+        out: list[tuple[int, list[Output]]] = []
+        i = 0
+        one_host = hosts is None or isinstance(hosts, str)
+        keys = zip(times, repeat(hosts)) if one_host else zip(times, hosts)  # type: ignore[arg-type]
+        for (ts, host), run in groupby(keys):
+            count = len(list(run))
+            if ts is None:  # not a healthy access line: the full path, line by line
+                if lines is None:
+                    lines = block.split("\n")
+                for j in range(i, i + count):
+                    got = self.feed(Record(lines[j], SourceRef(name, offsets[j], partition), log_type, host,
+                                           access_format))
+                    if got:
+                        out.append((j, got))
+            else:
+                counters.lines_in += count
+                counters.lines_parsed += count
+                by_type[NGINX_ACCESS] = by_type.get(NGINX_ACCESS, 0) + count
+                incidents = process_run(stream, ts, NGINX_ACCESS, host or default_host, count)
+                if incidents:
+                    out.append((i + count - 1, [Output("incident", inc, None) for inc in incidents]))
+            i += count
         return out
 
     def _healthy(self, stream: str, text: str, host: str | None, access_format: str | None, line_count: int

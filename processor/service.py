@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import re
 import signal
 import socket
 import time
@@ -21,7 +22,7 @@ from zoneinfo import ZoneInfo
 from processor.config import ServiceConfig, load_config, redacted
 from processor.configs import load_knowledge
 from processor.errors import KafkaError, UserConfigError
-from processor.events import DeadLetter, Record, SourceRef
+from processor.events import NGINX_ACCESS, DeadLetter, Record, SourceRef
 from processor.io.kafka import CommitPlanner, InputReader, Outbox, check_copartitioned, incident_sources, stream_of, \
     with_backoff
 from processor.io.kafka_client import TP, ClientError, Consumer, Msg, Producer, backend
@@ -32,6 +33,9 @@ from processor.logging import configure, get_logger
 from processor.parse import ParseSettings
 from processor.pipeline import Output, Pipeline, PipelineSettings
 from processor.watermark import NO_WATERMARK
+
+# a value the auto envelope reads as JSON (Envelope.raw_text: the first byte after ASCII blanks is `{`)
+_JSON_START = re.compile(rb"(?:^|\n)[ \t\r\x0b\x0c]*+\{")
 
 TICK_S = 0.25
 
@@ -233,6 +237,36 @@ class Service:
                 self._repartition(tp, records)
             return
         reader = self.inputs[tp.topic]
+        if not self._feed_block(tp, reader, records):
+            self._feed_records(tp, reader, records)
+        self.totals.records_in += len(records)
+        self.metrics.records_in.labels(tp.topic, reader.type).inc(len(records))
+        self.planner.processed(tp, records[-1].offset + 1)
+
+    def _feed_block(self, tp: TP, reader: InputReader, records: list[Msg]) -> bool:
+        """The whole batch as one block of lines (``Pipeline.feed_block``), when every record is a plain raw
+        line with no newline: False, with nothing fed, when not (then ``_feed_records``)."""
+        envelope = reader.envelope
+        if reader.log_type != NGINX_ACCESS or envelope.kind not in ("raw", "auto"):
+            return False
+        values = [rec.value for rec in records]
+        if None in values or max(map(len, values)) > envelope.max_record_bytes:  # type: ignore[arg-type]
+            return False
+        joined = b"\n".join(values)  # type: ignore[arg-type]
+        if joined.count(b"\n") != len(values) - 1 or (envelope.kind == "auto" and _JSON_START.search(joined)):
+            return False  # a line terminator left on, a multi-line value, an envelope to unwrap
+        hosts = reader.hosts(records)
+        for host in (hosts,) if hosts is None or isinstance(hosts, str) else set(hosts):
+            self._check_partition(host, records[0])
+        got = self.pipeline.feed_block(tp.topic, tp.partition, reader.log_type, reader.access_format, hosts,
+                                       [rec.offset for rec in records], joined.decode("utf-8", "surrogateescape"))
+        if got is None:
+            return False
+        for i, outputs in got:
+            self._emit(outputs, records[i])
+        return True
+
+    def _feed_records(self, tp: TP, reader: InputReader, records: list[Msg]) -> None:
         raw_text = reader.envelope.raw_text
         host_of = reader.host
         check_partition = self._check_partition
@@ -254,9 +288,6 @@ class Service:
             run.append(rec)
         if lines:
             self._feed_lines(tp, reader, lines, run)
-        self.totals.records_in += len(records)
-        self.metrics.records_in.labels(tp.topic, reader.type).inc(len(records))
-        self.planner.processed(tp, records[-1].offset + 1)
 
     def _feed_lines(self, tp: TP, reader: InputReader, lines: list[tuple[int, str, str | None]], run: list[Msg]
                     ) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from processor.config import InputSection
@@ -66,6 +66,13 @@ class InputReader:
         self.envelope = Envelope(cfg.envelope, cfg.message_field, cfg.host_field, max_record_bytes)
         self._mode, _, self._name = cfg.host_from.partition(":")
 
+    def hosts(self, records: Sequence[Msg]) -> str | None | list[str | None]:
+        """``host(None, rec)`` of each record (raw lines: no envelope host); one value when it is fixed."""
+        if self._mode == "fixed":
+            return self._name
+        host = self.host
+        return [host(None, rec) for rec in records]
+
     def host(self, from_envelope: str | None, rec: Msg) -> str | None:
         mode = self._mode
         if mode == "fixed":
@@ -88,23 +95,14 @@ def stream_of(tp: TP) -> str:
 
 
 def incident_sources(incident: Mapping[str, Any]) -> list[tuple[str, int]]:
-    """(stream, offset) of every Kafka record the incident's evidence names (``topic[p]@offset``)."""
+    """(stream, offset) of every Kafka record the incident's evidence names (``topic[p]@offset``): each evidence
+    entry (``build_incident``: one line, or a list of them) has its ``source``."""
     found: list[tuple[str, int]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "source" and isinstance(value, str):
-                    m = _SOURCE.match(value)
-                    if m is not None:
-                        found.append((m["stream"], int(m["offset"])))
-                elif key != "fields":
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(incident.get("evidence"))
+    for entry in (incident.get("evidence") or {}).values():
+        for item in entry if isinstance(entry, list) else (entry,):
+            source = item.get("source") if isinstance(item, dict) else None
+            if isinstance(source, str) and (m := _SOURCE.match(source)) is not None:
+                found.append((m["stream"], int(m["offset"])))
     return found
 
 

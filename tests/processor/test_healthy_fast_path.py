@@ -110,3 +110,89 @@ def test_feed_lines_gives_what_feed_gives_record_by_record() -> None:
             [(i, [(o.kind, str(o.value)) for o in outs]) for i, outs in want]
         assert sum(o.kind == "incident" for _, outs in got for o in outs) >= 3
         assert sum(o.kind == "dead_letter" for _, outs in got for o in outs) >= 2
+
+
+def _block_texts() -> list[str]:
+    texts = [r.text for r in _records(LAB / "logs" / "access_combined.log", "combined")]
+    for path in COMBINED[:6]:
+        texts += [r.text for r in _records(path, None)]
+    # blank-looking, garbage, JSON, far future, prefixed, an unclosed quote (its match would run into the next
+    # line), a late line, invalid UTF-8 carried as surrogate escapes
+    return texts + ["   ", "garbage line", '{"status": 200}', texts[0].replace("2026", "2036"), "web_1  | " + texts[1],
+                    texts[3].rsplit('"', 1)[0], texts[2], texts[4].replace("GET", "G\udcffT")]
+
+
+@pytest.mark.parametrize("hosts", ["web-1", None, "per line"])
+@pytest.mark.parametrize("fmt", ["combined", None])
+def test_feed_block_gives_what_feed_gives_record_by_record(hosts: str | None, fmt: str | None) -> None:
+    settings = PipelineSettings(parse=ParseSettings(formats=_lab_formats()))  # type: ignore[arg-type]
+    texts = _block_texts()
+    offsets = list(range(1000, 1000 + len(texts)))
+    per_line = ["web-1" if i % 3 else None for i in range(len(texts))] if hosts == "per line" else None
+    a = Pipeline(settings)
+    got = a.feed_block("access", 4, NGINX_ACCESS, fmt, per_line or hosts, offsets, "\n".join(texts))
+    assert got is not None
+    b = Pipeline(settings)
+    want = [(i, outs) for i, (off, text) in enumerate(zip(offsets, texts))
+            if (outs := b.feed(Record(text, SourceRef("access", off, 4), NGINX_ACCESS,
+                                      per_line[i] if per_line else hosts, fmt)))]
+    got.append((len(texts), a.flush()))
+    want.append((len(texts), b.flush()))
+    assert a.counters == b.counters
+    assert a.held_offsets() == b.held_offsets()
+    # incidents come with the last line of the healthy run that closed them: the same outputs, in the same order
+    assert [(o.kind, str(o.value)) for _, outs in got for o in outs] == \
+        [(o.kind, str(o.value)) for _, outs in want for o in outs]
+    # a dead letter comes with its own line (the service sends it with that record's key and headers)
+    assert [(i, str(o.value)) for i, outs in got for o in outs if o.kind == "dead_letter"] == \
+        [(i, str(o.value)) for i, outs in want for o in outs if o.kind == "dead_letter"]
+    assert sum(o.kind == "incident" for _, outs in got for o in outs) >= 3
+    assert sum(o.kind == "dead_letter" for _, outs in got for o in outs) >= 2
+
+
+def test_feed_block_declines_without_a_scanner_and_with_events_on() -> None:
+    texts = _block_texts()[:5]
+    offsets = list(range(len(texts)))
+    events = Pipeline(PipelineSettings(emit_events=True))
+    assert events.feed_block("access", 0, NGINX_ACCESS, "combined", "h", offsets, "\n".join(texts)) is None
+    plain = Pipeline(PipelineSettings())
+    assert plain.feed_block("error", 0, "nginx_error", None, "h", offsets, "\n".join(texts)) is None
+    assert plain.counters.lines_in == 0 and events.counters.lines_in == 0  # nothing fed
+
+
+def test_a_run_of_healthy_lines_joins_as_the_lines_one_by_one() -> None:
+    # process_healthy_run(…, count) against count × process_healthy, through lateness, far-future lines, jumps
+    # to confirm, wall-clock ticks and the windows of failures held in between
+    import random
+
+    from processor.join import DiagnosisJoin, JoinSettings
+    from processor.topology import Topology
+
+    failures = [r for r in _records(LAB / "logs" / "access_combined.log", "combined")]
+    parser = RecordParser(ParseSettings())
+    events = [e for r in failures if isinstance(e := parser.parse(r), Event)]
+    assert any(e.fields["status"] in FAILURE_STATUSES for e in events)
+    rng = random.Random(7)
+    for _ in range(30):
+        one, many = (DiagnosisJoin(Topology(), JoinSettings(max_state=rng.choice([5, 10_000])))
+                     for _ in range(2))
+        base = events[0].ts_ms
+        for step in range(60):
+            roll = rng.random()
+            if roll < 0.15:
+                event = rng.choice(events)
+                assert [str(i) for i in one.process(event)] == [str(i) for i in many.process(event)]
+            elif roll < 0.2:
+                now = base + rng.randint(-5_000, 400_000)
+                assert one.advance(now) == many.advance(now)
+            else:
+                stream = rng.choice(["a[0]", "b[1]"])
+                ts = base + rng.choice([0, 1, 2]) * 1000 * step + rng.choice([0, -60_000, 7_200_000])
+                count = rng.randint(1, 40)
+                host = rng.choice(["web-1", "web-2"])
+                got = many.process_healthy_run(stream, ts, NGINX_ACCESS, host, count)
+                want = [i for _ in range(count) for i in one.process_healthy(stream, ts, NGINX_ACCESS, host)]
+                assert [str(i) for i in got] == [str(i) for i in want]
+            assert one.counters == many.counters and one.held_offsets() == many.held_offsets()
+            assert one.watermarks == many.watermarks and one._wm == many._wm and one._late == many._late
+        assert [str(i) for i in one.flush()] == [str(i) for i in many.flush()]
