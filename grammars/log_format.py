@@ -10,6 +10,7 @@ nginx writes ``-`` for an empty or unset variable, so every typed token also acc
 from __future__ import annotations
 
 import re
+import sys
 from typing import Final
 
 import orjson
@@ -43,6 +44,17 @@ _FLOAT: Final = r"\d++(?:\.\d++)?+|-"
 _LIST_SPLIT: Final = re.compile(r", | : ")
 # list ::= entry { (", " | " : ") entry }
 _LIST: Final = r'[^\s,"]++(?:(?:, | : )[^\s,"]++)*+'
+
+# Guards (values.typed): matched where the token starts, the conversion of its text cannot fail. int() refuses
+# more digits than sys.get_int_max_str_digits(); float() takes any _FLOAT; a list's entries must each convert.
+_MAX_DIGITS: Final = sys.get_int_max_str_digits()
+_INT_ENTRY: Final = rf"-|\d{{1,{_MAX_DIGITS}}}(?!\d)" if _MAX_DIGITS else r"-|\d++"
+_FLOAT_ENTRY: Final = r"-|\d+(?:\.\d+)?"
+
+
+def _list_guard(entry: str) -> str:
+    # every entry up to where the list token stops (no entry character, nor a separator and an entry, follows)
+    return rf'(?:{entry})(?:(?:, | : )(?:{entry}))*+(?![^\s,"]|, [^\s,"]| : [^\s,"])'
 
 # request ::= method " " uri " " protocol   (anything else stays raw: "-", "", TLS bytes, "SSH-2.0-Go")
 METHOD: Final = r"[A-Za-z][A-Za-z0-9_-]*+"
@@ -159,24 +171,24 @@ def variable_element(
     if name == "request":
         return _request(quoted, escape, closer)
     if name == "status":
-        return values.typed(name, _token(_INT, name), values.status_code)
+        return values.typed(name, _token(_INT, name), values.status_code, _INT_ENTRY)
     if name in INT_VARIABLES:
-        return values.typed(name, _token(_INT, name), _nullable_int)
+        return values.typed(name, _token(_INT, name), _nullable_int, _INT_ENTRY)
     if name in FLOAT_VARIABLES:
-        return values.typed(name, _token(_FLOAT, name), _nullable_float)
+        return values.typed(name, _token(_FLOAT, name), _nullable_float, "")
     if name in ADDRESS_VARIABLES:
         stop = re.escape(after[0]) if after and not after[0].isspace() else ""  # `[Client $remote_addr]`
         return values.typed(name, _token(_ADDRESS.format(stop=stop), name), values.dash_none)
     if name in TIME_VARIABLES:
         return _time(name, time_field)
     if name in ADDRESS_LISTS:
-        return values.typed(name, _token(_LIST, name), _address_list)
+        return values.typed(name, _token(_LIST, name), _address_list, "")
     if name == "upstream_status":
-        return values.typed(name, _token(_LIST, name), _status_list)
+        return values.typed(name, _token(_LIST, name), _status_list, _list_guard(_INT_ENTRY))
     if name in INT_LISTS:
-        return values.typed(name, _token(_LIST, name), _int_list)
+        return values.typed(name, _token(_LIST, name), _int_list, _list_guard(_INT_ENTRY))
     if name in FLOAT_LISTS:
-        return values.typed(name, _token(_LIST, name), _float_list)
+        return values.typed(name, _token(_LIST, name), _float_list, _list_guard(_FLOAT_ENTRY))
     if quoted:
         # the quotes belong to the format's literals; the body is matched up to the closing one
         body = _quoted_body(escape, closer)[1:-1]
@@ -214,10 +226,11 @@ def _time(name: str, time_field: bool) -> pp.ParserElement:
     pattern, to_datetime = _TIME_PATTERNS[name]
     token = _token(pattern, name)
     convert: values.Converter = float if name == "msec" else to_datetime
+    guard = "" if name == "msec" else None  # float() takes any \d++\.\d++
     if not time_field:
-        return values.typed(name, token, convert)
+        return values.typed(name, token, convert, guard)
     # nginx always sets its time variables: no "-" alternative
-    return values.typed(name, values.typed("time", token, to_datetime), convert)
+    return values.typed(name, values.typed("time", token, to_datetime), convert, guard)
 
 
 def format_grammar(fmt: str, escape: str = "default") -> tuple[pp.ParserElement, tuple[str, ...]]:

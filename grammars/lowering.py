@@ -102,6 +102,7 @@ class _Lowerer:
     def __init__(self) -> None:
         self.slots: list[record_builder.Slot] = []
         self.groups: dict[str, str] = {}  # "(?P<gN>body)" → gN
+        self.guards: dict[tuple[str, int], str] = {}  # (gN, id(converter)) → values.typed's guard
         self.forwards: set[int] = set()
 
     def lower(self, element: pp.ParserElement, pre: bool, optional: bool, named: bool) -> str:
@@ -118,7 +119,7 @@ class _Lowerer:
                 body = "".join(self.lower(part, True, optional, named) for part in element.exprs[1:-1])
             else:
                 body = self.body(element, optional, named)
-            return prefix + self.group(name, body, convert, optional, named)
+            return prefix + self.group(name, body, convert, optional, named, values.typed_guard(element))
         if element.parseAction:
             raise LoweringError(f"{element}: parse action not made by values.typed")
         if not element.modalResults:
@@ -130,14 +131,19 @@ class _Lowerer:
             body = self.group(name, body, None, optional, named)
         return prefix + body
 
-    def group(self, name: str, body: str, convert: values.Converter | None, optional: bool, named: bool) -> str:
+    def group(self, name: str, body: str, convert: values.Converter | None, optional: bool, named: bool,
+              guard: str | None = None) -> str:
         if not named:
             raise LoweringError(f"name {name!r} where pyparsing drops names")
         reused = self.groups.get(body)
         if reused is not None:  # a typed value wrapping exactly another (time_local and time): one group
             self.slots.append((name, reused, convert, optional))
+            if guard is not None and convert is not None:
+                self.guards[(reused, id(convert))] = guard
             return body
         group = f"g{len(self.groups)}"
+        if guard is not None and convert is not None:
+            self.guards[(group, id(convert))] = guard
         self.slots.append((name, group, convert, optional))
         self.groups[f"(?P<{group}>{body})"] = group
         return f"(?P<{group}>{body})"
@@ -274,6 +280,7 @@ class FastParser:
         self.parse = self.with_fallback(_no_fields)
         self._group_order = group_order
         self._slots = lowerer.slots
+        self._guards = lowerer.guards
         self._probes: dict[tuple[str, ...], Callable[[str], tuple[Any, ...] | None]] = {}
         self._scanners: dict[tuple[tuple[str, ...], str], Scan | None] = {}
 
@@ -318,10 +325,21 @@ class FastParser:
         return self._scanners[key]
 
     def _scanner(self, wanted: tuple[str, ...], exclude: str) -> Scan | None:
-        read = record_builder.probe_groups(self.names, self._slots, wanted)
+        # a converter the scan need not run: its guard, checked by the regex where the value starts, says it works
+        guarded = frozenset(self._guards)
+        read = record_builder.probe_groups(self.names, self._slots, wanted, guarded)
         if not read or any(optional for _, group, _, optional in self._slots if group in read):
             return None
-        line = re.sub(r"\(\?P<(g\d+)>", lambda m: m.group(0) if m.group(1) in read else "(?:", self._scan_line)
+        checks: dict[str, str] = {}
+        for (group, convert_id), guard in self._guards.items():
+            convert = next(c for _, g, c, _ in self._slots if g == group and id(c) == convert_id)
+            if guard and not values.is_total(convert) and group not in read:  # a group read is converted anyway
+                checks[group] = checks.get(group, "") + f"(?={guard})"
+
+        def group_start(m: re.Match[str]) -> str:
+            return checks.get(m.group(1), "") + (m.group(0) if m.group(1) in read else "(?:")
+
+        line = re.sub(r"\(\?P<(g\d+)>", group_start, self._scan_line)
         not_excluded = f"(?!{exclude})" if exclude else ""
         # a line start, a line end: (?<![^\n]), (?![^\n]) (no MULTILINE flag: the grammar's own ^ and $ keep theirs)
         regex = f"(?<![^\\n]){not_excluded}(?:{line})(?![^\\n])|(?<![^\\n])([^\\n]+)"
@@ -332,7 +350,7 @@ class FastParser:
         if _sees_newline(regex):
             return None
         order = [group for group, _ in sorted(pattern.groupindex.items(), key=lambda item: item[1])]
-        source, env = record_builder.scan_source(self.names, order, self._slots, wanted)
+        source, env = record_builder.scan_source(self.names, order, self._slots, wanted, guarded)
         namespace = {"_findall": pattern.findall, **env}
         exec(compile(source, f"<lowered scan {wanted}>", "exec"), namespace)  # grammar names only
         scan: Scan = namespace["scan"]

@@ -35,7 +35,8 @@ def _total(convert: values.Converter | None) -> bool:
     return convert is None or convert is str or values.is_total(convert)
 
 
-def _plan(names: tuple[str, ...], slots: list[Slot]) -> _Plan:
+def _plan(names: tuple[str, ...], slots: list[Slot], assume_total: frozenset[tuple[str, int]] = frozenset()) -> _Plan:
+    """``assume_total``: (group, id(converter)) pairs to take as never raising (their guard was checked)."""
     plan = _Plan()
     bound: dict[int, str] = {}
 
@@ -73,10 +74,11 @@ def _plan(names: tuple[str, ...], slots: list[Slot]) -> _Plan:
                 continue
             current = shared.get((group, id(convert))) or value(group, convert)
             already_none = current == group or current in shared.values()  # None when the group is
+            sure = _total(convert) or (group, id(convert)) in assume_total
             if not optional or (already_none and expr == "None"):
-                expr, total = current, _total(convert)
+                expr, total = current, sure
             else:
-                expr, total = f"({current} if {group} is not None else {expr})", total and _total(convert)
+                expr, total = f"({current} if {group} is not None else {expr})", total and sure
         plan.exprs[name] = (expr, total)
     return plan
 
@@ -135,21 +137,24 @@ def probe_source(
     return "\n".join(_head("probe", plan.env, group_order, "None") + body) + "\n", plan.env
 
 
-def probe_groups(names: tuple[str, ...], slots: list[Slot], wanted: tuple[str, ...]) -> set[str]:
+def probe_groups(names: tuple[str, ...], slots: list[Slot], wanted: tuple[str, ...],
+                 assume_total: frozenset[tuple[str, int]] = frozenset()) -> set[str]:
     """The groups ``probe_source``'s probe reads: the wanted names', the shared values' and those of every
-    name whose converter may raise."""
-    plan = _plan(names, slots)
+    name whose converter may raise (and is not in ``assume_total``)."""
+    plan = _plan(names, slots, assume_total)
     read = {name for name, (_, total) in plan.exprs.items() if name in wanted or not total}
     return {group for name, group, _, _ in slots if name in read} | set(plan.shared_groups)
 
 
 def scan_source(
-    names: tuple[str, ...], scan_groups: list[str], slots: list[Slot], wanted: tuple[str, ...]
+    names: tuple[str, ...], scan_groups: list[str], slots: list[Slot], wanted: tuple[str, ...],
+    assume_total: frozenset[tuple[str, int]] = frozenset(),
 ) -> tuple[str, dict[str, Any]]:
     """Python source of ``scan(block, n)``: the probe over a block of ``n`` lines in one ``_findall`` (a
     regex whose groups are ``scan_groups``, then one that holds a line the grammar did not match), each line's
-    answer as ``probe`` gives it; ``None`` when the block is not ``n`` non-empty lines of one match each."""
-    plan = _plan(names, slots)
+    answer as ``probe`` gives it; ``None`` when the block is not ``n`` non-empty lines of one match each.
+    ``assume_total``: converters whose guard the block's regex checks (``FastParser.scanner``): not run here."""
+    plan = _plan(names, slots, assume_total)
     env = plan.env
     head = [f"def scan(block, n, _findall=_findall, " + "".join(f"{name}={name}, " for name in env) + "):",
             "    if not block or '\\n\\n' in block or block[0] == '\\n' or block[-1] == '\\n':",

@@ -36,12 +36,16 @@ def _is_text_leaf(expr: pp.ParserElement) -> bool:
     )
 
 
-def typed(name: str, expr: pp.ParserElement, convert: Converter) -> pp.ParserElement:
+def typed(name: str, expr: pp.ParserElement, convert: Converter, guard: str | None = None) -> pp.ParserElement:
     """``expr`` named ``name``, its matched text converted by ``convert``.
 
     Names inside ``expr`` stay visible (``request`` keeps ``method``/``uri``/``protocol``).
     The value is set in place rather than returned, because a parse action returning
     ``None`` (nginx ``-``) would otherwise mean "no change" to pyparsing.
+
+    ``guard``: a regex that, matched where ``expr`` starts, shows that ``convert`` will not raise on the text
+    ``expr`` matches there (``""``: it never raises on any text ``expr`` matches). A block scan of the lowered
+    grammar (``FastParser.scanner``) checks it in the regex instead of converting each value it has no use for.
     """
 
     def convert_in_place(text_at: str, loc: int, tokens: pp.ParseResults) -> None:
@@ -60,9 +64,20 @@ def typed(name: str, expr: pp.ParserElement, convert: Converter) -> pp.ParserEle
         form = WRAPPED
     element = element.set_results_name(name)
     setattr(element, TYPED_ATTR, (convert, form))
+    if guard is not None:
+        setattr(element, GUARD_ATTR, guard)
     if not element.customName:
         element.set_name(name)
     return element
+
+
+GUARD_ATTR: Final = "badgateway_guard"
+
+
+def typed_guard(element: pp.ParserElement) -> str | None:
+    """The ``guard`` given to ``typed`` for ``element``, if any."""
+    guard: str | None = getattr(element, GUARD_ATTR, None)
+    return guard
 
 
 def typed_info(element: pp.ParserElement) -> tuple[Converter, str] | None:

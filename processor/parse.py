@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo, timezone
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from grammars import access as access_grammar
 from grammars import error as error_grammar
@@ -31,6 +31,16 @@ from processor.events import (
 
 Parse = Callable[[str], "Fields | ParseError"]
 Probe = Callable[[str], "tuple[Any, ...] | None"]
+
+
+class Failed:
+    """``healthy_access_block``'s answer for a line that is a 502/504 of the format (one object: ``FAILED``)."""
+
+    def __repr__(self) -> str:
+        return "FAILED"
+
+
+FAILED: Final = Failed()
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +158,10 @@ class RecordParser:
         return ts_ms
 
     def healthy_access_block(self, block: str, n: int, hosts: str | None | Sequence[str | None],
-                             access_format: str | None) -> list[int | None] | None:
+                             access_format: str | None) -> list[int | None | Failed] | None:
         """``healthy_access_line_ms`` of each of the ``n`` newline-separated lines of ``block`` (``hosts``: one
-        for all lines, or one per line), from one regex pass over the block (the format's
+        for all lines, or one per line), or ``FAILED`` for a line of the format whose status is a failure (a
+        plain access line, no prefix, not blank: ``parse`` gives its event), from one regex pass over the block (the format's
         ``FastParser.scanner``; where it gives up, on an empty line or a match across a line end, half by
         half, down to a few lines that answer ``None``). ``None`` when the format has no scanner: ask line by
         line."""
@@ -168,7 +179,7 @@ class RecordParser:
                 self._scanners[access_format] = None
         elif access_format in self._scan_misses:
             del self._scan_misses[access_format]
-        out: list[int | None] = []
+        out: list[int | None | Failed] = []
         append = out.append
         failures = FAILURE_STATUSES
         last_value: Any = None
@@ -179,7 +190,7 @@ class RecordParser:
                 continue
             status, value = row
             if status in failures:
-                append(None)
+                append(FAILED)
             elif value is last_value:  # the converter's cache: one datetime per distinct time text
                 append(last_ms)
             elif not isinstance(value, datetime):

@@ -26,7 +26,7 @@ from grammars.prefix import strip_prefix
 from processor.assemble import MULTILINE_TYPES, EntryAssembler
 from processor.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM_SLOWLOG, Counters, DeadLetter, Event, Record, SourceRef
 from processor.join import DiagnosisJoin, JoinSettings
-from processor.parse import ParseSettings, RecordParser
+from processor.parse import FAILED, ParseSettings, RecordParser
 from processor.topology import Topology
 
 OutputKind = Literal["incident", "event", "dead_letter"]
@@ -141,12 +141,16 @@ class Pipeline:
         keys = zip(times, repeat(hosts)) if one_host else zip(times, hosts)  # type: ignore[arg-type]
         for (ts, host), run in groupby(keys):
             count = len(list(run))
-            if ts is None:  # not a healthy access line: the full path, line by line
+            if ts is None or ts is FAILED:  # the full path, line by line (a 502/504: no second probe)
                 if lines is None:
                     lines = block.split("\n")
                 for j in range(i, i + count):
-                    got = self.feed(Record(lines[j], SourceRef(name, offsets[j], partition), log_type, host,
-                                           access_format))
+                    record = Record(lines[j], SourceRef(name, offsets[j], partition), log_type, host, access_format)
+                    if ts is None:
+                        got = self.feed(record)
+                    else:  # what feed does for it: not blank, not healthy, not multi-line
+                        counters.lines_in += 1
+                        got = self._one(record)
                     if got:
                         out.append((j, got))
             else:

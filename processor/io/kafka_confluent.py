@@ -16,10 +16,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from itertools import groupby, repeat
 from typing import Any
 
 from confluent_kafka import Consumer as NativeConsumer
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka import Producer as NativeProducer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
@@ -149,18 +150,24 @@ class ConfluentConsumer:
         with _errors():
             msgs = self.native.consume(MAX_RECORDS, timeout_s)
         out: dict[TP, list[Msg]] = {}
-        last: tuple[str, int] | None = None
-        bucket: list[Msg] = []
-        for m in msgs:
-            err = m.error()
-            if err is not None:
-                self._message_error(err)
-                continue
-            topic, part = m.topic(), m.partition()
-            if (topic, part) != last:
-                last = (topic, part)
-                bucket = out.setdefault(TP(topic, part), [])
-            bucket.append(Msg(topic, part, m.offset(), m.key(), m.value(), m.headers()))
+        if msgs:
+            errors = list(map(Message.error, msgs))
+            if errors.count(None) != len(errors):
+                for err in errors:
+                    if err is not None:
+                        self._message_error(err)
+                msgs = [m for m, err in zip(msgs, errors) if err is None]
+            # the fields by the C methods in map(), the records by tuple.__new__: no Python frame per record
+            topics = list(map(Message.topic, msgs))
+            parts = list(map(Message.partition, msgs))
+            rows: list[Msg] = list(map(tuple.__new__, repeat(Msg), zip(
+                topics, parts, map(Message.offset, msgs), map(Message.key, msgs), map(Message.value, msgs),
+                map(Message.headers, msgs))))
+            at = 0
+            for (topic, part), run in groupby(zip(topics, parts)):
+                count = len(list(run))
+                out.setdefault(TP(topic, part), []).extend(rows[at:at + count])
+                at += count
         if self._rebalanced:
             # records from before the rebalance may precede the new assignment's: start those partitions again
             for tp in out:

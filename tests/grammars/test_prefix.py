@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from grammars.prefix import has_prefix, strip_prefix
+from grammars.prefix import PREFIX_PATTERN, has_prefix, strip_prefix
 
 NGINX = '2020/04/26 04:21:34 [error] 6#6: *2 FastCGI sent in stderr: "Primary script unknown"'
 FPM = "[18-Jul-2018 16:33:42] NOTICE: [pool www] child 8 started"
@@ -61,3 +64,22 @@ def test_hostile_lines_stay_cheap(line: str) -> None:
     start = time.perf_counter()
     strip_prefix(line)
     assert time.perf_counter() - start < 1.0
+
+
+_PIECES = st.sampled_from(["2020-04-26", "T04:21:34", ".717Z", "+00:00", " ", "  ", "| ", " | ", "app[web.1]: ",
+                           "2024/11/12 14:08:57", "\t", "stderr", "<171>", "1 ", "- ", "[x] ", "[SYSLOG] ",
+                           "nginx", "php-fpm", "php8.2-fpm", "[123]", ": ", "Oct 14 14:44:22 ", "daemon.debug: ",
+                           "Starting ", "web_1", "10.0.0.1", " - - [", "a", "Z", "9", ".", "-", "horst "])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_PIECES, max_size=10).map("".join))
+def test_prefix_pattern_matches_where_has_prefix_does(line: str) -> None:
+    assert (re.match(PREFIX_PATTERN, line) is not None) is has_prefix(line)
+
+
+@pytest.mark.parametrize(("description", "line", "container", "shipper_time", "rest"), CASES, ids=[c[0] for c in CASES])
+def test_prefix_pattern_on_every_case(description: str, line: str, container: str | None,
+                                      shipper_time: datetime | None, rest: str) -> None:
+    assert (re.match(PREFIX_PATTERN, line) is not None) is has_prefix(line)
+    assert (re.match(PREFIX_PATTERN, rest) is not None) is has_prefix(rest)
