@@ -74,9 +74,13 @@ _ERROR_PAGE_BYTES = {304: 0, 499: 0, 502: 157, 504: 167}
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
-def make_lines(n: int, seed: int = 5) -> list[bytes]:
-    """`n` NGINX access lines ("combined" + request and upstream times), ~200 bytes each, deterministic."""
+def make_lines(n: int, seed: int = 5, failure_share: float | None = None) -> list[bytes]:
+    """`n` NGINX access lines ("combined" + request and upstream times), ~200 bytes each, deterministic.
+
+    `failure_share`: the share of 502/504 lines (default: `_STATUSES`' 3 in 91, about 3.3%, an outage's mix)."""
     rng = random.Random(seed)
+    failing = [s for s in _STATUSES if s in (502, 504)]
+    others = [s for s in _STATUSES if s not in (502, 504)]
     start_s = 1_795_500_000  # 2026-11-24, where the lab logs live
     lines = []
     stamp = ""
@@ -84,7 +88,10 @@ def make_lines(n: int, seed: int = 5) -> list[bytes]:
         if i % 50 == 0:  # ~50 requests per second
             ts = time.gmtime(start_s + i // 50)
             stamp = f"{ts.tm_mday:02d}/{_MONTHS[ts.tm_mon - 1]}/{ts.tm_year}:{ts.tm_hour:02d}:{ts.tm_min:02d}:{ts.tm_sec:02d}"
-        status = rng.choice(_STATUSES)
+        if failure_share is None:
+            status = rng.choice(_STATUSES)
+        else:
+            status = rng.choice(failing if rng.random() < failure_share else others)
         method = "POST" if rng.random() < 0.15 else "GET"
         request_s = rng.expovariate(8.0) if status != 504 else 60.0 + rng.random() / 100
         upstream = "-" if status == 499 else f"{min(request_s, 60.0):.3f}"
@@ -150,8 +157,10 @@ def confluent_bare_loop(bootstrap: str, in_topic: str, out_topic: str, n: int) -
     """`bare_loop` with confluent-kafka (librdkafka), the settings of badgateway's confluent client."""
     from confluent_kafka import Consumer, Producer
 
+    from processor.io.kafka_confluent import FETCH_TUNING
+
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-bare-{uuid.uuid4().hex[:8]}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False, **FETCH_TUNING})
     producer = Producer({"bootstrap.servers": bootstrap, **CONFLUENT_PRODUCER_CONFIG})
     consumer.subscribe([in_topic])
     try:

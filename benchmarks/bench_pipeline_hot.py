@@ -86,12 +86,14 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=200_000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--events", action="store_true", help="emit_events=True (an events topic configured)")
+    ap.add_argument("--failure-share", type=float, default=None,
+                    help="share of 502/504 lines, e.g. 0.003 (default: about 3.3%%, an outage's mix)")
     args = ap.parse_args()
     sets = SETS + (["outputs.events_topic=e"] if args.events else [])
     cfg = load_config(None, sets, environ={})
     new_pipeline, forced = pipeline_factory(cfg)
     reader = InputReader(cfg.inputs[0], cfg.delivery.max_record_bytes, forced)
-    values = make_lines(args.n)
+    values = make_lines(args.n, failure_share=args.failure_share)
     records = [_Rec("in", 0, i, v) for i, v in enumerate(values)]
     best = float("inf")
     for _ in range(args.runs):

@@ -94,13 +94,13 @@ def service_rate(bootstrap: str, in_topic: str, n: int, *, client: str = "kafka-
     return rate, time.perf_counter() - stop_at, service.totals.incidents
 
 
-def run(bootstrap: str, n: int, runs: int, clients: list[str]) -> None:
+def run(bootstrap: str, n: int, runs: int, clients: list[str], failure_share: float | None = None) -> None:
     configure(json=True)
     tag = uuid.uuid4().hex[:8]
     in_topic = f"bench-svc-in-{tag}"
     bare_outs = {(c, i): f"bench-svc-bare-{tag}-{c}-{i}" for c in clients for i in range(runs)}
     create_topics(bootstrap, [in_topic, *bare_outs.values()])
-    lines = make_lines(n)
+    lines = make_lines(n, failure_share=failure_share)
     print(f"loading {n:,} access lines into {in_topic}: {load_topic(bootstrap, in_topic, lines):,.0f} records/s")
     rates: dict[tuple[str, str], list[float]] = {}
     for i in range(runs):  # interleaved, so drift on the machine hits every client and mode alike
@@ -132,16 +132,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--clients", default="kafka-python,confluent",
                         help="comma-separated kafka.client values to time (default: both)")
+    parser.add_argument("--failure-share", type=float, default=None,
+                        help="share of 502/504 lines, e.g. 0.003 (default: about 3.3%%, an outage's mix)")
     args = parser.parse_args(argv)
     clients = [c for c in args.clients.split(",") if c]
     unknown = set(clients) - set(BARE_LOOPS)
     if unknown:
         parser.error(f"--clients: unknown {sorted(unknown)}; known: {', '.join(BARE_LOOPS)}")
     if args.bootstrap:
-        run(args.bootstrap, args.n, args.runs, clients)
+        run(args.bootstrap, args.n, args.runs, clients, args.failure_share)
     else:
         with local_broker() as bootstrap:
-            run(bootstrap, args.n, args.runs, clients)
+            run(bootstrap, args.n, args.runs, clients, args.failure_share)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby, repeat
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 from grammars import error as error_grammar
 from grammars import slowlog as slowlog_grammar
@@ -137,9 +137,8 @@ class Pipeline:
         lines: list[str] | None = None
         out: list[tuple[int, list[Output]]] = []
         i = 0
-        one_host = hosts is None or isinstance(hosts, str)
-        keys = zip(times, repeat(hosts)) if one_host else zip(times, hosts)  # type: ignore[arg-type]
-        for (ts, host), run in groupby(keys):
+        per_line: Iterable[str | None] = repeat(hosts) if hosts is None or isinstance(hosts, str) else hosts
+        for (ts, host), run in groupby(zip(times, per_line)):
             count = len(list(run))
             if ts is None or ts is FAILED:  # the full path, line by line (a 502/504: no second probe)
                 if lines is None:
@@ -157,7 +156,7 @@ class Pipeline:
                 counters.lines_in += count
                 counters.lines_parsed += count
                 by_type[NGINX_ACCESS] = by_type.get(NGINX_ACCESS, 0) + count
-                incidents = process_run(stream, ts, NGINX_ACCESS, host or default_host, count)
+                incidents = process_run(stream, cast(int, ts), NGINX_ACCESS, host or default_host, count)
                 if incidents:
                     out.append((i + count - 1, [Output("incident", inc, None) for inc in incidents]))
             i += count
