@@ -41,15 +41,14 @@ class _Rec:
 
 
 def handle(pipeline: Pipeline, reader: InputReader, records: list[_Rec]) -> tuple[int, int]:
-    """``Service._handle``'s work: the batch as one block (``Pipeline.feed_block``, as ``Service._feed_block``),
-    else raw lines of one partition → ``Pipeline.feed_lines``; (incidents, dead letters)."""
-    values = [rec.value for rec in records]
+    """``Service._handle``'s work: the batch as one block (``Envelope.block`` → ``Pipeline.feed_block``, as
+    ``Service._feed_blocks``), else raw lines of one partition → ``Pipeline.feed_lines``; (incidents, dead letters)."""
     got = None
-    joined = b"\n".join(values)
-    if joined.count(b"\n") == len(values) - 1:
+    block = reader.envelope.block([rec.value for rec in records])
+    if block is not None and pipeline.takes_blocks(reader.log_type, reader.access_format):
         got = pipeline.feed_block(records[0].topic, records[0].partition, reader.log_type, reader.access_format,
                                   reader.hosts(records), [rec.offset for rec in records],  # type: ignore[arg-type]
-                                  joined.decode("utf-8", "surrogateescape"))
+                                  block.decode("utf-8", "surrogateescape"))
     if got is None:
         raw_text = reader.envelope.raw_text
         lines: list[tuple[int, str, str | None]] = []

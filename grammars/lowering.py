@@ -333,7 +333,8 @@ class FastParser:
         checks: dict[str, str] = {}
         for (group, convert_id), guard in self._guards.items():
             convert = next(c for _, g, c, _ in self._slots if g == group and id(c) == convert_id)
-            if guard and convert is not None and not values.is_total(convert) and group not in read:  # a group read is converted anyway
+            # a group the scan reads is converted anyway: its guard would be checked twice
+            if guard and convert is not None and not values.is_total(convert) and group not in read:
                 checks[group] = checks.get(group, "") + f"(?={guard})"
 
         def group_start(m: re.Match[str]) -> str:

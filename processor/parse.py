@@ -161,10 +161,10 @@ class RecordParser:
                              access_format: str | None) -> list[int | None | Failed] | None:
         """``healthy_access_line_ms`` of each of the ``n`` newline-separated lines of ``block`` (``hosts``: one
         for all lines, or one per line), or ``FAILED`` for a line of the format whose status is a failure (a
-        plain access line, no prefix, not blank: ``parse`` gives its event), from one regex pass over the block (the format's
-        ``FastParser.scanner``; where it gives up, on an empty line or a match across a line end, half by
-        half, down to a few lines that answer ``None``). ``None`` when the format has no scanner: ask line by
-        line."""
+        plain access line, no prefix, not blank: ``parse`` gives its event), from one regex pass over the block
+        (the format's ``FastParser.scanner``; where it gives up, on an empty line or a match across a line end,
+        half by half, down to a few lines that answer ``None``). ``None`` when the format has no scanner: ask
+        line by line."""
         scan = self._scanners.get(access_format, _no_scan)
         if scan is _no_scan:
             scan = self._access_scanner(access_format)
@@ -203,6 +203,12 @@ class RecordParser:
                 last_value = value
                 append(last_ms)
         return out
+
+    def scans(self, access_format: str | None) -> bool:
+        """Whether ``healthy_access_block`` can scan lines of this access format (it has a scanner, and the
+        scanner answers)."""
+        scan = self._scanners.get(access_format, _no_scan)
+        return (self._access_scanner(access_format) if scan is _no_scan else scan) is not None
 
     def _access_scanner(self, fmt_name: str | None) -> Scan | None:
         fmt = self._formats.get(fmt_name or "combined")

@@ -113,6 +113,10 @@ class Pipeline:
                 out.append((i, got))
         return out
 
+    def takes_blocks(self, log_type: str | None, access_format: str | None) -> bool:
+        """Whether ``feed_block`` reads lines of this type and format (else it declines: ``feed_lines``)."""
+        return self._healthy_fast and log_type == NGINX_ACCESS and self.parser.scans(access_format)
+
     def feed_block(self, name: str, partition: int | None, log_type: str | None, access_format: str | None,
                    hosts: str | None | Sequence[str | None], offsets: Sequence[int], block: str
                    ) -> list[tuple[int, list[Output]]] | None:

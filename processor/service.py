@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import gc
-import re
 import signal
 import socket
 import time
 from collections.abc import Callable, Mapping
+from itertools import groupby
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from processor.config import ServiceConfig, load_config, redacted
 from processor.configs import load_knowledge
 from processor.errors import KafkaError, UserConfigError
-from processor.events import NGINX_ACCESS, DeadLetter, Record, SourceRef
+from processor.events import DeadLetter, Record, SourceRef
 from processor.io.kafka import CommitPlanner, InputReader, Outbox, check_copartitioned, incident_sources, stream_of, \
     with_backoff
 from processor.io.kafka_client import TP, ClientError, Consumer, Msg, Producer, backend
@@ -33,9 +33,6 @@ from processor.logging import configure, get_logger
 from processor.parse import ParseSettings
 from processor.pipeline import Output, Pipeline, PipelineSettings
 from processor.watermark import NO_WATERMARK
-
-# a value the auto envelope reads as JSON (Envelope.raw_text: the first byte after ASCII blanks is `{`)
-_JSON_START = re.compile(rb"(?:^|\n)[ \t\r\x0b\x0c]*+\{")
 
 TICK_S = 0.25
 
@@ -51,6 +48,7 @@ class Totals:
     replayed_after_rebuild: int = 0
     incidents: int = 0
     rebuilds: int = 0
+    block_records: int = 0  # records read as one block of lines (Pipeline.feed_block), not one by one
 
 
 class Service:
@@ -209,7 +207,8 @@ class Service:
             self.log.info("service.stopped", records_in=t.records_in, lines_parsed=t.lines_parsed,
                           lines_dead_lettered=t.lines_dead_lettered, envelope_dead_letters=t.envelope_dead_letters,
                           replayed_after_rebuild=t.replayed_after_rebuild, incidents=t.incidents,
-                          rebuilds=t.rebuilds, on_stop="flush" if flush else "handoff")
+                          rebuilds=t.rebuilds, block_records=t.block_records,
+                          on_stop="flush" if flush else "handoff")
             self._close()
 
     def _close(self) -> None:
@@ -237,34 +236,43 @@ class Service:
                 self._repartition(tp, records)
             return
         reader = self.inputs[tp.topic]
-        if not self._feed_block(tp, reader, records):
-            self._feed_records(tp, reader, records)
+        self._feed_blocks(tp, reader, records)
         self.totals.records_in += len(records)
         self.metrics.records_in.labels(tp.topic, reader.type).inc(len(records))
         self.planner.processed(tp, records[-1].offset + 1)
 
-    def _feed_block(self, tp: TP, reader: InputReader, records: list[Msg]) -> bool:
-        """The whole batch as one block of lines (``Pipeline.feed_block``), when every record is a plain raw
-        line with no newline: False, with nothing fed, when not (then ``_feed_records``)."""
+    def _feed_blocks(self, tp: TP, reader: InputReader, records: list[Msg]) -> None:
+        """Plain raw access lines a poll at a time, as one block (``Pipeline.feed_block``); a batch with other
+        records (an envelope, a tombstone, an oversized or multi-line value) in runs: each run of plain lines
+        as a block, the others record by record."""
         envelope = reader.envelope
-        if reader.log_type != NGINX_ACCESS or envelope.kind not in ("raw", "auto"):
-            return False
-        values = [rec.value for rec in records]
-        if None in values or max(map(len, values)) > envelope.max_record_bytes:  # type: ignore[arg-type]
-            return False
-        joined = b"\n".join(values)  # type: ignore[arg-type]
-        if joined.count(b"\n") != len(values) - 1 or (envelope.kind == "auto" and _JSON_START.search(joined)):
-            return False  # a line terminator left on, a multi-line value, an envelope to unwrap
+        if not self.pipeline.takes_blocks(reader.log_type, reader.access_format):
+            self._feed_records(tp, reader, records)
+            return
+        block = envelope.block([rec.value for rec in records])
+        if block is not None:
+            self._feed_block(tp, reader, records, block)
+            return
+        for plain, run in groupby(records, key=lambda rec: envelope.block([rec.value]) is not None):
+            part = list(run)
+            block = envelope.block([rec.value for rec in part]) if plain and len(part) > 1 else None
+            if block is None:
+                self._feed_records(tp, reader, part)
+            else:
+                self._feed_block(tp, reader, part, block)
+
+    def _feed_block(self, tp: TP, reader: InputReader, records: list[Msg], block: bytes) -> None:
         hosts = reader.hosts(records)
         for host in (hosts,) if hosts is None or isinstance(hosts, str) else set(hosts):
             self._check_partition(host, records[0])
         got = self.pipeline.feed_block(tp.topic, tp.partition, reader.log_type, reader.access_format, hosts,
-                                       [rec.offset for rec in records], joined.decode("utf-8", "surrogateescape"))
-        if got is None:
-            return False
+                                       [rec.offset for rec in records], block.decode("utf-8", "surrogateescape"))
+        if got is None:  # the pipeline declined after all: nothing was fed
+            self._feed_records(tp, reader, records)
+            return
+        self.totals.block_records += len(records)
         for i, outputs in got:
             self._emit(outputs, records[i])
-        return True
 
     def _feed_records(self, tp: TP, reader: InputReader, records: list[Msg]) -> None:
         raw_text = reader.envelope.raw_text

@@ -13,8 +13,11 @@ unwrapped becomes a ``DeadLetter`` with the reason — never an exception. Inval
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from itertools import repeat
+from typing import Any, cast
 
 import orjson
 
@@ -42,6 +45,8 @@ _AUTO = Shape("auto", ("message", "log"), ("host.name", "hostname", "host"), ("l
 
 
 _ASCII_SPACE = frozenset({b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c"})  # what bytes.lstrip() strips
+# a value (one line of a block) whose first byte after ASCII blanks is `{`: raw_text's test for JSON
+_JSON_START = re.compile(rb"(?:^|\n)[ \t\r\x0b\x0c]*+\{")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,28 @@ class Envelope:
                              and (first not in _ASCII_SPACE or value.lstrip()[:1] != b"{")):
             return _line(_text(value))
         return None
+
+    def block(self, values: Sequence[bytes | None]) -> bytes | None:
+        """The lines of ``values`` joined by ``\n``, when every value is a plain raw line (``raw_text`` gives it)
+        with no newline but the one a shipper may leave at its end (dropped, as ``raw_text`` does); else None."""
+        if self.kind not in ("raw", "auto") or None in values:
+            return None
+        lines = cast("Sequence[bytes]", values)
+        n = len(lines)
+        if not n or max(map(len, lines)) > self.max_record_bytes:
+            return None
+        joined = b"\n".join(lines)
+        ends = sum(map(bytes.endswith, lines, repeat(b"\n")))
+        if joined.count(b"\n") != n - 1 + ends:
+            return None  # a newline inside a value: a multi-line record, the record's own business
+        if ends:
+            if sum(map(bytes.endswith, lines, repeat(b"\r\n"))):
+                return None  # raw_text drops "\r\n" whole
+            joined = b"".join(lines)[:-1] if ends == n else b"\n".join(
+                line[:-1] if line.endswith(b"\n") else line for line in lines)
+        if self.kind == "auto" and _JSON_START.search(joined):
+            return None  # a JSON value: an envelope (or an escape=json access line) for unwrap
+        return joined
 
     def unwrap(self, value: bytes | None, source: SourceRef) -> Unwrapped | DeadLetter:
         """Record value → its log line, or a dead letter saying why not."""

@@ -88,8 +88,8 @@ def test_excluded_lines_answer_none() -> None:
     assert got[1] is None and got[2] is None and got[4] is None and got[3] == got[0]
 
 
-_ALPHABET = st.sampled_from(list('0123456789 -"[]/:+.,abcGET HTTP/1.1\\\t\r') + ["10.0.0.1", "24/Nov/2026:06:00:00 +0000",
-                                                                              "200", "502", "-", '"-"', " : "])
+_ALPHABET = st.sampled_from(list('0123456789 -"[]/:+.,abcGET HTTP/1.1\\\t\r')
+                            + ["10.0.0.1", "24/Nov/2026:06:00:00 +0000", "200", "502", "-", '"-"', " : "])
 _LINE = st.lists(_ALPHABET, min_size=1, max_size=30).map("".join).filter(lambda s: "\n" not in s and s != "")
 _GOOD = st.builds(lambda status, size, agent: f'10.0.0.1 - - [24/Nov/2026:06:00:00 +0000] "GET / HTTP/1.1" '
                   f'{status} {size} "-" "{agent}"', st.sampled_from(["200", "502", "-", "2000"]),

@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from processor.events import DeadLetter, SourceRef
 from processor.io.envelopes import Envelope, Unwrapped
@@ -110,3 +112,37 @@ def test_raw_text_answers_only_where_unwrap_gives_a_plain_raw_line(kind: str) ->
         assert isinstance(got, Unwrapped) and (got.text, got.host, got.extra) == (fast, None, {}), value
     answered = sum(envelope.raw_text(v) is not None for v in values)
     assert answered == (0 if kind not in ("auto", "raw") else 8 if kind == "auto" else 13), answered
+
+
+_VALUE_PIECES = st.sampled_from([b"a line", b" ", b"\t", b"\r", b"\n", b"\r\n", b"{", b'{"message": "x"}', b"\xff",
+                                 b"\xe2\x82", b"\x0b", b"x" * 40, b"502"])
+_VALUES = st.lists(st.one_of(st.none(), st.lists(_VALUE_PIECES, max_size=4).map(b"".join)), min_size=1, max_size=8)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.sampled_from(["auto", "raw", "filebeat"]), _VALUES)
+def test_a_block_holds_the_lines_raw_text_gives(kind: str, values: list[bytes | None]) -> None:
+    # Envelope.block (the service's block path) against raw_text on each value: a block exactly when every value
+    # is a plain raw line with no newline but a trailing "\n" (not "\r\n"), and then the lines raw_text gives
+    envelope = Envelope(kind, max_record_bytes=64)
+
+    def one_line(value: bytes | None) -> bool:
+        return value is not None and envelope.raw_text(value) is not None \
+            and value.count(b"\n") == value.endswith(b"\n") and not value.endswith(b"\r\n")
+
+    block = envelope.block(values)
+    assert (block is not None) == all(one_line(v) for v in values)
+    if block is not None:
+        assert block.decode("utf-8", "surrogateescape").split("\n") == [envelope.raw_text(v) for v in values]
+
+
+def test_a_block_of_shipped_lines_drops_each_terminator() -> None:
+    envelope = Envelope("auto")
+    assert envelope.block([b"a\n", b"b\n", b"c\n"]) == b"a\nb\nc"
+    assert envelope.block([b"a\n", b"b", b"c\n"]) == b"a\nb\nc"
+    assert envelope.block([b"a", b"b"]) == b"a\nb"
+    assert envelope.block([b"a\r\n", b"b\r\n"]) is None  # raw_text drops "\r\n" whole: line by line
+    assert envelope.block([b"a\nb", b"c"]) is None  # a multi-line value
+    assert envelope.block([b"a", b' {"message": "x"}']) is None  # an envelope among them
+    assert envelope.block([b"a", None]) is None
+    assert Envelope("raw").block([b"a", b'{"message": "x"}']) == b'a\n{"message": "x"}'

@@ -132,8 +132,9 @@ class Setup:
     tmp: Path
     services: list[ServiceProc] = field(default_factory=list)  # killed at teardown if a test failed midway
 
-    def produce(self, logs: Logs, oversized: bool = False, scatter: bool = False) -> None:
-        """access: raw lines keyed by host; error: Filebeat JSON; fpm: raw lines with a `host` header.
+    def produce(self, logs: Logs, oversized: bool = False, scatter: bool = False, newline: bool = True) -> None:
+        """access: raw lines keyed by host (each with a "\n" left on, unless not ``newline``); error: Filebeat
+        JSON; fpm: raw lines with a `host` header.
 
         ``scatter``: as if each log type's shipper used another partitioner — a host's lines land on a
         different partition number in each topic (each host's lines of one type still on one partition, in order).
@@ -144,7 +145,7 @@ class Setup:
                 key = host.encode()
                 part = (HOSTS.index(host) + TYPES.index(kind)) % self.partitions if scatter else None
                 if kind == "access":
-                    p.send(self.topics["access"], value=line.encode() + b"\n", key=key, partition=part)
+                    p.send(self.topics["access"], value=line.encode() + b"\n" * newline, key=key, partition=part)
                 elif kind == "error":
                     doc = {"message": line, "host": {"name": host}, "log": {"file": {"path": "/var/log/error.log"}}}
                     p.send(self.topics["error"], value=json.dumps(doc).encode(), key=key, partition=part)
@@ -393,6 +394,8 @@ def test_end_to_end_matches_replay_and_sigterm_commits_everything(setup: Setup) 
     assert final["records_in"] == produced
     assert final["lines_parsed"] + final["lines_dead_lettered"] + final["envelope_dead_letters"] == produced
     assert (final["lines_dead_lettered"], final["envelope_dead_letters"]) == (len(HOSTS), 1)
+    # the access lines (each with its "\n" left on) were read a poll at a time as blocks (Pipeline.feed_block)
+    assert final["block_records"] > 0
     dead = setup.read("dead")
     assert len(dead) == len(HOSTS) + 1
     big = next(d for d in dead if d["_headers"])
@@ -418,12 +421,12 @@ def test_kill_9_mid_stream_loses_nothing(setup: Setup, exactly_once: bool) -> No
     mode = f"delivery.exactly_once={str(exactly_once).lower()}"
     isolation = "read_committed" if exactly_once else "read_uncommitted"
     svc = ServiceProc(setup, "before-kill", mode)
-    setup.produce(first)
+    setup.produce(first, newline=False)
     svc.wait_caught_up(setup.end_offsets())
     time.sleep(1.0)  # a commit or two
     svc.kill()
     before = len(setup.read("incidents", isolation))
-    setup.produce(rest)
+    setup.produce(rest, newline=False)
     svc = ServiceProc(setup, "after-kill", mode)
     ends = setup.end_offsets()
     svc.wait_caught_up(ends)
@@ -435,6 +438,7 @@ def test_kill_9_mid_stream_loses_nothing(setup: Setup, exactly_once: bool) -> No
           f"{len(expected)} expected; restart read {final['records_in']} of {sum(ends.values())} records")
     # the restart resumed from the commits made before the kill, not from the beginning
     assert 0 < final["records_in"] < sum(ends.values())
+    assert final["block_records"] > 0  # bare access lines: a poll at a time, as blocks
 
 
 def test_broker_stop_and_start_mid_stream_loses_nothing(setup: Setup) -> None:

@@ -1,6 +1,7 @@
-"""The healthy-access shortcut (``Pipeline.feed`` / ``feed_lines`` → ``RecordParser.healthy_access_line_ms`` →
-``join.process_healthy``) changes nothing but speed: on real access lines it answers only where ``parse`` gives a healthy event of the same
-time, and a pipeline with the shortcut gives the outputs and counters of one without it.
+"""The healthy-access shortcuts change nothing but speed: ``Pipeline.feed`` / ``feed_lines`` →
+``RecordParser.healthy_access_line_ms`` → ``join.process_healthy``, and ``Pipeline.feed_block`` (one regex pass over
+a poll's lines) → ``join.process_healthy_run``. On real access lines the probe answers only where ``parse`` gives a
+healthy event of the same time, and a pipeline with a shortcut gives the outputs and counters of one without it.
 """
 
 from __future__ import annotations
