@@ -330,11 +330,16 @@ class FastParser:
         read = record_builder.probe_groups(self.names, self._slots, wanted, guarded)
         if not read or any(optional for _, group, _, optional in self._slots if group in read):
             return None
+        # the guards to check: of each guarded converter the scan does not run anyway (a wanted value, or one two
+        # names share, is converted: its guard would be checked twice)
+        uses: dict[tuple[str, int], int] = {}
+        for name, group, convert, _ in self._slots:
+            key = (group, id(convert))
+            uses[key] = uses.get(key, 0) + (2 if name in wanted else 1)
         checks: dict[str, str] = {}
         for (group, convert_id), guard in self._guards.items():
             convert = next(c for _, g, c, _ in self._slots if g == group and id(c) == convert_id)
-            # a group the scan reads is converted anyway: its guard would be checked twice
-            if guard and convert is not None and not values.is_total(convert) and group not in read:
+            if guard and convert is not None and not values.is_total(convert) and uses[(group, convert_id)] == 1:
                 checks[group] = checks.get(group, "") + f"(?={guard})"
 
         def group_start(m: re.Match[str]) -> str:

@@ -184,3 +184,28 @@ def test_sees_newline(regex: str, sees: bool) -> None:
 
 def test_prefix_pattern_stays_within_a_line() -> None:
     assert not lowering._sees_newline(f"(?!{PREFIX_PATTERN})x")
+
+
+def _below_100(text: str) -> int:
+    if int(text) > 99:
+        raise ValueError("too big")
+    return int(text)
+
+
+def test_a_guard_is_checked_where_its_group_is_read_for_another_name() -> None:
+    # one group, two names: "status" (wanted, converted by the scan) and "small" (not wanted, guarded: the scan
+    # checks its guard instead of converting it); "500" fails the guard as it fails the converter
+    import pyparsing as pp
+
+    from grammars import values
+
+    inner = values.typed("status", pp.Regex(r"\d+").leave_whitespace(), int)
+    grammar = values.typed("small", inner, _below_100, r"\d{1,2}(?!\d)").leave_whitespace() + pp.Regex("[a-z]+")("word")
+    fast = lowering.FastParser(grammar)
+    assert len({group for name, group, _, _ in fast._slots if name in ("status", "small")}) == 1  # one group
+    scan = fast.scanner(("status",))
+    assert scan is not None
+    probe = fast.probe(("status",))
+    lines = ["5 ok", "500 big", "42 fine"]
+    assert [probe(line) for line in lines] == [(5,), None, (42,)]
+    assert scan("\n".join(lines), 3) == [(5,), None, (42,)]
