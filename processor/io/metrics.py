@@ -41,6 +41,7 @@ class Metrics:
                            registry=r)
         commit_age.set_function(lambda: time.monotonic() - self._last_commit)
         self._seen: dict[str, int] = {}
+        self._incident_series: dict[tuple[str, str], Any] = {}
 
     def serve(self, host: str, port: int) -> None:
         if port:
@@ -52,8 +53,11 @@ class Metrics:
 
     def incident(self, incident: dict[str, Any]) -> None:
         cause = str(incident.get("badgateway", {}).get("cause") or "unknown")
-        pool = (incident.get("php_fpm") or {}).get("pool")
-        self.incidents.labels(cause, pool or "").inc()
+        pool = (incident.get("php_fpm") or {}).get("pool") or ""
+        child = self._incident_series.get((cause, pool))
+        if child is None:  # labels() costs more than the increment: one lookup per series
+            child = self._incident_series[(cause, pool)] = self.incidents.labels(cause, pool)
+        child.inc()
 
     def sync(self, counters: Counters, state_size: int, watermark_ms: int | None) -> None:
         """Add what the pipeline counted since the last call; set the gauges."""
