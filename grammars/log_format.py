@@ -46,9 +46,10 @@ _LIST_SPLIT: Final = re.compile(r", | : ")
 _LIST: Final = r'[^\s,"]++(?:(?:, | : )[^\s,"]++)*+'
 
 # Guards (values.typed): matched where the token starts, the conversion of its text cannot fail. int() refuses
-# more digits than sys.get_int_max_str_digits(); float() takes any _FLOAT; a list's entries must each convert.
-_MAX_DIGITS: Final = sys.get_int_max_str_digits()
-_INT_ENTRY: Final = rf"-|\d{{1,{_MAX_DIGITS}}}(?!\d)" if _MAX_DIGITS else r"-|\d++"
+# more digits than sys.get_int_max_str_digits(), which may be set at run time but never below
+# str_digits_check_threshold (640); float() takes any _FLOAT; a list's entries must each convert.
+_SAFE_DIGITS: Final = sys.int_info.str_digits_check_threshold
+_INT_ENTRY: Final = rf"-|\d{{1,{_SAFE_DIGITS}}}(?!\d)"
 _FLOAT_ENTRY: Final = r"-|\d+(?:\.\d+)?"
 
 
