@@ -96,8 +96,8 @@ _GOOD = st.builds(lambda status, size, agent: f'10.0.0.1 - - [24/Nov/2026:06:00:
                   st.sampled_from(["5", "-", "x"]), st.text(alphabet='ab "\\', max_size=6))
 
 
-_NUMBER = st.sampled_from(["0", "157", "0.056", "-", "1.5x", "1e5", "٣", "1.", ".5", "x", "1" * 4301, "1" * 641, "1" * 640,
-                           "", "00", "1.2.3"])
+_NUMBER = st.sampled_from(["0", "157", "0.056", "-", "1.5x", "1e5", "٣", "1.", ".5", "x", "1" * 4301, "1" * 641,
+                           "1" * 640, "", "00", "1.2.3"])
 _UPSTREAM = st.lists(_NUMBER, min_size=1, max_size=3).flatmap(
     lambda items: st.lists(st.sampled_from([", ", " : ", ","]), min_size=len(items) - 1, max_size=len(items) - 1)
     .map(lambda seps: items[0] + "".join(sep + item for sep, item in zip(seps, items[1:]))))
