@@ -14,8 +14,8 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Mapping
-from itertools import groupby
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any
 from zoneinfo import ZoneInfo
 
