@@ -152,7 +152,7 @@ class RecordParser:
         if value is self._last_time:
             return self._last_time_ms
         if value.tzinfo is None:  # the host's timezone applies: not kept
-            return _local_ms(value, self._tz_for(host or self.settings.default_host, NGINX_ACCESS))
+            return self._local_access_ms(value, host)
         ts_ms = self._last_time_ms = _aware_ms(value)
         self._last_time = value
         return ts_ms
@@ -165,9 +165,7 @@ class RecordParser:
         (the format's ``FastParser.scanner``; where it gives up, on an empty line or a match across a line end,
         half by half, down to a few lines that answer ``None``). ``None`` when the format has no scanner: ask
         line by line."""
-        scan = self._scanners.get(access_format, _no_scan)
-        if scan is _no_scan:
-            scan = self._access_scanner(access_format)
+        scan = self._scanner_for(access_format)
         if scan is None:
             return None
         rows = scan(block, n)
@@ -196,8 +194,7 @@ class RecordParser:
             elif not isinstance(value, datetime):
                 append(None)
             elif value.tzinfo is None:  # the line's host's timezone applies
-                host = hosts if hosts is None or isinstance(hosts, str) else hosts[i]
-                append(_local_ms(value, self._tz_for(host or self.settings.default_host, NGINX_ACCESS)))
+                append(self._local_access_ms(value, hosts if hosts is None or isinstance(hosts, str) else hosts[i]))
             else:
                 last_ms = _aware_ms(value)
                 last_value = value
@@ -207,8 +204,15 @@ class RecordParser:
     def scans(self, access_format: str | None) -> bool:
         """Whether ``healthy_access_block`` can scan lines of this access format (it has a scanner, and the
         scanner answers)."""
-        scan = self._scanners.get(access_format, _no_scan)
-        return (self._access_scanner(access_format) if scan is _no_scan else scan) is not None
+        return self._scanner_for(access_format) is not None
+
+    def _local_access_ms(self, value: datetime, host: str | None) -> int:
+        """Epoch ms of an access line's naive time: its host's timezone applies."""
+        return _local_ms(value, self._tz_for(host or self.settings.default_host, NGINX_ACCESS))
+
+    def _scanner_for(self, fmt_name: str | None) -> Scan | None:
+        scan = self._scanners.get(fmt_name, _no_scan)
+        return self._access_scanner(fmt_name) if scan is _no_scan else scan
 
     def _access_scanner(self, fmt_name: str | None) -> Scan | None:
         fmt = self._formats.get(fmt_name or "combined")

@@ -134,7 +134,6 @@ class Pipeline:
         if times is None:
             return None
         counters = self.counters
-        by_type = counters.events_by_type
         stream = SourceRef(name, 0, partition).stream
         default_host = self._default_host
         process_run = self.join.process_healthy_run
@@ -158,8 +157,7 @@ class Pipeline:
                         out.append((j, got))
             else:
                 counters.lines_in += count
-                counters.lines_parsed += count
-                by_type[NGINX_ACCESS] = by_type.get(NGINX_ACCESS, 0) + count
+                self._count_healthy(count, count)
                 incidents = process_run(stream, cast(int, ts), NGINX_ACCESS, host or default_host, count)
                 if incidents:
                     out.append((i + count - 1, [Output("incident", inc, None) for inc in incidents]))
@@ -174,12 +172,15 @@ class Pipeline:
         ts_ms = self.parser.healthy_access_line_ms(text, host, access_format)
         if ts_ms is None:
             return None
-        counters = self.counters
-        counters.lines_parsed += line_count
-        by_type = counters.events_by_type
-        by_type[NGINX_ACCESS] = by_type.get(NGINX_ACCESS, 0) + 1
+        self._count_healthy(line_count, 1)
         incidents = self.join.process_healthy(stream, ts_ms, NGINX_ACCESS, host or self._default_host)
         return [Output("incident", inc, None) for inc in incidents] if incidents else []
+
+    def _count_healthy(self, lines: int, events: int) -> None:
+        """Healthy access lines parsed without an Event: counted as parse_entry counts events."""
+        self.counters.lines_parsed += lines
+        by_type = self.counters.events_by_type
+        by_type[NGINX_ACCESS] = by_type.get(NGINX_ACCESS, 0) + events
 
     def feed_many(self, records: list[Record]) -> list[Output]:
         out: list[Output] = []
