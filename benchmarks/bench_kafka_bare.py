@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -125,26 +125,39 @@ def load_topic(bootstrap: str, topic: str, lines: list[bytes]) -> float:
         producer.close()
 
 
+def _copy(n: int, what: str, step: Callable[[], int | None], per_s: int = 1000) -> tuple[int, float]:
+    """The loops' common clock: ``step()`` until ``n`` records are copied (it returns how many, ``None`` when the
+    poll brought nothing). (records, the perf_counter of the first poll that brought some.)"""
+    count = 0
+    started = 0.0
+    deadline = time.monotonic() + 60 + n / per_s
+    while count < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} got {count} of {n} records")
+        got = step()
+        if got is None:
+            continue
+        if not started:
+            started = time.perf_counter()
+        count += got
+    return count, started
+
+
 def bare_loop(bootstrap: str, in_topic: str, out_topic: str, n: int) -> float:
     """Consume `n` records from `in_topic` in a fresh group, produce each value to `out_topic`; returns records/s."""
     consumer = KafkaConsumer(
         in_topic, bootstrap_servers=bootstrap, group_id=f"bench-bare-{uuid.uuid4().hex[:8]}", **CONSUMER_CONFIG
     )
     producer = KafkaProducer(bootstrap_servers=bootstrap, **PRODUCER_CONFIG)
+    def step() -> int | None:
+        batches = consumer.poll(timeout_ms=1000)
+        for records in batches.values():
+            for record in records:
+                producer.send(out_topic, value=record.value, key=record.key)
+        return sum(map(len, batches.values())) if batches else None
+
     try:
-        count = 0
-        started = 0.0
-        deadline = time.monotonic() + 60 + n / 1000
-        while count < n:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"bare loop got {count} of {n} records from {in_topic}")
-            batches = consumer.poll(timeout_ms=1000)
-            if batches and not started:
-                started = time.perf_counter()
-            for records in batches.values():
-                for record in records:
-                    producer.send(out_topic, value=record.value, key=record.key)
-                count += len(records)
+        count, started = _copy(n, f"bare loop from {in_topic}", step)
         producer.flush()
         consumer.commit()
         return count / (time.perf_counter() - started)
@@ -163,27 +176,24 @@ def confluent_bare_loop(bootstrap: str, in_topic: str, out_topic: str, n: int) -
                          "auto.offset.reset": "earliest", "enable.auto.commit": False, **FETCH_TUNING})
     producer = Producer({"bootstrap.servers": bootstrap, **CONFLUENT_PRODUCER_CONFIG})
     consumer.subscribe([in_topic])
+    def step() -> int | None:
+        msgs = consumer.consume(2000, 1.0)
+        copied = 0
+        for m in msgs:
+            if m.error() is not None:
+                continue
+            while True:
+                try:
+                    producer.produce(out_topic, m.value(), m.key())
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            copied += 1
+        producer.poll(0)
+        return copied if msgs else None
+
     try:
-        count = 0
-        started = 0.0
-        deadline = time.monotonic() + 60 + n / 1000
-        while count < n:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"confluent bare loop got {count} of {n} records from {in_topic}")
-            msgs = consumer.consume(2000, 1.0)
-            if msgs and not started:
-                started = time.perf_counter()
-            for m in msgs:
-                if m.error() is not None:
-                    continue
-                while True:
-                    try:
-                        producer.produce(out_topic, m.value(), m.key())
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
-                count += 1
-            producer.poll(0)
+        count, started = _copy(n, f"confluent bare loop from {in_topic}", step)
         while producer.flush(1.0) > 0:
             pass
         consumer.commit(asynchronous=False)
@@ -202,28 +212,23 @@ def transactional_loop(
         max_poll_records=records_per_tx, **CONSUMER_CONFIG,
     )
     producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=group, **PRODUCER_CONFIG)
+    def step() -> int | None:
+        batches = consumer.poll(timeout_ms=1000)
+        if not batches:
+            return None
+        producer.begin_transaction()
+        offsets = {}
+        for tp, records in batches.items():
+            for record in records:
+                producer.send(out_topic, value=record.value, key=record.key)
+            offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
+        producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+        producer.commit_transaction()
+        return sum(map(len, batches.values()))
+
     try:
         producer.init_transactions()
-        count = 0
-        started = 0.0
-        deadline = time.monotonic() + 60 + n / 500
-        while count < n:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"transactional loop got {count} of {n} records from {in_topic}")
-            batches = consumer.poll(timeout_ms=1000)
-            if not batches:
-                continue
-            if not started:
-                started = time.perf_counter()
-            producer.begin_transaction()
-            offsets = {}
-            for tp, records in batches.items():
-                for record in records:
-                    producer.send(out_topic, value=record.value, key=record.key)
-                offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
-                count += len(records)
-            producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
-            producer.commit_transaction()
+        count, started = _copy(n, f"transactional loop from {in_topic}", step, per_s=500)
         return count / (time.perf_counter() - started)
     finally:
         producer.close()
