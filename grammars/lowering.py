@@ -282,7 +282,7 @@ class FastParser:
         self._slots = lowerer.slots
         self._guards = lowerer.guards
         self._probes: dict[tuple[str, ...], Callable[[str], tuple[Any, ...] | None]] = {}
-        self._scanners: dict[tuple[tuple[str, ...], str], Scan | None] = {}
+        self._scanners: dict[tuple[tuple[str, ...], str], Scanner | None] = {}
 
     def with_fallback(self, on_miss: Callable[[str], Any]) -> Callable[[str], Any]:
         """The builder, returning ``on_miss(line)`` instead of ``None`` when the regex does not
@@ -308,42 +308,50 @@ class FastParser:
             probe = self._probes[wanted] = namespace["probe"]
         return probe
 
-    def scanner(self, wanted: tuple[str, ...], exclude: str = "") -> Scan | None:
-        """``scan(block, n)``: ``probe`` of each of the ``n`` newline-separated lines of ``block`` (answers
-        in line order, ``None`` for a line whose start ``exclude`` matches), from one regex pass over the
-        block; ``None`` when the block is not ``n`` non-empty lines the regex took one at a time (the caller
-        then probes line by line).
+    def scanner(self, wanted: tuple[str, ...], exclude: str = "") -> Scanner | None:
+        """The ``Scanner`` of many lines for the ``wanted`` names (``probe`` of each line of a block, from one
+        regex pass over the block); ``exclude``: a regex that, matched at a line's start, makes the line
+        unanswered. Cached.
 
-        ``None`` (no scanner) when the block's regex could answer differently from the line's: a group the
-        probe reads may not take part in a match (the block's regex reports ``""`` where the line's gives
-        ``None``), or a lookaround could see past a line's end (``_sees_newline``). One match per line is
-        checked on every block: a match that crosses a line end leaves fewer matches than lines.
+        ``None`` (no scanner) when the block's regex could answer differently from the line's, or the scan
+        could not be sure a line builds: a wanted name that is not one group of its own that always takes part
+        in a match (the block's regex reports ``""`` where the line's gives ``None``), a converter of another
+        name that may raise and has no guard, or a lookaround that could see past a line's end
+        (``_sees_newline``).
         """
         key = (wanted, exclude)
         if key not in self._scanners:
             self._scanners[key] = self._scanner(wanted, exclude)
         return self._scanners[key]
 
-    def _scanner(self, wanted: tuple[str, ...], exclude: str) -> Scan | None:
-        # a converter the scan need not run: its guard, checked by the regex where the value starts, says it works
-        guarded = frozenset(self._guards)
-        read = record_builder.probe_groups(self.names, self._slots, wanted, guarded)
-        if not read or any(optional for _, group, _, optional in self._slots if group in read):
-            return None
-        # the guards to check: of each guarded converter the scan does not run anyway (a wanted value, or one two
-        # names share, is converted: its guard would be checked twice)
-        uses: dict[tuple[str, int], int] = {}
-        for name, group, convert, _ in self._slots:
-            key = (group, id(convert))
-            uses[key] = uses.get(key, 0) + (2 if name in wanted else 1)
+    def _scanner(self, wanted: tuple[str, ...], exclude: str) -> Scanner | None:
+        read: dict[str, str] = {}  # wanted name → its group
+        converters: list[values.Converter | None] = []
+        for name in wanted:
+            slots = [(group, convert, optional) for slot_name, group, convert, optional in self._slots
+                     if slot_name == name]
+            if len(slots) != 1 or slots[0][2]:
+                return None
+            read[name], convert, _ = slots[0]
+            converters.append(convert)
+        wanted_pairs = {(group, id(convert)) for group, convert in zip(read.values(), converters)}
+        # every other converter: total, or its guard is checked by the regex where its value starts (once)
         checks: dict[str, str] = {}
-        for (group, convert_id), guard in self._guards.items():
-            convert = next(c for _, g, c, _ in self._slots if g == group and id(c) == convert_id)
-            if guard and convert is not None and not values.is_total(convert) and uses[(group, convert_id)] == 1:
+        for _, group, convert, _ in self._slots:
+            pair = (group, id(convert))
+            if convert is None or convert is str or values.is_total(convert) or pair in wanted_pairs:
+                continue
+            guard = self._guards.get(pair)
+            if not guard:
+                if guard is None:
+                    return None
+                continue  # "": the group's own regex shows the converter takes it
+            if f"(?={guard})" not in checks.get(group, ""):
                 checks[group] = checks.get(group, "") + f"(?={guard})"
+        groups = set(read.values())
 
         def group_start(m: re.Match[str]) -> str:
-            return checks.get(m.group(1), "") + (m.group(0) if m.group(1) in read else "(?:")
+            return checks.get(m.group(1), "") + (m.group(0) if m.group(1) in groups else "(?:")
 
         line = re.sub(r"\(\?P<(g\d+)>", group_start, self._scan_line)
         not_excluded = f"(?!{exclude})" if exclude else ""
@@ -355,15 +363,52 @@ class FastParser:
             return None
         if _sees_newline(regex):
             return None
+        # findall's row: the groups in pattern order, then the unanswered line's text
         order = [group for group, _ in sorted(pattern.groupindex.items(), key=lambda item: item[1])]
-        source, env = record_builder.scan_source(self.names, order, self._slots, wanted, guarded)
-        namespace = {"_findall": pattern.findall, **env}
-        exec(compile(source, f"<lowered scan {wanted}>", "exec"), namespace)  # grammar names only
-        scan: Scan = namespace["scan"]
-        return scan
+        return Scanner(pattern, tuple(order.index(read[name]) for name in wanted), tuple(converters))
 
 
-Scan = Callable[[str, int], "list[tuple[Any, ...] | None] | None"]
+class Scanner:
+    """``FastParser.probe`` of the ``n`` newline-separated lines of a block, from one ``findall`` of a regex
+    that matches the grammar between line boundaries (or takes the line whole when it does not).
+
+    ``rows(block, n)``: one row per line, the wanted values' texts and, last, ``""`` for a line the grammar
+    matched whose every conversion but the wanted ones is sure to succeed (their guards are in the regex), else
+    the line's text; ``None`` when the block is not ``n`` non-empty lines the regex took one at a time (a match
+    that crosses a line end leaves fewer rows than lines: the caller then probes line by line). Equal rows give
+    equal answers: a caller converts each distinct row once (``answer``). ``scan(block, n)``: the answers.
+    """
+
+    __slots__ = ("pattern", "_findall", "at", "converters")
+
+    def __init__(self, pattern: re.Pattern[str], at: tuple[int, ...],
+                 converters: tuple[values.Converter | None, ...]) -> None:
+        self.pattern = pattern
+        self._findall = pattern.findall
+        self.at = at  # each wanted name's place in a row
+        self.converters = converters  # and its converter (None: the text)
+
+    def rows(self, block: str, n: int) -> list[tuple[str, ...]] | None:
+        if not block or "\n\n" in block or block[0] == "\n" or block[-1] == "\n":
+            return None  # an empty line: one regex match per line is not certain
+        rows: list[tuple[str, ...]] = self._findall(block)
+        return rows if len(rows) == n else None
+
+    def answer(self, row: tuple[str, ...] | None) -> tuple[Any, ...] | None:
+        """``probe``'s answer for the line of ``row`` (``None``: no row, unanswered, or a conversion fails)."""
+        if row is None or row[-1]:
+            return None
+        try:
+            return tuple(row[at] if convert is None else convert(row[at])
+                         for at, convert in zip(self.at, self.converters))
+        except Exception:  # noqa: BLE001 - as the probe: the record would not build
+            return None
+
+    def __call__(self, block: str, n: int) -> list[tuple[Any, ...] | None] | None:
+        rows = self.rows(block, n)
+        return None if rows is None else [self.answer(row) for row in rows]
+
+
 
 
 def _sees_newline(regex: str) -> bool:

@@ -7,11 +7,12 @@ logs carry no offset: their source's timezone setting applies).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo, timezone
 from functools import lru_cache
-from typing import Any, Final
+from itertools import groupby
+from typing import Any, Final, cast
 
 from grammars import access as access_grammar
 from grammars import error as error_grammar
@@ -20,7 +21,8 @@ from grammars import fpm_access as fpm_access_grammar
 from grammars import slowlog as slowlog_grammar
 from grammars.detect import detect_line
 from grammars.plugins import GrammarPlugin
-from grammars.lowering import Scan
+from grammars.lowering import Scanner
+from grammars.values import Converter
 from grammars.prefix import PREFIX_PATTERN, has_prefix, strip_prefix
 from grammars.result import ParseError
 
@@ -41,6 +43,8 @@ class Failed:
 
 
 FAILED: Final = Failed()
+# healthy_access_block's run of lines: (epoch ms, None or FAILED; host; number of lines)
+Run = tuple["int | None | Failed", "str | None", int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +109,10 @@ class RecordParser:
             self._by_type.setdefault(plugin.name, plugin.parse)
         # healthy_access_line_ms: the (status, time) probe of each access format named by records (None: no probe)
         self._probes: dict[str | None, Probe] = {}
-        self._scanners: dict[str | None, Scan | None] = {}  # healthy_access_block's, by format name
+        self._scanners: dict[str | None, Scanner | None] = {}  # healthy_access_block's, by format name
+        # healthy_access_block's answers by status text and by (aware) time text
+        self._status_answers: dict[str, bool | None | Failed] = {}
+        self._time_answers: dict[str, int | None] = {}
         self._scan_misses: dict[str | None, int] = {}  # blocks in a row where the scan answered for no line
         self._last_time: datetime | None = None  # consecutive lines share their second: its epoch ms, kept
         self._last_time_ms = 0
@@ -158,48 +165,85 @@ class RecordParser:
         return ts_ms
 
     def healthy_access_block(self, block: str, n: int, hosts: str | None | Sequence[str | None],
-                             access_format: str | None) -> list[int | None | Failed] | None:
-        """``healthy_access_line_ms`` of each of the ``n`` newline-separated lines of ``block`` (``hosts``: one
-        for all lines, or one per line), or ``FAILED`` for a line of the format whose status is a failure (a
-        plain access line, no prefix, not blank: ``parse`` gives its event), from one regex pass over the block
-        (the format's ``FastParser.scanner``; where it gives up, on an empty line or a match across a line end,
-        half by half, down to a few lines that answer ``None``). ``None`` when the format has no scanner: ask
-        line by line."""
+                             access_format: str | None) -> list[Run] | None:
+        """``healthy_access_line_ms`` of the ``n`` newline-separated lines of ``block`` (``hosts``: one for all
+        lines, or one per line) as runs ``(answer, host, count)`` of consecutive lines with the same answer and
+        host, in line order: the epoch ms, ``None``, or ``FAILED`` for a line of the format whose status is a
+        failure (a plain access line, no prefix, not blank: ``parse`` gives its event). From one regex pass
+        over the block (the format's ``Scanner``; where it gives up, on an empty line or a match across a line
+        end, half by half, down to a few lines that answer ``None``); each distinct status and time text is
+        converted once. ``None`` when the format has no scanner: ask line by line."""
         scan = self._scanner_for(access_format)
         if scan is None:
             return None
-        rows = scan(block, n)
+        rows: list[tuple[str, ...] | None] | None = scan.rows(block, n)  # type: ignore[assignment]
         if rows is None:
             rows = _scan_halves(scan, block.split("\n"))
             # a format whose matches run on (combined_plus's untyped rest takes newlines): stop trying
-            misses = self._scan_misses[access_format] = self._scan_misses.get(access_format, 0) + (not any(rows))
+            answered = any(row is not None and not row[-1] for row in rows)
+            misses = self._scan_misses[access_format] = self._scan_misses.get(access_format, 0) + (not answered)
             if misses >= 8:
                 self._scanners[access_format] = None
         elif access_format in self._scan_misses:
             del self._scan_misses[access_format]
-        out: list[int | None | Failed] = []
-        append = out.append
-        failures = FAILURE_STATUSES
-        last_value: Any = None
-        last_ms: int | None = None
-        for i, row in enumerate(rows):
-            if row is None:
-                append(None)
-                continue
-            status, value = row
-            if status in failures:
-                append(FAILED)
-            elif value is last_value:  # the converter's cache: one datetime per distinct time text
-                append(last_ms)
-            elif not isinstance(value, datetime):
-                append(None)
-            elif value.tzinfo is None:  # the line's host's timezone applies
-                append(self._local_access_ms(value, hosts if hosts is None or isinstance(hosts, str) else hosts[i]))
+        fixed = hosts is None or isinstance(hosts, str)
+        keyed: Iterable[Any] = groupby(rows) if fixed else groupby(zip(rows, hosts))  # type: ignore[arg-type]
+        (status_at, time_at), (to_status, to_time) = scan.at, scan.converters
+        statuses, times = self._status_answers, self._time_answers
+        out: list[Run] = []
+        answer: int | None | Failed = None
+        host: str | None = None
+        count = 0
+        for key, run in keyed:
+            row, line_host = (key, cast("str | None", hosts)) if fixed else key
+            lines = len(list(run))
+            if row is None or row[-1]:  # the scan gave up on it, or the grammar does not match it whole
+                got: Any = None
             else:
-                last_ms = _aware_ms(value)
-                last_value = value
-                append(last_ms)
+                got = statuses.get(row[status_at], _UNKNOWN)
+                if got is _UNKNOWN:
+                    got = self._status_answer(to_status, row[status_at])
+                if got is True:
+                    got = times.get(row[time_at], _UNKNOWN)
+                    if got is _UNKNOWN:
+                        got = self._time_answer(to_time, row[time_at], line_host)
+            if got == answer and line_host == host and count:
+                count += lines
+                continue
+            if count:
+                out.append((answer, host, count))
+            answer, host, count = got, line_host, lines
+        if count:
+            out.append((answer, host, count))
         return out
+
+    def _status_answer(self, convert: Converter | None, text: str) -> bool | None | Failed:
+        """The status text of a scanned line: ``FAILED`` (a 502/504: the full path whatever its time), ``True``
+        (healthy: its time answers) or ``None`` (its conversion fails: ``parse`` decides). Kept."""
+        try:
+            status = text if convert is None else convert(text)
+        except Exception:  # noqa: BLE001 - as the probe: the record would not build
+            answer: bool | None | Failed = None
+        else:
+            answer = FAILED if status in FAILURE_STATUSES else True
+        _keep(self._status_answers, text, answer)
+        return answer
+
+    def _time_answer(self, convert: Converter | None, text: str, host: str | None) -> int | None:
+        """The time text of a scanned healthy line: its epoch ms, or ``None`` (no time: ``parse`` decides).
+        Kept, unless the time is naive (the line's host's timezone applies)."""
+        try:
+            value = text if convert is None else convert(text)
+        except Exception:  # noqa: BLE001 - as the probe
+            value = None
+        if not isinstance(value, datetime):
+            answer = None
+        elif value.tzinfo is None:
+            return self._local_access_ms(value, host)
+        else:
+            answer = _aware_ms(value)
+        _keep(self._time_answers, text, answer)
+        return answer
 
     def scans(self, access_format: str | None) -> bool:
         """Whether ``healthy_access_block`` can scan lines of this access format (it has a scanner, and the
@@ -210,13 +254,13 @@ class RecordParser:
         """Epoch ms of an access line's naive time: its host's timezone applies."""
         return _local_ms(value, self._tz_for(host or self.settings.default_host, NGINX_ACCESS))
 
-    def _scanner_for(self, fmt_name: str | None) -> Scan | None:
-        scan = self._scanners.get(fmt_name, _no_scan)
-        return self._access_scanner(fmt_name) if scan is _no_scan else scan
+    def _scanner_for(self, fmt_name: str | None) -> Scanner | None:
+        scan = self._scanners.get(fmt_name, _NO_SCAN)
+        return self._access_scanner(fmt_name) if scan is _NO_SCAN else scan  # type: ignore[return-value]
 
-    def _access_scanner(self, fmt_name: str | None) -> Scan | None:
+    def _access_scanner(self, fmt_name: str | None) -> Scanner | None:
         fmt = self._formats.get(fmt_name or "combined")
-        scan: Scan | None = None
+        scan: Scanner | None = None
         if fmt is not None and fmt.fast is not None and NGINX_ACCESS not in self._plugins:
             # as healthy_access_line_ms: not a JSON line, no shipper prefix
             scan = fmt.fast.scanner(("status", "time"), r"\{|" + PREFIX_PATTERN)
@@ -303,22 +347,28 @@ class RecordParser:
         return result
 
 
-def _scan_halves(scan: Scan, lines: list[str]) -> list[Any]:
-    """``scan`` of a block it gave up on (an empty line, a match across a line end), half by half: the lines
-    of the smallest pieces it still gives up on answer ``None`` (each is probed alone)."""
+def _scan_halves(scan: Scanner, lines: list[str]) -> list[tuple[str, ...] | None]:
+    """``scan.rows`` of a block it gave up on (an empty line, a match across a line end), half by half: the
+    lines of the smallest pieces it still gives up on have no row (``None``: each is probed alone)."""
     n = len(lines)
     if n <= 8:
         return [None] * n
     half = n // 2
-    out: list[Any] = []
+    out: list[tuple[str, ...] | None] = []
     for part in (lines[:half], lines[half:]):
-        rows = scan("\n".join(part), len(part))
+        rows = scan.rows("\n".join(part), len(part))
         out += rows if rows is not None else _scan_halves(scan, part)
     return out
 
 
-def _no_scan(block: str, n: int) -> None:
-    return None  # _scanners' "not looked up yet"
+_NO_SCAN: Final = object()  # _scanners' "not looked up yet"
+_UNKNOWN: Final = object()  # healthy_access_block's "not answered yet"
+
+
+def _keep(answers: dict[str, Any], text: str, answer: Any) -> None:
+    if len(answers) >= 4096:  # a bound: a block's texts come again in the next, not after thousands of others
+        answers.clear()
+    answers[text] = answer
 
 
 def _no_probe(text: str) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import groupby, repeat
 from typing import Any, Literal, NamedTuple, cast
 
 from grammars import error as error_grammar
@@ -129,9 +128,8 @@ class Pipeline:
         """
         if not (self._healthy_fast and log_type == NGINX_ACCESS):
             return None
-        n = len(offsets)
-        times = self.parser.healthy_access_block(block, n, hosts, access_format)
-        if times is None:
+        runs = self.parser.healthy_access_block(block, len(offsets), hosts, access_format)
+        if runs is None:
             return None
         counters = self.counters
         stream = SourceRef(name, 0, partition).stream
@@ -140,9 +138,7 @@ class Pipeline:
         lines: list[str] | None = None
         out: list[tuple[int, list[Output]]] = []
         i = 0
-        per_line: Iterable[str | None] = repeat(hosts) if hosts is None or isinstance(hosts, str) else hosts
-        for (ts, host), run in groupby(zip(times, per_line)):
-            count = len(list(run))
+        for ts, host, count in runs:
             if ts is None or ts is FAILED:  # the full path, line by line (a 502/504: no second probe)
                 if lines is None:
                     lines = block.split("\n")

@@ -46,7 +46,9 @@ _AUTO = Shape("auto", ("message", "log"), ("host.name", "hostname", "host"), ("l
 
 _ASCII_SPACE = frozenset({b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c"})  # what bytes.lstrip() strips
 # a value (one line of a block) whose first byte after ASCII blanks is `{`: raw_text's test for JSON
-_JSON_START = re.compile(rb"(?:^|\n)[ \t\r\x0b\x0c]*+\{")
+# a value that starts as JSON (after blanks but newlines): the block's first line, or one after a newline
+_JSON_FIRST = re.compile(rb"[ \t\r\x0b\x0c]*+\{")
+_JSON_NEXT = re.compile(rb"\n[ \t\r\x0b\x0c]*+\{")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,22 +85,26 @@ class Envelope:
     def block(self, values: Sequence[bytes | None]) -> bytes | None:
         """The lines of ``values`` joined by ``\n``, when every value is a plain raw line (``raw_text`` gives it)
         with no newline but the one a shipper may leave at its end (dropped, as ``raw_text`` does); else None."""
-        if self.kind not in ("raw", "auto") or None in values:
+        if self.kind not in ("raw", "auto") or not values:
+            return None
+        try:
+            joined = b"\n".join(cast("Sequence[bytes]", values))
+        except TypeError:  # a tombstone (None)
             return None
         lines = cast("Sequence[bytes]", values)
         n = len(lines)
-        if not n or max(map(len, lines)) > self.max_record_bytes:
+        if len(joined) > self.max_record_bytes and max(map(len, lines)) > self.max_record_bytes:
             return None
-        joined = b"\n".join(lines)
-        ends = sum(map(bytes.endswith, lines, repeat(b"\n")))
-        if joined.count(b"\n") != n - 1 + ends:
-            return None  # a newline inside a value: a multi-line record, the record's own business
-        if ends:
+        newlines = joined.count(b"\n")
+        if newlines != n - 1:  # a value holds a newline: a shipper's at its end, or a multi-line record
+            ends = sum(map(bytes.endswith, lines, repeat(b"\n")))
+            if newlines != n - 1 + ends:
+                return None  # a newline inside a value: a multi-line record, the record's own business
             if sum(map(bytes.endswith, lines, repeat(b"\r\n"))):
                 return None  # raw_text drops "\r\n" whole
             joined = b"".join(lines)[:-1] if ends == n else b"\n".join(
                 line[:-1] if line.endswith(b"\n") else line for line in lines)
-        if self.kind == "auto" and _JSON_START.search(joined):
+        if self.kind == "auto" and b"{" in joined and (_JSON_FIRST.match(joined) or _JSON_NEXT.search(joined)):
             return None  # a JSON value: an envelope (or an escape=json access line) for unwrap
         return joined
 
