@@ -48,6 +48,10 @@ PREFIX_PATTERN: Final = (
     rf"|[\w.-]++ (?: *\| |{_PROGRAM}(?:\[\d+\])?: )"
     rf"|Starting {_PROGRAM}: )"
 )
+# PREFIX_PATTERN again, giving up at once on a line that starts as an IP address and " - " (nginx's combined and
+# main formats): no alternative can match there (each needs a character outside [0-9A-Fa-f.:] before the first
+# blank, or something other than "-" after it), and trying them all cost ~0.4 µs per access line in the scan.
+PREFIX_SCAN_PATTERN: Final = rf"(?![0-9A-Fa-f.:]++ - )(?:{PREFIX_PATTERN})"
 
 
 @lru_cache(maxsize=4096)

@@ -23,7 +23,7 @@ from grammars.detect import detect_line
 from grammars.plugins import GrammarPlugin
 from grammars.lowering import Scanner
 from grammars.values import Converter
-from grammars.prefix import PREFIX_PATTERN, has_prefix, strip_prefix
+from grammars.prefix import PREFIX_SCAN_PATTERN, has_prefix, strip_prefix
 from grammars.result import ParseError
 
 from processor.events import (
@@ -263,7 +263,7 @@ class RecordParser:
         scan: Scanner | None = None
         if fmt is not None and fmt.fast is not None and NGINX_ACCESS not in self._plugins:
             # as healthy_access_line_ms: not a JSON line, no shipper prefix
-            scan = fmt.fast.scanner(("status", "time"), r"\{|" + PREFIX_PATTERN)
+            scan = fmt.fast.scanner(("status", "time"), r"\{|" + PREFIX_SCAN_PATTERN)
         self._scanners[fmt_name] = scan
         return scan
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grammars.prefix import PREFIX_PATTERN, has_prefix, strip_prefix
+from grammars.prefix import PREFIX_PATTERN, PREFIX_SCAN_PATTERN, has_prefix, strip_prefix
 
 NGINX = '2020/04/26 04:21:34 [error] 6#6: *2 FastCGI sent in stderr: "Primary script unknown"'
 FPM = "[18-Jul-2018 16:33:42] NOTICE: [pool www] child 8 started"
@@ -76,6 +76,19 @@ _PIECES = st.sampled_from(["2020-04-26", "T04:21:34", ".717Z", "+00:00", " ", " 
 @given(st.lists(_PIECES, max_size=10).map("".join))
 def test_prefix_pattern_matches_where_has_prefix_does(line: str) -> None:
     assert (re.match(PREFIX_PATTERN, line) is not None) is has_prefix(line)
+    assert (re.match(PREFIX_SCAN_PATTERN, line) is not None) is has_prefix(line)
+
+
+_ADDRESS_PIECES = st.sampled_from(["10.0.0.1", "2001:db8::1", "::1", "fe80::a", "Abc", "ab.cd", ":", ".", "0", " ",
+                                   "-", " - ", " - - [", "| ", " | ", ": ", "nginx", "php-fpm", "[1]: ", "Oct 14 ",
+                                   "14:44:22 ", "2020-04-26", "T04:21:34Z ", "/"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_ADDRESS_PIECES, max_size=10).map("".join))
+def test_the_scan_pattern_gives_up_only_where_there_is_no_prefix(line: str) -> None:
+    # lines that start as an address and " - " skip the alternatives: the same answer as has_prefix
+    assert (re.match(PREFIX_SCAN_PATTERN, line) is not None) is has_prefix(line)
 
 
 @pytest.mark.parametrize(("description", "line", "container", "shipper_time", "rest"), CASES, ids=[c[0] for c in CASES])
@@ -83,3 +96,5 @@ def test_prefix_pattern_on_every_case(description: str, line: str, container: st
                                       shipper_time: datetime | None, rest: str) -> None:
     assert (re.match(PREFIX_PATTERN, line) is not None) is has_prefix(line)
     assert (re.match(PREFIX_PATTERN, rest) is not None) is has_prefix(rest)
+    assert (re.match(PREFIX_SCAN_PATTERN, line) is not None) is has_prefix(line)
+    assert (re.match(PREFIX_SCAN_PATTERN, rest) is not None) is has_prefix(rest)

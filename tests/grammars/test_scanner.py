@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grammars import access, lowering
-from grammars.prefix import PREFIX_PATTERN, has_prefix
+from grammars.prefix import PREFIX_PATTERN, PREFIX_SCAN_PATTERN, has_prefix
 from tests.grammars.test_lowering import GRAMMARS
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "nginx-access"
-EXCLUDE = r"\{|" + PREFIX_PATTERN  # what RecordParser excludes: JSON lines and shipper prefixes
+EXCLUDE = r"\{|" + PREFIX_SCAN_PATTERN  # what RecordParser excludes: JSON lines and shipper prefixes
 WANTED = ("status", "time")
 BENCH = access.compile_log_format('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
                                   '"$http_referer" "$http_user_agent" rt=$request_time urt=$upstream_response_time')
@@ -185,6 +185,7 @@ def test_sees_newline(regex: str, sees: bool) -> None:
 
 def test_prefix_pattern_stays_within_a_line() -> None:
     assert not lowering._sees_newline(f"(?!{PREFIX_PATTERN})x")
+    assert not lowering._sees_newline(f"(?!{PREFIX_SCAN_PATTERN})x")
 
 
 def _below_100(text: str) -> int:
