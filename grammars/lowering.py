@@ -379,7 +379,7 @@ class Scanner:
     equal answers: a caller converts each distinct row once (``answer``). ``scan(block, n)``: the answers.
     """
 
-    __slots__ = ("pattern", "_findall", "at", "converters")
+    __slots__ = ("pattern", "_findall", "at", "converters", "_empty_matches")
 
     def __init__(self, pattern: re.Pattern[str], at: tuple[int, ...],
                  converters: tuple[values.Converter | None, ...]) -> None:
@@ -387,11 +387,16 @@ class Scanner:
         self._findall = pattern.findall
         self.at = at  # each wanted name's place in a row
         self.converters = converters  # and its converter (None: the text)
+        # whether an empty line can match (a grammar that takes nothing): alone as in a block, its lookarounds
+        # cannot see a newline (_sees_newline), then every empty line must be looked for
+        self._empty_matches = pattern.match("") is not None
 
     def rows(self, block: str, n: int) -> list[tuple[str, ...]] | None:
-        if not block or "\n\n" in block or block[0] == "\n" or block[-1] == "\n":
-            return None  # an empty line: one regex match per line is not certain
+        if not block or (self._empty_matches and ("\n\n" in block or block[0] == "\n" or block[-1] == "\n")):
+            return None  # an empty line the regex could take: one match per line is not certain
         rows: list[tuple[str, ...]] = self._findall(block)
+        # a match starts only at a line's start, and an empty line (which no match takes) or a match that runs on
+        # into the next line leaves fewer rows than lines
         return rows if len(rows) == n else None
 
     def answer(self, row: tuple[str, ...] | None) -> tuple[Any, ...] | None:

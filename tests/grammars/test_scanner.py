@@ -211,3 +211,19 @@ def test_a_guard_is_checked_where_its_group_is_read_for_another_name() -> None:
     lines = ["5 ok", "500 big", "42 fine"]
     assert [probe(line) for line in lines] == [(5,), None, (42,)]
     assert scan("\n".join(lines), 3) == [(5,), None, (42,)]
+
+
+def test_a_grammar_that_takes_an_empty_line_looks_for_empty_lines() -> None:
+    # the row count proves one match per line only where no match can take an empty line
+    import pyparsing as pp
+
+    fast = lowering.FastParser(pp.Regex(r"\d*")("digits"))
+    scan = fast.scanner(("digits",))
+    assert scan is not None
+    assert scan("1\n\n2", 3) is None
+    assert scan("1\n2", 2) == [("1",), ("2",)]
+    combined = access.COMBINED.fast.scanner(WANTED, EXCLUDE)  # type: ignore[union-attr]
+    assert combined is not None
+    good = '10.0.0.1 - - [24/Nov/2026:06:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8"'
+    assert combined.rows(f"{good}\n\n{good}", 3) is None  # an empty line: two rows for three lines
+    assert combined.rows(f"{good}\n{good}", 2) is not None
