@@ -414,8 +414,6 @@ class Scanner:
         return None if rows is None else [self.answer(row) for row in rows]
 
 
-
-
 def _sees_newline(regex: str) -> bool:
     r"""True when a lookaround or an anchor in ``regex`` could decide differently at a line's end inside a
     block (where it sees ``\n``) than at the end of the line alone (where it sees nothing): a lookaround

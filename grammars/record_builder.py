@@ -35,8 +35,7 @@ def _total(convert: values.Converter | None) -> bool:
     return convert is None or convert is str or values.is_total(convert)
 
 
-def _plan(names: tuple[str, ...], slots: list[Slot], assume_total: frozenset[tuple[str, int]] = frozenset()) -> _Plan:
-    """``assume_total``: (group, id(converter)) pairs to take as never raising (their guard was checked)."""
+def _plan(names: tuple[str, ...], slots: list[Slot]) -> _Plan:
     plan = _Plan()
     bound: dict[int, str] = {}
 
@@ -74,7 +73,7 @@ def _plan(names: tuple[str, ...], slots: list[Slot], assume_total: frozenset[tup
                 continue
             current = shared.get((group, id(convert))) or value(group, convert)
             already_none = current == group or current in shared.values()  # None when the group is
-            sure = _total(convert) or (group, id(convert)) in assume_total
+            sure = _total(convert)
             if not optional or (already_none and expr == "None"):
                 expr, total = current, sure
             else:
@@ -135,39 +134,3 @@ def probe_source(
     body = _probe_body(plan, wanted, "    ", "return ")
     body += ["    except Exception:", "        return None"]
     return "\n".join(_head("probe", plan.env, group_order, "None") + body) + "\n", plan.env
-
-
-def probe_groups(names: tuple[str, ...], slots: list[Slot], wanted: tuple[str, ...],
-                 assume_total: frozenset[tuple[str, int]] = frozenset()) -> set[str]:
-    """The groups ``probe_source``'s probe reads: the wanted names', the shared values' and those of every
-    name whose converter may raise (and is not in ``assume_total``)."""
-    plan = _plan(names, slots, assume_total)
-    read = {name for name, (_, total) in plan.exprs.items() if name in wanted or not total}
-    return {group for name, group, _, _ in slots if name in read} | set(plan.shared_groups)
-
-
-def scan_source(
-    names: tuple[str, ...], scan_groups: list[str], slots: list[Slot], wanted: tuple[str, ...],
-    assume_total: frozenset[tuple[str, int]] = frozenset(),
-) -> tuple[str, dict[str, Any]]:
-    """Python source of ``scan(block, n)``: the probe over a block of ``n`` lines in one ``_findall`` (a
-    regex whose groups are ``scan_groups``, then one that holds a line the grammar did not match), each line's
-    answer as ``probe`` gives it; ``None`` when the block is not ``n`` non-empty lines of one match each.
-    ``assume_total``: converters whose guard the block's regex checks (``FastParser.scanner``): not run here."""
-    plan = _plan(names, slots, assume_total)
-    env = plan.env
-    head = [f"def scan(block, n, _findall=_findall, " + "".join(f"{name}={name}, " for name in env) + "):",
-            "    if not block or '\\n\\n' in block or block[0] == '\\n' or block[-1] == '\\n':",
-            "        return None  # an empty line: one regex match per line is not certain",
-            "    rows = _findall(block)",
-            "    if len(rows) != n:",
-            "        return None  # a match crossed a line end: the caller probes line by line",
-            "    out = []",
-            "    append = out.append",
-            f"    for ({', '.join(scan_groups)}, _other,) in rows:",
-            "        if _other:",
-            "            append(None)",
-            "            continue"]
-    body = _probe_body(plan, wanted, "        ", "append")
-    body += ["        except Exception:", "            append(None)", "    return out"]
-    return "\n".join(head + body) + "\n", env
