@@ -375,8 +375,9 @@ class Scanner:
     ``rows(block, n)``: one row per line, the wanted values' texts and, last, ``""`` for a line the grammar
     matched whose every conversion but the wanted ones is sure to succeed (their guards are in the regex), else
     the line's text; ``None`` when the block is not ``n`` non-empty lines the regex took one at a time (a match
-    that crosses a line end leaves fewer rows than lines: the caller then probes line by line). Equal rows give
-    equal answers: a caller converts each distinct row once (``answer``). ``scan(block, n)``: the answers.
+    that crosses a line end leaves fewer rows than lines: the caller then probes line by line). Equal texts give
+    equal values: a caller may convert each distinct text once (``at``, ``converters``). ``answer(row)``: the
+    probe's answer for one row; ``scan(block, n)``: every line's.
     """
 
     __slots__ = ("pattern", "_findall", "at", "converters", "_empty_matches")

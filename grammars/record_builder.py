@@ -27,7 +27,6 @@ class _Plan:
 
     env: dict[str, Any] = field(default_factory=dict)
     shared: list[tuple[str, str]] = field(default_factory=list)  # (variable, expression)
-    shared_groups: list[str] = field(default_factory=list)  # the groups the shared values read
     exprs: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name → (expression, total)
 
 
@@ -62,7 +61,6 @@ def _plan(names: tuple[str, ...], slots: list[Slot]) -> _Plan:
         key = (group, id(convert))
         if convert is not None and uses[key] > 1 and key not in shared:
             shared[key] = f"v{len(shared)}"
-            plan.shared_groups.append(group)
             expr = value(group, convert)
             plan.shared.append((shared[key], f"({expr} if {group} is not None else None)" if optional else expr))
     for name in names:
@@ -73,11 +71,10 @@ def _plan(names: tuple[str, ...], slots: list[Slot]) -> _Plan:
                 continue
             current = shared.get((group, id(convert))) or value(group, convert)
             already_none = current == group or current in shared.values()  # None when the group is
-            sure = _total(convert)
             if not optional or (already_none and expr == "None"):
-                expr, total = current, sure
+                expr, total = current, _total(convert)
             else:
-                expr, total = f"({current} if {group} is not None else {expr})", total and sure
+                expr, total = f"({current} if {group} is not None else {expr})", total and _total(convert)
         plan.exprs[name] = (expr, total)
     return plan
 
@@ -108,19 +105,6 @@ def builder_source(
     return "\n".join(_head("build", plan.env, group_order, "_miss(line)") + body) + "\n", plan.env
 
 
-def _probe_body(plan: _Plan, wanted: tuple[str, ...], indent: str, answer_to: str) -> list[str]:
-    """The probe's statements: shared values, every converter that may raise, then ``answer_to`` the tuple."""
-    body = [f"{indent}try:"]
-    # shared values are few (``time_local`` and ``time``) and names may refer to them: always computed
-    body += [f"{indent}    {var} = {expr}" for var, expr in plan.shared]
-    computed = {var for var, _ in plan.shared}
-    body += [f"{indent}    {expr}" for name, (expr, total) in plan.exprs.items()
-             if not total and name not in wanted and expr not in computed]
-    answer = ", ".join(plan.exprs[name][0] if name in plan.exprs else "None" for name in wanted)
-    body.append(f"{indent}    {answer_to}(({answer},))")
-    return body
-
-
 def probe_source(
     names: tuple[str, ...], group_order: list[str | None], slots: list[Slot], wanted: tuple[str, ...]
 ) -> tuple[str, dict[str, Any]]:
@@ -131,6 +115,12 @@ def probe_source(
     builder's fields are then all computable, and the probe skips only the dict and the total ones.
     """
     plan = _plan(names, slots)
-    body = _probe_body(plan, wanted, "    ", "return ")
-    body += ["    except Exception:", "        return None"]
+    body = ["    try:"]
+    # shared values are few (``time_local`` and ``time``) and names may refer to them: always computed
+    body += [f"        {var} = {expr}" for var, expr in plan.shared]
+    computed = {var for var, _ in plan.shared}
+    body += [f"        {expr}" for name, (expr, total) in plan.exprs.items()
+             if not total and name not in wanted and expr not in computed]
+    answer = ", ".join(plan.exprs[name][0] if name in plan.exprs else "None" for name in wanted)
+    body += [f"        return ({answer},)", "    except Exception:", "        return None"]
     return "\n".join(_head("probe", plan.env, group_order, "None") + body) + "\n", plan.env

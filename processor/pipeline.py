@@ -24,7 +24,7 @@ from grammars.prefix import strip_prefix
 
 from processor.assemble import MULTILINE_TYPES, EntryAssembler
 from processor.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM_SLOWLOG, Counters, DeadLetter, Event, Record, SourceRef
-from processor.join import DiagnosisJoin, JoinSettings
+from processor.join import DiagnosisJoin, Incident, JoinSettings
 from processor.parse import FAILED, ParseSettings, RecordParser
 from processor.topology import Topology
 
@@ -156,7 +156,7 @@ class Pipeline:
                 self._count_healthy(count, count)
                 incidents = process_run(stream, cast(int, ts), NGINX_ACCESS, host or default_host, count)
                 if incidents:
-                    out.append((i + count - 1, [Output("incident", inc, None) for inc in incidents]))
+                    out.append((i + count - 1, _incident_outputs(incidents)))
             i += count
         return out
 
@@ -170,7 +170,7 @@ class Pipeline:
             return None
         self._count_healthy(line_count, 1)
         incidents = self.join.process_healthy(stream, ts_ms, NGINX_ACCESS, host or self._default_host)
-        return [Output("incident", inc, None) for inc in incidents] if incidents else []
+        return _incident_outputs(incidents)
 
     def _count_healthy(self, lines: int, events: int) -> None:
         """Healthy access lines parsed without an Event: counted as parse_entry counts events."""
@@ -222,12 +222,12 @@ class Pipeline:
         """Join one parsed event; returns the event itself (when asked for) and closed incidents."""
         incidents = self.join.process(event)
         if not self.settings.emit_events:
-            return [Output("incident", inc, None) for inc in incidents] if incidents else []
-        return [Output("event", event, event.source), *(Output("incident", inc, None) for inc in incidents)]
+            return _incident_outputs(incidents)
+        return [Output("event", event, event.source), *_incident_outputs(incidents)]
 
     def join_progress(self, stream: str, ts_ms: int, log_type: str, host: str) -> list[Output]:
         """Lines of ``stream`` up to ``ts_ms`` were parsed elsewhere and need no joining (parallel replay)."""
-        return [Output("incident", inc, None) for inc in self.join.progress(stream, ts_ms, log_type, host)]
+        return _incident_outputs(self.join.progress(stream, ts_ms, log_type, host))
 
     def declare_stream(self, stream: str, first_ts_ms: int) -> None:
         """Batch replay: this stream's first event is at ``first_ts_ms``; hold windows for it until then.
@@ -242,7 +242,7 @@ class Pipeline:
 
     def close_stream(self, stream: str) -> list[Output]:
         """A stream parsed by ``parse_stream`` ended: it stops holding the watermark back."""
-        return [Output("incident", inc, None) for inc in self.join.close_input(stream)]
+        return _incident_outputs(self.join.close_input(stream))
 
     def _blank(self, record: Record) -> bool:
         """Blank lines carry nothing (php-fpm writes one after its config test; slowlog entries are separated
@@ -265,19 +265,19 @@ class Pipeline:
         out: list[Output] = []
         for entry in self._assembler.end_stream(stream):
             out.extend(self._one(entry))
-        out.extend(Output("incident", inc, None) for inc in self.join.close_input(stream))
+        out.extend(_incident_outputs(self.join.close_input(stream)))
         return out
 
     def tick(self, now_ms: int) -> list[Output]:
         """Wall-clock progress (services only): lets idle inputs stop holding windows open."""
-        return [Output("incident", inc, None) for inc in self.join.advance(now_ms)]
+        return _incident_outputs(self.join.advance(now_ms))
 
     def flush(self) -> list[Output]:
         """End of all input: complete open entries and close every window."""
         out: list[Output] = []
         for entry in self._assembler.flush():
             out.extend(self._one(entry))
-        out.extend(Output("incident", inc, None) for inc in self.join.flush())
+        out.extend(_incident_outputs(self.join.flush()))
         return out
 
     def held_offsets(self) -> dict[str, int]:
@@ -290,3 +290,8 @@ class Pipeline:
             if stream not in held or offset < held[stream]:
                 held[stream] = offset
         return held
+
+
+def _incident_outputs(incidents: Iterable[Incident]) -> list[Output]:
+    """The join's incidents as outputs (an incident has no source record of its own)."""
+    return [Output("incident", inc, None) for inc in incidents]

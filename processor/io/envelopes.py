@@ -45,7 +45,6 @@ _AUTO = Shape("auto", ("message", "log"), ("host.name", "hostname", "host"), ("l
 
 
 _ASCII_SPACE = frozenset({b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c"})  # what bytes.lstrip() strips
-# a value (one line of a block) whose first byte after ASCII blanks is `{`: raw_text's test for JSON
 # a value that starts as JSON (after blanks but newlines): the block's first line, or one after a newline
 _JSON_FIRST = re.compile(rb"[ \t\r\x0b\x0c]*+\{")
 _JSON_NEXT = re.compile(rb"\n[ \t\r\x0b\x0c]*+\{")
@@ -87,11 +86,11 @@ class Envelope:
         with no newline but the one a shipper may leave at its end (dropped, as ``raw_text`` does); else None."""
         if self.kind not in ("raw", "auto") or not values:
             return None
+        lines = cast("Sequence[bytes]", values)
         try:
-            joined = b"\n".join(cast("Sequence[bytes]", values))
+            joined = b"\n".join(lines)
         except TypeError:  # a tombstone (None)
             return None
-        lines = cast("Sequence[bytes]", values)
         n = len(lines)
         if len(joined) > self.max_record_bytes and max(map(len, lines)) > self.max_record_bytes:
             return None
