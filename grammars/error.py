@@ -194,7 +194,9 @@ _PARSE: Final = _FAST_FIRST.with_fallback(_FAST.with_fallback(lambda text: lower
 # message ::= [syscall [" to " target " failed"]] text [" (" errno ": " strerror ")"] [" while " action]
 # connect() to unix:/run/php/www.sock failed (2: No such file or directory) while connecting to upstream
 _SYSCALL = re.compile(r"([A-Za-z_]\w*\(\))(?: to (\S+) failed)?")
-_ERRNO = re.compile(r" \((\d+): ([^\n]*)\)\Z")
+# the last " (N: " wins: the greedy lead backs off to it from the end, one step per character, so one
+# linear pass (matching each " (" in turn and running to the end from each was quadratic)
+_ERRNO = re.compile(r"[^\n]* \((\d+): ([^\n]*)\)\Z")
 _KIND = re.compile(
     r"(?:(?P<connect_failed>connect\(\) )|(?P<recv_failed>recv\(\) failed)"
     r"|(?P<premature_close>upstream prematurely closed )|(?P<too_big_header>upstream sent too big header)"
@@ -227,7 +229,8 @@ def message_parts(message: str) -> Fields:
     messages behind 502s repeat word for word (``recv() failed (104: …) while reading …``).
 
     The action is the last `` while …`` with no quote or line break after it (FastCGI text is quoted);
-    the errno is the last `` (N: …)`` right before it. String methods, not a lazy regex: this runs per line.
+    the errno is the last `` (N: …)`` right before it. A fixed number of string methods and anchored
+    regexes, each one linear pass: this runs per line, and a hostile entry may be megabytes long.
     """
     head, action = message, None
     where = message.rfind(" while ")
@@ -237,14 +240,9 @@ def message_parts(message: str) -> Fields:
             head, action = message[:where], tail
     errno: int | None = None
     strerror: str | None = None
-    if head.endswith(")"):
-        start = head.rfind(" (")
-        while start >= 0:
-            found = _ERRNO.match(head, start)
-            if found is not None:
-                errno, strerror = int(found[1]), found[2]
-                break
-            start = head.rfind(" (", 0, start)
+    # the strerror holds no line break, so only the head's last physical line can carry the errno
+    if head.endswith(")") and (found := _ERRNO.match(head, head.rfind("\n") + 1)) is not None:
+        errno, strerror = int(found[1]), found[2]
     syscall = target = None
     if (call := _SYSCALL.match(message)) is not None:
         syscall = call[1]
