@@ -10,6 +10,7 @@ import os
 from typing import Final, NamedTuple
 
 from processor.events import Event
+from processor.evidence import EvidenceIndex, search_keys
 from processor.topology import PoolInfo, Topology, address_key, is_unix
 
 CAUSES: Final = (
@@ -27,7 +28,6 @@ ANCHOR_KINDS: Final = frozenset({
 _HEADER_PHASE: Final = (None, "connecting to upstream", "sending request to upstream",
                         "reading response header from upstream")
 
-SIGTERM: Final = 15
 
 
 def is_anchor(error_fields: dict[str, object]) -> bool:
@@ -47,15 +47,15 @@ class Failure(NamedTuple):
 
 
 class FpmView(NamedTuple):
-    """The PHP-FPM evidence around a failure, gathered by the join (all on the same host)."""
+    """The PHP-FPM evidence around a failure, as the join holds it (all on the same host)."""
 
-    timeouts: tuple[Event, ...] = ()
-    exits: tuple[Event, ...] = ()
-    saturation: tuple[Event, ...] = ()
-    # For the pool(s) concerned: (pool name or None, the lifecycle event proving the state, up?)
+    # the host's timeouts and exits not yet explaining another failure, and how far from the failure to look
+    candidates: EvidenceIndex | None = None
+    window_ms: int = 0
+    saturation: Event | None = None  # the first `max_children` warning of the lookback
+    # the lifecycle line proving the master of the failure's pool is down, and whether every master is
     master_down: Event | None = None
     all_masters_down: bool = False
-    fpm_log_seen: bool = False
 
 
 class Diagnosis(NamedTuple):
@@ -109,7 +109,8 @@ def uri_score(fpm_uri: object, uri: str | None) -> float:
     """How well an FPM ``request: "GET /x?q"`` fits the NGINX URI.
 
     3 same URI with a query, 2 same query, 1.5 same path (no query: common paths like ``/`` recur),
-    1 can't tell (rewrites turn ``/`` into ``/index.php``), 0 clearly another request.
+    1.25 neither has a query (rewrites turn ``/`` into ``/index.php``), 1 can't tell (one side has a query:
+    in an outage that line is more likely another request's, which will claim it), 0 clearly another request.
     """
     if not isinstance(fpm_uri, str) or uri is None:
         return 1
@@ -121,7 +122,7 @@ def uri_score(fpm_uri: object, uri: str | None) -> float:
         return 2 if q1 == q2 else 0
     if p1.endswith(".php") and p2.endswith(".php") and p1 != p2:
         return 0
-    return 1
+    return 1 if q1 or q2 else 1.25
 
 
 def _status(failure: Failure, cause_default: int) -> tuple[int, bool]:
@@ -167,7 +168,7 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
         if errno == 13:
             return done("socket_permission")
         if errno == 11:
-            used = fpm.saturation[:1]
+            used = (fpm.saturation,) if fpm.saturation else ()
             return done("pool_saturated")
         if not is_unix(upstream):
             return done("tcp_refused" if errno == 111 else "unknown")
@@ -191,16 +192,17 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
         return done("no_live_upstreams")
     if kind == "upstream_timed_out":
         if action == "connecting to upstream":
-            used = fpm.saturation[:1]
+            used = (fpm.saturation,) if fpm.saturation else ()
             return done("pool_saturated", 504)
         return done("nginx_timeout", 504)
     if kind in ("recv_failed", "premature_close"):
         uri = request_uri(failure)
         t = failure.error.ts_ms if failure.error is not None else failure.ts_ms
-        crashes = tuple(e for e in fpm.exits if not _follows_timeout(e, fpm.timeouts))
-        best = _best(fpm.timeouts + crashes, uri, pool, t)
+        best = best_evidence(fpm.candidates, uri, pool, t, fpm.window_ms) if fpm.candidates is not None else None
         if best is not None and best.fields.get("kind") == "timed_out":
-            used = (best,) + tuple(e for e in fpm.exits if _same_child(e, best))[:1]
+            assert fpm.candidates is not None
+            companion = fpm.candidates.companion_exit(best, t, fpm.window_ms)
+            used = (best, companion) if companion is not None else (best,)
             pool, pool_source = _evidence_pool(pool, pool_source, best)
             return done("fpm_timeout")
         if best is not None:
@@ -220,33 +222,29 @@ def _evidence_pool(pool: str | None, source: str | None, ev: Event) -> tuple[str
     return pool, source
 
 
-def _same_child(a: Event, b: Event) -> bool:
-    return a.fields.get("child_pid") is not None and a.fields.get("child_pid") == b.fields.get("child_pid") \
-        and a.fields.get("pool") == b.fields.get("pool")
+def best_evidence(index: EvidenceIndex, uri: str | None, pool: str | None, t_ms: int,
+                  window_ms: int) -> Event | None:
+    """The PHP-FPM line that explains a reset (docs/causes.md, "Which PHP-FPM line explains a reset").
 
-
-def _follows_timeout(exit_: Event, timeouts: tuple[Event, ...]) -> bool:
-    """``exited on signal 15`` right after ``execution timed out`` for that child is the timeout, not a crash."""
-    if exit_.fields.get("signal") != SIGTERM:
-        return False
-    return any(_same_child(exit_, t) and t.ts_ms <= exit_.ts_ms for t in timeouts)
-
-
-def _best(candidates: tuple[Event, ...], uri: str | None, pool: str | None, t_ms: int) -> Event | None:
-    """Best evidence: same pool, never another request's line; a URI that identifies the request first,
-    then the closest second (FPM kills or loses the worker the moment NGINX sees the reset), then the URI
-    fit, then a timeout before a crash (stable for equal ranks)."""
-    ranked = []
-    for e in candidates:
-        if pool is not None and e.fields.get("pool") != pool:
-            continue
-        score = uri_score(e.fields.get("uri"), uri)
-        if score == 0:
-            continue
-        dt_s = abs(e.ts_ms - t_ms) // 1000
-        rank = (score >= 2, -dt_s, score, e.fields.get("kind") == "timed_out", -abs(e.ts_ms - t_ms), e.raw)
-        ranked.append((rank, e))
-    if not ranked:
-        return None
-    return max(ranked, key=lambda r: r[0])[1]
-
+    Candidates: the pool's timeouts and crashes (an exit that is not the SIGTERM ending a timeout) within
+    ``window_ms`` of the failure, not explaining another failure yet, never another request's line. Best: a
+    URI that identifies the request (same query) first, then the closest second (FPM kills or loses the
+    worker the moment NGINX sees the reset), then the URI fit, then a timeout before a crash, then the
+    closest millisecond. ``index`` answers "nearest in time" per list of equal URI fit, so the ranking looks
+    at a bounded number of lines however many the window holds.
+    """
+    pools = [pool] if pool is not None else index.pools()
+    for keys in search_keys(uri):
+        ranked = []
+        for p in pools:
+            for kind in ("timeout", "crash"):
+                for key in keys:
+                    e = index.nearest((p, kind, *key), t_ms, window_ms)
+                    if e is not None:
+                        dt_ms = abs(e.ts_ms - t_ms)
+                        score = uri_score(e.fields.get("uri"), uri)
+                        rank = (-(dt_ms // 1000), score, e.fields.get("kind") == "timed_out", -dt_ms, e.raw)
+                        ranked.append((rank, e))
+        if ranked:
+            return max(ranked, key=lambda r: r[0])[1]
+    return None

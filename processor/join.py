@@ -15,7 +15,7 @@ from processor.causes import Failure, FpmView, classify, is_anchor, socket_pool_
 from processor.events import FAILURE_STATUSES, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Counters, Event, SourceRef
 from processor.incident import build_incident, event_id
 from processor.remediation import remediation
-from processor.join_state import HostState, JoinSettings, Master, Pending, connection_id, match_key
+from processor.join_state import HostState, JoinSettings, Master, Pending, Waiting, connection_id, match_key
 from processor.topology import Topology
 from processor.watermark import Watermarks
 
@@ -24,6 +24,7 @@ Incident = dict[str, Any]
 __all__ = ["DiagnosisJoin", "Incident", "JoinSettings"]
 
 _EVIDENCE_KINDS = frozenset({"timed_out", "exited_signal", "exited_code", "max_children"})
+_EXPLAINING_KINDS = frozenset({"timed_out", "exited_signal", "exited_code"})  # one failure each
 _DOWN_KINDS = frozenset({"exiting", "terminating"})
 _UP_KINDS = frozenset({"running", "ready"})
 _DUPLICATE_WINDOW_MS = 1000
@@ -193,14 +194,17 @@ class DiagnosisJoin:
 
     def _hold(self, host: HostState, event: Event, is_access: bool, late: bool) -> None:
         item_id = event_id(event.host, event)
-        index = host.access if is_access else host.errors
-        key = match_key(event)
-        bucket = index.setdefault(key, [])
-        if any(p.item_id == item_id for p in bucket) or item_id in self._emitted:
+        if item_id in host.waiting_ids or item_id in self._emitted:
             self.counters.duplicates += 1  # the very same line again (a shipper's resend): one incident
             return
+        index = host.access if is_access else host.errors
+        key = match_key(event)
+        waiting = index.get(key)
+        if waiting is None:
+            waiting = index[key] = Waiting()
         pending = Pending(event, is_access, key, connection_id(event), item_id, late)
-        bucket.append(pending)
+        waiting.add(pending)
+        host.waiting_ids.add(item_id)
         host.pending += 1
         self._seq += 1
         release = event.ts_ms + self.settings.release_ms
@@ -221,7 +225,7 @@ class DiagnosisJoin:
             bisect.insort(master.timeline, entry, key=lambda t: (t[0], t[1], t[2]))
             self._busy.add(event.host)
         if kind in _EVIDENCE_KINDS:
-            host.evidence.append(event)
+            host.evidence.add(event)
             self._evidence_count += 1
             self._busy.add(event.host)
 
@@ -253,11 +257,7 @@ class DiagnosisJoin:
                 del self._hosts[name]
         for name in list(self._busy):
             host = self._hosts[name]
-            if host.evidence and host.evidence[0].ts_ms < horizon or len(host.evidence) > 64:
-                keep = [e for e in host.evidence if e.ts_ms >= horizon]
-                self._evidence_count -= len(host.evidence) - len(keep)
-                host.evidence = keep
-                host.consumed &= {id(e) for e in keep}
+            self._evidence_count -= host.evidence.prune(horizon)
             for master in host.masters.values():
                 tl = master.timeline
                 cut = bisect.bisect_left(tl, horizon, key=lambda t: t[0])
@@ -273,40 +273,25 @@ class DiagnosisJoin:
         while self._evidence_count > self.settings.max_state // 2:
             biggest = max(self._hosts.values(), key=lambda h: len(h.evidence))
             drop = max(1, len(biggest.evidence) // 10)
-            del biggest.evidence[:drop]
+            biggest.evidence.evict_oldest(drop)
             self._evidence_count -= drop
             self.counters.evidence_evicted += drop
 
-    def _take(self, index: dict[tuple[str | None, str | None], list[Pending]], p: Pending) -> None:
-        if not p.consumed:
-            self._hosts[p.event.host].pending -= 1
-        bucket = index.get(p.key)
-        if bucket is not None:
-            try:
-                bucket.remove(p)
-            except ValueError:
-                pass
-            if not bucket:
-                del index[p.key]
+    def _take(self, index: dict[tuple[str | None, str | None], Waiting], p: Pending) -> None:
+        if p.consumed:
+            return
+        host = self._hosts[p.event.host]
+        host.pending -= 1
+        host.waiting_ids.discard(p.item_id)
+        waiting = index[p.key]
+        waiting.remove(p)
+        if not waiting:
+            del index[p.key]
         p.consumed = True
 
     def _partner(self, host: HostState, p: Pending) -> Pending | None:
-        other = host.errors if p.is_access else host.access
-        window = self.settings.match_window_ms
-        best: tuple[int, int, str] | None = None
-        chosen: Pending | None = None
-        for q in other.get(p.key, ()):
-            if q.consumed:
-                continue
-            if p.cid is not None and q.cid is not None and p.cid != q.cid:
-                continue
-            dt = abs(q.event.ts_ms - p.event.ts_ms)
-            if dt > window:
-                continue
-            rank = (0 if p.cid is not None and p.cid == q.cid else 1, dt, q.item_id)
-            if best is None or rank < best:
-                best, chosen = rank, q
-        return chosen
+        waiting = (host.errors if p.is_access else host.access).get(p.key)
+        return waiting.partner_for(p, self.settings.match_window_ms) if waiting is not None else None
 
     def _finalize(self, p: Pending, *, evicted: bool) -> list[Incident]:
         if p.consumed:
@@ -319,25 +304,24 @@ class DiagnosisJoin:
         access = p.event if p.is_access else (partner.event if partner else None)
         error = p.event if not p.is_access else (partner.event if partner else None)
         duplicates: list[Event] = []
-        if access is not None:
-            for q in list(host.access.get(match_key(access), ())):
-                if (not q.consumed and q.event.source.stream != access.source.stream
-                        and abs(q.event.ts_ms - access.ts_ms) <= _DUPLICATE_WINDOW_MS
-                        and q.event.fields.get("status") == access.fields.get("status")):
-                    self._take(host.access, q)  # the same request in a second access log
-                    duplicates.append(q.event)
-        if error is not None and error.fields.get("cid") is not None:
-            for q in list(host.errors.get(match_key(error), ())):
-                if not q.consumed and q.cid == error.fields.get("cid"):
-                    self._take(host.errors, q)  # a second error line about the same connection
-                    duplicates.append(q.event)
+        waiting = host.access.get(match_key(access)) if access is not None else None
+        if waiting is not None and access is not None:
+            for q in waiting.same_request_elsewhere(access, _DUPLICATE_WINDOW_MS):
+                self._take(host.access, q)  # the same request in a second access log
+                duplicates.append(q.event)
+        cid = error.fields.get("cid") if error is not None else None
+        waiting = host.errors.get(match_key(error)) if error is not None else None
+        if waiting is not None and isinstance(cid, int):
+            for q in waiting.same_connection(cid):
+                self._take(host.errors, q)  # a second error line about the same connection
+                duplicates.append(q.event)
         anchor_ts = access.ts_ms if access is not None else p.event.ts_ms
         anchor = partner if partner is not None and access is partner.event else p  # its id is the incident's
         failure = Failure(p.event.host, anchor_ts, access, error)
         diagnosis = classify(failure, self._fpm_view(host, failure), self.topology)
         for ev in diagnosis.fpm_evidence:
-            if ev.fields.get("kind") in ("timed_out", "exited_signal", "exited_code"):
-                host.consumed.add(id(ev))
+            if ev.fields.get("kind") in _EXPLAINING_KINDS:
+                host.evidence.consume(ev)
         late = p.late or (partner is not None and partner.late)
         if late:
             self.counters.late_incidents += 1
@@ -358,27 +342,13 @@ class DiagnosisJoin:
     def _fpm_view(self, host: HostState, failure: Failure) -> FpmView:
         t = failure.error.ts_ms if failure.error is not None else failure.ts_ms
         window = self.settings.evidence_window_ms
-        timeouts: list[Event] = []
-        exits: list[Event] = []
-        saturation: list[Event] = []
-        for ev in host.evidence:
-            kind = ev.fields.get("kind")
-            if kind == "max_children":
-                if t - self.settings.saturation_lookback_ms <= ev.ts_ms <= t + window:
-                    saturation.append(ev)
-                continue
-            if abs(ev.ts_ms - t) > window or id(ev) in host.consumed:
-                continue
-            if kind == "timed_out":
-                timeouts.append(ev)
-            elif kind == "exited_signal" or (kind == "exited_code" and ev.fields.get("exit_code") not in (0, None)):
-                exits.append(ev)
-        return FpmView(tuple(timeouts), tuple(exits), tuple(saturation), *self._master_state(host, failure, t))
+        saturation = host.evidence.first_saturation(t - self.settings.saturation_lookback_ms, t + window)
+        return FpmView(host.evidence, window, saturation, *self._master_state(host, failure, t))
 
-    def _master_state(self, host: HostState, failure: Failure, t: int) -> tuple[Event | None, bool, bool]:
-        """(the lifecycle line proving the pool's master is down, every master down?, FPM log seen?)."""
+    def _master_state(self, host: HostState, failure: Failure, t: int) -> tuple[Event | None, bool]:
+        """(the lifecycle line proving the pool's master is down, every master down?)."""
         if not host.masters:
-            return None, False, False
+            return None, False
         upstream = upstream_of(failure)
         pool_info = self.topology.pool_at(upstream)
         pool = pool_info.name if pool_info else socket_pool_guess(upstream)
@@ -392,7 +362,7 @@ class DiagnosisJoin:
             elif state is not None and (pool is None or pool in master.pools or not master.pools):
                 if down_event is None or state[1].ts_ms > down_event.ts_ms:
                     down_event = state[1]
-        return down_event, all_down and down_event is not None, True
+        return down_event, all_down and down_event is not None
 
 
 

@@ -6,9 +6,13 @@ Plain data with small pure helpers, so ``processor.join`` reads as the algorithm
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from sortedcontainers import SortedList
+
 from processor.events import NGINX_ACCESS, Event
+from processor.evidence import EvidenceIndex
 
 @dataclass(frozen=True, slots=True)
 class JoinSettings:
@@ -37,6 +41,104 @@ class Pending:
     late: bool
     consumed: bool = False
 
+    @property
+    def entry(self) -> tuple[int, str, Pending]:
+        return self.event.ts_ms, self.item_id, self
+
+
+class Waiting:
+    """The failures (or error anchors) of one host and one match key still in a window, indexed so that
+    finding a partner or a duplicate looks at a bounded number of them, however many an outage holds (in an
+    outage one load balancer sends the same ``GET /`` thousands of times: one key, thousands of entries)."""
+
+    __slots__ = ("all", "unconnected", "by_connection", "by_stream")
+
+    def __init__(self) -> None:
+        self.all = SortedList()  # (ts, item_id, pending)
+        self.unconnected = SortedList()  # the same, for entries without a connection id
+        self.by_connection: dict[int, list[Pending]] = {}
+        self.by_stream: dict[tuple[str, object], SortedList] = {}  # (stream, status) → entries
+
+    def __len__(self) -> int:
+        return len(self.all)
+
+    def __iter__(self) -> Iterator[Pending]:
+        return (entry[2] for entry in self.all)
+
+    def add(self, p: Pending) -> None:
+        entry = p.entry
+        self.all.add(entry)
+        if p.cid is None:
+            self.unconnected.add(entry)
+        else:
+            self.by_connection.setdefault(p.cid, []).append(p)
+        key = (p.event.source.stream, p.event.fields.get("status"))
+        by_stream = self.by_stream.get(key)
+        if by_stream is None:
+            by_stream = self.by_stream[key] = SortedList()
+        by_stream.add(entry)
+
+    def remove(self, p: Pending) -> None:
+        entry = p.entry
+        self.all.remove(entry)
+        if p.cid is None:
+            self.unconnected.remove(entry)
+        else:
+            connection = self.by_connection[p.cid]
+            connection.remove(p)
+            if not connection:
+                del self.by_connection[p.cid]
+        key = (p.event.source.stream, p.event.fields.get("status"))
+        by_stream = self.by_stream[key]
+        by_stream.remove(entry)
+        if not by_stream:
+            del self.by_stream[key]
+
+    def partner_for(self, p: Pending, window_ms: int) -> Pending | None:
+        """The entry ``p`` pairs with: of its own connection first, else one that names no connection
+        (another connection's entry is another request); then the nearest in time, then the smaller id."""
+        t_ms = p.event.ts_ms
+        if p.cid is None:
+            return nearest(self.all, t_ms, window_ms)
+        best: tuple[int, str] | None = None
+        chosen: Pending | None = None
+        for q in self.by_connection.get(p.cid, ()):
+            dt = abs(q.event.ts_ms - t_ms)
+            if dt <= window_ms and (best is None or (dt, q.item_id) < best):
+                best, chosen = (dt, q.item_id), q
+        return chosen if chosen is not None else nearest(self.unconnected, t_ms, window_ms)
+
+    def same_request_elsewhere(self, access: Event, window_ms: int) -> list[Pending]:
+        """The same request in each other access log: per other stream, the nearest entry of the same status."""
+        found = []
+        status = access.fields.get("status")
+        for (stream, entry_status), entries in self.by_stream.items():
+            if stream != access.source.stream and entry_status == status:
+                q = nearest(entries, access.ts_ms, window_ms)
+                if q is not None:
+                    found.append(q)
+        return found
+
+    def same_connection(self, cid: int) -> list[Pending]:
+        return list(self.by_connection.get(cid, ()))
+
+
+def nearest(entries: SortedList, t_ms: int, window_ms: int) -> Pending | None:
+    """The entry nearest to ``t_ms`` within ``window_ms``; the smaller item id among equally near ones."""
+    i = entries.bisect_left((t_ms,))
+    best: tuple[int, str, Pending] | None = None
+    best_dt = window_ms + 1
+    if i < len(entries):
+        best = entries[i]  # the smallest id of the first time at or after t_ms
+        best_dt = best[0] - t_ms
+    if i > 0:
+        ts_ms = entries[i - 1][0]
+        left = entries[entries.bisect_left((ts_ms,))]  # the smallest id of the last time before t_ms
+        dt = t_ms - ts_ms
+        if best is None or dt < best_dt or (dt == best_dt and left[1] < best[1]):
+            best, best_dt = left, dt
+    return best[2] if best is not None and best_dt <= window_ms else None
+
 
 @dataclass(slots=True)
 class Master:
@@ -55,10 +157,10 @@ class Master:
 
 @dataclass(slots=True)
 class HostState:
-    access: dict[tuple[str | None, str | None], list[Pending]] = field(default_factory=dict)
-    errors: dict[tuple[str | None, str | None], list[Pending]] = field(default_factory=dict)
-    evidence: list[Event] = field(default_factory=list)
-    consumed: set[int] = field(default_factory=set)  # id() of evidence events already explained
+    access: dict[tuple[str | None, str | None], Waiting] = field(default_factory=dict)
+    errors: dict[tuple[str | None, str | None], Waiting] = field(default_factory=dict)
+    waiting_ids: set[str] = field(default_factory=set)  # item ids of the failures and anchors in a window
+    evidence: EvidenceIndex = field(default_factory=EvidenceIndex)
     masters: dict[str, Master] = field(default_factory=dict)
     seen_types: set[str] = field(default_factory=set)
     pending: int = 0  # failures and anchors of this host still in a window

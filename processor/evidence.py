@@ -1,0 +1,247 @@
+"""One host's PHP-FPM evidence, indexed so that each failure looks at a bounded set of candidates.
+
+In an outage nearly every request fails and nearly every failure leaves PHP-FPM evidence: a window can hold
+tens of thousands of ``execution timed out`` and ``exited on signal`` lines. Scanning them per failure made the
+diagnosis quadratic (issue #23). Here every candidate sits in a few time-sorted lists, keyed by what the
+ranking of ``causes.best_evidence`` looks at (pool, kind, URI, query, path class), so a failure asks each list
+for its nearest entries: O(log n) per list and a constant number of lists, whatever the window holds.
+
+Which lines are candidates, and how one is chosen, is docs/causes.md's "Which PHP-FPM line explains a
+reset"; ``causes.best_evidence`` holds the rule, this module only finds its answer fast. Pure state: events
+in, no clock.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from typing import Final
+
+from sortedcontainers import SortedList
+
+from processor.events import Event
+
+TIMED_OUT: Final = "timed_out"
+MAX_CHILDREN: Final = "max_children"
+_EXITS: Final = frozenset({"exited_signal", "exited_code"})
+SIGTERM: Final = 15
+
+# A list entry: (event time, raw line, -arrival) sorts by time, then the ranking's last tie-break (the
+# greater raw line wins), then the earlier arrival; the event rides along and is never compared.
+_Entry = tuple[int, str, int, Event]
+_Key = tuple[object, ...]
+
+
+class Candidate:
+    """One timeout or crash line and the lists it sits in."""
+
+    __slots__ = ("event", "entry", "keys", "timeout", "live", "follows")
+
+    def __init__(self, event: Event, seq: int, timeout: bool) -> None:
+        self.event = event
+        self.entry: _Entry = (event.ts_ms, event.raw, -seq, event)
+        self.keys: list[_Key] = []
+        self.timeout = timeout
+        self.live = True  # not yet explaining a failure
+        self.follows: Candidate | None = None  # a SIGTERM exit: the timeout it ends
+
+
+def uri_keys(uri: object) -> list[tuple[object, ...]]:
+    """The lists an FPM line with request URI ``uri`` is found in (pool and kind are added by the caller)."""
+    if not isinstance(uri, str):
+        return [("none",)]
+    path, _, query = uri.partition("?")
+    has = "q" if query else "nq"
+    keys: list[tuple[object, ...]] = [("uri", uri), (has, "all")]
+    keys.append((has, "php", path) if path.endswith(".php") else (has, "other"))
+    if query:
+        keys.append(("query", query))
+    return keys
+
+
+def search_keys(uri: str | None) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """For a failed request's URI: the lists whose lines score ≥ 2 (same query), and those scoring 1 or 1.5.
+
+    Every line in these lists has a non-zero ``causes.uri_score``, and every line with a non-zero score is in
+    one of them: a line of another query, or another ``.php`` script, is never looked at.
+    """
+    if uri is None:
+        return [], [("q", "all"), ("nq", "all"), ("none",)]
+    path, _, query = uri.partition("?")
+    strong: list[tuple[object, ...]] = [("uri", uri), ("query", query)] if query else []
+    weak: list[tuple[object, ...]] = [] if query else [("uri", uri)]
+    for has in ("nq",) if query else ("nq", "q"):
+        if path.endswith(".php"):
+            weak += [(has, "php", path), (has, "other")]
+        else:
+            weak.append((has, "all"))
+    weak.append(("none",))
+    return strong, weak
+
+
+class EvidenceIndex:
+    """The PHP-FPM evidence of one host: everything held (for offsets and pruning) and the candidates indexed.
+
+    ``examined`` counts the entries compared while answering queries: the operation count the complexity
+    test reads.
+    """
+
+    def __init__(self) -> None:
+        self._held: list[tuple[int, int, Event, Candidate | None]] = []  # every evidence line, oldest first
+        self._lists: dict[_Key, SortedList] = {}
+        self._children: dict[tuple[object, object], list[Candidate]] = {}  # (pool, pid) → its lines
+        self._saturation: SortedList = SortedList()  # (ts, seq, event) of `max_children` warnings
+        self._pools: dict[object, int] = {}
+        self._seq = 0
+        self.examined = 0
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def __iter__(self) -> Iterator[Event]:
+        return (held[2] for held in self._held)
+
+    def oldest_ts_ms(self) -> int | None:
+        return self._held[0][0] if self._held else None
+
+    # -- holding -------------------------------------------------------------------------------
+    def add(self, event: Event) -> None:
+        """Hold one evidence line (``timed_out``, ``exited_signal``, ``exited_code``, ``max_children``)."""
+        self._seq += 1
+        f = event.fields
+        kind = f.get("kind")
+        candidate: Candidate | None = None
+        if kind == MAX_CHILDREN:
+            self._saturation.add((event.ts_ms, self._seq, event))
+        elif kind == TIMED_OUT or (kind == "exited_signal"
+                                   or (kind in _EXITS and f.get("exit_code") not in (0, None))):
+            candidate = Candidate(event, self._seq, kind == TIMED_OUT)
+            self._index(candidate)
+        heapq.heappush(self._held, (event.ts_ms, self._seq, event, candidate))
+
+    def _index(self, c: Candidate) -> None:
+        f = c.event.fields
+        pool = f.get("pool")
+        child = self._children.setdefault((pool, f.get("child_pid")), [])
+        child.append(c)
+        if c.timeout:
+            for other in child:  # the SIGTERM that ends this timeout is no crash
+                if other.follows is None and self._ends(other, c):
+                    self._unlist(other)
+                    other.follows = c
+        else:
+            for other in child:
+                if other.timeout and self._ends(c, other):
+                    c.follows = other
+                    return
+        self._pools[pool] = self._pools.get(pool, 0) + 1
+        kind = "timeout" if c.timeout else "crash"
+        for key in uri_keys(f.get("uri")):
+            full = (pool, kind) + key
+            c.keys.append(full)
+            lst = self._lists.get(full)
+            if lst is None:
+                lst = self._lists[full] = SortedList()
+            lst.add(c.entry)
+
+    @staticmethod
+    def _ends(exit_: Candidate, timeout: Candidate) -> bool:
+        """``exited on signal 15`` at or after ``execution timed out`` for that child is the timeout's end.
+        (pid reuse: the same pid's later timeout, if any, comes after this exit.)"""
+        return (not exit_.timeout and exit_.event.fields.get("signal") == SIGTERM
+                and timeout.event.ts_ms <= exit_.event.ts_ms)
+
+    def _unlist(self, c: Candidate) -> None:
+        for key in c.keys:
+            lst = self._lists[key]
+            lst.remove(c.entry)
+            if not lst:
+                del self._lists[key]
+        if c.keys:
+            pool = c.event.fields.get("pool")
+            self._pools[pool] -= 1
+            if not self._pools[pool]:
+                del self._pools[pool]
+        c.keys = []
+
+    def consume(self, event: Event) -> None:
+        """``event`` explains a failure now: it explains no other (a timeout or an exit; lifecycle lines and
+        ``max_children`` warnings stay)."""
+        for c in self._children.get((event.fields.get("pool"), event.fields.get("child_pid")), ()):
+            if c.event is event and c.live:
+                c.live = False
+                self._unlist(c)
+
+    def prune(self, horizon_ms: int) -> int:
+        """Drop every line older than ``horizon_ms``; returns how many."""
+        dropped = 0
+        held = self._held
+        while held and held[0][0] < horizon_ms:
+            self._drop(heapq.heappop(held))
+            dropped += 1
+        return dropped
+
+    def evict_oldest(self, count: int) -> None:
+        for _ in range(min(count, len(self._held))):
+            self._drop(heapq.heappop(self._held))
+
+    def _drop(self, held: tuple[int, int, Event, Candidate | None]) -> None:
+        ts_ms, seq, event, c = held
+        if c is None:
+            self._saturation.discard((ts_ms, seq, event))
+            return
+        self._unlist(c)
+        key = (event.fields.get("pool"), event.fields.get("child_pid"))
+        child = self._children[key]
+        child.remove(c)
+        if not child:
+            del self._children[key]
+
+    # -- queries -------------------------------------------------------------------------------
+    def pools(self) -> list[object]:
+        """The pools holding candidates (a host runs a handful)."""
+        return list(self._pools)
+
+    def nearest(self, key: _Key, t_ms: int, window_ms: int) -> Event | None:
+        """The list's entry nearest to ``t_ms`` within ``window_ms``; among equally near ones the greatest raw
+        line, then the earliest held (the tie-breaks of ``causes.best_evidence``)."""
+        lst = self._lists.get(key)
+        if lst is None:
+            return None
+        i = lst.bisect_left((t_ms,))
+        best: _Entry | None = None
+        best_dt = window_ms + 1
+        if i < len(lst):
+            right = lst[i]
+            self.examined += 1
+            best_dt = right[0] - t_ms
+            if best_dt <= window_ms:
+                # the last entry at that time has the greatest raw line
+                j = lst.bisect_left((right[0] + 1,)) - 1
+                best = lst[j] if j != i else right
+        if i > 0:
+            left = lst[i - 1]  # the last entry before t_ms: the greatest raw line of its time
+            self.examined += 1
+            dt = t_ms - left[0]
+            if dt <= window_ms and (best is None or dt < best_dt or (dt == best_dt and left[1] > best[1])):
+                best = left
+        return best[3] if best is not None else None
+
+    def companion_exit(self, timeout: Event, t_ms: int, window_ms: int) -> Event | None:
+        """The first held exit of the timeout's child within the window: the SIGTERM that ended it."""
+        for c in self._children.get((timeout.fields.get("pool"), timeout.fields.get("child_pid")), ()):
+            self.examined += 1
+            if not c.timeout and c.live and abs(c.event.ts_ms - t_ms) <= window_ms:
+                return c.event
+        return None
+
+    def first_saturation(self, from_ms: int, to_ms: int) -> Event | None:
+        """The earliest ``max_children`` warning in [from_ms, to_ms]."""
+        sat = self._saturation
+        i = sat.bisect_left((from_ms,))
+        if i < len(sat):
+            self.examined += 1
+            ts_ms, _, event = sat[i]
+            if ts_ms <= to_ms:
+                return event  # type: ignore[no-any-return]
+        return None
