@@ -19,6 +19,7 @@ from processor.join import JoinSettings
 from processor.parse import ParseSettings
 from processor.pipeline import Output, Pipeline, PipelineSettings
 from processor.replay import Plan
+from processor.summary import IncidentTally
 
 
 def build_pipeline(args: argparse.Namespace, *, emit_events: bool, knowledge: Knowledge | None = None,
@@ -51,17 +52,19 @@ def _slim(incident: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Fanout:
-    """Routes each output kind to its sink; keeps incidents for the summary and the report."""
+    """Routes each output kind to its sink; counts incidents for the summary and keeps them for the report."""
 
     def __init__(self, incidents: JsonLinesSink, events: JsonLinesSink | None, dead: JsonLinesSink | None,
                  keep_incidents: bool) -> None:
         self.incidents, self.events, self.dead = incidents, events, dead
         self.kept: list[dict[str, Any]] = []
+        self.tally = IncidentTally()
         self._keep = keep_incidents
 
     def write(self, out: Output) -> None:
         if out.kind == "incident":
             self.incidents.write(out)
+            self.tally.add(out.value)
             if self._keep:
                 self.kept.append(_slim(out.value))
         elif out.kind == "event":
@@ -90,7 +93,7 @@ def replay_command(args: argparse.Namespace) -> int:
                                          host_timezones=zones)
     fan = _Fanout(JsonLinesSink(args.output), JsonLinesSink(args.events) if args.events else None,
                   JsonLinesSink(args.dead_letter) if args.dead_letter else None,
-                  keep_incidents=bool(args.report) or not args.quiet)
+                  keep_incidents=bool(args.report))
     progress = None
     if not args.no_progress and sys.stderr.isatty():
         from processor.progress import Progress
@@ -115,7 +118,7 @@ def replay_command(args: argparse.Namespace) -> int:
         with open(args.report, "w", encoding="utf-8") as fh:
             fh.write(report.render_html(fan.kept, stats, title="badgateway replay"))
     if not args.quiet:
-        print(report.summary_text(fan.kept, stats), file=sys.stderr)
+        print(report.summary_text(fan.tally, stats), file=sys.stderr)
     return 0
 
 

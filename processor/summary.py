@@ -178,7 +178,41 @@ def time_range_ms(incidents: Sequence[Incident], stats: ReplayStats) -> tuple[in
     return (min(stamps), max(stamps)) if stamps else None
 
 
-def summary_text(incidents: Sequence[Incident], stats: ReplayStats) -> str:
+@dataclass
+class IncidentTally:
+    """What the summary reads of the incidents, counted as they pass: its memory follows the causes, pools and
+    URI paths seen, not the incidents (an outage writes hundreds of thousands)."""
+
+    count: int = 0
+    statuses: Counter[int | None] = field(default_factory=Counter)
+    by_cause_pool: Counter[tuple[str, str]] = field(default_factory=Counter)
+    by_status: dict[tuple[str, str], Counter[int | None]] = field(default_factory=dict)
+    uris: Counter[str] = field(default_factory=Counter)
+    first_ts_ms: int | None = None
+    last_ts_ms: int | None = None
+
+    @classmethod
+    def of(cls, incidents: Iterable[Incident]) -> IncidentTally:
+        tally = cls()
+        for incident in incidents:
+            tally.add(incident)
+        return tally
+
+    def add(self, incident: Incident) -> None:
+        self.count += 1
+        status = incident_status(incident)
+        self.statuses[status] += 1
+        key = (incident_cause(incident), incident_pool(incident) or "-")
+        self.by_cause_pool[key] += 1
+        self.by_status.setdefault(key, Counter())[status] += 1
+        self.uris[uri_path(incident_field(incident, "url", "original"))] += 1
+        ts_ms = incident_ts_ms(incident)
+        if ts_ms is not None:
+            self.first_ts_ms = ts_ms if self.first_ts_ms is None else min(self.first_ts_ms, ts_ms)
+            self.last_ts_ms = ts_ms if self.last_ts_ms is None else max(self.last_ts_ms, ts_ms)
+
+
+def summary_text(incidents: Sequence[Incident] | IncidentTally, stats: ReplayStats) -> str:
     """The closing terminal summary: speed, the line equation, time range, incidents by cause and pool,
     and the top failing URIs."""
     rate = stats.lines_read / stats.elapsed_s if stats.elapsed_s > 0 else 0.0
@@ -188,8 +222,10 @@ def summary_text(incidents: Sequence[Incident], stats: ReplayStats) -> str:
         f" — {rate:,.0f} lines/s",
         f"lines read {stats.lines_read:,} = parsed {stats.parsed:,} + dead-lettered {stats.dead_lettered:,}{check}",
     ]
-    if span := time_range_ms(incidents, stats):
-        first, last = span
+    tally = incidents if isinstance(incidents, IncidentTally) else IncidentTally.of(incidents)
+    first, last = (stats.first_ts_ms, stats.last_ts_ms) if stats.first_ts_ms is not None \
+        else (tally.first_ts_ms, tally.last_ts_ms)
+    if first is not None and last is not None:
         out.append(f"time range: {format_ts(first)} – {format_ts(last)} ({format_duration((last - first) / 1000)})")
     if stats.by_type:
         types = ", ".join(f"{printable(t, 40)} {c.read:,}" for t, c in sorted(stats.by_type.items()))
@@ -201,27 +237,22 @@ def summary_text(incidents: Sequence[Incident], stats: ReplayStats) -> str:
         out += table(("file", "read", "parsed", "dead"), dead_rows)
 
     out.append("")
-    if not incidents:
+    if not tally.count:
         out.append("no 502/504 incidents found")
         return "\n".join(out) + "\n"
-    statuses = Counter(incident_status(i) for i in incidents)
-    split = ", ".join(f"{s}: {n:,}" for s, n in sorted(statuses.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)))
+    split = ", ".join(f"{s}: {n:,}" for s, n in sorted(tally.statuses.items(),
+                                                       key=lambda kv: (kv[0] is None, kv[0] or 0)))
     late = f"; {stats.late:,} late" if stats.late else ""
-    out.append(f"incidents: {len(incidents):,} ({split}{late})")
+    out.append(f"incidents: {tally.count:,} ({split}{late})")
 
-    by_cause_pool: Counter[tuple[str, str]] = Counter()
-    by_status: dict[tuple[str, str], Counter[int | None]] = {}
-    for incident in incidents:
-        key = (incident_cause(incident), incident_pool(incident) or "-")
-        by_cause_pool[key] += 1
-        by_status.setdefault(key, Counter())[incident_status(incident)] += 1
+    by_cause_pool, by_status = tally.by_cause_pool, tally.by_status
     rows = [
         (printable(cause, 30), printable(pool, 30), by_status[(cause, pool)][502], by_status[(cause, pool)][504], n)
         for (cause, pool), n in sorted(by_cause_pool.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
     out += table(("cause", "pool", "502", "504", "total"), rows)
 
-    uris = Counter(uri_path(incident_field(i, "url", "original")) for i in incidents)
     out += ["", f"top failing URIs (query strings dropped, top {TOP_URIS}):"]
-    out += table(("count", "uri"), [(n, printable(u)) for u, n in sorted(uris.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_URIS]])
+    top = sorted(tally.uris.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_URIS]
+    out += table(("count", "uri"), [(n, printable(u)) for u, n in top])
     return "\n".join(out) + "\n"

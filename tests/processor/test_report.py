@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from processor.report import LineCounts, ReplayStats, render_html, summary_text
+from processor.summary import IncidentTally
 from processor.progress import Progress, render_line
 from processor.report_html import bucket_ms, cause_slug
 
@@ -84,6 +85,17 @@ def test_stats_add_keeps_the_equation_per_file_and_type() -> None:
     assert (s.lines_read, s.parsed, s.dead_lettered, s.balanced) == (1000, 990, 10, True)
     assert s.by_type["nginx_error"] == LineCounts(read=93, parsed=90, dead_lettered=3)
     assert s.by_file["logs/access.log"] == LineCounts(read=907, parsed=900, dead_lettered=7)
+
+
+def test_summary_counts_as_incidents_pass() -> None:
+    # the summary needs counts, not the incidents: replay keeps none of them unless --report asks (an outage
+    # writes hundreds of thousands), and the tally gives the very same text
+    tally = IncidentTally()
+    for inc in INCIDENTS:
+        tally.add(inc)
+    assert summary_text(tally, stats()) == summary_text(INCIDENTS, stats())
+    assert summary_text(tally, stats(first_ts_ms=None, last_ts_ms=None)) == \
+        summary_text(INCIDENTS, stats(first_ts_ms=None, last_ts_ms=None))
 
 
 def test_summary_numbers() -> None:
