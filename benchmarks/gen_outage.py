@@ -36,6 +36,7 @@ the same lines in memory with the request index each belongs to, for drivers tha
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import random
@@ -63,8 +64,8 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _SCRIPTS = ("/index.php", "/api/orders.php", "/search.php", "/cart.php", "/wp-login.php", "/account/settings.php")
 _STATIC = ("/static/app.{n}.js", "/images/banner-{n}.webp", "/favicon.ico", "/robots.txt")
 _AGENTS = ("Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
-           "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
-           "Safari/537.36",
+           ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
+            "Safari/537.36"),
            "curl/8.5.0", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")
 _REFERERS = ("-", "-", "https://shop.example.com/", "https://www.google.com/")
 _ERROR_PAGE_BYTES = {502: 157, 504: 167}
@@ -99,11 +100,11 @@ def _episodes(n: int, f: int, length: int, rnd: random.Random) -> list[int]:
     cuts = sorted(rnd.sample(range(healthy + 1), k))
     out: list[int] = []
     pos, used_healthy = 0, 0
-    for cut, length in zip(cuts, lengths):
+    for cut, run in zip(cuts, lengths):
         pos += cut - used_healthy
         used_healthy = cut
-        out.extend(range(pos, pos + length))
-        pos += length
+        out.extend(range(pos, pos + run))
+        pos += run
     return out
 
 
@@ -301,14 +302,10 @@ def generate(outdir: str, n: int, share: float = 0.033, kind: str = "mix", densi
     """Write access.log, error.log and php-fpm.log into ``outdir``; returns their paths and counts."""
     os.makedirs(outdir, exist_ok=True)
     outage = Outage(paths={s: os.path.join(outdir, FILES[s]) for s in STREAMS})
-    handles = {s: open(p, "w", encoding="utf-8") for s, p in outage.paths.items()}
-    try:
-        writes = {s: h.write for s, h in handles.items()}
+    with contextlib.ExitStack() as stack:
+        writes = {s: stack.enter_context(open(p, "w", encoding="utf-8")).write for s, p in outage.paths.items()}
         for stream, _, line in events(n, share, kind, density, seed, max_children, pid_reuse, outage):
             writes[stream](line + "\n")
-    finally:
-        for h in handles.values():
-            h.close()
     return outage
 
 
