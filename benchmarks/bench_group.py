@@ -3,10 +3,12 @@
     .venv/bin/python benchmarks/bench_group.py                    # starts its own broker (scripts/kafka.sh)
     .venv/bin/python benchmarks/bench_group.py -n 400000 --members 1,2,3 --bootstrap 127.0.0.1:9092
 
-The access lines of bench_kafka_bare.make_lines (3.3 % 502/504 by default) are loaded once into one topic of
-8 partitions, keyed by client address. Then, for each member count, that many `badgateway run` processes (each its
-own interpreter, `python -m processor.cli run --set …`, the configuration of bench_service.py) join a fresh group
-and consume the topic to its end. Each member's metrics endpoint is polled every 20 ms: its records/s is the
+For each member count, that many `badgateway run` processes (each its own interpreter, `python -m processor.cli
+run --set …`, the configuration of bench_service.py) join a fresh group on a fresh, empty topic of 8 partitions;
+once the group has settled (``--settle`` seconds), the access lines of bench_kafka_bare.make_lines (3.3 % 502/504
+by default) are produced into it with confluent-kafka's producer (keyed by client address), and the members
+consume them to the end. (Loaded before the members start, the first member to join takes every partition and
+is done before the second one joins.) Each member's metrics endpoint is polled every 20 ms: its records/s is the
 records it processed (`badgateway_records_in`) over the time from its first record to its last; the total is all
 records over the time from the first record of any member to the moment the group's positions reach the end
 (`badgateway_consumer_position`, the highest per partition). The group join is left out (the clock starts at the
@@ -32,8 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_kafka_bare import create_topics, load_topic, local_broker, make_lines  # noqa: E402
-from bench_service import LOG_FORMAT  # noqa: E402
+from bench_kafka_bare import create_topics, local_broker, make_lines
+from bench_service import LOG_FORMAT
 
 PARTITIONS = 8
 _SAMPLE = re.compile(r'^(badgateway_[a-z_]+?)(?:_total)?(?:\{([^}]*)\})? ([0-9.eE+-]+)$')
@@ -69,9 +71,32 @@ def _total(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) ->
     return sum(v for _, v in samples.get(name, []))
 
 
-def members_run(bootstrap: str, topic: str, n: int, members: int, timeout: float) -> dict[str, object]:
+def produce(bootstrap: str, topic: str, lines: list[bytes]) -> float:
+    """All lines into ``topic`` with confluent-kafka (the service's settings); records/s."""
+    from bench_kafka_bare import CONFLUENT_PRODUCER_CONFIG
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, **CONFLUENT_PRODUCER_CONFIG})
+    started = time.perf_counter()
+    for line in lines:
+        while True:
+            try:
+                producer.produce(topic, line, line[: line.index(b" ")])
+                break
+            except BufferError:
+                producer.poll(0.01)
+    while producer.flush(1.0) > 0:
+        pass
+    return len(lines) / (time.perf_counter() - started)
+
+
+def members_run(bootstrap: str, lines: list[bytes], members: int, timeout: float, settle: float
+                ) -> dict[str, object]:
     tag = uuid.uuid4().hex[:8]
+    n = len(lines)
+    topic = f"bench-group-in-{tag}"
     outs = [f"bench-group-incidents-{tag}", f"bench-group-dead-{tag}"]
+    create_topics(bootstrap, [topic], partitions=PARTITIONS)
     create_topics(bootstrap, outs)
     ports = [_free_port() for _ in range(members)]
     procs = []
@@ -90,7 +115,14 @@ def members_run(bootstrap: str, topic: str, n: int, members: int, timeout: float
     positions: dict[str, float] = {}
     done_at = None
     deadline = time.monotonic() + timeout
+    produced = 0.0
     try:
+        time.sleep(settle)
+        for i, proc in enumerate(procs):
+            if proc.poll() is not None:
+                err = (proc.stderr.read().decode() if proc.stderr else "").strip().splitlines()[-3:]
+                raise RuntimeError(f"member {i} exited {proc.returncode}: {' | '.join(err)}")
+        produced = produce(bootstrap, topic, lines)
         while True:
             now = time.perf_counter()
             for i, port in enumerate(ports):
@@ -134,26 +166,24 @@ def members_run(bootstrap: str, topic: str, n: int, members: int, timeout: float
         per_member.append((seen[i], rate, rebuilds[i]))
     assert done_at is not None
     total_rate = n / (done_at - min(starts)) if starts else float("nan")
-    return {"members": per_member, "total": total_rate, "seconds": done_at - min(starts) if starts else 0.0}
+    return {"members": per_member, "total": total_rate, "seconds": done_at - min(starts) if starts else 0.0,
+            "produced": produced}
 
 
 def run(bootstrap: str, n: int, member_counts: list[int], runs: int, failure_share: float | None,
-        timeout: float) -> None:
-    topic = f"bench-group-in-{uuid.uuid4().hex[:8]}"
-    create_topics(bootstrap, [topic], partitions=PARTITIONS)
+        timeout: float, settle: float) -> None:
     lines = make_lines(n, failure_share=failure_share)
-    print(f"loading {n:,} access lines into {topic} ({PARTITIONS} partitions): "
-          f"{load_topic(bootstrap, topic, lines):,.0f} records/s")
+    print(f"{n:,} access lines per run, {PARTITIONS} partitions, members settle {settle:g}s before the load")
     totals: dict[int, list[float]] = {}
     for r in range(runs):
         for count in member_counts:  # interleaved, so drift on the machine hits both alike
-            got = members_run(bootstrap, topic, n, count, timeout)
+            got = members_run(bootstrap, lines, count, timeout, settle)
             totals.setdefault(count, []).append(got["total"])  # type: ignore[arg-type]
             each = "; ".join(f"member {i + 1}: {recs:,.0f} records at {rate:,.0f}/s"
                              + (f" ({rb:.0f} rebuilds)" if rb else "")
                              for i, (recs, rate, rb) in enumerate(got["members"]))  # type: ignore[attr-defined]
             print(f"  run {r + 1}, {count} member(s): total {got['total']:,.0f} records/s "
-                  f"({got['seconds']:.2f}s) | {each}", flush=True)
+                  f"({got['seconds']:.2f}s; load {got['produced']:,.0f}/s) | {each}", flush=True)
     print(f"\n| members | total records/s (median of {runs}) | × one member |")
     print("|---|---|---|")
     base = None
@@ -173,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--failure-share", type=float, default=None,
                     help="share of 502/504 lines (default: about 3.3%%, an outage's mix)")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per group run")
+    ap.add_argument("--settle", type=float, default=8.0, help="seconds the members get to join before the load")
     args = ap.parse_args(argv)
     try:
         import confluent_kafka  # noqa: F401
@@ -180,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("bench_group: confluent-kafka is not installed (pip install 'badgateway[confluent]')")
     counts = [int(x) for x in args.members.split(",") if x]
     if args.bootstrap:
-        run(args.bootstrap, args.n, counts, args.runs, args.failure_share, args.timeout)
+        run(args.bootstrap, args.n, counts, args.runs, args.failure_share, args.timeout, args.settle)
         return
     try:
         from tests.fixtures.kafka import fetch_broker_jars
@@ -188,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001
         sys.exit(f"bench_group: no broker ({exc}); run `bash scripts/kafka.sh fetch`")
     with local_broker() as bootstrap:
-        run(bootstrap, args.n, counts, args.runs, args.failure_share, args.timeout)
+        run(bootstrap, args.n, counts, args.runs, args.failure_share, args.timeout, args.settle)
 
 
 if __name__ == "__main__":
