@@ -13,15 +13,103 @@ import os
 import select
 import sys
 import time
-from typing import BinaryIO
+from dataclasses import dataclass
+from typing import BinaryIO, Final
 
 from processor.commands import build_pipeline
 from processor.events import DeadLetter, NGINX_ERROR, PHP_FPM_SLOWLOG, Record, SourceRef
 from processor.io.envelopes import Envelope
+from processor.io.files import MAX_LINE_BYTES
 from processor.io.sinks import JsonLinesSink
 from processor.pipeline import Output, Pipeline
 
 _TICK_S = 0.25
+# what a dead letter keeps of an over-long line (the envelope keeps as much of an oversized record)
+_HEAD_BYTES: Final = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class OverLong:
+    """A line longer than the cap: only its length and its first bytes were kept."""
+
+    length: int
+    head: bytes
+
+
+class LineBuffer:
+    """Chunks of stdin in, whole lines out, each byte looked at a bounded number of times.
+
+    A line that spans chunks is kept as a list of pieces and joined once, when its newline comes:
+    appending every chunk to one growing ``bytes`` and splitting it again copied and scanned the line
+    once per chunk, quadratic in its length (an 8 MB line took seconds). Past ``max_line_bytes``
+    (replay's cap: a line that long is a binary file or a runaway writer) its bytes are counted and
+    dropped until the newline, and the line comes out as ``OverLong``, so memory stays bounded too.
+    """
+
+    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self.max_line_bytes = max_line_bytes
+        self._pieces: list[bytes] = []  # the start of the current line, within the cap
+        self._held = 0  # bytes in _pieces
+        self._over: OverLong | None = None  # the current line, once it passed the cap
+
+    def feed(self, chunk: bytes) -> list[bytes | OverLong]:
+        """The lines ``chunk`` completes (without their ``\\n``); the rest waits for the next chunk."""
+        *complete, rest = chunk.split(b"\n")
+        lines: list[bytes | OverLong] = []
+        if complete:
+            lines.append(self._finish(complete[0]))
+            if len(chunk) > self.max_line_bytes:  # only then can a line inside one chunk pass the cap
+                lines += [self._capped(line) for line in complete[1:]]
+            else:
+                lines += complete[1:]
+        self._hold(rest)
+        return lines
+
+    def flush(self) -> bytes | OverLong | None:
+        """The last line when the input ended without a newline after it."""
+        if self._over is None and not self._held:
+            return None
+        return self._finish(b"")
+
+    def _hold(self, piece: bytes) -> None:
+        if self._over is not None:
+            self._over = OverLong(self._over.length + len(piece), self._over.head)
+        elif self._held + len(piece) > self.max_line_bytes:
+            self._pieces.append(piece)
+            self._over = OverLong(self._held + len(piece), _head(self._pieces))
+            self._pieces.clear()
+            self._held = 0
+        elif piece:
+            self._pieces.append(piece)
+            self._held += len(piece)
+
+    def _finish(self, last: bytes) -> bytes | OverLong:
+        """The current line, ended by ``last`` (its piece before the newline)."""
+        if self._over is not None:
+            over, self._over = self._over, None
+            return OverLong(over.length + len(last), over.head)
+        if not self._pieces:
+            return self._capped(last)
+        self._pieces.append(last)
+        line = b"".join(self._pieces)
+        self._pieces.clear()
+        self._held = 0
+        return self._capped(line)
+
+    def _capped(self, line: bytes) -> bytes | OverLong:
+        return OverLong(len(line), line[:_HEAD_BYTES]) if len(line) > self.max_line_bytes else line
+
+
+def _head(pieces: list[bytes]) -> bytes:
+    """The first ``_HEAD_BYTES`` of the pieces, joining only the pieces that reach into them."""
+    taken: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        if size >= _HEAD_BYTES:
+            break
+        taken.append(piece[: _HEAD_BYTES - size])
+        size += len(taken[-1])
+    return b"".join(taken)
 
 
 class Filter:
@@ -36,6 +124,16 @@ class Filter:
         self.host = host
         self.line_no = 0
         self._last: dict[str, tuple[str, str | None]] = {}
+
+    def over_long(self, line: OverLong, max_line_bytes: int) -> list[Output]:
+        """An over-long line: a dead letter with its length and first bytes (in = parsed + dead-lettered)."""
+        self.line_no += 1
+        source = SourceRef("stdin", self.line_no)
+        self.pipeline.counters.lines_in += 1
+        self.pipeline.counters.lines_dead_lettered += 1
+        reason = f"line is {line.length} bytes, longer than {max_line_bytes >> 20} MiB: not a text log?"
+        return [Output("dead_letter", DeadLetter(source, reason, line.head.decode("utf-8", "surrogateescape") + "…"),
+                       source)]
 
     def record(self, raw: bytes) -> list[Output]:
         self.line_no += 1
@@ -89,21 +187,22 @@ def filter_command(args: argparse.Namespace) -> int:
             elif o.kind == "dead_letter" and dead is not None:
                 dead.write(o)
 
+    def line(raw: bytes | OverLong) -> None:
+        ship(filt.over_long(raw, buffer.max_line_bytes) if isinstance(raw, OverLong) else filt.record(raw))
+
     stdin = sys.stdin.buffer
-    pending = b""
+    buffer = LineBuffer()
     try:
         while True:
             chunks, eof = _lines(stdin)
             for chunk in chunks:
-                pending += chunk
-                *complete, pending = pending.split(b"\n")
-                for raw in complete:
-                    ship(filt.record(raw))
+                for raw in buffer.feed(chunk):
+                    line(raw)
             ship(pipeline.tick(int(time.time() * 1000)))
             if eof:
                 break
-        if pending:
-            ship(filt.record(pending))
+        if (last := buffer.flush()) is not None:
+            line(last)
         ship(pipeline.flush())
     finally:
         for sink in (out, dead, events_file):
