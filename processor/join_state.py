@@ -9,10 +9,8 @@ import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sortedcontainers import SortedList
-
 from processor.events import NGINX_ACCESS, Event
-from processor.evidence import EvidenceIndex
+from processor.evidence import EvidenceIndex, SmallSorted, SortedEntries, grown
 
 @dataclass(frozen=True, slots=True)
 class JoinSettings:
@@ -51,13 +49,15 @@ class Waiting:
     finding a partner or a duplicate looks at a bounded number of them, however many an outage holds (in an
     outage one load balancer sends the same ``GET /`` thousands of times: one key, thousands of entries)."""
 
-    __slots__ = ("all", "unconnected", "by_connection", "by_stream")
+    __slots__ = ("all", "connected", "unconnected", "by_connection", "by_stream")
 
     def __init__(self) -> None:
-        self.all = SortedList()  # (ts, item_id, pending)
-        self.unconnected = SortedList()  # the same, for entries without a connection id
+        self.all: SortedEntries = SmallSorted()  # (ts, item_id, pending)
+        self.connected = 0  # entries with a connection id
+        # the entries without one, apart only while both kinds wait (else `all` is either)
+        self.unconnected: SortedEntries | None = None
         self.by_connection: dict[int, list[Pending]] = {}
-        self.by_stream: dict[tuple[str, object], SortedList] = {}  # (stream, status) → entries
+        self.by_stream: dict[tuple[str, object], SortedEntries] = {}  # access: (stream, status) → entries
 
     def __len__(self) -> int:
         return len(self.all)
@@ -68,37 +68,50 @@ class Waiting:
     def add(self, p: Pending) -> None:
         entry = p.entry
         self.all.add(entry)
+        self.all = grown(self.all)
         if p.cid is None:
-            self.unconnected.add(entry)
+            if self.unconnected is not None:
+                self.unconnected.add(entry)
+                self.unconnected = grown(self.unconnected)
         else:
+            self.connected += 1
             self.by_connection.setdefault(p.cid, []).append(p)
-        key = (p.event.source.stream, p.event.fields.get("status"))
-        by_stream = self.by_stream.get(key)
-        if by_stream is None:
-            by_stream = self.by_stream[key] = SortedList()
-        by_stream.add(entry)
+        if self.unconnected is None and 0 < self.connected < len(self.all):
+            self.unconnected = grown(SmallSorted(e for e in self.all if e[2].cid is None))
+        if p.is_access:
+            key = (p.event.source.stream, p.event.fields.get("status"))
+            by_stream = self.by_stream.get(key)
+            if by_stream is None:
+                by_stream = self.by_stream[key] = SmallSorted()
+            by_stream.add(entry)
+            self.by_stream[key] = grown(by_stream)
 
     def remove(self, p: Pending) -> None:
         entry = p.entry
         self.all.remove(entry)
         if p.cid is None:
-            self.unconnected.remove(entry)
+            if self.unconnected is not None:
+                self.unconnected.remove(entry)
         else:
+            self.connected -= 1
             connection = self.by_connection[p.cid]
             connection.remove(p)
             if not connection:
                 del self.by_connection[p.cid]
-        key = (p.event.source.stream, p.event.fields.get("status"))
-        by_stream = self.by_stream[key]
-        by_stream.remove(entry)
-        if not by_stream:
-            del self.by_stream[key]
+        if not self.connected:
+            self.unconnected = None
+        if p.is_access:
+            key = (p.event.source.stream, p.event.fields.get("status"))
+            by_stream = self.by_stream[key]
+            by_stream.remove(entry)
+            if not by_stream:
+                del self.by_stream[key]
 
     def partner_for(self, p: Pending, window_ms: int) -> Pending | None:
         """The entry ``p`` pairs with: of its own connection first, else one that names no connection
         (another connection's entry is another request); then the nearest in time, then the smaller id."""
         t_ms = p.event.ts_ms
-        if p.cid is None:
+        if p.cid is None or not self.connected:  # every entry is a candidate of the same rank
             return nearest(self.all, t_ms, window_ms)
         best: tuple[int, str] | None = None
         chosen: Pending | None = None
@@ -106,7 +119,9 @@ class Waiting:
             dt = abs(q.event.ts_ms - t_ms)
             if dt <= window_ms and (best is None or (dt, q.item_id) < best):
                 best, chosen = (dt, q.item_id), q
-        return chosen if chosen is not None else nearest(self.unconnected, t_ms, window_ms)
+        if chosen is not None or self.unconnected is None:
+            return chosen
+        return nearest(self.unconnected, t_ms, window_ms)
 
     def same_request_elsewhere(self, access: Event, window_ms: int) -> list[Pending]:
         """The same request in each other access log: per other stream, the nearest entry of the same status."""
@@ -123,7 +138,7 @@ class Waiting:
         return list(self.by_connection.get(cid, ()))
 
 
-def nearest(entries: SortedList, t_ms: int, window_ms: int) -> Pending | None:
+def nearest(entries: SortedEntries, t_ms: int, window_ms: int) -> Pending | None:
     """The entry nearest to ``t_ms`` within ``window_ms``; the smaller item id among equally near ones."""
     i = entries.bisect_left((t_ms,))
     best: tuple[int, str, Pending] | None = None
