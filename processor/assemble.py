@@ -56,7 +56,9 @@ class EntryAssembler:
         if cur is None:
             return []
         text = "\n".join(cur.parts)
-        return [cur.first._replace(text=text, line_count=cur.line_count)]
+        first = cur.first  # (not NamedTuple._replace: it costs ~1 µs an entry more)
+        return [Record(text, first.source, first.log_type, first.host, first.access_format, cur.line_count,
+                       first.origin)]
 
     def end_stream(self, stream: str) -> list[Record]:
         """Close the stream's open entry."""

@@ -7,6 +7,7 @@ the join gathered for it, and the ``Topology`` from the configs go in; a ``Diagn
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from typing import Final, NamedTuple
 
 from processor.events import Event
@@ -87,6 +88,7 @@ def upstream_of(failure: Failure) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1024)
 def socket_pool_guess(upstream: str | None) -> str | None:
     """``unix:/run/php/mypool.sock`` → ``mypool`` (a guess, marked as such)."""
     if not upstream or not is_unix(upstream):
@@ -109,8 +111,7 @@ def uri_score(fpm_uri: object, uri: str | None) -> float:
     """How well an FPM ``request: "GET /x?q"`` fits the NGINX URI.
 
     3 same URI with a query, 2 same query, 1.5 same path (no query: common paths like ``/`` recur),
-    1.25 neither has a query (rewrites turn ``/`` into ``/index.php``), 1 can't tell (one side has a query:
-    in an outage that line is more likely another request's, which will claim it), 0 clearly another request.
+    1 can't tell (rewrites turn ``/`` into ``/index.php``), 0 clearly another request.
     """
     if not isinstance(fpm_uri, str) or uri is None:
         return 1
@@ -122,7 +123,7 @@ def uri_score(fpm_uri: object, uri: str | None) -> float:
         return 2 if q1 == q2 else 0
     if p1.endswith(".php") and p2.endswith(".php") and p1 != p2:
         return 0
-    return 1 if q1 or q2 else 1.25
+    return 1
 
 
 def _status(failure: Failure, cause_default: int) -> tuple[int, bool]:

@@ -26,6 +26,9 @@ TIMED_OUT: Final = "timed_out"
 MAX_CHILDREN: Final = "max_children"
 _EXITS: Final = frozenset({"exited_signal", "exited_code"})
 SIGTERM: Final = 15
+# how long after `execution timed out` its child's SIGTERM exit may be logged (reaping is immediate; a
+# window's worth of slack for a busy master)
+TIMEOUT_EXIT_MS: Final = 10_000
 
 _GROW_AT: Final = 512
 
@@ -165,14 +168,14 @@ class EvidenceIndex:
         child.append(c)
         if c.timeout:
             for other in child:  # the SIGTERM that ends this timeout is no crash
-                if other.follows is None and self._ends(other, c):
+                if self._ends(other, c) and (other.follows is None or other.follows.entry < c.entry):
                     self._unlist(other)
-                    other.follows = c
+                    other.follows = c  # (the latest timeout before it: pids are reused)
         else:
-            for other in child:
-                if other.timeout and self._ends(c, other):
-                    c.follows = other
-                    return
+            ended = [other for other in child if other.timeout and self._ends(c, other)]
+            if ended:
+                c.follows = max(ended, key=lambda t: t.entry)
+                return
         self._pools[pool] = self._pools.get(pool, 0) + 1
         kind = "timeout" if c.timeout else "crash"
         for key in uri_keys(f.get("uri")):
@@ -187,10 +190,10 @@ class EvidenceIndex:
 
     @staticmethod
     def _ends(exit_: Candidate, timeout: Candidate) -> bool:
-        """``exited on signal 15`` at or after ``execution timed out`` for that child is the timeout's end.
-        (pid reuse: the same pid's later timeout, if any, comes after this exit.)"""
+        """``exited on signal 15`` at or shortly after ``execution timed out`` for that child is the timeout's
+        end (the master sends SIGTERM and reaps the child at once)."""
         return (not exit_.timeout and exit_.event.fields.get("signal") == SIGTERM
-                and timeout.event.ts_ms <= exit_.event.ts_ms)
+                and 0 <= exit_.event.ts_ms - timeout.event.ts_ms <= TIMEOUT_EXIT_MS)
 
     def _unlist(self, c: Candidate) -> None:
         for key in c.keys:
@@ -269,10 +272,13 @@ class EvidenceIndex:
         return best[3] if best is not None else None
 
     def companion_exit(self, timeout: Event, t_ms: int, window_ms: int) -> Event | None:
-        """The first held exit of the timeout's child within the window: the SIGTERM that ended it."""
-        for c in self._children.get((timeout.fields.get("pool"), timeout.fields.get("child_pid")), ()):
+        """The SIGTERM that ended the timeout's child, when held within the window. Only that exit: php-fpm
+        reuses pids, and a later crash of a new child with the same pid is another failure's evidence."""
+        child = self._children.get((timeout.fields.get("pool"), timeout.fields.get("child_pid")), ())
+        for c in child:
             self.examined += 1
-            if not c.timeout and c.live and abs(c.event.ts_ms - t_ms) <= window_ms:
+            if c.follows is not None and c.follows.event is timeout and c.live \
+                    and abs(c.event.ts_ms - t_ms) <= window_ms:
                 return c.event
         return None
 

@@ -304,13 +304,13 @@ class DiagnosisJoin:
         access = p.event if p.is_access else (partner.event if partner else None)
         error = p.event if not p.is_access else (partner.event if partner else None)
         duplicates: list[Event] = []
-        waiting = host.access.get(match_key(access)) if access is not None else None
+        waiting = host.access.get(p.key) if access is not None else None  # a partner has the same key
         if waiting is not None and access is not None:
             for q in waiting.same_request_elsewhere(access, _DUPLICATE_WINDOW_MS):
                 self._take(host.access, q)  # the same request in a second access log
                 duplicates.append(q.event)
         cid = error.fields.get("cid") if error is not None else None
-        waiting = host.errors.get(match_key(error)) if error is not None else None
+        waiting = host.errors.get(p.key) if error is not None else None
         if waiting is not None and isinstance(cid, int):
             for q in waiting.same_connection(cid):
                 self._take(host.errors, q)  # a second error line about the same connection

@@ -49,7 +49,7 @@ class Waiting:
     finding a partner or a duplicate looks at a bounded number of them, however many an outage holds (in an
     outage one load balancer sends the same ``GET /`` thousands of times: one key, thousands of entries)."""
 
-    __slots__ = ("all", "connected", "unconnected", "by_connection", "by_stream")
+    __slots__ = ("all", "connected", "unconnected", "by_connection", "one_stream", "by_stream")
 
     def __init__(self) -> None:
         self.all: SortedEntries = SmallSorted()  # (ts, item_id, pending)
@@ -57,7 +57,10 @@ class Waiting:
         # the entries without one, apart only while both kinds wait (else `all` is either)
         self.unconnected: SortedEntries | None = None
         self.by_connection: dict[int, list[Pending]] = {}
-        self.by_stream: dict[tuple[str, object], SortedEntries] = {}  # access: (stream, status) → entries
+        # access entries by (stream, status), apart only once two such keys wait (one access log, the common
+        # case, keeps one: `one_stream`, and `all` is its list)
+        self.one_stream: tuple[str, object] | None = None
+        self.by_stream: dict[tuple[str, object], SortedEntries] | None = None
 
     def __len__(self) -> int:
         return len(self.all)
@@ -80,6 +83,11 @@ class Waiting:
             self.unconnected = grown(SmallSorted(e for e in self.all if e[2].cid is None))
         if p.is_access:
             key = (p.event.source.stream, p.event.fields.get("status"))
+            if self.by_stream is None:
+                if self.one_stream is None or self.one_stream == key:
+                    self.one_stream = key
+                    return
+                self.by_stream = {self.one_stream: grown(SmallSorted(e for e in self.all if e is not entry))}
             by_stream = self.by_stream.get(key)
             if by_stream is None:
                 by_stream = self.by_stream[key] = SmallSorted()
@@ -100,7 +108,7 @@ class Waiting:
                 del self.by_connection[p.cid]
         if not self.connected:
             self.unconnected = None
-        if p.is_access:
+        if p.is_access and self.by_stream is not None:
             key = (p.event.source.stream, p.event.fields.get("status"))
             by_stream = self.by_stream[key]
             by_stream.remove(entry)
@@ -127,7 +135,11 @@ class Waiting:
         """The same request in each other access log: per other stream, the nearest entry of the same status."""
         found = []
         status = access.fields.get("status")
-        for (stream, entry_status), entries in self.by_stream.items():
+        if self.by_stream is None:
+            lists = {self.one_stream: self.all} if self.one_stream is not None and self.all else {}
+        else:
+            lists = self.by_stream
+        for (stream, entry_status), entries in lists.items():
             if stream != access.source.stream and entry_status == status:
                 q = nearest(entries, access.ts_ms, window_ms)
                 if q is not None:

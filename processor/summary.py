@@ -188,8 +188,10 @@ class IncidentTally:
     by_cause_pool: Counter[tuple[str, str]] = field(default_factory=Counter)
     by_status: dict[tuple[str, str], Counter[int | None]] = field(default_factory=dict)
     uris: Counter[str] = field(default_factory=Counter)
-    first_ts_ms: int | None = None
-    last_ts_ms: int | None = None
+    # `@timestamp` texts as the incidents write them (one ISO form, so text order is time order): parsed once,
+    # at the end, not per incident
+    first_stamp: str | None = None
+    last_stamp: str | None = None
 
     @classmethod
     def of(cls, incidents: Iterable[Incident]) -> IncidentTally:
@@ -204,12 +206,25 @@ class IncidentTally:
         self.statuses[status] += 1
         key = (incident_cause(incident), incident_pool(incident) or "-")
         self.by_cause_pool[key] += 1
-        self.by_status.setdefault(key, Counter())[status] += 1
+        by_status = self.by_status.get(key)
+        if by_status is None:
+            by_status = self.by_status[key] = Counter()
+        by_status[status] += 1
         self.uris[uri_path(incident_field(incident, "url", "original"))] += 1
-        ts_ms = incident_ts_ms(incident)
-        if ts_ms is not None:
-            self.first_ts_ms = ts_ms if self.first_ts_ms is None else min(self.first_ts_ms, ts_ms)
-            self.last_ts_ms = ts_ms if self.last_ts_ms is None else max(self.last_ts_ms, ts_ms)
+        stamp = incident.get("@timestamp")
+        if isinstance(stamp, str):
+            if self.first_stamp is None or stamp < self.first_stamp:
+                self.first_stamp = stamp
+            if self.last_stamp is None or stamp > self.last_stamp:
+                self.last_stamp = stamp
+
+    @property
+    def first_ts_ms(self) -> int | None:
+        return incident_ts_ms({"@timestamp": self.first_stamp})
+
+    @property
+    def last_ts_ms(self) -> int | None:
+        return incident_ts_ms({"@timestamp": self.last_stamp})
 
 
 def summary_text(incidents: Sequence[Incident] | IncidentTally, stats: ReplayStats) -> str:

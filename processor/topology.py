@@ -7,14 +7,17 @@ passed into the core; an empty one means "no configs known", and the causes fall
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from grammars.fpm_conf import listen_address_key
 
+@lru_cache(maxsize=4096)
 def address_key(address: str | None) -> str | None:
     """Normalise an upstream address so NGINX and PHP-FPM spellings compare equal.
 
     ``fastcgi://unix:/run/php/a.sock:`` / ``unix:/run/php/a.sock`` / ``/run/php/a.sock`` → ``unix:/run/php/a.sock``;
     ``9000`` / ``localhost:9000`` / ``0.0.0.0:9000`` → ``127.0.0.1:9000`` (the config grammar's rule).
+    Cached: every failure asks, and a site has a handful of upstreams (in an outage, the same one each time).
     """
     if not address or not address.strip():
         return None

@@ -38,8 +38,9 @@ class OutageLogs:
 
 
 def outage(requests: int, *, failure_share: float = 1.0, per_second: int = 200, kinds: tuple[str, ...] = KINDS,
-           seed: int = 7) -> OutageLogs:
-    """``requests`` requests at ``per_second``; a ``failure_share`` of them fail, cycling through ``kinds``."""
+           seed: int = 7, bare_every: int = 7) -> OutageLogs:
+    """``requests`` requests at ``per_second``; a ``failure_share`` of them fail, cycling through ``kinds``;
+    every ``bare_every``-th is a bare ``GET /`` (0: none), the others carry an ``?id=``."""
     rnd = random.Random(seed)
     logs = OutageLogs()
     pid = 20_000
@@ -51,7 +52,7 @@ def outage(requests: int, *, failure_share: float = 1.0, per_second: int = 200, 
         fpm_t, err_t = f"{t:%d-%b-%Y %H:%M:%S}", f"{t:%Y/%m/%d %H:%M:%S}"
         ip = f"10.0.{rnd.randint(0, 3)}.{rnd.randint(1, 254)}"
         # most requests are rewritten to index.php with a query, some are bare "/" (no query to match on)
-        uri = "/" if i % 7 == 0 else f"/index.php?id={i}"
+        uri = "/" if bare_every and i % bare_every == 0 else f"/index.php?id={i}"
         script_uri = "/index.php" if uri == "/" else uri
         request = f"GET {uri} HTTP/1.1"
         tail = f'client: {ip}, server: shop.test, request: "{request}", upstream: "fastcgi://{SOCKET}:", ' \

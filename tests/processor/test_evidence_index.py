@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from processor.causes import best_evidence, uri_score
 from processor.events import NGINX_ACCESS, PHP_FPM, Event, SourceRef
-from processor.evidence import EvidenceIndex, SmallSorted, grown
+from processor.evidence import TIMEOUT_EXIT_MS, EvidenceIndex, SmallSorted, grown
 from processor.join_state import Pending, Waiting
 
 URIS = [None, "/", "/index.php", "/index.php?id=1", "/index.php?id=2", "/a.php", "/a.php?id=1", "/b.php?id=2",
@@ -21,7 +21,7 @@ URIS = [None, "/", "/index.php", "/index.php?id=1", "/index.php?id=2", "/a.php",
 POOLS = ["www", "slow"]
 WINDOW_MS = 5_000
 # whole and half seconds, as NGINX and PHP-FPM write them: many lines tie in time
-TIMES = st.integers(0, 24).map(lambda half_s: half_s * 500)
+TIMES = st.integers(0, 48).map(lambda half_s: half_s * 500)
 
 
 def _event(seq: int, kind: str, pool: str, pid: int, ts_ms: int, uri: str | None, signal: int | None) -> Event:
@@ -36,7 +36,8 @@ def _event(seq: int, kind: str, pool: str, pid: int, ts_ms: int, uri: str | None
 def _follows(exit_: Event, held: list[Event]) -> bool:
     return exit_.fields.get("signal") == 15 and any(
         t.fields["kind"] == "timed_out" and t.fields["pool"] == exit_.fields["pool"]
-        and t.fields["child_pid"] == exit_.fields["child_pid"] and t.ts_ms <= exit_.ts_ms for t in held)
+        and t.fields["child_pid"] == exit_.fields["child_pid"] and 0 <= exit_.ts_ms - t.ts_ms <= TIMEOUT_EXIT_MS
+        for t in held)
 
 
 def _reference(held: list[Event], used: set[int], uri: str | None, pool: str | None, t_ms: int) -> Event | None:
