@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import multiprocessing as mp
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -22,8 +22,9 @@ from processor.events import (
     FAILURE_STATUSES, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, PHP_FPM_ACCESS, DeadLetter, Event, Record, SourceRef,
 )
 from processor.io.sinks import Sink
-from processor.pipeline import Output, Pipeline
-from processor.replay import Plan, ReplayResult, _records
+from processor.io.files import CHUNK_BYTES, open_lines
+from processor.pipeline import HealthyRun, Output, Pipeline
+from processor.replay import Plan, ReplayResult, _records, block_lines, parse_blocks
 from processor.summary import ReplayStats
 
 _BATCH = 2000
@@ -80,6 +81,49 @@ def _range_records(plan: Plan, unit: Unit, read: list[int]) -> Iterator[Record]:
                          plan.host, plan.access_format)
 
 
+def _range_start(plan: Plan, unit: Unit) -> tuple[int, int]:
+    """(byte position, number of lines before it) of the first line starting in the unit's range."""
+    with open(plan.file.path, "rb") as fh:
+        start = unit.start
+        if start > 0:
+            fh.seek(start - 1)
+            if fh.read(1) != b"\n":
+                start += len(fh.readline())  # that line belongs to the previous range
+    return start, _count_newlines(plan.file.path, start)
+
+
+def _range_lines(plan: Plan, unit: Unit, start: int, line_no: int) -> Iterator[tuple[int, bytes]]:
+    """``_range_records``' lines as ``open_lines`` gives them, ``(line number, bytes)``, read in big chunks."""
+    assert unit.end is not None
+    with open(plan.file.path, "rb") as fh:
+        fh.seek(start)
+        pos = start  # file position of buf[0]
+        buf = b""
+        while pos < unit.end:
+            data = fh.read(CHUNK_BYTES)
+            buf += data
+            pieces = buf.split(b"\n")
+            if data:
+                rest = pieces.pop()  # its line goes on in the next chunk
+            else:
+                rest = b""
+                if not pieces[-1]:
+                    pieces.pop()  # the file ends with a newline
+            limit = unit.end - pos
+            # lines start at 0 and after each newline: those starting before the range's end
+            starts = 1 + buf.count(b"\n", 0, max(0, limit - 1))
+            stop = starts < len(pieces) or not data
+            del pieces[starts:]
+            if b"\r" in buf:
+                pieces = [ln[:-1] if ln.endswith(b"\r") else ln for ln in pieces]
+            yield from enumerate(pieces, line_no + 1)
+            if stop:
+                return
+            line_no += len(pieces)
+            pos += len(buf) - len(rest)
+            buf = rest
+
+
 def _count_newlines(path: str, end: int) -> int:
     count = 0
     with open(path, "rb") as fh:
@@ -106,11 +150,34 @@ def _work(pipeline: Pipeline, plan: Plan, unit: Unit, conn: Connection) -> None:
     batch: list[Item] = []
     last = -(2**62)
     skipped_since = False
+    # healthy access lines in blocks: their runs only move ``last``; progress marks go where they went when
+    # every line was an item (after each line whose count in the unit is a multiple of _BATCH)
+    blocks = pipeline.takes_blocks(plan.log_type, plan.access_format)
+    base = 0  # lines before the unit's first: an item's count in the unit is its line number - base
+    items: Iterator[Event | DeadLetter | HealthyRun]
     if unit.end is None:
-        records = _records(plan, read, None)
+        items = (parse_blocks(pipeline, plan, open_lines(plan.file), read, block_lines([plan])) if blocks
+                 else pipeline.parse_stream(_records(plan, read, None), plan.file.display))
+    elif blocks:
+        start, base = _range_start(plan, unit)
+        read[0] = base
+        items = parse_blocks(pipeline, plan, _range_lines(plan, unit, start, base), read, block_lines([plan]))
     else:
-        records = _range_records(plan, unit, read)
-    for item in pipeline.parse_stream(records, plan.file.display):
+        items = pipeline.parse_stream(_range_records(plan, unit, read), plan.file.display)
+    for item in items:
+        if isinstance(item, HealthyRun):
+            last = max(last, item.ts_ms)
+            first = item.offset - base
+            end = first + item.lines - 1
+            mark = -(-first // _BATCH) * _BATCH or _BATCH  # the first multiple of _BATCH in the run
+            skipped_since = True
+            while mark <= end:
+                batch.append((last, ("progress", last)))
+                conn.send(batch)
+                batch = []
+                skipped_since = mark < end
+                mark += _BATCH
+            continue
         if isinstance(item, DeadLetter):
             batch.append((last, item))
         else:
@@ -120,7 +187,8 @@ def _work(pipeline: Pipeline, plan: Plan, unit: Unit, conn: Connection) -> None:
                 skipped_since = False
             else:
                 skipped_since = True
-        if len(batch) >= _BATCH or (skipped_since and read[0] % _BATCH == 0 and read[0]):
+        count = item.source.offset - base if blocks else read[0]
+        if len(batch) >= _BATCH or (skipped_since and count % _BATCH == 0 and count):
             if skipped_since:
                 batch.append((last, ("progress", last)))
                 skipped_since = False
@@ -130,7 +198,7 @@ def _work(pipeline: Pipeline, plan: Plan, unit: Unit, conn: Connection) -> None:
         batch.append((last, ("progress", last)))
     conn.send(batch)
     c = pipeline.counters
-    conn.send(("done", read[0], c.lines_in, c.lines_parsed, c.lines_dead_lettered, c.blank_lines,
+    conn.send(("done", read[0] - base, c.lines_in, c.lines_parsed, c.lines_dead_lettered, c.blank_lines,
                dict(c.events_by_type)))
     conn.close()
 
@@ -153,10 +221,12 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: 
         conns.append(parent)
         procs.append(proc)
     queues: list[deque[Item]] = [deque() for _ in units]
+    waiting = {conn: j for j, conn in enumerate(conns)}  # the workers not done, by connection
     done = [False] * len(units)
     dead_lines = [0] * len(units)
     # a file cut in ranges ends (stops holding the watermark) when its last range does
-    open_units = [sum(1 for u in units if u.plan_index == i) for i in range(len(plans))]
+    units_of = Counter(u.plan_index for u in units)
+    open_units = [units_of[i] for i in range(len(plans))]
     finished = [0] * len(units)
     closed = [False] * len(units)
 
@@ -176,6 +246,7 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: 
                 c.events_by_type[k] = c.events_by_type.get(k, 0) + v
             finished[j] = lines
             done[j] = True
+            del waiting[conns[j]]
         else:
             queues[j].extend(msg)
 
@@ -183,9 +254,8 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: 
         """Unit i's next item. While waiting, read every worker that has something: a worker whose range
         comes later in event time must not stall on a full pipe (that would serialise the parsing)."""
         while not queues[i] and not done[i]:
-            ready = wait([conns[j] for j in range(len(units)) if not done[j]])
-            for conn in ready:
-                receive(conns.index(conn))  # type: ignore[arg-type]
+            for conn in wait(list(waiting)):
+                receive(waiting[conn])  # type: ignore[index]
         if not queues[i] and done[i] and not closed[i]:
             closed[i] = True
             p = units[i].plan_index

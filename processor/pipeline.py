@@ -37,6 +37,16 @@ class Output(NamedTuple):
     source: SourceRef | None
 
 
+class HealthyRun(NamedTuple):
+    """``lines`` consecutive healthy access lines of one stream, all at ``ts_ms`` from ``host``, the first at
+    ``offset``: what ``parse_block`` gives instead of their events (the join only moves its clocks for them)."""
+
+    ts_ms: int
+    host: str | None
+    lines: int
+    offset: int
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
     parse: ParseSettings = field(default_factory=ParseSettings)
@@ -217,6 +227,43 @@ class Pipeline:
                 yield self.parse_entry(entry)
         for entry in self._assembler.end_stream(stream):
             yield self.parse_entry(entry)
+
+    def parse_block(self, name: str, log_type: str | None, access_format: str | None, host: str | None,
+                    first_offset: int, block: str, n: int) -> Iterator[Event | DeadLetter | HealthyRun]:
+        """``parse_stream`` of ``n`` consecutive one-line records of the file ``name`` given as one newline-joined
+        ``block`` (no line holds a newline), the first at line ``first_offset``, where ``takes_blocks``: the same
+        events, dead letters and counters, in line order, except that each run of healthy access lines of one time
+        and host comes as one ``HealthyRun`` (``process_healthy_run`` joins it as ``process_event`` would join
+        its events one by one). Found by one regex pass over the block (``RecordParser.healthy_access_block``);
+        a block the scanner declines is parsed line by line.
+        """
+        runs = self.parser.healthy_access_block(block, n, host, access_format)
+        if runs is None:
+            runs = [(None, host, n)]
+        counters = self.counters
+        lines: list[str] | None = None
+        i = 0
+        for ts, run_host, count in runs:
+            if ts is None or ts is FAILED:  # parse_stream's path, line by line
+                if lines is None:
+                    lines = block.split("\n")
+                for j in range(i, i + count):
+                    record = Record(lines[j], SourceRef(name, first_offset + j), log_type, host, access_format)
+                    counters.lines_in += 1
+                    if ts is None and self._blank(record):
+                        continue
+                    yield self.parse_entry(record)
+            else:
+                counters.lines_in += count
+                self._count_healthy(count, count)
+                yield HealthyRun(cast(int, ts), run_host, count, first_offset + i)
+            i += count
+
+    def process_healthy_run(self, stream: str, run: HealthyRun) -> list[Output]:
+        """``process_event`` of the run's events, one after the other (``stream``: their file's name)."""
+        incidents = self.join.process_healthy_run(stream, run.ts_ms, NGINX_ACCESS, run.host or self._default_host,
+                                                  run.lines)
+        return _incident_outputs(incidents) if incidents else []
 
     def process_event(self, event: Event) -> list[Output]:
         """Join one parsed event; returns the event itself (when asked for) and closed incidents."""

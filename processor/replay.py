@@ -11,18 +11,24 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 from processor.errors import InputError
 from processor.events import DeadLetter, Event, Record, SourceRef
 from processor.io.files import InputFile, discover, head_lines, open_lines
 from processor.io.sinks import Sink
-from processor.pipeline import Output, Pipeline
+from processor.pipeline import HealthyRun, Output, Pipeline
 from processor.progress import Progress
 from processor.summary import ReplayStats
 
 _ROTATION = re.compile(r"(\.\d+)?(\.(gz|bz2|xz|zst))?$|-\d{8}(\.(gz|bz2|xz|zst))?$")
+# Lines per scanned block: a stream holds its current block while the merge serves the others, so the
+# blocks of all the streams together stay near _HELD_LINES (a few tens of MB), within these bounds.
+_BLOCK_LINES = 2048
+_MIN_BLOCK_LINES = 32
+_HELD_LINES = 1 << 18
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +121,34 @@ def _records(plan: Plan, read: list[int], on_bytes: Callable[[int], None] | None
                      plan.host, plan.access_format)
 
 
-def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progress | None = None) -> ReplayResult:
-    """Drive the pipeline over the planned files, merged in event time; every output goes to ``sink``."""
+def block_lines(plans: Sequence[Plan]) -> int:
+    """Lines per block for a replay of these files (fewer when many files each hold one)."""
+    return max(_MIN_BLOCK_LINES, min(_BLOCK_LINES, _HELD_LINES // max(1, len(plans))))
+
+
+def parse_blocks(pipeline: Pipeline, plan: Plan, lines: Iterable[tuple[int, bytes]], read: list[int], size: int
+                 ) -> Iterator[Event | DeadLetter | HealthyRun]:
+    """``pipeline.parse_stream`` of a file's numbered lines, read ``size`` at a time and scanned as blocks
+    (``Pipeline.parse_block``): healthy access lines come as runs. ``read[0]``: the last line number read."""
+    name, log_type, access_format, host = plan.file.display, plan.log_type, plan.access_format, plan.host
+    parse_block = pipeline.parse_block
+    it = iter(lines)
+    while chunk := list(islice(it, size)):
+        read[0] = chunk[-1][0]
+        # one decode for the block: no line holds a newline, and undecodable bytes escape one by one either way
+        block = b"\n".join([raw for _, raw in chunk]).decode("utf-8", "surrogateescape")
+        yield from parse_block(name, log_type, access_format, host, chunk[0][0], block, len(chunk))
+
+
+def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progress | None = None,
+           blocks: bool = True) -> ReplayResult:
+    """Drive the pipeline over the planned files, merged in event time; every output goes to ``sink``.
+
+    ``blocks``: read healthy access lines in blocks where the pipeline takes them (``Pipeline.takes_blocks``:
+    no events asked for): the same outputs and counters as record by record, which ``blocks=False`` does.
+    A run of healthy lines of one time is one item of the merge: its lines share their merge key, so
+    record by record they would be joined one after the other, with no other stream's in between.
+    """
     stats = ReplayStats()
     result = ReplayResult(stats)
     stats.bytes_read = sum(p.file.size_bytes for p in plans)
@@ -124,15 +156,20 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
     lines_read = [[0] for _ in plans]
     dead_lines = [0] * len(plans)
     on_bytes = (lambda n: progress.advance(n, 0)) if progress is not None else None
-    streams = [pipeline.parse_stream(_records(p, lines_read[i], on_bytes), p.file.display)
-               for i, p in enumerate(plans)]
-    heap: list[tuple[int, int, Event]] = []
+    size = block_lines(plans)
+    streams: list[Iterator[Event | DeadLetter | HealthyRun]] = [
+        parse_blocks(pipeline, p, open_lines(p.file, on_bytes=on_bytes), lines_read[i], size)
+        if blocks and pipeline.takes_blocks(p.log_type, p.access_format)
+        else pipeline.parse_stream(_records(p, lines_read[i], on_bytes), p.file.display)
+        for i, p in enumerate(plans)]
+    names = [p.file.display for p in plans]
+    heap: list[tuple[int, int, Event | HealthyRun]] = []
     last_ts = [-(2**62)] * len(streams)
 
     def emit(outputs: list[Output]) -> None:
         result.ship(outputs, sink)
 
-    def pull(i: int) -> tuple[int, Event] | None:
+    def pull(i: int) -> tuple[int, Event | HealthyRun] | None:
         """Stream i's next event and its merge key; dead letters on the way are written at once."""
         for item in streams[i]:
             if isinstance(item, DeadLetter):
@@ -155,11 +192,14 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
     for first_ts, i, _ in heap:
         pipeline.declare_stream(plans[i].file.display, first_ts)
     process = pipeline.process_event
+    process_run = pipeline.process_healthy_run
+    see_ts = stats.see_ts
     while heap:
         _, i, event = heapq.heappop(heap)
+        name = names[i]
         while True:
-            stats.see_ts(event.ts_ms)
-            outputs = process(event)
+            see_ts(event.ts_ms)
+            outputs = process_run(name, event) if type(event) is HealthyRun else process(event)  # type: ignore[arg-type]
             if outputs:
                 emit(outputs)
             nxt = pull(i)
@@ -168,7 +208,7 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
             key, event = nxt
             # the common case: the same file is still the oldest — no heap traffic
             if heap and (key, i) > heap[0][:2]:
-                pipeline.stream_at(plans[i].file.display, key)  # it waits in the merge, not idle
+                pipeline.stream_at(name, key)  # it waits in the merge, not idle
                 heapq.heappush(heap, (key, i, event))
                 break
     emit(pipeline.flush())
