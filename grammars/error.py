@@ -23,6 +23,7 @@ from typing import Any, Final
 import pyparsing as pp
 
 from grammars import lowering, values
+from grammars.portable_regex import portable
 from grammars.result import Fields, ParseError
 
 # NGX_MAX_ERROR_STR is 2048: a cut entry is 2047 bytes before its line feed.
@@ -35,7 +36,7 @@ def _quoted(key: str) -> str:
     """Raw body of the quoted value of ``key``: it ends at a quote before a later key, or at the end."""
     later = "|".join(_KEYS[_KEYS.index(key) + 1 :])
     nxt = rf"\Z|, (?:{later}): " if later else r"\Z"
-    return rf'(?:[^",]++|,(?! client: )|"(?!{nxt}))*+'
+    return portable(rf'(?:[^",]++|,(?! client: )|"(?!{nxt}))*+')
 
 
 def _cut_key() -> str:
@@ -132,14 +133,14 @@ HEAD = (TIME + _lit(" [") + LEVEL + _lit("] ") + ORIGIN | CONSOLE).set_name("hea
 # message ::= { char } up to the last ", client: "   (values cannot hold ", client: ", so only the last can
 #             start a context that runs to the end)
 # connect() to unix:/run/php/www.sock failed (2: No such file or directory) while connecting to upstream
-MESSAGE = pp.Regex(r"(?:[^,]++|,(?! client: )|, client: (?=(?:[^,]++|,(?! client: ))*+, client: ))*+")(
+MESSAGE = pp.Regex(portable(r"(?:[^,]++|,(?! client: )|, client: (?=(?:[^,]++|,(?! client: ))*+, client: ))*+"))(
     "message"
 ).set_name("message")
 
 # first ::= { char } up to the first ", client: "   (the fast path: when a context runs from there to the end,
 #           it is also the last one, because no context value can hold ", client: ")
 # recv() failed (104: Connection reset by peer) while reading response header from upstream
-FIRST_MESSAGE = pp.Regex(r"(?:[^,]++|,(?! client: ))*+")("message").set_name("message up to the first client")
+FIRST_MESSAGE = pp.Regex(portable(r"(?:[^,]++|,(?! client: ))*+"))("message").set_name("message up to the first client")
 
 # whole ::= { char }   (the trailing ", client: " does not start a valid context: all of it is message)
 # user "x" was not found, client: 1.2.3.4, bogus: 1
@@ -154,7 +155,7 @@ REQUEST_LINE = (
     + _lit(" ")
     + pp.Regex(r'[^ "]++')("uri")
     + _lit(" ")
-    + pp.Regex(r"HTTP/\d(?:\.\d)?+")("protocol")
+    + pp.Regex(portable(r"HTTP/\d(?:\.\d)?+"))("protocol")
     + pp.Regex(r'"(?=, [a-z]++: |\Z)')
 ).set_name("request line")
 

@@ -20,6 +20,7 @@ from typing import Final
 import pyparsing as pp
 
 from grammars import lowering, values
+from grammars.portable_regex import portable
 from grammars.error import split_request
 from grammars.result import Fields, ParseError
 
@@ -116,7 +117,7 @@ SCRIPT = (
     _lit(", script '")
     + pp.Regex(r"[^']*+")("script")
     + _lit("'")
-    + pp.Opt(_lit(' (request: "') + pp.Regex(r'(?:[^"]++|"(?!\) ))*+')("request") + _lit('")'))
+    + pp.Opt(_lit(' (request: "') + pp.Regex(portable(r'(?:[^"]++|"(?!\) ))*+'))("request") + _lit('")'))
     + _kind({" execution ": "timed_out", " executing ": "too_slow"},
             pp.Regex(r" (?:execution timed out|executing too slow) \("))
     + _float("duration_s")
@@ -152,7 +153,7 @@ SAID = (
     _kind({" said into ": "said"}, pp.Regex(" said into "))
     + pp.Regex(r"stderr|stdout")("stream")
     + _lit(': "')
-    + pp.Regex(r'(?:[^"]++|"(?!(?:, pipe is closed)?\Z))*+')("output")
+    + pp.Regex(portable(r'(?:[^"]++|"(?!(?:, pipe is closed)?\Z))*+'))("output")
     + pp.Opt(_lit('"'))
     + pp.Opt(_lit(", pipe is closed"))
     + _END
@@ -171,7 +172,7 @@ MAX_CHILDREN = (
 # unable to bind listening socket for address '/run/php/x.sock': Address already in use (98)
 BIND = (
     _kind({"unable to bi": "bind_failed"}, pp.Regex("unable to bind listening socket for address "))
-    + values.typed("address", pp.Regex(r"'[^']*+'|(?:[^:']++|:(?! ))++"), lambda text: text.strip("'"))
+    + values.typed("address", pp.Regex(portable(r"'[^']*+'|(?:[^:']++|:(?! ))++")), lambda text: text.strip("'"))
     + pp.Suppress(pp.Regex(": .*"))
     + _END
 ).set_name("bind failed")

@@ -12,6 +12,7 @@ from typing import Final
 import pyparsing as pp
 
 from grammars import lowering, values
+from grammars.portable_regex import portable
 from grammars.result import Fields, ParseError
 
 def _user(text: str) -> str | None:
@@ -33,7 +34,7 @@ LINE: Final = (
     + _lit(' "')
     + pp.Regex(r"[A-Z][A-Za-z_-]*")("method").set_name("method")
     + _lit(" ")
-    + pp.Regex(r'(?:[^"]++|"(?! \d{3}\Z))*+')("uri").set_name("uri")
+    + pp.Regex(portable(r'(?:[^"]++|"(?! \d{3}\Z))*+'))("uri").set_name("uri")
     + _lit('" ')
     + values.typed("status", pp.Regex(r"\d{3}"), int)
     + pp.StringEnd()

@@ -17,6 +17,7 @@ import orjson
 import pyparsing as pp
 
 from grammars import values
+from grammars.portable_regex import portable
 
 ESCAPES: Final = ("default", "json", "none")
 
@@ -137,7 +138,7 @@ def _quoted_body(escape: str, closer: str) -> str:
 
 
 def _token(pattern: str, name: str) -> pp.ParserElement:
-    return pp.Regex(pattern).set_name(name)
+    return pp.Regex(portable(pattern)).set_name(name)
 
 
 def _request(quoted: bool, escape: str, closer: str) -> pp.ParserElement:

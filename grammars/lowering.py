@@ -25,6 +25,7 @@ from re import _constants as _c  # type: ignore[attr-defined]  # the parsed rege
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 
 from grammars import backtracking, record_builder, values
+from grammars.portable_regex import portable
 from grammars.result import Fields, ParseError
 
 _MARKER_PREFIX: Final = "_original_"  # original_text_for's internal names
@@ -264,9 +265,10 @@ class FastParser:
         # parse_all=True: the grammar's own skip, then Empty() + StringEnd() with default whitespace
         end = _ws(grammar) if grammar.skipWhitespace else ""
         default_ws = re.escape("".join(sorted(pp.ParserElement.DEFAULT_WHITE_CHARS)))
-        self.regex: str = f"{body}{end}[{default_ws}]*+\\Z"
+        # portable(): possessive groups as CPython 3.11.2 matches them too (grammars.portable_regex)
+        self.regex: str = portable(f"{body}{end}[{default_ws}]*+\\Z")
         # scanner(): the same line, one of many in a block (newline-separated lines: the ends may not eat them)
-        self._scan_line = f"{body}{_ws(grammar, but=chr(10)) if end else ''}[{default_ws.replace(chr(10), '')}]*+"
+        self._scan_line = portable(f"{body}{_ws(grammar, but=chr(10)) if end else ''}[{default_ws.replace(chr(10), '')}]*+")
         try:
             self.pattern: re.Pattern[str] = re.compile(self.regex)
         except re.error as exc:
@@ -356,7 +358,7 @@ class FastParser:
         line = re.sub(r"\(\?P<(g\d+)>", group_start, self._scan_line)
         not_excluded = f"(?!{exclude})" if exclude else ""
         # a line start, a line end: (?<![^\n]), (?![^\n]) (no MULTILINE flag: the grammar's own ^ and $ keep theirs)
-        regex = f"(?<![^\\n]){not_excluded}(?:{line})(?![^\\n])|(?<![^\\n])([^\\n]+)"
+        regex = portable(f"(?<![^\\n]){not_excluded}(?:{line})(?![^\\n])|(?<![^\\n])([^\\n]+)")  # the guards too
         try:
             pattern = re.compile(regex)
         except re.error:

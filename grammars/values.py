@@ -16,6 +16,8 @@ from typing import Any, Final
 
 import pyparsing as pp
 
+from grammars.portable_regex import portable
+
 Converter = Callable[[str], Any]
 
 # Attribute carrying (convert, form) on a typed element; survives ``copy()`` (leave_whitespace).
@@ -226,7 +228,7 @@ def msec_time(text: str) -> datetime:
 
 
 def _token(pattern: str, name: str) -> pp.ParserElement:
-    return pp.Regex(pattern).leave_whitespace().set_name(name)
+    return pp.Regex(portable(pattern)).leave_whitespace().set_name(name)
 
 
 # integer ::= digit { digit }
