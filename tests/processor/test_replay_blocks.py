@@ -8,6 +8,7 @@ small enough that runs, failures and odd lines straddle them.
 
 from __future__ import annotations
 
+import gzip
 import os
 import random
 import sys
@@ -141,6 +142,19 @@ def test_odd_lines_and_a_lagging_host(tmp_path: Path, small_blocks: list[int], s
     assert _run(argv, blocks=True) == by_record
     assert small_blocks[0] > 500
     assert sum(1 for o in by_record["outputs"] if o.kind == "dead_letter") > 20
+
+
+def test_rotated_and_compressed_files(tmp_path: Path, small_blocks: list[int]) -> None:
+    # a rotated set, the older file gzipped: blocks read the decompressed lines, numbered per file
+    generate(str(tmp_path), 4_000, seed=13)
+    lines = (tmp_path / "access.log").read_bytes().split(b"\n")
+    with gzip.open(tmp_path / "access.log.1.gz", "wb") as fh:
+        fh.write(b"\n".join(lines[:2_500]) + b"\n")
+    (tmp_path / "access.log").write_bytes(b"\n".join(lines[2_500:]))
+    by_record = _run([str(tmp_path)], blocks=False)
+    assert _run([str(tmp_path)], blocks=True) == by_record
+    assert small_blocks[0] > 200
+    assert set(by_record["stats"]["by_file"]) >= {str(tmp_path / "access.log.1.gz"), str(tmp_path / "access.log")}
 
 
 def test_the_default_block_size(tmp_path: Path) -> None:
