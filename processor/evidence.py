@@ -76,15 +76,25 @@ _Key = tuple[object, ...]
 class Candidate:
     """One timeout or crash line and the lists it sits in."""
 
-    __slots__ = ("event", "entry", "keys", "timeout", "live", "follows")
+    __slots__ = ("event", "entry", "at", "keys", "timeout", "live", "follows", "enders")
 
     def __init__(self, event: Event, seq: int, timeout: bool) -> None:
         self.event = event
         self.entry: _Entry = (event.ts_ms, event.raw, -seq, event)
+        self.at = (event.ts_ms, seq)  # its place in its child's lists: time, then arrival
         self.keys: list[_Key] = []
         self.timeout = timeout
         self.live = True  # not yet explaining a failure
         self.follows: Candidate | None = None  # a SIGTERM exit: the timeout it ends
+        self.enders: list[Candidate] = []  # a timeout: the SIGTERM exits that end it (one, unless lines repeat)
+
+    def ends(self, timeout: Candidate) -> None:
+        """This exit ends ``timeout`` (instead of the timeout it was taken to end)."""
+        if self.follows is not None:
+            self.follows.enders.remove(self)
+        self.follows = timeout
+        timeout.enders.append(self)
+        timeout.enders.sort(key=lambda c: c.at)
 
 
 def uri_keys(uri: object) -> list[tuple[object, ...]]:
@@ -120,6 +130,29 @@ def search_keys(uri: str | None) -> tuple[list[tuple[object, ...]], list[tuple[o
     return strong, weak
 
 
+class _Child:
+    """One PHP-FPM child (pool, pid) as its lines tell: timeouts and exits, each by (time, arrival)."""
+
+    __slots__ = ("timeouts", "exits")
+
+    def __init__(self) -> None:
+        self.timeouts: SortedEntries = SmallSorted()  # (ts, seq, candidate)
+        self.exits: SortedEntries = SmallSorted()
+
+    def add_timeout(self, c: Candidate) -> None:
+        self.timeouts.add((*c.at, c))
+        self.timeouts = grown(self.timeouts)
+
+    def add_exit(self, c: Candidate) -> None:
+        self.exits.add((*c.at, c))
+        self.exits = grown(self.exits)
+
+    def remove(self, c: Candidate) -> bool:
+        """Forget ``c``; whether the child has nothing left."""
+        (self.timeouts if c.timeout else self.exits).remove((*c.at, c))
+        return not self.timeouts and not self.exits
+
+
 class EvidenceIndex:
     """The PHP-FPM evidence of one host: everything held (for offsets and pruning) and the candidates indexed.
 
@@ -130,7 +163,8 @@ class EvidenceIndex:
     def __init__(self) -> None:
         self._held: list[tuple[int, int, Event, Candidate | None]] = []  # every evidence line, oldest first
         self._lists: dict[_Key, SortedEntries] = {}
-        self._children: dict[tuple[object, object], list[Candidate]] = {}  # (pool, pid) → its lines
+        self._children: dict[tuple[object, object], _Child] = {}  # (pool, pid) → its lines
+        self._candidates: dict[int, Candidate] = {}  # id(event) → its candidate
         self._saturation: SortedEntries = SmallSorted()  # (ts, seq, event) of `max_children` warnings
         self._pools: dict[object, int] = {}
         self._seq = 0
@@ -164,18 +198,34 @@ class EvidenceIndex:
     def _index(self, c: Candidate) -> None:
         f = c.event.fields
         pool = f.get("pool")
-        child = self._children.setdefault((pool, f.get("child_pid")), [])
-        child.append(c)
+        self._candidates[id(c.event)] = c
+        child_key = (pool, f.get("child_pid"))
+        child = self._children.get(child_key)
+        if child is None:
+            child = self._children[child_key] = _Child()
+        ts_ms = c.event.ts_ms
         if c.timeout:
-            for other in child:  # the SIGTERM that ends this timeout is no crash
-                if self._ends(other, c) and (other.follows is None or other.follows.entry < c.entry):
+            child.add_timeout(c)
+            # the SIGTERM that ends this timeout is no crash: the child's exits of the next seconds, each ending
+            # the latest timeout before it (pids are reused)
+            exits = child.exits
+            i = exits.bisect_left((ts_ms,))
+            while i < len(exits) and exits[i][0] <= ts_ms + TIMEOUT_EXIT_MS:
+                other = exits[i][2]
+                self.examined += 1
+                if self._ends(other, c) and (other.follows is None or other.follows.at < c.at):
                     self._unlist(other)
-                    other.follows = c  # (the latest timeout before it: pids are reused)
+                    other.ends(c)
+                i += 1
         else:
-            ended = [other for other in child if other.timeout and self._ends(c, other)]
-            if ended:
-                c.follows = max(ended, key=lambda t: t.entry)
-                return
+            child.add_exit(c)
+            timeouts = child.timeouts
+            j = timeouts.bisect_left((ts_ms + 1,)) - 1  # the latest timeout at or before it
+            if j >= 0:
+                self.examined += 1
+                if self._ends(c, timeouts[j][2]):
+                    c.ends(timeouts[j][2])
+                    return
         self._pools[pool] = self._pools.get(pool, 0) + 1
         kind = "timeout" if c.timeout else "crash"
         for key in uri_keys(f.get("uri")):
@@ -211,10 +261,10 @@ class EvidenceIndex:
     def consume(self, event: Event) -> None:
         """``event`` explains a failure now: it explains no other (a timeout or an exit; lifecycle lines and
         ``max_children`` warnings stay)."""
-        for c in self._children.get((event.fields.get("pool"), event.fields.get("child_pid")), ()):
-            if c.event is event and c.live:
-                c.live = False
-                self._unlist(c)
+        c = self._candidates.get(id(event))
+        if c is not None and c.event is event and c.live:
+            c.live = False
+            self._unlist(c)
 
     def prune(self, horizon_ms: int) -> int:
         """Drop every line older than ``horizon_ms``; returns how many."""
@@ -235,10 +285,14 @@ class EvidenceIndex:
             self._saturation.remove((ts_ms, seq, event))
             return
         self._unlist(c)
+        del self._candidates[id(event)]
+        if c.follows is not None:
+            c.follows.enders.remove(c)
+        for ender in c.enders:
+            ender.follows = None  # (its timeout is older than anything still held: it is dropped next)
         key = (event.fields.get("pool"), event.fields.get("child_pid"))
         child = self._children[key]
-        child.remove(c)
-        if not child:
+        if child.remove(c):
             del self._children[key]
 
     # -- queries -------------------------------------------------------------------------------
@@ -274,11 +328,10 @@ class EvidenceIndex:
     def companion_exit(self, timeout: Event, t_ms: int, window_ms: int) -> Event | None:
         """The SIGTERM that ended the timeout's child, when held within the window. Only that exit: php-fpm
         reuses pids, and a later crash of a new child with the same pid is another failure's evidence."""
-        child = self._children.get((timeout.fields.get("pool"), timeout.fields.get("child_pid")), ())
-        for c in child:
+        candidate = self._candidates.get(id(timeout))
+        for c in candidate.enders if candidate is not None else ():
             self.examined += 1
-            if c.follows is not None and c.follows.event is timeout and c.live \
-                    and abs(c.event.ts_ms - t_ms) <= window_ms:
+            if c.live and abs(c.event.ts_ms - t_ms) <= window_ms:
                 return c.event
         return None
 

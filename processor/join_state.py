@@ -175,10 +175,21 @@ class Master:
     timeline: list[tuple[int, bool, str, Event]] = field(default_factory=list)
 
     def state_at(self, ts_ms: int) -> tuple[bool, Event] | None:
-        i = bisect.bisect_right(self.timeline, (ts_ms, True, "\uffff"), key=lambda t: (t[0], t[1], t[2]))
+        """(up?, the line saying so) at ``ts_ms``. A master that went down within that same second counts as
+        down even if it logged its restart in that second too: PHP-FPM and NGINX write whole seconds, and a
+        `systemctl restart` is over in a fraction of one; a failure in that second met the master down."""
+        timeline = self.timeline
+        i = bisect.bisect_right(timeline, (ts_ms, True, "\uffff"), key=lambda t: (t[0], t[1], t[2]))
         if i == 0:
             return None
-        _, up, _, ev = self.timeline[i - 1]
+        _, up, _, ev = timeline[i - 1]
+        if up:
+            second = ts_ms - ts_ms % 1000
+            j = i - 1
+            while j >= 0 and timeline[j][0] >= second:  # the lines of that second (a handful)
+                if not timeline[j][1]:
+                    return False, timeline[j][3]
+                j -= 1
         return up, ev
 
 

@@ -145,6 +145,22 @@ CASES = [
         error(1.0, "/?id=13", "connect_failed", 2, "fastcgi://unix:/run/php/www.sock:", "connecting to upstream",
               target="unix:/run/php/www.sock"),
     ], [("fpm_down", 502, "www", "socket_name")], NO_CONFIGS),
+    # a `systemctl restart` inside one second: logs of whole seconds show bye-bye and running at the failure's
+    # second; a connect() that found no socket in that second met the master down
+    Case("errno 2 without configs, the master restarted within the failure's second: fpm_down", [
+        fpm(0.1, "ready", None), fpm(0.2, "child_started", "www", child_pid=5),
+        fpm(1.0, "exiting", None), fpm(1.0, "running", None), fpm(1.0, "ready", None),
+        access(1.0, "/?id=13"),
+        error(1.0, "/?id=13", "connect_failed", 2, "fastcgi://unix:/run/php/www.sock:", "connecting to upstream",
+              target="unix:/run/php/www.sock"),
+    ], [("fpm_down", 502, "www", "socket_name")], NO_CONFIGS),
+    Case("errno 2 without configs, the master came back a second before: socket_missing", [
+        fpm(0.1, "ready", None), fpm(0.2, "child_started", "www", child_pid=5),
+        fpm(0.0, "exiting", None), fpm(0.0, "running", None),
+        access(1.0, "/?id=13"),
+        error(1.0, "/?id=13", "connect_failed", 2, "fastcgi://unix:/run/php/www.sock:", "connecting to upstream",
+              target="unix:/run/php/www.sock"),
+    ], [("socket_missing", 502, None, None)], NO_CONFIGS),
     Case("errno 111 on a unix socket: a killed master's stale socket", [
         access(1.0, "/?id=14"),
         error(1.0, "/?id=14", "connect_failed", 111, "fastcgi://unix:/run/php/www.sock:", "connecting to upstream",
