@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from datetime import datetime, timezone, tzinfo
 from typing import Any
@@ -13,8 +15,8 @@ from grammars.plugins import discover as discover_plugins
 
 from processor.configs import Knowledge, load_knowledge
 from processor.events import NGINX_ACCESS, Event, Record, SourceRef
-from processor.io.files import head_lines
-from processor.io.sinks import JsonLinesSink
+from processor.io.files import discover, head_lines
+from processor.io.sinks import JsonLinesSink, OutputError, check_outputs
 from processor.join import JoinSettings
 from processor.parse import ParseSettings
 from processor.pipeline import Output, Pipeline, PipelineSettings
@@ -83,8 +85,11 @@ def replay_command(args: argparse.Namespace) -> int:
     from processor import report
     from processor.replay import plan_inputs, replay
 
+    files = discover(args.paths)
+    check_outputs({"-o": args.output, "--events": args.events, "--dead-letter": args.dead_letter,
+                   "--report": args.report}, [f.path for f in files])
     pipeline, knowledge = build_pipeline(args, emit_events=bool(args.events))
-    plans = plan_inputs(pipeline, args.paths, forced_type=args.type, format_by_path=knowledge.format_by_path,
+    plans = plan_inputs(pipeline, files, forced_type=args.type, format_by_path=knowledge.format_by_path,
                         forced_format=knowledge.forced_format, host=args.host, host_pattern=args.host_pattern)
     if args.timezone is None:
         zones = learn_host_timezones(pipeline, plans)
@@ -115,11 +120,25 @@ def replay_command(args: argparse.Namespace) -> int:
         print(f"badgateway: internal: lines in {counters.lines_in} != parsed {counters.lines_parsed}"
               f" + dead-lettered {counters.lines_dead_lettered}", file=sys.stderr)
     if args.report:
-        with open(args.report, "w", encoding="utf-8") as fh:
-            fh.write(report.render_html(fan.kept, stats, title="badgateway replay"))
+        write_report(args.report, report.render_html(fan.kept, stats, title="badgateway replay"))
     if not args.quiet:
         print(report.summary_text(fan.tally, stats), file=sys.stderr)
     return 0
+
+
+def write_report(path: str, html: str) -> None:
+    """The HTML report, whole or not at all (a full disk leaves no half page behind)."""
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(html)
+    except OSError as err:
+        if os.path.isfile(path):  # never a device such as /dev/full
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        reason = "no space left on device" if err.errno == errno.ENOSPC else (err.strerror or str(err)).lower()
+        raise OutputError(path, f"{reason}; the report was not written") from err
 
 
 def learn_host_timezones(pipeline: Pipeline, plans: list[Plan]) -> dict[str, tzinfo]:

@@ -20,7 +20,7 @@ from processor.commands import build_pipeline
 from processor.events import DeadLetter, NGINX_ERROR, PHP_FPM_SLOWLOG, Record, SourceRef
 from processor.io.envelopes import Envelope
 from processor.io.files import MAX_LINE_BYTES
-from processor.io.sinks import JsonLinesSink
+from processor.io.sinks import JsonLinesSink, check_outputs
 from processor.pipeline import Output, Pipeline
 
 _TICK_S = 0.25
@@ -171,6 +171,8 @@ def _lines(stream: BinaryIO) -> tuple[list[bytes], bool]:
 
 
 def filter_command(args: argparse.Namespace) -> int:
+    check_outputs({"stdout": "-", "--events": args.events, "--dead-letter": args.dead_letter}, [],
+                  stdin_is_input=True)
     pipeline, know = build_pipeline(args, emit_events=args.emit in ("events", "both"))
     filt = Filter(pipeline, Envelope(kind=args.envelope), args.type, know.forced_format, args.host)
     out = JsonLinesSink("-", line_buffered=True)

@@ -23,7 +23,7 @@ from typing import BinaryIO
 from processor.commands import build_pipeline
 from processor.events import Record, SourceRef
 from processor.errors import BadgatewayError
-from processor.io.sinks import JsonLinesSink, KafkaTopicSink
+from processor.io.sinks import JsonLinesSink, KafkaTopicSink, check_outputs
 from processor.pipeline import Output, Pipeline
 from processor.replay import base_name
 
@@ -88,8 +88,13 @@ class Follower:
         os.replace(tmp, self.state_file)  # atomic: a crash leaves the old or the new state, never half
 
     def _paths(self) -> list[str]:
+        return self.matching(self.patterns)
+
+    @staticmethod
+    def matching(patterns: list[str]) -> list[str]:
+        """The files the paths and globs name now."""
         found: list[str] = []
-        for pattern in self.patterns:
+        for pattern in patterns:
             matches = glob.glob(pattern) if any(c in pattern for c in "*?[") else [pattern]
             found.extend(m for m in matches if os.path.isfile(m))
         return sorted(set(found))
@@ -172,6 +177,9 @@ class Follower:
 
 
 def follow_command(args: argparse.Namespace) -> int:
+    check_outputs({"-o": None if args.kafka_bootstrap else args.output, "--events": args.events,
+                   "--dead-letter": args.dead_letter, "--state-file": args.state_file},
+                  Follower.matching(list(args.paths)))
     pipeline, know = build_pipeline(args, emit_events=bool(args.events))
     follower = Follower(pipeline, list(args.paths), host=args.host, forced_type=args.type,
                         format_by_base={base_name(p): f for p, f in know.format_by_path.items()},

@@ -70,7 +70,7 @@ def base_name(path: str) -> str:
 
 def plan_inputs(
     pipeline: Pipeline,
-    paths: Sequence[str],
+    paths: Sequence[str | InputFile],
     *,
     forced_type: str | None = None,
     format_by_path: dict[str, str] | None = None,
@@ -78,11 +78,14 @@ def plan_inputs(
     host: str | None = None,
     host_pattern: str | None = None,
 ) -> list[Plan]:
-    """Find the files and decide each one's log type (detected unless forced) and access format."""
+    """Find the files (or take those already found) and decide each one's log type (detected unless forced)
+    and access format."""
     pattern = re.compile(host_pattern) if host_pattern else None
     by_base = {base_name(p): f for p, f in (format_by_path or {}).items()}
     plans: list[Plan] = []
-    for f in discover(list(paths)):
+    names = [p for p in paths if isinstance(p, str)]
+    found = [p for p in paths if isinstance(p, InputFile)] + (discover(names) if names else [])
+    for f in found:
         fmt = forced_format or by_base.get(base_name(f.path))
         log_type = forced_type
         if log_type is None:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import orjson
 
 from processor.config import KafkaSection
 from processor.ecs import to_ecs
 from processor.events import DeadLetter, Event
-from processor.errors import KafkaError
+from processor.errors import BadgatewayError, KafkaError
 from processor.io.kafka_client import ClientError, backend
 from processor.pipeline import Output
 
+# Bytes gathered before one write(2) when not flushing line by line.
+_WRITE_BYTES = 1 << 18
 # Control characters in log content are escaped by orjson (\u00XX): no raw terminal escapes in output.
 _OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 
@@ -46,25 +52,153 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+class OutputError(BadgatewayError):
+    """An output that cannot be written, or that would destroy an input."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"{'stdout' if path == '-' else path}: {reason}")
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def check_outputs(outputs: Mapping[str, str | None], inputs: Iterable[str], *, stdin_is_input: bool = False
+                  ) -> None:
+    """Refuse, before anything is read or truncated, an output that is one of the inputs (by device and inode)
+    or that cannot be written: a missing or read-only directory, a directory, a full file system.
+
+    ``outputs`` maps each option (``-o``, ``--events`` …) to its path (``-`` is stdout, None not asked for).
+    """
+    taken = {key: path for path in inputs if (key := _identity(path)) is not None}
+    if stdin_is_input:
+        st = os.fstat(0)
+        if stat.S_ISREG(st.st_mode):
+            taken[(st.st_dev, st.st_ino)] = "stdin"
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        if path == "-":
+            try:
+                st = os.fstat(sys.stdout.fileno())
+            except (OSError, ValueError, AttributeError):
+                continue
+            ident: tuple[int, int] | None = (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+        else:
+            ident = _identity(path)
+        if ident is not None and ident in taken:
+            raise OutputError(path, f"{option} is the input {taken[ident]}: refusing to overwrite it")
+        if path != "-":
+            _check_writable(path)
+
+
+def _check_writable(path: str) -> None:
+    if os.path.isdir(path):
+        raise OutputError(path, "is a directory")
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            raise OutputError(path, "permission denied")
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return  # a FIFO, /dev/null, /dev/full: found out on the first write
+        where = os.path.dirname(os.path.abspath(path))
+    else:
+        where = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(where):
+            raise OutputError(path, f"directory {where} does not exist")
+        if not os.access(where, os.W_OK | os.X_OK):
+            raise OutputError(path, f"directory {where} is not writable")
+    try:
+        vfs = os.statvfs(where)
+    except OSError:
+        return
+    if vfs.f_blocks > 0 and vfs.f_bavail == 0:
+        raise OutputError(path, "no space left on device")
+
+
 class JsonLinesSink:
-    """Appends JSON lines to a file (``-`` = stdout), buffered; flushes line by line when asked."""
+    """Appends JSON lines to a file (``-`` = stdout), buffered; flushes line by line when asked.
+
+    Only whole lines reach a file: each write(2) carries whole lines, and when one fails half-way (a full
+    disk) a regular file is cut back to its last whole line and ``OutputError`` stops the run.
+    """
 
     def __init__(self, path: str, *, line_buffered: bool = False) -> None:
         self.path = path
-        self._fh: IO[bytes] = sys.stdout.buffer if path == "-" else open(path, "wb")
         self._line_buffered = line_buffered
         self.count = 0
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._failed = False
+        self._owns = path != "-"
+        self._fd: int | None
+        if path == "-":
+            sys.stdout.flush()
+            try:
+                self._fd = sys.stdout.fileno()
+            except (OSError, ValueError, AttributeError):
+                self._fd = None  # stdout replaced (a test capturing it): write through its buffer
+        else:
+            try:
+                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+            except OSError as err:
+                raise OutputError(path, (err.strerror or str(err)).lower()) from err
+        self._regular = False
+        self._whole = 0  # file offset just after the last whole line written
+        if self._fd is not None:
+            try:
+                self._regular = stat.S_ISREG(os.fstat(self._fd).st_mode)
+                self._whole = os.lseek(self._fd, 0, os.SEEK_CUR) if self._regular else 0
+            except OSError:
+                self._regular = False
 
     def write(self, out: Output) -> None:
-        self._fh.write(serialise(out))
+        line = serialise(out)
+        self._pending.append(line)
+        self._pending_bytes += len(line)
         self.count += 1
-        if self._line_buffered:
-            self._fh.flush()
+        if self._line_buffered or self._pending_bytes >= _WRITE_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._failed or not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        if self._fd is None:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return
+        written = 0
+        try:
+            while written < len(data):
+                written += os.write(self._fd, memoryview(data)[written:])
+        except BrokenPipeError:
+            self._failed = True
+            raise
+        except OSError as err:
+            self._failed = True
+            if self._regular:
+                try:  # keep the whole lines that made it, cut the half one
+                    os.ftruncate(self._fd, self._whole + data.rfind(b"\n", 0, written) + 1)
+                except OSError:
+                    pass
+            reason = "no space left on device" if err.errno == errno.ENOSPC else (err.strerror or str(err)).lower()
+            raise OutputError(self.path, f"{reason}; stopped (the output ends with its last whole line)") from err
+        self._whole += len(data)
 
     def close(self) -> None:
-        self._fh.flush()
-        if self._fh is not sys.stdout.buffer:
-            self._fh.close()
+        try:
+            self._flush()
+        finally:
+            if self._owns and self._fd is not None:
+                fd, self._fd = self._fd, None
+                os.close(fd)
 
 
 @dataclass
