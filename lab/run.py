@@ -1,4 +1,4 @@
-"""The 502 lab: real nginx + PHP-FPM on loopback reproduce every cause of DOMAIN.md, with a ground truth.
+"""The 502 lab: real nginx + PHP-FPM on loopback reproduce every cause of docs/causes.md, with a ground truth.
 
     python -m lab.run OUTDIR [--quiet]          (OUTDIR under /tmp: nginx workers run as nobody)
 

@@ -1,4 +1,4 @@
-"""Check a lab run against its own logs: statuses, access-log consistency, and the evidence DOMAIN.md names.
+"""Check a lab run against its own logs: statuses, access-log consistency, and the evidence docs/causes.md names.
 
 Independent of badgateway's parsers on purpose (plain regular expressions), so the lab can vouch for the
 logs the diagnosis engine is then tested on. ``verify(OUTDIR)`` re-checks a finished run from its files.

@@ -2,7 +2,7 @@
 incident with the right cause and pool; healthy, 404 and 500 requests get none.
 
 Runs on the recorded lab run in ``examples/lab`` (always) and on a fresh lab run (``-m lab``: real processes).
-Degraded inputs fall back as DOMAIN.md says: without configs ``socket_missing``, without the FPM log
+Degraded inputs fall back as docs/causes.md says: without configs ``socket_missing``, without the FPM log
 ``upstream_reset`` — never a wrong guess.
 """
 

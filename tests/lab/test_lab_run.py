@@ -1,4 +1,4 @@
-"""The 502 lab against real nginx + php-fpm: every DOMAIN.md cause reproduced, ground truth exact, evidence real.
+"""The 502 lab against real nginx + php-fpm: every cause of docs/causes.md reproduced, ground truth exact, evidence real.
 
 These checks read the logs with their own regular expressions (not badgateway's parsers, not lab.verify), so
 they vouch for the logs the diagnosis engine is tested on.
@@ -91,7 +91,7 @@ def test_every_cause_reproduced_with_its_status(lab_outdir: Path) -> None:
     for r in gt:
         if r["cause"]:
             by_cause[r["cause"]].append(r)
-    assert set(by_cause) == set(CAUSE_STATUSES), "a cause label outside DOMAIN.md's table, or one missing"
+    assert set(by_cause) == set(CAUSE_STATUSES), "a cause label outside docs/causes.md's table, or one missing"
     for cause, wanted in CAUSE_STATUSES.items():
         reqs = by_cause[cause]
         assert len(reqs) >= 3, f"{cause}: only {len(reqs)} requests"
