@@ -1,4 +1,4 @@
-"""The incident record: the output contract (README, docs/contracts.md) as ECS-style nested dicts (serialised with orjson)."""
+"""The incident record: the output contract (README, docs/contracts.md) as ECS-style nested dicts (orjson)."""
 
 from __future__ import annotations
 
