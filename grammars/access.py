@@ -114,12 +114,13 @@ def _json_time(fields: Fields, raw: dict[str, Any]) -> Any:
             return fields[name]
     if fields.get("msec") is not None:
         return values.msec_time(str(fields["msec"]))
-    stamp = raw.get("@timestamp")
-    if isinstance(stamp, str):
-        try:
-            return values.time_iso8601(stamp)
-        except ValueError:
-            return None
+    for key in ("@timestamp", "time", "timestamp"):  # a format's own key for $time_iso8601
+        stamp = raw.get(key)
+        if isinstance(stamp, str):
+            try:
+                return values.time_iso8601(stamp)
+            except ValueError:
+                continue
     return None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Final
+from typing import Any, Final
 
 import orjson
 import pyparsing as pp
@@ -165,11 +165,37 @@ def _raw_request_json(body: str) -> str:
 
 
 def variable_element(
-    name: str, before: str, after: str, escape: str, last: bool, time_field: bool
+    name: str, before: str, after: str, escape: str, last: bool, time_field: bool, closes_line: bool = False
 ) -> pp.ParserElement:
-    """The token for ``$name`` between the literals ``before`` and ``after``."""
+    """The token for ``$name`` between the literals ``before`` and ``after`` (``closes_line``: ``after`` is
+    the format's last literal)."""
     quoted = before.endswith('"') and after.startswith('"')
-    closer = re.escape(after[1:]) + (r"\s*+\Z" if last else "") if quoted else ""
+    # escape=none: a quote inside the value is raw; the value's own quote is the one its literal follows (the
+    # last field's: the one that ends the line)
+    closer = (re.escape(after[1:].rstrip()) + r"\s*+\Z" if closes_line else re.escape(after[1:])) if quoted else ""
+    if escape == "json" and name not in TIME_VARIABLES and name != "request":
+        # escape=json writes nothing, not "-", for a variable with no value: `"upstream_addr":""`
+        return _json_empty(_variable(name, after, escape, last, quoted, closer))
+    return _variable(name, after, escape, last, quoted, closer, time_field)
+
+
+def _json_empty(element: pp.ParserElement) -> pp.ParserElement:
+    """A typed variable of an escape=json format that may also be empty (→ ``None``)."""
+    info = values.typed_info(element)
+    assert info is not None and isinstance(element, pp.Regex)
+    convert = info[0]
+    if values.is_total(convert):
+        return values.typed(element.resultsName, _token(f"(?:{element.pattern})?+", element.customName), convert, "")
+
+    def empty_none(text: str) -> Any:
+        return None if text == "" else convert(text)
+
+    empty_none.__name__ = f"json_{getattr(convert, '__name__', 'value')}"
+    return values.typed(element.resultsName, _token(f"(?:{element.pattern})?+", element.customName), empty_none)
+
+
+def _variable(name: str, after: str, escape: str, last: bool, quoted: bool, closer: str,
+              time_field: bool = False) -> pp.ParserElement:
     if name == "request":
         return _request(quoted, escape, closer)
     if name == "status":
@@ -263,7 +289,8 @@ def format_grammar(fmt: str, escape: str = "default") -> tuple[pp.ParserElement,
         last = index + 1 >= len(pieces) or (index + 2 == len(pieces) and not after.strip())
         time_field = name in TIME_VARIABLES and not time_given
         time_given = time_given or time_field
-        elements.append(variable_element(name, str(before), after, escape, last, time_field))
+        closes_line = index + 2 == len(pieces) and isinstance(after_piece, str)
+        elements.append(variable_element(name, str(before), after, escape, last, time_field, closes_line))
         used.append(name)
     grammar = pp.And(elements).leave_whitespace()
     return grammar, tuple(used)

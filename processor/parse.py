@@ -332,7 +332,17 @@ class RecordParser:
 
     def _parse_access(self, text: str, fmt_name: str | None) -> Fields | ParseError:
         if text.startswith("{"):
-            return access_grammar.parse_json_access(text)
+            # an escape=json log_format (`"time":"$time_iso8601"`) types its own keys: the configured format
+            # first, the generic JSON reader (keys named like variables) only where none parses the line
+            named = self._formats.get(fmt_name) if fmt_name is not None else None
+            for candidate in (named,) if named is not None else self.settings.formats.values():
+                got = candidate.parse(text) if candidate.fast is None else candidate.fast.parse(text)
+                if got is not None and not isinstance(got, ParseError):
+                    return got
+            generic = access_grammar.parse_json_access(text)
+            if named is not None and (isinstance(generic, ParseError) or generic.get("time") is None):
+                return named.parse(text)  # where the configured format fails: its located error
+            return generic
         fmt = self._formats.get(fmt_name or "combined")
         if fmt is None:
             return ParseError(f"unknown log_format {fmt_name!r}", 1, text)
