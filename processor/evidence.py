@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Final, TypeAlias
 
 from sortedcontainers import SortedList
@@ -296,9 +296,9 @@ class EvidenceIndex:
             del self._children[key]
 
     # -- queries -------------------------------------------------------------------------------
-    def pools(self) -> list[object]:
+    def pools(self) -> Iterable[object]:
         """The pools holding candidates (a host runs a handful)."""
-        return list(self._pools)
+        return self._pools.keys()
 
     def nearest(self, key: _Key, t_ms: int, window_ms: int) -> Event | None:
         """The list's entry nearest to ``t_ms`` within ``window_ms``; among equally near ones the greatest raw

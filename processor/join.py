@@ -25,6 +25,8 @@ __all__ = ["DiagnosisJoin", "Incident", "JoinSettings"]
 
 _EVIDENCE_KINDS = frozenset({"timed_out", "exited_signal", "exited_code", "max_children"})
 _EXPLAINING_KINDS = frozenset({"timed_out", "exited_signal", "exited_code"})  # one failure each
+# the error kinds whose cause reads the masters' state and the max_children warnings (causes.classify)
+_CONNECT_KINDS = frozenset({"connect_failed", "upstream_timed_out"})
 _DOWN_KINDS = frozenset({"exiting", "terminating"})
 _UP_KINDS = frozenset({"running", "ready"})
 _DUPLICATE_WINDOW_MS = 1000
@@ -342,6 +344,9 @@ class DiagnosisJoin:
     def _fpm_view(self, host: HostState, failure: Failure) -> FpmView:
         t = failure.error.ts_ms if failure.error is not None else failure.ts_ms
         window = self.settings.evidence_window_ms
+        kind = failure.error.fields.get("kind") if failure.error is not None else None
+        if kind not in _CONNECT_KINDS:  # a reset or a timeout reading: only timeouts and crashes can tell
+            return FpmView(host.evidence, window)
         saturation = host.evidence.first_saturation(t - self.settings.saturation_lookback_ms, t + window)
         return FpmView(host.evidence, window, saturation, *self._master_state(host, failure, t))
 
