@@ -6,6 +6,7 @@ User errors print one located line (``badgateway: error: file:line: message``) a
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -97,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("replay", "follow", "filter"):
+        # as the service does (service.py): each 502/504 allocates dozens of objects that live until its window
+        # closes, and collecting the youngest generation every 700 allocations took ~25 % of an outage's replay
+        # (40,000 failed requests: 4.95 -> 3.71 s CPU)
+        gc.set_threshold(10_000, *gc.get_threshold()[1:])
     try:
         if args.command == "replay":
             from processor.commands import replay_command
