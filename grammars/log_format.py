@@ -43,8 +43,9 @@ _ADDRESS: Final = r'[^\s",{stop}]++(?:, [^\s",{stop}]++)*+'  # {stop}: the next 
 _INT: Final = r"\d++|-"
 _FLOAT: Final = r"\d++(?:\.\d++)?+|-"
 _LIST_SPLIT: Final = re.compile(r", | : ")
-# list ::= entry { (", " | " : ") entry }
-_LIST: Final = r'[^\s,"]++(?:(?:, | : )[^\s,"]++)*+'
+_LIST_CLOSERS: Final = frozenset("])}>|;'")
+# list ::= entry { (", " | " : ") entry }   ({stop}: the next literal's first character, `[$upstream_addr]`)
+_LIST: Final = r'[^\s,"{stop}]++(?:(?:, | : )[^\s,"{stop}]++)*+'
 
 # Guards (values.typed): matched where the token starts, the conversion of its text cannot fail. int() refuses
 # more digits than sys.get_int_max_str_digits(), which may be set at run time but never below
@@ -54,9 +55,10 @@ _INT_ENTRY: Final = rf"-|\d{{1,{_SAFE_DIGITS}}}(?!\d)"
 _FLOAT_ENTRY: Final = r"-|\d+(?:\.\d+)?"
 
 
-def _list_guard(entry: str) -> str:
+def _list_guard(entry: str, stop: str) -> str:
     # every entry up to where the list token stops (no entry character, nor a separator and an entry, follows)
-    return rf'(?:{entry})(?:(?:, | : )(?:{entry}))*+(?![^\s,"]|, [^\s,"]| : [^\s,"])'
+    char = rf'[^\s,"{stop}]'
+    return rf'(?:{entry})(?:(?:, | : )(?:{entry}))*+(?!{char}|, {char}| : {char})'
 
 # request ::= method " " uri " " protocol   (anything else stays raw: "-", "", TLS bytes, "SSH-2.0-Go")
 METHOD: Final = r"[A-Za-z][A-Za-z0-9_-]*+"
@@ -209,14 +211,18 @@ def _variable(name: str, after: str, escape: str, last: bool, quoted: bool, clos
         return values.typed(name, _token(_ADDRESS.format(stop=stop), name), values.dash_none)
     if name in TIME_VARIABLES:
         return _time(name, time_field)
+    # a list ends at a closing bracket the next literal starts with: `[$upstream_addr]`, `($upstream_status)`
+    # (not at ":" or "/", which addresses hold)
+    stop = re.escape(after[0]) if after and after[0] in _LIST_CLOSERS else ""
+    listed = _LIST.format(stop=stop)
     if name in ADDRESS_LISTS:
-        return values.typed(name, _token(_LIST, name), _address_list, "")
+        return values.typed(name, _token(listed, name), _address_list, "")
     if name == "upstream_status":
-        return values.typed(name, _token(_LIST, name), _status_list, _list_guard(_INT_ENTRY))
+        return values.typed(name, _token(listed, name), _status_list, _list_guard(_INT_ENTRY, stop))
     if name in INT_LISTS:
-        return values.typed(name, _token(_LIST, name), _int_list, _list_guard(_INT_ENTRY))
+        return values.typed(name, _token(listed, name), _int_list, _list_guard(_INT_ENTRY, stop))
     if name in FLOAT_LISTS:
-        return values.typed(name, _token(_LIST, name), _float_list, _list_guard(_FLOAT_ENTRY))
+        return values.typed(name, _token(listed, name), _float_list, _list_guard(_FLOAT_ENTRY, stop))
     if quoted:
         # the quotes belong to the format's literals; the body is matched up to the closing one
         body = _quoted_body(escape, closer)[1:-1]

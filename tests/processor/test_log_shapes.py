@@ -80,3 +80,32 @@ def test_escape_none_quote_in_the_last_quoted_field(fmt: str, line: str, agent: 
     assert fields["http_user_agent"] == agent and fields["status"] == 502
     assert compiled.fast is not None and compiled.fast.parse(line) == fields
     assert fields["time"] == datetime(2026, 11, 24, 5, 42, 2, tzinfo=timezone.utc)
+
+
+BRACKETED = ('$remote_addr - [$time_local] "$request" $status [$upstream_addr] ($upstream_status) '
+             '[$upstream_response_time] {$request_time} <$connection>')
+PREFIX = '10.0.0.1 - [24/Nov/2026:05:42:02 +0000] "GET / HTTP/1.1" '
+
+
+@pytest.mark.parametrize(("rest", "upstream", "statuses", "times"), [
+    ("502 [unix:/run/php/php8.2-fpm.sock] (502) [0.002] {0.002} <3>", ["unix:/run/php/php8.2-fpm.sock"], [502],
+     [0.002]),
+    ("502 [10.0.0.2:9000, 10.0.0.3:9000] (502, 502) [0.001, 0.002] {0.003} <3>", ["10.0.0.2:9000", "10.0.0.3:9000"],
+     [502, 502], [0.001, 0.002]),
+    ("404 [-] (-) [-] {0.000} <3>", None, None, None),
+])
+def test_bracketed_variables_end_at_their_bracket(rest: str, upstream: list[str] | None,
+                                                  statuses: list[int] | None, times: list[float] | None) -> None:
+    from grammars import lowering
+
+    compiled = access.compile_log_format(BRACKETED)
+    line = PREFIX + rest
+    fields = compiled.parse(line)
+    assert not isinstance(fields, ParseError), fields.context() if isinstance(fields, ParseError) else ""
+    assert (fields["upstream_addr"], fields["upstream_status"], fields["upstream_response_time"]) == (
+        upstream, statuses, times)
+    assert fields["connection"] == 3
+    assert compiled.fast is not None and compiled.fast.parse(line) == fields
+    assert lowering.parse_with(compiled.grammar, None, line) == fields
+    scanner = compiled.fast.scanner(("status", "time"))
+    assert scanner is None or scanner(line + "\n" + line, 2) == [compiled.fast.probe(("status", "time"))(line)] * 2
