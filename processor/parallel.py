@@ -273,8 +273,26 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: 
         if first is not None:
             heap.append((first[0], i))
     heapq.heapify(heap)
-    for first_ts, i in sorted(heap, reverse=True):  # the earliest range of a file declares it
-        pipeline.declare_stream(plans[units[i].plan_index].file.display, first_ts)
+    # a file cut in ranges is one stream: it starts at its earliest range's first entry (declaring it at a
+    # later range's made every failure of the earlier ranges late: #18)
+    first_of: dict[int, int] = {}
+    for first_ts, i in heap:
+        p = units[i].plan_index
+        first_of[p] = min(first_ts, first_of.get(p, first_ts))
+    for p, first_ts in sorted(first_of.items()):
+        pipeline.declare_stream(plans[p].file.display, first_ts)
+    units_by_plan: dict[int, list[int]] = {}
+    for i, unit in enumerate(units):
+        units_by_plan.setdefault(unit.plan_index, []).append(i)
+
+    def next_of_file(p: int, i: int, key: int) -> int:
+        """The file's next entry: the least head of its open ranges (unit ``i``'s is ``key``)."""
+        for j in units_by_plan[p]:
+            if j != i and not closed[j]:
+                other = head(j)
+                if other is not None and other[0] < key:
+                    key = other[0]
+        return key
     try:
         while heap:
             _, i = heapq.heappop(heap)
@@ -290,7 +308,9 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: 
                 emit(pipeline.join_progress(plan.file.display, item[1], plan.log_type, plan.host))
             nxt = head(i)
             if nxt is not None:
-                pipeline.stream_at(plan.file.display, nxt[0])  # it waits in the merge, not idle
+                # it waits in the merge, not idle; a range ahead of its file's others does not move the file
+                nxt_ts = nxt[0] if units_of[units[i].plan_index] == 1 else next_of_file(units[i].plan_index, i, nxt[0])
+                pipeline.stream_at(plan.file.display, nxt_ts)
                 heapq.heappush(heap, (nxt[0], i))
     finally:
         for proc in procs:
