@@ -7,18 +7,20 @@ and hand-renamed archives both lie). Lines come out as raw bytes; decoding is th
 from __future__ import annotations
 
 import bz2
+import errno
 import glob
 import gzip
 import io
 import lzma
 import os
 import re
+import resource
 import stat
 import zlib
 from collections.abc import Callable, Generator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 import zstandard
 
@@ -67,6 +69,124 @@ class InputFile:
     rotation_index: int = 0
     compression: Compression = "none"
     rotation_set: str = ""
+    # a FIFO or `<(…)` can be read only once: its head is kept for every reader before the full read
+    pipe: PipeHead | None = field(default=None, compare=False, repr=False)
+
+
+class PipeHead:
+    """A non-seekable input read once: the bytes the head readers (type detection, time-zone learning) took
+    are kept and handed again, first, to the next reader; the full read then drops them as it passes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._saved = bytearray()
+        self._done = False  # the full read began: nothing more is kept
+
+    def reader(self, *, head: bool) -> _PipeReader:
+        if self._fd is None and not self._done:
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        if not head:
+            self._done = True
+        return _PipeReader(self, head)
+
+    def read(self, view: memoryview, pos: int, head: bool) -> int:
+        if pos < len(self._saved):
+            n = min(len(view), len(self._saved) - pos)
+            view[:n] = self._saved[pos : pos + n]
+            if not head and pos + n == len(self._saved):
+                self._saved = bytearray()  # handed over once to the full read: not kept
+            return n
+        if self._fd is None:
+            return 0
+        n = os.readv(self._fd, [view])
+        if head:
+            self._saved += view[:n]
+        return n
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class _PipeReader(io.RawIOBase):
+    def __init__(self, pipe: PipeHead, head: bool) -> None:
+        self._pipe, self._head, self._pos = pipe, head, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, b: "memoryview | bytearray") -> int:  # type: ignore[override]
+        n = self._pipe.read(memoryview(b).cast("B"), self._pos, self._head)
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        if not self._head and not self.closed:
+            self._pipe.close()
+        super().close()
+
+
+# Descriptors a replay may hold open at once; past them a file is opened for each read (thousands of files
+# merged at once must not run into `ulimit -n`).
+_held_fds = [0]
+
+
+def _fd_budget() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 256 if soft == resource.RLIM_INFINITY else max(8, min(256, soft // 4))
+
+
+class _FileReader(io.RawIOBase):
+    """A regular file that keeps its descriptor while the budget allows, else opens it for each read."""
+
+    def __init__(self, f: InputFile) -> None:
+        self._path = f.path
+        self._fd: int | None = None
+        self._ident: tuple[int, int] | None = None
+        self._pos = 0
+        if _held_fds[0] < _fd_budget():
+            self._fd = self._open()
+            _held_fds[0] += 1
+
+    def _open(self) -> int:
+        fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+        st = os.fstat(fd)
+        if self._ident is None:
+            self._ident = (st.st_dev, st.st_ino)
+        elif self._ident != (st.st_dev, st.st_ino):
+            os.close(fd)
+            raise OSError(errno.ESTALE, "the file was replaced while it was being read")
+        return fd
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, b: "memoryview | bytearray") -> int:  # type: ignore[override]
+        if self._fd is not None:
+            n = os.preadv(self._fd, [b], self._pos)
+        else:
+            fd = self._open()
+            try:
+                n = os.preadv(fd, [b], self._pos)
+            finally:
+                os.close(fd)
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            _held_fds[0] -= 1
+        super().close()
 
 
 def sniff_compression(head: bytes) -> Compression:
@@ -98,8 +218,9 @@ def discover(paths: Sequence[str]) -> list[InputFile]:
     for live, members in sets.items():
         members.sort(reverse=True)  # largest age key = oldest
         for position, (_, path, display) in enumerate(members):
-            size, compression = _probe(path, display)
-            files.append(InputFile(path, display, size, len(members) - 1 - position, compression, live))
+            size, compression, regular = _probe(path, display)
+            files.append(InputFile(path, display, size, len(members) - 1 - position, compression, live,
+                                   None if regular else PipeHead(path)))
     return files
 
 
@@ -145,7 +266,7 @@ def _rotation_key(path: str) -> tuple[str, tuple[int, str]]:
     return path, (0, "")
 
 
-def _probe(path: str, display: str) -> tuple[int, Compression]:
+def _probe(path: str, display: str) -> tuple[int, Compression, bool]:
     """Size and compression, failing early (before any line is read) on what can't be opened."""
     if not os.path.exists(path):
         reason = "broken symbolic link" if os.path.islink(path) else "no such file or directory"
@@ -158,12 +279,12 @@ def _probe(path: str, display: str) -> tuple[int, Compression]:
             # A FIFO (`<(zcat …)`) can be read only once: check permission, sniff when reading.
             if not os.access(path, os.R_OK):
                 raise InputError(display, "permission denied")
-            return 0, "none"
+            return 0, "none", False
         with open(path, "rb") as fh:
             head = fh.read(8)
     except OSError as err:
         raise InputError(display, err.strerror or str(err)) from err
-    return st.st_size, sniff_compression(head)
+    return st.st_size, sniff_compression(head), True
 
 
 def open_lines(
@@ -176,9 +297,17 @@ def open_lines(
     archive) were consumed since its last call, for progress against `size_bytes`.
     A truncated or corrupt archive raises `InputError` at the line being read when the data ended.
     """
+    return _lines(f, on_bytes, head=False)
+
+
+def _lines(f: InputFile, on_bytes: Callable[[int], None] | None, *, head: bool
+           ) -> Generator[tuple[int, bytes], None, None]:
     with ExitStack() as stack:
         try:
-            raw = stack.enter_context(open(f.path, "rb"))
+            source: io.RawIOBase = f.pipe.reader(head=head) if f.pipe is not None else _FileReader(f)
+            stack.callback(source.close)
+            # a small buffer: a plain file's 1 MiB reads go straight to the caller's chunk
+            raw = io.BufferedReader(source, 1 << 16)
             stream = _decompressing(raw, sniff_compression(raw.peek(8)[:8]))
             stack.callback(stream.close)
         except OSError as err:
@@ -186,7 +315,7 @@ def open_lines(
         yield from _split_lines(stream, raw, f, on_bytes)
 
 
-def _decompressing(raw: io.BufferedReader, compression: Compression) -> _Reader:
+def _decompressing(raw: io.BufferedReader[Any], compression: Compression) -> _Reader:
     # The stdlib readers handle multi-member gzip and concatenated bz2/xz streams (what `cat a.gz b.gz`
     # and pigz produce); _ZstdReader does the same for zstd frames.
     if compression == "gzip":
@@ -204,15 +333,18 @@ class _ZstdReader:
     """`read1` over concatenated zstd frames that, unlike `stream_reader`, notices a cut-off frame
     (`stream_reader` reports a clean EOF there, and `read_to_iter` stops after the first frame)."""
 
-    def __init__(self, raw: io.BufferedReader) -> None:
+    def __init__(self, raw: io.BufferedReader[Any]) -> None:
         self._raw = raw
         self._dctx = zstandard.ZstdDecompressor()
         self._frame: zstandard.ZstdDecompressionObj | None = None
         self._pending = b""  # compressed input not yet fed to a frame
         self._step = _ZSTD_MIN_STEP  # start small, grow while the output stays modest
+        self._cut = False  # the data ended inside a frame
 
     def read1(self, size: int = -1) -> bytes:
         """About CHUNK_BYTES of output (`size` is ignored); b"" only at the end of the file."""
+        if self._cut:
+            raise EOFError("zstd frame ended before its end mark")
         out: list[bytes] = []
         produced = 0
         while produced < CHUNK_BYTES:
@@ -220,7 +352,10 @@ class _ZstdReader:
                 self._pending = self._raw.read(_ZSTD_INPUT_BYTES)
                 if not self._pending:
                     if self._frame is not None and not self._frame.eof:
-                        raise EOFError("zstd frame ended before its end mark")
+                        # what this call decoded is handed over first; the next call reports the cut
+                        self._cut = True
+                        if not out:
+                            raise EOFError("zstd frame ended before its end mark")
                     break
             if self._frame is None or self._frame.eof:
                 self._frame = self._dctx.decompressobj()
@@ -242,7 +377,7 @@ class _ZstdReader:
 
 
 def _split_lines(
-    stream: _Reader, raw: io.BufferedReader, f: InputFile, on_bytes: Callable[[int], None] | None
+    stream: _Reader, raw: io.BufferedReader[Any], f: InputFile, on_bytes: Callable[[int], None] | None
 ) -> Generator[tuple[int, bytes], None, None]:
     lineno = 0
     pending: list[bytes] = []  # pieces of a line longer than one chunk
@@ -291,7 +426,7 @@ def head_lines(f: InputFile, n: int = 50) -> list[bytes]:
     lines: list[bytes] = []
     if n <= 0:
         return lines
-    gen = open_lines(f)
+    gen = _lines(f, None, head=True)
     try:
         for _, line in gen:
             lines.append(line)
