@@ -78,25 +78,57 @@ class Pipeline:
         self._assembler = EntryAssembler({
             NGINX_ERROR: _starts_after_prefix(error_grammar.is_entry_start),
             PHP_FPM_SLOWLOG: _starts_after_prefix(slowlog_grammar.is_entry_start),
-        })
+        }, self._detected)
+
+    def _detected(self, record: Record) -> Record | None:
+        """``record`` typed as the log its line is (per line: streams may mix logs), ``None`` if none is."""
+        found = self.parser.detect(record.text)
+        if found is None:
+            return None
+        log_type, access_format = found
+        return Record(record.text, record.source, log_type, record.host, access_format, record.line_count,
+                      record.origin)
 
     def feed(self, record: Record) -> list[Output]:
         """One physical line (or one whole entry) in; whatever it completed out."""
         self.counters.lines_in += record.line_count
         if self._blank(record):
             return []
-        if self._healthy_fast and record.log_type == NGINX_ACCESS:
+        if self._healthy_fast and record.log_type == NGINX_ACCESS and not self._assembler.is_open(
+                record.source.stream):
             got = self._healthy(self.join.stream_of(record.source), record.text, record.host, record.access_format,
                                 record.line_count)
             if got is not None:
                 return got
-        complete, orphans = self._assembler.feed(record)
         out: list[Output] = []
-        for orphan in orphans:
-            out.append(Output("dead_letter", self._orphan(orphan), orphan.source))
-        for entry in complete:
-            out.extend(self._one(entry))
+        for parsed in self._assemble(record):
+            out.extend(self._outputs(parsed))
+        self._hold_open(record)
         return out
+
+    def _outputs(self, parsed: Event | DeadLetter) -> list[Output]:
+        if isinstance(parsed, DeadLetter):
+            return [Output("dead_letter", parsed, parsed.source)]
+        return self.process_event(parsed)
+
+    def _assemble(self, record: Record) -> Iterator[Event | DeadLetter]:
+        """One line through the assembler: its orphans dead-lettered, the entries it completed parsed."""
+        complete, orphans = self._assembler.feed(record)
+        for orphan, reason in orphans:
+            yield self._orphan(orphan, reason)
+        for entry in complete:
+            yield from self._parse_typed(entry)
+
+    def _parse_typed(self, entry: Record) -> Iterator[Event | DeadLetter]:
+        """``parse_entry``; a one-line record its type refuses but another log's grammar recognises (the error
+        lines of an access-typed container stream) is that log's line, assembled as such."""
+        parsed = self.parser.parse(entry)
+        if isinstance(parsed, DeadLetter) and entry.line_count == 1 and entry.log_type not in MULTILINE_TYPES:
+            other = self._assembler.retyped(entry)
+            if other is not None:
+                yield from self._assemble(other)
+                return
+        yield self._count(parsed)
 
     def feed_lines(self, name: str, partition: int | None, log_type: str | None, access_format: str | None,
                    lines: Sequence[tuple[int, str, str | None]]) -> list[tuple[int, list[Output]]]:
@@ -113,7 +145,8 @@ class Pipeline:
         stream = SourceRef(name, 0, partition).stream
         counters = self.counters
         for i, (offset, text, host) in enumerate(lines):
-            got = healthy(stream, text, host, access_format, 1) if shortcut and text and not text.isspace() else None
+            got = (healthy(stream, text, host, access_format, 1)
+                   if shortcut and text and not text.isspace() and not self._assembler.is_open(stream) else None)
             if got is None:
                 got = self.feed(Record(text, SourceRef(name, offset, partition), log_type, host, access_format))
             else:
@@ -154,7 +187,7 @@ class Pipeline:
                     lines = block.split("\n")
                 for j in range(i, i + count):
                     record = Record(lines[j], SourceRef(name, offsets[j], partition), log_type, host, access_format)
-                    if ts is None:
+                    if ts is None or self._assembler.is_open(stream):
                         got = self.feed(record)
                     else:  # what feed does for it: not blank, not healthy, not multi-line
                         counters.lines_in += 1
@@ -162,6 +195,9 @@ class Pipeline:
                     if got:
                         out.append((j, got))
             else:
+                ended = [o for entry in self._assembler.end_stream(stream) for o in self._one(entry)]
+                if ended:  # an access line ends an error entry mixed into the stream
+                    out.append((i, ended))
                 counters.lines_in += count
                 self._count_healthy(count, count)
                 incidents = process_run(stream, cast(int, ts), NGINX_ACCESS, host or default_host, count)
@@ -195,14 +231,16 @@ class Pipeline:
         return out
 
     def _one(self, entry: Record) -> list[Output]:
-        parsed = self.parse_entry(entry)
-        if isinstance(parsed, DeadLetter):
-            return [Output("dead_letter", parsed, parsed.source)]
-        return self.process_event(parsed)
+        out: list[Output] = []
+        for parsed in self._parse_typed(entry):
+            out.extend(self._outputs(parsed))
+        return out
 
     def parse_entry(self, entry: Record) -> Event | DeadLetter:
         """Parse one assembled entry and count it (parsed or dead-lettered)."""
-        parsed = self.parser.parse(entry)
+        return self._count(self.parser.parse(entry))
+
+    def _count(self, parsed: Event | DeadLetter) -> Event | DeadLetter:
         if isinstance(parsed, DeadLetter):
             self.counters.lines_dead_lettered += parsed.line_count
             return parsed
@@ -217,16 +255,13 @@ class Pipeline:
             self.counters.lines_in += record.line_count
             if self._blank(record):
                 continue
-            if record.log_type is not None and record.log_type not in MULTILINE_TYPES:
-                yield self.parse_entry(record)  # single-line logs (most lines): no assembler round trip
+            if (record.log_type is not None and record.log_type not in MULTILINE_TYPES
+                    and not self._assembler.is_open(stream)):
+                yield from self._parse_typed(record)  # single-line logs (most lines): no assembler round trip
                 continue
-            complete, orphans = self._assembler.feed(record)
-            for orphan in orphans:
-                yield self._orphan(orphan)
-            for entry in complete:
-                yield self.parse_entry(entry)
+            yield from self._assemble(record)
         for entry in self._assembler.end_stream(stream):
-            yield self.parse_entry(entry)
+            yield from self._parse_typed(entry)
 
     def parse_block(self, name: str, log_type: str | None, access_format: str | None, host: str | None,
                     first_offset: int, block: str, n: int) -> Iterator[Event | DeadLetter | HealthyRun]:
@@ -252,8 +287,13 @@ class Pipeline:
                     counters.lines_in += 1
                     if ts is None and self._blank(record):
                         continue
-                    yield self.parse_entry(record)
+                    if self._assembler.is_open(name):
+                        yield from self._assemble(record)
+                    else:
+                        yield from self._parse_typed(record)
             else:
+                for entry in self._assembler.end_stream(name):  # an access line ends an error entry mixed in
+                    yield from self._parse_typed(entry)
                 counters.lines_in += count
                 self._count_healthy(count, count)
                 yield HealthyRun(cast(int, ts), run_host, count, first_offset + i)
@@ -301,9 +341,8 @@ class Pipeline:
         self.counters.blank_lines += record.line_count
         return True
 
-    def _orphan(self, orphan: Record) -> DeadLetter:
-        dl = DeadLetter(orphan.source, "continuation line with no entry before it", orphan.text, orphan.log_type,
-                        line_count=orphan.line_count)
+    def _orphan(self, orphan: Record, reason: str) -> DeadLetter:
+        dl = DeadLetter(orphan.source, reason, orphan.text, orphan.log_type, line_count=orphan.line_count)
         self.counters.lines_dead_lettered += dl.line_count
         return dl
 
@@ -315,9 +354,32 @@ class Pipeline:
         out.extend(_incident_outputs(self.join.close_input(stream)))
         return out
 
+    def _hold_open(self, record: Record) -> None:
+        """A line left its stream's entry open (until the next line, or the stream goes quiet): the stream is
+        not idle meanwhile, so windows wait for the entry (else the failure it explains closes as ``unknown``)."""
+        stream = self.join.stream_of(record.source)
+        if stream in self._assembler.held_offsets():
+            self.join.watermarks.touch(stream, record.log_type)
+
     def tick(self, now_ms: int) -> list[Output]:
-        """Wall-clock progress (services only): lets idle inputs stop holding windows open."""
-        return _incident_outputs(self.join.advance(now_ms))
+        """Wall-clock progress (services only): lets idle inputs stop holding windows open, and completes the
+        open multi-line entry of a stream gone idle (nothing more of it is coming now)."""
+        out = _incident_outputs(self.join.advance(now_ms))
+        held = self._assembler.held_offsets()
+        if held:
+            watermarks = self.join.watermarks
+            idle = set(watermarks.idle_streams()).intersection(held)
+            if idle:
+                last_record_now_ms = watermarks.last_record_now_ms
+                for stream in sorted(idle):
+                    clock = watermarks.streams.get(stream)
+                    seen_now_ms = clock.last_seen_now_ms if clock is not None else None
+                    for entry in self._assembler.end_stream(stream):
+                        out.extend(self._one(entry))
+                    watermarks.seen_at(stream, seen_now_ms)  # its lines came then: still quiet, still idle
+                watermarks.last_record_now_ms = last_record_now_ms
+                out.extend(_incident_outputs(self.join.advance(now_ms)))
+        return out
 
     def flush(self) -> list[Output]:
         """End of all input: complete open entries and close every window."""
