@@ -27,6 +27,7 @@ from processor.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM_SLOWLOG, Counter
 from processor.join import DiagnosisJoin, Incident, JoinSettings
 from processor.parse import FAILED, ParseSettings, RecordParser
 from processor.topology import Topology
+from processor.watermark import NO_WATERMARK
 
 OutputKind = Literal["incident", "event", "dead_letter"]
 
@@ -354,6 +355,14 @@ class Pipeline:
         out.extend(_incident_outputs(self.join.close_input(stream)))
         return out
 
+    def input_behind(self, stream: str, behind: bool) -> None:
+        """A driver's word on one input (named as ``SourceRef.stream``): records not read yet (``True``: it
+        holds the windows, never idle, however long the reading takes) or read to its end (``False``: idle once
+        quiet for ``idle_timeout``, at once if it never had a record). Drivers that say nothing: quiet is idle."""
+        watermarks = self.join.watermarks
+        watermarks.declare(stream, NO_WATERMARK)  # (a stream known already keeps its clock)
+        watermarks.set_behind(stream, behind)
+
     def _hold_open(self, record: Record) -> None:
         """A line left its stream's entry open (until the next line, or the stream goes quiet): the stream is
         not idle meanwhile, so windows wait for the entry (else the failure it explains closes as ``unknown``)."""
@@ -364,10 +373,11 @@ class Pipeline:
     def tick(self, now_ms: int) -> list[Output]:
         """Wall-clock progress (services only): lets idle inputs stop holding windows open, and completes the
         open multi-line entry of a stream gone idle (nothing more of it is coming now)."""
-        out = _incident_outputs(self.join.advance(now_ms))
+        out: list[Output] = []
         held = self._assembler.held_offsets()
-        if held:
+        if held:  # first the entries (the windows they explain must not close without them)
             watermarks = self.join.watermarks
+            watermarks.tick(now_ms)
             idle = set(watermarks.idle_streams()).intersection(held)
             if idle:
                 last_record_now_ms = watermarks.last_record_now_ms
@@ -378,7 +388,7 @@ class Pipeline:
                         out.extend(self._one(entry))
                     watermarks.seen_at(stream, seen_now_ms)  # its lines came then: still quiet, still idle
                 watermarks.last_record_now_ms = last_record_now_ms
-                out.extend(_incident_outputs(self.join.advance(now_ms)))
+        out.extend(_incident_outputs(self.join.advance(now_ms)))
         return out
 
     def flush(self) -> list[Output]:

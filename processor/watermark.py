@@ -32,6 +32,10 @@ class StreamClock:
     closed: bool = False
     log_type: str | None = None
     pending_jump: list[int] = field(default_factory=list)
+    # what the driver knows of the input behind the stream: True = records not read yet (never idle), False =
+    # read to its end (idle when quiet, at once if it never had a record), None = not told (quiet is enough)
+    behind: bool | None = None
+    touched: bool = False  # a record is held for it before the join (an open multi-line entry)
     # Watermarks' bookkeeping, not the stream's state: whether it has an entry in the heap of live clocks and
     # in the heap by last seen time, how it was found idle, and ``out`` = closed or quiet (observe revives it)
     in_live: bool = field(default=False, compare=False, repr=False)
@@ -46,7 +50,11 @@ class Watermarks:
 
     ``idle_timeout_ms``: a stream that has sent nothing for that long stops holding the watermark back —
     measured in processing time when the driver passes ``now_ms`` (the Kafka service), else in event time
-    against the most advanced stream (batch replay).
+    against the most advanced stream (batch replay). A driver that knows where each input ends says so
+    (``set_behind``): a stream with records not read yet is never idle (a catch-up slower than the timeout
+    closes no window early), one read to its end that never had a record is idle at once. When every open
+    stream is idle by processing time, the wall clock moves the watermark: the newest event time plus the time
+    since the last record, minus the lateness (so quiet inputs still close their windows).
     """
 
     allowed_lateness_ms: int
@@ -59,6 +67,7 @@ class Watermarks:
     # False when the driver merges its inputs in event time (batch replay) and reports each stream's
     # progress itself: then a stream whose clock lags (a host with a skewed clock) is not "idle"
     event_time_idle: bool = True
+    last_record_now_ms: int | None = None  # processing time of the newest record (observe, touch)
     # stream clocks looked at by current() and idle_streams(), all told (a cost measure for tests)
     examined: int = field(default=0, compare=False)
     _live: list[tuple[int, str]] = field(default_factory=list, compare=False, repr=False)  # (max_ts_ms, stream)
@@ -80,7 +89,7 @@ class Watermarks:
             self._add(stream, clock)
         elif clock.out:
             self._revive(stream, clock)
-        now_ms = clock.last_seen_now_ms = self.now_ms
+        now_ms = clock.last_seen_now_ms = self.last_record_now_ms = self.now_ms
         if now_ms is not None and ts_ms > now_ms + self.max_jump_ms:
             self.future_records += 1  # ahead of the wall clock: never advances the watermark
             return
@@ -108,6 +117,35 @@ class Watermarks:
             clock = self.streams[stream] = StreamClock(max_ts_ms=ts_ms, last_seen_now_ms=self.now_ms,
                                                        log_type=log_type)
             self._add(stream, clock)
+
+    def touch(self, stream: str, log_type: str | None = None) -> None:
+        """A record of the stream arrived that the join does not see yet (the first line of a multi-line entry):
+        the stream is not quiet, and holds the watermark at its clock until the entry comes."""
+        clock = self.streams.get(stream)
+        if clock is None:
+            clock = self.streams[stream] = StreamClock(last_seen_now_ms=self.now_ms, log_type=log_type)
+            self._add(stream, clock)
+        elif clock.out:
+            self._revive(stream, clock)
+        clock.last_seen_now_ms = self.last_record_now_ms = self.now_ms
+        if not clock.touched:
+            clock.touched = True
+            self._mode = None  # (whether it can be idle at once changed)
+
+    def seen_at(self, stream: str, seen_now_ms: int | None) -> None:
+        """The stream's last record was read at ``seen_now_ms`` (an entry completed later, when its stream went
+        quiet: its quiet time runs from its lines' arrival, not from its completion)."""
+        clock = self.streams.get(stream)
+        if clock is not None and self.now_ms is not None and clock.last_seen_now_ms != seen_now_ms:
+            clock.last_seen_now_ms = seen_now_ms
+            self._mode = None
+
+    def set_behind(self, stream: str, behind: bool) -> None:
+        """The driver's word on the stream's input: records not read yet (``True``) or read to its end."""
+        clock = self.streams.get(stream)
+        if clock is not None and clock.behind is not behind:
+            clock.behind = behind
+            self._mode = None  # the heaps' rules for it changed: rebuilt at the next look
 
     def advance(self, stream: str, ts_ms: int) -> None:
         """The stream has nothing before ``ts_ms`` (its next entry is there): move its clock, no event."""
@@ -148,7 +186,11 @@ class Watermarks:
     def is_idle(self, clock: StreamClock) -> bool:
         if clock.closed:
             return True
+        if clock.behind:
+            return False
         if self.now_ms is not None and clock.last_seen_now_ms is not None:
+            if _empty(clock):
+                return True
             return self.now_ms - clock.last_seen_now_ms > self.idle_timeout_ms
         if not self.event_time_idle:
             return False
@@ -173,8 +215,13 @@ class Watermarks:
         if least is not None:
             return least - self.allowed_lateness_ms
         if self._open:
-            # every stream idle: follow the most advanced one
-            return self.global_max_ts_ms - self.allowed_lateness_ms
+            # every stream idle: follow the most advanced one, and by processing time the wall clock since the
+            # last record (nothing is coming that a window could wait for)
+            since_ms = 0
+            if self.now_ms is not None and self.last_record_now_ms is not None \
+                    and self.global_max_ts_ms != NO_WATERMARK:
+                since_ms = max(0, self.now_ms - self.last_record_now_ms)
+            return self.global_max_ts_ms + since_ms - self.allowed_lateness_ms
         return NO_WATERMARK if not self.streams else 2**62
 
     # -- the heaps -------------------------------------------------------------------------------
@@ -195,7 +242,7 @@ class Watermarks:
                 clock = streams[stream]
                 self.examined += 1
                 last = clock.last_seen_now_ms
-                if clock.out:
+                if clock.out or clock.behind:  # (a behind stream is never quiet: set_behind rebuilds)
                     heapq.heappop(seen)
                     clock.in_seen = False
                 elif last is not None and last >= quiet_before:
@@ -222,7 +269,7 @@ class Watermarks:
             max_ts_ms = clock.max_ts_ms
             if max_ts_ms != value:
                 heapq.heapreplace(live, (max_ts_ms, stream))
-            elif lag_before is not None and max_ts_ms < lag_before:  # lagging: idle by event time until it moves
+            elif lag_before is not None and max_ts_ms < lag_before and not clock.behind:  # lagging: idle by event time until it moves
                 heapq.heappop(live)
                 clock.in_live = False
                 clock.parked = _LAGGING
@@ -241,6 +288,7 @@ class Watermarks:
         self._open = 0
         self._slow = self.idle_timeout_ms < 0  # (then a stream is quiet before it was last seen: walk)
         self._unseen = []
+        idle: set[str] = set()
         for stream, clock in self.streams.items():
             clock.parked, clock.out, clock.in_live, clock.in_seen = _LIVE, clock.closed, False, False
             if clock.last_seen_now_ms is None:
@@ -248,9 +296,15 @@ class Watermarks:
             if clock.closed:
                 continue
             self._open += 1
+            if by_time and _empty(clock) and clock.last_seen_now_ms is not None:  # read to its end, nothing in it
+                clock.parked, clock.out = _QUIET, True
+                idle.add(stream)
+                continue
             live.append((clock.max_ts_ms, stream))
             clock.in_live = True
-            if by_time:
+            if clock.behind and not by_time:
+                self._slow = True  # a behind stream at the heap's top would hide the lagging ones below it
+            if by_time and not clock.behind:
                 if clock.last_seen_now_ms is None:
                     self._slow = True  # the event-time rule for it beside the processing-time one: walk
                 else:  # a lower bound of the times it will be seen at
@@ -259,7 +313,7 @@ class Watermarks:
         heapq.heapify(live)
         heapq.heapify(seen)
         self._live, self._seen = live, seen
-        self._idle = set()
+        self._idle = idle
         self._idle_sorted = None
 
     def _add(self, stream: str, clock: StreamClock) -> None:
@@ -279,6 +333,8 @@ class Watermarks:
             clock.closed = False
             self._open += 1
         clock.out = False
+        if _empty(clock):
+            self._mode = None  # (still idle at once: the rebuild parks it again)
         self._unpark(stream, clock)
         if self.now_ms is not None and not clock.in_seen:
             heapq.heappush(self._seen, (self.now_ms, stream))
@@ -293,3 +349,8 @@ class Watermarks:
         if push and not clock.in_live:
             heapq.heappush(self._live, (clock.max_ts_ms, stream))
             clock.in_live = True
+
+
+def _empty(clock: StreamClock) -> bool:
+    """Read to its end by the driver's word, and never a record in it."""
+    return clock.behind is False and clock.max_ts_ms == NO_WATERMARK and not clock.touched

@@ -24,6 +24,8 @@ class _Clock:
     last_seen_now_ms: int | None = None
     closed: bool = False
     pending_jump: list[int] = field(default_factory=list)
+    behind: bool | None = None
+    touched: bool = False
 
 
 @dataclass
@@ -38,10 +40,11 @@ class Reference:
     now_ms: int | None = None
     future_records: int = 0
     event_time_idle: bool = True
+    last_record_now_ms: int | None = None
 
     def observe(self, stream: str, ts_ms: int) -> None:
         clock = self.streams.setdefault(stream, _Clock())
-        now_ms = clock.last_seen_now_ms = self.now_ms
+        now_ms = clock.last_seen_now_ms = self.last_record_now_ms = self.now_ms
         clock.closed = False
         if now_ms is not None and ts_ms > now_ms + self.max_jump_ms:
             self.future_records += 1
@@ -60,6 +63,20 @@ class Reference:
     def declare(self, stream: str, ts_ms: int) -> None:
         if stream not in self.streams:
             self.streams[stream] = _Clock(max_ts_ms=ts_ms, last_seen_now_ms=self.now_ms)
+
+    def touch(self, stream: str, _: int) -> None:
+        clock = self.streams.setdefault(stream, _Clock())
+        clock.closed = False
+        clock.last_seen_now_ms = self.last_record_now_ms = self.now_ms
+        clock.touched = True
+
+    def set_behind(self, stream: str, behind: int) -> None:
+        if stream in self.streams:
+            self.streams[stream].behind = bool(behind)
+
+    def seen_at(self, stream: str, seen_now_ms: int) -> None:
+        if stream in self.streams and self.now_ms is not None:
+            self.streams[stream].last_seen_now_ms = seen_now_ms
 
     def advance(self, stream: str, ts_ms: int) -> None:
         clock = self.streams.get(stream)
@@ -81,7 +98,11 @@ class Reference:
     def is_idle(self, clock: _Clock) -> bool:
         if clock.closed:
             return True
+        if clock.behind:
+            return False
         if self.now_ms is not None and clock.last_seen_now_ms is not None:
+            if clock.behind is False and clock.max_ts_ms == NO_WATERMARK and not clock.touched:
+                return True  # read to its end, never a record in it
             return self.now_ms - clock.last_seen_now_ms > self.idle_timeout_ms
         if not self.event_time_idle:
             return False
@@ -95,7 +116,11 @@ class Reference:
         if live:
             return min(live) - self.allowed_lateness_ms
         if any(not c.closed for c in self.streams.values()):
-            return self.global_max_ts_ms - self.allowed_lateness_ms
+            since = 0
+            if self.now_ms is not None and self.last_record_now_ms is not None \
+                    and self.global_max_ts_ms != NO_WATERMARK:
+                since = max(0, self.now_ms - self.last_record_now_ms)  # every input quiet: the wall clock moves it
+            return self.global_max_ts_ms + since - self.allowed_lateness_ms
         return NO_WATERMARK if not self.streams else 2**62
 
 
@@ -107,6 +132,9 @@ _STEPS = st.lists(st.one_of(
     st.tuples(st.just("declare"), _STREAMS, _TS),
     st.tuples(st.just("advance"), _STREAMS, _TS),
     st.tuples(st.just("close"), _STREAMS, st.just(0)),
+    st.tuples(st.just("touch"), _STREAMS, st.just(0)),  # an open multi-line entry (#18)
+    st.tuples(st.just("set_behind"), _STREAMS, st.integers(0, 1)),  # the driver: unread input, or at its end
+    st.tuples(st.just("seen_at"), _STREAMS, st.integers(0, 600)),
     st.tuples(st.just("tick"), st.just(""), st.integers(0, 600)),  # (the wall clock may go back, too)
     st.tuples(st.just("merged"), st.just(""), st.just(0)),  # replay: no idleness by event time from here on
     st.tuples(st.just("ask"), st.just(""), st.just(0)),  # a question between steps (the heaps settle)
@@ -121,8 +149,8 @@ def test_the_same_answers_as_walking_every_stream(steps: list[tuple[str, str, in
     fast = Watermarks(7, idle_timeout_ms, max_jump_ms)
     ref = Reference(7, idle_timeout_ms, max_jump_ms)
     for op, stream, value in steps:
-        if op in ("observe", "declare", "advance"):
-            getattr(fast, op)(stream, value)
+        if op in ("observe", "declare", "advance", "touch", "set_behind", "seen_at"):
+            getattr(fast, op)(stream, bool(value) if op == "set_behind" else value)
             getattr(ref, op)(stream, value)
         elif op == "close":
             fast.close(stream)
