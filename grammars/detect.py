@@ -26,7 +26,7 @@ SAMPLE_LINES: Final = 50
 
 _LEVELS: Final = "ALERT|ERROR|WARNING|NOTICE|DEBUG|SYSTEM"
 _SLOWLOG = re.compile(
-    r"\[\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d\]  \[pool |script_filename = |\[0x[0-9a-fA-F]+\] "
+    r"\[\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d(?:\.\d{6})?\]  \[pool |script_filename = |\[0x[0-9a-fA-F]+\] "
 )
 _FPM = re.compile(
     rf"(?:\[\d\d-[A-Z][a-z]{{2}}-\d{{4}} \d\d:\d\d:\d\d(?:\.\d+)?\] )?(?:(?:{_LEVELS}):|\[(?:{_LEVELS})\]) "

@@ -27,11 +27,11 @@ def _lit(text: str) -> pp.Suppress:
     return pp.Suppress(pp.Literal(text))
 
 
-# header ::= "[" DD "-" Mon "-" YYYY " " HH ":" MM ":" SS "]  [pool " name "] pid " N
-# [11-Jul-2022 05:34:02]  [pool www] pid 155
+# header ::= "[" DD "-" Mon "-" YYYY " " HH ":" MM ":" SS [ "." micros ] "]  [pool " name "] pid " N
+# [11-Jul-2022 05:34:02]  [pool www] pid 155     (log_level = debug: [24-Nov-2026 05:41:58.635957]  [pool docs] pid 15659)
 HEADER: Final = (
     _lit("[")
-    + values.typed("time", pp.Regex(r"\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d"), _fpm_time)
+    + values.typed("time", pp.Regex(r"\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d(?:\.\d{6})?"), _fpm_time)
     + _lit("]  [pool ")
     + pp.Regex(r"[^\]]+")("pool")
     + _lit("] pid ")
@@ -63,7 +63,7 @@ FRAME: Final = (
 _HEADER_FAST: Final = lowering.FastParser(HEADER)
 _SCRIPT_FAST: Final = lowering.FastParser(SCRIPT)
 _FRAME_FAST: Final = lowering.FastParser(FRAME)
-_ENTRY_START = re.compile(r"\[\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d\]  \[pool ")
+_ENTRY_START = re.compile(r"\[\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d(?:\.\d{6})?\]  \[pool ")
 
 
 def is_entry_start(line: str) -> bool:
