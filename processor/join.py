@@ -313,10 +313,11 @@ class DiagnosisJoin:
                 duplicates.append(q.event)
         cid = error.fields.get("cid") if error is not None else None
         waiting = host.errors.get(p.key) if error is not None else None
-        if waiting is not None and isinstance(cid, int):
+        if waiting is not None and isinstance(cid, int) and error is not None:
             for q in waiting.same_connection(cid):
-                self._take(host.errors, q)  # a second error line about the same connection
-                duplicates.append(q.event)
+                if self._same_request(host, error, q):
+                    self._take(host.errors, q)  # a second error line about the same request
+                    duplicates.append(q.event)
         anchor_ts = access.ts_ms if access is not None else p.event.ts_ms
         anchor = partner if partner is not None and access is partner.event else p  # its id is the incident's
         failure = Failure(p.event.host, anchor_ts, access, error)
@@ -336,6 +337,16 @@ class DiagnosisJoin:
         return [build_incident(failure, diagnosis, text, late=late, evicted=evicted,
                                missing_evidence=missing, idle_inputs=self.watermarks.idle_streams(),
                                duplicates=duplicates, anchor_id=anchor.item_id)]
+
+    def _same_request(self, host: HostState, error: Event, q: Pending) -> bool:
+        """Whether ``q``, an error line of the same connection and request line as ``error``, is about the same
+        request (the next upstream tried, `no live upstreams`): near in time, and no access line waits that
+        would be its own. A keep-alive connection carries many requests, and connection ids start again at 1
+        when NGINX restarts."""
+        if abs(q.event.ts_ms - error.ts_ms) > self.settings.release_ms:
+            return False
+        access = host.access.get(q.key)
+        return access is None or access.partner_for(q, self.settings.match_window_ms) is None
 
     def _emit_id(self, p: Pending) -> None:
         self._emitted[p.item_id] = p.event.ts_ms
