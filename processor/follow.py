@@ -16,6 +16,7 @@ import os
 import signal
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import BinaryIO
@@ -51,8 +52,10 @@ class Follower:
     """Polls paths, feeds new complete lines to the pipeline, hands outputs to ``emit``."""
 
     def __init__(self, pipeline: Pipeline, patterns: list[str], *, host: str | None, forced_type: str | None,
-                 format_by_base: dict[str, str], forced_format: str | None, state_file: str | None) -> None:
+                 format_by_base: dict[str, str], forced_format: str | None, state_file: str | None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.pipeline = pipeline
+        self.clock = clock  # seconds: the wall clock, or a test's
         self.patterns = patterns
         self.host = host
         self.forced_type = forced_type
@@ -96,7 +99,12 @@ class Follower:
         found: list[str] = []
         for pattern in patterns:
             matches = glob.glob(pattern) if any(c in pattern for c in "*?[") else [pattern]
-            found.extend(m for m in matches if os.path.isfile(m))
+            for m in matches:
+                if os.path.isdir(m):  # a directory: its live logs, now and as they appear (#18)
+                    found.extend(f for f in (os.path.join(m, n) for n in sorted(os.listdir(m)))
+                                 if os.path.isfile(f) and _live_log(f))
+                elif os.path.isfile(m):
+                    found.append(m)
         return sorted(set(found))
 
     def poll(self) -> list[Output]:
@@ -104,9 +112,15 @@ class Follower:
         for path in self._paths():
             if path not in self.files:
                 self.files[path] = self._open_new(path)
+        # a file with lines not read yet holds the windows while the others are read; read to its end, it is
+        # idle once quiet (the wall clock then closes the windows: quiet logs still give their incidents)
+        for t in self.files.values():
+            if _unread(t):
+                self.pipeline.input_behind(t.path, True)
         for t in self.files.values():
             out.extend(self._read(t))
-        out.extend(self.pipeline.tick(int(time.time() * 1000)))
+            self.pipeline.input_behind(t.path, False)
+        out.extend(self.pipeline.tick(int(self.clock() * 1000)))
         return out
 
     def _open_new(self, path: str) -> Tailed:
@@ -174,6 +188,21 @@ class Follower:
                                                      self.host, t.access_format)))
             while len(t.starts) > 100_000:
                 t.starts.popleft()
+
+
+def _live_log(path: str) -> bool:
+    """A file of a followed directory worth tailing: not a rotated copy (``x.log.1``) nor an archive."""
+    name = os.path.basename(path)
+    return base_name(path) == name and not name.endswith((".gz", ".bz2", ".xz", ".zst", ".tmp"))
+
+
+def _unread(t: Tailed) -> bool:
+    """Whether the file has bytes past where we are (or was replaced): lines not read yet."""
+    try:
+        st = os.stat(t.path)
+    except OSError:
+        return False
+    return t.fh is None or st.st_ino != t.inode or st.st_size != t.offset
 
 
 def follow_command(args: argparse.Namespace) -> int:

@@ -161,6 +161,8 @@ class Watermarks:
         if self.now_ms is not None and now_ms < self.now_ms:
             self._mode = None  # the wall clock went back: quiet streams may not be quiet any more
         self.now_ms = now_ms
+        if self.last_record_now_ms is None and self.streams:
+            self.last_record_now_ms = now_ms  # records came before the first tick: as if at it
         streams = self.streams
         for stream in self._unseen:
             clock = streams[stream]

@@ -86,6 +86,8 @@ class Reference:
 
     def tick(self, now_ms: int) -> None:
         self.now_ms = now_ms
+        if self.last_record_now_ms is None and self.streams:
+            self.last_record_now_ms = now_ms
         for clock in self.streams.values():
             if clock.last_seen_now_ms is None:
                 clock.last_seen_now_ms = now_ms
