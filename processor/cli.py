@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
+import re
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from processor import __version__
@@ -27,6 +30,49 @@ def _zone(name: str) -> ZoneInfo | None:
         raise argparse.ArgumentTypeError(f"unknown timezone {name!r} (use an IANA name like Europe/Paris)") from exc
 
 
+def _seconds(text: str) -> float:
+    """A duration option: a finite number of seconds, not negative (inf and nan would reach int() or sleep())."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from exc
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number of seconds, 0 or more")
+    return value
+
+
+def _poll_seconds(text: str) -> float:
+    value = _seconds(text)
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a poll interval above 0 and at most 3600 seconds")
+    return value
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
+    return value
+
+
+def _host_pattern(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a regular expression: {exc}") from exc
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option in one line, as every other user error is (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"badgateway: error: {self.prog}: {message} (see --help)\n")
+
+
 def add_input_options(p: argparse.ArgumentParser) -> None:
     """Options shared by replay, follow and filter: what the logs are and what the configs say."""
     p.add_argument("--type", choices=LOG_TYPES, help="log type of every input (default: detected per file)")
@@ -40,15 +86,16 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
                    help="IANA timezone of logs without an offset (NGINX error, PHP-FPM); default 'auto': the"
                         " UTC offset of the same host's access log when there is one, else UTC")
     p.add_argument("--host", help="host name for every input")
-    p.add_argument("--host-pattern", metavar="REGEX", help="take the host from each path (group 'host')")
-    p.add_argument("--allowed-lateness", type=float, default=5.0, metavar="SECONDS")
-    p.add_argument("--idle-timeout", type=float, default=30.0, metavar="SECONDS")
+    p.add_argument("--host-pattern", metavar="REGEX", type=_host_pattern,
+                   help="take the host from each path (group 'host')")
+    p.add_argument("--allowed-lateness", type=_seconds, default=5.0, metavar="SECONDS")
+    p.add_argument("--idle-timeout", type=_seconds, default=30.0, metavar="SECONDS")
     p.add_argument("--events", metavar="FILE", help="also write every parsed event (ECS JSON Lines)")
     p.add_argument("--dead-letter", metavar="FILE", help="write lines that did not parse (JSON Lines)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="badgateway", description="Explains every NGINX 502/504 in a PHP-FPM stack.")
+    parser = _Parser(prog="badgateway", description="Explains every NGINX 502/504 in a PHP-FPM stack.")
     parser.add_argument("--version", action="version", version=f"badgateway {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -57,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_input_options(rp)
     rp.add_argument("-o", "--output", default="-", metavar="FILE", help="incidents as JSON Lines (default stdout)")
     rp.add_argument("--report", metavar="FILE.html", help="a self-contained HTML report with a timeline")
-    rp.add_argument("--workers", type=int, default=1, metavar="N",
+    rp.add_argument("--workers", type=_workers, default=1, metavar="N",
                     help="N > 1: parse every input file in its own process, joining in this one")
     rp.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
     rp.add_argument("--quiet", "-q", action="store_true", help="no closing summary")
@@ -76,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     fo.add_argument("--kafka-topic", metavar="TOPIC", default="badgateway-incidents")
     fo.add_argument("--kafka-client", choices=("kafka-python", "confluent"), default="kafka-python",
                     help="the Kafka client library (confluent: pip install 'badgateway[confluent]')")
-    fo.add_argument("--poll-interval", type=float, default=0.25, metavar="SECONDS")
+    fo.add_argument("--poll-interval", type=_poll_seconds, default=0.25, metavar="SECONDS")
 
     fi = sub.add_parser("filter", help="records on stdin, incidents (and events) on stdout")
     add_input_options(fi)

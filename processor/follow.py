@@ -23,13 +23,14 @@ from typing import BinaryIO
 
 from processor.commands import build_pipeline
 from processor.events import Record, SourceRef
-from processor.errors import BadgatewayError
-from processor.io.sinks import JsonLinesSink, KafkaTopicSink, check_outputs
+from processor.errors import BadgatewayError, InputError
+from processor.io.sinks import JsonLinesSink, KafkaTopicSink, OutputError, check_outputs
 from processor.pipeline import Output, Pipeline
 from processor.replay import base_name
 
 _READ_BYTES = 1 << 20
 _STATE_EVERY_S = 2.0
+_STATE_MAX_BYTES = 64 << 20
 
 
 @dataclass
@@ -66,11 +67,33 @@ class Follower:
         self._saved = self._load_state()
 
     def _load_state(self) -> dict[str, dict[str, int]]:
+        """The saved offsets; an empty file is no state yet, anything not written by ``save_state`` is refused
+        (reading from a guessed offset would lose or repeat lines)."""
         if not self.state_file or not os.path.exists(self.state_file):
             return {}
-        with open(self.state_file, encoding="utf-8") as fh:
-            data = json.load(fh)
-        return {k: v for k, v in data.get("files", {}).items() if isinstance(v, dict)}
+        try:
+            with open(self.state_file, "rb") as fh:
+                text = fh.read(_STATE_MAX_BYTES + 1)
+        except OSError as err:
+            raise InputError(self.state_file, (err.strerror or str(err)).lower()) from err
+        if len(text) > _STATE_MAX_BYTES:
+            raise InputError(self.state_file, f"state file larger than {_STATE_MAX_BYTES >> 20} MiB")
+        if not text.strip():
+            return {}
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            line = getattr(exc, "lineno", None)
+            raise InputError(self.state_file, "not a follow state file (not JSON)", line) from None
+        files = data.get("files") if isinstance(data, dict) else None
+        if not isinstance(files, dict):
+            raise InputError(self.state_file, 'not a follow state file (expected {"files": {PATH: {…}}})')
+        for path, entry in files.items():
+            if not isinstance(entry, dict) or not all(
+                    type(entry.get(key, 0)) is int and entry.get(key, 0) >= 0 for key in ("inode", "offset", "line")):
+                raise InputError(self.state_file, f"the entry of {path!r}: inode, offset and line must be whole"
+                                 " numbers, 0 or more")
+        return files
 
     def save_state(self, *, at_end: bool) -> None:
         if not self.state_file:
@@ -86,9 +109,12 @@ class Follower:
                         break
             files[path] = {"inode": t.inode or 0, "offset": offset, "line": line_no}
         tmp = self.state_file + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"files": files}, fh)
-        os.replace(tmp, self.state_file)  # atomic: a crash leaves the old or the new state, never half
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump({"files": files}, fh)
+            os.replace(tmp, self.state_file)  # atomic: a crash leaves the old or the new state, never half
+        except OSError as err:
+            raise OutputError(self.state_file, f"cannot save the state: {(err.strerror or str(err)).lower()}") from err
 
     def _paths(self) -> list[str]:
         return self.matching(self.patterns)

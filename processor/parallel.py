@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from processor.causes import is_anchor
+from processor.errors import BadgatewayError
 from processor.events import (
     FAILURE_STATUSES, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, PHP_FPM_ACCESS, DeadLetter, Event, Record, SourceRef,
 )
@@ -145,7 +146,16 @@ def _wanted(ev: Event) -> bool:
 
 
 def _work(pipeline: Pipeline, plan: Plan, unit: Unit, conn: Connection) -> None:
-    """In the child: parse one unit, send batches of items, then the counters and the line count."""
+    """In the child: parse one unit, send batches of items, then the counters and the line count; a user
+    error (a truncated archive) goes to the parent as ``("error", message)``, to be reported in one line."""
+    try:
+        _parse_unit(pipeline, plan, unit, conn)
+    except BadgatewayError as exc:
+        conn.send(("error", str(exc)))
+        conn.close()
+
+
+def _parse_unit(pipeline: Pipeline, plan: Plan, unit: Unit, conn: Connection) -> None:
     read = [0]
     batch: list[Item] = []
     last = -(2**62)
@@ -234,7 +244,14 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: 
         result.ship(outputs, sink)
 
     def receive(j: int) -> None:
-        msg = conns[j].recv()
+        try:
+            msg = conns[j].recv()
+        except EOFError:
+            procs[j].join(5)
+            raise BadgatewayError(f"{plans[units[j].plan_index].file.display}: its parse worker stopped"
+                                  f" (exit code {procs[j].exitcode})") from None
+        if isinstance(msg, tuple) and msg[0] == "error":
+            raise BadgatewayError(msg[1])
         if isinstance(msg, tuple) and msg[0] == "done":
             _, lines, lines_in, parsed, dead, blank, by_type = msg
             c = pipeline.counters
@@ -268,10 +285,14 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: 
         return queues[i][0] if queues[i] else None
 
     heap: list[tuple[int, int]] = []
-    for i in range(len(units)):
-        first = head(i)
-        if first is not None:
-            heap.append((first[0], i))
+    try:
+        for i in range(len(units)):
+            first = head(i)
+            if first is not None:
+                heap.append((first[0], i))
+    except BaseException:
+        _kill(procs)  # a worker's error ends the run: the others need not finish
+        raise
     heapq.heapify(heap)
     # a file cut in ranges is one stream: it starts at its earliest range's first entry (declaring it at a
     # later range's made every failure of the earlier ranges late: #18)
@@ -312,6 +333,9 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: 
                 nxt_ts = nxt[0] if units_of[units[i].plan_index] == 1 else next_of_file(units[i].plan_index, i, nxt[0])
                 pipeline.stream_at(plan.file.display, nxt_ts)
                 heapq.heappush(heap, (nxt[0], i))
+    except BaseException:
+        _kill(procs)
+        raise
     finally:
         for proc in procs:
             proc.join(timeout=5)
@@ -321,3 +345,9 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: 
     stats.elapsed_s = time.perf_counter() - started
     stats.late = pipeline.counters.late_incidents
     return result
+
+
+def _kill(procs: list[Any]) -> None:
+    for proc in procs:
+        if proc.is_alive():
+            proc.kill()

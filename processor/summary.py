@@ -139,8 +139,13 @@ def printable(text: str, limit: int = 100) -> str:
 
 
 def format_ts(ts_ms: int) -> str:
-    """UTC, second precision: the resolution an operator scans a summary at."""
-    return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    """UTC, second precision: the resolution an operator scans a summary at. A time outside years 1–9999
+    (a log line from a broken or hostile clock) is shown as epoch seconds rather than failing the summary."""
+    try:
+        when = datetime.fromtimestamp(ts_ms // 1000, tz=timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError, OSError):
+        return f"{ts_ms // 1000} s after the epoch (outside years 1-9999)"
+    return when.isoformat(" ", "seconds") + "Z"  # four-digit years, unlike strftime's %Y before 1000
 
 
 def format_duration(seconds: float) -> str:
