@@ -7,6 +7,7 @@ the join gathered for it, and the ``Topology`` from the configs go in; a ``Diagn
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from typing import Final, NamedTuple
 
@@ -88,16 +89,36 @@ def upstream_of(failure: Failure) -> str | None:
     return None
 
 
+# The pool a distribution's package or image listens with, named by its socket or port: Debian/Ubuntu's
+# /run/php/php8.2-fpm.sock (php7.4-fpm.sock, php5-fpm.sock), RHEL's /run/php-fpm/www.sock (its name says it),
+# Alpine's 127.0.0.1:9000 and the official image's `listen = 9000`: all pool [www].
+_DISTRO_SOCKET: Final = re.compile(r"php(?:\d+(?:\.\d+)?)?-fpm")
+_DISTRO_PORT: Final = ":9000"
+DISTRO_POOL: Final = "www"
+
+
 @lru_cache(maxsize=1024)
-def socket_pool_guess(upstream: str | None) -> str | None:
-    """``unix:/run/php/mypool.sock`` → ``mypool`` (a guess, marked as such)."""
-    if not upstream or not is_unix(upstream):
+def pool_guess(upstream: str | None) -> tuple[str, str] | None:
+    """(pool, pool_source) guessed from the upstream alone: a distribution's default (``distro_default``:
+    ``unix:/run/php/php8.2-fpm.sock``, ``127.0.0.1:9000`` → ``www``), else the socket's name (``socket_name``:
+    ``unix:/run/php/mypool.sock`` → ``mypool``). Marked as guesses."""
+    if not upstream:
         return None
+    if not is_unix(upstream):
+        return (DISTRO_POOL, "distro_default") if upstream.endswith(_DISTRO_PORT) else None
     stem = os.path.basename(upstream[5:])
     for suffix in (".sock", ".socket"):
         if stem.endswith(suffix):
             stem = stem[: -len(suffix)]
-    return stem or None
+    if _DISTRO_SOCKET.fullmatch(stem):
+        return DISTRO_POOL, "distro_default"
+    return (stem, "socket_name") if stem else None
+
+
+def socket_pool_guess(upstream: str | None) -> str | None:
+    """The pool ``pool_guess`` names for ``upstream``, if any."""
+    guess = pool_guess(upstream)
+    return guess[0] if guess is not None else None
 
 
 def request_uri(failure: Failure) -> str | None:
@@ -155,9 +176,9 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
     def done(cause: str, default_status: int = 502) -> Diagnosis:
         nonlocal pool, pool_source
         if pool is None:
-            guess = socket_pool_guess(upstream)
+            guess = pool_guess(upstream)
             if guess is not None and cause not in ("socket_mismatch", "socket_missing"):
-                pool, pool_source = guess, "socket_name"
+                pool, pool_source = guess
         status, inferred = _status(failure, default_status)
         return Diagnosis(cause, status, inferred, pool, pool_source, upstream, used, pool_info, note)
 

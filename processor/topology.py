@@ -24,6 +24,18 @@ def address_key(address: str | None) -> str | None:
     return listen_address_key(address)
 
 
+_WILDCARD_HOSTS: frozenset[str] = frozenset({"0.0.0.0", "[::]", "::", "*"})
+
+
+def _wildcard_port(listen: str) -> str | None:
+    """The port of a ``listen`` on every address (``9001``, ``0.0.0.0:9001``, ``[::]:9001``), else None."""
+    addr = listen.strip()
+    if addr.isdigit():
+        return addr
+    host, sep, port = addr.rpartition(":")
+    return port if sep and port.isdigit() and host in _WILDCARD_HOSTS else None
+
+
 def is_unix(address_key_: str | None) -> bool:
     return bool(address_key_) and str(address_key_).startswith("unix:")
 
@@ -75,10 +87,15 @@ class Topology:
     # check-config's findings about each upstream (listen key → (cause label, "message — fix"))
     findings: dict[str, tuple[tuple[str | None, str], ...]] = field(default_factory=dict, compare=False)
     _by_key: dict[str, PoolInfo] = field(default_factory=dict, compare=False, repr=False)
+    # pools listening on every address (`listen = 0.0.0.0:9001`, `[::]:9001`, `9001`) by port; None: ambiguous
+    _by_port: dict[str, PoolInfo | None] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for pool in self.pools:
             self._by_key.setdefault(pool.listen_key, pool)
+            port = _wildcard_port(pool.listen)
+            if port is not None:
+                self._by_port[port] = pool if self._by_port.get(port, pool) is pool else None
 
     @property
     def known(self) -> bool:
@@ -86,8 +103,15 @@ class Topology:
         return bool(self.pools)
 
     def pool_at(self, address: str | None) -> PoolInfo | None:
+        """The pool listening at ``address``: its exact ``listen``, or the one pool listening on every address
+        at that port (NGINX connects to ``10.0.0.2:9001``, the pool says ``listen = 0.0.0.0:9001``)."""
         key = address_key(address)
-        return self._by_key.get(key) if key else None
+        if not key:
+            return None
+        pool = self._by_key.get(key)
+        if pool is None and self._by_port and not is_unix(key):
+            pool = self._by_port.get(key.rpartition(":")[2])
+        return pool
 
     def pool_named(self, name: str) -> PoolInfo | None:
         for pool in self.pools:

@@ -50,9 +50,10 @@ CASES: list[tuple[str, list[tuple[str, str]], str, int, str | None, str | None]]
     ("errno 2 without configs (whatwedo#38)",
      [(E, line("nginx-error/issue-whatwedo-docker-base-images-38.log", "(2: No such file"))],
      "socket_missing", 502, None, None),
+    # 127.0.0.1:9000 with no configs: the distributions' default pool (a guess, marked as such)
     ("recv() 104, no FPM log (cakephp#6748)",
      [(E, line("nginx-error/issue-cakephp-cakephp-6748.log", "recv() failed (104"))],
-     "upstream_reset", 502, None, None),
+     "upstream_reset", 502, "www", "distro_default"),
     ("recv() 104 + execution timed out (cakephp#6748 + zhuhangyu's FPM log)",
      [(E, line("nginx-error/issue-cakephp-cakephp-6748.log", "recv() failed (104")),
       ("php_fpm", fpm_at(line("php-fpm/blog-zhuhangyu-2015-08-29-fpm-error.log", "execution timed out"),
@@ -65,7 +66,7 @@ CASES: list[tuple[str, list[tuple[str, str]], str, int, str | None, str | None]]
      "child_crash", 502, "rank.mightful-noobs.de", "fpm_log"),
     ("too big header (idno#2742)",
      [(E, line("nginx-error/issue-idno-idno-2742.log", "too big header"))],
-     "too_big_header", 502, "php7.2-fpm", "socket_name"),
+     "too_big_header", 502, "www", "distro_default"),  # Ubuntu's php7.2-fpm.sock is pool [www]
     ("read timeout is NGINX's own (nextcloud_ynh#605)",
      [(E, line("nginx-error/issue-YunoHost-Apps-nextcloud_ynh-605.log", "while reading response header"))],
      "nginx_timeout", 504, "php8.1-fpm-nextcloud", "socket_name"),
