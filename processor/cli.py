@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_input_options(fi)
     fi.add_argument("--envelope", choices=("auto", "raw", "filebeat", "vector", "fluentbit"), default="auto")
     fi.add_argument("--emit", choices=("incidents", "events", "both"), default="incidents")
+    fi.add_argument("--wait-for", default="nginx_access,nginx_error,php_fpm", metavar="TYPES",
+                    help="log types whose first record every window waits for (or EOF), comma-separated")
 
     cc = sub.add_parser("check-config", help="find the 502s before they happen")
     try:

@@ -4,6 +4,11 @@ A drop-in for Logstash's ``pipe`` output/input or any Unix pipeline: raw lines o
 (Filebeat, Vector, Fluent Bit), the log type given (``--type``) or detected per record; continuation lines of a
 multi-line NGINX error entry follow the entry before them. Windows close on event time and, when stdin goes
 quiet, on wall-clock idleness; EOF closes them all.
+
+Each declared log type (``--wait-for``, by default the three logs) holds the windows until its first record
+comes: ``cat access.log error.log php-fpm.log | badgateway filter`` (one log after the other, not merged in
+time) then gives ``replay``'s answer, as long as the windows fit in ``max_state`` (past it the oldest close
+early, and a warning on stderr says how many).
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ from dataclasses import dataclass
 from typing import BinaryIO, Final
 
 from processor.commands import build_pipeline
-from processor.events import DeadLetter, NGINX_ERROR, PHP_FPM_SLOWLOG, Record, SourceRef
+from processor.events import DeadLetter, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, PHP_FPM_SLOWLOG, Record, SourceRef
 from processor.io.envelopes import Envelope
 from processor.io.files import MAX_LINE_BYTES
 from processor.io.sinks import JsonLinesSink, check_outputs
 from processor.pipeline import Output, Pipeline
 
 _TICK_S = 0.25
+WAIT_FOR = (NGINX_ACCESS, NGINX_ERROR, PHP_FPM)  # the log types a diagnosis joins
 # what a dead letter keeps of an over-long line (the envelope keeps as much of an oversized record)
 _HEAD_BYTES: Final = 2048
 
@@ -124,6 +130,14 @@ class Filter:
         self.host = host
         self.line_no = 0
         self._last: dict[str, tuple[str, str | None]] = {}
+        self._awaited: set[str] = set()
+
+    def wait_for(self, log_types: tuple[str, ...]) -> None:
+        """Hold the windows until a record of each of these types comes (or EOF): a stand-in stream per type,
+        never idle, closed by the type's first record."""
+        for log_type in log_types:
+            self._awaited.add(log_type)
+            self.pipeline.input_behind(_awaiting(log_type), True)
 
     def over_long(self, line: OverLong, max_line_bytes: int) -> list[Output]:
         """An over-long line: a dead letter with its length and first bytes (in = parsed + dead-lettered)."""
@@ -155,8 +169,16 @@ class Filter:
                 self._last[origin] = found
         # one stream per origin and type: each is ordered on its own, the join merges them in event time
         stream = f"{origin}#{log_type}" if log_type else origin
-        return self.pipeline.feed(Record(unwrapped.text, SourceRef(stream, self.line_no), log_type,
-                                         unwrapped.host or self.host, fmt, 1, unwrapped.extra.get("log_file")))
+        out = self.pipeline.feed(Record(unwrapped.text, SourceRef(stream, self.line_no), log_type,
+                                        unwrapped.host or self.host, fmt, 1, unwrapped.extra.get("log_file")))
+        if log_type in self._awaited:  # its own stream holds the windows from here on
+            self._awaited.discard(log_type)
+            out += self.pipeline.close_stream(_awaiting(log_type))
+        return out
+
+
+def _awaiting(log_type: str) -> str:
+    return f"#awaiting {log_type}"
 
 
 def _lines(stream: BinaryIO) -> tuple[list[bytes], bool]:
@@ -175,6 +197,8 @@ def filter_command(args: argparse.Namespace) -> int:
                   stdin_is_input=True)
     pipeline, know = build_pipeline(args, emit_events=args.emit in ("events", "both"))
     filt = Filter(pipeline, Envelope(kind=args.envelope), args.type, know.forced_format, args.host)
+    wait_for = tuple(t for t in (getattr(args, "wait_for", None) or ",".join(WAIT_FOR)).split(",") if t)
+    filt.wait_for((args.type,) if args.type else wait_for)
     out = JsonLinesSink("-", line_buffered=True)
     dead = JsonLinesSink(args.dead_letter, line_buffered=True) if args.dead_letter else None
     events_file = JsonLinesSink(args.events, line_buffered=True) if args.events else None
@@ -213,4 +237,8 @@ def filter_command(args: argparse.Namespace) -> int:
     c = pipeline.counters
     print(f"badgateway filter: lines in {c.lines_in} = parsed {c.lines_parsed} + dead-lettered "
           f"{c.lines_dead_lettered}; incidents {c.incidents}", file=sys.stderr)
+    if c.evicted:
+        print(f"badgateway filter: warning: {c.evicted} windows closed early (more than max_state "
+              f"{pipeline.settings.join.max_state} held): their incidents may lack evidence that came later; "
+              "merge the logs in time, or feed fewer at once", file=sys.stderr)
     return 0
