@@ -18,7 +18,7 @@ from processor.topology import PoolInfo, Topology, address_key, is_unix
 CAUSES: Final = (
     "fpm_down", "socket_mismatch", "socket_missing", "socket_permission", "tcp_refused",
     "pool_saturated", "fpm_timeout", "child_crash", "upstream_reset", "too_big_header",
-    "nginx_timeout", "no_live_upstreams", "unknown",
+    "nginx_timeout", "no_live_upstreams", "app_answered", "unknown",
 )
 
 # Error-log kinds that mean "this request got no valid response from the upstream".
@@ -46,6 +46,7 @@ class Failure(NamedTuple):
     ts_ms: int
     access: Event | None
     error: Event | None
+    error_log_seen: bool = False  # the host's NGINX error log is shipped (its silence says something)
 
 
 class FpmView(NamedTuple):
@@ -147,6 +148,22 @@ def uri_score(fpm_uri: object, uri: str | None) -> float:
     return 1
 
 
+def _answered_by_app(failure: Failure) -> bool:
+    """The application answered the 502/504 itself: its upstream's status is the response's, NGINX logged no
+    error while its error log is shipped, and nothing in the access line says NGINX made the answer up (no
+    response header or no byte received from the upstream)."""
+    if failure.access is None or not failure.error_log_seen:
+        return False
+    f = failure.access.fields
+    statuses = f.get("upstream_status")
+    if not isinstance(statuses, list) or not statuses or statuses[-1] != f.get("status"):
+        return False
+    header_times, received = f.get("upstream_header_time", [0.0]), f.get("upstream_bytes_received", [1])
+    if not isinstance(header_times, list) or not header_times or header_times[-1] is None:
+        return False  # NGINX never read a response header from it
+    return isinstance(received, list) and bool(received) and bool(received[-1])
+
+
 def _status(failure: Failure, cause_default: int) -> tuple[int, bool]:
     if failure.access is not None and isinstance(failure.access.fields.get("status"), int):
         return int(failure.access.fields["status"]), False
@@ -183,7 +200,7 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
         return Diagnosis(cause, status, inferred, pool, pool_source, upstream, used, pool_info, note)
 
     if err is None:
-        return done("unknown")
+        return done("app_answered" if _answered_by_app(failure) else "unknown")
     kind, errno, action = err.get("kind"), err.get("errno"), err.get("action")
 
     if kind == "connect_failed":

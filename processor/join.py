@@ -194,6 +194,10 @@ class DiagnosisJoin:
     def state_size(self) -> int:
         return len(self._heap) + self._evidence_count
 
+    def held_windows(self) -> tuple[int, int | None]:
+        """(failures waiting in open windows, the event time of the one due first): for metrics."""
+        return len(self._heap), (self._heap[0][1] if self._heap else None)
+
     def _hold(self, host: HostState, event: Event, is_access: bool, late: bool) -> None:
         item_id = event_id(event.host, event)
         if item_id in host.waiting_ids or item_id in self._emitted:
@@ -320,7 +324,7 @@ class DiagnosisJoin:
                     duplicates.append(q.event)
         anchor_ts = access.ts_ms if access is not None else p.event.ts_ms
         anchor = partner if partner is not None and access is partner.event else p  # its id is the incident's
-        failure = Failure(p.event.host, anchor_ts, access, error)
+        failure = Failure(p.event.host, anchor_ts, access, error, NGINX_ERROR in host.seen_types)
         diagnosis = classify(failure, self._fpm_view(host, failure), self.topology)
         for ev in diagnosis.fpm_evidence:
             if ev.fields.get("kind") in _EXPLAINING_KINDS:

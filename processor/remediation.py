@@ -95,4 +95,8 @@ def _remediation(d: Diagnosis, topology: Topology) -> str:
     if d.cause == "no_live_upstreams":
         return ("Every server of the upstream group is marked failed: see the earlier connect errors for why "
                 "(max_fails / fail_timeout).")
+    if d.cause == "app_answered":
+        return (f"The application answered {d.status} itself ({sock} returned it; NGINX logged no error): a "
+                "script or framework set the status (`http_response_code()`, an error page for a failed call to a "
+                "service it depends on). Look in the application's own log for this URI, not at PHP-FPM or NGINX.")
     return "No NGINX error-log entry explains this response: ship the NGINX error log for this host."

@@ -31,7 +31,7 @@ MAX_ROWS = 10_000  # beyond this the page gets too heavy to open; the chart stil
 
 _COLOURS = (
     "#c0392b", "#8e44ad", "#795548", "#d81b60", "#9e9d24", "#ff7f0e", "#1f77b4",
-    "#2c3e50", "#17becf", "#2ca02c", "#5dade2", "#7f8c8d", "#b0b7bd",
+    "#2c3e50", "#17becf", "#2ca02c", "#5dade2", "#7f8c8d", "#00897b", "#b0b7bd",
 )  # fmt: skip  (one per CAUSES entry, in order)
 _EXTRA_COLOURS = ("#a1887f", "#4db6ac", "#f06292", "#9575cd", "#aed581", "#ffb74d")
 _W, _H, _LEFT, _RIGHT, _TOP, _BOTTOM = 960, 300, 56, 16, 16, 48
