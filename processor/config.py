@@ -123,6 +123,7 @@ class DeliverySection:
 class MetricsSection:
     port: int = 9464  # 0 = no endpoint
     host: str = "127.0.0.1"
+    progress_interval_s: float = 30.0  # a `service.progress` log line this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,8 +368,9 @@ def _validate(c: ServiceConfig) -> None:
                           ("diagnosis.evidence_window_s", c.diagnosis.evidence_window_s),
                           ("delivery.commit_interval_s", c.delivery.commit_interval_s),
                           ("kafka.session_timeout_s", c.kafka.session_timeout_s),
-                          ("kafka.connect_backoff_max_s", c.kafka.connect_backoff_max_s)):
-        if number < 0 or (number == 0 and where.startswith(("delivery", "kafka"))):
+                          ("kafka.connect_backoff_max_s", c.kafka.connect_backoff_max_s),
+                          ("metrics.progress_interval_s", c.metrics.progress_interval_s)):
+        if number < 0 or (number == 0 and where.startswith(("delivery", "kafka", "metrics"))):
             raise UserConfigError(f"{where}: must be positive, got {number}")
     if c.diagnosis.max_state <= 0 or c.delivery.max_record_bytes <= 0:
         raise UserConfigError("diagnosis.max_state and delivery.max_record_bytes must be positive")

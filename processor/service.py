@@ -153,7 +153,7 @@ class Service:
     def _loop(self) -> None:
         assert self.consumer is not None
         interval = self.config.delivery.commit_interval_s
-        last_wall = last_tick = last_commit = time.monotonic()
+        last_wall = last_tick = last_commit = last_progress = time.monotonic()
         lagging = False
         outage_s = 0.5
         while not self._stopping:
@@ -185,9 +185,13 @@ class Service:
             if now - last_tick >= TICK_S:
                 last_tick = now
                 lagging = self._lagging()
+                self._report_positions()
                 self._emit(self.pipeline.tick(self._proc_ms))
                 self.metrics.sync(self.pipeline.counters, self.pipeline.join.state_size,
-                                  self.pipeline.join.watermarks.current())
+                                  self.pipeline.join.watermarks.current(), *self.pipeline.join.held_windows())
+                if now - last_progress >= self.config.metrics.progress_interval_s:
+                    last_progress = now
+                    self._progress()
             if now - last_commit >= interval:
                 last_commit = now
                 self._commit()
@@ -560,6 +564,33 @@ class Service:
         self.totals.lines_dead_lettered += c.lines_dead_lettered
         # records fed but still held when a pipeline is dropped are read again from the committed offset
         self.totals.replayed_after_rebuild += c.lines_in - c.lines_parsed - c.lines_dead_lettered
+
+    def _progress(self) -> None:
+        """The periodic ``service.progress`` line: how far the service got and what it holds."""
+        t = self.totals
+        held, _ = self.pipeline.join.held_windows()
+        self.log.info("service.progress", records_in=t.records_in, incidents=t.incidents,
+                      watermark_lag_s=round(self.metrics.lag_s, 3), windows_held=held,
+                      join_state=self.pipeline.join.state_size, commits=self.metrics.commit_count)
+
+    def _report_positions(self) -> None:
+        """Each assigned partition's stream: records not read yet (position below the end offset: it holds the
+        windows however long the catch-up takes) or at its end offset (idle once quiet; at once if it never had
+        a record), as Kafka Streams' ``max.task.idle.ms``. An end offset not known yet: quiet is idle."""
+        assert self.consumer is not None
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            processed, fetched = self.planner.next.get(tp), self.consumer.position(tp)
+            position = max(processed, fetched) if processed is not None and fetched is not None else processed
+            if high is None or position is None:
+                continue
+            behind = position < high
+            if self._internal is None:
+                self.pipeline.input_behind(stream_of(tp), behind)
+            elif tp.topic == self._internal and behind:
+                # (only "behind": at the internal topic's end, stage 1 may still be re-keying a backlog into it)
+                for topic in self.inputs:
+                    self.pipeline.input_behind(f"{self._substream(tp, topic)}[{tp.partition}]", behind)
 
     def _lagging(self) -> bool:
         """Some partition has records we could not fetch (broker lost): processing time must not run."""

@@ -88,6 +88,10 @@ class Consumer(Protocol):
         """The partition's end offset as of the last fetch (None before one)."""
         ...
 
+    def position(self, tp: TP) -> int | None:
+        """The offset of the next record the consumer will give (past transaction markers), None if unknown."""
+        ...
+
     def close(self) -> None:
         """Leave the group without committing."""
         ...

@@ -216,6 +216,13 @@ class ConfluentConsumer:
             return None
         return None if high is None or high < 0 else int(high)
 
+    def position(self, tp: TP) -> int | None:
+        try:
+            got = self.native.position([TopicPartition(tp.topic, tp.partition)])
+        except KafkaException:
+            return None
+        return int(got[0].offset) if got and got[0].offset >= 0 else None
+
     def close(self) -> None:
         with _errors():
             self.native.close()

@@ -149,6 +149,12 @@ class PythonConsumer:
     def highwater(self, tp: TP) -> int | None:
         return cast("int | None", self.native.highwater(TopicPartition(*tp)))
 
+    def position(self, tp: TP) -> int | None:
+        try:  # (known once assigned and positioned: no request)
+            return cast("int | None", self.native.position(TopicPartition(*tp)))
+        except Exception:  # noqa: BLE001 - not assigned any more, or being reset: unknown
+            return None
+
     def close(self) -> None:
         with _errors():
             self.native.close(autocommit=False)

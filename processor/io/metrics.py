@@ -27,6 +27,7 @@ class Metrics:
         self.incidents = Counter("badgateway_incidents", "incidents emitted", ["cause", "pool"], registry=r)
         self.late_records = Counter("badgateway_late_records", "records behind the watermark", registry=r)
         self.join_state = Gauge("badgateway_join_state_size", "failures and evidence held by the join", registry=r)
+        self.windows_held = Gauge("badgateway_windows_held", "failures waiting in open windows", registry=r)
         self.watermark_lag = Gauge("badgateway_watermark_lag_seconds",
                                    "wall clock minus the join's event-time watermark", registry=r)
         self.consumer_lag = Gauge("badgateway_consumer_lag", "records behind the partition's end",
@@ -41,6 +42,8 @@ class Metrics:
                            registry=r)
         commit_age.set_function(lambda: time.monotonic() - self._last_commit)
         self._seen: dict[str, int] = {}
+        self.commit_count = 0
+        self.lag_s = 0.0  # as last set: for the progress line
         self._incident_series: dict[tuple[str, str], Any] = {}
 
     def serve(self, host: str, port: int) -> None:
@@ -49,6 +52,7 @@ class Metrics:
 
     def committed(self) -> None:
         self.commits.inc()
+        self.commit_count += 1
         self._last_commit = time.monotonic()
 
     def incident(self, incident: dict[str, Any]) -> None:
@@ -59,8 +63,12 @@ class Metrics:
             child = self._incident_series[(cause, pool)] = self.incidents.labels(cause, pool)
         child.inc()
 
-    def sync(self, counters: Counters, state_size: int, watermark_ms: int | None) -> None:
-        """Add what the pipeline counted since the last call; set the gauges."""
+    def sync(self, counters: Counters, state_size: int, watermark_ms: int | None, windows_held: int = 0,
+             oldest_held_ms: int | None = None) -> None:
+        """Add what the pipeline counted since the last call; set the gauges.
+
+        The watermark lag is the wall clock minus the watermark; while windows are held and the watermark is not
+        a time yet (a partition not read holds it back), minus the oldest held window's time: never 0 then."""
         for name, metric in (("lines_parsed", self.lines_parsed), ("late_records", self.late_records)):
             value = getattr(counters, name)
             grown = value - self._seen.get(name, 0)
@@ -73,8 +81,18 @@ class Metrics:
             self.dead_lettered.labels("parse").inc(grown)
         self._seen["dead"] = value
         self.join_state.set(state_size)
+        self.windows_held.set(windows_held)
+        now_s = time.time()
         if watermark_ms is not None and abs(watermark_ms) < 2**61:
-            self.watermark_lag.set(time.time() - watermark_ms / 1000)
+            lag_s = now_s - watermark_ms / 1000
+        elif windows_held and oldest_held_ms is not None:
+            lag_s = now_s - oldest_held_ms / 1000
+        else:
+            lag_s = 0.0  # nothing held: nothing waits for the watermark
+        if windows_held and oldest_held_ms is not None:
+            lag_s = max(lag_s, now_s - oldest_held_ms / 1000, 0.001)
+        self.lag_s = lag_s
+        self.watermark_lag.set(lag_s)
 
     def partitions_revoked(self, partitions: list[tuple[str, int]]) -> None:
         """A partition that moved to another member is no longer ours to report."""
