@@ -16,7 +16,7 @@ from typing import Final, NamedTuple
 import pyparsing as pp
 
 from grammars.config_errors import ConfigError, Origin
-from grammars.nginx_include import read_config_text, resolve_pattern
+from grammars.nginx_include import ConfigBudget, read_config_text, resolve_pattern
 
 MAX_INCLUDE_DEPTH: Final = 32
 
@@ -86,6 +86,7 @@ class IniReader:
         self.prefix = prefix
         self.root = root
         self.files: list[str] = []
+        self.budget = ConfigBudget()
         self.section = "global"
         #: where each ``[section]`` header was first seen
         self.section_origins: dict[str, Origin] = {}
@@ -97,7 +98,7 @@ class IniReader:
             assert at is not None
             chain = [*stack[stack.index(real):], real] if real in stack else [real]
             raise ConfigError(at.file, at.line, "include cycle: " + " -> ".join(chain))
-        text = read_config_text(path, *((at.file, at.line) if at else ("", 0)))
+        text = read_config_text(path, *((at.file, at.line) if at else ("", 0)), self.budget)
         self.files.append(path)
         for lineno, line in enumerate(text.splitlines(), 1):
             kind, key, value = parse_ini_line(line, path, lineno)

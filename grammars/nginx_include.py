@@ -11,13 +11,38 @@ from __future__ import annotations
 import glob
 import os
 from dataclasses import replace
-from typing import Final
+from typing import Final, TextIO
 
 from grammars.config_errors import ConfigError
 from grammars.nginx_syntax import Directive, parse_nginx_text
 
 # nginx has no limit, but a config tree deeper than this is a cycle through symlinks or a mistake.
 MAX_INCLUDE_DEPTH: Final = 32
+# One config tree (a main file and what it includes), at most: `--nginx-conf /dev/zero` read until MemoryError,
+# and parsing costs ~0.1 ms a line (100k lines took over a minute). Real trees are far below both.
+MAX_CONFIG_BYTES: Final = 16 << 20
+MAX_CONFIG_LINES: Final = 50_000
+
+
+class ConfigBudget:
+    """What is left to read of one config tree, in bytes (characters) and lines."""
+
+    def __init__(self, max_bytes: int = MAX_CONFIG_BYTES, max_lines: int = MAX_CONFIG_LINES) -> None:
+        self.max_bytes, self.max_lines = max_bytes, max_lines
+        self.bytes, self.lines = max_bytes, max_lines
+
+    def read(self, fh: TextIO, path: str) -> str:
+        text = fh.read(self.bytes + 1)
+        if len(text) > self.bytes:
+            raise ConfigError(path, 0, f"config larger than {self.max_bytes >> 20} MiB with its includes:"
+                                       " not a config file? (badgateway reads no more)")
+        lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+        if lines > self.lines:
+            raise ConfigError(path, self.lines + 1, f"config longer than {self.max_lines:,} lines with its"
+                                                    " includes (badgateway reads no more)")
+        self.bytes -= len(text)
+        self.lines -= lines
+        return text
 
 
 def rebase(path: str, root: str | None) -> str:
@@ -27,11 +52,13 @@ def rebase(path: str, root: str | None) -> str:
     return os.path.join(root, path.lstrip("/"))
 
 
-def read_config_text(path: str, origin_file: str = "", origin_line: int = 0) -> str:
-    """A config file's text; unreadable files become a ConfigError at the line that named them."""
+def read_config_text(path: str, origin_file: str = "", origin_line: int = 0,
+                     budget: ConfigBudget | None = None) -> str:
+    """A config file's text; unreadable files become a ConfigError at the line that named them. ``budget`` is
+    the tree's (the caps hold for the main file and its includes together); without one, the file's own."""
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as fh:
-            return fh.read()
+            return (budget or ConfigBudget()).read(fh, path)
     except OSError as exc:
         where = (origin_file, origin_line) if origin_file else (path, 0)
         raise ConfigError(where[0], where[1], f'open() "{path}" failed ({exc.strerror or exc})') from None
@@ -64,6 +91,7 @@ class _Expander:
         self.conf_prefix = conf_prefix
         self.root = root
         self.files: list[str] = []
+        self.budget = ConfigBudget()
 
     def load(self, path: str, stack: tuple[str, ...], at: Directive | None) -> tuple[Directive, ...]:
         real = os.path.realpath(path)
@@ -71,7 +99,7 @@ class _Expander:
             assert at is not None  # the main file cannot be on the stack yet
             chain = " -> ".join([*stack[stack.index(real):], real] if real in stack else [real])
             raise ConfigError(at.origin.file, at.origin.line, f"include cycle: {chain}")
-        text = read_config_text(path, *((at.origin.file, at.origin.line) if at else ("", 0)))
+        text = read_config_text(path, *((at.origin.file, at.origin.line) if at else ("", 0)), self.budget)
         self.files.append(path)
         return self.expand(parse_nginx_text(text, path), (*stack, real))
 

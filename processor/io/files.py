@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import bz2
 import errno
+import fnmatch
+import functools
 import glob
 import gzip
 import io
@@ -239,10 +241,56 @@ def _expand(arg: str) -> list[str]:
         return out
     if os.path.lexists(arg) or not _GLOB_CHARS.search(arg):
         return [arg]  # _probe reports missing or broken paths with the name the user wrote
-    matches = sorted(m for m in glob.glob(arg, recursive=True) if not os.path.isdir(m))
+    matches = sorted(m for m in (_recursive_glob(arg) if "**" in arg else glob.glob(arg)) if not os.path.isdir(m))
     if not matches:
         raise InputError(arg, "no files match this pattern")
     return matches
+
+
+def _recursive_glob(pattern: str) -> list[str]:
+    """``glob(pattern, recursive=True)`` that enters each directory once: glob's ``**`` follows a symlink loop
+    until the path is too long (a loop of two links ran past 120 s and 495 MB)."""
+    parts = pattern.split(os.sep)
+    fixed = next(i for i, part in enumerate(parts) if _GLOB_CHARS.search(part))
+    top = os.sep.join(parts[:fixed]) or ("/" if pattern.startswith(os.sep) else ".")
+    wanted = tuple(parts[fixed:])
+    dot_dirs = any(part.startswith(".") for part in wanted)
+    seen: set[tuple[int, int]] = set()
+    found: list[str] = []
+    for root, dirs, names in os.walk(top, followlinks=True):
+        try:
+            st = os.stat(root)
+        except OSError:
+            dirs.clear()
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dirs.clear()  # reached again (a symlink loop or a second link): walked once already
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        if not dot_dirs:
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+        rel = os.path.relpath(root, top)
+        here = () if rel == "." else tuple(rel.split(os.sep))
+        for name in names:
+            if _glob_match(wanted, (*here, name)):
+                found.append(os.path.join(root, name) if parts[:fixed] else
+                             os.path.normpath(os.path.join(root, name)))
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _glob_match(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+    """Path components against glob components, ``**`` standing for any number of directories (as glob's
+    recursive mode: wildcards do not match a leading dot)."""
+    if not pattern:
+        return not parts
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        return any(_glob_match(rest, parts[k:]) for k in range(len(parts) + 1)
+                   if not any(p.startswith(".") for p in parts[:k]))
+    if not parts or (parts[0].startswith(".") and not head.startswith(".")):
+        return False
+    return fnmatch.fnmatchcase(parts[0], head) and _glob_match(rest, parts[1:])
 
 
 def _raise_walk_error(err: OSError) -> None:
