@@ -6,9 +6,11 @@ multi-line NGINX error entry follow the entry before them. Windows close on even
 quiet, on wall-clock idleness; EOF closes them all.
 
 Each declared log type (``--wait-for``, by default the three logs) holds the windows until its first record
-comes: ``cat access.log error.log php-fpm.log | badgateway filter`` (one log after the other, not merged in
-time) then gives ``replay``'s answer, as long as the windows fit in ``max_state`` (past it the oldest close
-early, and a warning on stderr says how many).
+comes. A backlog — records whose newest time is more than ``idle_timeout`` older than the wall clock, as
+``cat access.log error.log php-fpm*.log`` gives — holds every window until EOF (or until stdin is quiet for
+``idle_timeout``): one log after the other, not merged in time, then gives ``replay``'s answer, as long as the
+windows fit in ``max_state`` (past it the oldest close early, and a warning on stderr says how many). Live
+records (within ``idle_timeout`` of the wall clock) close their windows as their time passes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from processor.io.envelopes import Envelope
 from processor.io.files import MAX_LINE_BYTES
 from processor.io.sinks import JsonLinesSink, check_outputs
 from processor.pipeline import Output, Pipeline
+from processor.watermark import NO_WATERMARK
 
 _TICK_S = 0.25
 WAIT_FOR = (NGINX_ACCESS, NGINX_ERROR, PHP_FPM)  # the log types a diagnosis joins
@@ -131,6 +134,24 @@ class Filter:
         self.line_no = 0
         self._last: dict[str, tuple[str, str | None]] = {}
         self._awaited: set[str] = set()
+        self._backlog = False
+
+    def hold_backlog(self) -> None:
+        """Hold every window while the records are a backlog (their time well behind the wall clock)."""
+        self._backlog = True
+        self.pipeline.input_behind(_BACKLOG, True)
+
+    def backlog_check(self, now_ms: int, quiet_ms: int) -> list[Output]:
+        """The records caught up with the wall clock, or stdin was quiet for ``idle_timeout``: live from here on."""
+        if not self._backlog:
+            return []
+        join = self.pipeline.join
+        idle_ms = join.settings.idle_timeout_ms
+        newest_ms = join.watermarks.global_max_ts_ms
+        if quiet_ms < idle_ms and not (newest_ms != NO_WATERMARK and newest_ms >= now_ms - idle_ms):
+            return []
+        self._backlog = False
+        return self.pipeline.close_stream(_BACKLOG)
 
     def wait_for(self, log_types: tuple[str, ...]) -> None:
         """Hold the windows until a record of each of these types comes (or EOF): a stand-in stream per type,
@@ -181,6 +202,9 @@ def _awaiting(log_type: str) -> str:
     return f"#awaiting {log_type}"
 
 
+_BACKLOG = "#backlog"
+
+
 def _lines(stream: BinaryIO) -> tuple[list[bytes], bool]:
     """What stdin has now (without blocking past a tick), and whether it reached EOF."""
     ready, _, _ = select.select([stream], [], [], _TICK_S)
@@ -199,6 +223,7 @@ def filter_command(args: argparse.Namespace) -> int:
     filt = Filter(pipeline, Envelope(kind=args.envelope), args.type, know.forced_format, args.host)
     wait_for = tuple(t for t in (getattr(args, "wait_for", None) or ",".join(WAIT_FOR)).split(",") if t)
     filt.wait_for((args.type,) if args.type else wait_for)
+    filt.hold_backlog()
     out = JsonLinesSink("-", line_buffered=True)
     dead = JsonLinesSink(args.dead_letter, line_buffered=True) if args.dead_letter else None
     events_file = JsonLinesSink(args.events, line_buffered=True) if args.events else None
@@ -218,13 +243,18 @@ def filter_command(args: argparse.Namespace) -> int:
 
     stdin = sys.stdin.buffer
     buffer = LineBuffer()
+    last_data_ms = int(time.time() * 1000)
     try:
         while True:
             chunks, eof = _lines(stdin)
             for chunk in chunks:
                 for raw in buffer.feed(chunk):
                     line(raw)
-            ship(pipeline.tick(int(time.time() * 1000)))
+            now_ms = int(time.time() * 1000)
+            if chunks:
+                last_data_ms = now_ms
+            ship(filt.backlog_check(now_ms, now_ms - last_data_ms))
+            ship(pipeline.tick(now_ms))
             if eof:
                 break
         if (last := buffer.flush()) is not None:

@@ -151,6 +151,8 @@ class Watermarks:
         """The stream has nothing before ``ts_ms`` (its next entry is there): move its clock, no event."""
         clock = self.streams.get(stream)
         if clock is not None and ts_ms > clock.max_ts_ms:
+            if _empty(clock):
+                self._mode = None  # (idle at once no more: the rebuild looks at it again)
             clock.max_ts_ms = ts_ms
             if ts_ms > self.global_max_ts_ms:
                 self.global_max_ts_ms = ts_ms
