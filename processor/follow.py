@@ -1,10 +1,15 @@
 """``badgateway follow``: tail live log files like ``tail -F`` and report incidents as their windows close.
 
 Rotation by rename (the old file is read to its end, then the new one from its start), copytruncate (the
-file shrank: read again from 0), files that appear later (paths and globs are re-checked every poll), and a
+file shrank, or its first bytes changed because it was truncated and written again past where we were between
+two polls: read again from 0), files that appear later (paths and globs are re-checked every poll), and a
 small state file of byte offsets so a restart neither re-reads nor skips lines: on a clean stop every window is
 closed and the offsets of the end are saved; while running, saved offsets never pass a line still held in a
 window, so a crash re-reads (and re-emits, with the same ``event.id``) rather than loses.
+
+Work per poll is bounded: at most ``_READ_BYTES`` of each file (a burst is read over several polls, without
+sleeping between them), and a line longer than ``MAX_LINE_BYTES`` is dead-lettered with its length and first
+bytes, as ``replay`` and ``filter`` do.
 """
 
 from __future__ import annotations
@@ -22,13 +27,18 @@ from types import FrameType
 from typing import BinaryIO
 
 from processor.commands import build_pipeline
-from processor.events import Record, SourceRef
+from processor.events import DeadLetter, Record, SourceRef
 from processor.errors import BadgatewayError, InputError
 from processor.io.sinks import JsonLinesSink, KafkaTopicSink, OutputError, check_outputs
+from processor.filter import LineBuffer, OverLong
+from processor.io.files import MAX_LINE_BYTES
 from processor.pipeline import Output, Pipeline
 from processor.replay import base_name
 
-_READ_BYTES = 1 << 20
+_READ_BYTES = 1 << 20  # of each file per poll
+# the first bytes of a file, compared on every poll: the same inode and a size past our offset, but other first
+# bytes, is a file truncated and written again between two polls
+_FINGERPRINT_BYTES = 256
 _STATE_EVERY_S = 2.0
 _STATE_MAX_BYTES = 64 << 20
 
@@ -40,9 +50,11 @@ class Tailed:
     path: str
     fh: BinaryIO | None = None
     inode: int | None = None
-    offset: int = 0
+    offset: int = 0  # bytes read
     line_no: int = 0
-    partial: bytes = b""
+    line_start: int = 0  # where the line not yet complete starts (offset minus what the buffer holds)
+    buffer: LineBuffer = field(default_factory=LineBuffer)
+    fingerprint: bytes = b""
     log_type: str | None = None
     access_format: str | None = None
     # (line number, byte offset where that line starts), for lines that may still be held in a window
@@ -54,8 +66,10 @@ class Follower:
 
     def __init__(self, pipeline: Pipeline, patterns: list[str], *, host: str | None, forced_type: str | None,
                  format_by_base: dict[str, str], forced_format: str | None, state_file: str | None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, max_line_bytes: int = MAX_LINE_BYTES) -> None:
         self.pipeline = pipeline
+        self.max_line_bytes = max_line_bytes
+        self.behind = False  # the last poll stopped before the end of a file: poll again without sleeping
         self.clock = clock  # seconds: the wall clock, or a test's
         self.patterns = patterns
         self.host = host
@@ -101,7 +115,7 @@ class Follower:
         held = self.pipeline.held_offsets()
         files: dict[str, dict[str, int]] = {}
         for path, t in self.files.items():
-            offset, line_no = t.offset - len(t.partial), t.line_no
+            offset, line_no = t.line_start, t.line_no
             if not at_end and path in held:
                 for ln, start in t.starts:
                     if ln >= held[path]:
@@ -135,6 +149,7 @@ class Follower:
 
     def poll(self) -> list[Output]:
         out: list[Output] = []
+        self.behind = False
         for path in self._paths():
             if path not in self.files:
                 self.files[path] = self._open_new(path)
@@ -150,7 +165,7 @@ class Follower:
         return out
 
     def _open_new(self, path: str) -> Tailed:
-        t = Tailed(path)
+        t = Tailed(path, buffer=LineBuffer(self.max_line_bytes))
         saved = self._saved.get(path)
         try:
             st = os.stat(path)
@@ -159,7 +174,9 @@ class Follower:
         t.fh, t.inode = open(path, "rb"), st.st_ino
         if saved and saved.get("inode") == st.st_ino and saved.get("offset", 0) <= st.st_size:
             t.offset, t.line_no = int(saved["offset"]), int(saved.get("line", 0))
+            t.line_start = t.offset
             t.fh.seek(t.offset)
+            _remember_head(t)
         t.access_format = self.forced_format or self.format_by_base.get(base_name(path))
         t.log_type = self.forced_type
         return t
@@ -168,52 +185,100 @@ class Follower:
         out: list[Output] = []
         if t.fh is None:
             return out
-        out.extend(self._drain(t))
+        if _rewritten(t):
+            out.extend(self._restart(t))  # truncated, then written past our offset before this poll
+        lines, at_end = self._drain(t)
+        out.extend(lines)
+        if not at_end:
+            self.behind = True
+            return out  # the rest next poll; a rotation waits until the old file is read to its end
         try:
             st = os.stat(t.path)
         except OSError:
             return out  # renamed away and not yet recreated: keep the old handle
         if st.st_ino != t.inode:
             # rotated by rename: the old file is finished (we just read it to its end); start the new one
+            out.extend(self._finish_line(t))
             t.fh.close()
-            t.fh, t.inode, t.offset, t.partial = open(t.path, "rb"), st.st_ino, 0, b""
-            out.extend(self._drain(t))
+            t.fh, t.inode = open(t.path, "rb"), st.st_ino
+            out.extend(self._restart(t))
+            lines, at_end = self._drain(t)
+            out.extend(lines)
+            self.behind = self.behind or not at_end
         elif st.st_size < t.offset:
             # copytruncate: the file was emptied under us; what is there now is new
-            t.fh.seek(0)
-            t.offset, t.partial = 0, b""
-            out.extend(self._drain(t))
+            out.extend(self._restart(t))
+            lines, at_end = self._drain(t)
+            out.extend(lines)
+            self.behind = self.behind or not at_end
         return out
 
-    def _drain(self, t: Tailed) -> list[Output]:
+    def _restart(self, t: Tailed) -> list[Output]:
+        """Read ``t`` again from its start (what is there now is new); a line left unfinished is not lost."""
+        out = self._finish_line(t)
+        assert t.fh is not None
+        t.fh.seek(0)
+        t.offset = t.line_start = 0
+        t.fingerprint = b""
+        t.buffer = LineBuffer(self.max_line_bytes)
+        return out
+
+    def _finish_line(self, t: Tailed) -> list[Output]:
+        last = t.buffer.flush()
+        return [] if last is None else self._line(t, last)
+
+    def _drain(self, t: Tailed) -> tuple[list[Output], bool]:
+        """Up to ``_READ_BYTES`` of new lines; whether the end of the file was reached."""
         out: list[Output] = []
         if t.fh is None:
-            return out
-        while True:
-            chunk = t.fh.read(_READ_BYTES)
-            if not chunk:
-                return out
-            start = t.offset - len(t.partial)
-            t.offset += len(chunk)
-            data = t.partial + chunk
-            lines = data.split(b"\n")
-            t.partial = lines.pop()
-            for raw in lines:
-                t.line_no += 1
-                t.starts.append((t.line_no, start))
-                start += len(raw) + 1
-                if raw.endswith(b"\r"):
-                    raw = raw[:-1]
-                text = raw.decode("utf-8", "surrogateescape")
-                if t.log_type is None:
-                    found = self.pipeline.parser.detect(text)
-                    if found is not None:
-                        t.log_type, fmt = found
-                        t.access_format = t.access_format or fmt
-                out.extend(self.pipeline.feed(Record(text, SourceRef(t.path, t.line_no), t.log_type,
-                                                     self.host, t.access_format)))
-            while len(t.starts) > 100_000:
-                t.starts.popleft()
+            return out, True
+        chunk = t.fh.read(_READ_BYTES)
+        t.offset += len(chunk)
+        for raw in t.buffer.feed(chunk):
+            out.extend(self._line(t, raw))
+        while len(t.starts) > 100_000:
+            t.starts.popleft()
+        _remember_head(t)
+        return out, len(chunk) < _READ_BYTES
+
+    def _line(self, t: Tailed, raw: bytes | OverLong) -> list[Output]:
+        t.line_no += 1
+        start = t.line_start
+        t.line_start += (raw.length if isinstance(raw, OverLong) else len(raw)) + 1
+        t.starts.append((t.line_no, start))
+        source = SourceRef(t.path, t.line_no)
+        if isinstance(raw, OverLong):
+            # in = parsed + dead-lettered: a line past the cap is counted and dead-lettered, its head kept
+            self.pipeline.counters.lines_in += 1
+            self.pipeline.counters.lines_dead_lettered += 1
+            reason = f"line is {raw.length} bytes, longer than {self.max_line_bytes} bytes: not a text log?"
+            head = raw.head.decode("utf-8", "surrogateescape") + "…"
+            return [Output("dead_letter", DeadLetter(source, reason, head, t.log_type), source)]
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        text = raw.decode("utf-8", "surrogateescape")
+        if t.log_type is None:
+            found = self.pipeline.parser.detect(text)
+            if found is not None:
+                t.log_type, fmt = found
+                t.access_format = t.access_format or fmt
+        return self.pipeline.feed(Record(text, source, t.log_type, self.host, t.access_format))
+
+
+def _remember_head(t: Tailed) -> None:
+    """Keep the file's first bytes (up to ``_FINGERPRINT_BYTES`` of what was read) to recognise it later."""
+    if t.fh is not None and len(t.fingerprint) < _FINGERPRINT_BYTES and t.offset > len(t.fingerprint):
+        t.fingerprint = os.pread(t.fh.fileno(), min(_FINGERPRINT_BYTES, t.offset), 0)
+
+
+def _rewritten(t: Tailed) -> bool:
+    """Whether the file's first bytes are no longer those read: it was truncated and written again."""
+    if t.fh is None or not t.fingerprint:
+        return False
+    try:
+        return os.pread(t.fh.fileno(), len(t.fingerprint), 0) != t.fingerprint
+    except OSError:
+        return False
 
 
 def _live_log(path: str) -> bool:
@@ -270,7 +335,8 @@ def follow_command(args: argparse.Namespace) -> int:
                     incidents.flush()  # acknowledged before the offsets that produced them are saved
                 follower.save_state(at_end=False)
                 last_save = time.monotonic()
-            time.sleep(args.poll_interval)
+            if not follower.behind:  # a burst is read without sleeping, a bounded share per poll
+                time.sleep(args.poll_interval)
         ship(follower.poll())
         ship(pipeline.flush())
         for sink in (incidents, events, dead):
