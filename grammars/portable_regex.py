@@ -2,9 +2,11 @@
 
 CPython 3.11.0–3.11.4 (Debian 12 ships 3.11.2) mis-match a possessive quantifier on a group whose body can
 backtrack (python/cpython#106052): ``re.match(r"(?:a[^ ]*+b)*+ac", "ac")`` is ``None`` there, a match
-elsewhere. The fix in 3.11.5 compiles ``X*+`` as ``(?>X*)``, a greedy repeat inside an atomic group; 3.11.2
-matches that form correctly. ``portable`` rewrites a pattern that way, so every interpreter runs the same
-(linear) regex: the atomic group still never gives back what the repeat took.
+elsewhere. ``atomic_form`` writes ``X*+`` as ``(?>X*)``, a greedy repeat inside an atomic group, which 3.11.2
+matches correctly and which is as linear: the atomic group never gives back what the repeat took. It costs
+~15 % per match where possessive repeats work, so ``portable`` rewrites only on an interpreter that fails the
+probe below (or when ``BADGATEWAY_PORTABLE_REGEX=1`` asks for it: the tests run the rewritten grammars
+everywhere that way).
 
 A possessive quantifier on one character or class (``[^ ]*+``, ``\\d++``) is compiled differently
 (``POSSESSIVE_REPEAT_ONE``), was never affected, and is kept.
@@ -12,6 +14,7 @@ A possessive quantifier on one character or class (``[^ ]*+``, ``\\d++``) is com
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 from typing import Final
@@ -21,8 +24,19 @@ _OPENER: Final = re.compile(r"\((?:\?(?:P<\w+>|<[=!]|[=!:>]|[aiLmsux-]+:|P=\w+\)
 _QUANTIFIER: Final = re.compile(r"(?:[*+?]|\{\d*(?:,\d*)?\})\+")
 
 
-@lru_cache(maxsize=None)
+# python/cpython#106052's own example shape: None where possessive groups are broken
+AFFECTED: Final = (re.match(r"(?:a[^ ]*+b)*+ac", "ac") is None
+                   or os.environ.get("BADGATEWAY_PORTABLE_REGEX") == "1")
+
+
 def portable(pattern: str) -> str:
+    """``pattern`` as this interpreter matches it correctly: ``atomic_form(pattern)`` where possessive groups
+    are broken, else unchanged."""
+    return atomic_form(pattern) if AFFECTED else pattern
+
+
+@lru_cache(maxsize=None)
+def atomic_form(pattern: str) -> str:
     """``pattern`` with every possessive quantifier on a group written as a greedy one in an atomic group."""
     out: list[str] = []
     opened: list[int] = []  # index in ``out`` of each open group's opener
