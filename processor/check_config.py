@@ -20,6 +20,7 @@ from processor.config_checks import (
     SEVERITIES, Finding, Route, check_permissions, check_reachability, pool_keys, resolve_routes,
 )
 from processor.live_host import LiveHost, SystemHost
+from processor.summary import escape_controls
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 _BUILTIN_FORMATS = frozenset({"combined"})
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         nginx = load_nginx_conf(args.nginx_conf, root=getattr(args, "root", None))
         fpms = [load_fpm_conf(path, root=getattr(args, "root", None)) for path in args.fpm_conf]
     except ConfigError as exc:
-        print(f"badgateway check-config: {exc}", file=sys.stderr)
+        print(f"badgateway check-config: {escape_controls(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     findings = check(nginx, fpms, SystemHost() if args.live else None)
     out = sys.stdout
@@ -210,10 +211,11 @@ def render_text(findings: Iterable[Finding]) -> str:
     """One block per finding: severity and code, message, both sides' ``file:line``, the fix."""
     blocks = []
     for f in findings:
-        lines = [f"{f.severity}: {f.code}: {f.message}"]
-        lines += [f"  nginx:   {o}" for o in f.nginx_origins]
-        lines += [f"  php-fpm: {o}" for o in f.fpm_origins]
-        lines.append(f"  fix:     {f.fix}")
+        # names come from the configs (pools, log_formats, paths): no raw escape reaches the terminal
+        lines = [f"{f.severity}: {f.code}: {escape_controls(f.message)}"]
+        lines += [f"  nginx:   {escape_controls(str(o))}" for o in f.nginx_origins]
+        lines += [f"  php-fpm: {escape_controls(str(o))}" for o in f.fpm_origins]
+        lines.append(f"  fix:     {escape_controls(f.fix)}")
         blocks.append("\n".join(lines))
     counts = {s: sum(1 for f in findings if f.severity == s) for s in SEVERITIES} if blocks else {}
     summary = ", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items()) or "no findings"

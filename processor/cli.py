@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from processor import __version__
 from processor.errors import BadgatewayError
 from processor.events import LOG_TYPES
+from processor.summary import escape_controls
 
 EXIT_USAGE = 2
 
@@ -70,7 +71,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad option in one line, as every other user error is (no usage block)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"badgateway: error: {self.prog}: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, f"badgateway: error: {self.prog}: {escape_controls(message)} (see --help)\n")
 
 
 def add_input_options(p: argparse.ArgumentParser) -> None:
@@ -172,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from processor.commands import grammars_command
             return grammars_command(args)
     except BadgatewayError as exc:
-        print(f"badgateway: error: {exc}", file=sys.stderr)
+        print(f"badgateway: error: {escape_controls(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

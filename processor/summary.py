@@ -134,8 +134,14 @@ def uri_path(uri: str | None) -> str:
 
 def printable(text: str, limit: int = 100) -> str:
     """`text` safe for a terminal: control characters shown as `\\xNN`, cut to `limit` characters."""
-    safe = _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    safe = escape_controls(text)
     return safe if len(safe) <= limit else safe[: limit - 1] + "…"
+
+
+def escape_controls(text: str) -> str:
+    """Control characters (ESC, CR, newlines …) as `\\xNN`: a file or pool name cannot repaint a terminal or
+    split an error into several lines."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def format_ts(ts_ms: int) -> str:
