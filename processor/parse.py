@@ -120,10 +120,10 @@ class RecordParser:
     def format_named(self, name: str) -> access_grammar.AccessFormat | None:
         return self._formats.get(name)
 
-    def detect(self, text: str) -> tuple[str, str | None] | None:
-        """(log type, access format name) for one line, or None."""
+    def detect(self, text: str, quick: bool = False) -> tuple[str, str | None] | None:
+        """(log type, access format name) for one line, or None (``quick``: see ``detect_line``)."""
         _, rest = strip_prefix(text)
-        found = detect_line(rest, self._detect_formats)
+        found = detect_line(rest, self._detect_formats, quick)
         if found is None:
             for plugin in self._plugins.values():
                 if plugin.detect(rest):

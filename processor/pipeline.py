@@ -83,7 +83,7 @@ class Pipeline:
 
     def _detected(self, record: Record) -> Record | None:
         """``record`` typed as the log its line is (per line: streams may mix logs), ``None`` if none is."""
-        found = self.parser.detect(record.text)
+        found = self.parser.detect(record.text, quick=True)
         if found is None:
             return None
         log_type, access_format = found
