@@ -344,10 +344,14 @@ class DiagnosisJoin:
 
     def _same_request(self, host: HostState, error: Event, q: Pending) -> bool:
         """Whether ``q``, an error line of the same connection and request line as ``error``, is about the same
-        request (the next upstream tried, `no live upstreams`): near in time, and no access line waits that
+        request (the next upstream tried, `no live upstreams`): near in time, not the same failure at the same
+        upstream again (NGINX never tries one server twice for one request), and no access line waits that
         would be its own. A keep-alive connection carries many requests, and connection ids start again at 1
         when NGINX restarts."""
         if abs(q.event.ts_ms - error.ts_ms) > self.settings.release_ms:
+            return False
+        f, g = q.event.fields, error.fields
+        if f.get("kind") == g.get("kind") and f.get("upstream") == g.get("upstream"):
             return False
         access = host.access.get(q.key)
         return access is None or access.partner_for(q, self.settings.match_window_ms) is None

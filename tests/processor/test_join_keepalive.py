@@ -61,3 +61,10 @@ def test_error_lines_far_apart_are_never_merged_by_connection_id() -> None:
     out = _incidents([error(1.0, "/", *REFUSED, cid=1, target="127.0.0.1:9000"),
                       error(1.0 + 210 * day_s, "/", *REFUSED, cid=1, target="127.0.0.1:9000")])
     assert len(out) == 2
+
+
+def test_without_an_access_log_the_same_failure_again_is_another_request() -> None:
+    # only the error log: NGINX never tries one server twice for one request, so a second `connect() failed`
+    # to the same upstream on `*3` is the connection's next request
+    out = _incidents([error(1.0 + n / 2, "/", *REFUSED, cid=3, target="127.0.0.1:9000") for n in range(4)])
+    assert len(out) == 4

@@ -115,10 +115,11 @@ CASES: tuple[Case, ...] = (
          "https://github.com/opencart/opencart/issues/5029",
          "title 'Upstream Problem with Nginx+Fastcgi'; its conclusion not checked here",
          (("upstream_reset", WWW, D),)),
+    # `*1` twice, 2 s apart: the browser's next request on its keep-alive connection, a 502 of its own
     Case("issue-phalcon-cphalcon-15210",
          "https://github.com/phalcon/cphalcon/issues/15210",
          "resets with php7.4-fpm + Phalcon 4.1; closed as a duplicate (Phalcon crashes)",
-         (("upstream_reset", WWW, D),) * 2),
+         (("upstream_reset", WWW, D),) * 3),
     Case("issue-toteph42-identity_switch-34",
          "https://github.com/toteph42/identity_switch/issues/34",
          "resets on the plugin's refresh requests as clients grew",
