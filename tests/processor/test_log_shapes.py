@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,7 @@ from grammars import access
 from grammars.result import ParseError
 from processor.events import NGINX_ACCESS, DeadLetter, Event, Record, SourceRef
 from processor.parse import ParseSettings, RecordParser
+from tests.realworld.harness import replay
 
 # the usual JSON logging setup (escape=json writes nothing, not "-", for a variable without a value)
 JSON_FORMAT = ('{"time":"$time_iso8601","remote_addr":"$remote_addr","request":"$request","status": "$status",'
@@ -109,3 +111,12 @@ def test_bracketed_variables_end_at_their_bracket(rest: str, upstream: list[str]
     assert lowering.parse_with(compiled.grammar, None, line) == fields
     scanner = compiled.fast.scanner(("status", "time"))
     assert scanner is None or scanner(line + "\n" + line, 2) == [compiled.fast.probe(("status", "time"))(line)] * 2
+
+
+@pytest.mark.parametrize("name", ["issue-allinurl-goaccess-2338.json.log", "issue-allinurl-goaccess-359.json.log"])
+def test_a_json_access_log_without_its_format_is_recognised(tmp_path: Path, name: str) -> None:
+    # keys named like nginx variables (`@timestamp`, `status`, `request`/`uri`): no log_format needed
+
+    text = (Path(__file__).parents[1] / "corpus" / "nginx-access" / name).read_text()
+    _, dead = replay(tmp_path, {"access.log": text})
+    assert dead == []
