@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import tomllib
 import typing
@@ -92,6 +93,8 @@ class OutputsSection:
     incidents_topic: str = "badgateway-incidents"
     events_topic: str = ""
     dead_letter_topic: str = "badgateway-dead-letters"
+    # an output topic not on the broker at start: "create" it (partitions: the inputs' most), or "refuse" to start
+    missing_topics: str = "create"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,9 @@ class DeliverySection:
     # above its max.message.bytes (1 MB by default), and a refused output would be retried forever
     max_dead_letter_bytes: int = 900_000
     on_stop: str = "flush"
+    # after SIGTERM/SIGINT the process is gone within this, whatever the client is blocked in (offsets not
+    # committed by then are read again by the next member: at least once)
+    stop_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,6 +368,7 @@ def _validate(c: ServiceConfig) -> None:
                               "(use an IANA name like Europe/Paris)") from None
     _choice("diagnosis.escape", c.diagnosis.escape, ("default", "json", "none"))
     _choice("delivery.on_stop", c.delivery.on_stop, ON_STOP)
+    _choice("outputs.missing_topics", c.outputs.missing_topics, ("create", "refuse"))
     for where, number in (("diagnosis.allowed_lateness_s", c.diagnosis.allowed_lateness_s),
                           ("diagnosis.idle_timeout_s", c.diagnosis.idle_timeout_s),
                           ("diagnosis.match_window_s", c.diagnosis.match_window_s),
@@ -369,7 +376,10 @@ def _validate(c: ServiceConfig) -> None:
                           ("delivery.commit_interval_s", c.delivery.commit_interval_s),
                           ("kafka.session_timeout_s", c.kafka.session_timeout_s),
                           ("kafka.connect_backoff_max_s", c.kafka.connect_backoff_max_s),
-                          ("metrics.progress_interval_s", c.metrics.progress_interval_s)):
+                          ("metrics.progress_interval_s", c.metrics.progress_interval_s),
+                          ("delivery.stop_timeout_s", c.delivery.stop_timeout_s)):
+        if not math.isfinite(number):
+            raise UserConfigError(f"{where}: must be a finite number of seconds, got {number}")
         if number < 0 or (number == 0 and where.startswith(("delivery", "kafka", "metrics"))):
             raise UserConfigError(f"{where}: must be positive, got {number}")
     if c.diagnosis.max_state <= 0 or c.delivery.max_record_bytes <= 0:

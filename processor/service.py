@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,8 +25,8 @@ from processor.config import ServiceConfig, load_config, redacted
 from processor.configs import load_knowledge
 from processor.errors import KafkaError, UserConfigError
 from processor.events import DeadLetter, Record, SourceRef
-from processor.io.kafka import CommitPlanner, InputReader, Outbox, check_copartitioned, incident_sources, stream_of, \
-    with_backoff
+from processor.io.kafka import CommitPlanner, InputReader, Outbox, check_copartitioned, check_output_topics, \
+    incident_sources, stream_of, with_backoff
 from processor.io.kafka_client import TP, ClientError, Consumer, Msg, Producer, backend
 from processor.io.metrics import Metrics
 from processor.io.sinks import serialise
@@ -35,6 +37,7 @@ from processor.pipeline import Output, Pipeline, PipelineSettings
 from processor.watermark import NO_WATERMARK
 
 TICK_S = 0.25
+EXIT_STOP_TIMEOUT = 1  # the stop deadline passed (or a second signal came)
 
 
 @dataclass
@@ -90,8 +93,8 @@ class Service:
     # -- life cycle ---------------------------------------------------------------------------------------
     def run(self) -> int:
         cfg = self.config
+        self.metrics.serve(cfg.metrics.host, cfg.metrics.port)  # a busy port: one line, before anything starts
         self.log.info("service.starting", config=redacted(cfg))
-        self.metrics.serve(cfg.metrics.host, cfg.metrics.port)
         self.producer = self._make_producer(lambda: self._stopping)
         if self.producer is None:
             return 0
@@ -144,6 +147,9 @@ class Service:
                     check_copartitioned(counts, self.config.inputs)
                 else:
                     self.client.ensure_topic(self.config.kafka, self._internal, max(counts.values()))
+                created = check_output_topics(self.client, self.config, max(counts.values()))
+                if created:
+                    self.log.info("kafka.topics_created", topics=created)
                 return True
             self.log.warning("kafka.topics_missing", topics=missing, retry_in_s=delay)
             self._sleep(delay)
@@ -653,13 +659,35 @@ def pipeline_factory(config: ServiceConfig) -> tuple[Callable[[], Pipeline], str
     return (lambda: Pipeline(settings, topology)), knowledge.forced_format
 
 
+def _exit_after(seconds: float, log: Any) -> threading.Timer:
+    """The process is gone ``seconds`` after a stop signal, whatever the main thread is blocked in (a client
+    waiting for metadata or a broker does not look at the stop flag); what is not committed is read again."""
+
+    def expire() -> None:
+        log.error("service.stop_timeout", stop_timeout_s=seconds)
+        os._exit(EXIT_STOP_TIMEOUT)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def run_command(args: argparse.Namespace) -> int:
     """``badgateway run``: config → service → exit 0 on SIGTERM/SIGINT after everything is emitted."""
     configure()
     config = load_config(getattr(args, "config", None), getattr(args, "set", []) or [])
     service = Service(config)
-    signal.signal(signal.SIGTERM, service.stop)
-    signal.signal(signal.SIGINT, service.stop)
+    deadline: list[threading.Timer] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        service.stop()
+        if deadline:  # a second signal: the operator does not want to wait
+            os._exit(EXIT_STOP_TIMEOUT)
+        deadline.append(_exit_after(config.delivery.stop_timeout_s, service.log))
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
         return service.run()
     except ClientError as exc:

@@ -11,6 +11,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from processor.errors import UserConfigError
 from processor.events import Counters
 
 
@@ -47,8 +48,14 @@ class Metrics:
         self._incident_series: dict[tuple[str, str], Any] = {}
 
     def serve(self, host: str, port: int) -> None:
+        """Start the endpoint; a port that cannot be bound (in use, privileged) is a configuration error."""
         if port:
-            start_http_server(port, addr=host, registry=self.registry)
+            try:
+                start_http_server(port, addr=host, registry=self.registry)
+            except OSError as exc:
+                raise UserConfigError(f"metrics.port {port} on {host}: {(exc.strerror or str(exc)).lower()}"
+                                      " (another process has it? set metrics.port, 0 turns the endpoint off)"
+                                      ) from None
 
     def committed(self) -> None:
         self.commits.inc()
