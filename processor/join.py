@@ -185,9 +185,20 @@ class DiagnosisJoin:
         for entry in self._heap:
             if not entry[-1].consumed:
                 _min_into(held, entry[-1].event.source)
+        horizon = self._wm - self.settings.release_ms - self.settings.saturation_lookback_ms
         for host in self._hosts.values():
             for ev in host.evidence:
                 _min_into(held, ev.source)
+            for master in host.masters.values():
+                # lifecycle lines a window may still read (a restart re-reads them, so an incident's evidence does
+                # not depend on where the service restarted, #18); the state before the horizon only while a
+                # failure of the host is in flight (else the offset would stay at the master's start for ever)
+                timeline = master.timeline
+                first = bisect.bisect_left(timeline, horizon, key=lambda t: t[0])
+                if host.pending and first > 0:
+                    first -= 1
+                for _, _, _, line in timeline[first:]:
+                    _min_into(held, line.source)
         return held
 
     @property

@@ -355,10 +355,11 @@ class Pipeline:
         out.extend(_incident_outputs(self.join.close_input(stream)))
         return out
 
-    def input_behind(self, stream: str, behind: bool) -> None:
+    def input_behind(self, stream: str, behind: bool | None) -> None:
         """A driver's word on one input (named as ``SourceRef.stream``): records not read yet (``True``: it
         holds the windows, never idle, however long the reading takes) or read to its end (``False``: idle once
-        quiet for ``idle_timeout``, at once if it never had a record). Drivers that say nothing: quiet is idle."""
+        quiet for ``idle_timeout``, at once if it never had a record), or ``None``: nothing known, quiet is idle
+        (as for drivers that say nothing)."""
         watermarks = self.join.watermarks
         watermarks.declare(stream, NO_WATERMARK)  # (a stream known already keeps its clock)
         watermarks.set_behind(stream, behind)

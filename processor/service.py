@@ -34,7 +34,6 @@ from processor.join import JoinSettings
 from processor.logging import configure, get_logger
 from processor.parse import ParseSettings
 from processor.pipeline import Output, Pipeline, PipelineSettings
-from processor.watermark import NO_WATERMARK
 
 TICK_S = 0.25
 EXIT_STOP_TIMEOUT = 1  # the stop deadline passed (or a second signal came)
@@ -545,12 +544,12 @@ class Service:
             # A partition not read yet must hold the windows open too (until it proves idle): otherwise the
             # first fetch of one topic could close windows before the other topics' first records arrive.
             # (`Pipeline.declare_stream` wants a first event time, unknown here: hence the watermarks directly.)
-            watermarks = self.pipeline.join.watermarks
+            # Not fetched yet, so behind (never idle) until its position and end offset say otherwise (#18).
             if self._internal is None:
-                watermarks.declare(stream_of(tp), NO_WATERMARK)
+                self.pipeline.input_behind(stream_of(tp), True)
             elif tp.topic == self._internal:  # stage-1 partitions feed no join; stage 2 has one stream per input
                 for topic in self.inputs:
-                    watermarks.declare(f"{self._substream(tp, topic)}[{tp.partition}]", NO_WATERMARK)
+                    self.pipeline.input_behind(f"{self._substream(tp, topic)}[{tp.partition}]", True)
         # processing time must be known before the first record: without it the join judges idleness in event
         # time, and a partition with no record yet would count as idle
         self._emit(self.pipeline.tick(self._proc_ms))
@@ -582,21 +581,26 @@ class Service:
     def _report_positions(self) -> None:
         """Each assigned partition's stream: records not read yet (position below the end offset: it holds the
         windows however long the catch-up takes) or at its end offset (idle once quiet; at once if it never had
-        a record), as Kafka Streams' ``max.task.idle.ms``. An end offset not known yet: quiet is idle."""
+        a record), as Kafka Streams' ``max.task.idle.ms``. An end offset or a position not known yet (a partition
+        not fetched yet): behind."""
         assert self.consumer is not None
+        behind_of: dict[TP, bool] = {}
         for tp in self.consumer.assignment():
             high = self.consumer.highwater(tp)
             processed, fetched = self.planner.next.get(tp), self.consumer.position(tp)
             position = max(processed, fetched) if processed is not None and fetched is not None else processed
-            if high is None or position is None:
-                continue
-            behind = position < high
+            behind_of[tp] = high is None or position is None or position < high
+        # repartition: at the internal topic's end, stage 1 may still be re-keying a backlog of its inputs into it
+        rekeying = self._internal is not None and any(b for tp, b in behind_of.items() if tp.topic != self._internal)
+        for tp, behind in behind_of.items():
             if self._internal is None:
                 self.pipeline.input_behind(stream_of(tp), behind)
-            elif tp.topic == self._internal and behind:
-                # (only "behind": at the internal topic's end, stage 1 may still be re-keying a backlog into it)
+            elif tp.topic == self._internal:
+                # at its end, stage 1's records may still be on their way (produced, not yet readable): quiet
+                # decides, not the end offset
                 for topic in self.inputs:
-                    self.pipeline.input_behind(f"{self._substream(tp, topic)}[{tp.partition}]", behind)
+                    self.pipeline.input_behind(f"{self._substream(tp, topic)}[{tp.partition}]",
+                                               True if behind or rekeying else None)
 
     def _lagging(self) -> bool:
         """Some partition has records we could not fetch (broker lost): processing time must not run."""

@@ -140,8 +140,9 @@ class Watermarks:
             clock.last_seen_now_ms = seen_now_ms
             self._mode = None
 
-    def set_behind(self, stream: str, behind: bool) -> None:
-        """The driver's word on the stream's input: records not read yet (``True``) or read to its end."""
+    def set_behind(self, stream: str, behind: bool | None) -> None:
+        """The driver's word on the stream's input: records not read yet (``True``), read to its end (``False``),
+        or nothing known (``None``: quiet is idle)."""
         clock = self.streams.get(stream)
         if clock is not None and clock.behind is not behind:
             clock.behind = behind
