@@ -22,18 +22,20 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import tzinfo
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import BinaryIO
 
-from processor.commands import build_pipeline
+from processor.commands import build_pipeline, learn_host_timezones
+from processor.configs import Knowledge
 from processor.events import DeadLetter, Record, SourceRef
 from processor.errors import BadgatewayError, InputError
 from processor.io.sinks import JsonLinesSink, KafkaTopicSink, OutputError, check_outputs
 from processor.filter import LineBuffer, OverLong
 from processor.io.files import MAX_LINE_BYTES
 from processor.pipeline import Output, Pipeline
-from processor.replay import base_name
+from processor.replay import base_name, plan_inputs
 
 _READ_BYTES = 1 << 20  # of each file per poll
 # the first bytes of a file, compared on every poll: the same inode and a size past our offset, but other first
@@ -281,6 +283,20 @@ def _rewritten(t: Tailed) -> bool:
         return False
 
 
+def learned_zones(pipeline: Pipeline, paths: list[str], args: argparse.Namespace, know: Knowledge
+                  ) -> dict[str, tzinfo]:
+    """``--timezone auto``: the UTC offset each host's access log writes, as ``replay`` learns it (#18); a file
+    whose type cannot be told yet (empty, still being created) teaches nothing."""
+    plans = []
+    for path in paths:
+        try:
+            plans += plan_inputs(pipeline, [path], forced_type=args.type, format_by_path=know.format_by_path,
+                                 forced_format=know.forced_format, host=args.host)
+        except BadgatewayError:
+            continue
+    return learn_host_timezones(pipeline, plans)
+
+
 def _live_log(path: str) -> bool:
     """A file of a followed directory worth tailing: not a rotated copy (``x.log.1``) nor an archive."""
     name = os.path.basename(path)
@@ -301,6 +317,10 @@ def follow_command(args: argparse.Namespace) -> int:
                    "--dead-letter": args.dead_letter, "--state-file": args.state_file},
                   Follower.matching(list(args.paths)))
     pipeline, know = build_pipeline(args, emit_events=bool(args.events))
+    if args.timezone is None:  # auto, as replay: each host's offset from the access logs there now
+        zones = learned_zones(pipeline, Follower.matching(list(args.paths)), args, know)
+        if zones:
+            pipeline, _ = build_pipeline(args, emit_events=bool(args.events), knowledge=know, host_timezones=zones)
     follower = Follower(pipeline, list(args.paths), host=args.host, forced_type=args.type,
                         format_by_base={base_name(p): f for p, f in know.format_by_path.items()},
                         forced_format=know.forced_format, state_file=args.state_file)

@@ -22,7 +22,7 @@ import pytest
 
 from processor.cli import main
 from processor.commands import build_pipeline
-from processor.follow import Follower
+from processor.follow import Follower, learned_zones
 from processor.io.sinks import serialise
 from processor.replay import base_name
 from tests.drivers.lab_logs import CONF_ARGS, FILES, LAB, comparable, key, lab_copy
@@ -141,4 +141,26 @@ def test_follow_as_the_logs_grow_then_a_quiet_tail(lab: tuple[Path, str, list[di
         now[0] += 0.25
         got += [json.loads(serialise(o)) for o in f.poll() if o.kind == "incident"]
     assert [o for o in pipeline.flush() if o.kind == "incident"] == []  # nothing waited for the stop
+    same_answer(got, expected, late=False)
+
+
+def test_follow_learns_the_zone_as_replay_does(lab: tuple[Path, str, list[dict[str, Any]]]) -> None:
+    # --timezone auto (the default): the offset of the host's access log, learned from the files there at start
+    logs, _, expected = lab
+    args = argparse.Namespace(nginx_conf=str(LAB / "conf" / "nginx.conf"),
+                              fpm_conf=[str(LAB / "conf" / c) for c in ("php-fpm.conf", "php-fpm-legacy.conf",
+                                                                         "php-fpm-reports.conf")],
+                              log_format=None, escape=None, timezone=None, host=None, type=None,
+                              allowed_lateness=5.0, idle_timeout=30.0)
+    pipeline, know = build_pipeline(args, emit_events=False)
+    zones = learned_zones(pipeline, Follower.matching([str(logs)]), args, know)
+    pipeline, _ = build_pipeline(args, emit_events=False, knowledge=know, host_timezones=zones)
+    now = [1_900_000_000.0]
+    f = Follower(pipeline, [str(logs)], host=None, forced_type=None,
+                 format_by_base={base_name(p): fm for p, fm in know.format_by_path.items()},
+                 forced_format=know.forced_format, state_file=None, clock=lambda: now[0])
+    got: list[dict[str, Any]] = []
+    for _ in range(int(30 / 0.25) + 2):
+        now[0] += 0.25
+        got += [json.loads(serialise(o)) for o in f.poll() if o.kind == "incident"]
     same_answer(got, expected, late=False)
