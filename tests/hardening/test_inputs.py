@@ -142,3 +142,26 @@ def test_many_files_do_not_hold_a_descriptor_each(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     incidents = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(incidents) == 1100
+
+
+def test_an_unreadable_file_is_one_line_before_any_output(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads a file whatever its mode")
+    log = tmp_path / "access.log"
+    log.write_text(access_lines(10))
+    log.chmod(0)
+    out = tmp_path / "i.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "processor.cli", "replay", "-o", str(out), str(log)],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"badgateway: error: {log}: permission denied"
+    assert not out.exists()
+
+
+def test_a_directory_s_fifo_and_socket_are_not_inputs(tmp_path: Path) -> None:
+    # a FIFO inside a followed directory would block the replay forever: only named FIFOs are read
+    from processor.io.files import discover
+
+    (tmp_path / "access.log").write_text(access_lines(3))
+    os.mkfifo(tmp_path / "pipe")
+    assert [f.display for f in discover([str(tmp_path)])] == [str(tmp_path / "access.log")]
