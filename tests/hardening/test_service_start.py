@@ -167,3 +167,41 @@ def test_a_second_signal_exits_at_once(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=GUARD_S)
     assert proc.returncode in (0, 1)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_sigterm_while_a_send_waits_for_a_deleted_topic(kafka_broker: KafkaBroker, tmp_path: Path,
+                                                        client: str) -> None:
+    # the incidents topic vanishes after the start: the producer waits for its metadata (kafka-python ignored
+    # SIGTERM there and needed SIGKILL); the stop deadline ends the process anyway
+    from kafka import KafkaProducer
+
+    kafka_broker.start()
+    tag = uuid.uuid4().hex[:8]
+    inputs = kafka_broker.create_topic(f"stuck-in-{tag}")
+    incidents, dead = kafka_broker.create_topic(f"stuck-inc-{tag}"), kafka_broker.create_topic(f"stuck-dead-{tag}")
+    config = write_config(tmp_path, kafka_broker.bootstrap, client, inputs, incidents, dead,
+                          "\n[diagnosis]\nallowed_lateness_s = 0.0\nidle_timeout_s = 0.5\n"
+                          "\n[delivery]\ncommit_interval_s = 0.5\nstop_timeout_s = 2.0\n")
+    proc = start(config, "--set", "metrics.port=0")
+    try:
+        assert proc.stderr is not None
+        err = ""
+        deadline = time.monotonic() + GUARD_S
+        while '"service.started"' not in err:
+            assert proc.poll() is None and time.monotonic() < deadline, err
+            err += proc.stderr.readline()
+        kafka_broker.delete_topics([incidents])
+        p = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+        for i in range(3):
+            p.send(inputs, b'10.0.0.1 - - [24/Nov/2026:05:00:0%d +0000] "GET /x%d HTTP/1.1" 502 1 "-" "x"' % (i, i))
+        p.flush()
+        p.close()
+        time.sleep(5)  # the windows close and an incident goes to the deleted topic
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=GUARD_S)
+        assert proc.returncode in (0, 1)  # 1: the stop deadline ended it
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        kafka_broker.delete_topics([inputs, dead])
