@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Final, NamedTuple
 
 from processor.events import Event
-from processor.evidence import EvidenceIndex, search_keys
+from processor.evidence import EvidenceIndex, log_position, search_keys
 from processor.topology import PoolInfo, Topology, address_key, is_unix
 
 CAUSES: Final = (
@@ -269,8 +269,8 @@ def best_evidence(index: EvidenceIndex, uri: str | None, pool: str | None, t_ms:
     ``window_ms`` of the failure, not explaining another failure yet, never another request's line. Best: a
     URI that identifies the request (same query) first, then the closest second (FPM kills or loses the
     worker the moment NGINX sees the reset), then the URI fit, then a timeout before a crash, then the
-    closest millisecond. ``index`` answers "nearest in time" per list of equal URI fit, so the ranking looks
-    at a bounded number of lines however many the window holds.
+    closest millisecond, then the earlier line of its log. ``index`` answers "nearest in time" per list of
+    equal URI fit, so the ranking looks at a bounded number of lines however many the window holds.
     """
     pools = [pool] if pool is not None else index.pools()
     for keys in search_keys(uri):
@@ -282,8 +282,9 @@ def best_evidence(index: EvidenceIndex, uri: str | None, pool: str | None, t_ms:
                     if e is not None:
                         dt_ms = abs(e.ts_ms - t_ms)
                         score = uri_score(e.fields.get("uri"), uri)
-                        rank = (-(dt_ms // 1000), score, e.fields.get("kind") == "timed_out", -dt_ms, e.raw)
+                        # best first: closest second, URI fit, a timeout, closest ms, earliest in its log
+                        rank = (dt_ms // 1000, -score, e.fields.get("kind") != "timed_out", dt_ms, log_position(e))
                         ranked.append((rank, e))
         if ranked:
-            return max(ranked, key=lambda r: r[0])[1]
+            return min(ranked, key=lambda r: r[0])[1]
     return None

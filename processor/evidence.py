@@ -67,9 +67,20 @@ def grown(entries: SortedEntries) -> SortedEntries:
     return entries
 
 
-# A list entry: (event time, raw line, -arrival) sorts by time, then the ranking's last tie-break (the
-# greater raw line wins), then the earlier arrival; the event rides along and is never compared.
-_Entry = tuple[int, str, int, Event]
+Position = tuple[str, int, int]
+
+
+def log_position(event: Event) -> Position:
+    """Where a line sits in its log: (file or topic, partition, line or offset). Lines of one second are told
+    apart by it: NGINX and PHP-FPM write their lines about one second's requests in the order those happened,
+    and it is the same in every run, whatever order the streams arrive in."""
+    source = event.source
+    return source.name, -1 if source.partition is None else source.partition, source.offset
+
+
+# A list entry: (event time, log position, arrival) sorts by time, then the ranking's last tie-break (the
+# earlier line of its log wins); the event rides along and is never compared.
+_Entry = tuple[int, Position, int, Event]
 _Key = tuple[object, ...]
 
 
@@ -80,7 +91,7 @@ class Candidate:
 
     def __init__(self, event: Event, seq: int, timeout: bool) -> None:
         self.event = event
-        self.entry: _Entry = (event.ts_ms, event.raw, -seq, event)
+        self.entry: _Entry = (event.ts_ms, log_position(event), seq, event)
         self.at = (event.ts_ms, seq)  # its place in its child's lists: time, then arrival
         self.keys: list[_Key] = []
         self.timeout = timeout
@@ -301,8 +312,8 @@ class EvidenceIndex:
         return self._pools.keys()
 
     def nearest(self, key: _Key, t_ms: int, window_ms: int) -> Event | None:
-        """The list's entry nearest to ``t_ms`` within ``window_ms``; among equally near ones the greatest raw
-        line, then the earliest held (the tie-breaks of ``causes.best_evidence``)."""
+        """The list's entry nearest to ``t_ms`` within ``window_ms``; among equally near ones the earliest in
+        its log (the tie-break of ``causes.best_evidence``)."""
         lst = self._lists.get(key)
         if lst is None:
             return None
@@ -314,14 +325,13 @@ class EvidenceIndex:
             self.examined += 1
             best_dt = right[0] - t_ms
             if best_dt <= window_ms:
-                # the last entry at that time has the greatest raw line
-                j = lst.bisect_left((right[0] + 1,)) - 1
-                best = lst[j] if j != i else right
+                best = right  # the first entry of that time: the earliest in its log
         if i > 0:
-            left = lst[i - 1]  # the last entry before t_ms: the greatest raw line of its time
+            left_ts = lst[i - 1][0]  # the last time before t_ms, and the first entry of it
+            left = lst[lst.bisect_left((left_ts,))]
             self.examined += 1
-            dt = t_ms - left[0]
-            if dt <= window_ms and (best is None or dt < best_dt or (dt == best_dt and left[1] > best[1])):
+            dt = t_ms - left_ts
+            if dt <= window_ms and (best is None or dt < best_dt or (dt == best_dt and left[1] < best[1])):
                 best = left
         return best[3] if best is not None else None
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from processor.causes import Failure, FpmView, classify, is_anchor, socket_pool_guess, upstream_of
 from processor.events import FAILURE_STATUSES, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Counters, Event, SourceRef
+from processor.evidence import Position, log_position
 from processor.incident import build_incident, event_id
 from processor.remediation import remediation
 from processor.join_state import HostState, JoinSettings, Master, Pending, Waiting, connection_id, match_key
@@ -43,7 +44,9 @@ class DiagnosisJoin:
         self.counters = counters if counters is not None else Counters()
         self.watermarks = Watermarks(settings.allowed_lateness_ms, settings.idle_timeout_ms, settings.max_jump_ms)
         self._hosts: dict[str, HostState] = {}
-        self._heap: list[tuple[int, int, int, str, int, Pending]] = []
+        # (release, event time, access first, log position, arrival, pending): a second's failures close in the
+        # order their lines were written, so the first takes the first of that second's PHP-FPM lines
+        self._heap: list[tuple[int, int, int, Position, int, Pending]] = []
         self._seq = 0
         self._evidence_count = 0
         self._emitted: dict[str, int] = {}  # item id → event time, of the lines already in an incident
@@ -225,7 +228,8 @@ class DiagnosisJoin:
         host.pending += 1
         self._seq += 1
         release = event.ts_ms + self.settings.release_ms
-        heapq.heappush(self._heap, (release, event.ts_ms, 0 if is_access else 1, item_id, self._seq, pending))
+        heapq.heappush(self._heap, (release, event.ts_ms, 0 if is_access else 1, log_position(event), self._seq,
+                                    pending))
 
     def _fpm(self, host: HostState, event: Event) -> None:
         f = event.fields

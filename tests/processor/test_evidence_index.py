@@ -2,7 +2,7 @@
 
 The reference below is the ranking written as a plain scan, as the join did before the index: each candidate
 scored with ``uri_score``, ranked (same query, closest second, URI fit, timeout first, closest millisecond,
-greatest raw line). Hypothesis draws hosts' worth of timeouts, exits and failures, consumes the chosen lines
+earliest line of its log). Hypothesis draws hosts' worth of timeouts, exits and failures, consumes the chosen lines
 as the join does, and checks each answer, including ties and pools unknown to the configs.
 """
 
@@ -53,8 +53,9 @@ def _reference(held: list[Event], used: set[int], uri: str | None, pool: str | N
         if score == 0:
             continue
         dt = abs(e.ts_ms - t_ms)
-        ranked.append(((score >= 2, -(dt // 1000), score, e.fields["kind"] == "timed_out", -dt, e.raw), e))
-    return max(ranked, key=lambda r: r[0])[1] if ranked else None
+        # best: same query, closest second, URI fit, a timeout, closest ms, earliest in its log
+        ranked.append(((score < 2, dt // 1000, -score, e.fields["kind"] != "timed_out", dt, e.source.offset), e))
+    return min(ranked, key=lambda r: r[0])[1] if ranked else None
 
 
 lines = st.lists(st.tuples(st.sampled_from(["timed_out", "exited_signal", "exited_signal"]),

@@ -3,27 +3,20 @@
 The bundled lab recording has three workers of pool `crash` dying in one second (07:41:42: SIGSEGV, SIGKILL,
 SIGABRT), each request naming the signal it asked for (`sig=KILL`). Nothing in the logs ties an exit line to a
 request (no pid in NGINX's entry, no URI in PHP-FPM's exit line): only the order within the second does, the
-requests' error entries and the workers' exit lines being written in the same order. The join finalizes the
-failures of one second in the order of their ids (a hash), so the pairing is a coin toss.
-
-Still open: it needs the join (processor/join.py) to finalize a second's failures in log order, and the evidence
-index (processor/evidence.py, whose ``nearest`` breaks ties by the greatest raw line) and ``best_evidence`` to
-break theirs by log order. The exit line's own pid is logged in `child N started` before it, a link a later
-change can use too.
+requests' error entries and the workers' exit lines being written in the same order. The join used to finalize the
+failures of one second in the order of their ids (a hash), and the evidence index broke ties by the greatest raw
+line, so the pairing was a coin toss. Both now follow log order (`processor.evidence.log_position`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.realworld.harness import replay
 
 LAB = Path(__file__).parents[2] / "examples" / "lab"
 
 
-@pytest.mark.xfail(strict=True, reason="needs the join to finalize one second's failures in log order (see above)")
 def test_each_crash_quotes_its_own_signal(tmp_path: Path) -> None:
     logs = {name: (LAB / "logs" / name).read_text() for name in ("access.log", "error.log", "php-fpm.log")}
     conf = LAB / "conf"
