@@ -193,14 +193,11 @@ class DiagnosisJoin:
             for ev in host.evidence:
                 _min_into(held, ev.source)
             for master in host.masters.values():
-                # lifecycle lines a window may still read (a restart re-reads them, so an incident's evidence does
-                # not depend on where the service restarted, #18); the state before the horizon only while a
-                # failure of the host is in flight (else the offset would stay at the master's start for ever)
+                # lifecycle lines inside the horizon, which a window may still read: a restart re-reads them, so an
+                # incident's evidence does not depend on where the service restarted (#18). Not the state before the
+                # horizon: with failures always in flight that would keep the offset at the master's start for ever
                 timeline = master.timeline
-                first = bisect.bisect_left(timeline, horizon, key=lambda t: t[0])
-                if host.pending and first > 0:
-                    first -= 1
-                for _, _, _, line in timeline[first:]:
+                for _, _, _, line in timeline[bisect.bisect_left(timeline, horizon, key=lambda t: t[0]):]:
                     _min_into(held, line.source)
         return held
 
