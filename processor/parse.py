@@ -7,6 +7,7 @@ logs carry no offset: their source's timezone setting applies).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo, timezone
@@ -71,6 +72,18 @@ def _aware_ms(dt: datetime) -> int:
     return int(dt.timestamp() * 1000)
 
 
+# the event times an incident can carry (`@timestamp` is ISO 8601 with a 4-digit year): a local time at 9999's
+# last hours is year 10000 in UTC, one at year 1's first hours is year 0
+MIN_TS_MS: Final = int(datetime(1, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+MAX_TS_MS: Final = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc).timestamp() * 1000)
+OUT_OF_RANGE: Final = "entry's time is outside years 1-9999 in UTC"
+
+
+def in_range(ts_ms: int | None) -> int | None:
+    """``ts_ms`` when an incident can carry it, else None."""
+    return ts_ms if ts_ms is not None and MIN_TS_MS <= ts_ms <= MAX_TS_MS else None
+
+
 def event_ts_ms(fields: Fields, tz: tzinfo) -> int | None:
     """Epoch ms of the entry's own time; naive times are read in ``tz``."""
     value = fields.get("time")
@@ -79,7 +92,7 @@ def event_ts_ms(fields: Fields, tz: tzinfo) -> int | None:
             return _local_ms(value, tz)
         return _aware_ms(value)
     msec = fields.get("msec")
-    if isinstance(msec, (int, float)):
+    if isinstance(msec, (int, float)) and math.isfinite(msec):
         return int(msec * 1000)
     return None
 
@@ -115,7 +128,7 @@ class RecordParser:
         self._time_answers: dict[str, int | None] = {}
         self._scan_misses: dict[str | None, int] = {}  # blocks in a row where the scan answered for no line
         self._last_time: datetime | None = None  # consecutive lines share their second: its epoch ms, kept
-        self._last_time_ms = 0
+        self._last_time_ms: int | None = 0
 
     def format_named(self, name: str) -> access_grammar.AccessFormat | None:
         return self._formats.get(name)
@@ -159,8 +172,8 @@ class RecordParser:
         if value is self._last_time:
             return self._last_time_ms
         if value.tzinfo is None:  # the host's timezone applies: not kept
-            return self._local_access_ms(value, host)
-        ts_ms = self._last_time_ms = _aware_ms(value)
+            return in_range(self._local_access_ms(value, host))
+        ts_ms = self._last_time_ms = in_range(_aware_ms(value))
         self._last_time = value
         return ts_ms
 
@@ -239,9 +252,9 @@ class RecordParser:
         if not isinstance(value, datetime):
             answer = None
         elif value.tzinfo is None:
-            return self._local_access_ms(value, host)
+            return in_range(self._local_access_ms(value, host))
         else:
-            answer = _aware_ms(value)
+            answer = in_range(_aware_ms(value))
         _keep(self._time_answers, text, answer)
         return answer
 
@@ -324,6 +337,8 @@ class RecordParser:
         if ts_ms is None:
             return DeadLetter(record.source, "entry has no timestamp to place it in event time", record.text,
                               log_type, line_count=record.line_count)
+        if in_range(ts_ms) is None:
+            return DeadLetter(record.source, OUT_OF_RANGE, record.text, log_type, line_count=record.line_count)
         plugin = self._plugins.get(log_type) if self._plugins else None
         if plugin is not None:
             result.setdefault("grammar", plugin.name)
