@@ -31,7 +31,7 @@ from lab.procs import (NGINX, PHP_FPM, LabError, Processes, probe_backlog_capaci
                        wait_unix_socket)
 
 CAUSES = ("fpm_down", "socket_mismatch", "socket_permission", "tcp_refused", "pool_saturated", "fpm_timeout",
-          "child_crash", "too_big_header", "nginx_timeout", "no_live_upstreams", "unknown")
+          "child_crash", "too_big_header", "nginx_timeout", "no_live_upstreams", "app_answered")
 SERVERS = {"lab": "lab.test", "combined": "legacy.test"}
 
 
@@ -219,11 +219,12 @@ class Lab:
                 R("/big/bigheader.php", "/big/", 502, "too_big_header", scenario="big header"))
         self.healthy(2)
 
-        # -- the application itself answers 502/504: an access-log 502/504 with no error-log entry → `unknown`
-        self.go(R("/appstatus.php?code=502", php, 502, "unknown", scenario="PHP answers 502 itself (no nginx error)"))
+        # -- the application itself answers 502/504: an access-log 502/504 with no error-log entry → `app_answered`
+        self.go(R("/appstatus.php?code=502", php, 502, "app_answered",
+                  scenario="PHP answers 502 itself (no nginx error)"))
         self.healthy(1)
-        self.go(R("/api/appstatus.php?code=504", "/api/", 504, "unknown", scenario="PHP answers 504 itself"),
-                R("/appstatus.php?code=502&retry=1", php, 502, "unknown", scenario="PHP answers 502 itself"))
+        self.go(R("/api/appstatus.php?code=504", "/api/", 504, "app_answered", scenario="PHP answers 504 itself"),
+                R("/appstatus.php?code=502&retry=1", php, 502, "app_answered", scenario="PHP answers 502 itself"))
         self.healthy(1)
 
         # -- crashing workers: SIGSEGV, SIGKILL, SIGABRT ------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 CAUSES = ("fpm_down", "socket_mismatch", "socket_permission", "tcp_refused", "pool_saturated", "fpm_timeout",
-          "child_crash", "too_big_header", "nginx_timeout", "no_live_upstreams", "unknown")
+          "child_crash", "too_big_header", "nginx_timeout", "no_live_upstreams", "app_answered")
 
 ID_RE = re.compile(r"[?&]id=(lab-\d{4})(?=[&\s\"]|$)")
 ERROR_START = re.compile(r"^(\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) \[(\w+)\] (\d+)#(\d+): (?:\*(\d+) )?")
@@ -118,7 +118,7 @@ def _expected_nginx(r: dict[str, Any]) -> tuple[str, str]:
     if cause == "no_live_upstreams":
         return (r"no live upstreams while connecting to upstream.*upstream: \"fastcgi://billing_backend\"",
                 "no live upstreams")
-    if cause == "unknown":
+    if cause == "app_answered":
         return (r"(?!)", "no error-log entry at all")
     raise ValueError(cause)
 
@@ -198,19 +198,19 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
         acc = access[r["access_log"]].get(rid, [])
         ok = ok and len(acc) == 1 and acc[0]["status"] == r["expected_status"]
         fpm_ev: list[str] = []
-        if cause == "unknown":
+        if cause == "app_answered":
             # the application answered 502/504 itself: nginx must have logged nothing about this request
             hits = []
             ok = r["observed_status"] == r["expected_status"] and len(acc) == 1 and \
                 acc[0]["status"] == r["expected_status"] and not entries
             if entries:
-                problems.append(f"{rid} (unknown): nginx logged {[e.first_line[:160] for e in entries]}")
+                problems.append(f"{rid} (app_answered): nginx logged {[e.first_line[:160] for e in entries]}")
         elif not hits:
             problems.append(f"{rid} ({cause}): no error.log entry matching {desc}; got "
                             f"{[e.first_line[:200] for e in entries] or 'nothing'}")
         failure_entries = [e for e in entries if e.level in ("error", "crit", "alert", "emerg")
                            and FAILURE_RE.search(e.first_line)]
-        expected_n = 2 if r.get("scenario", "").startswith("both servers") else (0 if cause == "unknown" else 1)
+        expected_n = 2 if r.get("scenario", "").startswith("both servers") else (0 if cause == "app_answered" else 1)
         if len(failure_entries) != expected_n:
             problems.append(f"{rid} ({cause}): {len(failure_entries)} upstream failure entries, expected {expected_n}")
             ok = False
