@@ -25,10 +25,11 @@ from processor.events import (
 from processor.io.sinks import Sink
 from processor.io.files import CHUNK_BYTES, open_lines
 from processor.pipeline import HealthyRun, Output, Pipeline
-from processor.replay import Plan, ReplayResult, _records, block_lines, parse_blocks
+from processor.replay import Plan, ReplayResult, _records, block_lines, parse_blocks, replay
 from processor.summary import ReplayStats
 
 _BATCH = 2000
+MAX_UNITS = 64  # parse processes at most, whatever the number of files (see max_units)
 _SPLIT_BYTES = 8 << 20  # a plain single-line log bigger than this is parsed in byte-range chunks
 _SPLITTABLE = (NGINX_ACCESS, PHP_FPM_ACCESS)
 Item = tuple[int, Any]  # (merge key, Event | DeadLetter | ("progress", ts_ms))
@@ -213,14 +214,23 @@ def _parse_unit(pipeline: Pipeline, plan: Plan, unit: Unit, conn: Connection) ->
     conn.close()
 
 
+def max_units(workers: int) -> int:
+    """How many parse processes a replay with ``workers`` may start: one per file cannot hold for a directory
+    of thousands of rotated logs (a process, a pipe and an open file each, all at once)."""
+    return max(MAX_UNITS, 4 * workers)
+
+
 def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: int) -> ReplayResult:
-    """Like ``replay``, with parse processes: one per file, big plain access logs cut in ``workers`` ranges."""
+    """Like ``replay``, with parse processes: one per file, big plain access logs cut in ``workers`` ranges.
+    More units than ``max_units`` are parsed in this process (``replay``): the same answer, no process each."""
+    units = units_for(plans, workers)
+    if len(units) > max_units(workers):
+        return replay(pipeline, plans, sink)
     stats = ReplayStats()
     result = ReplayResult(stats)
     stats.bytes_read = sum(p.file.size_bytes for p in plans)
     started = time.perf_counter()
     ctx = mp.get_context("fork")
-    units = units_for(plans, workers)
     conns: list[Connection] = []
     procs = []
     for unit in units:
