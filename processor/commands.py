@@ -15,13 +15,13 @@ from grammars.plugins import discover as discover_plugins
 
 from processor.configs import Knowledge, load_knowledge
 from processor.events import NGINX_ACCESS, Event, Record, SourceRef
-from processor.io.files import discover, head_lines
+from processor.io.files import InputFile, discover, head_lines
 from processor.io.sinks import JsonLinesSink, OutputError, check_outputs
 from processor.join import JoinSettings
 from processor.parse import ParseSettings
 from processor.pipeline import Output, Pipeline, PipelineSettings
 from processor.replay import Plan
-from processor.summary import IncidentTally
+from processor.summary import IncidentTally, escape_controls
 
 
 def build_pipeline(args: argparse.Namespace, *, emit_events: bool, knowledge: Knowledge | None = None,
@@ -90,7 +90,8 @@ def replay_command(args: argparse.Namespace) -> int:
                    "--report": args.report}, [f.path for f in files])
     pipeline, knowledge = build_pipeline(args, emit_events=bool(args.events))
     plans = plan_inputs(pipeline, files, forced_type=args.type, format_by_path=knowledge.format_by_path,
-                        forced_format=knowledge.forced_format, host=args.host, host_pattern=args.host_pattern)
+                        forced_format=knowledge.forced_format, host=args.host, host_pattern=args.host_pattern,
+                        on_unknown=None if args.strict else _warn_unknown)
     if args.timezone is None:
         zones = learn_host_timezones(pipeline, plans)
         if zones:
@@ -139,6 +140,11 @@ def write_report(path: str, html: str) -> None:
                 pass
         reason = "no space left on device" if err.errno == errno.ENOSPC else (err.strerror or str(err)).lower()
         raise OutputError(path, f"{reason}; the report was not written") from err
+
+
+def _warn_unknown(f: InputFile, reason: str) -> None:
+    print(f"badgateway: warning: {escape_controls(f.display)}: {reason}: its lines are typed one by one, those no "
+          "grammar takes are dead-lettered (--strict stops instead)", file=sys.stderr)
 
 
 def learn_host_timezones(pipeline: Pipeline, plans: list[Plan]) -> dict[str, tzinfo]:

@@ -25,7 +25,7 @@ from processor.events import (
 from processor.io.sinks import Sink
 from processor.io.files import CHUNK_BYTES, open_lines
 from processor.pipeline import HealthyRun, Output, Pipeline
-from processor.replay import Plan, ReplayResult, _records, block_lines, parse_blocks, replay
+from processor.replay import UNKNOWN_TYPE, Plan, ReplayResult, _records, block_lines, parse_blocks, replay
 from processor.summary import ReplayStats
 
 _BATCH = 2000
@@ -288,7 +288,8 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: 
             p = units[i].plan_index
             plan = plans[p]
             lines = finished[i]
-            stats.add(plan.file.display, plan.log_type, parsed=lines - dead_lines[i], dead_lettered=dead_lines[i])
+            stats.add(plan.file.display, plan.log_type or UNKNOWN_TYPE, parsed=lines - dead_lines[i],
+                      dead_lettered=dead_lines[i])
             open_units[p] -= 1
             if open_units[p] == 0:
                 emit(pipeline.close_stream(plan.file.display))
@@ -336,7 +337,7 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: 
                 stats.see_ts(item.ts_ms)
                 emit(pipeline.process_event(item))
             else:  # ("progress", ts_ms): healthy lines parsed in the worker
-                emit(pipeline.join_progress(plan.file.display, item[1], plan.log_type, plan.host))
+                emit(pipeline.join_progress(plan.file.display, item[1], plan.log_type or UNKNOWN_TYPE, plan.host))
             nxt = head(i)
             if nxt is not None:
                 # it waits in the merge, not idle; a range ahead of its file's others does not move the file

@@ -23,6 +23,7 @@ from processor.pipeline import HealthyRun, Output, Pipeline
 from processor.progress import Progress
 from processor.summary import ReplayStats
 
+UNKNOWN_TYPE = "unknown"  # the summary's name for the lines of a file typed line by line
 _ROTATION = re.compile(r"(\.\d+)?(\.(gz|bz2|xz|zst))?$|-\d{8}(\.(gz|bz2|xz|zst))?$")
 # Lines per scanned block: a stream holds its current block while the merge serves the others, so the
 # blocks of all the streams together stay near _HELD_LINES (a few tens of MB), within these bounds.
@@ -36,7 +37,7 @@ class Plan:
     """One input file and what it holds."""
 
     file: InputFile
-    log_type: str
+    log_type: str | None  # None: typed line by line (a file whose type could not be told)
     access_format: str | None
     host: str
 
@@ -77,9 +78,13 @@ def plan_inputs(
     forced_format: str | None = None,
     host: str | None = None,
     host_pattern: str | None = None,
+    on_unknown: Callable[[InputFile, str], None] | None = None,
 ) -> list[Plan]:
     """Find the files (or take those already found) and decide each one's log type (detected unless forced)
-    and access format."""
+    and access format. A file whose type cannot be told (empty, or no line of its head matches a grammar)
+    raises ``InputError``; with ``on_unknown`` it is told so and planned with no type instead: each of its
+    lines is typed on its own, and those no grammar takes are dead-lettered (an empty rotated log, a stray
+    file in a log directory must not stop the replay of the rest)."""
     pattern = re.compile(host_pattern) if host_pattern else None
     by_base = {base_name(p): f for p, f in (format_by_path or {}).items()}
     plans: list[Plan] = []
@@ -89,7 +94,13 @@ def plan_inputs(
         fmt = forced_format or by_base.get(base_name(f.path))
         log_type = forced_type
         if log_type is None:
-            log_type, detected_fmt = _detect(pipeline, f, fmt)
+            try:
+                log_type, detected_fmt = _detect(pipeline, f, fmt)
+            except InputError as exc:
+                if on_unknown is None:
+                    raise
+                on_unknown(f, exc.reason)
+                detected_fmt = None
             fmt = fmt or detected_fmt
         file_host = host or ""
         if pattern is not None:
@@ -184,7 +195,8 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
             return key, item
         plan = plans[i]
         read = lines_read[i][0]
-        stats.add(plan.file.display, plan.log_type, parsed=read - dead_lines[i], dead_lettered=dead_lines[i])
+        stats.add(plan.file.display, plan.log_type or UNKNOWN_TYPE, parsed=read - dead_lines[i],
+                  dead_lettered=dead_lines[i])
         emit(pipeline.close_stream(plan.file.display))
         return None
 
