@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="N > 1: parse every input file in its own process, joining in this one")
     rp.add_argument("--strict", action="store_true",
                     help="stop (exit 2) at a file whose log type cannot be told (empty, or no line of its head "
-                         "matches a grammar) instead of warning and dead-lettering its unknown lines")
+                         "matches a grammar) instead of warning and dead-lettering its unknown lines (a replay of "
+                         "one file always stops)")
     rp.add_argument("--no-progress", action="store_true", help="no progress bar on a terminal")
     rp.add_argument("--quiet", "-q", action="store_true", help="no closing summary")
 

@@ -91,7 +91,7 @@ def replay_command(args: argparse.Namespace) -> int:
     pipeline, knowledge = build_pipeline(args, emit_events=bool(args.events))
     plans = plan_inputs(pipeline, files, forced_type=args.type, format_by_path=knowledge.format_by_path,
                         forced_format=knowledge.forced_format, host=args.host, host_pattern=args.host_pattern,
-                        on_unknown=None if args.strict else _warn_unknown)
+                        on_unknown=None if args.strict or len(files) < 2 else _warn_unknown)
     if args.timezone is None:
         zones = learn_host_timezones(pipeline, plans)
         if zones:
