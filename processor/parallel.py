@@ -60,13 +60,8 @@ def _range_records(plan: Plan, unit: Unit, read: list[int]) -> Iterator[Record]:
     """Lines starting in [start, end) of a plain file, numbered as in the whole file."""
     assert unit.end is not None
     name = plan.file.display
+    start, line_no = _range_start(plan, unit)
     with open(plan.file.path, "rb") as fh:
-        start = unit.start
-        if start > 0:
-            fh.seek(start - 1)
-            if fh.read(1) != b"\n":
-                start += len(fh.readline())  # that line belongs to the previous range
-        line_no = _count_newlines(plan.file.path, start)
         fh.seek(start)
         pos = start
         while pos < unit.end:

@@ -82,14 +82,20 @@ class Watermarks:
     def __post_init__(self) -> None:
         self._rebuild()
 
-    def observe(self, stream: str, ts_ms: int, log_type: str | None = None) -> None:
+    def _arrived(self, stream: str, log_type: str | None) -> StreamClock:
+        """A record of ``stream`` arrived: its clock (new, or back from closed or quiet), seen now."""
         clock = self.streams.get(stream)
         if clock is None:
             clock = self.streams[stream] = StreamClock(last_seen_now_ms=self.now_ms, log_type=log_type)
             self._add(stream, clock)
         elif clock.out:
             self._revive(stream, clock)
-        now_ms = clock.last_seen_now_ms = self.last_record_now_ms = self.now_ms
+        clock.last_seen_now_ms = self.last_record_now_ms = self.now_ms
+        return clock
+
+    def observe(self, stream: str, ts_ms: int, log_type: str | None = None) -> None:
+        clock = self._arrived(stream, log_type)
+        now_ms = self.now_ms
         if now_ms is not None and ts_ms > now_ms + self.max_jump_ms:
             self.future_records += 1  # ahead of the wall clock: never advances the watermark
             return
@@ -121,13 +127,7 @@ class Watermarks:
     def touch(self, stream: str, log_type: str | None = None) -> None:
         """A record of the stream arrived that the join does not see yet (the first line of a multi-line entry):
         the stream is not quiet, and holds the watermark at its clock until the entry comes."""
-        clock = self.streams.get(stream)
-        if clock is None:
-            clock = self.streams[stream] = StreamClock(last_seen_now_ms=self.now_ms, log_type=log_type)
-            self._add(stream, clock)
-        elif clock.out:
-            self._revive(stream, clock)
-        clock.last_seen_now_ms = self.last_record_now_ms = self.now_ms
+        clock = self._arrived(stream, log_type)
         if not clock.touched:
             clock.touched = True
             self._mode = None  # (whether it can be idle at once changed)
