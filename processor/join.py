@@ -16,7 +16,8 @@ from processor.events import FAILURE_STATUSES, NGINX_ACCESS, NGINX_ERROR, PHP_FP
 from processor.evidence import Position, log_position
 from processor.incident import build_incident, event_id
 from processor.remediation import remediation
-from processor.join_state import HostState, JoinSettings, Master, Pending, Waiting, connection_id, match_key
+from processor.join_state import (HostState, JoinSettings, Master, Pending, Waiting, connection_id, match_key,
+                                  timeline_order)
 from processor.topology import Topology
 from processor.watermark import Watermarks
 
@@ -240,7 +241,8 @@ class DiagnosisJoin:
             master.pools.add(pool)
         if kind in _DOWN_KINDS or kind in _UP_KINDS:
             entry = (event.ts_ms, kind in _UP_KINDS, event.raw, event)
-            bisect.insort(master.timeline, entry, key=lambda t: (t[0], t[1], t[2]))
+            # in log order within a second: a master started and stopped in one second ends stopped
+            bisect.insort(master.timeline, entry, key=timeline_order)
             self._busy.add(event.host)
         if kind in _EVIDENCE_KINDS:
             host.evidence.add(event)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from processor.events import NGINX_ACCESS, Event
-from processor.evidence import EvidenceIndex, SmallSorted, SortedEntries, grown
+from processor.evidence import EvidenceIndex, SmallSorted, SortedEntries, grown, log_position
 
 @dataclass(frozen=True, slots=True)
 class JoinSettings:
@@ -167,19 +167,28 @@ def nearest(entries: SortedEntries, t_ms: int, window_ms: int) -> Pending | None
     return best[2] if best is not None and best_dt <= window_ms else None
 
 
+Lifecycle = tuple[int, bool, str, Event]  # (time, up?, raw line, event) of one master's lifecycle line
+_LAST: tuple[object, ...] = ("\U0010ffff",)  # after every log position
+
+
+def timeline_order(entry: Lifecycle) -> tuple[int, tuple[object, ...]]:
+    """A lifecycle line's place in its master's timeline: time, then its place in its log."""
+    return entry[0], log_position(entry[3])
+
+
 @dataclass(slots=True)
 class Master:
     """One PHP-FPM master as seen through its log: the pools it runs and when it was up."""
 
     pools: set[str] = field(default_factory=set)
-    timeline: list[tuple[int, bool, str, Event]] = field(default_factory=list)
+    timeline: list[Lifecycle] = field(default_factory=list)
 
     def state_at(self, ts_ms: int) -> tuple[bool, Event] | None:
         """(up?, the line saying so) at ``ts_ms``. A master that went down within that same second counts as
         down even if it logged its restart in that second too: PHP-FPM and NGINX write whole seconds, and a
         `systemctl restart` is over in a fraction of one; a failure in that second met the master down."""
         timeline = self.timeline
-        i = bisect.bisect_right(timeline, (ts_ms, True, "\uffff"), key=lambda t: (t[0], t[1], t[2]))
+        i = bisect.bisect_right(timeline, (ts_ms, _LAST), key=timeline_order)  # (x is a key already)
         if i == 0:
             return None
         _, up, _, ev = timeline[i - 1]

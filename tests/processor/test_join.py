@@ -154,6 +154,14 @@ CASES = [
         error(1.0, "/?id=13", "connect_failed", 2, "fastcgi://unix:/run/php/www.sock:", "connecting to upstream",
               target="unix:/run/php/www.sock"),
     ], [("fpm_down", 502, "www", "socket_name")], NO_CONFIGS),
+    # started and stopped within one second (a crash loop, a failed reload): in log order it ends stopped, and
+    # the failures of the next seconds met it down (sorted up-after-down, it read as running)
+    Case("errno 2 without configs, the master started and stopped in one second: fpm_down", [
+        fpm(0.0, "running", None), fpm(0.0, "ready", None), fpm(0.0, "terminating", None), fpm(0.0, "exiting", None),
+        access(2.0, "/?id=13"),
+        error(2.0, "/?id=13", "connect_failed", 2, "fastcgi://unix:/run/php/www.sock:", "connecting to upstream",
+              target="unix:/run/php/www.sock"),
+    ], [("fpm_down", 502, "www", "socket_name")], NO_CONFIGS),
     Case("errno 2 without configs, the master came back a second before: socket_missing", [
         fpm(0.1, "ready", None), fpm(0.2, "child_started", "www", child_pid=5),
         fpm(0.0, "exiting", None), fpm(0.0, "running", None),
