@@ -13,14 +13,12 @@ in, no clock.
 
 from __future__ import annotations
 
-import bisect
 import heapq
 from collections.abc import Iterable, Iterator
-from typing import Any, Final, TypeAlias
-
-from sortedcontainers import SortedList
+from typing import Final
 
 from processor.events import Event
+from processor.sorted_entries import SmallSorted, SortedEntries, grown, nearest_entry
 
 TIMED_OUT: Final = "timed_out"
 MAX_CHILDREN: Final = "max_children"
@@ -29,43 +27,6 @@ SIGTERM: Final = 15
 # how long after `execution timed out` its child's SIGTERM exit may be logged (reaping is immediate; a
 # window's worth of slack for a busy master)
 TIMEOUT_EXIT_MS: Final = 10_000
-
-_GROW_AT: Final = 512
-
-
-class SmallSorted(list[Any]):
-    """A sorted list with ``SortedList``'s add/remove/bisect_left, for the many lists that hold a few entries
-    (one per URI or per request key): ~20x cheaper to create than a SortedList. ``grown`` swaps it for a
-    SortedList past ``_GROW_AT`` entries, where a plain list's insert and delete (a memmove of the tail)
-    would grow with the window."""
-
-    __slots__ = ()
-
-    def add(self, entry: Any) -> None:
-        if not self or entry > self[-1]:
-            self.append(entry)  # in order: the common case
-        else:
-            bisect.insort(self, entry)
-
-    def remove(self, entry: Any) -> None:
-        i = bisect.bisect_left(self, entry)
-        if i == len(self) or self[i] != entry:
-            raise ValueError(entry)
-        del self[i]
-
-    def bisect_left(self, entry: Any) -> int:
-        return bisect.bisect_left(self, entry)
-
-
-SortedEntries: TypeAlias = "SmallSorted | SortedList"
-
-
-def grown(entries: SortedEntries) -> SortedEntries:
-    """``entries``, as a SortedList once it holds too many for a plain list."""
-    if len(entries) > _GROW_AT and type(entries) is SmallSorted:
-        return SortedList(entries)
-    return entries
-
 
 Position = tuple[str, int, int]
 
@@ -187,9 +148,6 @@ class EvidenceIndex:
     def __iter__(self) -> Iterator[Event]:
         return (held[2] for held in self._held)
 
-    def oldest_ts_ms(self) -> int | None:
-        return self._held[0][0] if self._held else None
-
     # -- holding -------------------------------------------------------------------------------
     def add(self, event: Event) -> None:
         """Hold one evidence line (``timed_out``, ``exited_signal``, ``exited_code``, ``max_children``)."""
@@ -246,8 +204,7 @@ class EvidenceIndex:
             if lst is None:
                 lst = self._lists[full] = SmallSorted()
             lst.add(c.entry)
-            if len(lst) > _GROW_AT:
-                self._lists[full] = grown(lst)
+            self._lists[full] = grown(lst)
 
     @staticmethod
     def _ends(exit_: Candidate, timeout: Candidate) -> bool:
@@ -317,23 +274,9 @@ class EvidenceIndex:
         lst = self._lists.get(key)
         if lst is None:
             return None
-        i = lst.bisect_left((t_ms,))
-        best: _Entry | None = None
-        best_dt = window_ms + 1
-        if i < len(lst):
-            right = lst[i]
-            self.examined += 1
-            best_dt = right[0] - t_ms
-            if best_dt <= window_ms:
-                best = right  # the first entry of that time: the earliest in its log
-        if i > 0:
-            left_ts = lst[i - 1][0]  # the last time before t_ms, and the first entry of it
-            left = lst[lst.bisect_left((left_ts,))]
-            self.examined += 1
-            dt = t_ms - left_ts
-            if dt <= window_ms and (best is None or dt < best_dt or (dt == best_dt and left[1] < best[1])):
-                best = left
-        return best[3] if best is not None else None
+        self.examined += min(len(lst), 2)
+        entry = nearest_entry(lst, t_ms, window_ms)
+        return entry[3] if entry is not None else None
 
     def companion_exit(self, timeout: Event, t_ms: int, window_ms: int) -> Event | None:
         """The SIGTERM that ended the timeout's child, when held within the window. Only that exit: php-fpm

@@ -6,11 +6,11 @@ Plain data with small pure helpers, so ``processor.join`` reads as the algorithm
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from processor.events import NGINX_ACCESS, Event
-from processor.evidence import EvidenceIndex, SmallSorted, SortedEntries, grown, log_position
+from processor.evidence import EvidenceIndex, log_position
+from processor.sorted_entries import SmallSorted, SortedEntries, grown, nearest_entry
 
 @dataclass(frozen=True, slots=True)
 class JoinSettings:
@@ -65,9 +65,6 @@ class Waiting:
     def __len__(self) -> int:
         return len(self.all)
 
-    def __iter__(self) -> Iterator[Pending]:
-        return (entry[2] for entry in self.all)
-
     def add(self, p: Pending) -> None:
         entry = p.entry
         self.all.add(entry)
@@ -120,7 +117,7 @@ class Waiting:
         (another connection's entry is another request); then the nearest in time, then the smaller id."""
         t_ms = p.event.ts_ms
         if p.cid is None or not self.connected:  # every entry is a candidate of the same rank
-            return nearest(self.all, t_ms, window_ms)
+            return _pending(nearest_entry(self.all, t_ms, window_ms))
         best: tuple[int, str] | None = None
         chosen: Pending | None = None
         for q in self.by_connection.get(p.cid, ()):
@@ -129,7 +126,7 @@ class Waiting:
                 best, chosen = (dt, q.item_id), q
         if chosen is not None or self.unconnected is None:
             return chosen
-        return nearest(self.unconnected, t_ms, window_ms)
+        return _pending(nearest_entry(self.unconnected, t_ms, window_ms))
 
     def same_request_elsewhere(self, access: Event, window_ms: int) -> list[Pending]:
         """The same request in each other access log: per other stream, the nearest entry of the same status."""
@@ -141,7 +138,7 @@ class Waiting:
             lists = self.by_stream
         for (stream, entry_status), entries in lists.items():
             if stream != access.source.stream and entry_status == status:
-                q = nearest(entries, access.ts_ms, window_ms)
+                q = _pending(nearest_entry(entries, access.ts_ms, window_ms))
                 if q is not None:
                     found.append(q)
         return found
@@ -150,21 +147,8 @@ class Waiting:
         return list(self.by_connection.get(cid, ()))
 
 
-def nearest(entries: SortedEntries, t_ms: int, window_ms: int) -> Pending | None:
-    """The entry nearest to ``t_ms`` within ``window_ms``; the smaller item id among equally near ones."""
-    i = entries.bisect_left((t_ms,))
-    best: tuple[int, str, Pending] | None = None
-    best_dt = window_ms + 1
-    if i < len(entries):
-        best = entries[i]  # the smallest id of the first time at or after t_ms
-        best_dt = best[0] - t_ms
-    if i > 0:
-        ts_ms = entries[i - 1][0]
-        left = entries[entries.bisect_left((ts_ms,))]  # the smallest id of the last time before t_ms
-        dt = t_ms - ts_ms
-        if best is None or dt < best_dt or (dt == best_dt and left[1] < best[1]):
-            best, best_dt = left, dt
-    return best[2] if best is not None and best_dt <= window_ms else None
+def _pending(entry: tuple[int, str, Pending] | None) -> Pending | None:
+    return entry[2] if entry is not None else None
 
 
 Lifecycle = tuple[int, bool, str, Event]  # (time, up?, raw line, event) of one master's lifecycle line

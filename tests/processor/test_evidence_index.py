@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from processor.causes import best_evidence, uri_score
 from processor.events import NGINX_ACCESS, PHP_FPM, Event, SourceRef
-from processor.evidence import TIMEOUT_EXIT_MS, EvidenceIndex, SmallSorted, grown
+from processor.evidence import TIMEOUT_EXIT_MS, EvidenceIndex
+from processor.sorted_entries import SmallSorted, grown
 from processor.join_state import Pending, Waiting
 
 URIS = [None, "/", "/index.php", "/index.php?id=1", "/index.php?id=2", "/a.php", "/a.php?id=1", "/b.php?id=2",
