@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import subprocess
 import sys
@@ -47,6 +46,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
+from bench_replay import ACCESS, ERROR, FPM
 from gen_outage import KINDS, STREAMS, generate, streams
 
 DRIVERS = ("replay", "workers", "hot", "run-kafka-python", "run-confluent")
@@ -55,14 +55,7 @@ SHARES = (0.0, 0.01, 0.033, 0.3, 1.0)
 DENSITIES = (200.0, 2000.0)
 ALL_KINDS = ("mix", *KINDS)
 
-# bench_replay.py's bare patterns (the plainest Python regex per line: the ceiling)
-ACCESS = re.compile(r'(?P<remote_addr>\S+) - (?P<remote_user>\S+) \[(?P<time_local>[^\]]+)\] "(?P<request>[^"]*)" '
-                    r'(?P<status>\d+) (?P<body_bytes_sent>\d+) "(?P<http_referer>[^"]*)" "(?P<http_user_agent>[^"]*)"')
-ERROR = re.compile(r"(?P<time>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(?P<level>\w+)\] (?P<pid>\d+)#(?P<tid>\d+): "
-                   r"(?:\*(?P<cid>\d+) )?(?P<message>.*?)(?:, client: (?P<client>[^,]*))?"
-                   r"(?:, server: (?P<server>[^,]*))?(?:, request: \"(?P<request>[^\"]*)\")?"
-                   r"(?:, upstream: \"(?P<upstream>[^\"]*)\")?(?:, host: \"(?P<host>[^\"]*)\")?$")
-FPM = re.compile(r"\[(?P<time>[^\]]+)\] (?P<level>\w+): (?:\[pool (?P<pool>[^\]]+)\] )?(?P<message>.*)$")
+# the plainest Python regex per line (the ceiling): bench_replay.py's patterns
 BARE = {"access": ACCESS, "error": ERROR, "fpm": FPM}
 
 INPUT_TYPES = {"access": "nginx_access", "error": "nginx_error", "fpm": "php_fpm"}
