@@ -41,7 +41,7 @@ PRODUCER_CONFIG: dict[str, Any] = {
     "linger_ms": 5,
     "batch_size": 256 * 1024,
 }
-# The same guarantees in librdkafka's names (badgateway's confluent client: processor/io/kafka_confluent.py).
+# The same guarantees in librdkafka's names (badgateway's confluent client: processor/io/kafka/confluent_client.py).
 CONFLUENT_PRODUCER_CONFIG: dict[str, Any] = {
     "acks": "all",
     "enable.idempotence": True,
@@ -170,7 +170,7 @@ def confluent_bare_loop(bootstrap: str, in_topic: str, out_topic: str, n: int) -
     """`bare_loop` with confluent-kafka (librdkafka), the settings of badgateway's confluent client."""
     from confluent_kafka import Consumer, Producer
 
-    from processor.io.kafka_confluent import FETCH_TUNING
+    from processor.io.kafka.confluent_client import FETCH_TUNING
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-bare-{uuid.uuid4().hex[:8]}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False, **FETCH_TUNING})

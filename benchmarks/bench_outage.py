@@ -119,9 +119,9 @@ def child_hot(job: dict[str, Any]) -> dict[str, Any]:
 
     from bench_pipeline_hot import _Rec, handle
 
-    from processor.config import load_config
-    from processor.io.kafka import InputReader
-    from processor.service import pipeline_factory
+    from processor.runners.service_config import load_config
+    from processor.io.kafka.inputs import InputReader
+    from processor.runners.service import pipeline_factory
 
     cfg = load_config(None, ["kafka.bootstrap_servers=127.0.0.1:1", *_sets({s: s for s in STREAMS})], environ={})
     new_pipeline, forced = pipeline_factory(cfg)
@@ -165,9 +165,9 @@ def child_run(job: dict[str, Any]) -> dict[str, Any]:
     from bench_kafka_bare import create_topics
     from bench_service import _position
 
-    from processor.config import load_config
-    from processor.logging import configure
-    from processor.service import Service
+    from processor.runners.service_config import load_config
+    from processor.io.log import configure
+    from processor.runners.service import Service
 
     configure(json=True)
     tag = uuid.uuid4().hex[:8]

@@ -1,6 +1,6 @@
 """The Kafka service's per-record work without Kafka: a batch as one block of lines → ``Pipeline.feed_block``.
 
-Replicates ``Service._handle`` (processor/service.py) over ``make_lines`` values in batches of 2000 (a poll), events off (the default service
+Replicates ``Service._handle`` (processor/runners/service.py) over ``make_lines`` values in batches of 2000 (a poll), events off (the default service
 config), and prints lines/s and µs/line; the "bare regex" line is one ``re.match`` of the same format per line.
 
     .venv/bin/python benchmarks/bench_pipeline_hot.py             # 200k lines, best of 5
@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_kafka_bare import make_lines  # noqa: E402
 from bench_service import LOG_FORMAT  # noqa: E402
 
-from processor.config import load_config  # noqa: E402
-from processor.io.kafka import InputReader  # noqa: E402
+from processor.runners.service_config import load_config  # noqa: E402
+from processor.io.kafka.inputs import InputReader  # noqa: E402
 from processor.pipeline import Pipeline  # noqa: E402
-from processor.service import pipeline_factory  # noqa: E402
+from processor.runners.service import pipeline_factory  # noqa: E402
 
 SETS = ["kafka.bootstrap_servers=127.0.0.1:1", "inputs.0.topic=in", "inputs.0.type=nginx_access",
         "inputs.0.envelope=raw", "inputs.0.host_from=fixed:web-1", "outputs.incidents_topic=i",

@@ -32,9 +32,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_kafka_bare import bare_loop, confluent_bare_loop, create_topics, load_topic, local_broker, make_lines  # noqa: E402
 
-from processor.config import load_config  # noqa: E402
-from processor.logging import configure  # noqa: E402
-from processor.service import Service  # noqa: E402
+from processor.runners.service_config import load_config  # noqa: E402
+from processor.io.log import configure  # noqa: E402
+from processor.runners.service import Service  # noqa: E402
 
 # make_lines() writes "combined" plus the request and upstream times
 LOG_FORMAT = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" '

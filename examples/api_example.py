@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from processor.configs import load_knowledge
-from processor.events import Record, SourceRef
-from processor.join import JoinSettings
-from processor.parse import ParseSettings
+from processor.configs.knowledge import load_knowledge
+from processor.core.events import Record, SourceRef
+from processor.diagnosis.join import JoinSettings
+from processor.core.parse import ParseSettings
 from processor.pipeline import Pipeline, PipelineSettings
 
 LAB = Path(__file__).parent / "lab"

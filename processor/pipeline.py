@@ -22,12 +22,12 @@ from grammars import error as error_grammar
 from grammars import slowlog as slowlog_grammar
 from grammars.prefix import strip_prefix
 
-from processor.assemble import MULTILINE_TYPES, EntryAssembler
-from processor.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM_SLOWLOG, Counters, DeadLetter, Event, Record, SourceRef
-from processor.join import DiagnosisJoin, Incident, JoinSettings
-from processor.parse import FAILED, ParseSettings, RecordParser
-from processor.topology import Topology
-from processor.watermark import NO_WATERMARK
+from processor.core.assemble import MULTILINE_TYPES, EntryAssembler
+from processor.core.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM_SLOWLOG, Counters, DeadLetter, Event, Record, SourceRef
+from processor.diagnosis.join import DiagnosisJoin, Incident, JoinSettings
+from processor.core.parse import FAILED, ParseSettings, RecordParser
+from processor.diagnosis.topology import Topology
+from processor.core.watermark import NO_WATERMARK
 
 OutputKind = Literal["incident", "event", "dead_letter"]
 

@@ -21,7 +21,7 @@ from typing import Any, cast
 
 import orjson
 
-from processor.events import DeadLetter, SourceRef
+from processor.core.events import DeadLetter, SourceRef
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from typing import Any, Literal, Protocol
 
 import zstandard
 
-from processor.errors import InputError
+from processor.core.errors import InputError
 
 Compression = Literal["none", "gzip", "bz2", "xz", "zstd"]
 

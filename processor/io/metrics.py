@@ -11,8 +11,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from processor.errors import UserConfigError
-from processor.events import Counters
+from processor.core.errors import UserConfigError
+from processor.core.events import Counters
 
 
 class Metrics:

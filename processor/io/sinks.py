@@ -12,11 +12,11 @@ from typing import Any, Protocol
 
 import orjson
 
-from processor.config import KafkaSection
-from processor.ecs import to_ecs
-from processor.events import DeadLetter, Event
-from processor.errors import BadgatewayError, KafkaError
-from processor.io.kafka_client import ClientError, backend
+from processor.runners.service_config import KafkaSection
+from processor.core.ecs import to_ecs
+from processor.core.events import DeadLetter, Event
+from processor.core.errors import BadgatewayError, KafkaError
+from processor.io.kafka.client import ClientError, backend
 from processor.pipeline import Output
 
 # Bytes gathered before one write(2) when not flushing line by line.

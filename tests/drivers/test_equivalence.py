@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from processor.cli import main
-from processor.commands import build_pipeline
-from processor.follow import Follower, learned_zones
+from processor.cli.commands import build_pipeline
+from processor.runners.follow import Follower, learned_zones
 from processor.io.sinks import serialise
-from processor.replay import base_name
+from processor.runners.replay import base_name
 from tests.drivers.lab_logs import CONF_ARGS, FILES, LAB, comparable, key, lab_copy
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from processor.config import load_config
-from processor.configs import load_knowledge
+from processor.runners.service_config import load_config
+from processor.configs.knowledge import load_knowledge
 from processor.io.sinks import MemorySink, serialise
 from processor.pipeline import Output
-from processor.replay import plan_inputs, replay
-from processor.service import pipeline_factory
+from processor.runners.replay import plan_inputs, replay
+from processor.runners.service import pipeline_factory
 from tests.drivers.lab_logs import LAB, comparable, key, lab_copy
 from tests.fixtures.kafka import KafkaBroker
 from tests.io.test_service import Setup, ServiceProc

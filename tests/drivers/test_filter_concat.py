@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from processor import commands
+from processor.cli import commands
 from processor.cli import main
-from processor.join_state import JoinSettings
+from processor.diagnosis.state import JoinSettings
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / "examples" / "lab"

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from processor.cli import main
-from processor.commands import build_pipeline
-from processor.follow import Follower
-from processor.replay import base_name
+from processor.cli.commands import build_pipeline
+from processor.runners.follow import Follower
+from processor.runners.replay import base_name
 
 LAB = Path(__file__).resolve().parents[2] / "examples" / "lab"
 CONFS = sorted((LAB / "conf").glob("php-fpm*.conf"))

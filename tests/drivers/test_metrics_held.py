@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from processor.events import Counters
+from processor.core.events import Counters
 from processor.io.metrics import Metrics
-from processor.watermark import NO_WATERMARK
+from processor.core.watermark import NO_WATERMARK
 
 
 def gauge(m: Metrics, name: str) -> float:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from processor import parallel
+from processor.runners import parallel
 from processor.cli import main
 from processor.pipeline import Pipeline, PipelineSettings
-from processor.replay import Plan, plan_inputs
+from processor.runners.replay import Plan, plan_inputs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from gen_outage import generate  # noqa: E402

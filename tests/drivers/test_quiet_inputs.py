@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from processor.cli import main
-from processor.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Record, SourceRef
+from processor.core.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Record, SourceRef
 from processor.pipeline import Pipeline, PipelineSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))

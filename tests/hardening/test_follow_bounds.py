@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from processor.cli import build_parser
-from processor.commands import build_pipeline
-from processor.follow import _READ_BYTES, Follower
+from processor.cli.main import build_parser
+from processor.cli.commands import build_pipeline
+from processor.runners.follow import _READ_BYTES, Follower
 from processor.pipeline import Output
 
 

@@ -16,15 +16,15 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processor.cli import build_parser
-from processor.commands import build_pipeline
-from processor.errors import BadgatewayError
-from processor.filter import Envelope, Filter, LineBuffer, OverLong
-from processor.follow import Follower
+from processor.cli.main import build_parser
+from processor.cli.commands import build_pipeline
+from processor.core.errors import BadgatewayError
+from processor.runners.stdin_filter import Envelope, Filter, LineBuffer, OverLong
+from processor.runners.follow import Follower
 from processor.io.sinks import MemorySink
-from processor.replay import plan_inputs, replay
-from processor.summary import IncidentTally, summary_text
-from processor.report_html import render_html
+from processor.runners.replay import plan_inputs, replay
+from processor.cli.summary import IncidentTally, summary_text
+from processor.cli.report_html import render_html
 
 SETTINGS = settings(max_examples=200, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -75,9 +75,9 @@ def test_a_named_fifo_is_read_once_and_does_not_hang(tmp_path: Path) -> None:
 
 def test_a_fifo_teaches_the_time_zone_and_is_still_read_whole(tmp_path: Path) -> None:
     # the head is read twice before the full read (type detection, then --timezone auto): both from the buffer
-    from processor.cli import build_parser
-    from processor.commands import build_pipeline, learn_host_timezones
-    from processor.replay import plan_inputs
+    from processor.cli.main import build_parser
+    from processor.cli.commands import build_pipeline, learn_host_timezones
+    from processor.runners.replay import plan_inputs
     from processor.io.files import open_lines
 
     fifo = tmp_path / "fifo"
@@ -104,7 +104,7 @@ def _zst_cut(tmp_path: Path, n: int) -> Path:
 
 def test_a_truncated_zst_reports_the_line_reached_like_gzip(tmp_path: Path) -> None:
     # a truncated .zst dropped up to 1 MiB of decoded data silently and named an early line
-    from processor.errors import InputError
+    from processor.core.errors import InputError
     from processor.io.files import discover, open_lines
 
     n = 40_000

@@ -36,7 +36,7 @@ def log(tmp_path: Path) -> Path:
                          ids=["into-10000", "into-0"])
 def test_a_time_crossing_the_year_range_does_not_break_the_summary_or_report(tmp_path: Path, stamp: str) -> None:
     # summary.format_ts raised "year 10000 is out of range" after the whole run; such a time is now
-    # dead-lettered with its reason (an incident's @timestamp cannot carry it: processor.parse.MAX_TS_MS)
+    # dead-lettered with its reason (an incident's @timestamp cannot carry it: processor.core.parse.MAX_TS_MS)
     path = tmp_path / "access.log"
     path.write_text(f'1.2.3.4 - - [{stamp}] "GET /x HTTP/1.1" 502 1 "-" "x"\n')
     proc = badgateway("replay", "-o", str(tmp_path / "i.jsonl"), "--dead-letter", str(tmp_path / "d.jsonl"),
@@ -49,7 +49,7 @@ def test_a_time_crossing_the_year_range_does_not_break_the_summary_or_report(tmp
 
 
 def test_format_ts_at_the_edges() -> None:
-    from processor.summary import format_ts
+    from processor.cli.summary import format_ts
 
     assert format_ts(253402300799_000) == "9999-12-31 23:59:59Z"
     assert "outside years" in format_ts(253402300800_000)
@@ -96,9 +96,9 @@ def test_follow_refuses_a_state_file_it_did_not_write(tmp_path: Path, log: Path,
 
 
 def test_follow_takes_an_empty_state_file_as_no_state(tmp_path: Path, log: Path) -> None:
-    from processor.follow import Follower
-    from processor.cli import build_parser
-    from processor.commands import build_pipeline
+    from processor.runners.follow import Follower
+    from processor.cli.main import build_parser
+    from processor.cli.commands import build_pipeline
 
     state = tmp_path / "state.json"
     state.write_bytes(b"")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from processor.service import fit_dead_letter
+from processor.runners.service import fit_dead_letter
 
 
 def _doc(raw: str, value: str) -> dict[str, object]:

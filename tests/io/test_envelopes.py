@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.events import DeadLetter, SourceRef
+from processor.core.events import DeadLetter, SourceRef
 from processor.io.envelopes import Envelope, Unwrapped
 
 SRC = SourceRef("logs", 41, 3)

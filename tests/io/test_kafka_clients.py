@@ -1,4 +1,4 @@
-"""The client interface (``processor.io.kafka_client``) on the real broker, once per implementation.
+"""The client interface (``processor.io.kafka.client``) on the real broker, once per implementation.
 
 What the service relies on, asserted the same way for kafka-python and confluent-kafka: keyed records land on
 ``murmur2(key) % partitions`` (the Java client's partitioner) whichever client produced them, a batch comes
@@ -19,8 +19,8 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
-from processor.config import KafkaSection
-from processor.io.kafka_client import TP, Backend, Consumer, Msg, Unreachable, backend
+from processor.runners.service_config import KafkaSection
+from processor.io.kafka.client import TP, Backend, Consumer, Msg, Unreachable, backend
 from tests.fixtures.kafka import KafkaBroker, TopicFactory, free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
@@ -189,7 +189,7 @@ def test_no_broker_is_unreachable_at_once(cfg: KafkaSection) -> None:
 def test_confluent_without_the_package_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins
 
-    from processor.errors import UserConfigError
+    from processor.core.errors import UserConfigError
 
     real_import = builtins.__import__
 

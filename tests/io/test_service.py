@@ -26,10 +26,10 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from processor.config import load_config
+from processor.runners.service_config import load_config
 from processor.io.sinks import MemorySink
-from processor.replay import plan_inputs, replay
-from processor.service import pipeline_factory
+from processor.runners.replay import plan_inputs, replay
+from processor.runners.service import pipeline_factory
 from tests.fixtures.kafka import KafkaBroker, free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
@@ -599,7 +599,7 @@ LAB_INPUTS = [("logs/access.log", "nginx_access", "lab"), ("logs/access_combined
 @pytest.mark.skipif(not (LAB / "manifest.json").exists(), reason="the lab's recorded run is not in examples/lab")
 @pytest.mark.parametrize("client", CLIENTS)
 def test_lab_recording_gives_what_replay_gives(kafka_broker: KafkaBroker, tmp_path: Path, client: str) -> None:
-    from processor.configs import load_knowledge
+    from processor.configs.knowledge import load_knowledge
 
     kafka_broker.start()
     tag = uuid.uuid4().hex[:8]

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from processor.causes import CAUSES
-from processor.join import DiagnosisJoin, JoinSettings
-from processor.report_html import _COLOURS
+from processor.diagnosis.causes import CAUSES
+from processor.diagnosis.join import DiagnosisJoin, JoinSettings
+from processor.cli.report_html import _COLOURS
 from tests.processor.test_join import NO_CONFIGS, Message, access, error
 
 ERROR_LOG_LIVE = error(0.5, "/other?id=1", "connect_failed", 111, "fastcgi://127.0.0.1:9009", "connecting to upstream",

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from processor.events import Record, SourceRef
+from processor.core.events import Record, SourceRef
 from processor.pipeline import Pipeline, PipelineSettings
-from processor.topology import PoolInfo, Topology
+from processor.diagnosis.topology import PoolInfo, Topology
 
 CORPUS = Path(__file__).parent.parent / "corpus"
 

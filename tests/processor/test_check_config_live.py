@@ -13,8 +13,8 @@ import pytest
 
 from grammars.fpm_conf import load_fpm_conf
 from grammars.nginx_conf import load_nginx_conf
-from processor.check_config import check
-from processor.live_host import SystemHost
+from processor.configs.check import check
+from processor.configs.live_host import SystemHost
 
 pytestmark = pytest.mark.lab
 

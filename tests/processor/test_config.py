@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from processor.config import ServiceConfig, Secret, load_config, redacted, valid_keys
-from processor.errors import UserConfigError
+from processor.runners.service_config import ServiceConfig, Secret, load_config, redacted, valid_keys
+from processor.core.errors import UserConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 MINIMAL = '[[inputs]]\ntopic = "access"\ntype = "nginx_access"\n'
@@ -133,7 +133,7 @@ def test_secret_never_shown(tmp_path: Path) -> None:
         assert "hunter2" not in shown
         assert "***" in shown
     # and in the service's log lines (the JSON renderer), even if a Secret itself is logged by mistake
-    from processor.logging import configure, get_logger
+    from processor.io.log import configure, get_logger
     configure(json=True)
     buf = io.StringIO()
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=buf))
@@ -157,7 +157,7 @@ def test_no_file_at_all_uses_flags() -> None:
 
 
 def test_sasl_and_ssl_settings_reach_kafka_python(tmp_path: Path) -> None:
-    from processor.io.kafka_python import client_options
+    from processor.io.kafka.python_client import client_options
 
     path = write(tmp_path, '[kafka]\nbootstrap_servers = "k1:9093,k2:9093"\nsecurity_protocol = "SASL_SSL"\n'
                            'sasl_mechanism = "SCRAM-SHA-512"\nsasl_username = "svc"\nsasl_password = "hunter2"\n'

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from processor.events import NGINX_ACCESS, NGINX_ERROR, Record, SourceRef
+from processor.core.events import NGINX_ACCESS, NGINX_ERROR, Record, SourceRef
 from processor.pipeline import Pipeline, PipelineSettings
 from tests.realworld.harness import replay
 
@@ -45,7 +45,7 @@ def _run(lines: list[str], log_type: str | None, by_feed: bool) -> tuple[Pipelin
         outs += [o.value for o in pipeline.flush() if o.kind == "dead_letter"]
         reasons = [dl.reason for dl in outs]
     else:  # replay
-        from processor.events import DeadLetter
+        from processor.core.events import DeadLetter
 
         reasons = [p.reason for p in pipeline.parse_stream(records, "nginx.container.log") if isinstance(p, DeadLetter)]
     return pipeline, pipeline.counters.events_by_type, reasons

@@ -13,8 +13,8 @@ from typing import Any
 import pyparsing as pp
 import pytest
 
-from processor.events import NGINX_ACCESS, DeadLetter, Event, Record, SourceRef
-from processor.parse import ParseSettings, RecordParser
+from processor.core.events import NGINX_ACCESS, DeadLetter, Event, Record, SourceRef
+from processor.core.parse import ParseSettings, RecordParser
 
 ACCESS = '127.0.0.1 - - [24/Nov/2026:05:42:00 +0000] "GET /a.php HTTP/1.1" 502 5 "-" "curl/8.5.0"'
 

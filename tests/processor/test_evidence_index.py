@@ -11,11 +11,11 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.causes import best_evidence, uri_score
-from processor.events import NGINX_ACCESS, PHP_FPM, Event, SourceRef
-from processor.evidence import TIMEOUT_EXIT_MS, EvidenceIndex
-from processor.sorted_entries import SmallSorted, grown
-from processor.join_state import Pending, Waiting
+from processor.diagnosis.causes import best_evidence, uri_score
+from processor.core.events import NGINX_ACCESS, PHP_FPM, Event, SourceRef
+from processor.diagnosis.evidence import TIMEOUT_EXIT_MS, EvidenceIndex
+from processor.core.sorted_entries import SmallSorted, grown
+from processor.diagnosis.state import Pending, Waiting
 
 URIS = [None, "/", "/index.php", "/index.php?id=1", "/index.php?id=2", "/a.php", "/a.php?id=1", "/b.php?id=2",
         "/?id=1", "/x", "/x?q=3"]

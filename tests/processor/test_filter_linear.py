@@ -17,8 +17,8 @@ from typing import Any, SupportsIndex
 
 import pytest
 
-from processor import filter as filter_mode
-from processor.cli import build_parser
+from processor.runners import stdin_filter as filter_mode
+from processor.cli.main import build_parser
 from processor.io.files import MAX_LINE_BYTES
 
 CHUNK = 1 << 16  # what one os.read of stdin gives

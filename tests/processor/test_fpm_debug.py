@@ -10,7 +10,7 @@ import pytest
 
 from grammars import slowlog
 from grammars.result import ParseError
-from processor.events import PHP_FPM, PHP_FPM_SLOWLOG, DeadLetter, Record, SourceRef
+from processor.core.events import PHP_FPM, PHP_FPM_SLOWLOG, DeadLetter, Record, SourceRef
 from processor.pipeline import Pipeline, PipelineSettings
 from tests.realworld.harness import replay
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processor.events import LOG_TYPES, Record, SourceRef
+from processor.core.events import LOG_TYPES, Record, SourceRef
 from processor.io.sinks import serialise
 from processor.pipeline import Pipeline, PipelineSettings
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from processor.configs import load_knowledge
-from processor.events import FAILURE_STATUSES, NGINX_ACCESS, Event, Record, SourceRef
-from processor.parse import ParseSettings, RecordParser
+from processor.configs.knowledge import load_knowledge
+from processor.core.events import FAILURE_STATUSES, NGINX_ACCESS, Event, Record, SourceRef
+from processor.core.parse import ParseSettings, RecordParser
 from processor.pipeline import Output, Pipeline, PipelineSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,8 +166,8 @@ def test_a_run_of_healthy_lines_joins_as_the_lines_one_by_one() -> None:
     # to confirm, wall-clock ticks and the windows of failures held in between
     import random
 
-    from processor.join import DiagnosisJoin, JoinSettings
-    from processor.topology import Topology
+    from processor.diagnosis.join import DiagnosisJoin, JoinSettings
+    from processor.diagnosis.topology import Topology
 
     failures = [r for r in _records(LAB / "logs" / "access_combined.log", "combined")]
     parser = RecordParser(ParseSettings())

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Counters, Event, SourceRef
-from processor.join import DiagnosisJoin, JoinSettings
-from processor.topology import PoolInfo, Topology, address_key
+from processor.core.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Counters, Event, SourceRef
+from processor.diagnosis.join import DiagnosisJoin, JoinSettings
+from processor.diagnosis.topology import PoolInfo, Topology, address_key
 
 T0 = datetime(2026, 11, 24, 5, 42, 0, tzinfo=timezone.utc)
 T0_MS = int(T0.timestamp() * 1000)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from processor.join import DiagnosisJoin, JoinSettings
+from processor.diagnosis.join import DiagnosisJoin, JoinSettings
 from tests.processor.test_join import NO_CONFIGS, Message, error
 from tests.processor.test_join import access as _access
 

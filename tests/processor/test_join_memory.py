@@ -10,9 +10,9 @@ import tracemalloc
 
 import pytest
 
-from processor.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Event, SourceRef
-from processor.join import DiagnosisJoin, JoinSettings
-from processor.topology import Topology
+from processor.core.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Event, SourceRef
+from processor.diagnosis.join import DiagnosisJoin, JoinSettings
+from processor.diagnosis.topology import Topology
 
 T0_MS = 1_795_000_000_000
 

@@ -9,8 +9,8 @@ import pytest
 
 from grammars import access
 from grammars.result import ParseError
-from processor.events import NGINX_ACCESS, DeadLetter, Event, Record, SourceRef
-from processor.parse import ParseSettings, RecordParser
+from processor.core.events import NGINX_ACCESS, DeadLetter, Event, Record, SourceRef
+from processor.core.parse import ParseSettings, RecordParser
 from tests.realworld.harness import replay
 
 # the usual JSON logging setup (escape=json writes nothing, not "-", for a variable without a value)

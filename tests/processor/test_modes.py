@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from processor.cli import main
-from processor.configs import load_knowledge
-from processor.events import Record, SourceRef
-from processor.join import JoinSettings
-from processor.parse import ParseSettings
+from processor.configs.knowledge import load_knowledge
+from processor.core.events import Record, SourceRef
+from processor.diagnosis.join import JoinSettings
+from processor.core.parse import ParseSettings
 from processor.pipeline import Pipeline, PipelineSettings
 
 REPO = Path(__file__).resolve().parents[2]

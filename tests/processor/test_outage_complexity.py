@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from processor.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Record, SourceRef
-from processor.join import JoinSettings
+from processor.core.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Record, SourceRef
+from processor.diagnosis.join import JoinSettings
 from processor.pipeline import Pipeline, PipelineSettings
 from tests.processor.outage_logs import KINDS, outage
 

@@ -38,7 +38,7 @@ def test_two_workers_give_identical_incidents_on_a_mixed_log(tmp_path: Path) -> 
 def test_many_files_do_not_start_a_process_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # one parse process per file: a directory of thousands of rotated logs started thousands at once. Past
     # max_units the files are parsed in this process, with the same answer
-    import processor.parallel as parallel
+    import processor.runners.parallel as parallel
 
     started: list[object] = []
     real = parallel.mp.get_context

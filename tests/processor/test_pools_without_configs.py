@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from processor.causes import pool_guess
-from processor.topology import PoolInfo, Topology
+from processor.diagnosis.causes import pool_guess
+from processor.diagnosis.topology import PoolInfo, Topology
 
 
 @pytest.mark.parametrize(("upstream", "expected"), [
@@ -26,7 +26,7 @@ def test_pool_guess(upstream: str, expected: tuple[str, str] | None) -> None:
 
 
 def _pool(name: str, listen: str) -> PoolInfo:
-    from processor.topology import address_key
+    from processor.diagnosis.topology import address_key
 
     return PoolInfo(name, listen, address_key(listen) or "", f"pool.d/{name}.conf:4", "php-fpm.conf")
 

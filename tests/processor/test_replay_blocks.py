@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 
-from processor import parallel, replay as replay_module
-from processor.cli import build_parser
-from processor.commands import build_pipeline, learn_host_timezones
-from processor.parallel import Unit, _range_records, _range_lines, _range_start, replay_parallel
+from processor.runners import parallel
+from processor.runners import replay as replay_module
+from processor.cli.main import build_parser
+from processor.cli.commands import build_pipeline, learn_host_timezones
+from processor.runners.parallel import Unit, _range_records, _range_lines, _range_start, replay_parallel
 from processor.pipeline import Output, Pipeline
-from processor.replay import plan_inputs, replay
+from processor.runners.replay import plan_inputs, replay
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from gen_mixed import generate  # noqa: E402

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from processor.report import LineCounts, ReplayStats, render_html, summary_text
-from processor.summary import IncidentTally
-from processor.progress import Progress, render_line
-from processor.report_html import bucket_ms, cause_slug
+from processor.cli.report import LineCounts, ReplayStats, render_html, summary_text
+from processor.cli.summary import IncidentTally
+from processor.cli.progress import Progress, render_line
+from processor.cli.report_html import bucket_ms, cause_slug
 
 HOSTILE_URI = "/<script>document.title='pwned'</script><img src=x onerror=alert(1)>?q=\x1b[2J"
 

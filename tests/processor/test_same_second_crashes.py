@@ -5,7 +5,7 @@ SIGABRT), each request naming the signal it asked for (`sig=KILL`). Nothing in t
 request (no pid in NGINX's entry, no URI in PHP-FPM's exit line): only the order within the second does, the
 requests' error entries and the workers' exit lines being written in the same order. The join used to finalize the
 failures of one second in the order of their ids (a hash), and the evidence index broke ties by the greatest raw
-line, so the pairing was a coin toss. Both now follow log order (`processor.evidence.log_position`).
+line, so the pairing was a coin toss. Both now follow log order (`processor.diagnosis.evidence.log_position`).
 """
 
 from __future__ import annotations

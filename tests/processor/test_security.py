@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from processor.events import Record, SourceRef
+from processor.core.events import Record, SourceRef
 from processor.io.sinks import serialise
 from processor.pipeline import Pipeline, PipelineSettings
 

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from processor.events import NGINX_ACCESS, NGINX_ERROR, DeadLetter, Record, SourceRef
-from processor.parse import MAX_TS_MS, MIN_TS_MS, OUT_OF_RANGE, ParseSettings
+from processor.core.events import NGINX_ACCESS, NGINX_ERROR, DeadLetter, Record, SourceRef
+from processor.core.parse import MAX_TS_MS, MIN_TS_MS, OUT_OF_RANGE, ParseSettings
 from processor.pipeline import Pipeline, PipelineSettings
 
 EDGES = [

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processor.watermark import NO_WATERMARK, Watermarks
+from processor.core.watermark import NO_WATERMARK, Watermarks
 
 _CONFIRMATIONS = 3
 
@@ -30,7 +30,7 @@ class _Clock:
 
 @dataclass
 class Reference:
-    """``processor.watermark.Watermarks`` as it was: every question walks every stream."""
+    """``processor.core.watermark.Watermarks`` as it was: every question walks every stream."""
 
     allowed_lateness_ms: int
     idle_timeout_ms: int

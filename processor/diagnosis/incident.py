@@ -1,0 +1,106 @@
+"""The incident record: the output contract (README, docs/contracts.md) as ECS-style nested dicts (orjson)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from functools import lru_cache
+from typing import Any
+
+from processor.diagnosis.causes import Diagnosis, Failure
+from processor.core.events import Event, Fields
+
+DATASET = "badgateway.incident"
+
+
+def event_id(host: str, anchor: Event) -> str:
+    """Stable id: the same input line on the same host always gives the same id (replay or Kafka alike)."""
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(host.encode("utf-8", "surrogateescape"))
+    digest.update(b"\x00" + anchor.log_type.encode() + b"\x00")
+    digest.update(anchor.raw.encode("utf-8", "surrogateescape"))
+    return "bgw-" + digest.hexdigest()
+
+
+def iso_ms(ts_ms: int) -> str:
+    second, ms = divmod(ts_ms, 1000)
+    return _iso_second(second) + _MS_Z[ms]
+
+
+_MS_Z = tuple(f"{ms:03d}Z" for ms in range(1000))  # iso_ms's tail: a lookup, not a format, per call
+
+
+@lru_cache(maxsize=1024)
+def _iso_second(second: int) -> str:
+    # an incident formats two or three times of the same second or so: strftime once per second
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+
+
+def evidence(ev: Event | None) -> Fields | None:
+    if ev is None:
+        return None
+    return {"source": str(ev.source), "log_type": ev.log_type, "@timestamp": iso_ms(ev.ts_ms), "fields": ev.fields}
+
+
+def build_incident(
+    failure: Failure,
+    diagnosis: Diagnosis,
+    remediation: str,
+    *,
+    late: bool,
+    evicted: bool,
+    missing_evidence: list[str],
+    idle_inputs: list[str],
+    duplicates: list[Event],
+    anchor_id: str | None = None,
+) -> dict[str, Any]:
+    """``anchor_id``: ``event_id`` of the anchor (the access line, else the error line), when the caller has it."""
+    anchor = failure.access if failure.access is not None else failure.error
+    assert anchor is not None  # a Failure always has one of the two
+    source_fields = anchor.fields
+    method = source_fields.get("method")
+    uri = source_fields.get("uri")
+    if uri is None and failure.error is not None:
+        uri = failure.error.fields.get("uri")
+        method = method or failure.error.fields.get("method")
+    client = source_fields.get("remote_addr") or source_fields.get("client")
+    if client is None and failure.error is not None:
+        client = failure.error.fields.get("client")
+    badgateway: Fields = {
+        "cause": diagnosis.cause,
+        "remediation": remediation,
+        "status_inferred": diagnosis.status_inferred,
+        "missing_evidence": missing_evidence,
+    }
+    if diagnosis.note:
+        badgateway["note"] = diagnosis.note
+    if idle_inputs:
+        badgateway["idle_inputs"] = idle_inputs
+    if evicted:
+        badgateway["evicted"] = True
+    record: dict[str, Any] = {
+        "@timestamp": iso_ms(failure.ts_ms),
+        "event": {
+            "id": anchor_id or event_id(failure.host, anchor),
+            "kind": "event",
+            "category": ["web"],
+            "type": ["error"],
+            "dataset": DATASET,
+            "late": late,
+        },
+        "http": {"request": {"method": method}, "response": {"status_code": diagnosis.status}},
+        "url": {"original": uri},
+        "source": {"ip": client},
+        "host": {"name": failure.host or None},
+        "badgateway": badgateway,
+        "php_fpm": {"pool": diagnosis.pool, "pool_source": diagnosis.pool_source},
+        "nginx": {"upstream": {"address": diagnosis.upstream}},
+        "evidence": {
+            "access": evidence(failure.access),
+            "nginx_error": evidence(failure.error),
+            "php_fpm": [evidence(e) for e in diagnosis.fpm_evidence],
+        },
+    }
+    if duplicates:
+        record["evidence"]["duplicates"] = [evidence(e) for e in duplicates]
+    return record

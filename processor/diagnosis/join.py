@@ -1,0 +1,410 @@
+"""The event-time join: failed requests ↔ NGINX error entries ↔ PHP-FPM evidence, emitted once per window.
+
+Pure and deterministic: events in (any arrival order within the allowed lateness), incidents out in
+the order their windows close. State is only what a window still needs: failures, error anchors and
+PHP-FPM evidence — never the healthy traffic.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from typing import Any
+
+from processor.diagnosis.causes import Failure, FpmView, classify, is_anchor, socket_pool_guess, upstream_of
+from processor.core.events import FAILURE_STATUSES, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Counters, Event, SourceRef
+from processor.diagnosis.evidence import Position, log_position
+from processor.diagnosis.incident import build_incident, event_id
+from processor.diagnosis.remediation import remediation
+from processor.diagnosis.state import (HostState, JoinSettings, Master, Pending, Waiting, connection_id, match_key,
+                                  timeline_order)
+from processor.diagnosis.topology import Topology
+from processor.core.watermark import Watermarks
+
+Incident = dict[str, Any]
+
+__all__ = ["DiagnosisJoin", "Incident", "JoinSettings"]
+
+_EVIDENCE_KINDS = frozenset({"timed_out", "exited_signal", "exited_code", "max_children"})
+_EXPLAINING_KINDS = frozenset({"timed_out", "exited_signal", "exited_code"})  # one failure each
+# the error kinds whose cause reads the masters' state and the max_children warnings (causes.classify)
+_CONNECT_KINDS = frozenset({"connect_failed", "upstream_timed_out"})
+_DOWN_KINDS = frozenset({"exiting", "terminating"})
+_UP_KINDS = frozenset({"running", "ready"})
+_DUPLICATE_WINDOW_MS = 1000
+_SWEEP_EVERY_MS = 60_000
+_FORGET_MS = 600_000  # a host with nothing in flight, quiet this long (event time), is forgotten
+
+
+class DiagnosisJoin:
+    """Holds the windows; ``process`` events, ``advance`` the clock, ``flush`` at the end."""
+
+    def __init__(self, topology: Topology, settings: JoinSettings, counters: Counters | None = None) -> None:
+        self.topology = topology
+        self.settings = settings
+        self.counters = counters if counters is not None else Counters()
+        self.watermarks = Watermarks(settings.allowed_lateness_ms, settings.idle_timeout_ms, settings.max_jump_ms)
+        self._hosts: dict[str, HostState] = {}
+        # (release, event time, access first, log position, arrival, pending): a second's failures close in the
+        # order their lines were written, so the first takes the first of that second's PHP-FPM lines
+        self._heap: list[tuple[int, int, int, Position, int, Pending]] = []
+        self._seq = 0
+        self._evidence_count = 0
+        self._emitted: dict[str, int] = {}  # item id → event time, of the lines already in an incident
+        self._emitted_heap: list[tuple[int, str]] = []  # the same, oldest first: pruned from the front
+        self._last_prune_ms = -(2**62)
+        self._last_drain_bound = -(2**62)
+        self._last_sweep_ms = -(2**62)
+        self._busy: set[str] = set()  # hosts holding PHP-FPM evidence or lifecycle history
+        self._wm = -(2**62)  # as last computed; windows already closed stay closed
+        self._late = False  # whether the event being processed is late (set by _see)
+        self._lateness_ms = settings.allowed_lateness_ms
+        self._max_state = settings.max_state
+        self._last_source_name: str | None = None
+        self._last_source_partition: int | None = None
+        self._last_stream = ""
+
+    # -- input ---------------------------------------------------------------------------------
+    def process(self, event: Event) -> list[Incident]:
+        """Take one parsed event; return the incidents whose windows it closed."""
+        host = self._see(self.stream_of(event.source), event.ts_ms, event.log_type, event.host)
+        f = event.fields
+        if event.log_type == NGINX_ACCESS:
+            if f.get("status") in FAILURE_STATUSES:
+                self._hold(host, event, True, self._late)
+        elif event.log_type == NGINX_ERROR:
+            if is_anchor(f):
+                self._hold(host, event, False, self._late)
+        elif event.log_type == PHP_FPM:
+            self._fpm(host, event)
+        return self._closed()
+
+    def process_healthy(self, stream: str, ts_ms: int, log_type: str, host: str) -> list[Incident]:
+        """``process`` for an event the join holds nothing of (an access line whose status is no failure),
+        without the event: its clocks move and its host is seen, exactly as ``process`` would.
+        ``stream``: its source's ``SourceRef.stream`` (``stream_of``)."""
+        self._see(stream, ts_ms, log_type, host)
+        return self._closed()
+
+    def process_healthy_run(self, stream: str, ts_ms: int, log_type: str, host: str, count: int) -> list[Incident]:
+        """``process_healthy`` of ``count`` such events in a row, all of one time: the same state, counters and
+        incidents. Once the first has moved the clocks, the next ones of that time move nothing (``_steady``)
+        but the late count: they are counted, not walked."""
+        incidents = self.process_healthy(stream, ts_ms, log_type, host)
+        count -= 1
+        while count and not self._steady(stream, ts_ms):
+            incidents += self.process_healthy(stream, ts_ms, log_type, host)
+            count -= 1
+        if count:
+            late = self._late = ts_ms < self._wm  # the stream is known now
+            if late:
+                self.counters.late_records += count
+        return incidents
+
+    def _steady(self, stream: str, ts_ms: int) -> bool:
+        """Whether another healthy event of ``stream`` at ``ts_ms`` would change nothing but the late count:
+        not ahead of the wall clock, not past its stream's clock (no jump to confirm), and no window or prune
+        due at the unchanged bound (what ``_closed`` checks)."""
+        watermarks = self.watermarks
+        clock = watermarks.streams[stream]
+        now_ms = watermarks.now_ms
+        if (now_ms is not None and ts_ms > now_ms + watermarks.max_jump_ms) or clock.pending_jump \
+                or ts_ms > clock.max_ts_ms:
+            return False
+        bound = watermarks.global_max_ts_ms - self._lateness_ms
+        heap = self._heap
+        return not ((heap and heap[0][0] <= bound) or len(heap) + self._evidence_count > self._max_state
+                    or bound - self._last_drain_bound >= 1_000)
+
+    def stream_of(self, source: SourceRef) -> str:
+        """``source.stream``, remembered: SourceRef.stream formats a string per call, and consecutive records
+        come from the same stream."""
+        if source.name == self._last_source_name and source.partition == self._last_source_partition:
+            return self._last_stream
+        stream = self._last_stream = source.stream
+        self._last_source_name, self._last_source_partition = source.name, source.partition
+        return stream
+
+    def _see(self, stream: str, ts_ms: int, log_type: str, host_name: str) -> HostState:
+        """Every event: lateness, the watermark and the host's own clock; sets ``_late``."""
+        watermarks = self.watermarks
+        # a stream's first record opens it: it can only be late against its own progress
+        late = self._late = ts_ms < self._wm and stream in watermarks.streams
+        if late:
+            self.counters.late_records += 1
+        before = watermarks.future_records
+        watermarks.observe(stream, ts_ms, log_type)
+        if watermarks.future_records != before:
+            self.counters.future_records += watermarks.future_records - before
+        host = self._hosts.get(host_name)
+        if host is None:
+            host = self._hosts[host_name] = HostState()
+        host.seen_types.add(log_type)
+        if ts_ms > host.last_ts_ms:
+            host.last_ts_ms = ts_ms
+        return host
+
+    def _closed(self) -> list[Incident]:
+        """After each event: the windows it closed (and now and then a prune)."""
+        # the join's watermark never exceeds the most advanced stream minus the lateness: when even that
+        # bound closes no window, skip computing the minimum over streams (the common, healthy line)
+        bound = self.watermarks.global_max_ts_ms - self._lateness_ms
+        heap = self._heap
+        if (heap and heap[0][0] <= bound) or len(heap) + self._evidence_count > self._max_state:
+            return self._drain()
+        if bound - self._last_drain_bound >= 1_000:  # now and then: prune old evidence
+            self._last_drain_bound = bound
+            return self._drain()
+        return []
+
+    def advance(self, now_ms: int) -> list[Incident]:
+        """Processing time moved on (wall clock from the driver): idle inputs stop holding windows open."""
+        self.watermarks.tick(now_ms)
+        return self._drain()
+
+    def progress(self, stream: str, ts_ms: int, log_type: str, host: str) -> list[Incident]:
+        """A stream's lines up to ``ts_ms`` that the join has no use for (healthy traffic parsed elsewhere,
+        e.g. in a parse worker): only the watermark moves."""
+        self.watermarks.observe(stream, ts_ms, log_type)
+        h = self._hosts.get(host)
+        if h is None:
+            h = self._hosts[host] = HostState()
+        h.seen_types.add(log_type)
+        return self._drain()
+
+    def close_input(self, stream: str) -> list[Incident]:
+        self.watermarks.close(stream)
+        return self._drain()
+
+    def flush(self) -> list[Incident]:
+        """End of input: close every window now."""
+        out: list[Incident] = []
+        while self._heap:
+            out.extend(self._finalize(heapq.heappop(self._heap)[-1], evicted=False))
+        return out
+
+    def held_offsets(self) -> dict[str, int]:
+        """Lowest source offset per stream still needed by an open window (pending or as evidence)."""
+        held: dict[str, int] = {}
+        for entry in self._heap:
+            if not entry[-1].consumed:
+                _min_into(held, entry[-1].event.source)
+        horizon = self._wm - self.settings.release_ms - self.settings.saturation_lookback_ms
+        for host in self._hosts.values():
+            for ev in host.evidence:
+                _min_into(held, ev.source)
+            for master in host.masters.values():
+                # lifecycle lines inside the horizon, which a window may still read: a restart re-reads them, so an
+                # incident's evidence does not depend on where the service restarted (#18). Not the state before the
+                # horizon: with failures always in flight that would keep the offset at the master's start for ever
+                timeline = master.timeline
+                for _, _, _, line in timeline[bisect.bisect_left(timeline, horizon, key=lambda t: t[0]):]:
+                    _min_into(held, line.source)
+        return held
+
+    @property
+    def state_size(self) -> int:
+        return len(self._heap) + self._evidence_count
+
+    def held_windows(self) -> tuple[int, int | None]:
+        """(failures waiting in open windows, the event time of the one due first): for metrics."""
+        return len(self._heap), (self._heap[0][1] if self._heap else None)
+
+    def _hold(self, host: HostState, event: Event, is_access: bool, late: bool) -> None:
+        item_id = event_id(event.host, event)
+        if item_id in host.waiting_ids or item_id in self._emitted:
+            self.counters.duplicates += 1  # the very same line again (a shipper's resend): one incident
+            return
+        index = host.access if is_access else host.errors
+        key = match_key(event)
+        waiting = index.get(key)
+        if waiting is None:
+            waiting = index[key] = Waiting()
+        pending = Pending(event, is_access, key, connection_id(event), item_id, late)
+        waiting.add(pending)
+        host.waiting_ids.add(item_id)
+        host.pending += 1
+        self._seq += 1
+        release = event.ts_ms + self.settings.release_ms
+        heapq.heappush(self._heap, (release, event.ts_ms, 0 if is_access else 1, log_position(event), self._seq,
+                                    pending))
+
+    def _fpm(self, host: HostState, event: Event) -> None:
+        f = event.fields
+        kind = f.get("kind")
+        master_key = f.get("log_file") or event.source.stream
+        master = host.masters.get(master_key)
+        if master is None:
+            master = host.masters[master_key] = Master()
+        pool = f.get("pool")
+        if isinstance(pool, str):
+            master.pools.add(pool)
+        if kind in _DOWN_KINDS or kind in _UP_KINDS:
+            entry = (event.ts_ms, kind in _UP_KINDS, event.raw, event)
+            # in log order within a second: a master started and stopped in one second ends stopped
+            bisect.insort(master.timeline, entry, key=timeline_order)
+            self._busy.add(event.host)
+        if kind in _EVIDENCE_KINDS:
+            host.evidence.add(event)
+            self._evidence_count += 1
+            self._busy.add(event.host)
+
+    # -- output --------------------------------------------------------------------------------
+    def _drain(self) -> list[Incident]:
+        out: list[Incident] = []
+        # not forced monotonic: a stream that shows up behind the others (a host whose clock lags) pulls
+        # the watermark back for the windows still open, instead of making all its records late
+        wm = self._wm = self.watermarks.current()
+        while self._heap and self._heap[0][0] <= wm:
+            out.extend(self._finalize(heapq.heappop(self._heap)[-1], evicted=False))
+        while self._heap and self.state_size > self.settings.max_state:
+            self.counters.evicted += 1
+            out.extend(self._finalize(heapq.heappop(self._heap)[-1], evicted=True))
+        if wm - self._last_prune_ms >= 1_000:
+            self._prune(wm)
+        return out
+
+    def _prune(self, wm: int) -> None:
+        """Drop evidence no open window can use. Only hosts holding evidence are visited (a fleet of
+        thousands of quiet hosts costs nothing); hosts with no state left are forgotten now and then."""
+        self._last_prune_ms = wm
+        horizon = wm - self.settings.release_ms - self.settings.saturation_lookback_ms
+        if wm - self._last_sweep_ms >= _SWEEP_EVERY_MS:
+            self._last_sweep_ms = wm
+            forget = [name for name, h in self._hosts.items()
+                      if not h.pending and not h.evidence and not h.masters and h.last_ts_ms < horizon - _FORGET_MS]
+            for name in forget:
+                del self._hosts[name]
+        for name in list(self._busy):
+            host = self._hosts[name]
+            self._evidence_count -= host.evidence.prune(horizon)
+            for master in host.masters.values():
+                tl = master.timeline
+                cut = bisect.bisect_left(tl, horizon, key=lambda t: t[0])
+                if cut > 1:
+                    del tl[: cut - 1]  # keep the last state before the horizon
+            if not host.evidence and all(len(m.timeline) <= 1 for m in host.masters.values()):
+                self._busy.discard(name)
+        emitted, heap = self._emitted, self._emitted_heap
+        while heap and heap[0][0] < horizon:
+            ts_ms, item_id = heapq.heappop(heap)
+            if emitted.get(item_id) == ts_ms:
+                del emitted[item_id]
+        while self._evidence_count > self.settings.max_state // 2:
+            biggest = max(self._hosts.values(), key=lambda h: len(h.evidence))
+            drop = max(1, len(biggest.evidence) // 10)
+            biggest.evidence.evict_oldest(drop)
+            self._evidence_count -= drop
+            self.counters.evidence_evicted += drop
+
+    def _take(self, index: dict[tuple[str | None, str | None], Waiting], p: Pending) -> None:
+        if p.consumed:
+            return
+        host = self._hosts[p.event.host]
+        host.pending -= 1
+        host.waiting_ids.discard(p.item_id)
+        waiting = index[p.key]
+        waiting.remove(p)
+        if not waiting:
+            del index[p.key]
+        p.consumed = True
+
+    def _partner(self, host: HostState, p: Pending) -> Pending | None:
+        waiting = (host.errors if p.is_access else host.access).get(p.key)
+        return waiting.partner_for(p, self.settings.match_window_ms) if waiting is not None else None
+
+    def _finalize(self, p: Pending, *, evicted: bool) -> list[Incident]:
+        if p.consumed:
+            return []
+        host = self._hosts[p.event.host]
+        self._take(host.access if p.is_access else host.errors, p)
+        partner = self._partner(host, p)
+        if partner is not None:
+            self._take(host.errors if p.is_access else host.access, partner)
+        access = p.event if p.is_access else (partner.event if partner else None)
+        error = p.event if not p.is_access else (partner.event if partner else None)
+        duplicates: list[Event] = []
+        waiting = host.access.get(p.key) if access is not None else None  # a partner has the same key
+        if waiting is not None and access is not None:
+            for q in waiting.same_request_elsewhere(access, _DUPLICATE_WINDOW_MS):
+                self._take(host.access, q)  # the same request in a second access log
+                duplicates.append(q.event)
+        cid = error.fields.get("cid") if error is not None else None
+        waiting = host.errors.get(p.key) if error is not None else None
+        if waiting is not None and isinstance(cid, int) and error is not None:
+            for q in waiting.same_connection(cid):
+                if self._same_request(host, error, q):
+                    self._take(host.errors, q)  # a second error line about the same request
+                    duplicates.append(q.event)
+        anchor_ts = access.ts_ms if access is not None else p.event.ts_ms
+        anchor = partner if partner is not None and access is partner.event else p  # its id is the incident's
+        failure = Failure(p.event.host, anchor_ts, access, error, NGINX_ERROR in host.seen_types)
+        diagnosis = classify(failure, self._fpm_view(host, failure), self.topology)
+        for ev in diagnosis.fpm_evidence:
+            if ev.fields.get("kind") in _EXPLAINING_KINDS:
+                host.evidence.consume(ev)
+        late = p.late or (partner is not None and partner.late)
+        if late:
+            self.counters.late_incidents += 1
+        self.counters.incidents += 1
+        self._emit_id(p)
+        if partner is not None:
+            self._emit_id(partner)
+        missing = sorted({NGINX_ACCESS, NGINX_ERROR, PHP_FPM} - host.seen_types)
+        text = remediation(diagnosis, self.topology)
+        return [build_incident(failure, diagnosis, text, late=late, evicted=evicted,
+                               missing_evidence=missing, idle_inputs=self.watermarks.idle_streams(),
+                               duplicates=duplicates, anchor_id=anchor.item_id)]
+
+    def _same_request(self, host: HostState, error: Event, q: Pending) -> bool:
+        """Whether ``q``, an error line of the same connection and request line as ``error``, is about the same
+        request (the next upstream tried, `no live upstreams`): near in time, not the same failure at the same
+        upstream again (NGINX never tries one server twice for one request), and no access line waits that
+        would be its own. A keep-alive connection carries many requests, and connection ids start again at 1
+        when NGINX restarts."""
+        if abs(q.event.ts_ms - error.ts_ms) > self.settings.release_ms:
+            return False
+        f, g = q.event.fields, error.fields
+        if f.get("kind") == g.get("kind") and f.get("upstream") == g.get("upstream"):
+            return False
+        access = host.access.get(q.key)
+        return access is None or access.partner_for(q, self.settings.match_window_ms) is None
+
+    def _emit_id(self, p: Pending) -> None:
+        self._emitted[p.item_id] = p.event.ts_ms
+        heapq.heappush(self._emitted_heap, (p.event.ts_ms, p.item_id))
+
+    def _fpm_view(self, host: HostState, failure: Failure) -> FpmView:
+        t = failure.error.ts_ms if failure.error is not None else failure.ts_ms
+        window = self.settings.evidence_window_ms
+        kind = failure.error.fields.get("kind") if failure.error is not None else None
+        if kind not in _CONNECT_KINDS:  # a reset or a timeout reading: only timeouts and crashes can tell
+            return FpmView(host.evidence, window)
+        saturation = host.evidence.first_saturation(t - self.settings.saturation_lookback_ms, t + window)
+        return FpmView(host.evidence, window, saturation, *self._master_state(host, failure, t))
+
+    def _master_state(self, host: HostState, failure: Failure, t: int) -> tuple[Event | None, bool]:
+        """(the lifecycle line proving the pool's master is down, every master down?)."""
+        if not host.masters:
+            return None, False
+        upstream = upstream_of(failure)
+        pool_info = self.topology.pool_at(upstream)
+        pool = pool_info.name if pool_info else socket_pool_guess(upstream)
+        down_event: Event | None = None
+        all_down = True
+        for master in host.masters.values():
+            state = master.state_at(t)
+            up = state[0] if state is not None else bool(master.pools)
+            if up:
+                all_down = False
+            elif state is not None and (pool is None or pool in master.pools or not master.pools):
+                if down_event is None or state[1].ts_ms > down_event.ts_ms:
+                    down_event = state[1]
+        return down_event, all_down and down_event is not None
+
+
+
+def _min_into(held: dict[str, int], source: SourceRef) -> None:
+    stream = source.stream
+    if stream not in held or source.offset < held[stream]:
+        held[stream] = source.offset
