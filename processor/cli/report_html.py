@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from html import escape
 
-from processor.diagnosis.causes import CAUSES
+from processor.diagnosis import registry
 from processor.cli.summary import (
     Incident, ReplayStats, format_ts, incident_cause, incident_field, incident_get, incident_pool,
     incident_status, incident_ts_ms, time_range_ms,
@@ -29,10 +29,8 @@ MAX_BUCKETS = 120  # ~8 px per bar on the 960-wide chart: thinner bars stop bein
 MIN_BUCKETS = 24
 MAX_ROWS = 10_000  # beyond this the page gets too heavy to open; the chart still counts everything
 
-_COLOURS = (
-    "#c0392b", "#8e44ad", "#795548", "#d81b60", "#9e9d24", "#ff7f0e", "#1f77b4",
-    "#2c3e50", "#17becf", "#2ca02c", "#5dade2", "#7f8c8d", "#00897b", "#b0b7bd",
-)  # fmt: skip  (one per CAUSES entry, in order)
+# causes read back from an incident file that this build does not know (a newer version's, a typo) get these;
+# registered causes bring their own colour (processor.diagnosis.registry)
 _EXTRA_COLOURS = ("#a1887f", "#4db6ac", "#f06292", "#9575cd", "#aed581", "#ffb74d")
 _W, _H, _LEFT, _RIGHT, _TOP, _BOTTOM = 960, 300, 56, 16, 16, 48
 
@@ -77,13 +75,13 @@ def cause_slug(cause: str) -> str:
 
 
 def _ordered_causes(causes: set[str]) -> list[str]:
-    known = [c for c in CAUSES if c in causes]
+    known = [c for c in registry.labels() if c in causes]
     return known + sorted(causes - set(known))
 
 
 def _colour(cause: str, extra_index: int) -> str:
-    if cause in CAUSES:
-        return _COLOURS[CAUSES.index(cause)]
+    if registry.is_registered(cause):
+        return registry.cause(cause).colour
     return _EXTRA_COLOURS[extra_index % len(_EXTRA_COLOURS)]
 
 
@@ -204,7 +202,7 @@ def render_html(
     colour_css = []
     for cause in _ordered_causes({incident_cause(i) for i in incidents}):
         colour = _colour(cause, extra)
-        extra += cause not in CAUSES
+        extra += not registry.is_registered(cause)
         colour_css.append(f".cause-{cause_slug(cause)}{{fill:{colour};background:{colour}}}")
     statuses = Counter(incident_status(i) for i in incidents)
     span = time_range_ms(incidents, stats)

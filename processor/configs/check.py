@@ -72,7 +72,7 @@ def _check_timeouts(routes: list[Route], pools: list[PoolConf]) -> list[Finding]
             read_txt = f"fastcgi_read_timeout {read:g}s" + ("" if fp.read_timeout_origin else " (default)")
             if term is not None and term <= read:
                 findings.append(Finding(
-                    # the arrangement DOMAIN.md recommends (FPM logs why), so only worth knowing
+                    # the arrangement docs/causes.md recommends (PHP-FPM logs why), so only worth knowing
                     "fpm_timeout_first", "info",
                     f"[{pool.name}] request_terminate_timeout {term:g}s ≤ {read_txt}: a request running longer "
                     "is killed by PHP-FPM and NGINX answers 502 (recv() failed (104: Connection reset by peer))",

@@ -1,7 +1,7 @@
 """The static checks behind ``badgateway check-config``: each takes parsed configs, returns findings.
 
 Pure functions (a ``LiveHost`` is passed in when the machine itself may be asked). The cause labels
-are the ones of DOMAIN.md, so the diagnosis can quote a finding in an incident's remediation.
+are the registry's (processor.diagnosis.registry, docs/causes.md), so the diagnosis can quote a finding in an incident's remediation.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Final, Literal
 from grammars.config_errors import Origin
 from grammars.fpm_conf import DEFAULT_LISTEN_MODE, PoolConf, listen_address_key
 from grammars.nginx_conf import FastcgiPass, NginxConf
+from processor.diagnosis import registry
 from processor.configs.live_host import LiveHost, may_connect
 
 Severity = Literal["error", "warning", "info"]
@@ -29,9 +30,13 @@ class Finding:
     fix: str
     nginx_origins: tuple[Origin, ...] = ()
     fpm_origins: tuple[Origin, ...] = ()
-    cause: str | None = None
+    cause: str | None = None  # the cause it predicts: a label of processor.diagnosis.registry
     pool: str | None = None
     target: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.cause is not None and not registry.is_registered(self.cause):
+            raise ValueError(f"finding {self.code}: {self.cause!r} is not a registered cause")
 
 
 @dataclass(frozen=True, slots=True)

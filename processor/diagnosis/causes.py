@@ -1,4 +1,4 @@
-"""Tag one failed request with its cause and PHP-FPM pool (DOMAIN.md's cause table).
+"""Tag one failed request with its cause and PHP-FPM pool (docs/causes.md, "The causes").
 
 Pure: a ``Failure`` (the access line and/or the NGINX error entry the join matched), the PHP-FPM evidence
 the join gathered for it, and the ``Topology`` from the configs go in; a ``Diagnosis`` comes out.
@@ -12,14 +12,10 @@ from functools import lru_cache
 from typing import Final, NamedTuple
 
 from processor.core.events import Event
+from processor.diagnosis import registry
 from processor.diagnosis.evidence import EvidenceIndex, log_position, search_keys
 from processor.diagnosis.topology import PoolInfo, Topology, address_key, is_unix
 
-CAUSES: Final = (
-    "fpm_down", "socket_mismatch", "socket_missing", "socket_permission", "tcp_refused",
-    "pool_saturated", "fpm_timeout", "child_crash", "upstream_reset", "too_big_header",
-    "nginx_timeout", "no_live_upstreams", "app_answered", "unknown",
-)
 
 # Error-log kinds that mean "this request got no valid response from the upstream".
 ANCHOR_KINDS: Final = frozenset({
@@ -190,13 +186,13 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
     used: tuple[Event, ...] = ()
     note: str | None = None
 
-    def done(cause: str, default_status: int = 502) -> Diagnosis:
+    def done(cause: str, default_status: int | None = None) -> Diagnosis:
         nonlocal pool, pool_source
         if pool is None:
             guess = pool_guess(upstream)
             if guess is not None and cause not in ("socket_mismatch", "socket_missing"):
                 pool, pool_source = guess
-        status, inferred = _status(failure, default_status)
+        status, inferred = _status(failure, default_status or registry.cause(cause).default_status)
         return Diagnosis(cause, status, inferred, pool, pool_source, upstream, used, pool_info, note)
 
     if err is None:

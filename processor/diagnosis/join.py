@@ -15,7 +15,7 @@ from processor.diagnosis.causes import Failure, FpmView, classify, is_anchor, so
 from processor.core.events import FAILURE_STATUSES, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Counters, Event, SourceRef
 from processor.diagnosis.evidence import Position, log_position
 from processor.diagnosis.incident import build_incident, event_id
-from processor.diagnosis.remediation import remediation
+from processor.diagnosis.registry import remediation
 from processor.diagnosis.state import (HostState, JoinSettings, Master, Pending, Waiting, connection_id, match_key,
                                   timeline_order)
 from processor.diagnosis.topology import Topology

@@ -1,12 +1,16 @@
-"""One or two concrete sentences per cause: what the operator should do (DOMAIN.md's last column).
+"""One or two concrete sentences per cause: what the operator should do (docs/causes.md says why).
 
-When the configs are known the text names the directive, its file:line and the values involved.
+One function per cause, each registered with its cause in ``processor.diagnosis.registry``. When the configs are
+known the text names the directive, its file:line and the values involved.
 """
 
 from __future__ import annotations
 
-from processor.diagnosis.causes import Diagnosis
-from processor.diagnosis.topology import Topology
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from processor.diagnosis.causes import Diagnosis
+    from processor.diagnosis.topology import Topology
 
 
 def _secs(value: float | None) -> str:
@@ -15,88 +19,118 @@ def _secs(value: float | None) -> str:
     return f"{value:g}s"
 
 
-def remediation(d: Diagnosis, topology: Topology) -> str:
-    """The remediation text for a diagnosis, specific where the configs allow; when check-config has a
-    finding about this upstream that predicts this very cause, it is quoted."""
-    text = _remediation(d, topology)
-    key = d.upstream
-    for cause, finding in topology.findings.get(key, ()) if key else ():
-        if cause == d.cause:
-            return f"{text} Config check: {finding}"
-    return text
+def fpm_down(d: Diagnosis, topology: Topology) -> str:
+    pool = d.pool_info
+    sock = d.upstream or "the upstream"
+    return (f"PHP-FPM is not running for {sock}"
+            + (f" (pool {pool.name}, {pool.origin})" if pool else "")
+            + ": start it (`systemctl is-active php8.2-fpm`, `systemctl enable --now php8.2-fpm`)"
+            " and check why it stopped in its log.")
 
 
-def _remediation(d: Diagnosis, topology: Topology) -> str:
+def socket_mismatch(d: Diagnosis, topology: Topology) -> str:
     pool = d.pool_info
     route = topology.route_to(d.upstream)
     sock = d.upstream or "the upstream"
-    if d.cause == "fpm_down":
-        return (f"PHP-FPM is not running for {sock}"
-                + (f" (pool {pool.name}, {pool.origin})" if pool else "")
-                + ": start it (`systemctl is-active php8.2-fpm`, `systemctl enable --now php8.2-fpm`)"
-                " and check why it stopped in its log.")
-    if d.cause == "socket_mismatch":
-        where = f" ({route.origin})" if route else ""
-        listens = ", ".join(f"{p.listen} ({p.origin})" for p in topology.pools[:4])
-        return (f"No PHP-FPM pool listens on {sock}{where}: make fastcgi_pass and the pool's `listen` "
-                f"name the same socket" + (f"; pools listen on {listens}." if listens else "."))
-    if d.cause == "socket_missing":
-        return (f"{sock} does not exist: either PHP-FPM is down or no pool listens there; check "
-                "`systemctl is-active php8.2-fpm` and that fastcgi_pass matches a pool's `listen`.")
-    if d.cause == "socket_permission":
-        detail = ""
-        if pool is not None:
-            detail = (f" (listen.owner={pool.listen_owner or 'unset'}, listen.group={pool.listen_group or 'unset'},"
-                      f" listen.mode={pool.listen_mode or '0660'} in {pool.listen_origin or pool.origin})")
-        user = f" `{topology.nginx_user}`" if topology.nginx_user else ""
-        return (f"NGINX's worker user{user} may not connect to {sock}{detail}: set listen.owner / listen.group "
-                "/ listen.mode so that user can read and write the socket.")
-    if d.cause == "tcp_refused":
-        return (f"Nothing accepts connections on {sock}: start the pool listening on that address, or fix "
-                "fastcgi_pass" + (f" ({route.origin})." if route else "."))
-    if d.cause == "pool_saturated":
-        detail = ""
-        if pool is not None and pool.max_children is not None:
-            detail = f" (pm.max_children = {pool.max_children} in {pool.max_children_origin or pool.origin}"
-            detail += f", listen.backlog = {pool.listen_backlog})" if pool.listen_backlog is not None else ")"
-        return (f"Every worker of the pool was busy and the listen queue was full{detail}: raise "
-                "pm.max_children / listen.backlog, or find what makes workers slow (slowlog).")
-    if d.cause == "fpm_timeout":
-        limit = ""
-        if pool is not None and pool.request_terminate_timeout_s:
-            limit = (f"request_terminate_timeout = {_secs(pool.request_terminate_timeout_s)} in "
-                     f"{pool.request_terminate_timeout_origin or pool.origin}")
-            if route is not None:
-                limit += f" is below fastcgi_read_timeout {_secs(route.read_timeout_s)}"
-            limit += ": "
-        return (f"{limit}PHP-FPM killed the script for outliving request_terminate_timeout: fix the slow code "
-                "or raise the timeout, and keep fastcgi_read_timeout above it (or NGINX answers 504).")
-    if d.cause == "child_crash":
-        sig = ""
-        for ev in d.fpm_evidence:
-            if ev.fields.get("signal_name"):
-                sig = f" ({ev.fields['signal_name']})"
-        return (f"A PHP-FPM worker crashed{sig}: SIGSEGV points to an extension bug, SIGKILL to the OOM killer "
-                "or a `kill`; check core dumps and `dmesg`.")
-    if d.cause == "upstream_reset":
-        return ("PHP-FPM closed the connection and no PHP-FPM log explains it: ship the PHP-FPM log so "
-                "badgateway can tell a timeout from a crash.")
-    if d.cause == "too_big_header":
-        size = ""
-        if route is not None and route.buffer_size:
-            size = f" (fastcgi_buffer_size {route.buffer_size} at {route.buffer_size_origin or route.origin})"
-        return f"The response headers exceed NGINX's buffer{size}: raise fastcgi_buffer_size / fastcgi_buffers."
-    if d.cause == "nginx_timeout":
-        limit = ""
+    where = f" ({route.origin})" if route else ""
+    listens = ", ".join(f"{p.listen} ({p.origin})" for p in topology.pools[:4])
+    return (f"No PHP-FPM pool listens on {sock}{where}: make fastcgi_pass and the pool's `listen` "
+            f"name the same socket" + (f"; pools listen on {listens}." if listens else "."))
+
+
+def socket_missing(d: Diagnosis, topology: Topology) -> str:
+    pool = d.pool_info
+    sock = d.upstream or "the upstream"
+    return (f"{sock} does not exist: either PHP-FPM is down or no pool listens there; check "
+            "`systemctl is-active php8.2-fpm` and that fastcgi_pass matches a pool's `listen`.")
+
+
+def socket_permission(d: Diagnosis, topology: Topology) -> str:
+    pool = d.pool_info
+    sock = d.upstream or "the upstream"
+    detail = ""
+    if pool is not None:
+        detail = (f" (listen.owner={pool.listen_owner or 'unset'}, listen.group={pool.listen_group or 'unset'},"
+                  f" listen.mode={pool.listen_mode or '0660'} in {pool.listen_origin or pool.origin})")
+    user = f" `{topology.nginx_user}`" if topology.nginx_user else ""
+    return (f"NGINX's worker user{user} may not connect to {sock}{detail}: set listen.owner / listen.group "
+            "/ listen.mode so that user can read and write the socket.")
+
+
+def tcp_refused(d: Diagnosis, topology: Topology) -> str:
+    pool = d.pool_info
+    route = topology.route_to(d.upstream)
+    sock = d.upstream or "the upstream"
+    return (f"Nothing accepts connections on {sock}: start the pool listening on that address, or fix "
+            "fastcgi_pass" + (f" ({route.origin})." if route else "."))
+
+
+def pool_saturated(d: Diagnosis, topology: Topology) -> str:
+    pool = d.pool_info
+    detail = ""
+    if pool is not None and pool.max_children is not None:
+        detail = f" (pm.max_children = {pool.max_children} in {pool.max_children_origin or pool.origin}"
+        detail += f", listen.backlog = {pool.listen_backlog})" if pool.listen_backlog is not None else ")"
+    return (f"Every worker of the pool was busy and the listen queue was full{detail}: raise "
+            "pm.max_children / listen.backlog, or find what makes workers slow (slowlog).")
+
+
+def fpm_timeout(d: Diagnosis, topology: Topology) -> str:
+    pool = d.pool_info
+    route = topology.route_to(d.upstream)
+    limit = ""
+    if pool is not None and pool.request_terminate_timeout_s:
+        limit = (f"request_terminate_timeout = {_secs(pool.request_terminate_timeout_s)} in "
+                 f"{pool.request_terminate_timeout_origin or pool.origin}")
         if route is not None:
-            limit = f" (fastcgi_read_timeout {_secs(route.read_timeout_s)} at {route.read_timeout_origin or route.origin})"
-        return (f"NGINX stopped waiting for PHP-FPM{limit}: raise fastcgi_read_timeout (and the send/connect "
-                "timeouts) or speed up the script.")
-    if d.cause == "no_live_upstreams":
-        return ("Every server of the upstream group is marked failed: see the earlier connect errors for why "
-                "(max_fails / fail_timeout).")
-    if d.cause == "app_answered":
-        return (f"The application answered {d.status} itself ({sock} returned it; NGINX logged no error): a "
-                "script or framework set the status (`http_response_code()`, an error page for a failed call to a "
-                "service it depends on). Look in the application's own log for this URI, not at PHP-FPM or NGINX.")
+            limit += f" is below fastcgi_read_timeout {_secs(route.read_timeout_s)}"
+        limit += ": "
+    return (f"{limit}PHP-FPM killed the script for outliving request_terminate_timeout: fix the slow code "
+            "or raise the timeout, and keep fastcgi_read_timeout above it (or NGINX answers 504).")
+
+
+def child_crash(d: Diagnosis, topology: Topology) -> str:
+    sig = ""
+    for ev in d.fpm_evidence:
+        if ev.fields.get("signal_name"):
+            sig = f" ({ev.fields['signal_name']})"
+    return (f"A PHP-FPM worker crashed{sig}: SIGSEGV points to an extension bug, SIGKILL to the OOM killer "
+            "or a `kill`; check core dumps and `dmesg`.")
+
+
+def upstream_reset(d: Diagnosis, topology: Topology) -> str:
+    return ("PHP-FPM closed the connection and no PHP-FPM log explains it: ship the PHP-FPM log so "
+            "badgateway can tell a timeout from a crash.")
+
+
+def too_big_header(d: Diagnosis, topology: Topology) -> str:
+    route = topology.route_to(d.upstream)
+    size = ""
+    if route is not None and route.buffer_size:
+        size = f" (fastcgi_buffer_size {route.buffer_size} at {route.buffer_size_origin or route.origin})"
+    return f"The response headers exceed NGINX's buffer{size}: raise fastcgi_buffer_size / fastcgi_buffers."
+
+
+def nginx_timeout(d: Diagnosis, topology: Topology) -> str:
+    route = topology.route_to(d.upstream)
+    limit = ""
+    if route is not None:
+        limit = f" (fastcgi_read_timeout {_secs(route.read_timeout_s)} at {route.read_timeout_origin or route.origin})"
+    return (f"NGINX stopped waiting for PHP-FPM{limit}: raise fastcgi_read_timeout (and the send/connect "
+            "timeouts) or speed up the script.")
+
+
+def no_live_upstreams(d: Diagnosis, topology: Topology) -> str:
+    return ("Every server of the upstream group is marked failed: see the earlier connect errors for why "
+            "(max_fails / fail_timeout).")
+
+
+def app_answered(d: Diagnosis, topology: Topology) -> str:
+    sock = d.upstream or "the upstream"
+    return (f"The application answered {d.status} itself ({sock} returned it; NGINX logged no error): a "
+            "script or framework set the status (`http_response_code()`, an error page for a failed call to a "
+            "service it depends on). Look in the application's own log for this URI, not at PHP-FPM or NGINX.")
+
+
+def unknown(d: Diagnosis, topology: Topology) -> str:
     return "No NGINX error-log entry explains this response: ship the NGINX error log for this host."

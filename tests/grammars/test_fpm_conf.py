@@ -226,5 +226,5 @@ def test_listen_address_key(description: str, listen: str, key: str) -> None:
 
 
 def test_domain_mismatch_example_keys_differ() -> None:
-    # DOMAIN.md: nginx and the pool name different sockets; the keys must not collide
+    # socket_mismatch (docs/causes.md): nginx and the pool name different sockets; the keys must not collide
     assert listen_address_key("unix:/run/php/php8.2-fpm.sock") != listen_address_key("/run/php/php-fpm.sock")

@@ -7,9 +7,7 @@ from typing import Any
 
 import pytest
 
-from processor.diagnosis.causes import CAUSES
 from processor.diagnosis.join import DiagnosisJoin, JoinSettings
-from processor.cli.report_html import _COLOURS
 from tests.processor.test_join import NO_CONFIGS, Message, access, error
 
 ERROR_LOG_LIVE = error(0.5, "/other?id=1", "connect_failed", 111, "fastcgi://127.0.0.1:9009", "connecting to upstream",
@@ -45,11 +43,3 @@ def test_the_applications_own_502(fields: dict[str, Any], shipped: bool, cause: 
     assert got == cause
     if cause == "app_answered":
         assert "application answered" in text and "ship the NGINX error log" not in text
-
-
-def test_every_cause_has_a_colour_and_a_row_in_the_readme() -> None:
-    from pathlib import Path
-
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    assert len(_COLOURS) == len(CAUSES)
-    assert all(f"| `{cause}` |" in readme for cause in CAUSES)

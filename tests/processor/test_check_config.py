@@ -71,7 +71,7 @@ class Case:
 
 
 CASES = [
-    # DOMAIN.md's example: nginx and the pool name different sockets → 502 (2: No such file or directory)
+    # socket_mismatch (docs/causes.md): nginx and the pool name different sockets → 502 (2: No such file or directory)
     Case("socket name mismatch", "fastcgi_pass_unreached", "error",
          nginx=(("unix:/run/php/app.sock", "unix:/run/php/php8.2-fpm.sock"),),
          fpm=(("listen = /run/php/app.sock", "listen = /run/php/php-fpm.sock"),), cause="socket_mismatch"),

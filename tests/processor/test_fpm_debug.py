@@ -16,7 +16,7 @@ from tests.realworld.harness import replay
 
 CORPUS = Path(__file__).parents[1] / "corpus"
 
-# php8.2-fpm at log_level = debug, in the shape issue #19 and DOMAIN.md quote from the lab (pool "docs"); the
+# php8.2-fpm at log_level = debug, in the shape issue #19 quotes from the lab (pool "docs"); the
 # slowlog header is the one the issue quotes, the other lines follow php-src's debug prefix
 DEBUG_SLOWLOG = [
     "[24-Nov-2026 05:41:58.635957]  [pool docs] pid 15659",
