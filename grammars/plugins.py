@@ -69,6 +69,12 @@ def discover() -> tuple[list[GrammarPlugin], list[PluginProblem]]:
     return plugins, problems
 
 
+def log_types() -> tuple[str, ...]:
+    """Every log type an input may name: the built-in ones, then the installed plugins' own (sorted)."""
+    builtin = tuple(name for name, _ in BUILTIN)
+    return (*builtin, *sorted({p.stream_type for p in discover()[0]} - set(builtin)))
+
+
 def available() -> list[dict[str, str]]:
     """Built-in and plugin grammars, for ``badgateway grammars``."""
     rows = [{"name": n, "log_type": n, "origin": "builtin", "description": d} for n, d in BUILTIN]

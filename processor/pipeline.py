@@ -22,7 +22,7 @@ from grammars import error as error_grammar
 from grammars import slowlog as slowlog_grammar
 from grammars.prefix import strip_prefix
 
-from processor.core.assemble import MULTILINE_TYPES, EntryAssembler
+from processor.core.assemble import EntryAssembler
 from processor.core.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM_SLOWLOG, Counters, DeadLetter, Event, Record, SourceRef
 from processor.diagnosis.join import DiagnosisJoin, Incident, JoinSettings
 from processor.core.parse import FAILED, ParseSettings, RecordParser
@@ -76,10 +76,14 @@ class Pipeline:
         # feed's shortcut for healthy access lines: same outputs and counters, no Event built
         self._healthy_fast = not settings.emit_events
         self._default_host = settings.parse.default_host
-        self._assembler = EntryAssembler({
+        starts = {
             NGINX_ERROR: _starts_after_prefix(error_grammar.is_entry_start),
             PHP_FPM_SLOWLOG: _starts_after_prefix(slowlog_grammar.is_entry_start),
-        }, self._detected)
+            # a plugin's multi-line log: its entries are assembled like the built-in ones
+            **{p.name: _starts_after_prefix(p.is_entry_start) for p in settings.parse.plugins if p.is_entry_start},
+        }
+        self._multiline = frozenset(starts)
+        self._assembler = EntryAssembler(starts, self._detected)
 
     def _detected(self, record: Record) -> Record | None:
         """``record`` typed as the log its line is (per line: streams may mix logs), ``None`` if none is."""
@@ -124,7 +128,7 @@ class Pipeline:
         """``parse_entry``; a one-line record its type refuses but another log's grammar recognises (the error
         lines of an access-typed container stream) is that log's line, assembled as such."""
         parsed = self.parser.parse(entry)
-        if isinstance(parsed, DeadLetter) and entry.line_count == 1 and entry.log_type not in MULTILINE_TYPES:
+        if isinstance(parsed, DeadLetter) and entry.line_count == 1 and entry.log_type not in self._multiline:
             other = self._assembler.retyped(entry)
             if other is not None:
                 yield from self._assemble(other)
@@ -256,7 +260,7 @@ class Pipeline:
             self.counters.lines_in += record.line_count
             if self._blank(record):
                 continue
-            if (record.log_type is not None and record.log_type not in MULTILINE_TYPES
+            if (record.log_type is not None and record.log_type not in self._multiline
                     and not self._assembler.is_open(stream)):
                 yield from self._parse_typed(record)  # single-line logs (most lines): no assembler round trip
                 continue

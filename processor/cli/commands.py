@@ -6,38 +6,17 @@ import argparse
 import errno
 import os
 import sys
-from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 import orjson
 
-from grammars.plugins import discover as discover_plugins
-
-from processor.configs.knowledge import Knowledge, load_knowledge
-from processor.core.events import NGINX_ACCESS, Event, Record, SourceRef
-from processor.io.files import InputFile, discover, head_lines
+from processor.io.files import InputFile, discover
 from processor.io.sinks import JsonLinesSink, OutputError, check_outputs
-from processor.diagnosis.join import JoinSettings
-from processor.core.parse import ParseSettings
-from processor.pipeline import Output, Pipeline, PipelineSettings
-from processor.runners.replay import Plan
-from processor.cli.summary import IncidentTally, escape_controls
-
-
-def build_pipeline(args: argparse.Namespace, *, emit_events: bool, knowledge: Knowledge | None = None,
-                   host_timezones: dict[str, tzinfo] | None = None) -> tuple[Pipeline, Knowledge]:
-    """Configs and options → one Pipeline (shared by replay, follow and filter)."""
-    if knowledge is None:
-        knowledge = load_knowledge(args.nginx_conf, args.fpm_conf, args.log_format, args.escape)
-    settings = PipelineSettings(
-        parse=ParseSettings(formats=knowledge.formats, timezone=args.timezone or timezone.utc,
-                            default_host=args.host or "", host_timezones=host_timezones or {},
-                            plugins=tuple(discover_plugins()[0])),
-        join=JoinSettings(allowed_lateness_ms=int(args.allowed_lateness * 1000),
-                          idle_timeout_ms=int(args.idle_timeout * 1000)),
-        emit_events=emit_events,
-    )
-    return Pipeline(settings, knowledge.topology), knowledge
+from processor.pipeline import Output
+from processor.runners.replay import learn_host_timezones
+from processor.runners.settings import build_pipeline
+from processor.cli.summary import IncidentTally
+from processor.core.errors import escape_controls
 
 
 def _slim(incident: dict[str, Any]) -> dict[str, Any]:
@@ -145,25 +124,6 @@ def write_report(path: str, html: str) -> None:
 def _warn_unknown(f: InputFile, reason: str) -> None:
     print(f"badgateway: warning: {escape_controls(f.display)}: {reason}: its lines are typed one by one, those no "
           "grammar takes are dead-lettered (--strict stops instead)", file=sys.stderr)
-
-
-def learn_host_timezones(pipeline: Pipeline, plans: list[Plan]) -> dict[str, tzinfo]:
-    """The UTC offset each host's access log writes (``$time_local`` carries it): NGINX error and PHP-FPM
-    logs on that host are written in the same local time, without saying so."""
-    zones: dict[str, tzinfo] = {}
-    for plan in plans:
-        if plan.log_type != NGINX_ACCESS or plan.host in zones:
-            continue
-        for raw in head_lines(plan.file, 20):
-            record = Record(raw.decode("utf-8", "surrogateescape"), SourceRef(plan.file.display, 0),
-                            plan.log_type, plan.host, plan.access_format)
-            parsed = pipeline.parser.parse(record)
-            if isinstance(parsed, Event):
-                when = parsed.fields.get("time")
-                if isinstance(when, datetime) and when.tzinfo is not None:
-                    zones[plan.host] = when.tzinfo
-                    break
-    return zones
 
 
 def grammars_command(args: argparse.Namespace) -> int:

@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from processor import __version__
 from processor.core.errors import BadgatewayError
-from processor.core.events import LOG_TYPES
-from processor.cli.summary import escape_controls
+from grammars.plugins import log_types
+from processor.runners.settings import add_window_options
+from processor.core.errors import escape_controls
 from processor.configs import check as check_config
 
 EXIT_USAGE = 2
@@ -77,7 +78,7 @@ class _Parser(argparse.ArgumentParser):
 
 def add_input_options(p: argparse.ArgumentParser) -> None:
     """Options shared by replay, follow and filter: what the logs are and what the configs say."""
-    p.add_argument("--type", choices=LOG_TYPES, help="log type of every input (default: detected per file)")
+    p.add_argument("--type", choices=log_types(), help="log type of every input (default: detected per file)")
     p.add_argument("--nginx-conf", metavar="FILE", help="nginx.conf: log_format, access_log, fastcgi_pass, timeouts")
     p.add_argument("--fpm-conf", metavar="FILE", action="append", default=[],
                    help="php-fpm.conf (repeatable, one per PHP-FPM master): pools and their listen addresses")
@@ -94,6 +95,7 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--idle-timeout", type=_seconds, default=30.0, metavar="SECONDS")
     p.add_argument("--events", metavar="FILE", help="also write every parsed event (ECS JSON Lines)")
     p.add_argument("--dead-letter", metavar="FILE", help="write lines that did not parse (JSON Lines)")
+    add_window_options(p)
 
 
 def build_parser() -> argparse.ArgumentParser:

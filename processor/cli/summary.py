@@ -7,69 +7,20 @@ a terminal (an escape sequence in a URI must not repaint the operator's screen).
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from processor.core.errors import escape_controls
+from processor.runners.stats import LineCounts, ReplayStats
+
+__all__ = ["LineCounts", "ReplayStats"]  # the run's counters, read by the summary and the report
+
 Incident = Mapping[str, Any]
 
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 TOP_URIS = 10
-
-
-@dataclass(slots=True)
-class LineCounts:
-    """Lines of one file or one log type: `read == parsed + dead_lettered` once a run is complete."""
-
-    read: int = 0
-    parsed: int = 0
-    dead_lettered: int = 0
-
-
-@dataclass(slots=True)
-class ReplayStats:
-    """Counters of one replay run, accumulated by the CLI as it reads (hence mutable).
-
-    Timestamps are epoch milliseconds of the first and last event read (event time, not wall clock);
-    `late` counts incidents emitted after their window had closed.
-    """
-
-    lines_read: int = 0
-    parsed: int = 0
-    dead_lettered: int = 0
-    by_type: dict[str, LineCounts] = field(default_factory=dict)
-    by_file: dict[str, LineCounts] = field(default_factory=dict)
-    bytes_read: int = 0
-    elapsed_s: float = 0.0
-    first_ts_ms: int | None = None
-    last_ts_ms: int | None = None
-    late: int = 0
-
-    def add(self, file: str, log_type: str, *, parsed: int = 0, dead_lettered: int = 0) -> None:
-        """Count lines in bulk (per chunk or per file: a call per line would cost more than it tells)."""
-        read = parsed + dead_lettered
-        self.lines_read += read
-        self.parsed += parsed
-        self.dead_lettered += dead_lettered
-        for counts in (self.by_type.setdefault(log_type, LineCounts()), self.by_file.setdefault(file, LineCounts())):
-            counts.read += read
-            counts.parsed += parsed
-            counts.dead_lettered += dead_lettered
-
-    def see_ts(self, ts_ms: int) -> None:
-        """Widen the event-time range to include `ts_ms`."""
-        if self.first_ts_ms is None or ts_ms < self.first_ts_ms:
-            self.first_ts_ms = ts_ms
-        if self.last_ts_ms is None or ts_ms > self.last_ts_ms:
-            self.last_ts_ms = ts_ms
-
-    @property
-    def balanced(self) -> bool:
-        """The replay invariant: nothing read was dropped silently."""
-        return self.lines_read == self.parsed + self.dead_lettered
 
 
 # --- reading incident records (tolerant: a record read back from a file may lack parts) ---------
@@ -136,12 +87,6 @@ def printable(text: str, limit: int = 100) -> str:
     """`text` safe for a terminal: control characters shown as `\\xNN`, cut to `limit` characters."""
     safe = escape_controls(text)
     return safe if len(safe) <= limit else safe[: limit - 1] + "…"
-
-
-def escape_controls(text: str) -> str:
-    """Control characters (ESC, CR, newlines …) as `\\xNN`: a file or pool name cannot repaint a terminal or
-    split an error into several lines."""
-    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def format_ts(ts_ms: int) -> str:

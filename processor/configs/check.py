@@ -20,7 +20,7 @@ from processor.configs.rules import (
     SEVERITIES, Finding, Route, check_permissions, check_reachability, pool_keys, resolve_routes,
 )
 from processor.configs.live_host import LiveHost, SystemHost
-from processor.cli.summary import escape_controls
+from processor.core.errors import escape_controls
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 _BUILTIN_FORMATS = frozenset({"combined"})

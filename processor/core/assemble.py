@@ -144,4 +144,3 @@ class EntryAssembler:
         return {s: o.first.source.offset for s, o in self._open.items()}
 
 
-MULTILINE_TYPES = (NGINX_ERROR, PHP_FPM_SLOWLOG)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from processor.core.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM, PHP_FPM_ACCESS, PHP_FPM_SLOWLOG, Event
-from processor.diagnosis.incident import iso_ms
+from processor.core.timefmt import iso_ms
 
 _DATASETS = {
     NGINX_ACCESS: "nginx.access", NGINX_ERROR: "nginx.error", PHP_FPM: "php_fpm.log",

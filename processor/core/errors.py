@@ -1,10 +1,12 @@
-"""One exception root for badgateway, one subclass per layer.
+"""One exception root for badgateway, one subclass per layer, and the one way their text reaches a terminal.
 
 The CLI catches `BadgatewayError` and prints `str(exc)` as one line (no traceback); everything
 else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
+
+import re
 
 
 class BadgatewayError(Exception):
@@ -36,3 +38,12 @@ class KafkaError(BadgatewayError):
     def __init__(self, message: str, code: int | str | None = None) -> None:
         self.code = code
         super().__init__(message if code is None else f"{message} (code {code})")
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    """Control characters (ESC, CR, newlines …) as `\\xNN`: a file or pool name cannot repaint a terminal or
+    split an error into several lines."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import time
-from functools import lru_cache
 from typing import Any
 
 from processor.diagnosis.causes import Diagnosis, Failure
 from processor.core.events import Event, Fields
+from processor.core.timefmt import iso_ms
 
 DATASET = "badgateway.incident"
 
@@ -20,20 +19,6 @@ def event_id(host: str, anchor: Event) -> str:
     digest.update(b"\x00" + anchor.log_type.encode() + b"\x00")
     digest.update(anchor.raw.encode("utf-8", "surrogateescape"))
     return "bgw-" + digest.hexdigest()
-
-
-def iso_ms(ts_ms: int) -> str:
-    second, ms = divmod(ts_ms, 1000)
-    return _iso_second(second) + _MS_Z[ms]
-
-
-_MS_Z = tuple(f"{ms:03d}Z" for ms in range(1000))  # iso_ms's tail: a lookup, not a format, per call
-
-
-@lru_cache(maxsize=1024)
-def _iso_second(second: int) -> str:
-    # an incident formats two or three times of the same second or so: strftime once per second
-    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
 
 
 def evidence(ev: Event | None) -> Fields | None:

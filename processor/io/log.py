@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from processor.runners.service_config import Secret
+from processor.io.kafka.settings import Secret
 
 
 def _mask_secrets(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from processor.runners.service_config import KafkaSection
+from processor.io.kafka.settings import KafkaSection
 from processor.core.ecs import to_ecs
 from processor.core.events import DeadLetter, Event
 from processor.core.errors import BadgatewayError, KafkaError

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import BinaryIO
 
-from processor.cli.commands import build_pipeline, learn_host_timezones
+from processor.runners.settings import build_pipeline
 from processor.configs.knowledge import Knowledge
 from processor.core.events import DeadLetter, Record, SourceRef
 from processor.core.errors import BadgatewayError, InputError
@@ -35,7 +35,7 @@ from processor.io.sinks import JsonLinesSink, KafkaTopicSink, OutputError, check
 from processor.runners.stdin_filter import LineBuffer, OverLong
 from processor.io.files import MAX_LINE_BYTES
 from processor.pipeline import Output, Pipeline
-from processor.runners.replay import base_name, plan_inputs
+from processor.runners.replay import base_name, learn_host_timezones, plan_inputs
 
 _READ_BYTES = 1 << 20  # of each file per poll
 # the first bytes of a file, compared on every poll: the same inode and a size past our offset, but other first

@@ -26,7 +26,7 @@ from processor.io.sinks import Sink
 from processor.io.files import CHUNK_BYTES, open_lines
 from processor.pipeline import HealthyRun, Output, Pipeline
 from processor.runners.replay import UNKNOWN_TYPE, Plan, ReplayResult, _records, block_lines, parse_blocks, replay
-from processor.cli.summary import ReplayStats
+from processor.runners.stats import ReplayStats
 
 _BATCH = 2000
 MAX_UNITS = 64  # parse processes at most, whatever the number of files (see max_units)

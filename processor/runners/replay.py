@@ -13,15 +13,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Protocol
 from itertools import islice
 
 from processor.core.errors import InputError
-from processor.core.events import DeadLetter, Event, Record, SourceRef
+from processor.core.events import NGINX_ACCESS, DeadLetter, Event, Record, SourceRef
 from processor.io.files import InputFile, discover, head_lines, open_lines
 from processor.io.sinks import Sink
 from processor.pipeline import HealthyRun, Output, Pipeline
-from processor.cli.progress import Progress
-from processor.cli.summary import ReplayStats
+from processor.runners.stats import ReplayStats
 
 UNKNOWN_TYPE = "unknown"  # the summary's name for the lines of a file typed line by line
 _ROTATION = re.compile(r"(\.\d+)?(\.(gz|bz2|xz|zst))?$|-\d{8}(\.(gz|bz2|xz|zst))?$")
@@ -30,6 +31,12 @@ _ROTATION = re.compile(r"(\.\d+)?(\.(gz|bz2|xz|zst))?$|-\d{8}(\.(gz|bz2|xz|zst))
 _BLOCK_LINES = 2048
 _MIN_BLOCK_LINES = 32
 _HELD_LINES = 1 << 18
+
+
+class ProgressSink(Protocol):
+    """What a replay tells a progress display (the CLI's bar): bytes and lines read since the last call."""
+
+    def advance(self, bytes_: int = 0, lines: int = 0) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +161,7 @@ def parse_blocks(pipeline: Pipeline, plan: Plan, lines: Iterable[tuple[int, byte
         yield from parse_block(name, log_type, access_format, host, chunk[0][0], block, len(chunk))
 
 
-def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progress | None = None,
+def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: ProgressSink | None = None,
            blocks: bool = True) -> ReplayResult:
     """Drive the pipeline over the planned files, merged in event time; every output goes to ``sink``.
 
@@ -230,3 +237,22 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
     stats.elapsed_s = time.perf_counter() - started
     stats.late = pipeline.counters.late_incidents
     return result
+
+
+def learn_host_timezones(pipeline: Pipeline, plans: list[Plan]) -> dict[str, tzinfo]:
+    """The UTC offset each host's access log writes (``$time_local`` carries it): NGINX error and PHP-FPM
+    logs on that host are written in the same local time, without saying so."""
+    zones: dict[str, tzinfo] = {}
+    for plan in plans:
+        if plan.log_type != NGINX_ACCESS or plan.host in zones:
+            continue
+        for raw in head_lines(plan.file, 20):
+            record = Record(raw.decode("utf-8", "surrogateescape"), SourceRef(plan.file.display, 0),
+                            plan.log_type, plan.host, plan.access_format)
+            parsed = pipeline.parser.parse(record)
+            if isinstance(parsed, Event):
+                when = parsed.fields.get("time")
+                if isinstance(when, datetime) and when.tzinfo is not None:
+                    zones[plan.host] = when.tzinfo
+                    break
+    return zones

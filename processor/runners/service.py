@@ -19,10 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from processor.runners.settings import build, knowledge_of, settings_from_service
 from processor.runners.service_config import ServiceConfig, load_config, redacted
-from processor.configs.knowledge import load_knowledge
 from processor.core.errors import KafkaError, UserConfigError
 from processor.core.events import DeadLetter, Record, SourceRef
 from processor.io.kafka.inputs import CommitPlanner, InputReader, Outbox, check_copartitioned, check_output_topics, \
@@ -30,10 +29,8 @@ from processor.io.kafka.inputs import CommitPlanner, InputReader, Outbox, check_
 from processor.io.kafka.client import TP, ClientError, Consumer, Msg, Producer, backend
 from processor.io.metrics import Metrics
 from processor.io.sinks import serialise
-from processor.diagnosis.join import JoinSettings
 from processor.io.log import configure, get_logger
-from processor.core.parse import ParseSettings
-from processor.pipeline import Output, Pipeline, PipelineSettings
+from processor.pipeline import Output, Pipeline
 
 TICK_S = 0.25
 EXIT_STOP_TIMEOUT = 1  # the stop deadline passed (or a second signal came)
@@ -146,7 +143,7 @@ class Service:
                     check_copartitioned(counts, self.config.inputs)
                 else:
                     self.client.ensure_topic(self.config.kafka, self._internal, max(counts.values()))
-                created = check_output_topics(self.client, self.config, max(counts.values()))
+                created = check_output_topics(self.client, self.config.kafka, self.config.outputs, max(counts.values()))
                 if created:
                     self.log.info("kafka.topics_created", topics=created)
                 return True
@@ -644,23 +641,14 @@ def _text(value: bytes | None) -> str:
 def pipeline_factory(config: ServiceConfig) -> tuple[Callable[[], Pipeline], str | None]:
     """Configs read once → a maker of fresh pipelines (rebuilds need one) and the access format forced by
     ``diagnosis.log_format`` (used by access inputs that name none)."""
-    d = config.diagnosis
-    knowledge = load_knowledge(d.nginx_conf or None, list(d.fpm_conf), d.log_format or None, d.escape)
+    settings = settings_from_service(config)
+    knowledge = knowledge_of(settings)
     known = {"combined", "main", *knowledge.formats}
     for i, inp in enumerate(config.inputs):
         if inp.format and inp.format not in known:
             raise UserConfigError(f"inputs.{i}.format: no log_format named {inp.format!r} "
                                   f"(known: {', '.join(sorted(known))}; define it in diagnosis.nginx_conf)")
-    settings = PipelineSettings(
-        parse=ParseSettings(formats=dict(knowledge.formats), timezone=ZoneInfo(d.timezone)),
-        join=JoinSettings(match_window_ms=int(d.match_window_s * 1000),
-                          evidence_window_ms=int(d.evidence_window_s * 1000),
-                          allowed_lateness_ms=int(d.allowed_lateness_s * 1000),
-                          idle_timeout_ms=int(d.idle_timeout_s * 1000), max_state=d.max_state),
-        emit_events=bool(config.outputs.events_topic),
-    )
-    topology = knowledge.topology
-    return (lambda: Pipeline(settings, topology)), knowledge.forced_format
+    return (lambda: build(settings, knowledge)[0]), knowledge.forced_format
 
 
 def _exit_after(seconds: float, log: Any) -> threading.Timer:

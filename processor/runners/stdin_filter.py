@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
-from processor.cli.commands import build_pipeline
+from processor.runners.settings import build_pipeline
 from processor.core.events import DeadLetter, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, PHP_FPM_SLOWLOG, Record, SourceRef
 from processor.io.envelopes import Envelope
 from processor.io.files import MAX_LINE_BYTES

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from processor.cli import main
-from processor.cli.commands import build_pipeline
+from processor.runners.settings import build_pipeline
 from processor.runners.follow import Follower, learned_zones
 from processor.io.sinks import serialise
 from processor.runners.replay import base_name

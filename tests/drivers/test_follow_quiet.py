@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from processor.cli import main
-from processor.cli.commands import build_pipeline
+from processor.runners.settings import build_pipeline
 from processor.runners.follow import Follower
 from processor.runners.replay import base_name
 

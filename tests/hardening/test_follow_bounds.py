@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from processor.cli.main import build_parser
-from processor.cli.commands import build_pipeline
+from processor.runners.settings import build_pipeline
 from processor.runners.follow import _READ_BYTES, Follower
 from processor.pipeline import Output
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processor.cli.main import build_parser
-from processor.cli.commands import build_pipeline
+from processor.runners.settings import build_pipeline
 from processor.core.errors import BadgatewayError
 from processor.runners.stdin_filter import Envelope, Filter, LineBuffer, OverLong
 from processor.runners.follow import Follower

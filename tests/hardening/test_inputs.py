@@ -76,7 +76,8 @@ def test_a_named_fifo_is_read_once_and_does_not_hang(tmp_path: Path) -> None:
 def test_a_fifo_teaches_the_time_zone_and_is_still_read_whole(tmp_path: Path) -> None:
     # the head is read twice before the full read (type detection, then --timezone auto): both from the buffer
     from processor.cli.main import build_parser
-    from processor.cli.commands import build_pipeline, learn_host_timezones
+    from processor.runners.replay import learn_host_timezones
+    from processor.runners.settings import build_pipeline
     from processor.runners.replay import plan_inputs
     from processor.io.files import open_lines
 

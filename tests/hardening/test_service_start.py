@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from processor.runners.service_config import KafkaSection
+from processor.io.kafka.settings import KafkaSection
 from processor.io.kafka.python_client import topic_partitions
 from tests.fixtures.kafka import KafkaBroker, free_port
 

@@ -19,7 +19,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
-from processor.runners.service_config import KafkaSection
+from processor.io.kafka.settings import KafkaSection
 from processor.io.kafka.client import TP, Backend, Consumer, Msg, Unreachable, backend
 from tests.fixtures.kafka import KafkaBroker, TopicFactory, free_port
 

@@ -21,7 +21,8 @@ import pytest
 from processor.runners import parallel
 from processor.runners import replay as replay_module
 from processor.cli.main import build_parser
-from processor.cli.commands import build_pipeline, learn_host_timezones
+from processor.runners.replay import learn_host_timezones
+from processor.runners.settings import build_pipeline
 from processor.runners.parallel import Unit, _range_records, _range_lines, _range_start, replay_parallel
 from processor.pipeline import Output, Pipeline
 from processor.runners.replay import plan_inputs, replay

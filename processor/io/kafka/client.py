@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import NamedTuple, Protocol
 
-from processor.runners.service_config import KafkaSection
+from processor.io.kafka.settings import KafkaSection
 from processor.core.errors import UserConfigError
 
 Headers = list[tuple[str, bytes]]

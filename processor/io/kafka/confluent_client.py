@@ -25,7 +25,7 @@ from confluent_kafka import Producer as NativeProducer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from processor.runners.service_config import KafkaSection
+from processor.io.kafka.settings import KafkaSection
 from processor.io.kafka.client import (
     TP, AssignCallback, ClientError, Consumer, Headers, Msg, RevokeCallback, Unreachable,
 )

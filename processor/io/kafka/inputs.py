@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from processor.runners.service_config import InputSection, ServiceConfig
+from processor.io.kafka.settings import InputSection, KafkaSection, OutputsSection
 from processor.core.errors import UserConfigError
 from processor.io.envelopes import Envelope
 from processor.io.kafka.client import TP, Backend, Msg, Unreachable
@@ -44,18 +44,17 @@ def with_backoff(make: Callable[[], T], what: str, log: Any, *, max_s: float,
         delay = min(delay * 2, max_s)
 
 
-def check_output_topics(backend: Backend, cfg: ServiceConfig, partitions: int) -> list[str]:
+def check_output_topics(backend: Backend, kafka: KafkaSection, out: OutputsSection, partitions: int) -> list[str]:
     """The output topics the broker lacks, created (``outputs.missing_topics = "create"``, ``partitions`` each) or
     refused with ``UserConfigError``: a producer sending to a missing topic waits for its metadata (kafka-python
     blocked there, deaf to SIGTERM; confluent-kafka said nothing for 45 s). Returns the topics created."""
-    out = cfg.outputs
     wanted = [t for t in (out.incidents_topic, out.dead_letter_topic, out.events_topic) if t]
-    missing = [t for t in wanted if t not in backend.topic_partitions(cfg.kafka, wanted)]
+    missing = [t for t in wanted if t not in backend.topic_partitions(kafka, wanted)]
     if missing and out.missing_topics == "refuse":
         raise UserConfigError(f"outputs: topic{'s' if len(missing) > 1 else ''} {', '.join(missing)} not on the"
                               " broker; create them, or set outputs.missing_topics = \"create\"")
     for topic in missing:
-        backend.ensure_topic(cfg.kafka, topic, partitions)
+        backend.ensure_topic(kafka, topic, partitions)
     return missing
 
 

@@ -20,7 +20,7 @@ from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError  # 
 from kafka.errors import TopicAlreadyExistsError, UnknownError
 from kafka.structs import OffsetAndMetadata  # type: ignore[import-untyped]
 
-from processor.runners.service_config import KafkaSection
+from processor.io.kafka.settings import KafkaSection
 from processor.io.kafka.client import (
     TP, AssignCallback, ClientError, Consumer, Headers, Msg, RevokeCallback, Unreachable,
 )
