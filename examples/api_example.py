@@ -11,11 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from processor.configs.knowledge import load_knowledge
-from processor.core.events import Record, SourceRef
-from processor.diagnosis.join import JoinSettings
-from processor.core.parse import ParseSettings
-from processor.pipeline import Pipeline, PipelineSettings
+from processor import DiagnosisSettings, Record, SourceRef, build
 
 LAB = Path(__file__).parent / "lab"
 FILES = {"error.log": "nginx_error", "access.log": "nginx_access", "php-fpm.log": "php_fpm",
@@ -23,11 +19,12 @@ FILES = {"error.log": "nginx_error", "access.log": "nginx_access", "php-fpm.log"
 
 
 def main() -> None:
-    know = load_knowledge(str(LAB / "conf" / "nginx.conf"), [str(p) for p in sorted((LAB / "conf").glob("php-fpm*.conf"))])
     # the files are fed one after the other here, so the allowed lateness must cover the whole 14 s recording;
     # a live consumer gets the streams interleaved and keeps the default (5 s)
-    settings = PipelineSettings(parse=ParseSettings(formats=know.formats), join=JoinSettings(allowed_lateness_ms=60_000))
-    pipeline = Pipeline(settings, know.topology)
+    pipeline, _ = build(DiagnosisSettings(
+        nginx_conf=str(LAB / "conf" / "nginx.conf"),
+        fpm_conf=tuple(str(p) for p in sorted((LAB / "conf").glob("php-fpm*.conf"))),
+        allowed_lateness_s=60.0))
     for name, log_type in FILES.items():
         fmt = "lab" if name == "access.log" else None
         for offset, line in enumerate((LAB / "logs" / name).read_text().splitlines()):

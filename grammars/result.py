@@ -33,7 +33,3 @@ class ParseError:
 
     def __str__(self) -> str:
         return f"col {self.column}: {self.reason}"
-
-
-def is_error(result: Fields | ParseError) -> bool:
-    return isinstance(result, ParseError)

@@ -229,12 +229,6 @@ class Pipeline:
         by_type = self.counters.events_by_type
         by_type[NGINX_ACCESS] = by_type.get(NGINX_ACCESS, 0) + events
 
-    def feed_many(self, records: list[Record]) -> list[Output]:
-        out: list[Output] = []
-        for record in records:
-            out.extend(self.feed(record))
-        return out
-
     def _one(self, entry: Record) -> list[Output]:
         out: list[Output] = []
         for parsed in self._parse_typed(entry):

@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from processor.io.files import InputFile, discover
+from processor.io.files import InputFile
+from processor.io.discovery import discover
 from processor.io.sinks import JsonLinesSink, OutputError, check_outputs
 from processor.pipeline import Output
 from processor.runners.replay import learn_host_timezones

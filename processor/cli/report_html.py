@@ -19,7 +19,7 @@ from html import escape
 
 from processor.diagnosis import registry
 from processor.cli.summary import (
-    Incident, ReplayStats, format_ts, incident_cause, incident_field, incident_get, incident_pool,
+    IncidentView, ReplayStats, format_ts, incident_cause, incident_field, incident_get, incident_pool,
     incident_status, incident_ts_ms, time_range_ms,
 )  # fmt: skip
 
@@ -111,7 +111,7 @@ def _tick_label(ts_ms: int, step_ms: int, span_ms: int) -> str:
     return t.strftime("%m-%d ") + clock if span_ms >= 86_400_000 else clock
 
 
-def timeline_svg(incidents: Sequence[Incident]) -> tuple[str, list[tuple[str, int]]]:
+def timeline_svg(incidents: Sequence[IncidentView]) -> tuple[str, list[tuple[str, int]]]:
     """The `<svg id="timeline">` chart (one `rect.bar` per bucket and cause) and the legend entries."""
     stamped = [(ts, i) for i in incidents if (ts := incident_ts_ms(i)) is not None]
     parts = [f'<svg id="timeline" viewBox="0 0 {_W} {_H}" role="img" aria-label="502/504 per time bucket by cause">']
@@ -174,7 +174,7 @@ def timeline_svg(incidents: Sequence[Incident]) -> tuple[str, list[tuple[str, in
     return "".join(parts), [(cause, by_cause[cause]) for cause in causes]
 
 
-def _row(incident: Incident) -> str:
+def _row(incident: IncidentView) -> str:
     status = incident_status(incident)
     late = '<span class="tag">late</span>' if incident_get(incident, "event", "late") is True else ""
     cause = incident_cause(incident)
@@ -194,7 +194,7 @@ def _row(incident: Incident) -> str:
 
 
 def render_html(
-    incidents: Sequence[Incident], stats: ReplayStats, title: str, *, max_rows: int = MAX_ROWS
+    incidents: Sequence[IncidentView], stats: ReplayStats, title: str, *, max_rows: int = MAX_ROWS
 ) -> str:
     """The whole report page as one string: summary cards, timeline chart, legend, incident table."""
     svg, legend = timeline_svg(incidents)

@@ -18,7 +18,7 @@ from processor.runners.stats import LineCounts, ReplayStats
 
 __all__ = ["LineCounts", "ReplayStats"]  # the run's counters, read by the summary and the report
 
-Incident = Mapping[str, Any]
+IncidentView = Mapping[str, Any]
 
 TOP_URIS = 10
 
@@ -26,7 +26,7 @@ TOP_URIS = 10
 # --- reading incident records (tolerant: a record read back from a file may lack parts) ---------
 
 
-def incident_get(incident: Incident, *keys: str) -> Any:
+def incident_get(incident: IncidentView, *keys: str) -> Any:
     """A nested value (`incident_get(i, "http", "response", "status_code")`), None where a level is missing."""
     value: Any = incident
     for key in keys:
@@ -36,7 +36,7 @@ def incident_get(incident: Incident, *keys: str) -> Any:
     return value
 
 
-def incident_ts_ms(incident: Incident) -> int | None:
+def incident_ts_ms(incident: IncidentView) -> int | None:
     """The incident's `@timestamp` as epoch milliseconds, or None when absent or malformed."""
     text = incident.get("@timestamp")
     if not isinstance(text, str):
@@ -50,24 +50,24 @@ def incident_ts_ms(incident: Incident) -> int | None:
     return int(ts.timestamp() * 1000)
 
 
-def incident_status(incident: Incident) -> int | None:
+def incident_status(incident: IncidentView) -> int | None:
     """502, 504, … from `http.response.status_code`."""
     status = incident_get(incident, "http", "response", "status_code")
     return status if isinstance(status, int) else None
 
 
-def incident_cause(incident: Incident) -> str:
+def incident_cause(incident: IncidentView) -> str:
     """`badgateway.cause`, "unknown" when missing."""
     return str(incident_get(incident, "badgateway", "cause") or "unknown")
 
 
-def incident_pool(incident: Incident) -> str | None:
+def incident_pool(incident: IncidentView) -> str | None:
     """`php_fpm.pool`, None when no pool could be resolved."""
     pool = incident_get(incident, "php_fpm", "pool")
     return None if pool is None else str(pool)
 
 
-def incident_field(incident: Incident, *keys: str) -> str | None:
+def incident_field(incident: IncidentView, *keys: str) -> str | None:
     """Any nested field as text (None stays None)."""
     value = incident_get(incident, *keys)
     return None if value is None else str(value)
@@ -126,7 +126,7 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     ]
 
 
-def time_range_ms(incidents: Sequence[Incident], stats: ReplayStats) -> tuple[int, int] | None:
+def time_range_ms(incidents: Sequence[IncidentView], stats: ReplayStats) -> tuple[int, int] | None:
     """First and last event time of the run; the incidents' own range when the stats have none."""
     if stats.first_ts_ms is not None and stats.last_ts_ms is not None:
         return stats.first_ts_ms, stats.last_ts_ms
@@ -150,13 +150,13 @@ class IncidentTally:
     last_stamp: str | None = None
 
     @classmethod
-    def of(cls, incidents: Iterable[Incident]) -> IncidentTally:
+    def of(cls, incidents: Iterable[IncidentView]) -> IncidentTally:
         tally = cls()
         for incident in incidents:
             tally.add(incident)
         return tally
 
-    def add(self, incident: Incident) -> None:
+    def add(self, incident: IncidentView) -> None:
         self.count += 1
         status = incident_status(incident)
         self.statuses[status] += 1
@@ -183,7 +183,7 @@ class IncidentTally:
         return incident_ts_ms({"@timestamp": self.last_stamp})
 
 
-def summary_text(incidents: Sequence[Incident] | IncidentTally, stats: ReplayStats) -> str:
+def summary_text(incidents: Sequence[IncidentView] | IncidentTally, stats: ReplayStats) -> str:
     """The closing terminal summary: speed, the line equation, time range, incidents by cause and pool,
     and the top failing URIs."""
     rate = stats.lines_read / stats.elapsed_s if stats.elapsed_s > 0 else 0.0

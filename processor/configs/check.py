@@ -17,7 +17,7 @@ from grammars.config_errors import ConfigError
 from grammars.fpm_conf import DEFAULT_LISTEN_BACKLOG, FpmConf, PoolConf, listen_address_key, load_fpm_conf
 from grammars.nginx_conf import NginxConf, load_nginx_conf
 from processor.configs.rules import (
-    SEVERITIES, Finding, Route, check_permissions, check_reachability, pool_keys, resolve_routes,
+    SEVERITIES, Finding, PassRoute, check_permissions, check_reachability, pool_keys, resolve_routes,
 )
 from processor.configs.live_host import LiveHost, SystemHost
 from processor.core.errors import escape_controls
@@ -53,7 +53,7 @@ def _check_log_formats(nginx: NginxConf) -> list[Finding]:
             if log.path != "off" and log.format_name not in nginx.log_formats | dict.fromkeys(_BUILTIN_FORMATS)]
 
 
-def _check_timeouts(routes: list[Route], pools: list[PoolConf]) -> list[Finding]:
+def _check_timeouts(routes: list[PassRoute], pools: list[PoolConf]) -> list[Finding]:
     """Who gives up first on a slow script: FPM (502, fpm_timeout) or NGINX (504, nginx_timeout)."""
     by_key = pool_keys(pools, {key for route in routes for key, _ in route.keys})
     findings: list[Finding] = []
@@ -108,7 +108,7 @@ def _max_execution_key(pool: PoolConf) -> str:
     return admin if admin in pool.origins else "php_value[max_execution_time]"
 
 
-def _check_buffers(routes: list[Route]) -> list[Finding]:
+def _check_buffers(routes: list[PassRoute]) -> list[Finding]:
     # one finding for all of them: it is the same advice wherever the default is left
     defaults = [r.fastcgi_pass for r in routes if r.fastcgi_pass.buffer_size_origin is None]
     if not defaults:

@@ -40,16 +40,16 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class PassRoute:
     """A ``fastcgi_pass`` resolved to the addresses it really connects to (upstream servers expanded)."""
 
     fastcgi_pass: FastcgiPass
     keys: tuple[tuple[str, Origin], ...]  # (address key, where that address is written)
 
 
-def resolve_routes(nginx: NginxConf) -> tuple[list[Route], list[Finding]]:
+def resolve_routes(nginx: NginxConf) -> tuple[list[PassRoute], list[Finding]]:
     """Every fastcgi_pass with its address keys; a dynamic or undefined target is a finding."""
-    routes: list[Route] = []
+    routes: list[PassRoute] = []
     findings: list[Finding] = []
     for fp in nginx.fastcgi_passes:
         if "$" in fp.target:
@@ -60,7 +60,7 @@ def resolve_routes(nginx: NginxConf) -> tuple[list[Route], list[Finding]]:
             continue
         servers = nginx.upstreams.get(fp.target)
         if servers is not None:
-            routes.append(Route(fp, tuple((listen_address_key(s.server), s.origin) for s in servers)))
+            routes.append(PassRoute(fp, tuple((listen_address_key(s.server), s.origin) for s in servers)))
         elif ":" not in fp.target:
             findings.append(Finding(
                 "fastcgi_pass_unknown_upstream", "error",
@@ -68,7 +68,7 @@ def resolve_routes(nginx: NginxConf) -> tuple[list[Route], list[Finding]]:
                 f"define `upstream {fp.target} {{ server unix:/run/php/<pool>.sock; }}` or pass an address",
                 (fp.origin,), cause="socket_mismatch", target=fp.target))
         else:
-            routes.append(Route(fp, ((listen_address_key(fp.target), fp.origin),)))
+            routes.append(PassRoute(fp, ((listen_address_key(fp.target), fp.origin),)))
     return routes, findings
 
 
@@ -93,7 +93,7 @@ def pool_keys(pools: list[PoolConf], targets: set[str]) -> dict[str, PoolConf]:
     return by_key
 
 
-def check_reachability(routes: list[Route], pools: list[PoolConf]) -> list[Finding]:
+def check_reachability(routes: list[PassRoute], pools: list[PoolConf]) -> list[Finding]:
     """fastcgi_pass targets no pool listens on, pools no fastcgi_pass reaches, pools without listen."""
     findings: list[Finding] = []
     by_key = pool_keys(pools, {key for route in routes for key, _ in route.keys})
@@ -183,7 +183,7 @@ def socket_access(pool: PoolConf, user: str, groups: frozenset[str],
     return ok, unsure, f"socket {owner}:{group} mode {mode:04o}"
 
 
-def check_permissions(nginx: NginxConf, routes: list[Route], pools: list[PoolConf],
+def check_permissions(nginx: NginxConf, routes: list[PassRoute], pools: list[PoolConf],
                       live: LiveHost | None) -> list[Finding]:
     """Unix sockets NGINX's worker user could not connect to (from configs, and the live socket)."""
     user, group = nginx.effective_user

@@ -17,7 +17,8 @@ import heapq
 from dataclasses import dataclass, field
 from typing import cast
 
-NO_WATERMARK = -(2**62)
+NO_WATERMARK = -(2**62)  # before every event time: no stream has said anything yet
+END_OF_TIME = 2**62  # after every event time: every stream has ended
 # A record ahead of its stream by more than the jump limit must be confirmed by this many more
 # before the stream's watermark follows it (one far-future record must not make everything late).
 _CONFIRMATIONS = 3
@@ -227,7 +228,7 @@ class Watermarks:
                     and self.global_max_ts_ms != NO_WATERMARK:
                 since_ms = max(0, self.now_ms - self.last_record_now_ms)
             return self.global_max_ts_ms + since_ms - self.allowed_lateness_ms
-        return NO_WATERMARK if not self.streams else 2**62
+        return NO_WATERMARK if not self.streams else END_OF_TIME
 
     # -- the heaps -------------------------------------------------------------------------------
     def _refresh(self) -> int | None:

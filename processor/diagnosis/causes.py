@@ -6,7 +6,7 @@ the join gathered for it, and the ``Topology`` from the configs go in; a ``Diagn
 
 from __future__ import annotations
 
-import os
+import posixpath
 import re
 from functools import lru_cache
 from typing import Final, NamedTuple
@@ -103,7 +103,7 @@ def pool_guess(upstream: str | None) -> tuple[str, str] | None:
         return None
     if not is_unix(upstream):
         return (DISTRO_POOL, "distro_default") if upstream.endswith(_DISTRO_PORT) else None
-    stem = os.path.basename(upstream[5:])
+    stem = posixpath.basename(upstream[5:])
     for suffix in (".sock", ".socket"):
         if stem.endswith(suffix):
             stem = stem[: -len(suffix)]

@@ -19,7 +19,7 @@ from processor.diagnosis.registry import remediation
 from processor.diagnosis.state import (HostState, JoinSettings, Master, Pending, Waiting, connection_id, match_key,
                                   timeline_order)
 from processor.diagnosis.topology import Topology
-from processor.core.watermark import Watermarks
+from processor.core.watermark import NO_WATERMARK, Watermarks
 
 Incident = dict[str, Any]
 
@@ -52,11 +52,11 @@ class DiagnosisJoin:
         self._evidence_count = 0
         self._emitted: dict[str, int] = {}  # item id → event time, of the lines already in an incident
         self._emitted_heap: list[tuple[int, str]] = []  # the same, oldest first: pruned from the front
-        self._last_prune_ms = -(2**62)
-        self._last_drain_bound = -(2**62)
-        self._last_sweep_ms = -(2**62)
+        self._last_prune_ms = NO_WATERMARK
+        self._last_drain_bound = NO_WATERMARK
+        self._last_sweep_ms = NO_WATERMARK
         self._busy: set[str] = set()  # hosts holding PHP-FPM evidence or lifecycle history
-        self._wm = -(2**62)  # as last computed; windows already closed stay closed
+        self._wm = NO_WATERMARK  # as last computed; windows already closed stay closed
         self._late = False  # whether the event being processed is late (set by _see)
         self._lateness_ms = settings.allowed_lateness_ms
         self._max_state = settings.max_state

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from processor.core.events import NGINX_ACCESS, Event
 from processor.diagnosis.evidence import EvidenceIndex, log_position
 from processor.core.sorted_entries import SmallSorted, SortedEntries, grown, nearest_entry
+from processor.core.watermark import NO_WATERMARK
 
 @dataclass(frozen=True, slots=True)
 class JoinSettings:
@@ -195,7 +196,7 @@ class HostState:
     masters: dict[str, Master] = field(default_factory=dict)
     seen_types: set[str] = field(default_factory=set)
     pending: int = 0  # failures and anchors of this host still in a window
-    last_ts_ms: int = -(2**62)
+    last_ts_ms: int = NO_WATERMARK
 
 
 def match_key(ev: Event) -> tuple[str | None, str | None]:

@@ -113,12 +113,6 @@ class Topology:
             pool = self._by_port.get(key.rpartition(":")[2])
         return pool
 
-    def pool_named(self, name: str) -> PoolInfo | None:
-        for pool in self.pools:
-            if pool.name == name:
-                return pool
-        return None
-
     def route_to(self, address: str | None) -> Route | None:
         key = address_key(address)
         for route in self.routes:

@@ -27,6 +27,7 @@ from processor.io.files import CHUNK_BYTES, open_lines
 from processor.pipeline import HealthyRun, Output, Pipeline
 from processor.runners.replay import UNKNOWN_TYPE, Plan, ReplayResult, _records, block_lines, parse_blocks, replay
 from processor.runners.stats import ReplayStats
+from processor.core.watermark import NO_WATERMARK
 
 _BATCH = 2000
 MAX_UNITS = 64  # parse processes at most, whatever the number of files (see max_units)
@@ -154,7 +155,7 @@ def _work(pipeline: Pipeline, plan: Plan, unit: Unit, conn: Connection) -> None:
 def _parse_unit(pipeline: Pipeline, plan: Plan, unit: Unit, conn: Connection) -> None:
     read = [0]
     batch: list[Item] = []
-    last = -(2**62)
+    last = NO_WATERMARK
     skipped_since = False
     # healthy access lines in blocks: their runs only move ``last``; progress marks go where they went when
     # every line was an item (after each line whose count in the unit is a multiple of _BATCH)

@@ -19,10 +19,12 @@ from itertools import islice
 
 from processor.core.errors import InputError
 from processor.core.events import NGINX_ACCESS, DeadLetter, Event, Record, SourceRef
-from processor.io.files import InputFile, discover, head_lines, open_lines
+from processor.io.files import InputFile, head_lines, open_lines
+from processor.io.discovery import discover
 from processor.io.sinks import Sink
 from processor.pipeline import HealthyRun, Output, Pipeline
 from processor.runners.stats import ReplayStats
+from processor.core.watermark import NO_WATERMARK
 
 UNKNOWN_TYPE = "unknown"  # the summary's name for the lines of a file typed line by line
 _ROTATION = re.compile(r"(\.\d+)?(\.(gz|bz2|xz|zst))?$|-\d{8}(\.(gz|bz2|xz|zst))?$")
@@ -55,7 +57,6 @@ class ReplayResult:
 
     stats: ReplayStats
     incidents: int = 0
-    events_written: int = 0
     dead_letters: int = 0
 
     def ship(self, outputs: list[Output], sink: Sink) -> None:
@@ -63,9 +64,7 @@ class ReplayResult:
         for out in outputs:
             if out.kind == "incident":
                 self.incidents += 1
-            elif out.kind == "event":
-                self.events_written += 1
-            else:
+            elif out.kind == "dead_letter":
                 self.dead_letters += 1
             sink.write(out)
 
@@ -185,7 +184,7 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
         for i, p in enumerate(plans)]
     names = [p.file.display for p in plans]
     heap: list[tuple[int, int, Event | HealthyRun]] = []
-    last_ts = [-(2**62)] * len(streams)
+    last_ts = [NO_WATERMARK] * len(streams)
 
     def emit(outputs: list[Output]) -> None:
         result.ship(outputs, sink)

@@ -25,7 +25,7 @@ from processor.runners.service_config import ServiceConfig, load_config, redacte
 from processor.core.errors import KafkaError, UserConfigError
 from processor.core.events import DeadLetter, Record, SourceRef
 from processor.io.kafka.inputs import CommitPlanner, InputReader, Outbox, check_copartitioned, check_output_topics, \
-    incident_sources, stream_of, with_backoff
+    incident_sources, partition_stream, with_backoff
 from processor.io.kafka.client import TP, ClientError, Consumer, Msg, Producer, backend
 from processor.io.metrics import Metrics
 from processor.io.sinks import serialise
@@ -543,7 +543,7 @@ class Service:
             # (`Pipeline.declare_stream` wants a first event time, unknown here: hence the watermarks directly.)
             # Not fetched yet, so behind (never idle) until its position and end offset say otherwise (#18).
             if self._internal is None:
-                self.pipeline.input_behind(stream_of(tp), True)
+                self.pipeline.input_behind(partition_stream(tp), True)
             elif tp.topic == self._internal:  # stage-1 partitions feed no join; stage 2 has one stream per input
                 for topic in self.inputs:
                     self.pipeline.input_behind(f"{self._substream(tp, topic)}[{tp.partition}]", True)
@@ -591,7 +591,7 @@ class Service:
         rekeying = self._internal is not None and any(b for tp, b in behind_of.items() if tp.topic != self._internal)
         for tp, behind in behind_of.items():
             if self._internal is None:
-                self.pipeline.input_behind(stream_of(tp), behind)
+                self.pipeline.input_behind(partition_stream(tp), behind)
             elif tp.topic == self._internal:
                 # at its end, stage 1's records may still be on their way (produced, not yet readable): quiet
                 # decides, not the end offset

@@ -5,7 +5,6 @@ not merged in time (#18): the windows wait for every declared log type, so the a
 
 from __future__ import annotations
 
-import functools
 import json
 import subprocess
 import sys
@@ -14,9 +13,7 @@ from typing import Any
 
 import pytest
 
-from processor.cli import commands
 from processor.cli import main
-from processor.diagnosis.state import JoinSettings
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / "examples" / "lab"
@@ -58,10 +55,9 @@ def test_concatenated_logs_give_replays_answer(tmp_path: Path, order: list[str])
 
 def test_past_max_state_a_warning_says_how_many_windows_closed_early(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                     capfdbinary: pytest.CaptureFixture[bytes]) -> None:
-    monkeypatch.setattr(commands, "JoinSettings", functools.partial(JoinSettings, max_state=4))
     with open(concatenated(tmp_path, ORDER), "rb") as stdin:
         monkeypatch.setattr(sys, "stdin", type("Stdin", (), {"buffer": stdin})())
-        assert main(["filter", *CONF]) == 0
+        assert main(["filter", *CONF, "--max-state", "4"]) == 0
     err = capfdbinary.readouterr().err.decode()
     assert "windows closed early" in err
     evicted = int(err.split("warning: ")[1].split(" windows")[0])

@@ -106,7 +106,8 @@ def _zst_cut(tmp_path: Path, n: int) -> Path:
 def test_a_truncated_zst_reports_the_line_reached_like_gzip(tmp_path: Path) -> None:
     # a truncated .zst dropped up to 1 MiB of decoded data silently and named an early line
     from processor.core.errors import InputError
-    from processor.io.files import discover, open_lines
+    from processor.io.files import open_lines
+    from processor.io.discovery import discover
 
     n = 40_000
     path = _zst_cut(tmp_path, n)
@@ -161,7 +162,7 @@ def test_an_unreadable_file_is_one_line_before_any_output(tmp_path: Path) -> Non
 
 def test_a_directory_s_fifo_and_socket_are_not_inputs(tmp_path: Path) -> None:
     # a FIFO inside a followed directory would block the replay forever: only named FIFOs are read
-    from processor.io.files import discover
+    from processor.io.discovery import discover
 
     (tmp_path / "access.log").write_text(access_lines(3))
     os.mkfifo(tmp_path / "pipe")

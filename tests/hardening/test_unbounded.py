@@ -26,7 +26,7 @@ def badgateway(*args: str) -> subprocess.CompletedProcess[str]:
 def test_a_recursive_glob_through_symlink_loops_lists_each_directory_once(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     # glob's ** followed a loop of links until the path was too long: past 120 s and 495 MB
-    from processor.io import files
+    from processor.io import discovery
 
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "a" / "b" / "access.log").write_text("x\n")
@@ -44,7 +44,7 @@ def test_a_recursive_glob_through_symlink_loops_lists_each_directory_once(tmp_pa
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", counting)
-    found = files.discover([str(tmp_path / "**" / "*.log")])
+    found = discovery.discover([str(tmp_path / "**" / "*.log")])
     assert sorted(f.display for f in found) == [str(tmp_path / "a" / "b" / "access.log"),
                                                  str(tmp_path / "a" / "top.log")]
     assert listings[0] <= 10
@@ -59,13 +59,13 @@ def test_a_recursive_glob_through_symlink_loops_lists_each_directory_once(tmp_pa
 ])
 def test_the_recursive_glob_matches_as_glob_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pattern: str,
                                                  expected: list[str]) -> None:
-    from processor.io import files
+    from processor.io import discovery
 
     for name in ("a/b/access.log", "a/top.log", "root.log", ".hidden/h.log", "a/.dot/x.log"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("x\n")
     monkeypatch.chdir(tmp_path)
-    assert sorted(f.display for f in files.discover([pattern])) == expected
+    assert sorted(f.display for f in discovery.discover([pattern])) == expected
 
 
 def test_a_config_tree_is_read_up_to_its_byte_cap(tmp_path: Path) -> None:

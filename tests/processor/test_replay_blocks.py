@@ -65,7 +65,7 @@ def _run(argv: list[str], *, blocks: bool, workers: int = 1) -> dict[str, Any]:
     stats = asdict(result.stats)
     stats.pop("elapsed_s")
     return {"outputs": sink.outputs, "counters": asdict(pipeline.counters), "stats": stats,
-            "tally": (result.incidents, result.events_written, result.dead_letters)}
+            "tally": (result.incidents, result.dead_letters)}
 
 
 @pytest.fixture

@@ -103,7 +103,7 @@ class InputReader:
         return None
 
 
-def stream_of(tp: TP) -> str:
+def partition_stream(tp: TP) -> str:
     """The pipeline's name for a partition (``SourceRef.stream``)."""
     return f"{tp.topic}[{tp.partition}]"
 
@@ -132,7 +132,7 @@ class CommitPlanner:
 
     def processed(self, tp: TP, next_offset: int) -> None:
         if tp not in self.next:
-            self._by_stream[stream_of(tp)] = tp
+            self._by_stream[partition_stream(tp)] = tp
         self.next[tp] = next_offset
 
     def alias(self, stream: str, tp: TP) -> None:
@@ -179,7 +179,7 @@ class CommitPlanner:
         self.safe.clear()
 
 
-Pending = tuple[str, bytes, "bytes | None", "list[tuple[str, bytes]] | None", "list[tuple[str, int]]"]
+OutboxItem = tuple[str, bytes, "bytes | None", "list[tuple[str, bytes]] | None", "list[tuple[str, int]]"]
 
 
 class Outbox:
@@ -189,15 +189,15 @@ class Outbox:
     """
 
     def __init__(self) -> None:
-        self._items: list[Pending] = []
+        self._items: list[OutboxItem] = []
 
-    def add(self, item: Pending) -> None:
+    def add(self, item: OutboxItem) -> None:
         self._items.append(item)
 
-    def release(self, safe: Mapping[str, int]) -> list[Pending]:
+    def release(self, safe: Mapping[str, int]) -> list[OutboxItem]:
         """The outputs whose records all lie below ``safe`` (per stream); the others stay."""
-        out: list[Pending] = []
-        keep: list[Pending] = []
+        out: list[OutboxItem] = []
+        keep: list[OutboxItem] = []
         for item in self._items:
             ready = all(stream in safe and offset < safe[stream] for stream, offset in item[4])
             (out if ready else keep).append(item)
