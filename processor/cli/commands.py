@@ -12,7 +12,7 @@ import orjson
 
 from processor.io.files import InputFile
 from processor.io.discovery import discover
-from processor.io.sinks import JsonLinesSink, OutputError, check_outputs
+from processor.io.sinks import JsonLinesSink, OutputError, Router, check_outputs
 from processor.pipeline import Output
 from processor.runners.replay import learn_host_timezones
 from processor.runners.settings import build_pipeline
@@ -33,32 +33,19 @@ def _slim(incident: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class _Fanout:
-    """Routes each output kind to its sink; counts incidents for the summary and keeps them for the report."""
+class _Incidents:
+    """What the summary and the report read of the run's incidents: a tally, and (for a report) slim copies."""
 
-    def __init__(self, incidents: JsonLinesSink, events: JsonLinesSink | None, dead: JsonLinesSink | None,
-                 keep_incidents: bool) -> None:
-        self.incidents, self.events, self.dead = incidents, events, dead
+    def __init__(self, keep: bool) -> None:
         self.kept: list[dict[str, Any]] = []
         self.tally = IncidentTally()
-        self._keep = keep_incidents
+        self._keep = keep
 
-    def write(self, out: Output) -> None:
+    def observe(self, out: Output) -> None:
         if out.kind == "incident":
-            self.incidents.write(out)
             self.tally.add(out.value)
             if self._keep:
                 self.kept.append(_slim(out.value))
-        elif out.kind == "event":
-            if self.events is not None:
-                self.events.write(out)
-        elif self.dead is not None:
-            self.dead.write(out)
-
-    def close(self) -> None:
-        for sink in (self.incidents, self.events, self.dead):
-            if sink is not None:
-                sink.close()
 
 
 def replay_command(args: argparse.Namespace) -> int:
@@ -77,9 +64,11 @@ def replay_command(args: argparse.Namespace) -> int:
         if zones:
             pipeline, _ = build_pipeline(args, emit_events=bool(args.events), knowledge=knowledge,
                                          host_timezones=zones)
-    fan = _Fanout(JsonLinesSink(args.output), JsonLinesSink(args.events) if args.events else None,
-                  JsonLinesSink(args.dead_letter) if args.dead_letter else None,
-                  keep_incidents=bool(args.report))
+    seen = _Incidents(keep=bool(args.report))
+    fan = Router({"incident": JsonLinesSink(args.output),
+                  "event": JsonLinesSink(args.events) if args.events else None,
+                  "dead_letter": JsonLinesSink(args.dead_letter) if args.dead_letter else None},
+                 observers=(seen.observe,))
     progress = None
     if not args.no_progress and sys.stderr.isatty():
         from processor.cli.progress import Progress
@@ -101,9 +90,9 @@ def replay_command(args: argparse.Namespace) -> int:
         print(f"badgateway: internal: lines in {counters.lines_in} != parsed {counters.lines_parsed}"
               f" + dead-lettered {counters.lines_dead_lettered}", file=sys.stderr)
     if args.report:
-        write_report(args.report, report.render_html(fan.kept, stats, title="badgateway replay"))
+        write_report(args.report, report.render_html(seen.kept, stats, title="badgateway replay"))
     if not args.quiet:
-        print(report.summary_text(fan.tally, stats), file=sys.stderr)
+        print(report.summary_text(seen.tally, stats), file=sys.stderr)
     return 0
 
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from processor import __version__
 from processor.core.errors import BadgatewayError
 from grammars.plugins import log_types
+from processor.io.kafka.client import backend_names
 from processor.runners.settings import add_window_options
 from processor.core.errors import escape_controls
 from processor.configs import check as check_config
@@ -129,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     fo.add_argument("--state-file", metavar="FILE", help="remember read offsets across restarts")
     fo.add_argument("--kafka-bootstrap", metavar="HOST:PORT", help="send incidents to Kafka instead of -o")
     fo.add_argument("--kafka-topic", metavar="TOPIC", default="badgateway-incidents")
-    fo.add_argument("--kafka-client", choices=("kafka-python", "confluent"), default="kafka-python",
+    fo.add_argument("--kafka-client", choices=backend_names(), default="kafka-python",
                     help="the Kafka client library (confluent: pip install 'badgateway[confluent]')")
     fo.add_argument("--poll-interval", type=_poll_seconds, default=0.25, metavar="SECONDS")
 

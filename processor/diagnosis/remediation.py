@@ -29,7 +29,6 @@ def fpm_down(d: Diagnosis, topology: Topology) -> str:
 
 
 def socket_mismatch(d: Diagnosis, topology: Topology) -> str:
-    pool = d.pool_info
     route = topology.route_to(d.upstream)
     sock = d.upstream or "the upstream"
     where = f" ({route.origin})" if route else ""
@@ -39,7 +38,6 @@ def socket_mismatch(d: Diagnosis, topology: Topology) -> str:
 
 
 def socket_missing(d: Diagnosis, topology: Topology) -> str:
-    pool = d.pool_info
     sock = d.upstream or "the upstream"
     return (f"{sock} does not exist: either PHP-FPM is down or no pool listens there; check "
             "`systemctl is-active php8.2-fpm` and that fastcgi_pass matches a pool's `listen`.")
@@ -58,7 +56,6 @@ def socket_permission(d: Diagnosis, topology: Topology) -> str:
 
 
 def tcp_refused(d: Diagnosis, topology: Topology) -> str:
-    pool = d.pool_info
     route = topology.route_to(d.upstream)
     sock = d.upstream or "the upstream"
     return (f"Nothing accepts connections on {sock}: start the pool listening on that address, or fix "

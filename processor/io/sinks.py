@@ -6,7 +6,7 @@ import errno
 import os
 import stat
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,8 +48,49 @@ def _printable(value: Any) -> Any:
 
 
 class Sink(Protocol):
+    """Where one kind of output goes. ``flush`` returns once everything written is durable where the sink
+    writes (a file's bytes handed to the kernel, a topic's records acknowledged) or raises; ``close`` flushes."""
+
     def write(self, out: Output) -> None: ...
+    def flush(self) -> None: ...
     def close(self) -> None: ...
+
+
+class Router:
+    """Every driver's one output fan-out: each kind of output (``incident``, ``event``, ``dead_letter``) to its
+    sink, and every output to the observers (the summary's tally, the report). A kind with no sink is one the
+    user did not ask for (no ``--events``). One sink may take several kinds (``filter --emit both``)."""
+
+    def __init__(self, sinks: Mapping[str, Sink | None], observers: Sequence[Callable[[Output], None]] = ()) -> None:
+        self._by_kind = {kind: sink for kind, sink in sinks.items() if sink is not None}
+        self._sinks = list({id(s): s for s in self._by_kind.values()}.values())
+        self._observers = tuple(observers)
+
+    def write(self, out: Output) -> None:
+        sink = self._by_kind.get(out.kind)
+        if sink is not None:
+            sink.write(out)
+        for observe in self._observers:
+            observe(out)
+
+    def ship(self, outputs: Iterable[Output]) -> None:
+        for out in outputs:
+            self.write(out)
+
+    def flush(self) -> None:
+        for sink in self._sinks:
+            sink.flush()
+
+    def close(self) -> None:
+        """Close every sink, even after one fails; the first failure is the one raised."""
+        first: BaseException | None = None
+        for sink in self._sinks:
+            try:
+                sink.close()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after the other sinks are closed
+                first = first or exc
+        if first is not None:
+            raise first
 
 
 class OutputError(BadgatewayError):
@@ -162,9 +203,9 @@ class JsonLinesSink:
         self._pending_bytes += len(line)
         self.count += 1
         if self._line_buffered or self._pending_bytes >= _WRITE_BYTES:
-            self._flush()
+            self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         if self._failed or not self._pending:
             return
         data = b"".join(self._pending)
@@ -194,7 +235,7 @@ class JsonLinesSink:
 
     def close(self) -> None:
         try:
-            self._flush()
+            self.flush()
         finally:
             if self._owns and self._fd is not None:
                 fd, self._fd = self._fd, None
@@ -216,6 +257,9 @@ class MemorySink:
             self.events.append(out.value)
         else:
             self.dead_letters.append(out.value)
+
+    def flush(self) -> None:
+        return None
 
     def close(self) -> None:
         return None

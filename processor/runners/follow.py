@@ -31,7 +31,7 @@ from processor.runners.settings import build_pipeline
 from processor.configs.knowledge import Knowledge
 from processor.core.events import DeadLetter, Record, SourceRef
 from processor.core.errors import BadgatewayError, InputError
-from processor.io.sinks import JsonLinesSink, KafkaTopicSink, OutputError, check_outputs
+from processor.io.sinks import JsonLinesSink, KafkaTopicSink, OutputError, Router, check_outputs
 from processor.runners.stdin_filter import LineBuffer, OverLong
 from processor.io.files import MAX_LINE_BYTES
 from processor.pipeline import Output, Pipeline
@@ -340,35 +340,26 @@ def follow_command(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    def ship(outputs: list[Output]) -> None:
-        for o in outputs:
-            sink = incidents if o.kind == "incident" else events if o.kind == "event" else dead
-            if sink is not None:
-                sink.write(o)
-
+    router = Router({"incident": incidents, "event": events, "dead_letter": dead})
+    ship = router.ship
     last_save = time.monotonic()
     try:
         while not stopping:
             ship(follower.poll())
             if time.monotonic() - last_save > _STATE_EVERY_S:
-                if isinstance(incidents, KafkaTopicSink):
-                    incidents.flush()  # acknowledged before the offsets that produced them are saved
+                router.flush()  # written (and acknowledged by Kafka) before the offsets that produced them are saved
                 follower.save_state(at_end=False)
                 last_save = time.monotonic()
             if not follower.behind:  # a burst is read without sleeping, a bounded share per poll
                 time.sleep(args.poll_interval)
         ship(follower.poll())
         ship(pipeline.flush())
-        for sink in (incidents, events, dead):
-            if sink is not None:
-                sink.close()
+        router.close()
         follower.save_state(at_end=True)  # only once every output is written (and acknowledged)
     except BaseException:
-        for sink in (incidents, events, dead):
-            if sink is not None:
-                try:
-                    sink.close()
-                except BadgatewayError:
-                    pass  # (an undelivered incident again): the first error is the one reported
+        try:
+            router.close()
+        except BadgatewayError:
+            pass  # (an undelivered incident again): the first error is the one reported
         raise
     return 0

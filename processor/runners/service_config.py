@@ -21,8 +21,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from processor.core.errors import UserConfigError
 from grammars.plugins import log_types
+from processor.io.kafka.client import backend_names
 from processor.io.kafka.settings import (
-    ENVELOPES, KAFKA_CLIENTS, SASL_MECHANISMS, SECURITY_PROTOCOLS, InputSection, KafkaSection, OutputsSection, Secret,
+    ENVELOPES, SASL_MECHANISMS, SECURITY_PROTOCOLS, InputSection, KafkaSection, OutputsSection, Secret,
 )  # fmt: skip
 
 ENV_PREFIX = "BADGATEWAY_"
@@ -267,7 +268,7 @@ def _choice(where: str, value: str, allowed: Sequence[str]) -> None:
 def _validate(c: ServiceConfig) -> None:
     if not c.kafka.bootstrap_servers:
         raise UserConfigError("kafka.bootstrap_servers: give at least one host:port")
-    _choice("kafka.client", c.kafka.client, KAFKA_CLIENTS)
+    _choice("kafka.client", c.kafka.client, backend_names())  # registered backends (io/kafka/client.py)
     _choice("kafka.security_protocol", c.kafka.security_protocol, SECURITY_PROTOCOLS)
     _choice("kafka.sasl_mechanism", c.kafka.sasl_mechanism, SASL_MECHANISMS)
     _choice("kafka.auto_offset_reset", c.kafka.auto_offset_reset, ("earliest", "latest"))

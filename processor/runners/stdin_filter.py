@@ -27,7 +27,7 @@ from processor.runners.settings import build_pipeline
 from processor.core.events import DeadLetter, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, PHP_FPM_SLOWLOG, Record, SourceRef
 from processor.io.envelopes import Envelope
 from processor.io.files import MAX_LINE_BYTES
-from processor.io.sinks import JsonLinesSink, check_outputs
+from processor.io.sinks import JsonLinesSink, Router, check_outputs
 from processor.pipeline import Output, Pipeline
 from processor.core.watermark import NO_WATERMARK
 
@@ -227,16 +227,9 @@ def filter_command(args: argparse.Namespace) -> int:
     out = JsonLinesSink("-", line_buffered=True)
     dead = JsonLinesSink(args.dead_letter, line_buffered=True) if args.dead_letter else None
     events_file = JsonLinesSink(args.events, line_buffered=True) if args.events else None
-    want_incidents = args.emit in ("incidents", "both")
-
-    def ship(outputs: list[Output]) -> None:
-        for o in outputs:
-            if o.kind == "incident" and want_incidents:
-                out.write(o)
-            elif o.kind == "event":
-                (events_file or out).write(o)
-            elif o.kind == "dead_letter" and dead is not None:
-                dead.write(o)
+    router = Router({"incident": out if args.emit in ("incidents", "both") else None,
+                     "event": events_file or out, "dead_letter": dead})
+    ship = router.ship
 
     def line(raw: bytes | OverLong) -> None:
         ship(filt.over_long(raw, buffer.max_line_bytes) if isinstance(raw, OverLong) else filt.record(raw))
@@ -261,9 +254,7 @@ def filter_command(args: argparse.Namespace) -> int:
             line(last)
         ship(pipeline.flush())
     finally:
-        for sink in (out, dead, events_file):
-            if sink is not None:
-                sink.close()
+        router.close()
     c = pipeline.counters
     print(f"badgateway filter: lines in {c.lines_in} = parsed {c.lines_parsed} + dead-lettered "
           f"{c.lines_dead_lettered}; incidents {c.incidents}", file=sys.stderr)

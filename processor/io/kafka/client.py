@@ -1,7 +1,8 @@
 """badgateway's own view of a Kafka client: what the service needs, whichever library speaks the protocol.
 
-Two implementations, chosen by ``kafka.client``: ``processor.io.kafka.python_client`` (kafka-python, pure Python, the
-default and the reference) and ``processor.io.kafka.confluent_client`` (confluent-kafka on librdkafka, the fast path).
+Implementations are registered by name (``register_backend``) and chosen by ``kafka.client``. Two are built in:
+``processor.io.kafka.python_client`` (kafka-python, pure Python, the default and the reference) and
+``processor.io.kafka.confluent_client`` (confluent-kafka on librdkafka, the fast path).
 The service, the commit rule and the tests see only this module's types:
 
 - ``TP`` names a partition, ``Msg`` is one consumed record (kafka-python's ``ConsumerRecord`` has the same fields);
@@ -134,18 +135,57 @@ class Backend(Protocol):
         ...
 
 
+BackendLoader = Callable[[], Backend]
+_BACKENDS: dict[str, BackendLoader] = {}
+
+
+def register_backend(name: str, load: BackendLoader) -> None:
+    """Make ``kafka.client = "<name>"`` choose this implementation. ``load`` runs on first use (a library that
+    is not installed costs nothing until it is named) and raises ``UserConfigError`` when it cannot load."""
+    if not name or name in _BACKENDS:
+        raise ValueError(f"Kafka client {name!r} is empty or already registered")
+    _BACKENDS[name] = load
+
+
+def unregister_backend(name: str) -> None:
+    """Remove a backend added with ``register_backend`` (tests); the built-in two stay."""
+    if name in ("kafka-python", "confluent"):
+        raise ValueError(f"Kafka client {name!r} is built in")
+    _BACKENDS.pop(name, None)
+
+
+def backend_names() -> tuple[str, ...]:
+    """The values ``kafka.client`` accepts."""
+    return tuple(_BACKENDS)
+
+
 def backend(cfg: KafkaSection) -> Backend:
     """The implementation ``kafka.client`` names."""
-    if cfg.client == "confluent":
-        try:
-            import confluent_kafka  # noqa: F401
-        except ImportError:
-            raise UserConfigError("kafka.client: 'confluent' needs the confluent-kafka package; install it with "
-                                  "pip install 'badgateway[confluent]' (or set kafka.client = \"kafka-python\")"
-                                  ) from None
-        from processor.io.kafka import confluent_client as confluent
+    try:
+        load = _BACKENDS[cfg.client]
+    except KeyError:
+        raise UserConfigError(f"kafka.client: {cfg.client!r} is not a Kafka client here "
+                              f"(one of: {', '.join(_BACKENDS)})") from None
+    return load()
 
-        return confluent  # a module satisfies the protocol
-    from processor.io.kafka import python_client as kafka_python
 
-    return kafka_python
+def _kafka_python() -> Backend:
+    from processor.io.kafka import python_client
+
+    return python_client  # a module satisfies the protocol
+
+
+def _confluent() -> Backend:
+    try:
+        import confluent_kafka  # noqa: F401
+    except ImportError:
+        raise UserConfigError("kafka.client: 'confluent' needs the confluent-kafka package; install it with "
+                              "pip install 'badgateway[confluent]' (or set kafka.client = \"kafka-python\")"
+                              ) from None
+    from processor.io.kafka import confluent_client
+
+    return confluent_client
+
+
+register_backend("kafka-python", _kafka_python)
+register_backend("confluent", _confluent)

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 ENVELOPES = ("auto", "raw", "filebeat", "vector", "fluentbit")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
-KAFKA_CLIENTS = ("kafka-python", "confluent")
 
 
 class Secret:
