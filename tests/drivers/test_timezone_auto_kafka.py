@@ -151,3 +151,74 @@ def setup_ends(broker: KafkaBroker, topics: list[str], partitions: int) -> dict[
         return dict(c.end_offsets([TopicPartition(t, n) for t in topics for n in range(partitions)]))
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("client", ["kafka-python", "confluent"])
+def test_auto_learns_two_zones_sharing_a_partition(kafka_broker: KafkaBroker, tmp_path: Path, client: str) -> None:
+    """A New York host and a Paris host on one partition of each topic, their lines interleaved, every error
+    and PHP-FPM record before any access record: a partition blocked by one host's record keeps its order (the
+    other host's records wait behind it), and each host gets its own offset."""
+    kafka_broker.start()
+    hosts = {"ny": "America/New_York", "paris": "Europe/Paris"}
+    logs = {h: lab_copy(tmp_path / h, zone) for h, zone in hosts.items()}
+    tag = uuid.uuid4().hex[:8]
+    topics = [kafka_broker.create_topic(f"tz2-{i}-{tag}") for i in range(len(INPUTS))]
+    outputs = {k: kafka_broker.create_topic(f"tz2-{k}-{tag}") for k in ("incidents", "dead")}
+    fpm_confs = [str(LAB / "conf" / n) for n in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")]
+    inputs = "".join(f'[[inputs]]\ntopic = "{t}"\ntype = "{kind}"\nformat = "{fmt}"\nenvelope = "raw"\n\n'
+                     for t, (_, kind, fmt) in zip(topics, INPUTS))
+    config = tmp_path / "badgateway.toml"
+    config.write_text(f"""
+[kafka]
+client = "{client}"
+bootstrap_servers = "{kafka_broker.bootstrap}"
+group_id = "tz2-{tag}"
+session_timeout_s = 6.0
+
+{inputs}
+[outputs]
+incidents_topic = "{outputs['incidents']}"
+dead_letter_topic = "{outputs['dead']}"
+
+[diagnosis]
+nginx_conf = "{LAB / 'conf' / 'nginx.conf'}"
+fpm_conf = {json.dumps(fpm_confs)}
+timezone = "auto"
+idle_timeout_s = 0.0
+
+[delivery]
+commit_interval_s = 0.5
+""")
+    cfg = load_config(str(config), environ={})
+    knowledge = load_knowledge(cfg.diagnosis.nginx_conf, list(cfg.diagnosis.fpm_conf))
+    pipeline = pipeline_factory(cfg)[0]()
+    plans = [p for h in hosts for p in plan_inputs(pipeline, [str(logs[h] / n) for n, _, _ in INPUTS], host=h,
+                                                     format_by_path=knowledge.format_by_path)]
+    zones = learn_host_timezones(pipeline, plans)
+    assert {h: z.utcoffset(None) for h, z in zones.items()} != {h: zones["ny"].utcoffset(None) for h in hosts}
+    pipeline = pipeline_factory(cfg, zones)[0]()
+    sink = MemorySink()
+    replay(pipeline, plans, sink)
+    expected = [json.loads(serialise(Output("incident", i, None))) for i in sink.incidents]
+    assert len(expected) == 82
+
+    p = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    for kinds in (lambda k: k != "nginx_access", lambda k: k == "nginx_access"):
+        for topic, (name, kind, _) in zip(topics, INPUTS):
+            if kinds(kind):
+                ny, paris = ((logs[h] / name).read_bytes().splitlines() for h in hosts)
+                for i in range(max(len(ny), len(paris))):  # ny first: the partition is blocked by ny's record
+                    for host, lines in (("ny", ny), ("paris", paris)):
+                        if i < len(lines):
+                            p.send(topic, value=lines[i], key=host.encode())
+    p.flush()
+    p.close()
+    setup = Setup(kafka_broker, outputs, 1, config, tmp_path)
+    svc = ServiceProc(setup, "svc")
+    svc.wait_caught_up(setup_ends(kafka_broker, topics, 1))
+    svc.terminate()  # (records in = parsed + dead-lettered: checked there)
+    assert "timezone.fallback" not in svc.log_path.read_text()
+
+    got = setup.read("incidents")
+    assert {key(i) for i in got} == {key(i) for i in expected}
+    assert len({i["event"]["id"] for i in got}) == len(got) == 82
