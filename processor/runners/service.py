@@ -17,22 +17,29 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo
 from itertools import groupby
 from typing import Any
 
-from processor.runners.settings import build, knowledge_of, settings_from_service
-from processor.runners.service_config import ServiceConfig, load_config, redacted
+from prometheus_client import Counter, Gauge
+
 from processor.core.errors import KafkaError, UserConfigError
-from processor.core.events import DeadLetter, Record, SourceRef
+from processor.core.events import NGINX_ACCESS, DeadLetter, Event, Record, SourceRef
+from processor.core.parse import RecordParser
+from processor.io.kafka.client import TP, ClientError, Consumer, Msg, Producer, backend
 from processor.io.kafka.inputs import CommitPlanner, InputReader, Outbox, check_copartitioned, check_output_topics, \
     incident_sources, partition_stream, with_backoff
-from processor.io.kafka.client import TP, ClientError, Consumer, Msg, Producer, backend
+from processor.io.log import configure, get_logger
 from processor.io.metrics import Metrics
 from processor.io.sinks import serialise
-from processor.io.log import configure, get_logger
 from processor.pipeline import Output, Pipeline
+from processor.runners.service_config import ServiceConfig, load_config, redacted
+from processor.runners.settings import build, knowledge_of, settings_from_service
+from processor.runners.zone_hold import ZoneHold
 
 TICK_S = 0.25
+_MAYBE_JSON = frozenset((b"{", b" ", b"\t", b"\n", b"\r"))  # a value starting so may be an envelope
 EXIT_STOP_TIMEOUT = 1  # the stop deadline passed (or a second signal came)
 
 
@@ -57,8 +64,19 @@ class Service:
         self.config = config
         self.log = log if log is not None else get_logger()
         self.metrics = metrics if metrics is not None else Metrics()
-        self._new_pipeline, forced_format = pipeline_factory(config)
+        # timezone = "auto": hosts' offsets learned from their access lines; what needs one waits for it
+        self._zones: ZoneHold[TP, Msg] | None = None
+        if config.diagnosis.timezone == "auto":
+            self._zones = ZoneHold(ZoneInfo("UTC"), int(config.diagnosis.idle_timeout_s * 1000))  # replay's too
+        self._new_pipeline, forced_format = pipeline_factory(config, self._zones.zones if self._zones else None)
         self.pipeline: Pipeline = self._new_pipeline()
+        if self._zones is not None:
+            self._zone_parser = RecordParser(self.pipeline.settings.parse)  # learning parses apart: no counters
+            self._keyed = {i.topic for i in config.inputs if i.host_from in ("auto", "key")}  # raw lines: the key
+            self._zones_held = Gauge("badgateway_timezone_held_records", "records waiting for their host's UTC "
+                                     "offset (timezone = auto)", registry=self.metrics.registry)
+            self._zone_fallbacks = Counter("badgateway_timezone_fallbacks", "hosts read in UTC (timezone = auto: "
+                                           "no offset learned)", registry=self.metrics.registry)
         self.inputs = {i.topic: InputReader(i, config.delivery.max_record_bytes, forced_format)
                        for i in config.inputs}
         self.planner = CommitPlanner()
@@ -191,6 +209,8 @@ class Service:
                 self._emit(self.pipeline.tick(self._proc_ms))
                 self.metrics.sync(self.pipeline.counters, self.pipeline.join.state_size,
                                   self.pipeline.join.watermarks.current(), *self.pipeline.join.held_windows())
+                if self._zones is not None:
+                    self._zones_held.set(self._zones.size)
                 if now - last_progress >= self.config.metrics.progress_interval_s:
                     last_progress = now
                     self._progress()
@@ -206,6 +226,10 @@ class Service:
     def _shutdown(self, *, flush: bool) -> None:
         """flush: emit every open window, then commit everything; else commit only what is safe (handoff)."""
         try:
+            if flush and self._zones is not None:  # end of input: no access line is coming for those waiting
+                fallen, released = self._zones.release_all()
+                self._fell_back(fallen, "stopped before an access line of the host came")
+                self._feed_released(released)
             if flush:
                 self._emit(self.pipeline.flush())
             self._commit(everything=flush)
@@ -213,6 +237,8 @@ class Service:
             self.log.error("service.final_commit_failed", error=str(exc))
         finally:
             self._add_pipeline_totals(self.pipeline, final=flush)
+            if self._zones is not None:  # a handoff: the next owner reads them (not committed)
+                self.totals.replayed_after_rebuild += self._zones.drop()
             t = self.totals
             self.log.info("service.stopped", records_in=t.records_in, lines_parsed=t.lines_parsed,
                           lines_dead_lettered=t.lines_dead_lettered, envelope_dead_letters=t.envelope_dead_letters,
@@ -246,10 +272,106 @@ class Service:
                 self._repartition(tp, records)
             return
         reader = self.inputs[tp.topic]
-        self._feed_blocks(tp, reader, records)
+        fed = records if self._zones is None else self._gate(tp, reader, records)
+        if fed:
+            self._feed_blocks(tp, reader, fed)
         self.totals.records_in += len(records)
         self.metrics.records_in.labels(tp.topic, reader.type).inc(len(records))
         self.planner.processed(tp, records[-1].offset + 1)
+
+    # -- timezone = "auto" (processor/runners/zone_hold.py) --------------------------------------------------------
+    def _gate(self, tp: TP, reader: InputReader, records: list[Msg]) -> list[Msg]:
+        """Learn hosts' offsets from the access lines among ``records``, feed what that released, and hold the
+        records that need an offset not known yet (with every later record of the partition). Returns the
+        records to feed now, a prefix of ``records``; the others are fed in order once released."""
+        hold = self._zones
+        assert hold is not None
+        zones = hold.zones
+        kind = reader.envelope.kind
+        if not hold.blocked(tp) and (kind == "raw" or kind == "auto" and _MAYBE_JSON.isdisjoint(
+                {b"{" if rec.value is None else rec.value[:1] for rec in records})):
+            # no envelope to name another host: the common case, every host known and nothing held before them
+            if tp.topic in self._keyed:  # the host is the key: one look per distinct key
+                if all((k.decode("utf-8", "surrogateescape") if k else "") in zones
+                       for k in {rec.key for rec in records}):
+                    return records
+            else:
+                hosts = reader.hosts(records)
+                if all((h or "") in zones for h in ((hosts,) if hosts is None or isinstance(hosts, str) else hosts)):
+                    return records
+        lines = [self._line_of(reader, rec) for rec in records]
+        needs = [text is not None and reader.log_type != NGINX_ACCESS for _, text in lines]
+        if reader.log_type in (NGINX_ACCESS, None):  # an access line teaches its host's offset
+            for i, (rec, (host, text)) in enumerate(zip(records, lines)):
+                if host in zones or text is None:
+                    continue
+                access, offset = self._offset_taught(reader, rec, host, text)
+                if access:
+                    needs[i] = False
+                    self._feed_released(hold.observe(host, offset))
+                    if offset is None and host in zones:
+                        self._fell_back([host], "no access line with an offset among the host's first ones")
+        now_ms = self._proc_ms
+        fed = [rec for rec, (host, _), need in zip(records, lines, needs)
+               if hold.admit(tp, rec.offset, host, need, rec, now_ms)]
+        if hold.blocked(tp):  # its records wait: at once not idle (the next tick says so again)
+            self.pipeline.input_behind(partition_stream(tp), True)
+        return fed
+
+    def _line_of(self, reader: InputReader, rec: Msg) -> tuple[str, str | None]:
+        """The record's host as the pipeline names it, and its line (None: its envelope dead-letters it)."""
+        text = reader.envelope.raw_text(rec.value)
+        if text is not None:
+            return reader.host(None, rec) or "", text
+        got = reader.envelope.unwrap(rec.value, SourceRef(rec.topic, rec.offset, rec.partition))
+        if isinstance(got, DeadLetter):
+            return reader.host(None, rec) or "", None
+        return reader.host(got.host, rec) or "", got.text
+
+    def _offset_taught(self, reader: InputReader, rec: Msg, host: str, text: str) -> tuple[bool, tzinfo | None]:
+        """Whether the line is an access line, and the UTC offset its time carries (as replay's
+        ``learn_host_timezones``). An access-typed input's line counts as one either way (one of its tries)."""
+        parsed = self._zone_parser.parse(Record(text, SourceRef(rec.topic, rec.offset, rec.partition),
+                                                reader.log_type, host, reader.access_format))
+        if not isinstance(parsed, Event) or parsed.log_type != NGINX_ACCESS:
+            return reader.log_type == NGINX_ACCESS, None
+        when = parsed.fields.get("time")
+        return True, when.tzinfo if isinstance(when, datetime) and when.tzinfo is not None else None
+
+    def _feed_released(self, released: list[tuple[TP, list[Msg]]]) -> None:
+        for tp, records in released:
+            self._feed_blocks(tp, self.inputs[tp.topic], records)
+
+    def _fell_back(self, hosts: list[str], reason: str) -> None:
+        for host in hosts:
+            self._zone_fallbacks.inc()
+            self.log.warning("timezone.fallback", host=host, timezone="UTC", reason=reason,
+                             hint="its NGINX error and PHP-FPM times are read in UTC; name the zone in "
+                                  "diagnosis.timezone if its access log is not among the inputs")
+
+    def _expire_zones(self, behind_of: Mapping[TP, bool]) -> None:
+        """Hosts whose access lines are read to their end (the partitions of the same number of the access
+        inputs: inputs are co-partitioned by host) and who waited ``idle_timeout_s`` fall back; so does the
+        longest waiting one while more is held than ``max_state`` leaves."""
+        hold = self._zones
+        assert hold is not None
+        teachers = [tp for tp in behind_of if self.inputs[tp.topic].log_type in (NGINX_ACCESS, None)]
+        settled = {tp for tp in hold.held_offsets()
+                   if not any(behind_of[t] for t in teachers if t.partition == tp.partition)}
+        room = self.config.diagnosis.max_state - self.pipeline.join.state_size
+        fallen, released = hold.expire(self._proc_ms, settled, room)
+        self._fell_back(fallen, "no access line of the host within diagnosis.idle_timeout_s of its access "
+                                "partitions being read to their end, or more held than diagnosis.max_state")
+        self._feed_released(released)
+
+    def _held_offsets(self) -> dict[str, int]:
+        """The pipeline's held offsets and the records waiting for their host's offset (never committed)."""
+        held = self.pipeline.held_offsets()
+        if self._zones is not None:
+            for tp, offset in self._zones.held_offsets().items():
+                stream = partition_stream(tp)
+                held[stream] = min(offset, held.get(stream, offset))
+        return held
 
     def _feed_blocks(self, tp: TP, reader: InputReader, records: list[Msg]) -> None:
         """Plain raw access lines a poll at a time, as one block (``Pipeline.feed_block``); a batch with other
@@ -457,7 +579,7 @@ class Service:
                 self._recover(f"output not delivered: {self._send_error}")
             return  # in a rebalance the pipeline is rebuilt anyway: nothing is committed past the lost output
         # after a final flush every window is closed: the evidence the join still keeps is needed by no one
-        offsets = self.planner.plan({} if everything else self.pipeline.held_offsets())
+        offsets = self.planner.plan({} if everything else self._held_offsets())
         if not offsets:
             return
         try:
@@ -471,7 +593,7 @@ class Service:
     def _commit_transaction(self, *, everything: bool) -> None:
         """exactly_once: release the outputs whose records are all below the new offsets, commit both at once."""
         assert self.producer is not None and self.consumer is not None
-        offsets = self.planner.plan({} if everything else self.pipeline.held_offsets())
+        offsets = self.planner.plan({} if everything else self._held_offsets())
         try:
             for topic, value, key, headers, _ in self._outbox.release(self.planner.safe):
                 self.producer.send(topic, value, key, headers, self._failed)
@@ -557,6 +679,8 @@ class Service:
             self.totals.rebuilds += 1
             self.metrics.pipeline_rebuilt(reason)
         self._add_pipeline_totals(self.pipeline, final=False)
+        if self._zones is not None:  # read again from the committed offsets, like the pipeline's held records
+            self.totals.replayed_after_rebuild += self._zones.drop()
         self.pipeline = self._new_pipeline()
         self.planner.forget()
 
@@ -573,7 +697,8 @@ class Service:
         held, _ = self.pipeline.join.held_windows()
         self.log.info("service.progress", records_in=t.records_in, incidents=t.incidents,
                       watermark_lag_s=round(self.metrics.lag_s, 3), windows_held=held,
-                      join_state=self.pipeline.join.state_size, commits=self.metrics.commit_count)
+                      join_state=self.pipeline.join.state_size, commits=self.metrics.commit_count,
+                      **({"timezone_held": self._zones.size} if self._zones is not None else {}))
 
     def _report_positions(self) -> None:
         """Each assigned partition's stream: records not read yet (position below the end offset: it holds the
@@ -587,6 +712,10 @@ class Service:
             processed, fetched = self.planner.next.get(tp), self.consumer.position(tp)
             position = max(processed, fetched) if processed is not None and fetched is not None else processed
             behind_of[tp] = high is None or position is None or position < high
+        if self._zones is not None:
+            self._expire_zones(behind_of)
+            for tp in self._zones.held_offsets():  # its records wait: not read, as far as the join can tell
+                behind_of[tp] = True
         # repartition: at the internal topic's end, stage 1 may still be re-keying a backlog of its inputs into it
         rekeying = self._internal is not None and any(b for tp, b in behind_of.items() if tp.topic != self._internal)
         for tp, behind in behind_of.items():
@@ -638,9 +767,11 @@ def _text(value: bytes | None) -> str:
                                                                                             "backslashreplace")
 
 
-def pipeline_factory(config: ServiceConfig) -> tuple[Callable[[], Pipeline], str | None]:
+def pipeline_factory(config: ServiceConfig, host_timezones: Mapping[str, tzinfo] | None = None
+                     ) -> tuple[Callable[[], Pipeline], str | None]:
     """Configs read once → a maker of fresh pipelines (rebuilds need one) and the access format forced by
-    ``diagnosis.log_format`` (used by access inputs that name none)."""
+    ``diagnosis.log_format`` (used by access inputs that name none). ``timezone = "auto"``: the hosts' offsets
+    are ``host_timezones`` (``ZoneHold.zones``, filled as they are learned), UTC the others' (as replay)."""
     settings = settings_from_service(config)
     knowledge = knowledge_of(settings)
     known = {"combined", "main", *knowledge.formats}
@@ -648,7 +779,8 @@ def pipeline_factory(config: ServiceConfig) -> tuple[Callable[[], Pipeline], str
         if inp.format and inp.format not in known:
             raise UserConfigError(f"inputs.{i}.format: no log_format named {inp.format!r} "
                                   f"(known: {', '.join(sorted(known))}; define it in diagnosis.nginx_conf)")
-    return (lambda: build(settings, knowledge)[0]), knowledge.forced_format
+    zones = host_timezones if host_timezones is not None else {}  # the same mapping, filled as hosts are learned
+    return (lambda: build(settings, knowledge, zones)[0]), knowledge.forced_format
 
 
 def _exit_after(seconds: float, log: Any) -> threading.Timer:

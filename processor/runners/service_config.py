@@ -36,7 +36,7 @@ class DiagnosisSection:
     fpm_conf: tuple[str, ...] = ()
     log_format: str = ""
     escape: str = "default"
-    timezone: str = "UTC"
+    timezone: str = "UTC"  # or "auto": each host's offset from its access lines, else UTC (docs/service.md)
     allowed_lateness_s: float = 5.0
     idle_timeout_s: float = 30.0
     match_window_s: float = 2.0
@@ -295,10 +295,14 @@ def _validate(c: ServiceConfig) -> None:
     if set(topics) & {c.outputs.incidents_topic, c.outputs.events_topic, c.outputs.dead_letter_topic}:
         raise UserConfigError("outputs: an output topic is also an input topic (the service would read its output)")
     try:
-        ZoneInfo(c.diagnosis.timezone)
+        if c.diagnosis.timezone != "auto":
+            ZoneInfo(c.diagnosis.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise UserConfigError(f"diagnosis.timezone: unknown timezone {c.diagnosis.timezone!r} "
-                              "(use an IANA name like Europe/Paris)") from None
+                              "(use an IANA name like Europe/Paris, or auto)") from None
+    if c.diagnosis.timezone == "auto" and c.kafka.repartition:
+        raise UserConfigError('diagnosis.timezone = "auto" is not supported with kafka.repartition = true yet: name '
+                              "the hosts' timezone (an IANA name like America/New_York)")
     _choice("diagnosis.escape", c.diagnosis.escape, ("default", "json", "none"))
     _choice("delivery.on_stop", c.delivery.on_stop, ON_STOP)
     _choice("outputs.missing_topics", c.outputs.missing_topics, ("create", "refuse"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timezone, tzinfo
 from zoneinfo import ZoneInfo
@@ -56,13 +57,15 @@ def knowledge_of(settings: DiagnosisSettings) -> Knowledge:
 
 
 def build(settings: DiagnosisSettings, knowledge: Knowledge | None = None,
-          host_timezones: dict[str, tzinfo] | None = None) -> tuple[Pipeline, Knowledge]:
-    """Settings (and the configs' knowledge, read here if not given) → one fresh pipeline."""
+          host_timezones: Mapping[str, tzinfo] | None = None) -> tuple[Pipeline, Knowledge]:
+    """Settings (and the configs' knowledge, read here if not given) → one fresh pipeline. ``host_timezones``
+    is used as given, not copied: the service fills it as it learns hosts' offsets (``ZoneHold``)."""
     if knowledge is None:
         knowledge = knowledge_of(settings)
     pipeline_settings = PipelineSettings(
         parse=ParseSettings(formats=dict(knowledge.formats), timezone=settings.timezone or timezone.utc,
-                            default_host=settings.default_host, host_timezones=host_timezones or {},
+                            default_host=settings.default_host,
+                            host_timezones=host_timezones if host_timezones is not None else {},
                             plugins=settings.plugins),
         join=JoinSettings(match_window_ms=_ms(settings.match_window_s),
                           evidence_window_ms=_ms(settings.evidence_window_s),
@@ -91,11 +94,12 @@ def settings_from_args(args: argparse.Namespace, *, emit_events: bool) -> Diagno
 
 
 def settings_from_service(config: ServiceConfig) -> DiagnosisSettings:
-    """The service's ``[diagnosis]`` section (``timezone`` is an IANA name there, validated on load)."""
+    """The service's ``[diagnosis]`` section (``timezone`` is an IANA name or ``auto`` there, validated on load)."""
     d = config.diagnosis
     return DiagnosisSettings(
         nginx_conf=d.nginx_conf or None, fpm_conf=tuple(d.fpm_conf), log_format=d.log_format or None,
-        escape=d.escape, timezone=ZoneInfo(d.timezone), allowed_lateness_s=d.allowed_lateness_s,
+        escape=d.escape, timezone=None if d.timezone == "auto" else ZoneInfo(d.timezone),
+        allowed_lateness_s=d.allowed_lateness_s,
         idle_timeout_s=d.idle_timeout_s, match_window_s=d.match_window_s, evidence_window_s=d.evidence_window_s,
         max_state=d.max_state, emit_events=bool(config.outputs.events_topic), plugins=plugins(),
     )

@@ -1,0 +1,224 @@
+"""``timezone = "auto"`` in the Kafka service (#18): a New York host's offset learned from its access lines,
+as ``replay`` learns it, although its NGINX error and PHP-FPM records arrive first.
+
+The lab recording written in New York time; its error, PHP-FPM and slowlog records are produced, the service reads
+them all and holds them (none can be placed in time yet), commits none of them, and is killed with SIGKILL; a
+second service reads them again and holds them, then the access records are produced. The incidents are
+replay's (``--timezone auto``): the same set of (``event.id``, cause, pool), one per request, no fallback.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from processor.runners.replay import learn_host_timezones
+from processor.runners.service_config import load_config
+from processor.configs.knowledge import load_knowledge
+from processor.io.sinks import MemorySink, serialise
+from processor.pipeline import Output
+from processor.runners.replay import plan_inputs, replay
+from processor.runners.service import pipeline_factory
+from tests.drivers.lab_logs import LAB, comparable, key, lab_copy
+from tests.drivers.test_equivalence_kafka import INPUTS
+from tests.fixtures.kafka import KafkaBroker
+from tests.io.test_service import ServiceProc, Setup
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
+
+ZONE = "America/New_York"
+HELD = "badgateway_timezone_held_records"
+
+
+def _gauge(svc: ServiceProc, name: str) -> float:
+    try:
+        return sum(v for _, v in svc.metrics().get(name, []))
+    except OSError:
+        return -1
+
+
+def _wait_held(svc: ServiceProc, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while _gauge(svc, HELD) != count:
+        assert time.monotonic() < deadline, f"held {_gauge(svc, HELD)} of {count}\n{svc.log_tail()}"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("partitions", [1, 4])
+@pytest.mark.parametrize("client", ["kafka-python", "confluent"])
+def test_auto_learns_a_new_york_host_whose_error_and_fpm_records_come_first(
+        kafka_broker: KafkaBroker, tmp_path: Path, client: str, partitions: int) -> None:
+    kafka_broker.start()
+    logs = lab_copy(tmp_path / "logs", ZONE)
+    tag = uuid.uuid4().hex[:8]
+    topics = [kafka_broker.create_topic(f"tz-{i}-{tag}", partitions) for i in range(len(INPUTS))]
+    outputs = {k: kafka_broker.create_topic(f"tz-{k}-{tag}") for k in ("incidents", "dead")}
+    fpm_confs = [str(LAB / "conf" / n) for n in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")]
+    inputs = "".join(f'[[inputs]]\ntopic = "{t}"\ntype = "{kind}"\nformat = "{fmt}"\nenvelope = "raw"\n\n'
+                     for t, (_, kind, fmt) in zip(topics, INPUTS))
+    group = f"tz-{tag}"
+    config = tmp_path / "badgateway.toml"
+    config.write_text(f"""
+[kafka]
+client = "{client}"
+bootstrap_servers = "{kafka_broker.bootstrap}"
+group_id = "{group}"
+session_timeout_s = 6.0
+
+{inputs}
+[outputs]
+incidents_topic = "{outputs['incidents']}"
+dead_letter_topic = "{outputs['dead']}"
+
+[diagnosis]
+nginx_conf = "{LAB / 'conf' / 'nginx.conf'}"
+fpm_conf = {json.dumps(fpm_confs)}
+timezone = "auto"
+
+[delivery]
+commit_interval_s = 0.5
+""")
+    cfg = load_config(str(config), environ={})
+    # replay --timezone auto: the offset learned from the host's access log
+    knowledge = load_knowledge(cfg.diagnosis.nginx_conf, list(cfg.diagnosis.fpm_conf))
+    pipeline = pipeline_factory(cfg)[0]()
+    plans = plan_inputs(pipeline, [str(logs / p) for p, _, _ in INPUTS], host="lab",
+                        format_by_path=knowledge.format_by_path)
+    zones = learn_host_timezones(pipeline, plans)
+    assert zones["lab"].utcoffset(None) is not None
+    pipeline = pipeline_factory(cfg, zones)[0]()
+    sink = MemorySink()
+    replay(pipeline, plans, sink)
+    expected = [json.loads(serialise(Output("incident", i, None))) for i in sink.incidents]
+    assert len(expected) == 41
+
+    lines = {t: (logs / p).read_bytes().splitlines() for t, (p, _, _) in zip(topics, INPUTS)}
+    access = [t for t, (_, kind, _) in zip(topics, INPUTS) if kind == "nginx_access"]
+    offsetless = [t for t in topics if t not in access]
+
+    def produce(which: list[str]) -> None:
+        p = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+        for topic in which:
+            for line in lines[topic]:
+                p.send(topic, value=line, key=b"lab")
+        p.flush()
+        p.close()
+
+    produce(offsetless)
+    waiting = sum(len(lines[t]) for t in offsetless)
+    setup = Setup(kafka_broker, outputs, partitions, config, tmp_path)
+    first = ServiceProc(setup, "first")
+    _wait_held(first, waiting)  # every one read, none placed in time: the host's offset is not known yet
+    time.sleep(1.5)  # three commit intervals
+    reader = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, group_id=group, enable_auto_commit=False)
+    committed = {tp: reader.committed(tp) for tp in (TopicPartition(t, n) for t in offsetless
+                                                          for n in range(partitions))}
+    reader.close()
+    assert set(committed.values()) <= {None, 0}, committed  # nothing held is committed
+    first.kill()
+
+    second = ServiceProc(setup, "second")
+    _wait_held(second, waiting)  # read again from the committed offsets
+    produce(access)
+    ends = {TopicPartition(t, n): 0 for t in topics for n in range(partitions)}
+    ends.update(setup_ends(kafka_broker, topics, partitions))
+    second.wait_caught_up(ends)
+    deadline = time.monotonic() + 30
+    while _gauge(second, HELD) != 0:
+        assert time.monotonic() < deadline, second.log_tail()
+        time.sleep(0.1)
+    final = second.terminate()
+    assert "timezone.fallback" not in second.log_path.read_text()
+    assert final["records_in"] == sum(len(v) for v in lines.values())
+
+    got = setup.read("incidents")
+    assert {key(i) for i in got} == {key(i) for i in expected}
+    assert len({i["event"]["id"] for i in got}) == len(got) == 41  # one incident per request, none twice
+    want = {i["event"]["id"]: comparable(i, late=False) for i in expected}
+    for inc in got:
+        inc = {k: v for k, v in inc.items() if k not in ("_key", "_headers")}
+        assert comparable(inc, late=False) == want[inc["event"]["id"]], inc["event"]["id"]
+
+
+def setup_ends(broker: KafkaBroker, topics: list[str], partitions: int) -> dict[TopicPartition, int]:
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap)
+    try:
+        return dict(c.end_offsets([TopicPartition(t, n) for t in topics for n in range(partitions)]))
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("client", ["kafka-python", "confluent"])
+def test_auto_learns_two_zones_sharing_a_partition(kafka_broker: KafkaBroker, tmp_path: Path, client: str) -> None:
+    """A New York host and a Paris host on one partition of each topic, their lines interleaved, every error
+    and PHP-FPM record before any access record: a partition blocked by one host's record keeps its order (the
+    other host's records wait behind it), and each host gets its own offset."""
+    kafka_broker.start()
+    hosts = {"ny": "America/New_York", "paris": "Europe/Paris"}
+    logs = {h: lab_copy(tmp_path / h, zone) for h, zone in hosts.items()}
+    tag = uuid.uuid4().hex[:8]
+    topics = [kafka_broker.create_topic(f"tz2-{i}-{tag}") for i in range(len(INPUTS))]
+    outputs = {k: kafka_broker.create_topic(f"tz2-{k}-{tag}") for k in ("incidents", "dead")}
+    fpm_confs = [str(LAB / "conf" / n) for n in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")]
+    inputs = "".join(f'[[inputs]]\ntopic = "{t}"\ntype = "{kind}"\nformat = "{fmt}"\nenvelope = "raw"\n\n'
+                     for t, (_, kind, fmt) in zip(topics, INPUTS))
+    config = tmp_path / "badgateway.toml"
+    config.write_text(f"""
+[kafka]
+client = "{client}"
+bootstrap_servers = "{kafka_broker.bootstrap}"
+group_id = "tz2-{tag}"
+session_timeout_s = 6.0
+
+{inputs}
+[outputs]
+incidents_topic = "{outputs['incidents']}"
+dead_letter_topic = "{outputs['dead']}"
+
+[diagnosis]
+nginx_conf = "{LAB / 'conf' / 'nginx.conf'}"
+fpm_conf = {json.dumps(fpm_confs)}
+timezone = "auto"
+idle_timeout_s = 0.0
+
+[delivery]
+commit_interval_s = 0.5
+""")
+    cfg = load_config(str(config), environ={})
+    knowledge = load_knowledge(cfg.diagnosis.nginx_conf, list(cfg.diagnosis.fpm_conf))
+    pipeline = pipeline_factory(cfg)[0]()
+    plans = [p for h in hosts for p in plan_inputs(pipeline, [str(logs[h] / n) for n, _, _ in INPUTS], host=h,
+                                                     format_by_path=knowledge.format_by_path)]
+    zones = learn_host_timezones(pipeline, plans)
+    assert {h: z.utcoffset(None) for h, z in zones.items()} != {h: zones["ny"].utcoffset(None) for h in hosts}
+    pipeline = pipeline_factory(cfg, zones)[0]()
+    sink = MemorySink()
+    replay(pipeline, plans, sink)
+    expected = [json.loads(serialise(Output("incident", i, None))) for i in sink.incidents]
+    assert len(expected) == 82
+
+    p = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    for kinds in (lambda k: k != "nginx_access", lambda k: k == "nginx_access"):
+        for topic, (name, kind, _) in zip(topics, INPUTS):
+            if kinds(kind):
+                ny, paris = ((logs[h] / name).read_bytes().splitlines() for h in hosts)
+                for i in range(max(len(ny), len(paris))):  # ny first: the partition is blocked by ny's record
+                    for host, lines in (("ny", ny), ("paris", paris)):
+                        if i < len(lines):
+                            p.send(topic, value=lines[i], key=host.encode())
+    p.flush()
+    p.close()
+    setup = Setup(kafka_broker, outputs, 1, config, tmp_path)
+    svc = ServiceProc(setup, "svc")
+    svc.wait_caught_up(setup_ends(kafka_broker, topics, 1))
+    svc.terminate()  # (records in = parsed + dead-lettered: checked there)
+    assert "timezone.fallback" not in svc.log_path.read_text()
+
+    got = setup.read("incidents")
+    assert {key(i) for i in got} == {key(i) for i in expected}
+    assert len({i["event"]["id"] for i in got}) == len(got) == 82
