@@ -8,7 +8,8 @@ The four recipes run on real data (the lab recording in ``examples/lab``), then 
 - plugin: the grammar, installed as a distribution with an entry point, parses a PHP error log in ``replay``
   (stack traces assembled into their entries) and is an input ``type`` the service's config accepts;
 - sink: a sink behind a ``Router`` receives the lab recording's 41 incidents;
-- kafka-backend: a backend registered under a new name is what ``kafka.client = "<name>"`` chooses.
+- kafka-backend: a backend registered under a new name is what ``kafka.client = "<name>"`` chooses, and (on the
+  real broker, marked ``kafka``) the recipe's launcher runs the service on it over the lab recording.
 
 And the two pages name only modules, files and attributes that exist.
 """
@@ -20,18 +21,22 @@ import importlib
 import json
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 import tomllib
 import types
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaConsumer, KafkaProducer
 
 from processor import DiagnosisSettings, MemorySink, Record, SourceRef, build
 from processor.cli.main import build_parser
@@ -42,6 +47,7 @@ from processor.diagnosis.causes import Diagnosis
 from processor.io.kafka.client import backend, backend_names, unregister_backend
 from processor.runners.service_config import load_config
 from processor.runners.stats import ReplayStats
+from tests.fixtures.kafka import KafkaBroker
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRIBUTING = REPO / "CONTRIBUTING.md"
@@ -163,8 +169,8 @@ _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 def php_error_log() -> list[str]:
     """The lab's PHP messages as entries of PHP's own error_log (``[24-Nov-2026 07:41:42 UTC] PHP …``)."""
     entries = []
-    for year, month, day, time, message in _PHP_MESSAGE.findall((LAB / "logs" / "error.log").read_text()):
-        entries.append(f"[{day}-{_MONTHS[int(month) - 1]}-{year} {time} UTC] {message}")
+    for year, month, day, clock, message in _PHP_MESSAGE.findall((LAB / "logs" / "error.log").read_text()):
+        entries.append(f"[{day}-{_MONTHS[int(month) - 1]}-{year} {clock} UTC] {message}")
     return entries
 
 
@@ -265,7 +271,7 @@ def test_add_a_sink_receives_the_lab_incidents(
 
 
 def test_add_a_kafka_backend_is_chosen_by_kafka_client(tmp_path: Path) -> None:
-    (block,) = recipe("kafka-backend")
+    block, _launcher = recipe("kafka-backend")
     config = tmp_path / "badgateway.toml"
     config.write_text('[kafka]\nclient = "kafka-python-metered"\n[[inputs]]\ntopic = "logs"\n')
     with pytest.raises(UserConfigError, match="kafka.client"):
@@ -283,6 +289,74 @@ def test_add_a_kafka_backend_is_chosen_by_kafka_client(tmp_path: Path) -> None:
         unregister_backend("kafka-python-metered")
     with pytest.raises(UserConfigError, match="kafka.client"):
         load_config(str(config))
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(300)
+def test_the_service_runs_on_the_added_backend_from_the_launcher(kafka_broker: KafkaBroker, tmp_path: Path) -> None:
+    """The recipe's launcher starts ``run`` with ``kafka.client = "kafka-python-metered"`` on the real broker;
+    the lab recording, produced to the input topics, comes out as its 41 incidents."""
+    backend_module, launcher = recipe("kafka-backend")
+    kafka_broker.start()
+    tag = uuid.uuid4().hex[:8]
+    inputs = {name: kafka_broker.create_topic(f"recipe-{i}-{tag}") for i, name in enumerate(LAB_FILES)}
+    incidents_topic = kafka_broker.create_topic(f"recipe-incidents-{tag}")
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
+    for name, topic in inputs.items():
+        for line in (LAB / "logs" / name).read_text().splitlines():
+            producer.send(topic, value=line.encode(), key=b"lab-host")
+    producer.flush()
+    producer.close()
+
+    fpm_confs = [str(p) for p in sorted((LAB / "conf").glob("php-fpm*.conf"))]
+    sections = "".join(
+        f'[[inputs]]\ntopic = "{topic}"\ntype = "{LAB_FILES[name]}"\nenvelope = "raw"\nhost_from = "fixed:lab-host"\n'
+        f'format = "{"lab" if name == "access.log" else ""}"\n\n'
+        for name, topic in inputs.items()
+    )
+    (tmp_path / "badgateway.toml").write_text(
+        f'[kafka]\nclient = "kafka-python-metered"\nbootstrap_servers = "{kafka_broker.bootstrap}"\n'
+        f'group_id = "recipe-{tag}"\nsession_timeout_s = 6.0\n\n{sections}'
+        f'[outputs]\nincidents_topic = "{incidents_topic}"\ndead_letter_topic = "recipe-dead-{tag}"\n\n'
+        f'[diagnosis]\nnginx_conf = "{LAB / "conf" / "nginx.conf"}"\nfpm_conf = {json.dumps(fpm_confs)}\n'
+        "allowed_lateness_s = 60.0\nidle_timeout_s = 0.0\n\n[delivery]\ncommit_interval_s = 0.5\n\n"
+        "[metrics]\nport = 0\n"
+    )
+    (tmp_path / "my_backend.py").write_text(backend_module)
+    (tmp_path / "launch.py").write_text(launcher)
+    log_path = tmp_path / "service.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with open(log_path, "wb") as log:
+        service = subprocess.Popen([sys.executable, "launch.py"], cwd=tmp_path, env=env, stdout=log, stderr=log)
+    try:
+        got = _read_incidents(kafka_broker.bootstrap, incidents_topic, LAB_INCIDENTS, service, log_path)
+    finally:
+        service.send_signal(signal.SIGTERM)
+        code = service.wait(60)
+    assert code == 0, log_path.read_text()[-3000:]
+    assert {i["event"]["id"] for i in got} == {i["event"]["id"] for i in lab_incidents()}
+    started = [
+        doc
+        for doc in (json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{"))
+        if doc.get("event") == "service.started"
+    ]
+    assert [doc["client"] for doc in started] == ["kafka-python-metered"]
+
+
+def _read_incidents(
+    bootstrap: str, topic: str, n: int, service: subprocess.Popen[bytes], log_path: Path
+) -> list[dict[str, Any]]:
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=500)
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 120
+    try:
+        while len(got) < n:
+            assert service.poll() is None, "the service exited:\n" + log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"{len(got)} of {n} incidents\n" + log_path.read_text()[-3000:]
+            got += [json.loads(record.value) for record in consumer]
+    finally:
+        consumer.close()
+    return got
 
 
 # -- the pages name what exists -----------------------------------------------------------------------------------
