@@ -43,7 +43,7 @@ class _Rec:
 
 def handle(pipeline: Pipeline, reader: InputReader, records: list[_Rec]) -> tuple[int, int]:
     """``Service._handle``'s work: the batch as one block (``Envelope.block`` → ``Pipeline.feed_block``, as
-    ``Service._feed_blocks``), else raw lines of one partition → ``Pipeline.feed_lines``; (incidents, dead letters)."""
+    ``Feeder.feed``), else raw lines of one partition → ``Pipeline.feed_lines``; (incidents, dead letters)."""
     got = None
     block = reader.envelope.block([rec.value for rec in records])
     if block is not None and pipeline.takes_blocks(reader.log_type, reader.access_format):

@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from processor.cli.commands import replay_command
             return replay_command(args)
         if args.command == "run":
-            from processor.runners.service import run_command
+            from processor.cli.run import run_command
             return run_command(args)
         if args.command == "follow":
             from processor.runners.follow import follow_command

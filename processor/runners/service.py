@@ -4,57 +4,41 @@ One loop: poll → unwrap each record's envelope → ``Pipeline.feed`` → produ
 processing-time tick; every ``commit_interval_s`` flush the producer and commit what ``CommitPlanner`` says is
 safe. On a rebalance or a failed delivery the pipeline is rebuilt and every partition re-read from its committed
 offset: nothing held in a window is lost, and a replayed record gives the same incident with the same ``event.id``.
+
+``Service`` owns the life cycle, the loop and the rebalance; it delegates feeding to ``Feeder``
+(service_feed.py), outputs to ``KafkaOutputs`` (service_outputs.py), delivery and commits to ``AtLeastOnce`` /
+``ExactlyOnce`` (service_delivery.py), ``kafka.repartition`` to ``Repartitioner`` (service_repartition.py) and
+``timezone = "auto"`` to ``ZoneGate`` (service_zones.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
-import os
-import signal
 import socket
-import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, tzinfo
-from zoneinfo import ZoneInfo
-from itertools import groupby
+from collections.abc import Mapping
+from datetime import tzinfo
 from typing import Any
 
-from prometheus_client import Counter, Gauge
-
-from processor.core.errors import KafkaError, UserConfigError
-from processor.core.events import NGINX_ACCESS, DeadLetter, Event, Record, SourceRef
-from processor.core.parse import RecordParser
-from processor.io.kafka.client import TP, ClientError, Consumer, Msg, Producer, backend
-from processor.io.kafka.inputs import CommitPlanner, InputReader, Outbox, check_copartitioned, check_output_topics, \
-    incident_sources, partition_stream, with_backoff
-from processor.io.log import configure, get_logger
+from processor.io.kafka.client import TP, ClientError, Consumer, Msg, backend
+from processor.io.kafka.inputs import CommitPlanner, InputReader, check_copartitioned, check_output_topics, \
+    partition_stream, with_backoff
+from processor.io.log import get_logger
 from processor.io.metrics import Metrics
-from processor.io.sinks import serialise
-from processor.pipeline import Output, Pipeline
-from processor.runners.service_config import ServiceConfig, load_config, redacted
-from processor.runners.settings import build, knowledge_of, settings_from_service
-from processor.runners.zone_hold import ZoneHold
+from processor.pipeline import Pipeline
+from processor.runners import service_positions as positions
+from processor.runners.service_config import ServiceConfig, redacted
+from processor.runners.service_delivery import AtLeastOnce, Delivery, ExactlyOnce
+from processor.runners.service_feed import Feeder
+from processor.runners.service_outputs import KafkaOutputs, Totals, fit_dead_letter
+from processor.runners.service_repartition import Repartitioner
+from processor.runners.service_zones import ZoneGate
+from processor.runners.settings import pipeline_factory
+
+__all__ = ["Service", "Totals", "fit_dead_letter", "pipeline_factory"]
 
 TICK_S = 0.25
-_MAYBE_JSON = frozenset((b"{", b" ", b"\t", b"\n", b"\r"))  # a value starting so may be an envelope
 EXIT_STOP_TIMEOUT = 1  # the stop deadline passed (or a second signal came)
-
-
-@dataclass
-class Totals:
-    """What the service counted over its life (the pipeline's own counters restart on a rebuild)."""
-
-    records_in: int = 0
-    envelope_dead_letters: int = 0
-    lines_parsed: int = 0
-    lines_dead_lettered: int = 0
-    replayed_after_rebuild: int = 0
-    incidents: int = 0
-    rebuilds: int = 0
-    block_records: int = 0  # records read as one block of lines (Pipeline.feed_block), not one by one
 
 
 class Service:
@@ -64,41 +48,39 @@ class Service:
         self.config = config
         self.log = log if log is not None else get_logger()
         self.metrics = metrics if metrics is not None else Metrics()
-        # timezone = "auto": hosts' offsets learned from their access lines; what needs one waits for it
-        self._zones: ZoneHold[TP, Msg] | None = None
-        if config.diagnosis.timezone == "auto":
-            self._zones = ZoneHold(ZoneInfo("UTC"), int(config.diagnosis.idle_timeout_s * 1000))  # replay's too
-        self._new_pipeline, forced_format = pipeline_factory(config, self._zones.zones if self._zones else None)
+        auto_zone = config.diagnosis.timezone == "auto"
+        zones: dict[str, tzinfo] = {}  # timezone = "auto": filled as hosts' offsets are learned
+        self._new_pipeline, forced_format = pipeline_factory(config, zones if auto_zone else None)
         self.pipeline: Pipeline = self._new_pipeline()
-        if self._zones is not None:
-            self._zone_parser = RecordParser(self.pipeline.settings.parse)  # learning parses apart: no counters
-            self._keyed = {i.topic for i in config.inputs if i.host_from in ("auto", "key")}  # raw lines: the key
-            self._zones_held = Gauge("badgateway_timezone_held_records", "records waiting for their host's UTC "
-                                     "offset (timezone = auto)", registry=self.metrics.registry)
-            self._zone_fallbacks = Counter("badgateway_timezone_fallbacks", "hosts read in UTC (timezone = auto: "
-                                           "no offset learned)", registry=self.metrics.registry)
         self.inputs = {i.topic: InputReader(i, config.delivery.max_record_bytes, forced_format)
                        for i in config.inputs}
         self.planner = CommitPlanner()
         self.totals = Totals()
         self.client = backend(config.kafka)
         self.consumer: Consumer | None = None
-        self.producer: Producer | None = None
         self._stopping = False
         self._closed = False
-        self._send_error: BaseException | None = None
-        self._host_partition: dict[str, int] = {}  # first partition number each host was seen on
-        self._warned_hosts: set[str] = set()
         self._proc_ms = int(time.time() * 1000)  # processing time; frozen while the broker stalls us
-        self._eos = config.delivery.exactly_once
-        self._outbox = Outbox()
         # stable across restarts of one member: the restarted process fences its killed predecessor and aborts the
         # transaction it left open at once (else read_committed readers wait for the transaction timeout)
+        eos = config.delivery.exactly_once
         txid = config.kafka.transactional_id or f"badgateway-{config.kafka.group_id}-{socket.gethostname()}"
-        self._txid = txid if self._eos else None
+        self.delivery: Delivery = (ExactlyOnce if eos else AtLeastOnce)(
+            self.client, config.kafka, self.planner, self.metrics, self.log, txid if eos else None)
+        self.outputs = KafkaOutputs(config.outputs, self.delivery, self.planner, self.metrics, self.totals,
+                                    config.delivery.max_dead_letter_bytes)
+        self.feeder = Feeder(lambda: self.pipeline, self.outputs, self.totals, self.metrics, self.log)
+        self.zones: ZoneGate | None = None
+        if auto_zone:
+            self.zones = ZoneGate(config, self.inputs, self.pipeline.settings.parse, self.metrics, self.log)
+            self.zones.hold.zones = zones  # the mapping the pipelines' parsers read
         # repartition: stage 1 re-keys every input record by host (one partitioner: murmur2, either client) into
         # this internal topic, stage 2 joins from it; the same consumer group runs both
-        self._internal = f"{config.kafka.group_id}-repartition" if config.kafka.repartition else None
+        self.repartitioner: Repartitioner | None = None
+        if config.kafka.repartition:
+            self.repartitioner = Repartitioner(f"{config.kafka.group_id}-repartition", self.inputs,
+                                               lambda: self.pipeline, self.feeder, self.delivery, self.planner,
+                                               self.totals, self.metrics)
 
     def stop(self, *_: Any) -> None:
         """Ask the loop to finish (signal-safe: only sets a flag)."""
@@ -109,19 +91,19 @@ class Service:
         cfg = self.config
         self.metrics.serve(cfg.metrics.host, cfg.metrics.port)  # a busy port: one line, before anything starts
         self.log.info("service.starting", config=redacted(cfg))
-        self.producer = self._make_producer(lambda: self._stopping)
-        if self.producer is None:
+        if not self.delivery.start(lambda: self._stopping):
             return 0
-        self.consumer = with_backoff(lambda: self.client.make_consumer(cfg.kafka, read_committed=self._eos),
+        self.consumer = with_backoff(lambda: self.client.make_consumer(cfg.kafka, read_committed=cfg.delivery.exactly_once),
                                      "consumer", self.log, max_s=cfg.kafka.connect_backoff_max_s,
                                      stopping=lambda: self._stopping)
         if self.consumer is None:
-            self.producer.close(10)
+            self.delivery.close()
             return 0
         if not self._wait_for_topics():
             self._close()
             return 0
-        topics = list(self.inputs) + ([self._internal] if self._internal else [])
+        internal = self.repartitioner.internal if self.repartitioner else None
+        topics = list(self.inputs) + ([internal] if internal else [])
         # Everything built so far (grammars, configs, clients) lives as long as the process: out of the cyclic
         # collector's sight, a full collection scans only the pipeline's state. Without this, a full collection
         # every few thousand records rescans the grammars, and consuming with confluent-kafka ran at 110k
@@ -142,12 +124,7 @@ class Service:
             self._shutdown(flush=clean and cfg.delivery.on_stop == "flush")
         return 0
 
-    def _make_producer(self, stopping: Callable[[], bool]) -> Producer | None:
-        return with_backoff(lambda: self.client.make_producer(self.config.kafka, self._txid), "producer", self.log,
-                            max_s=self.config.kafka.connect_backoff_max_s, stopping=stopping)
-
     def _wait_for_topics(self) -> bool:
-        assert self.consumer is not None
         delay = 0.5
         while not self._stopping:
             try:
@@ -157,11 +134,12 @@ class Service:
                 self.log.warning("kafka.unavailable", error=str(exc), retry_in_s=delay)
             missing = sorted(set(self.inputs) - set(counts))
             if not missing:
-                if self._internal is None:
+                if self.repartitioner is None:
                     check_copartitioned(counts, self.config.inputs)
                 else:
-                    self.client.ensure_topic(self.config.kafka, self._internal, max(counts.values()))
-                created = check_output_topics(self.client, self.config.kafka, self.config.outputs, max(counts.values()))
+                    self.client.ensure_topic(self.config.kafka, self.repartitioner.internal, max(counts.values()))
+                created = check_output_topics(self.client, self.config.kafka, self.config.outputs,
+                                              max(counts.values()))
                 if created:
                     self.log.info("kafka.topics_created", topics=created)
                 return True
@@ -204,13 +182,13 @@ class Service:
             last_wall = now
             if now - last_tick >= TICK_S:
                 last_tick = now
-                lagging = self._lagging()
+                lagging = positions.lagging(self.consumer, self.planner, self.metrics)
                 self._report_positions()
-                self._emit(self.pipeline.tick(self._proc_ms))
+                self.outputs.emit(self.pipeline.tick(self._proc_ms))
                 self.metrics.sync(self.pipeline.counters, self.pipeline.join.state_size,
                                   self.pipeline.join.watermarks.current(), *self.pipeline.join.held_windows())
-                if self._zones is not None:
-                    self._zones_held.set(self._zones.size)
+                if self.zones is not None:
+                    self.zones.held_gauge.set(self.zones.hold.size)
                 if now - last_progress >= self.config.metrics.progress_interval_s:
                     last_progress = now
                     self._progress()
@@ -226,19 +204,17 @@ class Service:
     def _shutdown(self, *, flush: bool) -> None:
         """flush: emit every open window, then commit everything; else commit only what is safe (handoff)."""
         try:
-            if flush and self._zones is not None:  # end of input: no access line is coming for those waiting
-                fallen, released = self._zones.release_all()
-                self._fell_back(fallen, "stopped before an access line of the host came")
-                self._feed_released(released)
+            if flush and self.zones is not None:  # end of input: no access line is coming for those waiting
+                self.zones.release_all(self.feeder.feed)
             if flush:
-                self._emit(self.pipeline.flush())
+                self.outputs.emit(self.pipeline.flush())
             self._commit(everything=flush)
         except ClientError as exc:
             self.log.error("service.final_commit_failed", error=str(exc))
         finally:
             self._add_pipeline_totals(self.pipeline, final=flush)
-            if self._zones is not None:  # a handoff: the next owner reads them (not committed)
-                self.totals.replayed_after_rebuild += self._zones.drop()
+            if self.zones is not None:  # a handoff: the next owner reads them (not committed)
+                self.totals.replayed_after_rebuild += self.zones.hold.drop()
             t = self.totals
             self.log.info("service.stopped", records_in=t.records_in, lines_parsed=t.lines_parsed,
                           lines_dead_lettered=t.lines_dead_lettered, envelope_dead_letters=t.envelope_dead_letters,
@@ -254,380 +230,45 @@ class Service:
                 self.consumer.close()
             except ClientError as exc:
                 self.log.warning("kafka.close_failed", error=str(exc))
-        if self.producer is not None:
-            if self._eos:
-                self._outbox.clear()
-                try:
-                    self.producer.abort_transaction()  # the empty one begun after the last commit
-                except ClientError:
-                    pass
-            self.producer.close(10)
+        self.delivery.close()
 
-    # -- records in, outputs out ------------------------------------------------------------------------
+    # -- records in ----------------------------------------------------------------------------------------
     def _handle(self, tp: TP, records: list[Msg]) -> None:
-        if self._internal is not None:
-            if tp.topic == self._internal:
-                self._handle_repartitioned(tp, records)
-            else:
-                self._repartition(tp, records)
+        if self.repartitioner is not None:
+            self.repartitioner.handle(tp, records)
             return
         reader = self.inputs[tp.topic]
-        fed = records if self._zones is None else self._gate(tp, reader, records)
+        fed = records
+        if self.zones is not None:
+            fed = self.zones.gate(tp, reader, records, self.feeder.feed, self._proc_ms)
+            if self.zones.hold.blocked(tp):  # its records wait: at once not idle (the next tick says so again)
+                self.pipeline.input_behind(partition_stream(tp), True)
         if fed:
-            self._feed_blocks(tp, reader, fed)
+            self.feeder.feed(tp, reader, fed)
         self.totals.records_in += len(records)
         self.metrics.records_in.labels(tp.topic, reader.type).inc(len(records))
         self.planner.processed(tp, records[-1].offset + 1)
 
-    # -- timezone = "auto" (processor/runners/zone_hold.py) --------------------------------------------------------
-    def _gate(self, tp: TP, reader: InputReader, records: list[Msg]) -> list[Msg]:
-        """Learn hosts' offsets from the access lines among ``records``, feed what that released, and hold the
-        records that need an offset not known yet (with every later record of the partition). Returns the
-        records to feed now, a prefix of ``records``; the others are fed in order once released."""
-        hold = self._zones
-        assert hold is not None
-        zones = hold.zones
-        kind = reader.envelope.kind
-        if not hold.blocked(tp) and (kind == "raw" or kind == "auto" and _MAYBE_JSON.isdisjoint(
-                {b"{" if rec.value is None else rec.value[:1] for rec in records})):
-            # no envelope to name another host: the common case, every host known and nothing held before them
-            if tp.topic in self._keyed:  # the host is the key: one look per distinct key
-                if all((k.decode("utf-8", "surrogateescape") if k else "") in zones
-                       for k in {rec.key for rec in records}):
-                    return records
-            else:
-                hosts = reader.hosts(records)
-                if all((h or "") in zones for h in ((hosts,) if hosts is None or isinstance(hosts, str) else hosts)):
-                    return records
-        lines = [self._line_of(reader, rec) for rec in records]
-        needs = [text is not None and reader.log_type != NGINX_ACCESS for _, text in lines]
-        if reader.log_type in (NGINX_ACCESS, None):  # an access line teaches its host's offset
-            for i, (rec, (host, text)) in enumerate(zip(records, lines)):
-                if host in zones or text is None:
-                    continue
-                access, offset = self._offset_taught(reader, rec, host, text)
-                if access:
-                    needs[i] = False
-                    self._feed_released(hold.observe(host, offset))
-                    if offset is None and host in zones:
-                        self._fell_back([host], "no access line with an offset among the host's first ones")
-        now_ms = self._proc_ms
-        fed = [rec for rec, (host, _), need in zip(records, lines, needs)
-               if hold.admit(tp, rec.offset, host, need, rec, now_ms)]
-        if hold.blocked(tp):  # its records wait: at once not idle (the next tick says so again)
-            self.pipeline.input_behind(partition_stream(tp), True)
-        return fed
-
-    def _line_of(self, reader: InputReader, rec: Msg) -> tuple[str, str | None]:
-        """The record's host as the pipeline names it, and its line (None: its envelope dead-letters it)."""
-        text = reader.envelope.raw_text(rec.value)
-        if text is not None:
-            return reader.host(None, rec) or "", text
-        got = reader.envelope.unwrap(rec.value, SourceRef(rec.topic, rec.offset, rec.partition))
-        if isinstance(got, DeadLetter):
-            return reader.host(None, rec) or "", None
-        return reader.host(got.host, rec) or "", got.text
-
-    def _offset_taught(self, reader: InputReader, rec: Msg, host: str, text: str) -> tuple[bool, tzinfo | None]:
-        """Whether the line is an access line, and the UTC offset its time carries (as replay's
-        ``learn_host_timezones``). An access-typed input's line counts as one either way (one of its tries)."""
-        parsed = self._zone_parser.parse(Record(text, SourceRef(rec.topic, rec.offset, rec.partition),
-                                                reader.log_type, host, reader.access_format))
-        if not isinstance(parsed, Event) or parsed.log_type != NGINX_ACCESS:
-            return reader.log_type == NGINX_ACCESS, None
-        when = parsed.fields.get("time")
-        return True, when.tzinfo if isinstance(when, datetime) and when.tzinfo is not None else None
-
-    def _feed_released(self, released: list[tuple[TP, list[Msg]]]) -> None:
-        for tp, records in released:
-            self._feed_blocks(tp, self.inputs[tp.topic], records)
-
-    def _fell_back(self, hosts: list[str], reason: str) -> None:
-        for host in hosts:
-            self._zone_fallbacks.inc()
-            self.log.warning("timezone.fallback", host=host, timezone="UTC", reason=reason,
-                             hint="its NGINX error and PHP-FPM times are read in UTC; name the zone in "
-                                  "diagnosis.timezone if its access log is not among the inputs")
-
-    def _expire_zones(self, behind_of: Mapping[TP, bool]) -> None:
-        """Hosts whose access lines are read to their end (the partitions of the same number of the access
-        inputs: inputs are co-partitioned by host) and who waited ``idle_timeout_s`` fall back; so does the
-        longest waiting one while more is held than ``max_state`` leaves."""
-        hold = self._zones
-        assert hold is not None
-        teachers = [tp for tp in behind_of if self.inputs[tp.topic].log_type in (NGINX_ACCESS, None)]
-        settled = {tp for tp in hold.held_offsets()
-                   if not any(behind_of[t] for t in teachers if t.partition == tp.partition)}
-        room = self.config.diagnosis.max_state - self.pipeline.join.state_size
-        fallen, released = hold.expire(self._proc_ms, settled, room)
-        self._fell_back(fallen, "no access line of the host within diagnosis.idle_timeout_s of its access "
-                                "partitions being read to their end, or more held than diagnosis.max_state")
-        self._feed_released(released)
-
     def _held_offsets(self) -> dict[str, int]:
-        """The pipeline's held offsets and the records waiting for their host's offset (never committed)."""
+        """What must not be committed: the pipeline's held records and those waiting for their host's offset."""
         held = self.pipeline.held_offsets()
-        if self._zones is not None:
-            for tp, offset in self._zones.held_offsets().items():
-                stream = partition_stream(tp)
-                held[stream] = min(offset, held.get(stream, offset))
-        return held
-
-    def _feed_blocks(self, tp: TP, reader: InputReader, records: list[Msg]) -> None:
-        """Plain raw access lines a poll at a time, as one block (``Pipeline.feed_block``); a batch with other
-        records (an envelope, a tombstone, an oversized or multi-line value) in runs: each run of plain lines
-        as a block, the others record by record."""
-        envelope = reader.envelope
-        if not self.pipeline.takes_blocks(reader.log_type, reader.access_format):
-            self._feed_records(tp, reader, records)
-            return
-        block = envelope.block([rec.value for rec in records])
-        if block is not None:
-            self._feed_block(tp, reader, records, block)
-            return
-        for plain, run in groupby(records, key=lambda rec: envelope.block([rec.value]) is not None):
-            part = list(run)
-            block = envelope.block([rec.value for rec in part]) if plain and len(part) > 1 else None
-            if block is None:
-                self._feed_records(tp, reader, part)
-            else:
-                self._feed_block(tp, reader, part, block)
-
-    def _feed_block(self, tp: TP, reader: InputReader, records: list[Msg], block: bytes) -> None:
-        hosts = reader.hosts(records)
-        for host in (hosts,) if hosts is None or isinstance(hosts, str) else set(hosts):
-            self._check_partition(host, records[0])
-        got = self.pipeline.feed_block(tp.topic, tp.partition, reader.log_type, reader.access_format, hosts,
-                                       [rec.offset for rec in records], block.decode("utf-8", "surrogateescape"))
-        if got is None:  # the pipeline declined after all: nothing was fed
-            self._feed_records(tp, reader, records)
-            return
-        self.totals.block_records += len(records)
-        for i, outputs in got:
-            self._emit(outputs, records[i])
-
-    def _feed_records(self, tp: TP, reader: InputReader, records: list[Msg]) -> None:
-        raw_text = reader.envelope.raw_text
-        host_of = reader.host
-        check_partition = self._check_partition
-        # runs of plain raw lines go to the pipeline together (Pipeline.feed_lines); anything an envelope must
-        # decide (JSON, tombstone, oversized) goes alone, in its place
-        lines: list[tuple[int, str, str | None]] = []
-        run: list[Msg] = []
-        for rec in records:
-            text = raw_text(rec.value)
-            if text is None:
-                if lines:
-                    self._feed_lines(tp, reader, lines, run)
-                    lines, run = [], []
-                self._handle_one(reader, rec)
-                continue
-            host = host_of(None, rec)
-            check_partition(host, rec)
-            lines.append((rec.offset, text, host))
-            run.append(rec)
-        if lines:
-            self._feed_lines(tp, reader, lines, run)
-
-    def _feed_lines(self, tp: TP, reader: InputReader, lines: list[tuple[int, str, str | None]], run: list[Msg]
-                    ) -> None:
-        for i, outputs in self.pipeline.feed_lines(tp.topic, tp.partition, reader.log_type, reader.access_format,
-                                                   lines):
-            self._emit(outputs, run[i])
-
-    def _handle_one(self, reader: InputReader, rec: Msg) -> None:
-        source = SourceRef(rec.topic, rec.offset, rec.partition)
-        got = reader.envelope.unwrap(rec.value, source)
-        if isinstance(got, DeadLetter):
-            self.totals.envelope_dead_letters += 1
-            self.metrics.dead_lettered.labels("envelope").inc()
-            self._dead_letter(got, rec)
-            return
-        host = reader.host(got.host, rec)
-        self._check_partition(host, rec)
-        outputs = self.pipeline.feed(Record(got.text, source, reader.log_type, host, reader.access_format, 1,
-                                            got.extra.get("log_file")))
-        if outputs:
-            self._emit(outputs, rec)
-
-    def _repartition(self, tp: TP, records: list[Msg]) -> None:
-        """Stage 1: unwrap, find the host, re-key by host into the internal topic (no parsing)."""
-        assert self._internal is not None
-        reader = self.inputs[tp.topic]
-        topic = tp.topic.encode()
-        for rec in records:
-            source = SourceRef(rec.topic, rec.offset, rec.partition)
-            got = reader.envelope.unwrap(rec.value, source)
-            if isinstance(got, DeadLetter):
-                self.totals.envelope_dead_letters += 1
-                self.totals.records_in += 1
-                self.metrics.dead_lettered.labels("envelope").inc()
-                self._dead_letter(got, rec)
-                continue
-            host = reader.host(got.host, rec) or ""
-            self._send(self._internal, got.text.encode("utf-8", "surrogateescape"), host.encode("utf-8",
-                       "surrogateescape"), [("bgw-topic", topic), ("bgw-source", str(source).encode())],
-                       coords=[(source.stream, source.offset)])
-        self.planner.processed(tp, records[-1].offset + 1)
-
-    def _handle_repartitioned(self, tp: TP, records: list[Msg]) -> None:
-        """Stage 2: records already unwrapped and keyed by host; the original topic is in a header."""
-        feed = self.pipeline.feed
-        for rec in records:
-            headers = dict(rec.headers or ())
-            reader = self.inputs.get(headers.get("bgw-topic", b"").decode())
-            if reader is None:
-                continue  # not ours (another deployment's topic sharing the name): skipped, still committed
-            host = rec.key.decode("utf-8", "surrogateescape") if rec.key else None
-            text = (rec.value or b"").decode("utf-8", "surrogateescape")
-            # one stream per original topic inside the partition: each keeps its own event-time order (and
-            # watermark, and multi-line entries), however stage 1 interleaved them
-            source = SourceRef(self._substream(tp, headers.get("bgw-topic", b"").decode()), rec.offset, rec.partition)
-            outputs = feed(Record(text, source, reader.log_type, host, reader.access_format))
-            if outputs:
-                self._emit(outputs, rec)
-            self.totals.records_in += 1
-            self.metrics.records_in.labels(headers.get("bgw-topic", b"").decode(), reader.type).inc()
-        self.planner.processed(tp, records[-1].offset + 1)
-
-    def _substream(self, tp: TP, topic: str) -> str:
-        name = f"{tp.topic}/{topic}"
-        self.planner.alias(f"{name}[{tp.partition}]", tp)
-        return name
-
-    def _check_partition(self, host: str | None, rec: Msg) -> None:
-        if host is not None and self._host_partition.setdefault(host, rec.partition) != rec.partition:
-            self._not_copartitioned(host, rec)
-
-    def _not_copartitioned(self, host: str, rec: Msg) -> None:
-        """One host on two partition numbers: the shippers' partitioners differ (say it once per host)."""
-        if host in self._warned_hosts:
-            return
-        self._warned_hosts.add(host)
-        self.log.warning("inputs.not_copartitioned", host=host, partitions=[self._host_partition[host],
-                         rec.partition], topic=rec.topic,
-                         hint="the join needs one host's lines on the same partition number of every input topic: "
-                              "give every shipper the host as key and the same partitioner (murmur2); with a "
-                              "single member the incidents are still right")
-
-    def _emit(self, outputs: list[Output], rec: Msg | None = None) -> None:
-        outs = self.config.outputs
-        for out in outputs:
-            if out.kind == "incident":
-                host = (out.value.get("host") or {}).get("name") or ""
-                self._send(outs.incidents_topic, serialise(out), host.encode("utf-8", "surrogateescape"),
-                           coords=incident_sources(out.value) if self._eos else None)
-                self.planner.incident(out.value)
-                self.metrics.incident(out.value)
-                self.totals.incidents += 1
-            elif out.kind == "event":
-                if outs.events_topic:
-                    self._send(outs.events_topic, serialise(out), out.value.host.encode("utf-8", "surrogateescape"),
-                               coords=[(out.value.source.stream, out.value.source.offset)])
-            else:
-                # the record being fed, or an entry completed later (then its headers are no longer at hand);
-                # after a repartition the source is the sub-stream `<internal topic>/<original topic>`
-                same = rec is not None and out.source is not None and out.source.offset == rec.offset \
-                    and out.source.partition == rec.partition and out.source.name.split("/")[0] == rec.topic
-                self._dead_letter(out.value, rec if same else None)
-
-    def _dead_letter(self, dl: DeadLetter, rec: Msg | None) -> None:
-        doc = dl.to_dict()
-        doc["source"] = {"topic": dl.source.name, "partition": dl.source.partition, "offset": dl.source.offset}
-        doc["source_ref"] = str(dl.source)
-        headers: list[tuple[str, bytes]] = []
-        key = None
-        if rec is not None:
-            headers = list(rec.headers or ())
-            key = rec.key
-            doc["headers"] = {k: _text(v) for k, v in headers}
-            doc["value"] = _text(rec.value)
-        payload = fit_dead_letter(doc, self.config.delivery.max_dead_letter_bytes)
-        self._send(self.config.outputs.dead_letter_topic, payload, key, headers,
-                   coords=[(dl.source.stream, dl.source.offset)])
-
-    def _send(self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]] | None = None,
-              *, coords: list[tuple[str, int]] | None = None) -> None:
-        assert self.producer is not None
-        if self._eos:
-            self._outbox.add((topic, value, key, headers or None, coords or []))
-            return
-        self.producer.send(topic, value, key, headers or None, self._failed)
-
-    def _failed(self, exc: BaseException) -> None:
-        self._send_error = exc  # checked after flush: nothing is committed past a lost output
+        return held if self.zones is None else self.zones.held_offsets(held)
 
     # -- delivery ---------------------------------------------------------------------------------------
     def _commit(self, *, in_rebalance: bool = False, everything: bool = False) -> None:
-        """Flush the producer, then commit per partition what is below every held record.
-
-        ``in_rebalance``: called from the revoke callback. Where the client runs it on another thread than
-        ``poll()`` (kafka-python's heartbeat thread) only the asynchronous commit is safe; the broker handles it
-        before this member's JoinGroup request (same connection, in order), so the next owner of a partition
-        reads this commit. A failure there is not recovered from: the pipeline is rebuilt anyway.
-        """
-        assert self.producer is not None and self.consumer is not None
-        if self._eos:
-            if in_rebalance:
-                self._abort()  # the open transaction is dropped: the next owner replays its records
-            else:
-                self._commit_transaction(everything=everything)
-            return
-        self.producer.flush()
-        if self._send_error is not None:
-            if not in_rebalance:
-                self._recover(f"output not delivered: {self._send_error}")
-            return  # in a rebalance the pipeline is rebuilt anyway: nothing is committed past the lost output
-        # after a final flush every window is closed: the evidence the join still keeps is needed by no one
-        offsets = self.planner.plan({} if everything else self._held_offsets())
-        if not offsets:
-            return
-        try:
-            self.consumer.commit(offsets, blocking=not in_rebalance or self.consumer.callbacks_in_poll)
-        except ClientError as exc:
-            self.log.warning("kafka.commit_failed", error=str(exc))
-            return
-        self.planner.mark_committed(offsets)
-        self.metrics.committed()
-
-    def _commit_transaction(self, *, everything: bool) -> None:
-        """exactly_once: release the outputs whose records are all below the new offsets, commit both at once."""
-        assert self.producer is not None and self.consumer is not None
-        offsets = self.planner.plan({} if everything else self._held_offsets())
-        try:
-            for topic, value, key, headers, _ in self._outbox.release(self.planner.safe):
-                self.producer.send(topic, value, key, headers, self._failed)
-            if offsets:
-                self.producer.send_offsets_to_transaction(offsets, self.consumer)
-            self.producer.commit_transaction()
-            self.producer.begin_transaction()
-        except ClientError as exc:
-            self._recover(f"transaction not committed: {exc}")
-            return
-        if self._send_error is not None:  # a send refused before the commit: the transaction did not hold it
-            self._recover(f"output not delivered: {self._send_error}")
-            return
-        self.planner.mark_committed(offsets)
-        self.metrics.committed()
-
-    def _abort(self) -> None:
-        """exactly_once: drop what the open transaction holds; its records are read again."""
-        self._outbox.clear()
-        assert self.producer is not None
-        try:
-            self.producer.abort_transaction()
-            self.producer.begin_transaction()
-        except ClientError as exc:
-            self._send_error = exc  # the main loop's next commit replaces the producer
+        """Commit what is safe (``everything`` after a final flush: every window is closed, the evidence the
+        join still keeps is needed by no one); a failed delivery outside a rebalance is recovered from."""
+        assert self.consumer is not None
+        failed = self.delivery.commit(self.consumer, {} if everything else self._held_offsets(),
+                                      in_rebalance=in_rebalance)
+        if failed is not None:
+            self._recover(failed)
 
     def _recover(self, reason: str) -> None:
         """A produce failed: new producer, new pipeline, every partition back to its committed offset."""
         self.log.error("delivery.failed", reason=reason)
-        self._send_error = None
-        self._outbox.clear()
-        assert self.producer is not None and self.consumer is not None
-        self.producer.close(0)
-        self.producer = self._make_producer(lambda: False)
+        assert self.consumer is not None
+        self.delivery.restart()
         self._rebuild("delivery_failed")
         self._resume(self.consumer.rewind())
 
@@ -664,14 +305,14 @@ class Service:
             # first fetch of one topic could close windows before the other topics' first records arrive.
             # (`Pipeline.declare_stream` wants a first event time, unknown here: hence the watermarks directly.)
             # Not fetched yet, so behind (never idle) until its position and end offset say otherwise (#18).
-            if self._internal is None:
+            if self.repartitioner is None:
                 self.pipeline.input_behind(partition_stream(tp), True)
-            elif tp.topic == self._internal:  # stage-1 partitions feed no join; stage 2 has one stream per input
-                for topic in self.inputs:
-                    self.pipeline.input_behind(f"{self._substream(tp, topic)}[{tp.partition}]", True)
+            elif tp.topic == self.repartitioner.internal:  # stage-1 partitions feed no join; stage 2: one per input
+                for stream in self.repartitioner.streams(tp):
+                    self.pipeline.input_behind(stream, True)
         # processing time must be known before the first record: without it the join judges idleness in event
         # time, and a partition with no record yet would count as idle
-        self._emit(self.pipeline.tick(self._proc_ms))
+        self.outputs.emit(self.pipeline.tick(self._proc_ms))
         self.log.info("rebalance.assigned", partitions=[f"{tp.topic}[{tp.partition}]" for tp in starts])
 
     def _rebuild(self, reason: str) -> None:
@@ -679,8 +320,8 @@ class Service:
             self.totals.rebuilds += 1
             self.metrics.pipeline_rebuilt(reason)
         self._add_pipeline_totals(self.pipeline, final=False)
-        if self._zones is not None:  # read again from the committed offsets, like the pipeline's held records
-            self.totals.replayed_after_rebuild += self._zones.drop()
+        if self.zones is not None:  # read again from the committed offsets, like the pipeline's held records
+            self.totals.replayed_after_rebuild += self.zones.hold.drop()
         self.pipeline = self._new_pipeline()
         self.planner.forget()
 
@@ -698,121 +339,25 @@ class Service:
         self.log.info("service.progress", records_in=t.records_in, incidents=t.incidents,
                       watermark_lag_s=round(self.metrics.lag_s, 3), windows_held=held,
                       join_state=self.pipeline.join.state_size, commits=self.metrics.commit_count,
-                      **({"timezone_held": self._zones.size} if self._zones is not None else {}))
+                      **({"timezone_held": self.zones.hold.size} if self.zones is not None else {}))
 
     def _report_positions(self) -> None:
-        """Each assigned partition's stream: records not read yet (position below the end offset: it holds the
-        windows however long the catch-up takes) or at its end offset (idle once quiet; at once if it never had
-        a record), as Kafka Streams' ``max.task.idle.ms``. An end offset or a position not known yet (a partition
-        not fetched yet): behind."""
+        """Tell the join which partitions' streams are behind (``service_positions.behind``), with the records
+        waiting for a host's offset counted as not read."""
         assert self.consumer is not None
-        behind_of: dict[TP, bool] = {}
-        for tp in self.consumer.assignment():
-            high = self.consumer.highwater(tp)
-            processed, fetched = self.planner.next.get(tp), self.consumer.position(tp)
-            position = max(processed, fetched) if processed is not None and fetched is not None else processed
-            behind_of[tp] = high is None or position is None or position < high
-        if self._zones is not None:
-            self._expire_zones(behind_of)
-            for tp in self._zones.held_offsets():  # its records wait: not read, as far as the join can tell
+        behind_of = positions.behind(self.consumer, self.planner)
+        if self.zones is not None:
+            self.zones.expire(behind_of, self._proc_ms, self.pipeline.join.state_size, self.feeder.feed)
+            for tp in self.zones.hold.held_offsets():  # its records wait: not read, as far as the join can tell
                 behind_of[tp] = True
+        internal = self.repartitioner.internal if self.repartitioner is not None else None
         # repartition: at the internal topic's end, stage 1 may still be re-keying a backlog of its inputs into it
-        rekeying = self._internal is not None and any(b for tp, b in behind_of.items() if tp.topic != self._internal)
+        rekeying = internal is not None and any(b for tp, b in behind_of.items() if tp.topic != internal)
         for tp, behind in behind_of.items():
-            if self._internal is None:
+            if self.repartitioner is None:
                 self.pipeline.input_behind(partition_stream(tp), behind)
-            elif tp.topic == self._internal:
+            elif tp.topic == internal:
                 # at its end, stage 1's records may still be on their way (produced, not yet readable): quiet
                 # decides, not the end offset
-                for topic in self.inputs:
-                    self.pipeline.input_behind(f"{self._substream(tp, topic)}[{tp.partition}]",
-                                               True if behind or rekeying else None)
-
-    def _lagging(self) -> bool:
-        """Some partition has records we could not fetch (broker lost): processing time must not run."""
-        assert self.consumer is not None
-        lagging = False
-        for tp in self.consumer.assignment():
-            high = self.consumer.highwater(tp)
-            nxt = self.planner.next.get(tp)
-            if nxt is not None:
-                self.metrics.consumer_position.labels(tp.topic, str(tp.partition)).set(nxt)
-            if high is not None and nxt is not None:
-                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - nxt))
-                lagging = lagging or high > nxt
-        return lagging
-
-
-def fit_dead_letter(doc: dict[str, Any], limit: int) -> bytes:
-    """The dead letter as JSON, at most ``limit`` bytes: above it ``raw``, ``value`` and ``context`` are cut
-    (halving until it fits, ``…`` marks the cut) and ``truncated`` gives each cut field's original length."""
-    payload = serialise(Output("incident", doc, None))
-    if len(payload) <= limit:
-        return payload
-    long = {k: v for k in ("raw", "value", "context") if isinstance(v := doc.get(k), str)}
-    keep = limit // 2
-    while True:
-        cut = {**doc, **{k: v[:keep] + "…" for k, v in long.items() if len(v) > keep},
-               "truncated": {k: len(v) for k, v in long.items() if len(v) > keep}}
-        payload = serialise(Output("incident", cut, None))
-        if len(payload) <= limit or keep == 0:
-            return payload
-        keep //= 2
-
-
-def _text(value: bytes | None) -> str:
-    if value is None:
-        return ""
-    return value.decode("utf-8", "surrogateescape").encode("utf-8", "surrogateescape").decode("utf-8",
-                                                                                            "backslashreplace")
-
-
-def pipeline_factory(config: ServiceConfig, host_timezones: Mapping[str, tzinfo] | None = None
-                     ) -> tuple[Callable[[], Pipeline], str | None]:
-    """Configs read once → a maker of fresh pipelines (rebuilds need one) and the access format forced by
-    ``diagnosis.log_format`` (used by access inputs that name none). ``timezone = "auto"``: the hosts' offsets
-    are ``host_timezones`` (``ZoneHold.zones``, filled as they are learned), UTC the others' (as replay)."""
-    settings = settings_from_service(config)
-    knowledge = knowledge_of(settings)
-    known = {"combined", "main", *knowledge.formats}
-    for i, inp in enumerate(config.inputs):
-        if inp.format and inp.format not in known:
-            raise UserConfigError(f"inputs.{i}.format: no log_format named {inp.format!r} "
-                                  f"(known: {', '.join(sorted(known))}; define it in diagnosis.nginx_conf)")
-    zones = host_timezones if host_timezones is not None else {}  # the same mapping, filled as hosts are learned
-    return (lambda: build(settings, knowledge, zones)[0]), knowledge.forced_format
-
-
-def _exit_after(seconds: float, log: Any) -> threading.Timer:
-    """The process is gone ``seconds`` after a stop signal, whatever the main thread is blocked in (a client
-    waiting for metadata or a broker does not look at the stop flag); what is not committed is read again."""
-
-    def expire() -> None:
-        log.error("service.stop_timeout", stop_timeout_s=seconds)
-        os._exit(EXIT_STOP_TIMEOUT)
-
-    timer = threading.Timer(seconds, expire)
-    timer.daemon = True
-    timer.start()
-    return timer
-
-
-def run_command(args: argparse.Namespace) -> int:
-    """``badgateway run``: config → service → exit 0 on SIGTERM/SIGINT after everything is emitted."""
-    configure()
-    config = load_config(getattr(args, "config", None), getattr(args, "set", []) or [])
-    service = Service(config)
-    deadline: list[threading.Timer] = []
-
-    def stop(signum: int, frame: Any) -> None:
-        service.stop()
-        if deadline:  # a second signal: the operator does not want to wait
-            os._exit(EXIT_STOP_TIMEOUT)
-        deadline.append(_exit_after(config.delivery.stop_timeout_s, service.log))
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        return service.run()
-    except ClientError as exc:
-        raise KafkaError(f"kafka: {exc}") from exc
+                for stream in self.repartitioner.streams(tp):
+                    self.pipeline.input_behind(stream, True if behind or rekeying else None)

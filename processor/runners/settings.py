@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timezone, tzinfo
 from zoneinfo import ZoneInfo
@@ -21,6 +21,7 @@ from processor.configs.knowledge import Knowledge, load_knowledge
 from processor.core.parse import ParseSettings
 from processor.diagnosis.state import JoinSettings
 from processor.pipeline import Pipeline, PipelineSettings
+from processor.core.errors import UserConfigError
 from processor.runners.service_config import ServiceConfig
 
 _JOIN = JoinSettings()
@@ -142,3 +143,19 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
     return value
+
+
+def pipeline_factory(config: ServiceConfig, host_timezones: Mapping[str, tzinfo] | None = None
+                     ) -> tuple[Callable[[], Pipeline], str | None]:
+    """Configs read once → a maker of fresh pipelines (rebuilds need one) and the access format forced by
+    ``diagnosis.log_format`` (used by access inputs that name none). ``timezone = "auto"``: the hosts' offsets
+    are ``host_timezones`` (``ZoneHold.zones``, filled as they are learned), UTC the others' (as replay)."""
+    settings = settings_from_service(config)
+    knowledge = knowledge_of(settings)
+    known = {"combined", "main", *knowledge.formats}
+    for i, inp in enumerate(config.inputs):
+        if inp.format and inp.format not in known:
+            raise UserConfigError(f"inputs.{i}.format: no log_format named {inp.format!r} "
+                                  f"(known: {', '.join(sorted(known))}; define it in diagnosis.nginx_conf)")
+    zones = host_timezones if host_timezones is not None else {}  # the same mapping, filled as hosts are learned
+    return (lambda: build(settings, knowledge, zones)[0]), knowledge.forced_format

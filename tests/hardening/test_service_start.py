@@ -145,8 +145,8 @@ def test_sigterm_while_waiting_for_a_missing_input_topic(kafka_broker: KafkaBrok
 def test_the_stop_deadline_ends_a_process_blocked_anywhere() -> None:
     # a client blocked in a wait that never looks at the stop flag: the deadline ends the process anyway
     code = ("import time, structlog\n"
-            "from processor.runners.service import _exit_after\n"
-            "_exit_after(0.2, structlog.get_logger())\n"
+            "from processor.cli.run import exit_after\n"
+            "exit_after(0.2, structlog.get_logger())\n"
             "time.sleep(3600)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=GUARD_S)
     assert proc.returncode == 1
