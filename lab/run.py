@@ -1,11 +1,13 @@
 """The 502 lab: real nginx + PHP-FPM on loopback reproduce every cause of docs/causes.md, with a ground truth.
 
-    python -m lab.run OUTDIR [--quiet]          (OUTDIR under /tmp: nginx workers run as nobody)
+    python -m lab.run OUTDIR [--quiet] [--variant json-debug]   (OUTDIR under /tmp: nginx workers run as nobody)
 
 Writes under OUTDIR: ``conf/`` (the configs the processes ran with), ``logs/`` (nginx access/error logs, one
 PHP-FPM master log per master, the slowlog, pool access logs), ``www/`` (the PHP scripts), ``run/`` (pids,
 sockets, stderr of the processes), ``ground_truth.jsonl`` (one object per request), ``manifest.json`` (logs and
-their types, configs) and ``lab_report.json`` (what was checked). Exit status 0 when every cause was reproduced
+their types, configs) and ``lab_report.json`` (what was checked). ``--variant json-debug`` runs the same
+scenarios with the lab.test server logging JSON (``escape=json``, ``logs/access_json.log``) and every PHP-FPM
+master at ``log_level = debug``. Exit status 0 when every cause was reproduced
 with the expected status and evidence, 1 otherwise (the causes that failed are listed), 2 on a setup error.
 """
 
@@ -26,7 +28,7 @@ from types import FrameType
 
 from lab import configs, verify
 from lab.client import Request, send, send_concurrently
-from lab.configs import LAB_LOG_FORMAT, Layout
+from lab.configs import Layout
 from lab.procs import (NGINX, PHP_FPM, LabError, Processes, probe_backlog_capacity, versions, wait_file_contains,
                        wait_unix_socket)
 
@@ -36,10 +38,10 @@ SERVERS = {"lab": "lab.test", "combined": "legacy.test"}
 
 
 class Lab:
-    def __init__(self, out: Path, quiet: bool = False, stable_ports: bool = True) -> None:
+    def __init__(self, out: Path, quiet: bool = False, stable_ports: bool = True, variant: str = "classic") -> None:
         self.out = out
         self.quiet = quiet
-        self.lay: Layout = configs.build_layout(out, configs.pick_ports(stable_ports))
+        self.lay: Layout = configs.build_layout(out, configs.pick_ports(stable_ports), variant)
         self.procs = Processes()
         self.requests: list[Request] = []
         self.timeline: list[dict[str, object]] = []
@@ -355,7 +357,7 @@ class Lab:
                     "expected_status": r.expected_status, "observed_status": r.observed_status,
                     "cause": r.cause, "pool": r.pool, "socket": r.socket, "upstream": r.upstream,
                     "server": SERVERS[r.server],
-                    "access_log": "logs/access.log" if r.server == "lab" else "logs/access_combined.log",
+                    "access_log": self.lay.lab_access_log if r.server == "lab" else "logs/access_combined.log",
                     "scenario": r.scenario, "sent_at": r.sent_at, "elapsed_s": r.elapsed_s,
                 }
                 if r.client_error:
@@ -370,16 +372,20 @@ class Lab:
         def rel(p: Path) -> str:
             return str(p.relative_to(self.out))
 
+        fmt_name, fmt = lay.lab_log_format
+        lab_log: dict[str, object] = {"path": lay.lab_access_log, "type": "nginx_access", "log_format": fmt_name,
+                                      "format": fmt, "server": SERVERS["lab"]}
+        if lay.json_access:
+            lab_log["escape"] = "json"
         logs: list[dict[str, object]] = [
-            {"path": "logs/access.log", "type": "nginx_access", "log_format": "lab", "format": LAB_LOG_FORMAT,
-             "server": SERVERS["lab"]},
+            lab_log,
             {"path": "logs/access_combined.log", "type": "nginx_access", "log_format": "combined",
              "server": SERVERS["combined"]},
             {"path": "logs/error.log", "type": "nginx_error", "level": "info"},
         ]
         for master in lay.MASTERS:
             logs.append({"path": rel(lay.master_log(master)), "type": "php_fpm", "master": master,
-                         "config": rel(lay.master_conf(master)),
+                         "config": rel(lay.master_conf(master)), "log_level": lay.fpm_log_level,
                          "pools": [p.name for p in lay.pools if p.master == master]})
         logs.append({"path": "logs/slow.log", "type": "php_fpm_slowlog",
                      "pools": [p.name for p in lay.pools if any(k == "slowlog" for k, _ in p.settings)]})
@@ -390,6 +396,7 @@ class Lab:
                          "master": p.master})
         manifest = {
             "generator": "badgateway lab (python -m lab.run)",
+            "variant": lay.variant,
             "outdir": str(self.out),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "timezone": time.strftime("%Z"),
@@ -446,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lab.run", description=__doc__.split("\n\n")[0])
     ap.add_argument("outdir", type=Path, help="where configs, logs and the ground truth go (e.g. /tmp/badgateway-lab)")
     ap.add_argument("--quiet", "-q", action="store_true", help="only the summary")
+    ap.add_argument("--variant", choices=configs.VARIANTS, default="classic",
+                    help="json-debug: a JSON access log for lab.test and PHP-FPM at log_level debug")
     args = ap.parse_args(argv)
     out = args.outdir.resolve()
 
@@ -457,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     lock = _stable_ports_lock()
     t0 = time.monotonic()
     for attempt in range(3):
-        lab = Lab(out, quiet=args.quiet, stable_ports=lock is not None and attempt == 0)
+        lab = Lab(out, quiet=args.quiet, stable_ports=lock is not None and attempt == 0, variant=args.variant)
         try:
             lab.setup()
             break

@@ -21,6 +21,8 @@ ID_RE = re.compile(r"[?&]id=(lab-\d{4})(?=[&\s\"]|$)")
 ERROR_START = re.compile(r"^(\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) \[(\w+)\] (\d+)#(\d+): (?:\*(\d+) )?")
 ACCESS_RE = re.compile(r'^(\S+) - (\S+) \[([^\]]+)\] "([^"]*)" (\d{3}) (\d+) "([^"]*)" "([^"]*)"(.*)$')
 FPM_RE = re.compile(r"^\[(\d{2}-\w{3}-\d{4} \d{2}:\d{2}:\d{2})(?:\.\d+)?\] (\w+): (.*)$")
+# at log_level = debug every message gains "pid N, function(), line N: "
+FPM_DEBUG_PREFIX = re.compile(r"^pid \d+, \w+\(\), line \d+: ")
 
 RESET_OR_CLOSED = (r"(recv\(\) failed \(104: Connection reset by peer\)|upstream prematurely closed connection)"
                    r" while reading response header from upstream")
@@ -59,7 +61,8 @@ def read_fpm_log(path: Path) -> list[tuple[datetime, str, str]]:
     for line in path.read_text(errors="replace").splitlines():
         m = FPM_RE.match(line)
         if m:
-            out.append((datetime.strptime(m.group(1), "%d-%b-%Y %H:%M:%S"), m.group(2), m.group(3)))
+            out.append((datetime.strptime(m.group(1), "%d-%b-%Y %H:%M:%S"), m.group(2),
+                        FPM_DEBUG_PREFIX.sub("", m.group(3))))
     return out
 
 
@@ -68,13 +71,19 @@ def read_access(path: Path) -> dict[str, list[dict[str, Any]]]:
     if not path.exists():
         return by_id
     for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-        m = ACCESS_RE.match(line)
-        if not m:
-            continue
-        ids = ID_RE.findall(m.group(4))
-        for rid in ids:
-            by_id[rid].append({"line": n, "status": int(m.group(5)), "request": m.group(4), "rest": m.group(9),
-                               "text": line})
+        if line.startswith("{"):  # the json-debug variant's escape=json lines
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            request, status, rest = str(obj.get("request", "")), int(obj.get("status", 0)), ""
+        else:
+            m = ACCESS_RE.match(line)
+            if not m:
+                continue
+            request, status, rest = m.group(4), int(m.group(5)), m.group(9)
+        for rid in ID_RE.findall(request):
+            by_id[rid].append({"line": n, "status": status, "request": request, "rest": rest, "text": line})
     return by_id
 
 
@@ -137,8 +146,8 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
     fpm_main = read_fpm_log(logs / "php-fpm.log")
     fpm_legacy = read_fpm_log(logs / "php-fpm-legacy.log")
     fpm_reports = read_fpm_log(logs / "php-fpm-reports.log")
-    access = {"logs/access.log": read_access(logs / "access.log"),
-              "logs/access_combined.log": read_access(logs / "access_combined.log")}
+    access_logs = sorted({str(r["access_log"]) for r in gt} | {"logs/access_combined.log"})
+    access = {log: read_access(out / log) for log in access_logs}
 
     by_id_errors: dict[str, list[ErrorEntry]] = defaultdict(list)
     for e in errors:
