@@ -26,6 +26,10 @@ ANCHOR_KINDS: Final = frozenset({
     "connect_failed", "recv_failed", "premature_close", "too_big_header",
     "upstream_timed_out", "no_live_upstreams",
 })
+# connect() errnos that say NGINX found no route to the upstream's network (101, ENETUNREACH) or host (113,
+# EHOSTUNREACH): it never reached the machine, so nothing tells whether PHP-FPM listens there (docs/causes.md,
+# "A connect() error no cause follows from").
+UNREACHABLE_ERRNOS: Final = frozenset({101, 113})
 # After the header was sent the client already has its status: not a 502/504.
 _HEADER_PHASE: Final = (None, "connecting to upstream", "sending request to upstream",
                         "reading response header from upstream")
@@ -71,6 +75,7 @@ class Diagnosis(NamedTuple):
     fpm_evidence: tuple[Event, ...]
     pool_info: PoolInfo | None
     note: str | None = None
+    connect_error: tuple[int, str] | None = None  # (errno, strerror) of a connect() no cause follows from
 
 
 def upstream_of(failure: Failure) -> str | None:
@@ -189,6 +194,7 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
     err = failure.error.fields if failure.error is not None else None
     used: tuple[Event, ...] = ()
     note: str | None = None
+    connect_error: tuple[int, str] | None = None
 
     def done(cause: str, default_status: int = 502) -> Diagnosis:
         nonlocal pool, pool_source
@@ -197,7 +203,20 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
             if guess is not None and cause not in ("socket_mismatch", "socket_missing"):
                 pool, pool_source = guess
         status, inferred = _status(failure, default_status)
-        return Diagnosis(cause, status, inferred, pool, pool_source, upstream, used, pool_info, note)
+        return Diagnosis(cause, status, inferred, pool, pool_source, upstream, used, pool_info, note, connect_error)
+
+    def unexplained_connect() -> Diagnosis:
+        """A connect() error whose errno names no cause: `unknown`, saying what the errno does tell."""
+        nonlocal note, connect_error
+        if isinstance(errno, int):
+            strerror = str(err.get("strerror") or "") if err is not None else ""
+            connect_error = (errno, strerror)
+            if errno in UNREACHABLE_ERRNOS:
+                note = (f"connect() to {upstream} failed ({errno}: {strerror}): NGINX found no route to it, so "
+                        "nothing tells whether PHP-FPM listens there")
+            else:
+                note = f"connect() to {upstream} failed ({errno}: {strerror}): no cause follows from that errno"
+        return done("unknown")
 
     if err is None:
         return done("app_answered" if _answered_by_app(failure) else "unknown")
@@ -210,7 +229,7 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
             used = (fpm.saturation,) if fpm.saturation else ()
             return done("pool_saturated")
         if not is_unix(upstream):
-            return done("tcp_refused" if errno == 111 else "unknown")
+            return done("tcp_refused") if errno == 111 else unexplained_connect()
         if errno == 111:  # a killed master leaves its socket file behind
             used = (fpm.master_down,) if fpm.master_down else ()
             return done("fpm_down")
@@ -224,7 +243,7 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
                 used = (fpm.master_down,)
                 return done("fpm_down")
             return done("socket_missing")
-        return done("unknown")
+        return unexplained_connect()
     if kind == "too_big_header":
         return done("too_big_header")
     if kind == "no_live_upstreams":

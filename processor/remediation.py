@@ -5,7 +5,7 @@ When the configs are known the text names the directive, its file:line and the v
 
 from __future__ import annotations
 
-from processor.causes import Diagnosis
+from processor.causes import UNREACHABLE_ERRNOS, Diagnosis
 from processor.topology import Topology
 
 
@@ -99,4 +99,14 @@ def _remediation(d: Diagnosis, topology: Topology) -> str:
         return (f"The application answered {d.status} itself ({sock} returned it; NGINX logged no error): a "
                 "script or framework set the status (`http_response_code()`, an error page for a failed call to a "
                 "service it depends on). Look in the application's own log for this URI, not at PHP-FPM or NGINX.")
+    if d.connect_error is not None:
+        errno, strerror = d.connect_error
+        where = f" ({route.origin})" if route else ""
+        if errno in UNREACHABLE_ERRNOS:
+            return (f"NGINX has no route to {sock} ({errno}: {strerror}): check that fastcgi_pass{where} still names "
+                    "the pool's address (a container's or VM's address changes when it is recreated; an IPv6 "
+                    "address needs an IPv6 route), then the routes and firewalls on the way (`REJECT --reject-with "
+                    "icmp-host-prohibited` answers 113). Whether PHP-FPM runs there cannot be told from these logs.")
+        return (f"NGINX could not connect to {sock} ({errno}: {strerror}) and that errno names no cause: check "
+                f"the address fastcgi_pass{where} names and that PHP-FPM listens there.")
     return "No NGINX error-log entry explains this response: ship the NGINX error log for this host."
