@@ -263,6 +263,11 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
             used = (best, companion) if companion is not None else (best,)
             pool, pool_source = _evidence_pool(pool, pool_source, best)
             return done("fpm_timeout")
+        if best is not None and _ended_by_its_master(best):
+            used = (best,)
+            pool, pool_source = _evidence_pool(pool, pool_source, best)
+            note = "its worker was ended by its master's stop or reload (php-fpm logs such an exit at DEBUG)"
+            return done("upstream_reset")
         if best is not None:
             used = (best,)
             pool, pool_source = _evidence_pool(pool, pool_source, best)
@@ -272,6 +277,12 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
             return done("fpm_timeout")
         return done("upstream_reset")
     return done("unknown")
+
+
+def _ended_by_its_master(ev: Event) -> bool:
+    """A child's exit php-fpm logged at DEBUG: it does so only while its master stops or reloads (it may not
+    spawn children then), so the stop ended the worker; it did not crash (docs/causes.md)."""
+    return ev.fields.get("kind") != "timed_out" and str(ev.fields.get("level") or "").upper() == "DEBUG"
 
 
 def _evidence_pool(pool: str | None, source: str | None, ev: Event) -> tuple[str | None, str | None]:

@@ -78,6 +78,10 @@ def _remediation(d: Diagnosis, topology: Topology) -> str:
                 sig = f" ({ev.fields['signal_name']})"
         return (f"A PHP-FPM worker crashed{sig}: SIGSEGV points to an extension bug, SIGKILL to the OOM killer "
                 "or a `kill`; check core dumps and `dmesg`.")
+    if d.cause == "upstream_reset" and d.fpm_evidence:
+        return (f"PHP-FPM's master was stopping or reloading and ended the worker serving this request"
+                f"{f' (pool {d.pool})' if d.pool else ''}: not a crash. To let requests finish, stop or reload it "
+                "gracefully (SIGQUIT, `systemctl reload`) with process_control_timeout above the longest request.")
     if d.cause == "upstream_reset":
         return ("PHP-FPM closed the connection and no PHP-FPM log explains it: ship the PHP-FPM log so "
                 "badgateway can tell a timeout from a crash.")
