@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -298,10 +299,25 @@ class Lab:
 
         # -- fpm_down: one master stopped cleanly (socket removed → errno 2) ---------------------------------
         legacy = self.procs.procs["fpm-legacy"]
+        in_flight: list[threading.Thread] = []
+        if self.lay.fpm_log_level == "debug":
+            # json-debug only: requests in flight when the master stops. It ends their workers with SIGTERM and
+            # logs those exits at DEBUG, as php-fpm does only while it stops or reloads: a reset, not a crash
+            # (docs/causes.md). At notice level the exits are not logged at all.
+            stopped = "in flight when its master stops: the stop ends the worker"
+            for r in (R("/legacy/sleep.php?s=4", "/legacy/", 502, "upstream_reset", scenario=stopped),
+                      R("/legacy/sleep.php?s=4&page=2", "/legacy/", 502, "upstream_reset", scenario=stopped,
+                        server="combined")):
+                in_flight.append(threading.Thread(target=self.go, args=(r,), daemon=True))
+                in_flight[-1].start()
+                time.sleep(0.1)
+            time.sleep(0.8)  # both workers are in usleep()
         self.mark("stopping php-fpm master legacy (SIGTERM, like systemctl stop)", pid=legacy.pid)
         self.procs.send("fpm-legacy", signal.SIGTERM)
         if self.procs.wait_exit("fpm-legacy", 10) is None:
             raise LabError("php-fpm legacy master did not stop within 10 s")
+        for t in in_flight:
+            t.join(timeout=30)
         wait_file_contains(self.lay.master_log("legacy"), "exiting, bye-bye!")
         if os.path.exists(self.lay.pool("legacy").listen):
             raise LabError("the legacy socket is still there after a clean stop")
@@ -417,7 +433,8 @@ class Lab:
                        "config": rel(lay.master_pool_dir(p.master) / f"{p.name}.conf")} for p in lay.pools],
             "ground_truth": "ground_truth.jsonl",
             "requests": len(self.requests),
-            "causes": {c: sum(1 for r in self.requests if r.cause == c) for c in CAUSES},
+            "causes": {c: sum(1 for r in self.requests if r.cause == c)
+                       for c in (*CAUSES, *sorted({r.cause for r in self.requests if r.cause} - set(CAUSES)))},
             "result": report.get("result"),
         }
         path = self.out / "manifest.json"

@@ -117,7 +117,7 @@ def _expected_nginx(r: dict[str, Any]) -> tuple[str, str]:
                     r" while connecting to upstream", "connect() failed (11: EAGAIN)")
         return (r"upstream timed out \(110: Connection timed out\) while connecting to upstream.*upstream: "
                 rf"\"fastcgi://{re.escape(up)}\"", "upstream timed out (110) while connecting")
-    if cause in ("fpm_timeout", "child_crash"):
+    if cause in ("fpm_timeout", "child_crash", "upstream_reset"):
         return RESET_OR_CLOSED, "recv() failed (104) / upstream prematurely closed"
     if cause == "too_big_header":
         return (r"upstream sent too big header while reading response header from upstream", "too big header")
@@ -185,8 +185,10 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
                 problems.append(f"{log}: id {rid} not in the ground truth")
 
     # 3. per-cause nginx + FPM evidence -------------------------------------------------------------------
+    # every cause of CAUSES in every run; a variant may add others (json-debug: upstream_reset)
+    extra = sorted({str(r["cause"]) for r in gt if r["cause"] is not None} - set(CAUSES))
     causes: dict[str, dict[str, Any]] = {c: {"requests": 0, "reproduced": 0, "statuses": [], "failed_ids": [],
-                                             "example": None} for c in CAUSES}
+                                             "example": None} for c in (*CAUSES, *extra)}
     crash_lines = [(t, msg) for t, lvl, msg in fpm_main if "[pool crash]" in msg and "exited on signal" in msg]
     used_crash: set[int] = set()
     for r in gt:
@@ -255,6 +257,15 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
                 ok = False
             else:
                 fpm_ev.append(bye[-1][1])
+        if cause == "upstream_reset" and r["pool"] == "legacy":
+            # the master's stop ended the worker: `Terminating ...`, then the child's SIGTERM exit at DEBUG level
+            stop = [m for _, _, m in fpm_legacy if m == "Terminating ..."]
+            ended = [m for _, lvl, m in fpm_legacy if lvl == "DEBUG" and "[pool legacy]" in m
+                     and "exited on signal 15 (SIGTERM)" in m]
+            if not stop or not ended:
+                problems.append(f"{rid}: no 'Terminating ...' and DEBUG SIGTERM exit in the legacy master's log")
+                ok = False
+            fpm_ev += stop[:1] + ended[:1]
         if cause == "fpm_down" and r["pool"] == "reports":
             if any("exiting" in m or "Terminating" in m for _, _, m in fpm_reports):
                 problems.append(f"{rid}: the killed reports master logged a shutdown (it should have had no chance)")
@@ -270,7 +281,8 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
         else:
             c["failed_ids"].append(rid)
 
-    not_reproduced = [c for c, v in causes.items() if v["requests"] < 3 or v["reproduced"] < v["requests"]]
+    not_reproduced = [c for c, v in causes.items()
+                      if (c in CAUSES and v["requests"] < 3) or v["reproduced"] < v["requests"]]
     for name in not_reproduced:
         problems.append(f"cause {name} not reproduced: {causes[name]['reproduced']}/{causes[name]['requests']} "
                         f"requests ok (need ≥3, all ok); failed: {causes[name]['failed_ids']}")
@@ -329,7 +341,7 @@ def print_summary(report: dict[str, Any]) -> None:
     print(f"\nlab: {report['requests']} requests, statuses {report['statuses']}, "
           f"{report.get('duration_s', '?')} s")
     for cause, c in report["causes"].items():
-        mark = "ok " if c["requests"] >= 3 and c["reproduced"] == c["requests"] else "FAIL"
+        mark = "FAIL" if cause in report["not_reproduced"] else "ok "
         print(f"  [{mark}] {cause:18} {c['reproduced']}/{c['requests']} statuses {sorted(set(map(str, c['statuses'])))}")
     if report["problems"]:
         print("\nlab: PROBLEMS:")

@@ -80,6 +80,23 @@ def check_what_the_variant_wrote(outdir: Path) -> None:
     assert "(null)(), line 0: [pool www] child" in fpm and "said into stderr" in fpm
     heads = [line for line in (outdir / "logs" / "slow.log").read_text().splitlines() if "[pool " in line]
     assert heads and all(SLOWLOG_HEAD.match(line) for line in heads)
+    # the variant's own scenario: two requests in flight when master legacy stops; their workers' exits at DEBUG
+    stopped = [r for r in truth(outdir).values() if r["cause"] == "upstream_reset"]
+    assert len(stopped) == 2 and {r["pool"] for r in stopped} == {"legacy"}
+    assert re.search(r"\] DEBUG: pid \d+, fpm_children_bury\(\), line \d+: \[pool legacy\] child \d+ exited on "
+                     r"signal 15 \(SIGTERM\)", (outdir / "logs" / "php-fpm-legacy.log").read_text())
+
+
+def check_stopped_is_no_crash(incidents: list[dict[str, Any]]) -> None:
+    """The DEBUG exit of a worker its master's stop ended is evidence of that stop, never of a crash."""
+    stopped = [i for i in incidents if i["badgateway"]["cause"] == "upstream_reset"]
+    assert len(stopped) == 2
+    for inc in stopped:
+        [line] = inc["evidence"]["php_fpm"]
+        assert (line["fields"]["level"], line["fields"]["signal"], line["fields"]["pool"]) == ("DEBUG", 15, "legacy")
+        assert "not a crash" in inc["badgateway"]["remediation"] and "stop or reload" in inc["badgateway"]["note"]
+    assert not any("SIGTERM" in i["badgateway"]["remediation"] for i in incidents if i["badgateway"]["cause"] ==
+                   "child_crash")
 
 
 def test_recorded_json_debug_lab_is_json_and_debug() -> None:
@@ -92,6 +109,7 @@ def test_recorded_json_debug_lab_every_line_parsed_every_failure_explained(
     check_every_line_parsed(RECORDED, counts)
     with capsys.disabled():
         check_accuracy(RECORDED, incidents)
+    check_stopped_is_no_crash(incidents)
 
 
 def test_recorded_json_debug_lab_without_configs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -118,3 +136,4 @@ def test_live_json_debug_lab(lab_json_run: tuple[Path, subprocess.CompletedProce
     check_every_line_parsed(out, counts)
     with capsys.disabled():
         check_accuracy(out, incidents)
+    check_stopped_is_no_crash(incidents)
