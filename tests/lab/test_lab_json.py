@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from processor.cli import main
+from tests.lab import test_lab_run as classic
 from tests.lab.test_lab_diagnosis import by_id, check_accuracy, truth
 
 REPO = Path(__file__).resolve().parents[2]
@@ -131,6 +132,7 @@ def test_live_json_debug_lab(lab_json_run: tuple[Path, subprocess.CompletedProce
                              capsys: pytest.CaptureFixture[str]) -> None:
     out, proc = lab_json_run
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    classic.test_no_process_left_behind(out)
     check_what_the_variant_wrote(out)
     incidents, counts = replay_counted(out, tmp_path, capsys)
     check_every_line_parsed(out, counts)
