@@ -7,8 +7,9 @@ PHP-FPM master log per master, the slowlog, pool access logs), ``www/`` (the PHP
 sockets, stderr of the processes), ``ground_truth.jsonl`` (one object per request), ``manifest.json`` (logs and
 their types, configs) and ``lab_report.json`` (what was checked). ``--variant json-debug`` runs the same
 scenarios with the lab.test server logging JSON (``escape=json``, ``logs/access_json.log``) and every PHP-FPM
-master at ``log_level = debug``. Exit status 0 when every cause was reproduced
-with the expected status and evidence, 1 otherwise (the causes that failed are listed), 2 on a setup error.
+master at ``log_level = debug``, plus two requests in flight when master legacy stops (``upstream_reset``).
+Exit status 0 when every cause was reproduced with the expected status and evidence, 1 otherwise (the causes
+that failed are listed), 2 on a setup error.
 """
 
 from __future__ import annotations
