@@ -67,7 +67,8 @@ class Lab:
 
     def req(self, path: str, location: str, expected: int, cause: str | None = None, *,
             scenario: str, pool: str | None = "<from location>", server: str = "lab", method: str = "GET",
-            body: bytes | None = None, client_timeout: float = 30.0, **extra: object) -> Request:
+            body: bytes | None = None, client_timeout: float = 30.0, headers: dict[str, str] | None = None,
+            **extra: object) -> Request:
         """Plan one request; the pool defaults to the pool listening where the location points."""
         self._seq += 1
         loc = self.lay.location(location)
@@ -75,7 +76,8 @@ class Lab:
             pool = self._pool_at(loc.target)
         r = Request(id=f"lab-{self._seq:04d}", path=path, location=location, expected_status=expected,
                     cause=cause, pool=pool, upstream=loc.target, server=server, scenario=scenario,
-                    method=method, body=body, client_timeout=client_timeout, extra=dict(extra))
+                    method=method, body=body, client_timeout=client_timeout, headers=dict(headers or {}),
+                    extra=dict(extra))
         self.requests.append(r)
         return r
 
@@ -195,6 +197,16 @@ class Lab:
             R("/legacy/index.php", "/legacy/", 200, scenario="healthy", server="combined"),
             R("/reports/index.php", "/reports/", 200, scenario="healthy", server="combined"),
         )
+
+        if self.lay.json_access:
+            # json-debug only: what escape=json escapes (`"`, `\`, a tab) and what it writes as it came (a byte
+            # that is not UTF-8: http.client sends "\xe9" as the single byte 0xE9)
+            odd = {"User-Agent": 'Mozilla/5.0 "quoted" \\back\\slash\ttab caf\xe9',
+                   "Referer": 'https://example.com/?q="x"&r=caf\xe9'}
+            self.go(R("/robots.txt", "/", 200, scenario="distractor: quotes, backslashes, a tab and a non-UTF-8 "
+                      "byte in the headers", pool=None, headers=odd),
+                    R("/search/index.php", "/search/", 502, "tcp_refused", scenario="port closed, the same headers",
+                      headers=odd))
 
         # -- instant failures, interleaved with healthy traffic and distractors -----------------------------
         mismatch = "socket_mismatch"
@@ -379,6 +391,8 @@ class Lab:
                 }
                 if r.client_error:
                     obj["client_error"] = r.client_error
+                if r.headers:
+                    obj["headers"] = r.headers
                 obj.update(r.extra)
                 f.write(json.dumps(obj, sort_keys=False) + "\n")
         return path

@@ -10,11 +10,16 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from grammars import lowering
+from grammars.access import compile_log_format, parse_json_access
+from grammars.result import ParseError
+from lab.configs import LAB_JSON_LOG_FORMAT
 from processor.cli import main
 from tests.lab import test_lab_run as classic
 from tests.lab.test_lab_diagnosis import by_id, check_accuracy, truth
@@ -67,11 +72,13 @@ def check_what_the_variant_wrote(outdir: Path) -> None:
     assert (lab_log["path"], lab_log["escape"]) == ("logs/access_json.log", "json")
     assert "escape=json" in (outdir / "conf" / "nginx.conf").read_text()
 
-    rows = [json.loads(line) for line in (outdir / "logs" / "access_json.log").read_text().splitlines()]
+    text = (outdir / "logs" / "access_json.log").read_bytes().decode("utf-8", "surrogateescape")
+    rows = [json.loads(line) for line in text.splitlines()]  # the standard library keeps a raw byte (surrogate)
     assert len(rows) >= 80 and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", r["time"])
                                    for r in rows)
     assert {r["status"] for r in rows} >= {200, 404, 499, 500, 502, 504}
     assert any(r["remote_user"] == "" for r in rows)  # escape=json writes nothing for an empty variable
+    assert sum(r["http_user_agent"] == ODD_UA for r in rows) == 2  # the odd headers' 200 and 502
 
     for name in ("php-fpm.log", "php-fpm-legacy.log", "php-fpm-reports.log"):
         lines = [line for line in (outdir / "logs" / name).read_text().splitlines() if line]
@@ -98,6 +105,29 @@ def check_stopped_is_no_crash(incidents: list[dict[str, Any]]) -> None:
         assert "not a crash" in inc["badgateway"]["remediation"] and "stop or reload" in inc["badgateway"]["note"]
     assert not any("SIGTERM" in i["badgateway"]["remediation"] for i in incidents if i["badgateway"]["cause"] ==
                    "child_crash")
+
+
+# nginx's escape=json escapes `"`, `\` and control bytes but writes a byte that is not UTF-8 as it came: the
+# json-debug lab's request with `caf\xe9` in its User-Agent and Referer (http.client sends the byte 0xE9), as
+# examples/lab-json/logs/access_json.log has it
+ODD_LINE = ('{"time":"2026-12-07T11:16:56+00:00","remote_addr":"127.0.0.1","remote_user":"","request":"GET '
+            '/robots.txt?id=lab-0021 HTTP/1.1","status":200,"body_bytes_sent":24,"request_time":0.000,'
+            '"http_referer":"https://example.com/?q=\\"x\\"&r=caf\udce9","http_user_agent":"Mozilla/5.0 \\"quoted\\" '
+            '\\\\back\\\\slash\\ttab caf\udce9","host":"lab.test","upstream_addr":"","upstream_status":"",'
+            '"upstream_response_time":"","connection":39}')
+ODD_UA = 'Mozilla/5.0 "quoted" \\back\\slash\ttab caf\udce9'  # read with surrogateescape, as replay reads
+
+
+@pytest.mark.parametrize("reader", ["log_format", "log_format, pyparsing", "no config"])
+def test_a_raw_non_utf8_byte_in_an_escape_json_line(reader: str) -> None:
+    recorded = (RECORDED / "logs" / "access_json.log").read_bytes().decode("utf-8", "surrogateescape")
+    assert ODD_LINE in recorded.splitlines()
+    fmt = compile_log_format(LAB_JSON_LOG_FORMAT, escape="json")
+    fields = {"log_format": fmt.parse, "log_format, pyparsing": partial(lowering.parse_with, fmt.grammar, None),
+              "no config": parse_json_access}[reader](ODD_LINE)
+    assert not isinstance(fields, ParseError), fields
+    assert (fields["http_user_agent"], fields["http_referer"]) == (ODD_UA, 'https://example.com/?q="x"&r=caf\udce9')
+    assert (fields["status"], fields["uri"]) == (200, "/robots.txt?id=lab-0021")
 
 
 def test_recorded_json_debug_lab_is_json_and_debug() -> None:
