@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-import orjson
-
 from grammars import log_format, lowering, values
 from grammars.result import Fields, ParseError
 
@@ -130,8 +128,8 @@ def parse_json_access(line: str) -> Fields | ParseError:
     Unknown keys are kept as they are. Never raises.
     """
     try:
-        raw = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
+        raw = log_format.json_loads(line)
+    except ValueError as exc:
         return ParseError(f"not JSON: {exc}", getattr(exc, "pos", 0) + 1, line)
     if not isinstance(raw, dict):
         return ParseError("JSON access line is not an object", 1, line)

@@ -99,11 +99,16 @@ def listen_address_key(listen: str) -> str:
 
     ``unix:/run/php/a.sock`` and ``/run/php/a.sock`` → ``unix:/run/php/a.sock``; ``9000``,
     ``127.0.0.1:9000``, ``localhost:9000``, ``[::]:9000``, ``0.0.0.0:9000`` → ``127.0.0.1:9000``
-    (a wildcard listen is reachable on loopback); other hosts keep their name (``10.0.0.5:9000``).
+    (a wildcard listen is reachable on loopback); other hosts keep their name (``10.0.0.5:9000``). An error
+    entry's ``upstream`` loses its scheme and a proxied request's URI (``http://10.0.0.5:8080/a.jpg`` →
+    ``10.0.0.5:8080``).
     """
     addr = listen.strip()
-    for scheme in ("fastcgi://", "http://"):
-        addr = addr.removeprefix(scheme)
+    _, scheme, rest = addr.partition("://")
+    if scheme:
+        # an error entry's `upstream: "fastcgi://…"`; a proxied one carries the request's URI after the address
+        # (`http://10.0.0.2:8080/a.jpg`, `http://unix:/run/app.sock:/a`): the address is what comes before it
+        addr = "unix:" + rest[5:].partition(":")[0] if rest.startswith("unix:") else rest.partition("/")[0]
     if addr.startswith("unix:"):
         return "unix:" + addr[5:].rstrip(":") if addr.endswith(":") else addr
     if addr.startswith("/"):

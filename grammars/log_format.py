@@ -9,6 +9,7 @@ nginx writes ``-`` for an empty or unset variable, so every typed token also acc
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from typing import Any, Final
@@ -114,12 +115,28 @@ _nullable_int: Final = values.nullable(int)
 _nullable_float: Final = values.nullable(float)
 
 
+def json_loads(text: str) -> Any:
+    """``text`` as JSON; raises ``ValueError``. escape=json escapes quotes, backslashes and control bytes but
+    writes a byte that is not UTF-8 as it came, which a line read with surrogateescape carries as a lone surrogate:
+    orjson refuses those, the standard library (slower, so only then) keeps them."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        if text.isascii():
+            raise
+        return json.loads(text, parse_constant=_no_constant)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")  # as orjson: no NaN, Infinity
+
+
 def json_unquote(text: str) -> str | None:
     """A quoted value written with ``escape=json`` (``\\"``, ``\\\\``, ``\\uXXXX``) decoded; ``-`` → None."""
     if "\\" in text:
         try:
-            decoded = orjson.loads(text)
-        except orjson.JSONDecodeError:
+            decoded = json_loads(text)
+        except ValueError:
             decoded = text[1:-1]  # not valid JSON escaping: keep it as logged
         body = decoded if isinstance(decoded, str) else text[1:-1]
     else:

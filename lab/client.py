@@ -28,6 +28,7 @@ class Request:
     method: str = "GET"
     body: bytes | None = None
     client_timeout: float = 30.0
+    headers: dict[str, str] = field(default_factory=dict)  # sent as latin-1 bytes (http.client): "caf\xe9" is 0xE9
     # filled when sent
     observed_status: int | None = None
     sent_at: str | None = None
@@ -53,7 +54,7 @@ def send(req: Request, port: int, host_header: str) -> Request:
     t0 = time.monotonic()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=req.client_timeout)
     try:
-        headers = {"Host": host_header, "User-Agent": USER_AGENT, "Connection": "close"}
+        headers = {"Host": host_header, "User-Agent": USER_AGENT, "Connection": "close", **req.headers}
         if req.body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         conn.request(req.method, req.uri, body=req.body, headers=headers)

@@ -1,13 +1,15 @@
-"""Record one lab run as an example: ``python -m lab.record [DEST]`` (default ``examples/lab``).
+"""Record one lab run as an example: ``python -m lab.record [DEST] [--variant json-debug]``.
 
-The lab runs into ``/tmp/badgateway-lab`` (a fixed OUTDIR, so the paths inside the recorded logs and configs
-are stable from one recording to the next); then ``logs/``, ``conf/``, ``ground_truth.jsonl``,
+The default DEST is ``examples/lab`` (``examples/lab-json`` for the json-debug variant). The lab runs into
+``/tmp/badgateway-lab`` (``/tmp/badgateway-lab-json``: a fixed OUTDIR per variant, so the paths inside the
+recorded logs and configs are stable from one recording to the next); then ``logs/``, ``conf/``, ``ground_truth.jsonl``,
 ``manifest.json`` and ``lab_report.json`` are copied verbatim into DEST (everything in DEST but README.md is
 replaced). ``www/`` (the PHP scripts, generated from lab/configs.py) and ``run/`` (pids, sockets) are not kept.
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 from pathlib import Path
@@ -16,14 +18,21 @@ from lab import run
 
 OUTDIR = Path("/tmp/badgateway-lab")
 REPO = Path(__file__).resolve().parents[1]
+# variant → (OUTDIR, default DEST)
+PLACES = {"classic": (OUTDIR, REPO / "examples" / "lab"),
+          "json-debug": (Path("/tmp/badgateway-lab-json"), REPO / "examples" / "lab-json")}
 KEEP = ("logs", "conf", "ground_truth.jsonl", "manifest.json", "lab_report.json")
 MAX_BYTES = 1_000_000
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    dest = Path(args[0]) if args else REPO / "examples" / "lab"
-    rc = run.main([str(OUTDIR), "--quiet"])
+    ap = argparse.ArgumentParser(prog="python -m lab.record", description=__doc__.split("\n\n")[0])
+    ap.add_argument("dest", type=Path, nargs="?", help="where the recording goes")
+    ap.add_argument("--variant", choices=tuple(PLACES), default="classic")
+    args = ap.parse_args(argv)
+    outdir, default_dest = PLACES[args.variant]
+    dest = args.dest or default_dest
+    rc = run.main([str(outdir), "--quiet", "--variant", args.variant])
     if rc != 0:
         print(f"lab.record: the lab run failed (exit {rc}); {dest} left as it was", file=sys.stderr)
         return rc
@@ -36,13 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             child.unlink()
     for name in KEEP:
-        src = OUTDIR / name
+        src = outdir / name
         if src.is_dir():
             shutil.copytree(src, dest / name)
         else:
             shutil.copy2(src, dest / name)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
-    print(f"lab.record: recorded {OUTDIR} into {dest} ({size} bytes)")
+    print(f"lab.record: recorded {outdir} into {dest} ({size} bytes)")
     if size > MAX_BYTES:
         print(f"lab.record: WARNING: the example is larger than {MAX_BYTES} bytes", file=sys.stderr)
         return 1

@@ -1,12 +1,15 @@
 """The 502 lab: real nginx + PHP-FPM on loopback reproduce every cause of docs/causes.md, with a ground truth.
 
-    python -m lab.run OUTDIR [--quiet]          (OUTDIR under /tmp: nginx workers run as nobody)
+    python -m lab.run OUTDIR [--quiet] [--variant json-debug]   (OUTDIR under /tmp: nginx workers run as nobody)
 
 Writes under OUTDIR: ``conf/`` (the configs the processes ran with), ``logs/`` (nginx access/error logs, one
 PHP-FPM master log per master, the slowlog, pool access logs), ``www/`` (the PHP scripts), ``run/`` (pids,
 sockets, stderr of the processes), ``ground_truth.jsonl`` (one object per request), ``manifest.json`` (logs and
-their types, configs) and ``lab_report.json`` (what was checked). Exit status 0 when every cause was reproduced
-with the expected status and evidence, 1 otherwise (the causes that failed are listed), 2 on a setup error.
+their types, configs) and ``lab_report.json`` (what was checked). ``--variant json-debug`` runs the same
+scenarios with the lab.test server logging JSON (``escape=json``, ``logs/access_json.log``) and every PHP-FPM
+master at ``log_level = debug``, plus two requests in flight when master legacy stops (``upstream_reset``).
+Exit status 0 when every cause was reproduced with the expected status and evidence, 1 otherwise (the causes
+that failed are listed), 2 on a setup error.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +30,7 @@ from types import FrameType
 
 from lab import configs, verify
 from lab.client import Request, send, send_concurrently
-from lab.configs import LAB_LOG_FORMAT, Layout
+from lab.configs import Layout
 from lab.procs import (NGINX, PHP_FPM, LabError, Processes, probe_backlog_capacity, versions, wait_file_contains,
                        wait_unix_socket)
 
@@ -36,10 +40,10 @@ SERVERS = {"lab": "lab.test", "combined": "legacy.test"}
 
 
 class Lab:
-    def __init__(self, out: Path, quiet: bool = False, stable_ports: bool = True) -> None:
+    def __init__(self, out: Path, quiet: bool = False, stable_ports: bool = True, variant: str = "classic") -> None:
         self.out = out
         self.quiet = quiet
-        self.lay: Layout = configs.build_layout(out, configs.pick_ports(stable_ports))
+        self.lay: Layout = configs.build_layout(out, configs.pick_ports(stable_ports), variant)
         self.procs = Processes()
         self.requests: list[Request] = []
         self.timeline: list[dict[str, object]] = []
@@ -63,7 +67,8 @@ class Lab:
 
     def req(self, path: str, location: str, expected: int, cause: str | None = None, *,
             scenario: str, pool: str | None = "<from location>", server: str = "lab", method: str = "GET",
-            body: bytes | None = None, client_timeout: float = 30.0, **extra: object) -> Request:
+            body: bytes | None = None, client_timeout: float = 30.0, headers: dict[str, str] | None = None,
+            **extra: object) -> Request:
         """Plan one request; the pool defaults to the pool listening where the location points."""
         self._seq += 1
         loc = self.lay.location(location)
@@ -71,7 +76,8 @@ class Lab:
             pool = self._pool_at(loc.target)
         r = Request(id=f"lab-{self._seq:04d}", path=path, location=location, expected_status=expected,
                     cause=cause, pool=pool, upstream=loc.target, server=server, scenario=scenario,
-                    method=method, body=body, client_timeout=client_timeout, extra=dict(extra))
+                    method=method, body=body, client_timeout=client_timeout, headers=dict(headers or {}),
+                    extra=dict(extra))
         self.requests.append(r)
         return r
 
@@ -192,6 +198,16 @@ class Lab:
             R("/reports/index.php", "/reports/", 200, scenario="healthy", server="combined"),
         )
 
+        if self.lay.json_access:
+            # json-debug only: what escape=json escapes (`"`, `\`, a tab) and what it writes as it came (a byte
+            # that is not UTF-8: http.client sends "\xe9" as the single byte 0xE9)
+            odd = {"User-Agent": 'Mozilla/5.0 "quoted" \\back\\slash\ttab caf\xe9',
+                   "Referer": 'https://example.com/?q="x"&r=caf\xe9'}
+            self.go(R("/robots.txt", "/", 200, scenario="distractor: quotes, backslashes, a tab and a non-UTF-8 "
+                      "byte in the headers", pool=None, headers=odd),
+                    R("/search/index.php", "/search/", 502, "tcp_refused", scenario="port closed, the same headers",
+                      headers=odd))
+
         # -- instant failures, interleaved with healthy traffic and distractors -----------------------------
         mismatch = "socket_mismatch"
         self.go(R("/shop/index.php", "/shop/", 502, mismatch, scenario="fastcgi_pass names a socket no pool "
@@ -296,10 +312,25 @@ class Lab:
 
         # -- fpm_down: one master stopped cleanly (socket removed → errno 2) ---------------------------------
         legacy = self.procs.procs["fpm-legacy"]
+        in_flight: list[threading.Thread] = []
+        if self.lay.fpm_log_level == "debug":
+            # json-debug only: requests in flight when the master stops. It ends their workers with SIGTERM and
+            # logs those exits at DEBUG, as php-fpm does only while it stops or reloads: a reset, not a crash
+            # (docs/causes.md). At notice level the exits are not logged at all.
+            stopped = "in flight when its master stops: the stop ends the worker"
+            for r in (R("/legacy/sleep.php?s=4", "/legacy/", 502, "upstream_reset", scenario=stopped),
+                      R("/legacy/sleep.php?s=4&page=2", "/legacy/", 502, "upstream_reset", scenario=stopped,
+                        server="combined")):
+                in_flight.append(threading.Thread(target=self.go, args=(r,), daemon=True))
+                in_flight[-1].start()
+                time.sleep(0.1)
+            time.sleep(0.8)  # both workers are in usleep()
         self.mark("stopping php-fpm master legacy (SIGTERM, like systemctl stop)", pid=legacy.pid)
         self.procs.send("fpm-legacy", signal.SIGTERM)
         if self.procs.wait_exit("fpm-legacy", 10) is None:
             raise LabError("php-fpm legacy master did not stop within 10 s")
+        for t in in_flight:
+            t.join(timeout=30)
         wait_file_contains(self.lay.master_log("legacy"), "exiting, bye-bye!")
         if os.path.exists(self.lay.pool("legacy").listen):
             raise LabError("the legacy socket is still there after a clean stop")
@@ -355,11 +386,13 @@ class Lab:
                     "expected_status": r.expected_status, "observed_status": r.observed_status,
                     "cause": r.cause, "pool": r.pool, "socket": r.socket, "upstream": r.upstream,
                     "server": SERVERS[r.server],
-                    "access_log": "logs/access.log" if r.server == "lab" else "logs/access_combined.log",
+                    "access_log": self.lay.lab_access_log if r.server == "lab" else "logs/access_combined.log",
                     "scenario": r.scenario, "sent_at": r.sent_at, "elapsed_s": r.elapsed_s,
                 }
                 if r.client_error:
                     obj["client_error"] = r.client_error
+                if r.headers:
+                    obj["headers"] = r.headers
                 obj.update(r.extra)
                 f.write(json.dumps(obj, sort_keys=False) + "\n")
         return path
@@ -370,16 +403,20 @@ class Lab:
         def rel(p: Path) -> str:
             return str(p.relative_to(self.out))
 
+        fmt_name, fmt = lay.lab_log_format
+        lab_log: dict[str, object] = {"path": lay.lab_access_log, "type": "nginx_access", "log_format": fmt_name,
+                                      "format": fmt, "server": SERVERS["lab"]}
+        if lay.json_access:
+            lab_log["escape"] = "json"
         logs: list[dict[str, object]] = [
-            {"path": "logs/access.log", "type": "nginx_access", "log_format": "lab", "format": LAB_LOG_FORMAT,
-             "server": SERVERS["lab"]},
+            lab_log,
             {"path": "logs/access_combined.log", "type": "nginx_access", "log_format": "combined",
              "server": SERVERS["combined"]},
             {"path": "logs/error.log", "type": "nginx_error", "level": "info"},
         ]
         for master in lay.MASTERS:
             logs.append({"path": rel(lay.master_log(master)), "type": "php_fpm", "master": master,
-                         "config": rel(lay.master_conf(master)),
+                         "config": rel(lay.master_conf(master)), "log_level": lay.fpm_log_level,
                          "pools": [p.name for p in lay.pools if p.master == master]})
         logs.append({"path": "logs/slow.log", "type": "php_fpm_slowlog",
                      "pools": [p.name for p in lay.pools if any(k == "slowlog" for k, _ in p.settings)]})
@@ -390,6 +427,7 @@ class Lab:
                          "master": p.master})
         manifest = {
             "generator": "badgateway lab (python -m lab.run)",
+            "variant": lay.variant,
             "outdir": str(self.out),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "timezone": time.strftime("%Z"),
@@ -410,7 +448,8 @@ class Lab:
                        "config": rel(lay.master_pool_dir(p.master) / f"{p.name}.conf")} for p in lay.pools],
             "ground_truth": "ground_truth.jsonl",
             "requests": len(self.requests),
-            "causes": {c: sum(1 for r in self.requests if r.cause == c) for c in CAUSES},
+            "causes": {c: sum(1 for r in self.requests if r.cause == c)
+                       for c in (*CAUSES, *sorted({r.cause for r in self.requests if r.cause} - set(CAUSES)))},
             "result": report.get("result"),
         }
         path = self.out / "manifest.json"
@@ -446,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lab.run", description=__doc__.split("\n\n")[0])
     ap.add_argument("outdir", type=Path, help="where configs, logs and the ground truth go (e.g. /tmp/badgateway-lab)")
     ap.add_argument("--quiet", "-q", action="store_true", help="only the summary")
+    ap.add_argument("--variant", choices=configs.VARIANTS, default="classic",
+                    help="json-debug: a JSON access log for lab.test and PHP-FPM at log_level debug")
     args = ap.parse_args(argv)
     out = args.outdir.resolve()
 
@@ -457,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     lock = _stable_ports_lock()
     t0 = time.monotonic()
     for attempt in range(3):
-        lab = Lab(out, quiet=args.quiet, stable_ports=lock is not None and attempt == 0)
+        lab = Lab(out, quiet=args.quiet, stable_ports=lock is not None and attempt == 0, variant=args.variant)
         try:
             lab.setup()
             break

@@ -21,6 +21,8 @@ ID_RE = re.compile(r"[?&]id=(lab-\d{4})(?=[&\s\"]|$)")
 ERROR_START = re.compile(r"^(\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) \[(\w+)\] (\d+)#(\d+): (?:\*(\d+) )?")
 ACCESS_RE = re.compile(r'^(\S+) - (\S+) \[([^\]]+)\] "([^"]*)" (\d{3}) (\d+) "([^"]*)" "([^"]*)"(.*)$')
 FPM_RE = re.compile(r"^\[(\d{2}-\w{3}-\d{4} \d{2}:\d{2}:\d{2})(?:\.\d+)?\] (\w+): (.*)$")
+# at log_level = debug every message gains "pid N, function(), line N: "
+FPM_DEBUG_PREFIX = re.compile(r"^pid \d+, \w+\(\), line \d+: ")
 
 RESET_OR_CLOSED = (r"(recv\(\) failed \(104: Connection reset by peer\)|upstream prematurely closed connection)"
                    r" while reading response header from upstream")
@@ -59,7 +61,8 @@ def read_fpm_log(path: Path) -> list[tuple[datetime, str, str]]:
     for line in path.read_text(errors="replace").splitlines():
         m = FPM_RE.match(line)
         if m:
-            out.append((datetime.strptime(m.group(1), "%d-%b-%Y %H:%M:%S"), m.group(2), m.group(3)))
+            out.append((datetime.strptime(m.group(1), "%d-%b-%Y %H:%M:%S"), m.group(2),
+                        FPM_DEBUG_PREFIX.sub("", m.group(3))))
     return out
 
 
@@ -68,13 +71,19 @@ def read_access(path: Path) -> dict[str, list[dict[str, Any]]]:
     if not path.exists():
         return by_id
     for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-        m = ACCESS_RE.match(line)
-        if not m:
-            continue
-        ids = ID_RE.findall(m.group(4))
-        for rid in ids:
-            by_id[rid].append({"line": n, "status": int(m.group(5)), "request": m.group(4), "rest": m.group(9),
-                               "text": line})
+        if line.startswith("{"):  # the json-debug variant's escape=json lines
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            request, status, rest = str(obj.get("request", "")), int(obj.get("status", 0)), ""
+        else:
+            m = ACCESS_RE.match(line)
+            if not m:
+                continue
+            request, status, rest = m.group(4), int(m.group(5)), m.group(9)
+        for rid in ID_RE.findall(request):
+            by_id[rid].append({"line": n, "status": status, "request": request, "rest": rest, "text": line})
     return by_id
 
 
@@ -108,7 +117,7 @@ def _expected_nginx(r: dict[str, Any]) -> tuple[str, str]:
                     r" while connecting to upstream", "connect() failed (11: EAGAIN)")
         return (r"upstream timed out \(110: Connection timed out\) while connecting to upstream.*upstream: "
                 rf"\"fastcgi://{re.escape(up)}\"", "upstream timed out (110) while connecting")
-    if cause in ("fpm_timeout", "child_crash"):
+    if cause in ("fpm_timeout", "child_crash", "upstream_reset"):
         return RESET_OR_CLOSED, "recv() failed (104) / upstream prematurely closed"
     if cause == "too_big_header":
         return (r"upstream sent too big header while reading response header from upstream", "too big header")
@@ -137,8 +146,8 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
     fpm_main = read_fpm_log(logs / "php-fpm.log")
     fpm_legacy = read_fpm_log(logs / "php-fpm-legacy.log")
     fpm_reports = read_fpm_log(logs / "php-fpm-reports.log")
-    access = {"logs/access.log": read_access(logs / "access.log"),
-              "logs/access_combined.log": read_access(logs / "access_combined.log")}
+    access_logs = sorted({str(r["access_log"]) for r in gt} | {"logs/access_combined.log"})
+    access = {log: read_access(out / log) for log in access_logs}
 
     by_id_errors: dict[str, list[ErrorEntry]] = defaultdict(list)
     for e in errors:
@@ -176,8 +185,10 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
                 problems.append(f"{log}: id {rid} not in the ground truth")
 
     # 3. per-cause nginx + FPM evidence -------------------------------------------------------------------
+    # every cause of CAUSES in every run; a variant may add others (json-debug: upstream_reset)
+    extra = sorted({str(r["cause"]) for r in gt if r["cause"] is not None} - set(CAUSES))
     causes: dict[str, dict[str, Any]] = {c: {"requests": 0, "reproduced": 0, "statuses": [], "failed_ids": [],
-                                             "example": None} for c in CAUSES}
+                                             "example": None} for c in (*CAUSES, *extra)}
     crash_lines = [(t, msg) for t, lvl, msg in fpm_main if "[pool crash]" in msg and "exited on signal" in msg]
     used_crash: set[int] = set()
     for r in gt:
@@ -246,6 +257,15 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
                 ok = False
             else:
                 fpm_ev.append(bye[-1][1])
+        if cause == "upstream_reset" and r["pool"] == "legacy":
+            # the master's stop ended the worker: `Terminating ...`, then the child's SIGTERM exit at DEBUG level
+            stop = [m for _, _, m in fpm_legacy if m == "Terminating ..."]
+            ended = [m for _, lvl, m in fpm_legacy if lvl == "DEBUG" and "[pool legacy]" in m
+                     and "exited on signal 15 (SIGTERM)" in m]
+            if not stop or not ended:
+                problems.append(f"{rid}: no 'Terminating ...' and DEBUG SIGTERM exit in the legacy master's log")
+                ok = False
+            fpm_ev += stop[:1] + ended[:1]
         if cause == "fpm_down" and r["pool"] == "reports":
             if any("exiting" in m or "Terminating" in m for _, _, m in fpm_reports):
                 problems.append(f"{rid}: the killed reports master logged a shutdown (it should have had no chance)")
@@ -261,7 +281,8 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
         else:
             c["failed_ids"].append(rid)
 
-    not_reproduced = [c for c, v in causes.items() if v["requests"] < 3 or v["reproduced"] < v["requests"]]
+    not_reproduced = [c for c, v in causes.items()
+                      if (c in CAUSES and v["requests"] < 3) or v["reproduced"] < v["requests"]]
     for name in not_reproduced:
         problems.append(f"cause {name} not reproduced: {causes[name]['reproduced']}/{causes[name]['requests']} "
                         f"requests ok (need ≥3, all ok); failed: {causes[name]['failed_ids']}")
@@ -320,7 +341,7 @@ def print_summary(report: dict[str, Any]) -> None:
     print(f"\nlab: {report['requests']} requests, statuses {report['statuses']}, "
           f"{report.get('duration_s', '?')} s")
     for cause, c in report["causes"].items():
-        mark = "ok " if c["requests"] >= 3 and c["reproduced"] == c["requests"] else "FAIL"
+        mark = "FAIL" if cause in report["not_reproduced"] else "ok "
         print(f"  [{mark}] {cause:18} {c['reproduced']}/{c['requests']} statuses {sorted(set(map(str, c['statuses'])))}")
     if report["problems"]:
         print("\nlab: PROBLEMS:")

@@ -13,6 +13,7 @@ from typing import Final, NamedTuple
 
 from processor.core.events import Event
 from processor.diagnosis import registry
+from processor.diagnosis.remediation import UNREACHABLE_ERRNOS
 from processor.diagnosis.evidence import EvidenceIndex, log_position, search_keys
 from processor.diagnosis.topology import PoolInfo, Topology, address_key, is_unix
 
@@ -67,6 +68,7 @@ class Diagnosis(NamedTuple):
     fpm_evidence: tuple[Event, ...]
     pool_info: PoolInfo | None
     note: str | None = None
+    connect_error: tuple[int, str] | None = None  # (errno, strerror) of a connect() no cause follows from
 
 
 def upstream_of(failure: Failure) -> str | None:
@@ -185,6 +187,7 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
     err = failure.error.fields if failure.error is not None else None
     used: tuple[Event, ...] = ()
     note: str | None = None
+    connect_error: tuple[int, str] | None = None
 
     def done(cause: str, default_status: int | None = None) -> Diagnosis:
         nonlocal pool, pool_source
@@ -193,7 +196,20 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
             if guess is not None and cause not in ("socket_mismatch", "socket_missing"):
                 pool, pool_source = guess
         status, inferred = _status(failure, default_status or registry.cause(cause).default_status)
-        return Diagnosis(cause, status, inferred, pool, pool_source, upstream, used, pool_info, note)
+        return Diagnosis(cause, status, inferred, pool, pool_source, upstream, used, pool_info, note, connect_error)
+
+    def unexplained_connect() -> Diagnosis:
+        """A connect() error whose errno names no cause: `unknown`, saying what the errno does tell."""
+        nonlocal note, connect_error
+        if isinstance(errno, int):
+            strerror = str(err.get("strerror") or "") if err is not None else ""
+            connect_error = (errno, strerror)
+            if errno in UNREACHABLE_ERRNOS:
+                note = (f"connect() to {upstream} failed ({errno}: {strerror}): NGINX found no route to it, so "
+                        "nothing tells whether PHP-FPM listens there")
+            else:
+                note = f"connect() to {upstream} failed ({errno}: {strerror}): no cause follows from that errno"
+        return done("unknown")
 
     if err is None:
         return done("app_answered" if _answered_by_app(failure) else "unknown")
@@ -206,7 +222,7 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
             used = (fpm.saturation,) if fpm.saturation else ()
             return done("pool_saturated")
         if not is_unix(upstream):
-            return done("tcp_refused" if errno == 111 else "unknown")
+            return done("tcp_refused") if errno == 111 else unexplained_connect()
         if errno == 111:  # a killed master leaves its socket file behind
             used = (fpm.master_down,) if fpm.master_down else ()
             return done("fpm_down")
@@ -220,7 +236,7 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
                 used = (fpm.master_down,)
                 return done("fpm_down")
             return done("socket_missing")
-        return done("unknown")
+        return unexplained_connect()
     if kind == "too_big_header":
         return done("too_big_header")
     if kind == "no_live_upstreams":
@@ -240,6 +256,11 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
             used = (best, companion) if companion is not None else (best,)
             pool, pool_source = _evidence_pool(pool, pool_source, best)
             return done("fpm_timeout")
+        if best is not None and _ended_by_its_master(best):
+            used = (best,)
+            pool, pool_source = _evidence_pool(pool, pool_source, best)
+            note = "its worker was ended by its master's stop or reload (php-fpm logs such an exit at DEBUG)"
+            return done("upstream_reset")
         if best is not None:
             used = (best,)
             pool, pool_source = _evidence_pool(pool, pool_source, best)
@@ -249,6 +270,12 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
             return done("fpm_timeout")
         return done("upstream_reset")
     return done("unknown")
+
+
+def _ended_by_its_master(ev: Event) -> bool:
+    """A child's exit php-fpm logged at DEBUG: it does so only while its master stops or reloads (it may not
+    spawn children then), so the stop ended the worker; it did not crash (docs/causes.md)."""
+    return ev.fields.get("kind") != "timed_out" and str(ev.fields.get("level") or "").upper() == "DEBUG"
 
 
 def _evidence_pool(pool: str | None, source: str | None, ev: Event) -> tuple[str | None, str | None]:

@@ -6,11 +6,16 @@ known the text names the directive, its file:line and the values involved.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from processor.diagnosis.causes import Diagnosis
     from processor.diagnosis.topology import Topology
+
+# connect() errnos that say NGINX found no route to the upstream's network (101, ENETUNREACH) or host (113,
+# EHOSTUNREACH): it never reached the machine, so nothing tells whether PHP-FPM listens there (docs/causes.md,
+# "A connect() error no cause follows from").
+UNREACHABLE_ERRNOS: Final = frozenset({101, 113})
 
 
 def _secs(value: float | None) -> str:
@@ -96,6 +101,10 @@ def child_crash(d: Diagnosis, topology: Topology) -> str:
 
 
 def upstream_reset(d: Diagnosis, topology: Topology) -> str:
+    if d.fpm_evidence:
+        return (f"PHP-FPM's master was stopping or reloading and ended the worker serving this request"
+                f"{f' (pool {d.pool})' if d.pool else ''}: not a crash. To let requests finish, stop or reload it "
+                "gracefully (SIGQUIT, `systemctl reload`) with process_control_timeout above the longest request.")
     return ("PHP-FPM closed the connection and no PHP-FPM log explains it: ship the PHP-FPM log so "
             "badgateway can tell a timeout from a crash.")
 
@@ -130,4 +139,16 @@ def app_answered(d: Diagnosis, topology: Topology) -> str:
 
 
 def unknown(d: Diagnosis, topology: Topology) -> str:
+    if d.connect_error is not None:
+        errno, strerror = d.connect_error
+        sock = d.upstream or "the upstream"
+        route = topology.route_to(d.upstream)
+        where = f" ({route.origin})" if route else ""
+        if errno in UNREACHABLE_ERRNOS:
+            return (f"NGINX has no route to {sock} ({errno}: {strerror}): check that fastcgi_pass{where} still names "
+                    "the pool's address (a container's or VM's address changes when it is recreated; an IPv6 "
+                    "address needs an IPv6 route), then the routes and firewalls on the way (`REJECT --reject-with "
+                    "icmp-host-prohibited` answers 113). Whether PHP-FPM runs there cannot be told from these logs.")
+        return (f"NGINX could not connect to {sock} ({errno}: {strerror}) and that errno names no cause: check "
+                f"the address fastcgi_pass{where} names and that PHP-FPM listens there.")
     return "No NGINX error-log entry explains this response: ship the NGINX error log for this host."

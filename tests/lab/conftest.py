@@ -33,23 +33,33 @@ def _why_not() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def lab_run() -> Iterator[tuple[Path, subprocess.CompletedProcess[str]]]:
-    """(OUTDIR, the finished `python -m lab.run OUTDIR` process)."""
+def _run_lab(*extra: str) -> Iterator[tuple[Path, subprocess.CompletedProcess[str]]]:
     why = _why_not()
     if why:
         pytest.skip(why)
     # not pytest's tmp_path: its parents are 0700, and nginx's workers (nobody) must reach the sockets
     out = Path(tempfile.mkdtemp(prefix="badgateway-lab-", dir="/tmp"))
     os.chmod(out, 0o755)
-    proc = subprocess.run([sys.executable, "-m", "lab.run", str(out)], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "lab.run", str(out), *extra], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
     ok = proc.returncode == 0
     yield out, proc
     if ok and not os.environ.get("BADGATEWAY_LAB_KEEP"):
         shutil.rmtree(out, ignore_errors=True)
     else:
         print(f"\nlab run kept in {out}")
+
+
+@pytest.fixture(scope="session")
+def lab_run() -> Iterator[tuple[Path, subprocess.CompletedProcess[str]]]:
+    """(OUTDIR, the finished `python -m lab.run OUTDIR` process)."""
+    yield from _run_lab()
+
+
+@pytest.fixture(scope="session")
+def lab_json_run() -> Iterator[tuple[Path, subprocess.CompletedProcess[str]]]:
+    """The same for the json-debug variant: JSON access log for lab.test, PHP-FPM at log_level debug."""
+    yield from _run_lab("--variant", "json-debug")
 
 
 @pytest.fixture(scope="session")

@@ -98,6 +98,20 @@ CASES: tuple[Case, ...] = (
          "https://github.com/zhangyachen/zhangyachen.github.io/issues/89",
          "title '502 VS 504'; its conclusion not checked here",
          (("tcp_refused", WWW, D),)),
+    # one request, two error lines (`*6552`): NGINX tried the host name's IPv4 address (refused), then its IPv6
+    # one (101: no route); one incident, the refusal is the evidence, the second line rides along
+    Case("issue-engintron-engintron-1198",
+         "https://github.com/engintron/engintron/issues/1198",
+         "'any idea what the heck they are?': a proxied WordPress upload refused on 104.28.3.26:8080, then "
+         "unreachable over IPv6, several a second; the answer not checked here",
+         (("tcp_refused", None, None),)),
+    # -- no route to the upstream (113, 101): NGINX never reached the host, nothing says whether PHP-FPM runs there
+    Case("issue-atillay-docker-lemp-3",
+         "https://github.com/atillay/docker-lemp/issues/3",
+         "'fastcgi does not work': (113: No route to host) to the PHP container at 172.25.0.2:9000; the maintainer "
+         "could not reproduce; left open (the thread's second line, another user's 'Primary script unknown', is a "
+         "404)",
+         (("unknown", WWW, D),)),
     # -- resets: PHP-FPM closed the connection
     Case("issue-ddev-ddev-2559",
          "https://github.com/ddev/ddev/issues/2559",
