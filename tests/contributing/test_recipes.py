@@ -11,7 +11,8 @@ The four recipes run on real data (the lab recording in ``examples/lab``), then 
 - kafka-backend: a backend registered under a new name is what ``kafka.client = "<name>"`` chooses, and (on the
   real broker, marked ``kafka``) the recipe's launcher runs the service on it over the lab recording.
 
-And the two pages name only modules, files and attributes that exist.
+The blocks pass mypy --strict and ruff with the project's settings, and the two pages (this one and
+docs/ARCHITECTURE.md) name only files, modules and attributes that exist.
 """
 
 from __future__ import annotations
@@ -357,6 +358,32 @@ def _read_incidents(
     finally:
         consumer.close()
     return got
+
+
+# -- the recipes are code the project would accept ----------------------------------------------------------------
+
+
+def test_the_recipes_pass_mypy_strict_and_ruff(tmp_path: Path) -> None:
+    """Copied into a project, a recipe's block passes the same checks as the package (``make typecheck``,
+    ``make lint``): the protocols it implements are the ones the code declares."""
+    backend_module, launcher = recipe("kafka-backend")
+    files = {
+        "recipe_cause.py": recipe("cause")[0],
+        "my_php_errors.py": recipe("plugin")[0],
+        "recipe_sink.py": recipe("sink")[0],
+        "my_backend.py": backend_module,
+        "launch.py": launcher,
+    }
+    for name, code in files.items():
+        (tmp_path / name).write_text(code)
+    env = {**os.environ, "MYPYPATH": str(REPO)}
+    mypy = [sys.executable, "-m", "mypy", "--strict", "--cache-dir", os.devnull, "--follow-imports", "silent"]
+    proc = subprocess.run([*mypy, *files], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ruff = [sys.executable, "-m", "ruff", "--config", str(REPO / "pyproject.toml")]
+    for command in (["check", "."], ["format", "--check", "."]):
+        proc = subprocess.run([*ruff, *command], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 # -- the pages name what exists -----------------------------------------------------------------------------------
