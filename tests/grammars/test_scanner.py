@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grammars import access, lowering
+from grammars import access, lowering, scanner
 from grammars.prefix import PREFIX_PATTERN, PREFIX_SCAN_PATTERN, has_prefix
 from tests.grammars.test_lowering import GRAMMARS
 
@@ -180,12 +180,12 @@ def test_every_lowered_grammar_scans_as_it_probes_or_has_no_scanner(description:
     (r"(?![\w.-]++ +\| )a", False),
 ])
 def test_sees_newline(regex: str, sees: bool) -> None:
-    assert lowering._sees_newline(regex) is sees
+    assert scanner.sees_newline(regex) is sees
 
 
 def test_prefix_pattern_stays_within_a_line() -> None:
-    assert not lowering._sees_newline(f"(?!{PREFIX_PATTERN})x")
-    assert not lowering._sees_newline(f"(?!{PREFIX_SCAN_PATTERN})x")
+    assert not scanner.sees_newline(f"(?!{PREFIX_PATTERN})x")
+    assert not scanner.sees_newline(f"(?!{PREFIX_SCAN_PATTERN})x")
 
 
 def _below_100(text: str) -> int:
