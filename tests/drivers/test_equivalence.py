@@ -22,7 +22,8 @@ import pytest
 
 from processor.cli import main
 from processor.runners.settings import build_pipeline
-from processor.runners.follow import Follower, learned_zones
+from processor.runners.follow import learned_zones
+from processor.runners.tail import Follower
 from processor.io.sinks import serialise
 from processor.runners.replay import base_name
 from tests.drivers.lab_logs import CONF_ARGS, FILES, LAB, comparable, key, lab_copy

@@ -15,7 +15,7 @@ from typing import Any
 
 from processor.cli import main
 from processor.runners.settings import build_pipeline
-from processor.runners.follow import Follower
+from processor.runners.tail import Follower
 from processor.runners.replay import base_name
 
 LAB = Path(__file__).resolve().parents[2] / "examples" / "lab"

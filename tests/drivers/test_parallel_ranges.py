@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from processor.runners import parallel
+from processor.runners import units
 from processor.cli import main
 from processor.pipeline import Pipeline, PipelineSettings
 from processor.runners.replay import Plan, plan_inputs
@@ -30,8 +30,8 @@ def test_an_access_log_cut_in_ranges_gives_no_late_incident(tmp_path: Path, monk
                                                            workers: int) -> None:
     outage = generate(str(tmp_path / "logs"), 40_000, share=0.05)
     access = Path(outage.paths["access"])
-    monkeypatch.setattr(parallel, "_SPLIT_BYTES", 1 << 20)  # (the real limit is 8 MiB) cut this small log
-    assert len(parallel.units_for(_plans(access), workers)) == workers
+    monkeypatch.setattr(units, "_SPLIT_BYTES", 1 << 20)  # (the real limit is 8 MiB) cut this small log
+    assert len(units.units_for(_plans(access), workers)) == workers
     one = run(access, tmp_path / "one.jsonl", 1)
     many = run(access, tmp_path / "many.jsonl", workers)
     assert one.count(b"\n") == 2000 and b'"late":true' not in one

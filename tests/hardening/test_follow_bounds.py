@@ -11,7 +11,7 @@ from pathlib import Path
 
 from processor.cli.main import build_parser
 from processor.runners.settings import build_pipeline
-from processor.runners.follow import _READ_BYTES, Follower
+from processor.runners.tail import _READ_BYTES, Follower
 from processor.pipeline import Output
 
 

@@ -20,7 +20,7 @@ from processor.cli.main import build_parser
 from processor.runners.settings import build_pipeline
 from processor.core.errors import BadgatewayError
 from processor.runners.stdin_filter import Envelope, Filter, LineBuffer, OverLong
-from processor.runners.follow import Follower
+from processor.runners.tail import Follower
 from processor.io.sinks import MemorySink
 from processor.runners.replay import plan_inputs, replay
 from processor.cli.summary import IncidentTally, summary_text

@@ -96,7 +96,7 @@ def test_follow_refuses_a_state_file_it_did_not_write(tmp_path: Path, log: Path,
 
 
 def test_follow_takes_an_empty_state_file_as_no_state(tmp_path: Path, log: Path) -> None:
-    from processor.runners.follow import Follower
+    from processor.runners.tail import Follower
     from processor.cli.main import build_parser
     from processor.runners.settings import build_pipeline
 

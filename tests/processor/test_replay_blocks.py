@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 
-from processor.runners import parallel
+from processor.runners import units
 from processor.runners import replay as replay_module
 from processor.cli.main import build_parser
 from processor.runners.replay import learn_host_timezones
 from processor.runners.settings import build_pipeline
-from processor.runners.parallel import Unit, _range_records, _range_lines, _range_start, replay_parallel
+from processor.runners.parallel import replay_parallel
+from processor.runners.units import Unit, range_lines, range_records, range_start
 from processor.pipeline import Output, Pipeline
 from processor.runners.replay import plan_inputs, replay
 
@@ -176,7 +177,7 @@ def test_with_events_every_line_is_an_event(tmp_path: Path) -> None:
 def test_parallel_workers_read_blocks_and_ranges(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # two workers, the access log cut in byte ranges (forked workers see the patched sizes): the same as one
     # process reading record by record
-    monkeypatch.setattr(parallel, "_SPLIT_BYTES", 1 << 16)
+    monkeypatch.setattr(units, "_SPLIT_BYTES", 1 << 16)
     monkeypatch.setattr(replay_module, "_BLOCK_LINES", 13)
     monkeypatch.setattr(replay_module, "_MIN_BLOCK_LINES", 13)
     root = _odd_logs(tmp_path, 4)
@@ -208,10 +209,10 @@ def test_range_lines_are_range_records_lines(tmp_path: Path, monkeypatch: pytest
         access_format = None
 
     File.path = str(path)  # type: ignore[attr-defined]
-    monkeypatch.setattr(parallel, "CHUNK_BYTES", 1 << 10)  # several reads per range
+    monkeypatch.setattr(units, "CHUNK_BYTES", 1 << 10)  # several reads per range
     cuts = sorted({0, size, *(rnd.randrange(size) for _ in range(12))})
     for start, end in zip(cuts, cuts[1:]):
         unit = Unit(0, start, end)
-        expected = [(r.source.offset, r.text.encode()) for r in _range_records(Plan(), unit, [0])]  # type: ignore[arg-type]
-        first, base = _range_start(Plan(), unit)  # type: ignore[arg-type]
-        assert list(_range_lines(Plan(), unit, first, base)) == expected  # type: ignore[arg-type]
+        expected = [(r.source.offset, r.text.encode()) for r in range_records(Plan(), unit, [0])]  # type: ignore[arg-type]
+        first, base = range_start(Plan(), unit)  # type: ignore[arg-type]
+        assert list(range_lines(Plan(), unit, first, base)) == expected  # type: ignore[arg-type]

@@ -14,8 +14,7 @@ assignment started it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from itertools import groupby, repeat
 from typing import Any
 
@@ -30,6 +29,7 @@ from processor.io.kafka.client import (
     TP, AssignCallback, ClientError, Consumer, Headers, Msg, RevokeCallback, Unreachable,
 )
 from processor.io.log import get_logger
+from processor.io.kafka.confluent_common import TIMEOUT_S, bootstrap, client_error, client_options, describe, errors
 
 NAME = "confluent"
 MAX_RECORDS = 2000  # per consume(), as kafka-python's max_poll_records
@@ -42,75 +42,6 @@ FETCH_TUNING: dict[str, Any] = {
     "fetch.queue.backoff.ms": 10,
     "max.partition.fetch.bytes": 8 * 1024 * 1024,  # fewer fetch round trips for one busy partition
 }
-TIMEOUT_S = 30.0  # for calls that wait on the broker (committed offsets, transactions, metadata)
-# librdkafka's syslog levels → structlog methods
-_LEVELS = {0: "error", 1: "error", 2: "error", 3: "error", 4: "warning", 5: "info", 6: "info", 7: "debug"}
-
-
-class _Logger:
-    """librdkafka's own log lines (it would write them to stderr) as structured log events."""
-
-    def log(self, level: int, fmt: str, *args: Any) -> None:
-        getattr(get_logger(), _LEVELS.get(level, "info"))("kafka.librdkafka", message=fmt % args)
-
-
-def _describe(err: KafkaError) -> str:
-    return f"{err.name()}: {err.str()}"
-
-
-def _error_cb(err: KafkaError) -> None:
-    # client-wide conditions (all brokers down, authentication); the client keeps reconnecting by itself
-    get_logger().warning("kafka.client_error", error=_describe(err), fatal=err.fatal())
-
-
-def client_options(cfg: KafkaSection) -> dict[str, Any]:
-    """librdkafka's names for the settings every client shares (brokers, SASL/SSL)."""
-    opts: dict[str, Any] = {
-        "bootstrap.servers": ",".join(cfg.bootstrap_servers),
-        "client.id": cfg.client_id,
-        "security.protocol": cfg.security_protocol,
-        "error_cb": _error_cb,
-        "logger": _Logger(),
-    }
-    if cfg.sasl_mechanism:
-        opts["sasl.mechanism"] = cfg.sasl_mechanism
-        opts["sasl.username"] = cfg.sasl_username
-        opts["sasl.password"] = cfg.sasl_password.reveal()
-    for key, name in (("ssl_cafile", "ssl.ca.location"), ("ssl_certfile", "ssl.certificate.location"),
-                      ("ssl_keyfile", "ssl.key.location")):
-        if getattr(cfg, key):
-            opts[name] = getattr(cfg, key)
-    return opts
-
-
-def _client_error(exc: KafkaException) -> ClientError:
-    err = exc.args[0] if exc.args else None
-    if isinstance(err, KafkaError):
-        return ClientError(f"KafkaException: {_describe(err)}", retriable=err.retriable()
-                           or (not err.fatal() and not err.txn_requires_abort()
-                               and err.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
-                                                  KafkaError._TIMED_OUT)))
-    return ClientError(f"KafkaException: {exc}")
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except KafkaException as exc:
-        raise _client_error(exc) from exc
-
-
-def _bootstrap(native: Any, cfg: KafkaSection) -> None:
-    """librdkafka connects lazily: ask for metadata once, so an unreachable cluster is said at start."""
-    try:
-        native.list_topics(timeout=5.0)
-    except KafkaException as exc:
-        err = exc.args[0] if exc.args else exc
-        reason = _describe(err) if isinstance(err, KafkaError) else str(err)
-        raise Unreachable(f"Unable to bootstrap from {list(cfg.bootstrap_servers)}: {reason}") from exc
-
-
 class ConfluentConsumer:
     callbacks_in_poll = True
 
@@ -124,7 +55,7 @@ class ConfluentConsumer:
 
     def subscribe(self, topics: list[str], on_assign: AssignCallback, on_revoke: RevokeCallback) -> None:
         self._on_assign, self._on_revoke = on_assign, on_revoke
-        with _errors():
+        with errors():
             self.native.subscribe(topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked)
 
     def _revoked(self, _native: Any, partitions: list[Any]) -> None:
@@ -156,16 +87,16 @@ class ConfluentConsumer:
 
     def poll(self, timeout_s: float) -> Mapping[TP, list[Msg]]:
         self._rebalanced = False
-        with _errors():
+        with errors():
             msgs = self.native.consume(MAX_RECORDS, timeout_s)
         out: dict[TP, list[Msg]] = {}
         if msgs:
-            errors = list(map(Message.error, msgs))
-            if errors.count(None) != len(errors):
-                for err in errors:
+            failed = list(map(Message.error, msgs))
+            if failed.count(None) != len(failed):
+                for err in failed:
                     if err is not None:
                         self._message_error(err)
-                msgs = [m for m, err in zip(msgs, errors) if err is None]
+                msgs = [m for m, err in zip(msgs, failed) if err is None]
             # the fields by the C methods in map(), the records by tuple.__new__: no Python frame per record
             topics: list[str] = list(map(Message.topic, msgs))  # type: ignore[arg-type]  # a message, not an error
             parts: list[int] = list(map(Message.partition, msgs))  # type: ignore[arg-type]
@@ -181,7 +112,7 @@ class ConfluentConsumer:
             # records from before the rebalance may precede the new assignment's: start those partitions again
             for tp in out:
                 if tp in self._starts:
-                    with _errors():
+                    with errors():
                         self.native.seek(TopicPartition(tp.topic, tp.partition, self._starts[tp]))
             return {}
         return out
@@ -189,15 +120,15 @@ class ConfluentConsumer:
     @staticmethod
     def _message_error(err: KafkaError) -> None:
         if err.fatal():
-            raise ClientError(f"KafkaException: {_describe(err)}")
+            raise ClientError(f"KafkaException: {describe(err)}")
         # e.g. a topic deleted under us, a transport error: the client retries; nothing was delivered here
-        get_logger().warning("kafka.consume_error", error=_describe(err))
+        get_logger().warning("kafka.consume_error", error=describe(err))
 
     def assignment(self) -> list[TP]:
         return [TP(tp.topic, tp.partition) for tp in self.native.assignment()]
 
     def rewind(self) -> dict[TP, int | None]:
-        with _errors():
+        with errors():
             starts = self._resolve(self.native.assignment())
             for tp, off in starts.items():
                 self.native.seek(TopicPartition(tp.topic, tp.partition, off))
@@ -206,7 +137,7 @@ class ConfluentConsumer:
 
     def commit(self, offsets: Mapping[TP, int], *, blocking: bool) -> None:
         native = [TopicPartition(tp.topic, tp.partition, off) for tp, off in offsets.items()]
-        with _errors():
+        with errors():
             self.native.commit(offsets=native, asynchronous=not blocking)
 
     def highwater(self, tp: TP) -> int | None:
@@ -224,7 +155,7 @@ class ConfluentConsumer:
         return int(got[0].offset) if got and got[0].offset >= 0 else None
 
     def close(self) -> None:
-        with _errors():
+        with errors():
             self.native.close()
 
 
@@ -240,7 +171,7 @@ class ConfluentProducer:
         if on_error is not self._on_error:  # one delivery callback per error handler, not one per record
             def report(err: Any, _msg: Any) -> None:
                 if err is not None and not self._closed:
-                    on_error(ClientError(f"KafkaException: {_describe(err)}", retriable=err.retriable()))
+                    on_error(ClientError(f"KafkaException: {describe(err)}", retriable=err.retriable()))
             self._on_error, self._report = on_error, report
         assert self._report is not None
         return self._report
@@ -258,7 +189,7 @@ class ConfluentProducer:
             except BufferError:  # the local queue is full: let deliveries drain, then again
                 self.native.poll(0.05)
             except KafkaException as exc:
-                on_error(_client_error(exc))
+                on_error(client_error(exc))
                 return
         self._unserved += 1
         if self._unserved >= 1000:  # serve delivery reports now and then, or they pile up until flush
@@ -266,7 +197,7 @@ class ConfluentProducer:
             self.native.poll(0)
 
     def flush(self) -> None:
-        with _errors():
+        with errors():
             while self.native.flush(1.0) > 0:  # returns when every record is delivered or timed out
                 pass
         self._unserved = 0
@@ -280,26 +211,26 @@ class ConfluentProducer:
         self._closed = True
 
     def begin_transaction(self) -> None:
-        with _errors():
+        with errors():
             self.native.begin_transaction()
 
     def commit_transaction(self) -> None:
-        with _errors():
+        with errors():
             self.native.commit_transaction(TIMEOUT_S)
 
     def abort_transaction(self) -> None:
-        with _errors():
+        with errors():
             self.native.abort_transaction(TIMEOUT_S)
 
     def send_offsets_to_transaction(self, offsets: Mapping[TP, int], consumer: Consumer) -> None:
         assert isinstance(consumer, ConfluentConsumer)
         native = [TopicPartition(tp.topic, tp.partition, off) for tp, off in offsets.items()]
-        with _errors():
+        with errors():
             self.native.send_offsets_to_transaction(native, consumer.native.consumer_group_metadata(), TIMEOUT_S)
 
 
 def make_consumer(cfg: KafkaSection, *, read_committed: bool = False) -> ConfluentConsumer:
-    with _errors():
+    with errors():
         native = NativeConsumer({
             **client_options(cfg),
             "group.id": cfg.group_id,
@@ -312,7 +243,7 @@ def make_consumer(cfg: KafkaSection, *, read_committed: bool = False) -> Conflue
             **FETCH_TUNING,
         })
     try:
-        _bootstrap(native, cfg)
+        bootstrap(native, cfg)
     except Unreachable:
         native.close()
         raise
@@ -334,11 +265,11 @@ def make_producer(cfg: KafkaSection, transactional_id: str | None = None) -> Con
         # kafka-python's transaction timeout (60 s); librdkafka wants deliveries to give up within it
         conf["transaction.timeout.ms"] = 60_000
         conf["message.timeout.ms"] = 60_000
-    with _errors():
+    with errors():
         native = NativeProducer(conf)
-    _bootstrap(native, cfg)
+    bootstrap(native, cfg)
     if transactional_id is not None:
-        with _errors():
+        with errors():
             native.init_transactions(TIMEOUT_S)  # fences an older producer with this id, aborts what it left open
             native.begin_transaction()
     return ConfluentProducer(native)
@@ -349,7 +280,7 @@ def _admin(cfg: KafkaSection) -> Any:
 
 
 def topic_partitions(cfg: KafkaSection, topics: list[str]) -> dict[str, int]:
-    with _errors():
+    with errors():
         listed = _admin(cfg).list_topics(timeout=TIMEOUT_S).topics  # all topics: naming one could auto-create it
     return {t: len(listed[t].partitions) for t in topics if t in listed and listed[t].partitions}
 
@@ -361,7 +292,7 @@ def ensure_topic(cfg: KafkaSection, name: str, partitions: int) -> None:
     except KafkaException as exc:
         err = exc.args[0] if exc.args else None
         if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-            raise _client_error(exc) from exc
+            raise client_error(exc) from exc
     deadline = time.monotonic() + TIMEOUT_S
     while name not in topic_partitions(cfg, [name]):  # as kafka-python's wait_for_metadata
         if time.monotonic() > deadline:
