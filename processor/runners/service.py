@@ -21,8 +21,7 @@ from datetime import tzinfo
 from typing import Any
 
 from processor.io.kafka.client import TP, ClientError, Consumer, Msg, backend
-from processor.io.kafka.inputs import CommitPlanner, InputReader, check_copartitioned, check_output_topics, \
-    partition_stream, with_backoff
+from processor.io.kafka.inputs import CommitPlanner, InputReader, partition_stream, wait_for_topics, with_backoff
 from processor.io.log import get_logger
 from processor.io.metrics import Metrics
 from processor.pipeline import Pipeline
@@ -99,10 +98,11 @@ class Service:
         if self.consumer is None:
             self.delivery.close()
             return 0
-        if not self._wait_for_topics():
+        internal = self.repartitioner.internal if self.repartitioner else None
+        if not wait_for_topics(self.client, cfg.kafka, cfg.inputs, cfg.outputs, internal, self.log,
+                               stopping=lambda: self._stopping, sleep=self._sleep):
             self._close()
             return 0
-        internal = self.repartitioner.internal if self.repartitioner else None
         topics = list(self.inputs) + ([internal] if internal else [])
         # Everything built so far (grammars, configs, clients) lives as long as the process: out of the cyclic
         # collector's sight, a full collection scans only the pipeline's state. Without this, a full collection
@@ -123,30 +123,6 @@ class Service:
         finally:
             self._shutdown(flush=clean and cfg.delivery.on_stop == "flush")
         return 0
-
-    def _wait_for_topics(self) -> bool:
-        delay = 0.5
-        while not self._stopping:
-            try:
-                counts = self.client.topic_partitions(self.config.kafka, list(self.inputs))
-            except ClientError as exc:  # the broker went away between bootstrap and here
-                counts = {}
-                self.log.warning("kafka.unavailable", error=str(exc), retry_in_s=delay)
-            missing = sorted(set(self.inputs) - set(counts))
-            if not missing:
-                if self.repartitioner is None:
-                    check_copartitioned(counts, self.config.inputs)
-                else:
-                    self.client.ensure_topic(self.config.kafka, self.repartitioner.internal, max(counts.values()))
-                created = check_output_topics(self.client, self.config.kafka, self.config.outputs,
-                                              max(counts.values()))
-                if created:
-                    self.log.info("kafka.topics_created", topics=created)
-                return True
-            self.log.warning("kafka.topics_missing", topics=missing, retry_in_s=delay)
-            self._sleep(delay)
-            delay = min(delay * 2, self.config.kafka.connect_backoff_max_s)
-        return False
 
     def _loop(self) -> None:
         assert self.consumer is not None
@@ -212,7 +188,7 @@ class Service:
         except ClientError as exc:
             self.log.error("service.final_commit_failed", error=str(exc))
         finally:
-            self._add_pipeline_totals(self.pipeline, final=flush)
+            self.totals.add_pipeline(self.pipeline.counters)
             if self.zones is not None:  # a handoff: the next owner reads them (not committed)
                 self.totals.replayed_after_rebuild += self.zones.hold.drop()
             t = self.totals
@@ -319,18 +295,11 @@ class Service:
         if self.pipeline.counters.lines_in:  # state thrown away (not the empty pipeline of the first assignment)
             self.totals.rebuilds += 1
             self.metrics.pipeline_rebuilt(reason)
-        self._add_pipeline_totals(self.pipeline, final=False)
+        self.totals.add_pipeline(self.pipeline.counters)
         if self.zones is not None:  # read again from the committed offsets, like the pipeline's held records
             self.totals.replayed_after_rebuild += self.zones.hold.drop()
         self.pipeline = self._new_pipeline()
         self.planner.forget()
-
-    def _add_pipeline_totals(self, pipeline: Pipeline, *, final: bool) -> None:
-        c = pipeline.counters
-        self.totals.lines_parsed += c.lines_parsed
-        self.totals.lines_dead_lettered += c.lines_dead_lettered
-        # records fed but still held when a pipeline is dropped are read again from the committed offset
-        self.totals.replayed_after_rebuild += c.lines_in - c.lines_parsed - c.lines_dead_lettered
 
     def _progress(self) -> None:
         """The periodic ``service.progress`` line: how far the service got and what it holds."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from processor.core.events import DeadLetter
+from processor.core.events import Counters, DeadLetter
 from processor.io.kafka.client import Msg
 from processor.io.kafka.inputs import CommitPlanner, incident_sources
 from processor.io.kafka.settings import OutputsSection
@@ -28,6 +28,13 @@ class Totals:
     incidents: int = 0
     rebuilds: int = 0
     block_records: int = 0  # records read as one block of lines (Pipeline.feed_block), not one by one
+
+    def add_pipeline(self, c: Counters) -> None:
+        """A pipeline's counters, as it is dropped (a rebuild) or at the end."""
+        self.lines_parsed += c.lines_parsed
+        self.lines_dead_lettered += c.lines_dead_lettered
+        # records fed but still held when a pipeline is dropped are read again from the committed offset
+        self.replayed_after_rebuild += c.lines_in - c.lines_parsed - c.lines_dead_lettered
 
 
 class KafkaOutputs:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from processor.io.kafka.settings import InputSection, KafkaSection, OutputsSection
 from processor.core.errors import UserConfigError
 from processor.io.envelopes import Envelope
-from processor.io.kafka.client import TP, Backend, Msg, Unreachable
+from processor.io.kafka.client import TP, Backend, ClientError, Msg, Unreachable
 
 T = TypeVar("T")
 JOINED_TYPES = ("auto", "nginx_access", "nginx_error", "php_fpm")
@@ -56,6 +56,36 @@ def check_output_topics(backend: Backend, kafka: KafkaSection, out: OutputsSecti
     for topic in missing:
         backend.ensure_topic(kafka, topic, partitions)
     return missing
+
+
+def wait_for_topics(backend: Backend, kafka: KafkaSection, inputs: Sequence[InputSection], outputs: OutputsSection,
+                    internal: str | None, log: Any, *, stopping: Callable[[], bool],
+                    sleep: Callable[[float], None]) -> bool:
+    """Until every input topic exists (retrying, with a warning, while one is missing): then the inputs are
+    checked co-partitioned (or the ``internal`` repartition topic is created) and the output topics created or
+    refused. False when asked to stop first."""
+    names = [i.topic for i in inputs]
+    delay = 0.5
+    while not stopping():
+        try:
+            counts = backend.topic_partitions(kafka, names)
+        except ClientError as exc:  # the broker went away between bootstrap and here
+            counts = {}
+            log.warning("kafka.unavailable", error=str(exc), retry_in_s=delay)
+        missing = sorted(set(names) - set(counts))
+        if not missing:
+            if internal is None:
+                check_copartitioned(counts, inputs)
+            else:
+                backend.ensure_topic(kafka, internal, max(counts.values()))
+            created = check_output_topics(backend, kafka, outputs, max(counts.values()))
+            if created:
+                log.info("kafka.topics_created", topics=created)
+            return True
+        log.warning("kafka.topics_missing", topics=missing, retry_in_s=delay)
+        sleep(delay)
+        delay = min(delay * 2, kafka.connect_backoff_max_s)
+    return False
 
 
 def check_copartitioned(partitions: Mapping[str, int], inputs: Iterable[InputSection]) -> None:
