@@ -16,7 +16,7 @@ from processor.cli import main
 from processor.pipeline import Pipeline, PipelineSettings
 from processor.runners.replay import Plan, plan_inputs
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 from gen_outage import generate  # noqa: E402
 
 

@@ -11,7 +11,7 @@ from grammars import access
 from grammars.result import ParseError
 from processor.core.events import NGINX_ACCESS, DeadLetter, Event, Record, SourceRef
 from processor.core.parse import ParseSettings, RecordParser
-from tests.realworld.harness import replay
+from tests.behaviour.realworld.harness import replay
 
 # the usual JSON logging setup (escape=json writes nothing, not "-", for a variable without a value)
 JSON_FORMAT = ('{"time":"$time_iso8601","remote_addr":"$remote_addr","request":"$request","status": "$status",'

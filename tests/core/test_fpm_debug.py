@@ -12,7 +12,7 @@ from grammars import slowlog
 from grammars.result import ParseError
 from processor.core.events import PHP_FPM, PHP_FPM_SLOWLOG, DeadLetter, Record, SourceRef
 from processor.pipeline import Pipeline, PipelineSettings
-from tests.realworld.harness import replay
+from tests.behaviour.realworld.harness import replay
 
 CORPUS = Path(__file__).parents[1] / "corpus"
 

@@ -4,7 +4,7 @@
 files one after the other in a seeded order (not merged in time), and ``follow`` reading the logs as they grow
 (seeded write batches, a wall clock the test controls) and then a quiet tail, must give the same set of
 (``event.id``, cause, pool), never two incidents for one request, and the same incident JSON apart from the
-fields the README names as run-dependent. ``run`` on the real broker: tests/drivers/test_equivalence_kafka.py.
+fields the README names as run-dependent. ``run`` on the real broker: tests/behaviour/drivers/test_equivalence_kafka.py.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from processor.runners.follow import learned_zones
 from processor.runners.tail import Follower
 from processor.io.sinks import serialise
 from processor.runners.replay import base_name
-from tests.drivers.lab_logs import CONF_ARGS, FILES, LAB, comparable, key, lab_copy
+from tests.behaviour.drivers.lab_logs import CONF_ARGS, FILES, LAB, comparable, key, lab_copy
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ZONES = ["UTC", "America/New_York"]
 SEEDS = [1, 2, 3]
 
@@ -92,7 +92,7 @@ def test_filter_fed_the_files_one_after_the_other(lab: tuple[Path, str, list[dic
 
 def _timed_lines(logs: Path) -> list[tuple[int, int, str, bytes]]:
     """Every line of every file with the (UTC) second it was written, for writing them back in time order."""
-    from tests.drivers.lab_logs import _ACCESS, _ERROR, _FPM  # noqa: PLC0415
+    from tests.behaviour.drivers.lab_logs import _ACCESS, _ERROR, _FPM  # noqa: PLC0415
     out: list[tuple[int, int, str, bytes]] = []
     for fi, name in enumerate(FILES):
         last = 0

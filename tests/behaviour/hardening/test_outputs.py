@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FAIL_502 = '1.2.3.4 - - [24/Nov/2026:05:00:{s:02d} +0000] "GET /x{n} HTTP/1.1" 502 1 "-" "x"\n'
 
 

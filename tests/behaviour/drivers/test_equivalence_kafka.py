@@ -24,9 +24,9 @@ from processor.io.sinks import MemorySink, serialise
 from processor.pipeline import Output
 from processor.runners.replay import plan_inputs, replay
 from processor.runners.service import pipeline_factory
-from tests.drivers.lab_logs import LAB, comparable, key, lab_copy
+from tests.behaviour.drivers.lab_logs import LAB, comparable, key, lab_copy
 from tests.fixtures.kafka import KafkaBroker
-from tests.io.test_service import Setup, ServiceProc
+from tests.runners.test_service import Setup, ServiceProc
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 

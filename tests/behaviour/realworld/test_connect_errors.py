@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from grammars.fpm_conf import listen_address_key
-from tests.realworld.harness import replay
+from tests.behaviour.realworld.harness import replay
 
-CORPUS = Path(__file__).parents[1] / "corpus" / "nginx-error"
+CORPUS = Path(__file__).parents[2] / "corpus" / "nginx-error"
 LEMP_3 = "https://github.com/atillay/docker-lemp/issues/3"
 ENGINTRON_1198 = "https://github.com/engintron/engintron/issues/1198"
 

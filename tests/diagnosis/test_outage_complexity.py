@@ -12,7 +12,7 @@ import pytest
 from processor.core.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Record, SourceRef
 from processor.diagnosis.join import JoinSettings
 from processor.pipeline import Pipeline, PipelineSettings
-from tests.processor.outage_logs import KINDS, outage
+from tests.diagnosis.outage_logs import KINDS, outage
 
 # nothing closes before the end: every failure and all its evidence sit in one window
 ONE_WINDOW = JoinSettings(allowed_lateness_ms=10**9, idle_timeout_ms=10**9, max_jump_ms=10**10)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.realworld.harness import replay
+from tests.behaviour.realworld.harness import replay
 
 LAB = Path(__file__).parents[2] / "examples" / "lab"
 

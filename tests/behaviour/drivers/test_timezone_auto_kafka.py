@@ -24,10 +24,10 @@ from processor.io.sinks import MemorySink, serialise
 from processor.pipeline import Output
 from processor.runners.replay import plan_inputs, replay
 from processor.runners.service import pipeline_factory
-from tests.drivers.lab_logs import LAB, comparable, key, lab_copy
-from tests.drivers.test_equivalence_kafka import INPUTS
+from tests.behaviour.drivers.lab_logs import LAB, comparable, key, lab_copy
+from tests.behaviour.drivers.test_equivalence_kafka import INPUTS
 from tests.fixtures.kafka import KafkaBroker
-from tests.io.test_service import ServiceProc, Setup
+from tests.runners.test_service import ServiceProc, Setup
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 

@@ -18,7 +18,7 @@ from processor.runners.settings import build_pipeline
 from processor.runners.tail import Follower
 from processor.runners.replay import base_name
 
-LAB = Path(__file__).resolve().parents[2] / "examples" / "lab"
+LAB = Path(__file__).resolve().parents[3] / "examples" / "lab"
 CONFS = sorted((LAB / "conf").glob("php-fpm*.conf"))
 IDLE_S = 30
 POLL_S = 1.0

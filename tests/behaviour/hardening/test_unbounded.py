@@ -15,7 +15,7 @@ import pytest
 from grammars.config_errors import ConfigError
 from grammars.nginx_include import MAX_CONFIG_LINES, ConfigBudget, read_config_text
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def badgateway(*args: str) -> subprocess.CompletedProcess[str]:

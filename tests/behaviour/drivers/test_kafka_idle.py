@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.io.test_service import (  # noqa: F401  (the fixtures: the broker, the topics, the client)
+from tests.runners.test_service import (  # noqa: F401  (the fixtures: the broker, the topics, the client)
     Setup, ServiceProc, check, client, expected_incidents, scenario, setup,
 )
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from processor.diagnosis.join import DiagnosisJoin, JoinSettings
-from tests.processor.test_join import NO_CONFIGS, Message, access, error
+from tests.diagnosis.test_join import NO_CONFIGS, Message, access, error
 
 ERROR_LOG_LIVE = error(0.5, "/other?id=1", "connect_failed", 111, "fastcgi://127.0.0.1:9009", "connecting to upstream",
                        target="127.0.0.1:9009")

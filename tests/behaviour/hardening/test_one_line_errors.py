@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def badgateway(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

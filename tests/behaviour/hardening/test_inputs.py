@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PY = shlex.quote(sys.executable)
 
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 from typing import Any
 
 from processor.diagnosis.join import DiagnosisJoin, JoinSettings
-from tests.processor.test_join import NO_CONFIGS, Message, error
-from tests.processor.test_join import access as _access
+from tests.diagnosis.test_join import NO_CONFIGS, Message, error
+from tests.diagnosis.test_join import access as _access
 
 REFUSED = ("connect_failed", 111, "fastcgi://127.0.0.1:9000", "connecting to upstream")
 

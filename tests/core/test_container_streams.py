@@ -14,7 +14,7 @@ import pytest
 
 from processor.core.events import NGINX_ACCESS, NGINX_ERROR, Record, SourceRef
 from processor.pipeline import Pipeline, PipelineSettings
-from tests.realworld.harness import replay
+from tests.behaviour.realworld.harness import replay
 
 ERROR = ('2020/04/01 05:17:07 [error] 6#6: *12 FastCGI sent in stderr: "Primary script unknown" while reading response '
          'header from upstream, client: 172.19.0.1, server: localhost, request: "GET / HTTP/1.1", upstream: '

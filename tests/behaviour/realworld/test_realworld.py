@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.realworld.cases import CASES, Case
-from tests.realworld.harness import replay
+from tests.behaviour.realworld.cases import CASES, Case
+from tests.behaviour.realworld.harness import replay
 
-CORPUS = Path(__file__).parents[1] / "corpus"
+CORPUS = Path(__file__).parents[2] / "corpus"
 KINDS = (("nginx-error", "error.log"), ("nginx-access", "access.log"), ("php-fpm", "php-fpm.log"))
 
 

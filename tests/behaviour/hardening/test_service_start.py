@@ -20,7 +20,7 @@ from processor.io.kafka.settings import KafkaSection
 from processor.io.kafka.python_client import topic_partitions
 from tests.fixtures.kafka import KafkaBroker, free_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CLIENTS = ["kafka-python", "confluent"]
 GUARD_S = 90  # a hang guard only: every assertion is on behaviour (exit code, lines, topics)
 

@@ -19,7 +19,7 @@ from processor.cli import main
 from processor.core.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Record, SourceRef
 from processor.pipeline import Pipeline, PipelineSettings
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 from gen_outage import FILES, STREAMS, generate, streams  # noqa: E402
 
 TYPES = {"access": NGINX_ACCESS, "error": NGINX_ERROR, "fpm": PHP_FPM}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-LAB = Path(__file__).resolve().parents[2] / "examples" / "lab"
+LAB = Path(__file__).resolve().parents[3] / "examples" / "lab"
 FILES = ("access.log", "access_combined.log", "error.log", "php-fpm.log", "php-fpm-legacy.log",
          "php-fpm-reports.log", "slow.log")
 CONF_ARGS = ["--nginx-conf", str(LAB / "conf" / "nginx.conf"),

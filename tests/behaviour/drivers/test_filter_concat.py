@@ -15,7 +15,7 @@ import pytest
 
 from processor.cli import main
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 LAB = REPO / "examples" / "lab"
 CONF = ["--nginx-conf", str(LAB / "conf" / "nginx.conf"),
         *[a for c in sorted((LAB / "conf").glob("php-fpm*.conf")) for a in ("--fpm-conf", str(c))]]
