@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,17 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
 ZONE = "America/New_York"
 HELD = "badgateway_timezone_held_records"
+
+
+@pytest.fixture
+def setups() -> Iterator[list[Setup]]:
+    """The tests' service processes, killed if a test failed midway (no orphan keeps running)."""
+    made: list[Setup] = []
+    yield made
+    for setup in made:
+        for svc in setup.services:
+            if svc.proc.poll() is None:
+                svc.kill()
 
 
 def _gauge(svc: ServiceProc, name: str) -> float:
@@ -82,7 +94,7 @@ commit_interval_s = 0.5
 @pytest.mark.parametrize("partitions", [1, 4])
 @pytest.mark.parametrize("client", ["kafka-python", "confluent"])
 def test_auto_learns_a_new_york_host_whose_error_and_fpm_records_come_first(
-        kafka_broker: KafkaBroker, tmp_path: Path, client: str, partitions: int) -> None:
+        kafka_broker: KafkaBroker, tmp_path: Path, setups: list[Setup], client: str, partitions: int) -> None:
     kafka_broker.start()
     logs = lab_copy(tmp_path / "logs", ZONE)
     tag = uuid.uuid4().hex[:8]
@@ -119,6 +131,7 @@ def test_auto_learns_a_new_york_host_whose_error_and_fpm_records_come_first(
     produce(offsetless)
     waiting = sum(len(lines[t]) for t in offsetless)
     setup = Setup(kafka_broker, outputs, partitions, config, tmp_path)
+    setups.append(setup)
     first = ServiceProc(setup, "first")
     _wait_held(first, waiting)  # every one read, none placed in time: the host's offset is not known yet
     time.sleep(1.5)  # three commit intervals
@@ -161,7 +174,8 @@ def setup_ends(broker: KafkaBroker, topics: list[str], partitions: int) -> dict[
 
 
 @pytest.mark.parametrize("client", ["kafka-python", "confluent"])
-def test_auto_learns_two_zones_sharing_a_partition(kafka_broker: KafkaBroker, tmp_path: Path, client: str) -> None:
+def test_auto_learns_two_zones_sharing_a_partition(kafka_broker: KafkaBroker, tmp_path: Path, setups: list[Setup],
+                                                  client: str) -> None:
     """A New York host and a Paris host on one partition of each topic, their lines interleaved, every error
     and PHP-FPM record before any access record: a partition blocked by one host's record keeps its order (the
     other host's records wait behind it), and each host gets its own offset."""
@@ -198,6 +212,7 @@ def test_auto_learns_two_zones_sharing_a_partition(kafka_broker: KafkaBroker, tm
     p.flush()
     p.close()
     setup = Setup(kafka_broker, outputs, 1, config, tmp_path)
+    setups.append(setup)
     svc = ServiceProc(setup, "svc")
     svc.wait_caught_up(setup_ends(kafka_broker, topics, 1))
     svc.terminate()  # (records in = parsed + dead-lettered: checked there)
@@ -208,8 +223,8 @@ def test_auto_learns_two_zones_sharing_a_partition(kafka_broker: KafkaBroker, tm
     assert len({i["event"]["id"] for i in got}) == len(got) == 82
 
 
-def test_auto_reads_a_host_without_access_lines_in_utc_and_says_so(kafka_broker: KafkaBroker,
-                                                                   tmp_path: Path) -> None:
+def test_auto_reads_a_host_without_access_lines_in_utc_and_says_so(kafka_broker: KafkaBroker, tmp_path: Path,
+                                                                   setups: list[Setup]) -> None:
     """A host whose access log is not among the inputs blocks its partition until the access partition is read
     to its end (and ``idle_timeout_s``, 0 here, passed); then it is read in UTC, a warning names it, and the
     records behind it (the New York host's) go on: replay's answer for them."""
@@ -239,6 +254,7 @@ def test_auto_reads_a_host_without_access_lines_in_utc_and_says_so(kafka_broker:
     p.flush()
     p.close()
     setup = Setup(kafka_broker, outputs, 1, config, tmp_path)
+    setups.append(setup)
     svc = ServiceProc(setup, "svc")
     svc.wait_caught_up(setup_ends(kafka_broker, topics, 1))
     deadline = time.monotonic() + 30
