@@ -67,8 +67,11 @@ class ZoneGate:
                 if host in zones or text is None:
                     continue
                 access, offset = self._offset_taught(reader, rec, host, text)
-                if access:
-                    needs[i] = False
+                # an access-typed input's line counts as one of the host's tries either way (replay reads the
+                # file's first lines); one that is not an access line waits like an error line (a container's
+                # stream mixes both: parsed now, it would be read in UTC)
+                needs[i] = not access
+                if access or reader.log_type == NGINX_ACCESS:
                     self.feed_released(hold.observe(host, offset), feed)
                     if offset is None and host in zones:
                         self.fell_back([host], "no access line with an offset among the host's first ones")
@@ -87,11 +90,11 @@ class ZoneGate:
 
     def _offset_taught(self, reader: InputReader, rec: Msg, host: str, text: str) -> tuple[bool, tzinfo | None]:
         """Whether the line is an access line, and the UTC offset its time carries (as replay's
-        ``learn_host_timezones``). An access-typed input's line counts as one either way (one of its tries)."""
+        ``learn_host_timezones``)."""
         parsed = self._parser.parse(Record(text, SourceRef(rec.topic, rec.offset, rec.partition),
                                            reader.log_type, host, reader.access_format))
         if not isinstance(parsed, Event) or parsed.log_type != NGINX_ACCESS:
-            return reader.log_type == NGINX_ACCESS, None
+            return False, None
         when = parsed.fields.get("time")
         return True, when.tzinfo if isinstance(when, datetime) and when.tzinfo is not None else None
 

@@ -5,6 +5,7 @@ The lab recording written in New York time; its error, PHP-FPM and slowlog recor
 them all and holds them (none can be placed in time yet), commits none of them, and is killed with SIGKILL; a
 second service reads them again and holds them, then the access records are produced. The incidents are
 replay's (``--timezone auto``): the same set of (``event.id``, cause, pool), one per request, no fallback.
+Then two hosts in two zones sharing a partition, and a host without access lines (read in UTC, with a warning).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,17 @@ ZONE = "America/New_York"
 HELD = "badgateway_timezone_held_records"
 
 
+@pytest.fixture
+def setups() -> Iterator[list[Setup]]:
+    """The tests' service processes, killed if a test failed midway (no orphan keeps running)."""
+    made: list[Setup] = []
+    yield made
+    for setup in made:
+        for svc in setup.services:
+            if svc.proc.poll() is None:
+                svc.kill()
+
+
 def _gauge(svc: ServiceProc, name: str) -> float:
     try:
         return sum(v for _, v in svc.metrics().get(name, []))
@@ -49,24 +62,15 @@ def _wait_held(svc: ServiceProc, count: int) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("partitions", [1, 4])
-@pytest.mark.parametrize("client", ["kafka-python", "confluent"])
-def test_auto_learns_a_new_york_host_whose_error_and_fpm_records_come_first(
-        kafka_broker: KafkaBroker, tmp_path: Path, client: str, partitions: int) -> None:
-    kafka_broker.start()
-    logs = lab_copy(tmp_path / "logs", ZONE)
-    tag = uuid.uuid4().hex[:8]
-    topics = [kafka_broker.create_topic(f"tz-{i}-{tag}", partitions) for i in range(len(INPUTS))]
-    outputs = {k: kafka_broker.create_topic(f"tz-{k}-{tag}") for k in ("incidents", "dead")}
+def _config(path: Path, broker: KafkaBroker, client: str, group: str, topics: list[str], outputs: dict[str, str],
+            idle_timeout_s: float = 30.0) -> Path:
     fpm_confs = [str(LAB / "conf" / n) for n in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")]
     inputs = "".join(f'[[inputs]]\ntopic = "{t}"\ntype = "{kind}"\nformat = "{fmt}"\nenvelope = "raw"\n\n'
                      for t, (_, kind, fmt) in zip(topics, INPUTS))
-    group = f"tz-{tag}"
-    config = tmp_path / "badgateway.toml"
-    config.write_text(f"""
+    path.write_text(f"""
 [kafka]
 client = "{client}"
-bootstrap_servers = "{kafka_broker.bootstrap}"
+bootstrap_servers = "{broker.bootstrap}"
 group_id = "{group}"
 session_timeout_s = 6.0
 
@@ -79,10 +83,25 @@ dead_letter_topic = "{outputs['dead']}"
 nginx_conf = "{LAB / 'conf' / 'nginx.conf'}"
 fpm_conf = {json.dumps(fpm_confs)}
 timezone = "auto"
+idle_timeout_s = {idle_timeout_s}
 
 [delivery]
 commit_interval_s = 0.5
 """)
+    return path
+
+
+@pytest.mark.parametrize("partitions", [1, 4])
+@pytest.mark.parametrize("client", ["kafka-python", "confluent"])
+def test_auto_learns_a_new_york_host_whose_error_and_fpm_records_come_first(
+        kafka_broker: KafkaBroker, tmp_path: Path, setups: list[Setup], client: str, partitions: int) -> None:
+    kafka_broker.start()
+    logs = lab_copy(tmp_path / "logs", ZONE)
+    tag = uuid.uuid4().hex[:8]
+    topics = [kafka_broker.create_topic(f"tz-{i}-{tag}", partitions) for i in range(len(INPUTS))]
+    outputs = {k: kafka_broker.create_topic(f"tz-{k}-{tag}") for k in ("incidents", "dead")}
+    group = f"tz-{tag}"
+    config = _config(tmp_path / "badgateway.toml", kafka_broker, client, group, topics, outputs)
     cfg = load_config(str(config), environ={})
     # replay --timezone auto: the offset learned from the host's access log
     knowledge = load_knowledge(cfg.diagnosis.nginx_conf, list(cfg.diagnosis.fpm_conf))
@@ -112,6 +131,7 @@ commit_interval_s = 0.5
     produce(offsetless)
     waiting = sum(len(lines[t]) for t in offsetless)
     setup = Setup(kafka_broker, outputs, partitions, config, tmp_path)
+    setups.append(setup)
     first = ServiceProc(setup, "first")
     _wait_held(first, waiting)  # every one read, none placed in time: the host's offset is not known yet
     time.sleep(1.5)  # three commit intervals
@@ -154,7 +174,8 @@ def setup_ends(broker: KafkaBroker, topics: list[str], partitions: int) -> dict[
 
 
 @pytest.mark.parametrize("client", ["kafka-python", "confluent"])
-def test_auto_learns_two_zones_sharing_a_partition(kafka_broker: KafkaBroker, tmp_path: Path, client: str) -> None:
+def test_auto_learns_two_zones_sharing_a_partition(kafka_broker: KafkaBroker, tmp_path: Path, setups: list[Setup],
+                                                  client: str) -> None:
     """A New York host and a Paris host on one partition of each topic, their lines interleaved, every error
     and PHP-FPM record before any access record: a partition blocked by one host's record keeps its order (the
     other host's records wait behind it), and each host gets its own offset."""
@@ -164,31 +185,8 @@ def test_auto_learns_two_zones_sharing_a_partition(kafka_broker: KafkaBroker, tm
     tag = uuid.uuid4().hex[:8]
     topics = [kafka_broker.create_topic(f"tz2-{i}-{tag}") for i in range(len(INPUTS))]
     outputs = {k: kafka_broker.create_topic(f"tz2-{k}-{tag}") for k in ("incidents", "dead")}
-    fpm_confs = [str(LAB / "conf" / n) for n in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")]
-    inputs = "".join(f'[[inputs]]\ntopic = "{t}"\ntype = "{kind}"\nformat = "{fmt}"\nenvelope = "raw"\n\n'
-                     for t, (_, kind, fmt) in zip(topics, INPUTS))
-    config = tmp_path / "badgateway.toml"
-    config.write_text(f"""
-[kafka]
-client = "{client}"
-bootstrap_servers = "{kafka_broker.bootstrap}"
-group_id = "tz2-{tag}"
-session_timeout_s = 6.0
-
-{inputs}
-[outputs]
-incidents_topic = "{outputs['incidents']}"
-dead_letter_topic = "{outputs['dead']}"
-
-[diagnosis]
-nginx_conf = "{LAB / 'conf' / 'nginx.conf'}"
-fpm_conf = {json.dumps(fpm_confs)}
-timezone = "auto"
-idle_timeout_s = 0.0
-
-[delivery]
-commit_interval_s = 0.5
-""")
+    config = _config(tmp_path / "badgateway.toml", kafka_broker, client, f"tz2-{tag}", topics, outputs,
+                     idle_timeout_s=0.0)
     cfg = load_config(str(config), environ={})
     knowledge = load_knowledge(cfg.diagnosis.nginx_conf, list(cfg.diagnosis.fpm_conf))
     pipeline = pipeline_factory(cfg)[0]()
@@ -214,6 +212,7 @@ commit_interval_s = 0.5
     p.flush()
     p.close()
     setup = Setup(kafka_broker, outputs, 1, config, tmp_path)
+    setups.append(setup)
     svc = ServiceProc(setup, "svc")
     svc.wait_caught_up(setup_ends(kafka_broker, topics, 1))
     svc.terminate()  # (records in = parsed + dead-lettered: checked there)
@@ -222,3 +221,49 @@ commit_interval_s = 0.5
     got = setup.read("incidents")
     assert {key(i) for i in got} == {key(i) for i in expected}
     assert len({i["event"]["id"] for i in got}) == len(got) == 82
+
+
+def test_auto_reads_a_host_without_access_lines_in_utc_and_says_so(kafka_broker: KafkaBroker, tmp_path: Path,
+                                                                   setups: list[Setup]) -> None:
+    """A host whose access log is not among the inputs blocks its partition until the access partition is read
+    to its end (and ``idle_timeout_s``, 0 here, passed); then it is read in UTC, a warning names it, and the
+    records behind it (the New York host's) go on: replay's answer for them."""
+    kafka_broker.start()
+    logs = lab_copy(tmp_path / "logs", ZONE)
+    tag = uuid.uuid4().hex[:8]
+    topics = [kafka_broker.create_topic(f"tz3-{i}-{tag}") for i in range(len(INPUTS))]
+    outputs = {k: kafka_broker.create_topic(f"tz3-{k}-{tag}") for k in ("incidents", "dead")}
+    config = _config(tmp_path / "badgateway.toml", kafka_broker, "kafka-python", f"tz3-{tag}", topics, outputs,
+                     idle_timeout_s=0.0)
+    cfg = load_config(str(config), environ={})
+    knowledge = load_knowledge(cfg.diagnosis.nginx_conf, list(cfg.diagnosis.fpm_conf))
+    pipeline = pipeline_factory(cfg)[0]()
+    plans = plan_inputs(pipeline, [str(logs / p) for p, _, _ in INPUTS], host="lab",
+                        format_by_path=knowledge.format_by_path)
+    pipeline = pipeline_factory(cfg, learn_host_timezones(pipeline, plans))[0]()
+    sink = MemorySink()
+    replay(pipeline, plans, sink)
+    expected = {key(json.loads(serialise(Output("incident", i, None)))) for i in sink.incidents}
+
+    error = topics[[kind for _, kind, _ in INPUTS].index("nginx_error")]
+    p = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    p.send(error, value=b"2026/11/24 07:41:41 [notice] 1#1: using the \"epoll\" event method", key=b"ghost")
+    for topic, (name, _, _) in zip(topics, INPUTS):
+        for line in (logs / name).read_bytes().splitlines():
+            p.send(topic, value=line, key=b"lab")
+    p.flush()
+    p.close()
+    setup = Setup(kafka_broker, outputs, 1, config, tmp_path)
+    setups.append(setup)
+    svc = ServiceProc(setup, "svc")
+    svc.wait_caught_up(setup_ends(kafka_broker, topics, 1))
+    deadline = time.monotonic() + 30
+    while _gauge(svc, HELD) != 0:  # the fallback is decided at a tick, once the access partitions are read
+        assert time.monotonic() < deadline, svc.log_tail()
+        time.sleep(0.1)
+    assert _gauge(svc, "badgateway_timezone_fallbacks_total") == 1
+    svc.terminate()
+    warnings = [json.loads(line) for line in svc.log_path.read_text().splitlines() if "timezone.fallback" in line]
+    assert [(w["host"], w["timezone"]) for w in warnings] == [("ghost", "UTC")]
+    got = setup.read("incidents")
+    assert {key(i) for i in got} == expected and len(got) == len(expected) == 41
