@@ -21,6 +21,7 @@ from processor.diagnosis.join import JoinSettings
 from processor.core.parse import ParseSettings
 from processor.pipeline import Output, Pipeline, PipelineSettings
 from processor.runners.replay import Plan
+from processor.cli.episode_options import episode_settings
 from processor.cli.summary import IncidentTally, escape_controls
 
 
@@ -33,11 +34,19 @@ def build_pipeline(args: argparse.Namespace, *, emit_events: bool, knowledge: Kn
         parse=ParseSettings(formats=knowledge.formats, timezone=args.timezone or timezone.utc,
                             default_host=args.host or "", host_timezones=host_timezones or {},
                             plugins=tuple(discover_plugins()[0])),
-        join=JoinSettings(allowed_lateness_ms=int(args.allowed_lateness * 1000),
-                          idle_timeout_ms=int(args.idle_timeout * 1000)),
+        join=(join := JoinSettings(allowed_lateness_ms=int(args.allowed_lateness * 1000),
+                                   idle_timeout_ms=int(args.idle_timeout * 1000))),
         emit_events=emit_events,
+        episodes=episode_settings(args, wanted=bool(getattr(args, "episodes", None))
+                                  or getattr(args, "emit", None) == "episodes",
+                                  retain_ms=_retain_ms(join)),
     )
     return Pipeline(settings, knowledge.topology), knowledge
+
+
+def _retain_ms(join: JoinSettings) -> int:
+    """How long a resolved episode's records stay held: as long as the join may still hold one of them."""
+    return join.release_ms + join.saturation_lookback_ms + join.allowed_lateness_ms
 
 
 def _slim(incident: dict[str, Any]) -> dict[str, Any]:
@@ -57,9 +66,10 @@ class _Fanout:
     """Routes each output kind to its sink; counts incidents for the summary and keeps them for the report."""
 
     def __init__(self, incidents: JsonLinesSink, events: JsonLinesSink | None, dead: JsonLinesSink | None,
-                 keep_incidents: bool) -> None:
-        self.incidents, self.events, self.dead = incidents, events, dead
+                 keep_incidents: bool, episodes: JsonLinesSink | None = None) -> None:
+        self.incidents, self.events, self.dead, self.episodes = incidents, events, dead, episodes
         self.kept: list[dict[str, Any]] = []
+        self.last_episodes: dict[str, dict[str, Any]] = {}  # episode.id → its latest record (summary, report)
         self.tally = IncidentTally()
         self._keep = keep_incidents
 
@@ -72,11 +82,15 @@ class _Fanout:
         elif out.kind == "event":
             if self.events is not None:
                 self.events.write(out)
+        elif out.kind == "episode":
+            self.last_episodes[out.value["episode"]["id"]] = out.value
+            if self.episodes is not None:
+                self.episodes.write(out)
         elif self.dead is not None:
             self.dead.write(out)
 
     def close(self) -> None:
-        for sink in (self.incidents, self.events, self.dead):
+        for sink in (self.incidents, self.events, self.dead, self.episodes):
             if sink is not None:
                 sink.close()
 
@@ -87,7 +101,7 @@ def replay_command(args: argparse.Namespace) -> int:
 
     files = discover(args.paths)
     check_outputs({"-o": args.output, "--events": args.events, "--dead-letter": args.dead_letter,
-                   "--report": args.report}, [f.path for f in files])
+                   "--report": args.report, "--episodes": args.episodes}, [f.path for f in files])
     pipeline, knowledge = build_pipeline(args, emit_events=bool(args.events))
     plans = plan_inputs(pipeline, files, forced_type=args.type, format_by_path=knowledge.format_by_path,
                         forced_format=knowledge.forced_format, host=args.host, host_pattern=args.host_pattern,
@@ -99,7 +113,7 @@ def replay_command(args: argparse.Namespace) -> int:
                                          host_timezones=zones)
     fan = _Fanout(JsonLinesSink(args.output), JsonLinesSink(args.events) if args.events else None,
                   JsonLinesSink(args.dead_letter) if args.dead_letter else None,
-                  keep_incidents=bool(args.report))
+                  keep_incidents=bool(args.report), episodes=JsonLinesSink(args.episodes) if args.episodes else None)
     progress = None
     if not args.no_progress and sys.stderr.isatty():
         from processor.cli.progress import Progress

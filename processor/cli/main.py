@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from processor import __version__
 from processor.core.errors import BadgatewayError
 from processor.core.events import LOG_TYPES
+from processor.cli.episode_options import add_episode_options
 from processor.cli.summary import escape_controls
 from processor.configs import check as check_config
 
@@ -94,6 +95,7 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--idle-timeout", type=_seconds, default=30.0, metavar="SECONDS")
     p.add_argument("--events", metavar="FILE", help="also write every parsed event (ECS JSON Lines)")
     p.add_argument("--dead-letter", metavar="FILE", help="write lines that did not parse (JSON Lines)")
+    add_episode_options(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     fi = sub.add_parser("filter", help="records on stdin, incidents (and events) on stdout")
     add_input_options(fi)
     fi.add_argument("--envelope", choices=("auto", "raw", "filebeat", "vector", "fluentbit"), default="auto")
-    fi.add_argument("--emit", choices=("incidents", "events", "both"), default="incidents")
+    fi.add_argument("--emit", choices=("incidents", "events", "both", "episodes"), default="incidents")
     fi.add_argument("--wait-for", default="nginx_access,nginx_error,php_fpm", metavar="TYPES",
                     help="log types whose first record every window waits for (or EOF), comma-separated")
 

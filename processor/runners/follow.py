@@ -314,7 +314,7 @@ def _unread(t: Tailed) -> bool:
 
 def follow_command(args: argparse.Namespace) -> int:
     check_outputs({"-o": None if args.kafka_bootstrap else args.output, "--events": args.events,
-                   "--dead-letter": args.dead_letter, "--state-file": args.state_file},
+                   "--dead-letter": args.dead_letter, "--state-file": args.state_file, "--episodes": args.episodes},
                   Follower.matching(list(args.paths)))
     pipeline, know = build_pipeline(args, emit_events=bool(args.events))
     if args.timezone is None:  # auto, as replay: each host's offset from the access logs there now
@@ -331,6 +331,7 @@ def follow_command(args: argparse.Namespace) -> int:
         incidents = JsonLinesSink(args.output, line_buffered=True)
     events = JsonLinesSink(args.events, line_buffered=True) if args.events else None
     dead = JsonLinesSink(args.dead_letter, line_buffered=True) if args.dead_letter else None
+    episodes = JsonLinesSink(args.episodes, line_buffered=True) if args.episodes else None
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -340,9 +341,10 @@ def follow_command(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    def ship(outputs: list[Output]) -> None:
-        for o in outputs:
-            sink = incidents if o.kind == "incident" else events if o.kind == "event" else dead
+    def ship(outputs: list[Output], *, final: bool = False) -> None:
+        for o in pipeline.episode_outputs(outputs, final=final):
+            sink = incidents if o.kind == "incident" else events if o.kind == "event" else \
+                episodes if o.kind == "episode" else dead
             if sink is not None:
                 sink.write(o)
 
@@ -358,13 +360,13 @@ def follow_command(args: argparse.Namespace) -> int:
             if not follower.behind:  # a burst is read without sleeping, a bounded share per poll
                 time.sleep(args.poll_interval)
         ship(follower.poll())
-        ship(pipeline.flush())
-        for sink in (incidents, events, dead):
+        ship(pipeline.flush(), final=True)
+        for sink in (incidents, events, dead, episodes):
             if sink is not None:
                 sink.close()
         follower.save_state(at_end=True)  # only once every output is written (and acknowledged)
     except BaseException:
-        for sink in (incidents, events, dead):
+        for sink in (incidents, events, dead, episodes):
             if sink is not None:
                 try:
                     sink.close()

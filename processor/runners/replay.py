@@ -50,6 +50,7 @@ class ReplayResult:
     incidents: int = 0
     events_written: int = 0
     dead_letters: int = 0
+    episodes: int = 0
 
     def ship(self, outputs: list[Output], sink: Sink) -> None:
         """Count each output by kind and hand it to the sink."""
@@ -58,6 +59,8 @@ class ReplayResult:
                 self.incidents += 1
             elif out.kind == "event":
                 self.events_written += 1
+            elif out.kind == "episode":
+                self.episodes += 1
             else:
                 self.dead_letters += 1
             sink.write(out)
@@ -181,7 +184,7 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
     last_ts = [-(2**62)] * len(streams)
 
     def emit(outputs: list[Output]) -> None:
-        result.ship(outputs, sink)
+        result.ship(pipeline.episode_outputs(outputs), sink)
 
     def pull(i: int) -> tuple[int, Event | HealthyRun] | None:
         """Stream i's next event and its merge key; dead letters on the way are written at once."""
@@ -226,7 +229,7 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
                 pipeline.stream_at(name, key)  # it waits in the merge, not idle
                 heapq.heappush(heap, (key, i, event))
                 break
-    emit(pipeline.flush())
+    result.ship(pipeline.episode_outputs(pipeline.flush(), final=True), sink)
     stats.elapsed_s = time.perf_counter() - started
     stats.late = pipeline.counters.late_incidents
     return result

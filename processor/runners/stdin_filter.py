@@ -217,7 +217,8 @@ def _lines(stream: BinaryIO) -> tuple[list[bytes], bool]:
 
 
 def filter_command(args: argparse.Namespace) -> int:
-    check_outputs({"stdout": "-", "--events": args.events, "--dead-letter": args.dead_letter}, [],
+    check_outputs({"stdout": "-", "--events": args.events, "--dead-letter": args.dead_letter,
+                   "--episodes": args.episodes}, [],
                   stdin_is_input=True)
     pipeline, know = build_pipeline(args, emit_events=args.emit in ("events", "both"))
     filt = Filter(pipeline, Envelope(kind=args.envelope), args.type, know.forced_format, args.host)
@@ -228,11 +229,15 @@ def filter_command(args: argparse.Namespace) -> int:
     dead = JsonLinesSink(args.dead_letter, line_buffered=True) if args.dead_letter else None
     events_file = JsonLinesSink(args.events, line_buffered=True) if args.events else None
     want_incidents = args.emit in ("incidents", "both")
+    episodes_file = JsonLinesSink(args.episodes, line_buffered=True) if args.episodes else None
 
-    def ship(outputs: list[Output]) -> None:
-        for o in outputs:
+    def ship(outputs: list[Output], *, final: bool = False) -> None:
+        for o in pipeline.episode_outputs(outputs, final=final):
             if o.kind == "incident" and want_incidents:
                 out.write(o)
+            elif o.kind == "episode":
+                if episodes_file is not None or args.emit == "episodes":
+                    (episodes_file or out).write(o)
             elif o.kind == "event":
                 (events_file or out).write(o)
             elif o.kind == "dead_letter" and dead is not None:
@@ -259,9 +264,9 @@ def filter_command(args: argparse.Namespace) -> int:
                 break
         if (last := buffer.flush()) is not None:
             line(last)
-        ship(pipeline.flush())
+        ship(pipeline.flush(), final=True)
     finally:
-        for sink in (out, dead, events_file):
+        for sink in (out, dead, events_file, episodes_file):
             if sink is not None:
                 sink.close()
     c = pipeline.counters
