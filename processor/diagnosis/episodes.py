@@ -63,7 +63,9 @@ class EpisodeTracker:
         self._due: list[tuple[int, int, tuple[str | None, ...]]] = []  # (due, serial, key), lazy
         self._serial = 0
         self._clock = NO_TIME  # every incident before this event time has been applied
-        self._retired: list[tuple[int, int, dict[str, int]]] = []  # (release after, serial, held) of resolved ones
+        # (release after, serial, held offsets, episode.id) of the resolved episodes still held
+        self._retired: list[tuple[int, int, dict[str, int], str]] = []
+        self._newest: dict[str, dict[str, int]] = {}  # episode.id → newest offsets, of the resolved ones held
         self.applied = 0  # incidents applied (a cost measure for tests)
         self.steps = 0  # heap operations and cutoffs looked at (a cost measure for tests)
 
@@ -97,13 +99,14 @@ class EpisodeTracker:
         self._cutoffs_before(complete_before_ms, out)
         self._clock = max(self._clock, complete_before_ms)
         while self._retired and self._retired[0][0] < complete_before_ms:
-            heapq.heappop(self._retired)
+            self._newest.pop(heapq.heappop(self._retired)[3], None)
         return out
 
     def finish(self) -> list[dict[str, Any]]:
         """End of input: every waiting incident applied, every episode resolved."""
         out = self.advance(END_OF_INPUT)
         self._retired.clear()
+        self._newest.clear()
         return out
 
     # -- state ----------------------------------------------------------------------------------------
@@ -116,13 +119,19 @@ class EpisodeTracker:
         came from: a driver that resumes after a crash from below these replays every such episode whole, and
         regenerates the same records (same ``episode.id`` and sequence) instead of contradicting them."""
         held: dict[str, int] = {}
-        sources = [ep.held for ep in self._open.values()] + [h for _, _, h in self._retired]
+        sources = [ep.held for ep in self._open.values()] + [r[2] for r in self._retired]
         sources += [w[3].sources for w in self._waiting]
         for where in sources:
             for stream, offset in where.items():
                 if offset < held.get(stream, END_OF_INPUT):
                     held[stream] = offset
         return held
+
+    def sources_of(self, episode_id: str) -> list[tuple[str, int]]:
+        """(stream, offset) of the newest input record behind the episode, per stream: an exactly-once driver
+        sends its record once every one of them is committed."""
+        ep = next((e for e in self._open.values() if e.id == episode_id), None)
+        return sorted((ep.newest if ep is not None else self._newest.get(episode_id, {})).items())
 
     # -- the rules --------------------------------------------------------------------------------------
     def _apply(self, item: Item, out: list[dict[str, Any]]) -> None:
@@ -179,5 +188,6 @@ class EpisodeTracker:
         del self._open[ep.key]
         if ep.held:
             self._serial += 1
-            heapq.heappush(self._retired, (ep.last_ms + s.gap_ms + s.retain_ms, self._serial, ep.held))
+            heapq.heappush(self._retired, (ep.last_ms + s.gap_ms + s.retain_ms, self._serial, ep.held, ep.id))
+            self._newest[ep.id] = ep.newest
 

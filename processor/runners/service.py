@@ -30,6 +30,7 @@ from processor.io.kafka.inputs import CommitPlanner, InputReader, Outbox, check_
 from processor.io.kafka.client import TP, ClientError, Consumer, Msg, Producer, backend
 from processor.io.metrics import Metrics
 from processor.io.sinks import serialise
+from processor.diagnosis.episodes import EpisodeSettings
 from processor.diagnosis.join import JoinSettings
 from processor.io.log import configure, get_logger
 from processor.core.parse import ParseSettings
@@ -210,7 +211,7 @@ class Service:
         """flush: emit every open window, then commit everything; else commit only what is safe (handoff)."""
         try:
             if flush:
-                self._emit(self.pipeline.flush())
+                self._emit(self.pipeline.flush(), final=True)
             self._commit(everything=flush)
         except ClientError as exc:
             self.log.error("service.final_commit_failed", error=str(exc))
@@ -391,9 +392,9 @@ class Service:
                               "give every shipper the host as key and the same partitioner (murmur2); with a "
                               "single member the incidents are still right")
 
-    def _emit(self, outputs: list[Output], rec: Msg | None = None) -> None:
+    def _emit(self, outputs: list[Output], rec: Msg | None = None, *, final: bool = False) -> None:
         outs = self.config.outputs
-        for out in outputs:
+        for out in self.pipeline.episode_outputs(outputs, final=final):
             if out.kind == "incident":
                 host = (out.value.get("host") or {}).get("name") or ""
                 self._send(outs.incidents_topic, serialise(out), host.encode("utf-8", "surrogateescape"),
@@ -401,6 +402,8 @@ class Service:
                 self.planner.incident(out.value)
                 self.metrics.incident(out.value)
                 self.totals.incidents += 1
+            elif out.kind == "episode":
+                self._send_episode(out)
             elif out.kind == "event":
                 if outs.events_topic:
                     self._send(outs.events_topic, serialise(out), out.value.host.encode("utf-8", "surrogateescape"),
@@ -411,6 +414,17 @@ class Service:
                 same = rec is not None and out.source is not None and out.source.offset == rec.offset \
                     and out.source.partition == rec.partition and out.source.name.split("/")[0] == rec.topic
                 self._dead_letter(out.value, rec if same else None)
+
+    def _send_episode(self, out: Output) -> None:
+        """An episode record, keyed like incidents (host; none when fleet-wide). Exactly once: it waits in the
+        outbox for the newest record behind its episode (its records are held while it is open: docs/service.md)."""
+        topic = self.config.outputs.episodes_topic
+        tracker = self.pipeline.episodes
+        if not topic or tracker is None:
+            return
+        host = out.value["host"]["name"]
+        self._send(topic, serialise(out), host.encode("utf-8", "surrogateescape") if host is not None else None,
+                   coords=tracker.sources_of(out.value["episode"]["id"]) if self._eos else None)
 
     def _dead_letter(self, dl: DeadLetter, rec: Msg | None) -> None:
         doc = dl.to_dict()
@@ -658,9 +672,25 @@ def pipeline_factory(config: ServiceConfig) -> tuple[Callable[[], Pipeline], str
                           allowed_lateness_ms=int(d.allowed_lateness_s * 1000),
                           idle_timeout_ms=int(d.idle_timeout_s * 1000), max_state=d.max_state),
         emit_events=bool(config.outputs.events_topic),
+        episodes=_episodes(config),
     )
     topology = knowledge.topology
     return (lambda: Pipeline(settings, topology)), knowledge.forced_format
+
+
+def _episodes(config: ServiceConfig) -> EpisodeSettings | None:
+    """The episode rules when ``outputs.episodes_topic`` is set; a resolved episode stays held as long as the join
+    may hold one of its records (``EpisodeSettings.retain_ms``)."""
+    if not config.outputs.episodes_topic:
+        return None
+    d = config.diagnosis
+    try:
+        return EpisodeSettings(gap_ms=int(d.episode_gap_s * 1000), group_wait_ms=int(d.episode_wait_s * 1000),
+                               group_interval_ms=int(d.episode_interval_s * 1000), fleet=d.episodes_fleet,
+                               retain_ms=int((d.match_window_s + d.evidence_window_s + d.allowed_lateness_s) * 1000)
+                               + JoinSettings().saturation_lookback_ms)
+    except ValueError as exc:
+        raise UserConfigError(f"diagnosis.episode_*: {exc}") from None
 
 
 def _exit_after(seconds: float, log: Any) -> threading.Timer:

@@ -93,6 +93,7 @@ class OutputsSection:
     incidents_topic: str = "badgateway-incidents"
     events_topic: str = ""
     dead_letter_topic: str = "badgateway-dead-letters"
+    episodes_topic: str = ""  # "" = off; else one badgateway.episode record per opened/updated/resolved, key = host
     # an output topic not on the broker at start: "create" it (partitions: the inputs' most), or "refuse" to start
     missing_topics: str = "create"
 
@@ -109,6 +110,10 @@ class DiagnosisSection:
     match_window_s: float = 2.0
     evidence_window_s: float = 5.0
     max_state: int = 1_000_000
+    episode_gap_s: float = 60.0  # an episode ends after this long (event time) with no incident of its kind
+    episode_wait_s: float = 10.0  # reported (opened) this long after its first incident
+    episode_interval_s: float = 300.0  # updated this often while it lasts (and at 10, 100, 1000 … incidents)
+    episodes_fleet: bool = False  # one episode across hosts (listing them), not one per host
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +364,8 @@ def _validate(c: ServiceConfig) -> None:
         raise UserConfigError("inputs: the same topic is listed twice; give each topic one [[inputs]] table")
     if not c.outputs.incidents_topic or not c.outputs.dead_letter_topic:
         raise UserConfigError("outputs.incidents_topic and outputs.dead_letter_topic are required")
-    if set(topics) & {c.outputs.incidents_topic, c.outputs.events_topic, c.outputs.dead_letter_topic}:
+    if set(topics) & {c.outputs.incidents_topic, c.outputs.events_topic, c.outputs.dead_letter_topic,
+                      c.outputs.episodes_topic}:
         raise UserConfigError("outputs: an output topic is also an input topic (the service would read its output)")
     try:
         ZoneInfo(c.diagnosis.timezone)
