@@ -59,6 +59,7 @@ def _slim(incident: dict[str, Any]) -> dict[str, Any]:
         "http": incident["http"], "url": incident["url"], "source": incident["source"], "host": incident["host"],
         "badgateway": {"cause": bgw["cause"], "remediation": bgw["remediation"]},
         "php_fpm": {"pool": incident["php_fpm"]["pool"]},
+        "nginx": {"upstream": {"address": (incident.get("nginx") or {}).get("upstream", {}).get("address")}},
     }
 
 
@@ -135,7 +136,10 @@ def replay_command(args: argparse.Namespace) -> int:
         print(f"badgateway: internal: lines in {counters.lines_in} != parsed {counters.lines_parsed}"
               f" + dead-lettered {counters.lines_dead_lettered}", file=sys.stderr)
     if args.report:
-        write_report(args.report, report.render_html(fan.kept, stats, title="badgateway replay"))
+        from processor.cli.report_episodes import latest
+        write_report(args.report, report.render_html(
+            fan.kept, stats, title="badgateway replay",
+            episodes=latest(list(fan.last_episodes.values())) if args.episodes else None))
     if not args.quiet:
         print(report.summary_text(fan.tally, stats), file=sys.stderr)
     return 0

@@ -12,6 +12,7 @@ import hashlib
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -75,7 +76,7 @@ def _phrase(log_type: str, fields: dict[str, Any]) -> tuple[str, ...] | None:
     return (kind,) if log_type != "nginx_error" else ("nginx", kind)
 
 
-def item_of(incident: dict[str, Any], fleet: bool) -> Item:
+def item_of(incident: Mapping[str, Any], fleet: bool) -> Item:
     host = (incident.get("host") or {}).get("name")
     bgw = incident["badgateway"]
     pool = (incident.get("php_fpm") or {}).get("pool")

@@ -23,6 +23,7 @@ evidence lines); the work is constant per incident (linear in incidents).
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +71,7 @@ class EpisodeTracker:
         self.steps = 0  # heap operations and cutoffs looked at (a cost measure for tests)
 
     # -- input ----------------------------------------------------------------------------------------
-    def add(self, incident: dict[str, Any]) -> list[dict[str, Any]]:
+    def add(self, incident: Mapping[str, Any]) -> list[dict[str, Any]]:
         """One incident in (any order); the records a late one completed (usually none)."""
         item = item_of(incident, self.settings.fleet)
         if item.ts_ms >= self._clock:
