@@ -26,8 +26,10 @@ from processor.cli.summary import IncidentTally, escape_controls
 
 
 def build_pipeline(args: argparse.Namespace, *, emit_events: bool, knowledge: Knowledge | None = None,
-                   host_timezones: dict[str, tzinfo] | None = None) -> tuple[Pipeline, Knowledge]:
-    """Configs and options → one Pipeline (shared by replay, follow and filter)."""
+                   host_timezones: dict[str, tzinfo] | None = None, episodes: bool = False
+                   ) -> tuple[Pipeline, Knowledge]:
+    """Configs and options → one Pipeline (shared by replay, follow and filter). ``episodes``: group incidents
+    into episodes even without ``--episodes`` (replay's summary and report list them)."""
     if knowledge is None:
         knowledge = load_knowledge(args.nginx_conf, args.fpm_conf, args.log_format, args.escape)
     settings = PipelineSettings(
@@ -37,7 +39,7 @@ def build_pipeline(args: argparse.Namespace, *, emit_events: bool, knowledge: Kn
         join=(join := JoinSettings(allowed_lateness_ms=int(args.allowed_lateness * 1000),
                                    idle_timeout_ms=int(args.idle_timeout * 1000))),
         emit_events=emit_events,
-        episodes=episode_settings(args, wanted=bool(getattr(args, "episodes", None))
+        episodes=episode_settings(args, wanted=episodes or bool(getattr(args, "episodes", None))
                                   or getattr(args, "emit", None) == "episodes",
                                   retain_ms=_retain_ms(join)),
     )
@@ -103,7 +105,8 @@ def replay_command(args: argparse.Namespace) -> int:
     files = discover(args.paths)
     check_outputs({"-o": args.output, "--events": args.events, "--dead-letter": args.dead_letter,
                    "--report": args.report, "--episodes": args.episodes}, [f.path for f in files])
-    pipeline, knowledge = build_pipeline(args, emit_events=bool(args.events))
+    grouped = bool(args.episodes or args.report or not args.quiet)  # the summary and the report list episodes
+    pipeline, knowledge = build_pipeline(args, emit_events=bool(args.events), episodes=grouped)
     plans = plan_inputs(pipeline, files, forced_type=args.type, format_by_path=knowledge.format_by_path,
                         forced_format=knowledge.forced_format, host=args.host, host_pattern=args.host_pattern,
                         on_unknown=None if args.strict or len(files) < 2 else _warn_unknown)
@@ -111,7 +114,7 @@ def replay_command(args: argparse.Namespace) -> int:
         zones = learn_host_timezones(pipeline, plans)
         if zones:
             pipeline, _ = build_pipeline(args, emit_events=bool(args.events), knowledge=knowledge,
-                                         host_timezones=zones)
+                                         host_timezones=zones, episodes=grouped)
     fan = _Fanout(JsonLinesSink(args.output), JsonLinesSink(args.events) if args.events else None,
                   JsonLinesSink(args.dead_letter) if args.dead_letter else None,
                   keep_incidents=bool(args.report), episodes=JsonLinesSink(args.episodes) if args.episodes else None)
@@ -139,9 +142,13 @@ def replay_command(args: argparse.Namespace) -> int:
         from processor.cli.report_episodes import latest
         write_report(args.report, report.render_html(
             fan.kept, stats, title="badgateway replay",
-            episodes=latest(list(fan.last_episodes.values())) if args.episodes else None))
+            episodes=latest(list(fan.last_episodes.values()))))
     if not args.quiet:
         print(report.summary_text(fan.tally, stats), file=sys.stderr)
+        if fan.last_episodes:
+            from processor.cli.report_episodes import latest
+            from processor.cli.summary_episodes import episodes_text
+            print(episodes_text(latest(list(fan.last_episodes.values()))), file=sys.stderr)
     return 0
 
 

@@ -7,6 +7,9 @@ run through ``badgateway replay --episodes``; the core (``EpisodeTracker``) is t
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import random
 import re
 from collections import Counter
@@ -234,3 +237,12 @@ def test_grouping_is_linear_at_full_failure(tmp_path: Path) -> None:
     assert big <= small * 1.1 + 0.5, (small, big)
     assert big < 3, big  # measured: 2.0 (one heap push and pop per incident)
     assert big_records <= small_records + 5 * 6  # one more power of ten per cause (five causes)
+
+
+def test_the_terminal_summary_lists_the_episodes(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "processor.cli", "replay", "--no-progress", "-o", os.devnull,
+                           *CONF_ARGS, str(LAB / "logs")], capture_output=True, text=True, check=True, timeout=120)
+    lines = done.stderr.split("episodes: 15 (", 1)[1].splitlines()
+    assert lines[1].split() == ["first", "lasted", "host", "cause", "pool", "502", "504", "total", "peak/min"]
+    assert lines[2].split()[4:] == ["child_crash", "crash", "4", "0", "4", "4"]  # the largest first
+    assert len(lines) == 2 + 15
