@@ -148,7 +148,7 @@ def replay_command(args: argparse.Namespace) -> int:
         if fan.last_episodes:
             from processor.cli.report_episodes import latest
             from processor.cli.summary_episodes import episodes_text
-            print(episodes_text(latest(list(fan.last_episodes.values()))), file=sys.stderr)
+            print(episodes_text(latest(list(fan.last_episodes.values()))), end="", file=sys.stderr)
     return 0
 
 
