@@ -246,3 +246,25 @@ def test_the_terminal_summary_lists_the_episodes(tmp_path: Path) -> None:
     assert lines[1].split() == ["first", "lasted", "host", "cause", "pool", "502", "504", "total", "peak/min"]
     assert lines[2].split()[4:] == ["child_crash", "crash", "4", "0", "4", "4"]  # the largest first
     assert len(lines) == 2 + 15
+
+
+def test_held_offsets_keep_an_open_episode_replayable_whole() -> None:
+    # a restart must replay every incident of an open episode (and of one resolved too recently to be safe)
+    settings = EpisodeSettings(retain_ms=72_000)
+    tracker = EpisodeTracker(settings)
+    t0 = 1_800_000_000
+    for i in range(20):
+        inc = _incident(t0 + i, i)
+        inc["evidence"] = {"access": {"source": f"access.log:{100 + i}", "log_type": "nginx_access", "fields": {}},
+                           "nginx_error": {"source": f"error.log:{50 + i}", "log_type": "nginx_error",
+                                           "fields": {"kind": "connect_failed"}}}
+        tracker.add(inc)
+    assert tracker.held_offsets() == {"access.log": 100, "error.log": 50}  # waiting, not yet applied
+    tracker.advance((t0 + 30) * 1000)
+    assert tracker.held_offsets() == {"access.log": 100, "error.log": 50}  # open
+    records = tracker.advance((t0 + 19 + 60) * 1000)
+    assert records[-1]["episode"]["state"] == "resolved"
+    assert records[-1]["episode"]["evidence"] == ["nginx connect failed 20 times"]
+    assert tracker.held_offsets() == {"access.log": 100, "error.log": 50}  # resolved, still held a while
+    tracker.advance((t0 + 19 + 60 + 72 + 1) * 1000)
+    assert tracker.held_offsets() == {}
