@@ -168,10 +168,11 @@ class EpisodeState:
         status = str(item.status)
         self.by_status[status] = self.by_status.get(status, 0) + 1
         minute = item.ts_ms // 60_000
-        if minute != self.minute:
+        if minute > self.minute:
             self.minute, self.in_minute = minute, 0
-        self.in_minute += 1
-        self.peak = max(self.peak, self.in_minute)
+        if minute == self.minute:  # (a late incident of a minute already past leaves the peak as it was)
+            self.in_minute += 1
+            self.peak = max(self.peak, self.in_minute)
         if item.uri is not None:
             self._count_uri(item.uri)
         if len(self.samples) < SAMPLES:
