@@ -104,7 +104,9 @@ def child_replay(job: dict[str, Any]) -> dict[str, Any]:
     subprocess.run(["rm", "-rf", warm], check=False)
     out = os.path.join(job["dir"], "incidents.jsonl")
     started = time.perf_counter()
-    rc = main(["replay", job["dir"], "-o", out, "-q", "--no-progress", "--workers", str(job.get("workers", 1))])
+    episodes = ["--episodes", os.devnull] if job.get("episodes") else []  # outage episodes grouped too (#21)
+    rc = main(["replay", job["dir"], "-o", out, "-q", "--no-progress", "--workers", str(job.get("workers", 1)),
+               *episodes])
     seconds = time.perf_counter() - started
     if rc:
         raise RuntimeError(f"replay exited {rc}")
@@ -395,6 +397,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--memory-kinds", default="mix", help="kinds of the memory comparison (default mix)")
     ap.add_argument("--cell-timeout", type=float, help="seconds per measurement (default 600; --quick 60)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--episodes", action="store_true", help="replay also groups outage episodes (--episodes)")
     args = ap.parse_args(argv)
     if args.child:
         child_main(args.child)
@@ -462,7 +465,7 @@ def main(argv: list[str] | None = None) -> None:
                     for share in shares:
                         kafka = kind in k_kinds and density in k_densities and share in k_shares
                         matrix.add(one_cell(tmp, kind, density, share, n, sizes, drivers, bootstrap, timeout,
-                                            args.seed, kafka_n if kafka else 0))
+                                            args.seed, kafka_n if kafka else 0, episodes=args.episodes))
             print()
             print("cells: lines/s at N (all three logs), × = share of the bare-regex ceiling's lines/s in this "
                   "run, d = t(2N)/t(N) (2.00 = linear)")
@@ -490,7 +493,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def one_cell(tmp: str, kind: str, density: float, share: float, n: int, sizes: tuple[int, ...], drivers: list[str],
-             bootstrap: str | None, timeout: float, seed: int, kafka_n: int) -> dict[str, Any]:
+             bootstrap: str | None, timeout: float, seed: int, kafka_n: int, *, episodes: bool = False
+             ) -> dict[str, Any]:
     """One row of the matrix: the in-process drivers at N (and 2N), the Kafka drivers at ``kafka_n`` (and 2×)."""
     row: dict[str, Any] = {"kind": kind, "density": density, "share": share, "lines": {}, "results": {}}
     t0 = time.perf_counter()
@@ -522,7 +526,8 @@ def one_cell(tmp: str, kind: str, density: float, share: float, n: int, sizes: t
                 if size > 1 and (prev is None or "error" in prev):
                     continue  # no doubling after a failure or a timeout at N
                 if dr in ("replay", "workers"):
-                    job: dict[str, Any] = {"what": "replay", "dir": d, "workers": 2 if dr == "workers" else 1}
+                    job: dict[str, Any] = {"what": "replay", "dir": d, "workers": 2 if dr == "workers" else 1,
+                                           "episodes": episodes}
                 elif dr == "hot":
                     job = {"what": "hot", "n": base * size, "share": share, "kind": kind, "density": density,
                            "seed": seed}

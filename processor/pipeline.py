@@ -24,17 +24,18 @@ from grammars.prefix import strip_prefix
 
 from processor.core.assemble import EntryAssembler
 from processor.core.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM_SLOWLOG, Counters, DeadLetter, Event, Record, SourceRef
+from processor.diagnosis.episodes import EpisodeSettings, EpisodeTracker
 from processor.diagnosis.join import DiagnosisJoin, Incident, JoinSettings
 from processor.core.parse import FAILED, ParseSettings, RecordParser
 from processor.diagnosis.topology import Topology
 from processor.core.watermark import NO_WATERMARK
 
-OutputKind = Literal["incident", "event", "dead_letter"]
+OutputKind = Literal["incident", "event", "dead_letter", "episode"]
 
 
 class Output(NamedTuple):
     kind: OutputKind
-    value: Any  # incident dict | Event | DeadLetter
+    value: Any  # incident dict | Event | DeadLetter | episode dict
     source: SourceRef | None
 
 
@@ -53,6 +54,7 @@ class PipelineSettings:
     parse: ParseSettings = field(default_factory=ParseSettings)
     join: JoinSettings = field(default_factory=JoinSettings)
     emit_events: bool = False
+    episodes: EpisodeSettings | None = None  # group incidents into outage episodes (``episode_outputs``)
 
 
 def _starts_after_prefix(test: Any) -> Any:
@@ -73,6 +75,7 @@ class Pipeline:
         self.counters = Counters()
         self.parser = RecordParser(settings.parse)
         self.join = DiagnosisJoin(self.topology, settings.join, self.counters)
+        self.episodes = EpisodeTracker(settings.episodes) if settings.episodes is not None else None
         # feed's shortcut for healthy access lines: same outputs and counters, no Event built
         self._healthy_fast = not settings.emit_events
         self._default_host = settings.parse.default_host
@@ -398,6 +401,19 @@ class Pipeline:
         out.extend(_incident_outputs(self.join.flush()))
         return out
 
+    def episode_outputs(self, outputs: list[Output], *, final: bool = False) -> list[Output]:
+        """``outputs`` followed by the episode records that they and the join's progress made due (``final``: at
+        the end of all input, after ``flush``'s outputs: every episode resolved). A driver passes every batch of
+        outputs through here, empty ones too (the watermark alone resolves an episode)."""
+        tracker = self.episodes
+        if tracker is None:
+            return outputs
+        records = [r for o in outputs if o.kind == "incident" for r in tracker.add(o.value)]
+        records += tracker.finish() if final else tracker.advance(self.join.complete_before_ms)
+        if not records:
+            return outputs
+        return [*outputs, *(Output("episode", r, None) for r in records)]
+
     def held_offsets(self) -> dict[str, int]:
         """Per stream, the lowest source offset whose record is still held (open entry, window, evidence).
 
@@ -407,6 +423,10 @@ class Pipeline:
         for stream, offset in self.join.held_offsets().items():
             if stream not in held or offset < held[stream]:
                 held[stream] = offset
+        if self.episodes is not None:  # an open episode is replayed whole after a restart, or not at all
+            for stream, offset in self.episodes.held_offsets().items():
+                if stream not in held or offset < held[stream]:
+                    held[stream] = offset
         return held
 
 

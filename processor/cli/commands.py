@@ -16,7 +16,9 @@ from processor.io.sinks import JsonLinesSink, OutputError, Router, check_outputs
 from processor.pipeline import Output
 from processor.runners.replay import learn_host_timezones
 from processor.runners.settings import build_pipeline
+from processor.cli.report_episodes import latest
 from processor.cli.summary import IncidentTally
+from processor.cli.summary_episodes import episodes_text
 from processor.core.errors import escape_controls
 
 
@@ -30,14 +32,17 @@ def _slim(incident: dict[str, Any]) -> dict[str, Any]:
         "http": incident["http"], "url": incident["url"], "source": incident["source"], "host": incident["host"],
         "badgateway": {"cause": bgw["cause"], "remediation": bgw["remediation"]},
         "php_fpm": {"pool": incident["php_fpm"]["pool"]},
+        "nginx": {"upstream": {"address": (incident.get("nginx") or {}).get("upstream", {}).get("address")}},
     }
 
 
 class _Incidents:
-    """What the summary and the report read of the run's incidents: a tally, and (for a report) slim copies."""
+    """What the summary and the report read of the run's incidents: a tally, (for a report) slim copies, and each
+    episode's latest record."""
 
     def __init__(self, keep: bool) -> None:
         self.kept: list[dict[str, Any]] = []
+        self.last_episodes: dict[str, dict[str, Any]] = {}  # episode.id → its latest record (summary, report)
         self.tally = IncidentTally()
         self._keep = keep
 
@@ -46,6 +51,8 @@ class _Incidents:
             self.tally.add(out.value)
             if self._keep:
                 self.kept.append(_slim(out.value))
+        elif out.kind == "episode":
+            self.last_episodes[out.value["episode"]["id"]] = out.value
 
 
 def replay_command(args: argparse.Namespace) -> int:
@@ -54,8 +61,9 @@ def replay_command(args: argparse.Namespace) -> int:
 
     files = discover(args.paths)
     check_outputs({"-o": args.output, "--events": args.events, "--dead-letter": args.dead_letter,
-                   "--report": args.report}, [f.path for f in files])
-    pipeline, knowledge = build_pipeline(args, emit_events=bool(args.events))
+                   "--report": args.report, "--episodes": args.episodes}, [f.path for f in files])
+    grouped = bool(args.episodes or args.report or not args.quiet)  # the summary and the report list episodes
+    pipeline, knowledge = build_pipeline(args, emit_events=bool(args.events), episodes=grouped)
     plans = plan_inputs(pipeline, files, forced_type=args.type, format_by_path=knowledge.format_by_path,
                         forced_format=knowledge.forced_format, host=args.host, host_pattern=args.host_pattern,
                         on_unknown=None if args.strict or len(files) < 2 else _warn_unknown)
@@ -63,11 +71,12 @@ def replay_command(args: argparse.Namespace) -> int:
         zones = learn_host_timezones(pipeline, plans)
         if zones:
             pipeline, _ = build_pipeline(args, emit_events=bool(args.events), knowledge=knowledge,
-                                         host_timezones=zones)
+                                         host_timezones=zones, episodes=grouped)
     seen = _Incidents(keep=bool(args.report))
     fan = Router({"incident": JsonLinesSink(args.output),
                   "event": JsonLinesSink(args.events) if args.events else None,
-                  "dead_letter": JsonLinesSink(args.dead_letter) if args.dead_letter else None},
+                  "dead_letter": JsonLinesSink(args.dead_letter) if args.dead_letter else None,
+                  "episode": JsonLinesSink(args.episodes) if args.episodes else None},
                  observers=(seen.observe,))
     progress = None
     if not args.no_progress and sys.stderr.isatty():
@@ -90,9 +99,12 @@ def replay_command(args: argparse.Namespace) -> int:
         print(f"badgateway: internal: lines in {counters.lines_in} != parsed {counters.lines_parsed}"
               f" + dead-lettered {counters.lines_dead_lettered}", file=sys.stderr)
     if args.report:
-        write_report(args.report, report.render_html(seen.kept, stats, title="badgateway replay"))
+        write_report(args.report, report.render_html(
+            seen.kept, stats, title="badgateway replay", episodes=latest(list(seen.last_episodes.values()))))
     if not args.quiet:
         print(report.summary_text(seen.tally, stats), file=sys.stderr)
+        if seen.last_episodes:
+            print(episodes_text(latest(list(seen.last_episodes.values()))), end="", file=sys.stderr)
     return 0
 
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from processor import __version__
 from processor.core.errors import BadgatewayError
 from grammars.plugins import log_types
+from processor.cli.episode_options import add_episode_options
 from processor.io.kafka.client import backend_names
 from processor.runners.settings import add_window_options
 from processor.core.errors import escape_controls
@@ -97,6 +98,7 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--events", metavar="FILE", help="also write every parsed event (ECS JSON Lines)")
     p.add_argument("--dead-letter", metavar="FILE", help="write lines that did not parse (JSON Lines)")
     add_window_options(p)
+    add_episode_options(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     fi = sub.add_parser("filter", help="records on stdin, incidents (and events) on stdout")
     add_input_options(fi)
     fi.add_argument("--envelope", choices=("auto", "raw", "filebeat", "vector", "fluentbit"), default="auto")
-    fi.add_argument("--emit", choices=("incidents", "events", "both"), default="incidents")
+    fi.add_argument("--emit", choices=("incidents", "events", "both", "episodes"), default="incidents")
     fi.add_argument("--wait-for", default="nginx_access,nginx_error,php_fpm", metavar="TYPES",
                     help="log types whose first record every window waits for (or EOF), comma-separated")
 

@@ -17,6 +17,9 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from html import escape
 
+from processor.cli.report_episodes import (
+    EPISODE_CSS, Episode, bands_svg, cause_pool_table, episodes_of, episodes_table, fold,
+)  # fmt: skip
 from processor.diagnosis import registry
 from processor.cli.summary import (
     IncidentView, ReplayStats, format_ts, incident_cause, incident_field, incident_get, incident_pool,
@@ -184,7 +187,7 @@ def _row(incident: IncidentView) -> str:
         escape(incident_field(incident, "http", "request", "method") or ""),
         escape(incident_field(incident, "url", "original") or ""),
         escape(incident_field(incident, "source", "ip") or ""),
-        escape(incident_field(incident, "host", "name") or ""),
+        escape(incident_field(incident, "host", "name") or "") or '<span class="note">unnamed</span>',
         f'<span class="swatch cause-{cause_slug(cause)}"></span>{escape(cause)}',
         escape(incident_pool(incident) or ""),
         escape(incident_field(incident, "badgateway", "remediation") or ""),
@@ -194,10 +197,14 @@ def _row(incident: IncidentView) -> str:
 
 
 def render_html(
-    incidents: Sequence[IncidentView], stats: ReplayStats, title: str, *, max_rows: int = MAX_ROWS
+    incidents: Sequence[IncidentView], stats: ReplayStats, title: str, *, max_rows: int = MAX_ROWS,
+    episodes: Sequence[Episode] | None = None,
 ) -> str:
-    """The whole report page as one string: summary cards, timeline chart, legend, incident table."""
+    """The whole report page as one string: summary cards, timeline chart, legend, a band per episode, the
+    episode table (incidents folded under each), the cause × pool table, and the table of every incident.
+    ``episodes``: the last record of each (``--episodes``), else grouped here with the default rules."""
     svg, legend = timeline_svg(incidents)
+    grouped = list(episodes) if episodes is not None else episodes_of(incidents)
     extra = 0
     colour_css = []
     for cause in _ordered_causes({incident_cause(i) for i in incidents}):
@@ -212,7 +219,7 @@ def render_html(
         (f"{len(incidents):,}", "incidents"), (f"{statuses[502]:,}", "502 Bad Gateway"),
         (f"{statuses[504]:,}", "504 Gateway Timeout"),
         (f"{stats.lines_read:,} = {stats.parsed:,} + {stats.dead_lettered:,}", "lines read = parsed + dead-lettered"),
-        (time_range, "time range"), (f"{rate:,.0f}", "lines/s"),
+        (time_range, "time range"), (f"{rate:,.0f}", "lines/s"), (f"{len(grouped):,}", "episodes"),
     ]  # fmt: skip
     ordered = sorted(incidents, key=lambda i: incident_ts_ms(i) or 0)
     shown = ordered[:max_rows]
@@ -226,12 +233,16 @@ def render_html(
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(title)}</title><style>{_CSS}{''.join(colour_css)}</style></head><body>",
+        f"<title>{escape(title)}</title><style>{_CSS}{EPISODE_CSS}{''.join(colour_css)}</style></head><body>",
         f"<h1>{escape(title)}</h1><div class=\"cards\">",
         *(f'<div class="card"><b>{escape(v)}</b><span>{escape(k)}</span></div>' for v, k in cards),
         "</div><figure>", svg, '<ul class="legend" id="legend">',
         *(f'<li><span class="swatch cause-{cause_slug(c)}"></span>{escape(c)} ({n:,})</li>' for c, n in legend),
-        "</ul></figure>",
+        "</ul>", bands_svg(grouped, cause_slug), "</figure>",
+        f"<h2>{len(grouped):,} episode{'s' if len(grouped) != 1 else ''}</h2>",
+        episodes_table(grouped, fold(ordered, grouped), _row, cause_slug),
+        "<h2>failed requests by cause and pool</h2>", cause_pool_table(incidents),
+        "<h2>every incident</h2>",
         '<input id="filter" type="search" placeholder="filter rows (cause, pool, URI, client…)">', cut,
         '<table id="incidents"><thead><tr>', *(f"<th>{h}</th>" for h in head), "</tr></thead><tbody>",
         *(_row(i) for i in shown),

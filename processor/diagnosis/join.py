@@ -210,6 +210,13 @@ class DiagnosisJoin:
         """(failures waiting in open windows, the event time of the one due first): for metrics."""
         return len(self._heap), (self._heap[0][1] if self._heap else None)
 
+    @property
+    def complete_before_ms(self) -> int:
+        """Every incident of a failure before this event time has been emitted (late events aside): the failures
+        still waiting are no older, and an incident takes its time from a line at most ``release_ms`` from them."""
+        first = self._heap[0][1] if self._heap else self._wm
+        return min(first, self._wm) - self.settings.release_ms
+
     def _hold(self, host: HostState, event: Event, is_access: bool, late: bool) -> None:
         item_id = event_id(event.host, event)
         if item_id in host.waiting_ids or item_id in self._emitted:

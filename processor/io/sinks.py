@@ -249,12 +249,15 @@ class MemorySink:
     incidents: list[dict[str, Any]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    episodes: list[dict[str, Any]] = field(default_factory=list)
 
     def write(self, out: Output) -> None:
         if out.kind == "incident":
             self.incidents.append(out.value)
         elif out.kind == "event":
             self.events.append(out.value)
+        elif out.kind == "episode":
+            self.episodes.append(out.value)
         else:
             self.dead_letters.append(out.value)
 

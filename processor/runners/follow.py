@@ -26,7 +26,7 @@ from processor.runners.settings import build_pipeline
 from processor.configs.knowledge import Knowledge
 from processor.core.errors import BadgatewayError
 from processor.io.sinks import JsonLinesSink, KafkaTopicSink, Router, check_outputs
-from processor.pipeline import Pipeline
+from processor.pipeline import Output, Pipeline
 from processor.runners.tail import Follower
 from processor.runners.replay import base_name, learn_host_timezones, plan_inputs
 
@@ -49,7 +49,7 @@ def learned_zones(pipeline: Pipeline, paths: list[str], args: argparse.Namespace
 
 def follow_command(args: argparse.Namespace) -> int:
     check_outputs({"-o": None if args.kafka_bootstrap else args.output, "--events": args.events,
-                   "--dead-letter": args.dead_letter, "--state-file": args.state_file},
+                   "--dead-letter": args.dead_letter, "--state-file": args.state_file, "--episodes": args.episodes},
                   Follower.matching(list(args.paths)))
     pipeline, know = build_pipeline(args, emit_events=bool(args.events))
     if args.timezone is None:  # auto, as replay: each host's offset from the access logs there now
@@ -66,6 +66,7 @@ def follow_command(args: argparse.Namespace) -> int:
         incidents = JsonLinesSink(args.output, line_buffered=True)
     events = JsonLinesSink(args.events, line_buffered=True) if args.events else None
     dead = JsonLinesSink(args.dead_letter, line_buffered=True) if args.dead_letter else None
+    episodes = JsonLinesSink(args.episodes, line_buffered=True) if args.episodes else None
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -75,8 +76,11 @@ def follow_command(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    router = Router({"incident": incidents, "event": events, "dead_letter": dead})
-    ship = router.ship
+    router = Router({"incident": incidents, "event": events, "dead_letter": dead, "episode": episodes})
+
+    def ship(outputs: list[Output], *, final: bool = False) -> None:
+        router.ship(pipeline.episode_outputs(outputs, final=final))
+
     last_save = time.monotonic()
     try:
         while not stopping:
@@ -88,7 +92,7 @@ def follow_command(args: argparse.Namespace) -> int:
             if not follower.behind:  # a burst is read without sleeping, a bounded share per poll
                 time.sleep(args.poll_interval)
         ship(follower.poll())
-        ship(pipeline.flush())
+        ship(pipeline.flush(), final=True)
         router.close()
         follower.save_state(at_end=True)  # only once every output is written (and acknowledged)
     except BaseException:

@@ -147,7 +147,7 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: 
     closed = [False] * len(units)
 
     def emit(outputs: list[Output]) -> None:
-        result.ship(outputs, sink)
+        result.ship(pipeline.episode_outputs(outputs), sink)
 
     def receive(j: int) -> None:
         try:
@@ -248,7 +248,7 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: 
             proc.join(timeout=5)
             if proc.is_alive():
                 proc.kill()
-    emit(pipeline.flush())
+    result.ship(pipeline.episode_outputs(pipeline.flush(), final=True), sink)
     stats.elapsed_s = time.perf_counter() - started
     stats.late = pipeline.counters.late_incidents
     return result

@@ -58,12 +58,15 @@ class ReplayResult:
     stats: ReplayStats
     incidents: int = 0
     dead_letters: int = 0
+    episodes: int = 0
 
     def ship(self, outputs: list[Output], sink: Sink) -> None:
         """Count each output by kind and hand it to the sink."""
         for out in outputs:
             if out.kind == "incident":
                 self.incidents += 1
+            elif out.kind == "episode":
+                self.episodes += 1
             elif out.kind == "dead_letter":
                 self.dead_letters += 1
             sink.write(out)
@@ -187,7 +190,7 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
     last_ts = [NO_WATERMARK] * len(streams)
 
     def emit(outputs: list[Output]) -> None:
-        result.ship(outputs, sink)
+        result.ship(pipeline.episode_outputs(outputs), sink)
 
     def pull(i: int) -> tuple[int, Event | HealthyRun] | None:
         """Stream i's next event and its merge key; dead letters on the way are written at once."""
@@ -232,7 +235,7 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
                 pipeline.stream_at(name, key)  # it waits in the merge, not idle
                 heapq.heappush(heap, (key, i, event))
                 break
-    emit(pipeline.flush())
+    result.ship(pipeline.episode_outputs(pipeline.flush(), final=True), sink)
     stats.elapsed_s = time.perf_counter() - started
     stats.late = pipeline.counters.late_incidents
     return result

@@ -67,7 +67,7 @@ class Service:
         self.delivery: Delivery = (ExactlyOnce if eos else AtLeastOnce)(
             self.client, config.kafka, self.planner, self.metrics, self.log, txid if eos else None)
         self.outputs = KafkaOutputs(config.outputs, self.delivery, self.planner, self.metrics, self.totals,
-                                    config.delivery.max_dead_letter_bytes)
+                                    config.delivery.max_dead_letter_bytes, lambda: self.pipeline)
         self.feeder = Feeder(lambda: self.pipeline, self.outputs, self.totals, self.metrics, self.log)
         self.zones: ZoneGate | None = None
         if auto_zone:
@@ -183,7 +183,7 @@ class Service:
             if flush and self.zones is not None:  # end of input: no access line is coming for those waiting
                 self.zones.release_all(self.feeder.feed)
             if flush:
-                self.outputs.emit(self.pipeline.flush())
+                self.outputs.emit(self.pipeline.flush(), final=True)
             self._commit(everything=flush)
         except ClientError as exc:
             self.log.error("service.final_commit_failed", error=str(exc))

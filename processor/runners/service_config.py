@@ -42,6 +42,10 @@ class DiagnosisSection:
     match_window_s: float = 2.0
     evidence_window_s: float = 5.0
     max_state: int = 1_000_000
+    episode_gap_s: float = 60.0  # an episode ends after this long (event time) with no incident of its kind
+    episode_wait_s: float = 10.0  # reported (opened) this long after its first incident
+    episode_interval_s: float = 300.0  # updated this often while it lasts (and at 10, 100, 1000 … incidents)
+    episodes_fleet: bool = False  # one episode across hosts (listing them), not one per host
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +296,8 @@ def _validate(c: ServiceConfig) -> None:
         raise UserConfigError("inputs: the same topic is listed twice; give each topic one [[inputs]] table")
     if not c.outputs.incidents_topic or not c.outputs.dead_letter_topic:
         raise UserConfigError("outputs.incidents_topic and outputs.dead_letter_topic are required")
-    if set(topics) & {c.outputs.incidents_topic, c.outputs.events_topic, c.outputs.dead_letter_topic}:
+    if set(topics) & {c.outputs.incidents_topic, c.outputs.events_topic, c.outputs.dead_letter_topic,
+                      c.outputs.episodes_topic}:
         raise UserConfigError("outputs: an output topic is also an input topic (the service would read its output)")
     try:
         if c.diagnosis.timezone != "auto":

@@ -3,6 +3,7 @@ record they came from (its key, headers and value) and fit the broker's size lim
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ from processor.io.kafka.inputs import CommitPlanner, incident_sources
 from processor.io.kafka.settings import OutputsSection
 from processor.io.metrics import Metrics
 from processor.io.sinks import serialise
-from processor.pipeline import Output
+from processor.pipeline import Output, Pipeline
 from processor.runners.service_delivery import Delivery
 
 
@@ -41,16 +42,18 @@ class KafkaOutputs:
     """Routes the pipeline's outputs to ``outputs.*_topic`` through the delivery (at least once or exactly once)."""
 
     def __init__(self, topics: OutputsSection, delivery: Delivery, planner: CommitPlanner, metrics: Metrics,
-                 totals: Totals, max_dead_letter_bytes: int) -> None:
+                 totals: Totals, max_dead_letter_bytes: int, current: Callable[[], Pipeline]) -> None:
         self.topics, self.delivery, self.planner, self.metrics = topics, delivery, planner, metrics
         self.totals = totals
         self.max_dead_letter_bytes = max_dead_letter_bytes
+        self.current = current  # the pipeline now (rebuilt on a rebalance): it groups incidents into episodes
 
-    def emit(self, outputs: list[Output], rec: Msg | None = None) -> None:
-        """``rec``: the record being fed, whose key and headers a dead letter of it carries."""
+    def emit(self, outputs: list[Output], rec: Msg | None = None, *, final: bool = False) -> None:
+        """``rec``: the record being fed, whose key and headers a dead letter of it carries. ``final``: the
+        outputs of the last flush (every episode is resolved after them)."""
         outs = self.topics
         send = self.delivery.send
-        for out in outputs:
+        for out in self.current().episode_outputs(outputs, final=final):
             if out.kind == "incident":
                 host = (out.value.get("host") or {}).get("name") or ""
                 send(outs.incidents_topic, serialise(out), host.encode("utf-8", "surrogateescape"),
@@ -58,6 +61,8 @@ class KafkaOutputs:
                 self.planner.incident(out.value)
                 self.metrics.incident(out.value)
                 self.totals.incidents += 1
+            elif out.kind == "episode":
+                self._send_episode(out)
             elif out.kind == "event":
                 if outs.events_topic:
                     send(outs.events_topic, serialise(out), out.value.host.encode("utf-8", "surrogateescape"),
@@ -68,6 +73,18 @@ class KafkaOutputs:
                 same = rec is not None and out.source is not None and out.source.offset == rec.offset \
                     and out.source.partition == rec.partition and out.source.name.split("/")[0] == rec.topic
                 self.dead_letter(out.value, rec if same else None)
+
+    def _send_episode(self, out: Output) -> None:
+        """An episode record, keyed like incidents (host; none when fleet-wide). Exactly once: it waits in the
+        outbox for the newest record behind its episode (its records are held while it is open: docs/service.md)."""
+        topic = self.topics.episodes_topic
+        tracker = self.current().episodes
+        if not topic or tracker is None:
+            return
+        host = out.value["host"]["name"]
+        self.delivery.send(topic, serialise(out), host.encode("utf-8", "surrogateescape") if host is not None else None,
+                           coords=tracker.sources_of(out.value["episode"]["id"]) if self.delivery.exactly_once
+                           else None)
 
     def dead_letter(self, dl: DeadLetter, rec: Msg | None) -> None:
         doc = dl.to_dict()

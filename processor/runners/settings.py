@@ -19,6 +19,7 @@ from grammars.plugins import GrammarPlugin
 from grammars.plugins import discover as discover_plugins
 from processor.configs.knowledge import Knowledge, load_knowledge
 from processor.core.parse import ParseSettings
+from processor.diagnosis.episodes import EpisodeSettings
 from processor.diagnosis.state import JoinSettings
 from processor.pipeline import Pipeline, PipelineSettings
 from processor.core.errors import UserConfigError
@@ -44,6 +45,7 @@ class DiagnosisSettings:
     evidence_window_s: float = _JOIN.evidence_window_ms / 1000
     max_state: int = _JOIN.max_state
     emit_events: bool = False
+    episodes: EpisodeSettings | None = None  # group incidents into outage episodes (None: no episode output)
     plugins: tuple[GrammarPlugin, ...] = field(default=(), compare=False)
 
 
@@ -73,6 +75,7 @@ def build(settings: DiagnosisSettings, knowledge: Knowledge | None = None,
                           allowed_lateness_ms=_ms(settings.allowed_lateness_s),
                           idle_timeout_ms=_ms(settings.idle_timeout_s), max_state=settings.max_state),
         emit_events=settings.emit_events,
+        episodes=settings.episodes,
     )
     return Pipeline(pipeline_settings, knowledge.topology), knowledge
 
@@ -81,8 +84,18 @@ def _ms(seconds: float) -> int:
     return int(seconds * 1000)
 
 
-def settings_from_args(args: argparse.Namespace, *, emit_events: bool) -> DiagnosisSettings:
-    """The flags replay, follow and filter share (``processor.cli.main.add_input_options``)."""
+def settings_from_args(args: argparse.Namespace, *, emit_events: bool, episodes: bool = False) -> DiagnosisSettings:
+    """The flags replay, follow and filter share (``processor.cli.main.add_input_options``). ``episodes``: group
+    incidents into episodes even without ``--episodes`` (replay's summary and report list them)."""
+    join = JoinSettings(match_window_ms=_ms(getattr(args, "match_window", _JOIN.match_window_ms / 1000)),
+                        evidence_window_ms=_ms(getattr(args, "evidence_window", _JOIN.evidence_window_ms / 1000)),
+                        allowed_lateness_ms=_ms(args.allowed_lateness))
+    wanted = episodes or bool(getattr(args, "episodes", None)) or getattr(args, "emit", None) == "episodes"
+    rules = None
+    if wanted:
+        rules = episode_rules(getattr(args, "episode_gap", 60.0), getattr(args, "episode_wait", 10.0),
+                              getattr(args, "episode_interval", 300.0), getattr(args, "episodes_fleet", False), join,
+                              "--episode-*")
     return DiagnosisSettings(
         nginx_conf=args.nginx_conf, fpm_conf=tuple(args.fpm_conf or ()), log_format=args.log_format,
         escape=args.escape, timezone=args.timezone, default_host=args.host or "",
@@ -90,8 +103,20 @@ def settings_from_args(args: argparse.Namespace, *, emit_events: bool) -> Diagno
         match_window_s=getattr(args, "match_window", _JOIN.match_window_ms / 1000),
         evidence_window_s=getattr(args, "evidence_window", _JOIN.evidence_window_ms / 1000),
         max_state=getattr(args, "max_state", _JOIN.max_state),
-        emit_events=emit_events, plugins=plugins(),
+        emit_events=emit_events, episodes=rules, plugins=plugins(),
     )
+
+
+def episode_rules(gap_s: float, wait_s: float, interval_s: float, fleet: bool, join: JoinSettings,
+                  where: str) -> EpisodeSettings:
+    """The episode rules in milliseconds; a resolved episode stays held as long as the join may still hold one of
+    its records (``EpisodeSettings.retain_ms``)."""
+    try:
+        return EpisodeSettings(gap_ms=_ms(gap_s), group_wait_ms=_ms(wait_s), group_interval_ms=_ms(interval_s),
+                               fleet=fleet,
+                               retain_ms=join.release_ms + join.saturation_lookback_ms + join.allowed_lateness_ms)
+    except ValueError as exc:
+        raise UserConfigError(f"{where}: {exc}") from None
 
 
 def settings_from_service(config: ServiceConfig) -> DiagnosisSettings:
@@ -103,13 +128,19 @@ def settings_from_service(config: ServiceConfig) -> DiagnosisSettings:
         allowed_lateness_s=d.allowed_lateness_s,
         idle_timeout_s=d.idle_timeout_s, match_window_s=d.match_window_s, evidence_window_s=d.evidence_window_s,
         max_state=d.max_state, emit_events=bool(config.outputs.events_topic), plugins=plugins(),
+        episodes=episode_rules(d.episode_gap_s, d.episode_wait_s, d.episode_interval_s, d.episodes_fleet,
+                               JoinSettings(match_window_ms=_ms(d.match_window_s),
+                                            evidence_window_ms=_ms(d.evidence_window_s),
+                                            allowed_lateness_ms=_ms(d.allowed_lateness_s)), "diagnosis.episode_*")
+        if config.outputs.episodes_topic else None,
     )
 
 
 def build_pipeline(args: argparse.Namespace, *, emit_events: bool, knowledge: Knowledge | None = None,
-                   host_timezones: dict[str, tzinfo] | None = None) -> tuple[Pipeline, Knowledge]:
+                   host_timezones: dict[str, tzinfo] | None = None, episodes: bool = False
+                   ) -> tuple[Pipeline, Knowledge]:
     """``settings_from_args`` then ``build``: the drivers that take command-line flags."""
-    return build(settings_from_args(args, emit_events=emit_events), knowledge, host_timezones)
+    return build(settings_from_args(args, emit_events=emit_events, episodes=episodes), knowledge, host_timezones)
 
 
 def add_window_options(p: argparse.ArgumentParser) -> None:

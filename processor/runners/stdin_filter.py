@@ -217,7 +217,8 @@ def _lines(stream: BinaryIO) -> tuple[list[bytes], bool]:
 
 
 def filter_command(args: argparse.Namespace) -> int:
-    check_outputs({"stdout": "-", "--events": args.events, "--dead-letter": args.dead_letter}, [],
+    check_outputs({"stdout": "-", "--events": args.events, "--dead-letter": args.dead_letter,
+                   "--episodes": args.episodes}, [],
                   stdin_is_input=True)
     pipeline, know = build_pipeline(args, emit_events=args.emit in ("events", "both"))
     filt = Filter(pipeline, Envelope(kind=args.envelope), args.type, know.forced_format, args.host)
@@ -227,9 +228,13 @@ def filter_command(args: argparse.Namespace) -> int:
     out = JsonLinesSink("-", line_buffered=True)
     dead = JsonLinesSink(args.dead_letter, line_buffered=True) if args.dead_letter else None
     events_file = JsonLinesSink(args.events, line_buffered=True) if args.events else None
+    episodes_file = JsonLinesSink(args.episodes, line_buffered=True) if args.episodes else None
     router = Router({"incident": out if args.emit in ("incidents", "both") else None,
-                     "event": events_file or out, "dead_letter": dead})
-    ship = router.ship
+                     "event": events_file or out, "dead_letter": dead,
+                     "episode": episodes_file or (out if args.emit == "episodes" else None)})
+
+    def ship(outputs: list[Output], *, final: bool = False) -> None:
+        router.ship(pipeline.episode_outputs(outputs, final=final))
 
     def line(raw: bytes | OverLong) -> None:
         ship(filt.over_long(raw, buffer.max_line_bytes) if isinstance(raw, OverLong) else filt.record(raw))
@@ -252,7 +257,7 @@ def filter_command(args: argparse.Namespace) -> int:
                 break
         if (last := buffer.flush()) is not None:
             line(last)
-        ship(pipeline.flush())
+        ship(pipeline.flush(), final=True)
     finally:
         router.close()
     c = pipeline.counters

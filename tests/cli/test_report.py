@@ -198,6 +198,7 @@ class Dom(HTMLParser):
         self.rows = 0
         self.title = ""
         self._in: list[str] = []
+        self._table: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
@@ -206,8 +207,10 @@ class Dom(HTMLParser):
             self.bars.append(a)
         if tag == "body":
             self.body = a
-        if tag == "tr" and "tbody" in self._in:
-            self.rows += 1
+        if tag == "tr" and "tbody" in self._in and self._table == "incidents":
+            self.rows += 1  # the rows of the table of every incident (the episode table folds them too)
+        if tag == "table":
+            self._table = a.get("id")
         if tag in ("tbody", "title", "svg"):
             self._in.append(tag)
 

@@ -48,7 +48,7 @@ def check_output_topics(backend: Backend, kafka: KafkaSection, out: OutputsSecti
     """The output topics the broker lacks, created (``outputs.missing_topics = "create"``, ``partitions`` each) or
     refused with ``UserConfigError``: a producer sending to a missing topic waits for its metadata (kafka-python
     blocked there, deaf to SIGTERM; confluent-kafka said nothing for 45 s). Returns the topics created."""
-    wanted = [t for t in (out.incidents_topic, out.dead_letter_topic, out.events_topic) if t]
+    wanted = [t for t in (out.incidents_topic, out.dead_letter_topic, out.events_topic, out.episodes_topic) if t]
     missing = [t for t in wanted if t not in backend.topic_partitions(kafka, wanted)]
     if missing and out.missing_topics == "refuse":
         raise UserConfigError(f"outputs: topic{'s' if len(missing) > 1 else ''} {', '.join(missing)} not on the"

@@ -76,5 +76,6 @@ class OutputsSection:
     incidents_topic: str = "badgateway-incidents"
     events_topic: str = ""
     dead_letter_topic: str = "badgateway-dead-letters"
+    episodes_topic: str = ""  # "" = off; else one badgateway.episode record per opened/updated/resolved, key = host
     # an output topic not on the broker at start: "create" it (partitions: the inputs' most), or "refuse" to start
     missing_topics: str = "create"
