@@ -42,24 +42,6 @@ def _die_with_parent() -> None:
         pass
 
 
-def _children_of(pid: int) -> list[int]:
-    """Direct children of pid, from /proc (no pkill: only what we started)."""
-    out: list[int] = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ..."; comm may hold spaces/parens: split after the last ')'
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 1 and int(fields[1]) == pid:
-            out.append(int(entry))
-    return out
-
-
 def _pgid_members(pgid: int) -> list[int]:
     out: list[int] = []
     for entry in os.listdir("/proc"):
@@ -174,23 +156,6 @@ def wait_unix_socket(path: str, proc: Proc, timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise LabError(f"{path} did not appear within {timeout}s ({proc.name})")
-
-
-def wait_tcp(port: int, proc: Proc, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            raise LabError(f"{proc.name} exited with {proc.popen.returncode} before 127.0.0.1:{port} listened "
-                           f"(see {proc.stderr_path})")
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.settimeout(0.5)
-            try:
-                s.connect(("127.0.0.1", port))
-                return
-            except OSError:
-                pass
-        time.sleep(0.05)
-    raise LabError(f"127.0.0.1:{port} did not listen within {timeout}s ({proc.name})")
 
 
 def wait_file_contains(path: Path, needle: str, timeout: float = 10.0, proc: Proc | None = None) -> None:
