@@ -19,7 +19,7 @@ from processor.core.errors import BadgatewayError
 from grammars.plugins import log_types
 from processor.cli.episode_options import add_episode_options
 from processor.io.kafka.client import backend_names
-from processor.runners.settings import add_window_options
+from processor.runners.settings import add_window_options, positive_int
 from processor.core.errors import escape_controls
 from processor.configs import check as check_config
 
@@ -50,16 +50,6 @@ def _poll_seconds(text: str) -> float:
     value = _seconds(text)
     if not 0 < value <= 3600:
         raise argparse.ArgumentTypeError(f"{text!r}: give a poll interval above 0 and at most 3600 seconds")
-    return value
-
-
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
     return value
 
 
@@ -111,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_input_options(rp)
     rp.add_argument("-o", "--output", default="-", metavar="FILE", help="incidents as JSON Lines (default stdout)")
     rp.add_argument("--report", metavar="FILE.html", help="a self-contained HTML report with a timeline")
-    rp.add_argument("--workers", type=_workers, default=1, metavar="N",
+    rp.add_argument("--workers", type=positive_int, default=1, metavar="N",
                     help="N > 1: parse every input file in its own process, joining in this one")
     rp.add_argument("--strict", action="store_true",
                     help="stop (exit 2) at a file whose log type cannot be told (empty, or no line of its head "

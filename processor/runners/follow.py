@@ -1,17 +1,8 @@
 """``badgateway follow``: tail live log files like ``tail -F`` and report incidents as their windows close.
 
-The tailing itself (rotation, truncation, the state file, bounded reads) is ``Follower`` in processor/runners/tail.py.
-
-Rotation by rename (the old file is read to its end, then the new one from its start), copytruncate (the
-file shrank, or its first bytes changed because it was truncated and written again past where we were between
-two polls: read again from 0), files that appear later (paths and globs are re-checked every poll), and a
-small state file of byte offsets so a restart neither re-reads nor skips lines: on a clean stop every window is
-closed and the offsets of the end are saved; while running, saved offsets never pass a line still held in a
-window, so a crash re-reads (and re-emits, with the same ``event.id``) rather than loses.
-
-Work per poll is bounded: at most ``_READ_BYTES`` of each file (a burst is read over several polls, without
-sleeping between them), and a line longer than ``MAX_LINE_BYTES`` is dead-lettered with its length and first
-bytes, as ``replay`` and ``filter`` do.
+The tailing itself (rotation by rename, copytruncate, files that appear later, the state file of byte offsets,
+bounded reads per poll) is ``Follower`` in processor/runners/tail.py; this is the command: the pipeline, the outputs
+and the loop, and the state saved only once the outputs before it are written (and acknowledged by Kafka).
 """
 
 from __future__ import annotations

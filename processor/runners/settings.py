@@ -151,7 +151,7 @@ def add_window_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--evidence-window", type=_positive_seconds, default=_JOIN.evidence_window_ms / 1000,
                    metavar="SECONDS", help="how far from a failure PHP-FPM evidence is looked for, either side "
                                            "(default %(default)s)")
-    p.add_argument("--max-state", type=_positive_int, default=_JOIN.max_state, metavar="N",
+    p.add_argument("--max-state", type=positive_int, default=_JOIN.max_state, metavar="N",
                    help="most events the join holds before it closes the oldest windows early, with a warning "
                         "(default %(default)s)")
 
@@ -166,7 +166,7 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError as exc:
