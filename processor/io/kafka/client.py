@@ -21,6 +21,8 @@ the partitions the join expects.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
+from importlib.metadata import EntryPoint, entry_points
 from typing import NamedTuple, Protocol
 
 from processor.io.kafka.settings import KafkaSection
@@ -137,6 +139,9 @@ class Backend(Protocol):
 
 BackendLoader = Callable[[], Backend]
 _BACKENDS: dict[str, BackendLoader] = {}
+# a third-party backend installed as a package: ``[project.entry-points."badgateway.kafka_clients"]``
+# ``name = "my_package.backend:load"`` (a zero-argument loader returning the backend; imported when first named)
+ENTRY_POINTS = "badgateway.kafka_clients"
 
 
 def register_backend(name: str, load: BackendLoader) -> None:
@@ -154,18 +159,36 @@ def unregister_backend(name: str) -> None:
     _BACKENDS.pop(name, None)
 
 
+def _installed() -> dict[str, BackendLoader]:
+    """Backends installed through the ``badgateway.kafka_clients`` entry point group (not yet registered)."""
+    found: dict[str, BackendLoader] = {}
+    for ep in entry_points(group=ENTRY_POINTS):
+        if ep.name not in _BACKENDS:
+            found[ep.name] = partial(_load_entry_point, ep)
+    return found
+
+
+def _load_entry_point(ep: EntryPoint) -> Backend:
+    try:
+        load = ep.load()
+        got: Backend = load()
+    except Exception as exc:  # noqa: BLE001 - third-party code: one located line, not a traceback
+        raise UserConfigError(f"kafka.client: the backend {ep.name!r} ({ep.value}) did not load: "
+                              f"{type(exc).__name__}: {exc}") from None
+    return got
+
+
 def backend_names() -> tuple[str, ...]:
-    """The values ``kafka.client`` accepts."""
-    return tuple(_BACKENDS)
+    """The values ``kafka.client`` accepts: the registered backends and the installed ones."""
+    return (*_BACKENDS, *sorted(_installed()))
 
 
 def backend(cfg: KafkaSection) -> Backend:
     """The implementation ``kafka.client`` names."""
-    try:
-        load = _BACKENDS[cfg.client]
-    except KeyError:
+    load = _BACKENDS.get(cfg.client) or _installed().get(cfg.client)
+    if load is None:
         raise UserConfigError(f"kafka.client: {cfg.client!r} is not a Kafka client here "
-                              f"(one of: {', '.join(_BACKENDS)})") from None
+                              f"(one of: {', '.join(backend_names())})")
     return load()
 
 
