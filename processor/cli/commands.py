@@ -167,8 +167,16 @@ def learn_host_timezones(pipeline: Pipeline, plans: list[Plan]) -> dict[str, tzi
 
 
 def grammars_command(args: argparse.Namespace) -> int:
+    """The grammars as a table for a person (the default) or JSON Lines (``--format json``)."""
     from grammars.plugins import available
+    from processor.cli.summary import printable, table
 
-    for entry in available():
-        sys.stdout.buffer.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+    entries = available()
+    if getattr(args, "format", "json") == "json":
+        for entry in entries:
+            sys.stdout.buffer.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+        return 0
+    rows = [(printable(e["name"], 30), printable(e["log_type"], 20), printable(e["origin"], 24),
+             printable(e["description"], 80)) for e in entries]
+    sys.stdout.write("\n".join(table(("name", "log type", "origin", "description"), rows)) + "\n")
     return 0
