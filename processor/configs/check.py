@@ -13,13 +13,15 @@ from collections.abc import Iterable
 import orjson
 
 from grammars.conf_units import PHP_TIME
-from grammars.config_errors import ConfigError
-from grammars.fpm_conf import DEFAULT_LISTEN_BACKLOG, FpmConf, PoolConf, listen_address_key, load_fpm_conf
+from grammars.config_errors import ConfigError, Origin
+from grammars.fpm_conf import DEFAULT_LISTEN_BACKLOG, FpmConf, PoolConf, listen_address_key
 from grammars.nginx_conf import NginxConf, load_nginx_conf
 from processor.configs.rules import (
     SEVERITIES, Finding, Route, check_permissions, check_reachability, pool_keys, resolve_routes,
 )
+from processor.configs.knowledge import load_fpm_confs
 from processor.configs.live_host import LiveHost, SystemHost
+from processor.core.errors import UserConfigError
 from processor.cli.summary import escape_controls
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
@@ -41,6 +43,20 @@ def check(nginx: NginxConf, fpms: list[FpmConf], live: LiveHost | None = None) -
     findings += [f for pool in pools for f in _check_pool(pool)]
     return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.nginx_origins or f.fpm_origins,
                                            f.code))
+
+
+def not_checked(nginx: NginxConf, fpms: list[FpmConf]) -> list[Finding]:
+    """The checks that could not run for want of a config: silence about them is not a clean bill of health."""
+    if fpms:
+        return []
+    passes = len(nginx.fastcgi_passes)
+    return [Finding(
+        "not_checked", "info",
+        f"no --fpm-conf: the PHP-FPM checks did not run — which pool each of the {passes} fastcgi_pass reaches "
+        "(socket_mismatch, tcp_refused), socket permissions (socket_permission), request_terminate_timeout "
+        "against fastcgi_read_timeout (fpm_timeout, nginx_timeout), pm.max_children, listen.backlog and slowlog",
+        "pass the PHP-FPM masters' configs: --fpm-conf /etc/php/8.2/fpm (a directory, a file or a glob such as "
+        "'/etc/php/*/fpm/php-fpm.conf')", (Origin(nginx.path, 0),))]
 
 
 def _check_log_formats(nginx: NginxConf) -> list[Finding]:
@@ -173,26 +189,29 @@ def findings_for(findings: Iterable[Finding], address: str) -> list[Finding]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``badgateway check-config``."""
     parser.add_argument("--nginx-conf", required=True, metavar="FILE", help="the main nginx.conf")
-    parser.add_argument("--fpm-conf", action="append", default=[], metavar="FILE",
-                        help="a php-fpm.conf (repeat for several masters)")
+    parser.add_argument("--fpm-conf", action="append", default=[], metavar="PATH",
+                        help="php-fpm.conf files, directories (their php-fpm*.conf) or globs, repeatable; without "
+                             "it the checks of pools (reachability, permissions, timeouts) cannot run")
     parser.add_argument("--live", action="store_true",
                         help="also stat the real sockets and read this host's users and groups")
     parser.add_argument("--root", metavar="DIR",
                         help="read absolute config paths under DIR (a config tree copied from another host)")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--format", choices=("text", "jsonl", "json"), default="text",
+                        help="text for a person; jsonl: JSON Lines, one finding per line (checks that could not "
+                             "run are findings with code not_checked); json: the same JSON Lines (the old name)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Load, check, print; 0 no errors, 1 errors found, 2 unreadable or invalid config."""
     try:
         nginx = load_nginx_conf(args.nginx_conf, root=getattr(args, "root", None))
-        fpms = [load_fpm_conf(path, root=getattr(args, "root", None)) for path in args.fpm_conf]
-    except ConfigError as exc:
+        fpms = list(load_fpm_confs(args.fpm_conf, root=getattr(args, "root", None)))
+    except (ConfigError, UserConfigError) as exc:
         print(f"badgateway check-config: {escape_controls(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    findings = check(nginx, fpms, SystemHost() if args.live else None)
+    findings = check(nginx, fpms, SystemHost() if args.live else None) + not_checked(nginx, fpms)
     out = sys.stdout
-    if args.format == "json":
+    if args.format in ("jsonl", "json"):
         for f in findings:
             out.write(orjson.dumps(finding_dict(f)).decode() + "\n")
     else:
@@ -217,9 +236,14 @@ def render_text(findings: Iterable[Finding]) -> str:
         lines += [f"  php-fpm: {escape_controls(str(o))}" for o in f.fpm_origins]
         lines.append(f"  fix:     {escape_controls(f.fix)}")
         blocks.append("\n".join(lines))
-    counts = {s: sum(1 for f in findings if f.severity == s) for s in SEVERITIES} if blocks else {}
+    findings = list(findings)
+    checked = [f for f in findings if f.code != "not_checked"]
+    counts = {s: sum(1 for f in checked if f.severity == s) for s in SEVERITIES} if checked else {}
     summary = ", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items()) or "no findings"
+    skipped = sum(1 for f in findings if f.code == "not_checked")
+    if skipped:
+        summary += " — not a clean bill of health: the checks named under not_checked did not run"
     return "\n\n".join([*blocks, summary]) + "\n"
 
 
-__all__ = ["Finding", "LiveHost", "add_arguments", "check", "finding_dict", "findings_for", "render_text", "run"]
+__all__ = ["Finding", "LiveHost", "add_arguments", "check", "not_checked", "finding_dict", "findings_for", "render_text", "run"]
