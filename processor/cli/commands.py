@@ -21,7 +21,7 @@ from processor.diagnosis.join import JoinSettings
 from processor.core.parse import ParseSettings
 from processor.pipeline import Output, Pipeline, PipelineSettings
 from processor.runners.replay import Plan
-from processor.cli.summary import IncidentTally, escape_controls
+from processor.cli.summary import IncidentTally, escape_controls, missing_knowledge
 
 
 def build_pipeline(args: argparse.Namespace, *, emit_events: bool, knowledge: Knowledge | None = None,
@@ -123,8 +123,23 @@ def replay_command(args: argparse.Namespace) -> int:
     if args.report:
         write_report(args.report, report.render_html(fan.kept, stats, title="badgateway replay"))
     if not args.quiet:
-        print(report.summary_text(fan.tally, stats), file=sys.stderr)
+        print_summary(report.summary_text(fan.tally, stats),
+                      missing_knowledge(fan.tally, stats, nginx_conf=bool(args.nginx_conf or args.log_format),
+                                        fpm_conf=bool(args.fpm_conf)))
     return 0
+
+
+def print_summary(text: str, missing: list[str]) -> None:
+    """The closing summary on stderr, then what the run could not know; coloured on a terminal."""
+    from processor.cli.terminal import colour_enabled, paint, paint_summary
+
+    if missing:
+        text += "\nwhat this run could not know:\n" + "".join(f"  {line}\n" for line in missing)
+    if colour_enabled(sys.stderr):
+        text = paint_summary(text)
+        for line in missing:
+            text = text.replace(f"  {line}\n", f"  {paint(line, 'yellow')}\n")
+    print(text, file=sys.stderr)
 
 
 def write_report(path: str, html: str) -> None:

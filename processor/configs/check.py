@@ -215,7 +215,10 @@ def run(args: argparse.Namespace) -> int:
         for f in findings:
             out.write(orjson.dumps(finding_dict(f)).decode() + "\n")
     else:
-        out.write(render_text(findings))
+        from processor.cli.terminal import colour_enabled, paint_findings
+
+        text = render_text(findings)
+        out.write(paint_findings(text) if colour_enabled(out) else text)
     return EXIT_ERRORS if any(f.severity == "error" for f in findings) else EXIT_OK
 
 

@@ -170,6 +170,8 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
     lines_read = [[0] for _ in plans]
     dead_lines = [0] * len(plans)
     on_bytes = (lambda n: progress.advance(n, 0)) if progress is not None else None
+    if progress is not None:
+        progress.count_lines(lambda: sum(read[0] for read in lines_read))
     size = block_lines(plans)
     streams: list[Iterator[Event | DeadLetter | HealthyRun]] = [
         parse_blocks(pipeline, p, open_lines(p.file, on_bytes=on_bytes), lines_read[i], size)
