@@ -7,6 +7,7 @@ that ``processor.cli`` calls. Exit codes: 0 no errors, 1 errors found, 2 unreada
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Iterable
 
@@ -15,9 +16,9 @@ import orjson
 from grammars.conf_units import PHP_TIME
 from grammars.config_errors import ConfigError, Origin
 from grammars.fpm_conf import DEFAULT_LISTEN_BACKLOG, FpmConf, PoolConf, listen_address_key
-from grammars.nginx_conf import NginxConf, load_nginx_conf
+from grammars.nginx_conf import NginxConf, UpstreamServer, load_nginx_conf
 from processor.configs.rules import (
-    SEVERITIES, Finding, Route, check_permissions, check_reachability, pool_keys, resolve_routes,
+    SEVERITIES, Edit, EditCheck, Finding, Route, check_permissions, check_reachability, pool_keys, resolve_routes,
 )
 from processor.configs.knowledge import load_fpm_confs
 from processor.configs.live_host import LiveHost, SystemHost
@@ -31,18 +32,74 @@ _FEW_CHILDREN = 5
 
 
 def check(nginx: NginxConf, fpms: list[FpmConf], live: LiveHost | None = None) -> list[Finding]:
-    """Every finding for one NGINX and its PHP-FPM masters, errors first, then by location."""
+    """Every finding for one NGINX and its PHP-FPM masters, errors first, then by location.
+
+    A fix that proposes to change a line (``Finding.edits``) is checked first: the edit is applied to the
+    whole config and the checks run again; an edit that would create another finding is not proposed. One
+    kind is not counted against an edit: the timeout findings of a pool nothing reached before (its
+    request_terminate_timeout could not be compared with any location's until then: they are that pool's own,
+    and check-config reports them once the edit is made)."""
     pools = [pool for fpm in fpms for pool in fpm.pools.values()]
+    before = _findings(nginx, pools, live, None)
+    baseline = {_identity(f) for f in before}
+    unused = {f.pool for f in before if f.code == "pool_unreached"}
+
+    def breaks(edit: Edit) -> str | None:
+        edited_nginx, edited_pools = apply_edit(edit, nginx, pools)
+        new = [f for f in _findings(edited_nginx, edited_pools, live, None) if _identity(f) not in baseline
+               and not (f.code in _PER_POOL_AND_TIMEOUT and f.pool in unused)]
+        return None if not new else f"that would cause {new[0].code} at {_first_origin(new[0])}"
+
+    findings = _findings(nginx, pools, live, breaks)
+    return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.nginx_origins or f.fpm_origins,
+                                           f.code))
+
+
+def _findings(nginx: NginxConf, pools: list[PoolConf], live: LiveHost | None, safe: EditCheck | None
+              ) -> list[Finding]:
     routes, findings = resolve_routes(nginx)
     findings += _check_log_formats(nginx)
     if pools:
-        findings += check_reachability(routes, pools)
+        findings += check_reachability(routes, pools, safe)
         findings += check_permissions(nginx, routes, pools, live)
         findings += _check_timeouts(routes, pools)
     findings += _check_buffers(routes)
     findings += [f for pool in pools for f in _check_pool(pool)]
-    return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.nginx_origins or f.fpm_origins,
-                                           f.code))
+    return findings
+
+
+def _identity(f: Finding) -> tuple[object, ...]:
+    """What makes a finding the same one after an edit: not its wording, nor the nearest pool it names (the
+    edit may move which pool is nearest), nor its counts."""
+    if f.code in _PER_POOL_AND_TIMEOUT:
+        # reported once per (pool, fastcgi_read_timeout), at the first location that has it: another location
+        # taking the pool's traffic is the same finding
+        return (f.code, f.pool, f.message)
+    if f.code == "fastcgi_buffer_size_default":
+        return (f.code, f.nginx_origins)  # about the locations; which address they pass to is not its business
+    return (f.code, f.target, f.nginx_origins, None if f.code == "fastcgi_pass_unreached" else f.pool)
+
+
+_PER_POOL_AND_TIMEOUT = frozenset({"fpm_timeout_first", "fpm_timeout_unset", "nginx_timeout_first"})
+
+
+def _first_origin(f: Finding) -> str:
+    origins = f.nginx_origins or f.fpm_origins
+    return str(origins[0]) if origins else f"[{f.pool}]"
+
+
+def apply_edit(edit: Edit, nginx: NginxConf, pools: list[PoolConf]) -> tuple[NginxConf, list[PoolConf]]:
+    """The configs as they would be once ``edit`` is made (the parsed model, not the files)."""
+    if edit.directive == "listen":
+        return nginx, [dataclasses.replace(p, listen=edit.new) if p.name == edit.pool
+                       and p.origin_of("listen") == edit.origin else p for p in pools]
+    if edit.directive == "fastcgi_pass":
+        passes = tuple(dataclasses.replace(fp, target=edit.new) if fp.origin == edit.origin else fp
+                       for fp in nginx.fastcgi_passes)
+        return dataclasses.replace(nginx, fastcgi_passes=passes), pools
+    upstreams = {name: tuple(UpstreamServer(edit.new, s.origin) if s.origin == edit.origin else s for s in servers)
+                 for name, servers in nginx.upstreams.items()}
+    return dataclasses.replace(nginx, upstreams=upstreams), pools
 
 
 def not_checked(nginx: NginxConf, fpms: list[FpmConf]) -> list[Finding]:
