@@ -76,6 +76,8 @@ class _Help(argparse.RawDescriptionHelpFormatter):
         text = action.help or ""
         if not action.option_strings or action.default is argparse.SUPPRESS or "%(default)" in text:
             return text
+        if action.required:
+            return f"{text} (required)"
         default = action.default
         if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
             shown = "off" if default is False else "on"

@@ -94,6 +94,8 @@ def _findings(nginx: NginxConf | None, fpms: tuple[FpmConf, ...]) -> dict[str, t
 # a line only nginx.conf has: a block opening or a directive ending in `;` (php-fpm.conf is `key = value`)
 _NGINX_LINE = re.compile(r"^\s*(?:(?:http|events|server|location|upstream|stream)\b[^=]*\{|[a-z_]+\s+[^=]*;\s*(?:#.*)?$)")
 _GLOB_CHARS = re.compile(r"[*?[]")
+_EXPLAIN_BYTES = 1 << 20
+_EXPLAIN_LINES = 2000  # how far into a broken php-fpm.conf the explanation looks for an nginx line
 
 
 def fpm_conf_paths(specs: Sequence[str], *, root: str | None = None) -> list[str]:
@@ -127,9 +129,17 @@ def fpm_conf_paths(specs: Sequence[str], *, root: str | None = None) -> list[str
 def explain_fpm_error(path: str, exc: ConfigError) -> str:
     """A php-fpm.conf that does not parse: say which file and line, and what it looks like instead of the
     parser's column text (an nginx.conf passed as --fpm-conf is the usual mistake)."""
+    where = exc.file or path
     try:
-        with open(exc.file or path, encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
+        # /dev/zero, a FIFO, a huge file: the parser's own message, nothing more is read
+        if not os.path.isfile(where) or os.path.getsize(where) > _EXPLAIN_BYTES:
+            return str(exc)
+    except OSError:
+        return str(exc)
+    try:
+        with open(where, encoding="utf-8", errors="replace") as fh:
+            # the head only: a file that is no config may be anything, of any size
+            lines = [line.rstrip("\n") for line, _ in zip(fh, range(max(_EXPLAIN_LINES, exc.line)))]
     except OSError:
         return str(exc)
     nginx_at = next((n for n, text in enumerate(lines, 1) if _NGINX_LINE.match(text)), None)

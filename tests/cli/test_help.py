@@ -42,8 +42,9 @@ def test_every_option_says_its_default_and_what_it_does(command: str) -> None:
         if not action.option_strings or isinstance(action, argparse._HelpAction):
             continue
         text = formatter._get_help_string(action) or ""
-        assert "(default: " in text, (command, action.option_strings, text)
-        assert text.split("(default: ")[0].strip(), f"{command} {action.option_strings[0]} has no help text"
+        said = "(required)" if action.required else "(default: "
+        assert said in text, (command, action.option_strings, text)
+        assert text.split(said)[0].strip(), f"{command} {action.option_strings[0]} has no help text"
 
 
 @pytest.mark.parametrize("command", COMMANDS)
