@@ -66,3 +66,19 @@ def test_a_stdlib_record_is_rendered_by_structlog() -> None:
     assert docs[0]["event"] == "Connect attempt to <broker> returned error 111"
     assert docs[0]["logger"] == "kafka.conn" and docs[0]["level"] == "error" and "timestamp" in docs[0]
     assert [d["event"] for d in docs[1:]] == ["service.starting"]
+
+
+def test_produce_with_the_broker_unreachable_is_one_line() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BADGATEWAY_")}
+    proc = subprocess.run([sys.executable, "-m", "processor.cli", "produce", "--bootstrap", f"127.0.0.1:{closed_port()}",
+                           "examples/lab/logs/access.log"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("badgateway: error: kafka (127.0.0.1:"), proc.stderr
+
+
+def test_produce_refuses_a_topic_mapping_without_a_topic() -> None:
+    proc = subprocess.run([sys.executable, "-m", "processor.cli", "produce", "--topic", "nginx_access",
+                           "examples/lab/logs/access.log"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "--topic 'nginx_access': expected TYPE=TOPIC" in proc.stderr
