@@ -17,7 +17,7 @@ from processor.pipeline import Output
 from processor.runners.replay import learn_host_timezones
 from processor.runners.settings import build_pipeline
 from processor.cli.report_episodes import latest
-from processor.cli.summary import IncidentTally
+from processor.cli.summary import IncidentTally, missing_knowledge
 from processor.cli.summary_episodes import episodes_text
 from processor.core.errors import escape_controls
 
@@ -102,10 +102,25 @@ def replay_command(args: argparse.Namespace) -> int:
         write_report(args.report, report.render_html(
             seen.kept, stats, title="badgateway replay", episodes=latest(list(seen.last_episodes.values()))))
     if not args.quiet:
-        print(report.summary_text(seen.tally, stats), file=sys.stderr)
+        print_summary(report.summary_text(seen.tally, stats),
+                      missing_knowledge(seen.tally, stats, nginx_conf=bool(args.nginx_conf or args.log_format),
+                                        fpm_conf=bool(args.fpm_conf)))
         if seen.last_episodes:
             print(episodes_text(latest(list(seen.last_episodes.values()))), end="", file=sys.stderr)
     return 0
+
+
+def print_summary(text: str, missing: list[str]) -> None:
+    """The closing summary on stderr, then what the run could not know; coloured on a terminal."""
+    from processor.cli.terminal import colour_enabled, paint, paint_summary
+
+    if missing:
+        text += "\nwhat this run could not know:\n" + "".join(f"  {line}\n" for line in missing)
+    if colour_enabled(sys.stderr):
+        text = paint_summary(text)
+        for line in missing:
+            text = text.replace(f"  {line}\n", f"  {paint(line, 'yellow')}\n")
+    print(text, file=sys.stderr)
 
 
 def write_report(path: str, html: str) -> None:
@@ -129,8 +144,16 @@ def _warn_unknown(f: InputFile, reason: str) -> None:
 
 
 def grammars_command(args: argparse.Namespace) -> int:
+    """The grammars as a table for a person (the default) or JSON Lines (``--format json``)."""
     from grammars.plugins import available
+    from processor.cli.summary import printable, table
 
-    for entry in available():
-        sys.stdout.buffer.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+    entries = available()
+    if getattr(args, "format", "json") == "json":
+        for entry in entries:
+            sys.stdout.buffer.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+        return 0
+    rows = [(printable(e["name"], 30), printable(e["log_type"], 20), printable(e["origin"], 24),
+             printable(e["description"], 80)) for e in entries]
+    sys.stdout.write("\n".join(table(("name", "log type", "origin", "description"), rows)) + "\n")
     return 0

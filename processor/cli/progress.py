@@ -78,6 +78,12 @@ class Progress:
         self._next_draw = self._started  # the first advance draws at once
         self._shown = False
         self.enabled = _is_terminal(self._stream) if enabled is None else enabled
+        self._line_count: Callable[[], int] | None = None
+
+    def count_lines(self, lines_so_far: Callable[[], int]) -> None:
+        """Take the line count from ``lines_so_far`` at each redraw: the reader counts bytes as it reads, the
+        lines are counted where they are split, and asking there once per redraw costs nothing per line."""
+        self._line_count = lines_so_far
 
     def advance(self, bytes_: int = 0, lines: int = 0) -> None:
         """Count `bytes_` more input bytes and `lines` more lines; redraw if due."""
@@ -91,6 +97,8 @@ class Progress:
 
     def _draw(self, now: float) -> None:
         width = _columns(self._stream)
+        if self._line_count is not None:
+            self.lines = self._line_count()
         line = render_line(self.bytes_done, self.total_bytes, self.lines, now - self._started, width)
         self._stream.write(_CLEAR_LINE + line)
         self._stream.flush()

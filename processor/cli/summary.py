@@ -201,6 +201,7 @@ def summary_text(incidents: Sequence[IncidentView] | IncidentTally, stats: Repla
     if stats.by_type:
         types = ", ".join(f"{printable(t, 40)} {c.read:,}" for t, c in sorted(stats.by_type.items()))
         out.append(f"by log type: {types}")
+    out += requests_line(incidents if isinstance(incidents, IncidentTally) else IncidentTally.of(incidents), stats)
     if stats.dead_lettered:
         worst = sorted(stats.by_file.items(), key=lambda kv: -kv[1].dead_lettered)[:5]
         dead_rows = [(printable(name, 60), c.read, c.parsed, c.dead_lettered) for name, c in worst if c.dead_lettered]
@@ -227,3 +228,49 @@ def summary_text(incidents: Sequence[IncidentView] | IncidentTally, stats: Repla
     top = sorted(tally.uris.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_URIS]
     out += table(("count", "uri"), [(n, printable(u)) for u, n in top])
     return "\n".join(out) + "\n"
+
+
+# --- what GoAccess's first screen says and what the run could not know (kept apart: summary_text calls them) ---
+
+
+def requests_line(tally: IncidentTally, stats: ReplayStats) -> list[str]:
+    """Requests seen in access logs and the share that failed: the first number an operator compares."""
+    access = stats.by_type.get("nginx_access")
+    if access is None or not access.read:
+        return []
+    share = 100 * tally.count / access.read
+    return [f"requests: {access.read:,} access lines, {tally.count:,} failed with 502/504 ({share:.1f} %)"]
+
+
+# causes whose name says "the configs would have told"; what passing them turns them into
+_NEEDS_FPM_CONF = {"socket_missing": "could be fpm_down or socket_mismatch"}
+
+
+def missing_knowledge(tally: IncidentTally, stats: ReplayStats, *, nginx_conf: bool, fpm_conf: bool) -> list[str]:
+    """What the run did not know and what it cost, one line each: a config not given, a log not read."""
+    if not tally.count:
+        return []
+    out: list[str] = []
+    by_cause: Counter[str] = Counter()
+    unpooled = 0
+    for (cause, pool), n in tally.by_cause_pool.items():
+        by_cause[cause] += n
+        unpooled += n if pool == "-" else 0
+    if not fpm_conf:
+        for cause, what in _NEEDS_FPM_CONF.items():
+            if by_cause[cause]:
+                out.append(f"{by_cause[cause]:,} {cause} {what}: pass --fpm-conf (the PHP-FPM masters' configs)")
+        if unpooled:
+            out.append(f"{unpooled:,} incidents have no pool: --fpm-conf maps each socket and port to its pool")
+    if not nginx_conf and stats.by_type.get("nginx_access") and stats.by_type["nginx_access"].dead_lettered:
+        out.append(f"{stats.by_type['nginx_access'].dead_lettered:,} access lines did not parse: --nginx-conf "
+                   "(or --log-format) gives their log_format")
+    if "nginx_error" not in stats.by_type:
+        out.append(f"no NGINX error log was read: {tally.count:,} incidents have no cause but the status "
+                   "(pass the error log too)")
+    elif not any(t.startswith("php_fpm") for t in stats.by_type):
+        told = sum(by_cause[c] for c in ("upstream_reset", "socket_missing"))
+        if told:
+            out.append(f"no PHP-FPM log was read: {told:,} upstream_reset/socket_missing could be fpm_timeout, "
+                       "child_crash or fpm_down (pass the PHP-FPM log too)")
+    return out

@@ -6,41 +6,107 @@ that ``processor.cli`` calls. Exit codes: 0 no errors, 1 errors found, 2 unreada
 
 from __future__ import annotations
 
-import argparse
-import sys
+import dataclasses
 from collections.abc import Iterable
 
-import orjson
 
 from grammars.conf_units import PHP_TIME
-from grammars.config_errors import ConfigError
-from grammars.fpm_conf import DEFAULT_LISTEN_BACKLOG, FpmConf, PoolConf, listen_address_key, load_fpm_conf
-from grammars.nginx_conf import NginxConf, load_nginx_conf
+from grammars.config_errors import Origin
+from grammars.fpm_conf import DEFAULT_LISTEN_BACKLOG, FpmConf, PoolConf, listen_address_key
+from grammars.nginx_conf import NginxConf, UpstreamServer
 from processor.configs.rules import (
-    SEVERITIES, Finding, PassRoute, check_permissions, check_reachability, pool_keys, resolve_routes,
+    SEVERITIES, Edit, EditCheck, Finding, PassRoute, check_permissions, check_reachability, pool_keys, resolve_routes,
 )
-from processor.configs.live_host import LiveHost, SystemHost
-from processor.core.errors import escape_controls
+from processor.configs.live_host import LiveHost
 
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 _BUILTIN_FORMATS = frozenset({"combined"})
 # Debian's stock pool size: at most this many PHP requests run at once, the rest queue.
 _FEW_CHILDREN = 5
 
 
 def check(nginx: NginxConf, fpms: list[FpmConf], live: LiveHost | None = None) -> list[Finding]:
-    """Every finding for one NGINX and its PHP-FPM masters, errors first, then by location."""
+    """Every finding for one NGINX and its PHP-FPM masters, errors first, then by location.
+
+    A fix that proposes to change a line (``Finding.edits``) is checked first: the edit is applied to the
+    whole config and the checks run again; an edit that would create another finding is not proposed. One
+    kind is not counted against an edit: the timeout findings of a pool nothing reached before (its
+    request_terminate_timeout could not be compared with any location's until then: they are that pool's own,
+    and check-config reports them once the edit is made)."""
     pools = [pool for fpm in fpms for pool in fpm.pools.values()]
+    before = _findings(nginx, pools, live, None)
+    baseline = {_identity(f) for f in before}
+    unused = {f.pool for f in before if f.code == "pool_unreached"}
+
+    def breaks(edit: Edit) -> str | None:
+        edited_nginx, edited_pools = apply_edit(edit, nginx, pools)
+        new = [f for f in _findings(edited_nginx, edited_pools, live, None) if _identity(f) not in baseline
+               and not (f.code in _PER_POOL_AND_TIMEOUT and f.pool in unused)]
+        return None if not new else f"that would cause {new[0].code} at {_first_origin(new[0])}"
+
+    findings = _findings(nginx, pools, live, breaks)
+    return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.nginx_origins or f.fpm_origins,
+                                           f.code))
+
+
+def _findings(nginx: NginxConf, pools: list[PoolConf], live: LiveHost | None, safe: EditCheck | None
+              ) -> list[Finding]:
     routes, findings = resolve_routes(nginx)
     findings += _check_log_formats(nginx)
     if pools:
-        findings += check_reachability(routes, pools)
+        findings += check_reachability(routes, pools, safe)
         findings += check_permissions(nginx, routes, pools, live)
         findings += _check_timeouts(routes, pools)
     findings += _check_buffers(routes)
     findings += [f for pool in pools for f in _check_pool(pool)]
-    return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.nginx_origins or f.fpm_origins,
-                                           f.code))
+    return findings
+
+
+def _identity(f: Finding) -> tuple[object, ...]:
+    """What makes a finding the same one after an edit: not its wording, nor the nearest pool it names (the
+    edit may move which pool is nearest), nor its counts."""
+    if f.code in _PER_POOL_AND_TIMEOUT:
+        # reported once per (pool, fastcgi_read_timeout), at the first location that has it: another location
+        # taking the pool's traffic is the same finding
+        return (f.code, f.pool, f.message)
+    if f.code == "fastcgi_buffer_size_default":
+        return (f.code, f.nginx_origins)  # about the locations; which address they pass to is not its business
+    return (f.code, f.target, f.nginx_origins, None if f.code == "fastcgi_pass_unreached" else f.pool)
+
+
+_PER_POOL_AND_TIMEOUT = frozenset({"fpm_timeout_first", "fpm_timeout_unset", "nginx_timeout_first"})
+
+
+def _first_origin(f: Finding) -> str:
+    origins = f.nginx_origins or f.fpm_origins
+    return str(origins[0]) if origins else f"[{f.pool}]"
+
+
+def apply_edit(edit: Edit, nginx: NginxConf, pools: list[PoolConf]) -> tuple[NginxConf, list[PoolConf]]:
+    """The configs as they would be once ``edit`` is made (the parsed model, not the files)."""
+    if edit.directive == "listen":
+        return nginx, [dataclasses.replace(p, listen=edit.new) if p.name == edit.pool
+                       and p.origin_of("listen") == edit.origin else p for p in pools]
+    if edit.directive == "fastcgi_pass":
+        passes = tuple(dataclasses.replace(fp, target=edit.new) if fp.origin == edit.origin else fp
+                       for fp in nginx.fastcgi_passes)
+        return dataclasses.replace(nginx, fastcgi_passes=passes), pools
+    upstreams = {name: tuple(UpstreamServer(edit.new, s.origin) if s.origin == edit.origin else s for s in servers)
+                 for name, servers in nginx.upstreams.items()}
+    return dataclasses.replace(nginx, upstreams=upstreams), pools
+
+
+def not_checked(nginx: NginxConf, fpms: list[FpmConf]) -> list[Finding]:
+    """The checks that could not run for want of a config: silence about them is not a clean bill of health."""
+    if fpms:
+        return []
+    passes = len(nginx.fastcgi_passes)
+    return [Finding(
+        "not_checked", "info",
+        f"no --fpm-conf: the PHP-FPM checks did not run — which pool each of the {passes} fastcgi_pass reaches "
+        "(socket_mismatch, tcp_refused), socket permissions (socket_permission), request_terminate_timeout "
+        "against fastcgi_read_timeout (fpm_timeout, nginx_timeout), pm.max_children, listen.backlog and slowlog",
+        "pass the PHP-FPM masters' configs: --fpm-conf /etc/php/8.2/fpm (a directory, a file or a glob such as "
+        "'/etc/php/*/fpm/php-fpm.conf')", (Origin(nginx.path, 0),))]
 
 
 def _check_log_formats(nginx: NginxConf) -> list[Finding]:
@@ -170,56 +236,4 @@ def findings_for(findings: Iterable[Finding], address: str) -> list[Finding]:
     return [f for f in findings if f.target is not None and listen_address_key(f.target) == key]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``badgateway check-config``."""
-    parser.add_argument("--nginx-conf", required=True, metavar="FILE", help="the main nginx.conf")
-    parser.add_argument("--fpm-conf", action="append", default=[], metavar="FILE",
-                        help="a php-fpm.conf (repeat for several masters)")
-    parser.add_argument("--live", action="store_true",
-                        help="also stat the real sockets and read this host's users and groups")
-    parser.add_argument("--root", metavar="DIR",
-                        help="read absolute config paths under DIR (a config tree copied from another host)")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Load, check, print; 0 no errors, 1 errors found, 2 unreadable or invalid config."""
-    try:
-        nginx = load_nginx_conf(args.nginx_conf, root=getattr(args, "root", None))
-        fpms = [load_fpm_conf(path, root=getattr(args, "root", None)) for path in args.fpm_conf]
-    except ConfigError as exc:
-        print(f"badgateway check-config: {escape_controls(str(exc))}", file=sys.stderr)
-        return EXIT_USAGE
-    findings = check(nginx, fpms, SystemHost() if args.live else None)
-    out = sys.stdout
-    if args.format == "json":
-        for f in findings:
-            out.write(orjson.dumps(finding_dict(f)).decode() + "\n")
-    else:
-        out.write(render_text(findings))
-    return EXIT_ERRORS if any(f.severity == "error" for f in findings) else EXIT_OK
-
-
-def finding_dict(f: Finding) -> dict[str, object]:
-    """A finding as a JSON-ready dict (origins as ``file:line`` strings)."""
-    return {"code": f.code, "severity": f.severity, "message": f.message, "fix": f.fix,
-            "nginx": [str(o) for o in f.nginx_origins], "php_fpm": [str(o) for o in f.fpm_origins],
-            "cause": f.cause, "pool": f.pool, "target": f.target}
-
-
-def render_text(findings: Iterable[Finding]) -> str:
-    """One block per finding: severity and code, message, both sides' ``file:line``, the fix."""
-    blocks = []
-    for f in findings:
-        # names come from the configs (pools, log_formats, paths): no raw escape reaches the terminal
-        lines = [f"{f.severity}: {f.code}: {escape_controls(f.message)}"]
-        lines += [f"  nginx:   {escape_controls(str(o))}" for o in f.nginx_origins]
-        lines += [f"  php-fpm: {escape_controls(str(o))}" for o in f.fpm_origins]
-        lines.append(f"  fix:     {escape_controls(f.fix)}")
-        blocks.append("\n".join(lines))
-    counts = {s: sum(1 for f in findings if f.severity == s) for s in SEVERITIES} if blocks else {}
-    summary = ", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items()) or "no findings"
-    return "\n\n".join([*blocks, summary]) + "\n"
-
-
-__all__ = ["Finding", "LiveHost", "add_arguments", "check", "finding_dict", "findings_for", "render_text", "run"]
+__all__ = ["Finding", "LiveHost", "check", "findings_for", "not_checked"]

@@ -6,6 +6,9 @@ config errors become ``UserConfigError`` naming file:line.
 
 from __future__ import annotations
 
+import glob
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -88,12 +91,86 @@ def _findings(nginx: NginxConf | None, fpms: tuple[FpmConf, ...]) -> dict[str, t
     return {k: tuple(v) for k, v in by_target.items()}
 
 
+# a line only nginx.conf has: a block opening or a directive ending in `;` (php-fpm.conf is `key = value`)
+_NGINX_LINE = re.compile(r"^\s*(?:(?:http|events|server|location|upstream|stream)\b[^=]*\{|[a-z_]+\s+[^=]*;\s*(?:#.*)?$)")
+_GLOB_CHARS = re.compile(r"[*?[]")
+_EXPLAIN_BYTES = 1 << 20
+_EXPLAIN_LINES = 2000  # how far into a broken php-fpm.conf the explanation looks for an nginx line
+
+
+def fpm_conf_paths(specs: Sequence[str], *, root: str | None = None) -> list[str]:
+    """``--fpm-conf`` arguments → php-fpm.conf files: a file as is, a directory's ``php-fpm*.conf`` (``/etc/php/8.2/fpm``
+    holds one master's), a glob's matches (``/etc/php/*/fpm/php-fpm.conf``), each expanded the same way, in order
+    and once. A directory or glob that gives nothing is an error: a silently empty list would hide every pool.
+    With ``root`` (check-config --root) absolute paths are looked for under it, and returned as written."""
+    out: list[str] = []
+    for spec in specs:
+        base = root.rstrip("/") if root and os.path.isabs(spec) else ""
+        real = base + spec
+        found = sorted(glob.glob(real)) if _GLOB_CHARS.search(spec) and not os.path.exists(real) else [real]
+        found = [p[len(base):] for p in found]
+        if not found:
+            raise UserConfigError(f"--fpm-conf {spec}: no file matches")
+        for path in found:
+            if os.path.isdir(base + path):
+                masters = sorted(p[len(base):] for p in glob.glob(os.path.join(glob.escape(base + path),
+                                                                               "php-fpm*.conf"))
+                                 if os.path.isfile(p))
+                if not masters:
+                    raise UserConfigError(f"--fpm-conf {path}: a directory with no php-fpm*.conf in it (pass the "
+                                          "master's php-fpm.conf, or the directory that holds it)")
+                found_here = masters
+            else:
+                found_here = [path]
+            out += [p for p in found_here if p not in out]
+    return out
+
+
+def explain_fpm_error(path: str, exc: ConfigError) -> str:
+    """A php-fpm.conf that does not parse: say which file and line, and what it looks like instead of the
+    parser's column text (an nginx.conf passed as --fpm-conf is the usual mistake)."""
+    where = exc.file or path
+    try:
+        # /dev/zero, a FIFO, a huge file: the parser's own message, nothing more is read
+        if not os.path.isfile(where) or os.path.getsize(where) > _EXPLAIN_BYTES:
+            return str(exc)
+    except OSError:
+        return str(exc)
+    try:
+        with open(where, encoding="utf-8", errors="replace") as fh:
+            # the head only: a file that is no config may be anything, of any size
+            lines = [line.rstrip("\n") for line, _ in zip(fh, range(max(_EXPLAIN_LINES, exc.line)))]
+    except OSError:
+        return str(exc)
+    nginx_at = next((n for n, text in enumerate(lines, 1) if _NGINX_LINE.match(text)), None)
+    if nginx_at is not None:
+        return (f"{exc.file or path}:{nginx_at}: this is an nginx config ({lines[nginx_at - 1].strip()[:40]!r}), "
+                "not a php-fpm.conf: pass it as --nginx-conf, and as --fpm-conf the PHP-FPM master's config "
+                "(e.g. /etc/php/8.2/fpm/php-fpm.conf)")
+    if "column" in exc.message and exc.line:
+        text = lines[exc.line - 1].strip() if 0 < exc.line <= len(lines) else ""
+        return (f"{exc.file}:{exc.line}: not a php-fpm.conf line: {text[:60]!r} (expected `key = value`, "
+                "`[pool]` or a comment)")
+    return str(exc)
+
+
+def load_fpm_confs(specs: Sequence[str], *, root: str | None = None) -> tuple[FpmConf, ...]:
+    """Every master config ``--fpm-conf`` names (files, directories, globs), errors made readable."""
+    confs: list[FpmConf] = []
+    for path in fpm_conf_paths(specs, root=root):
+        try:
+            confs.append(load_fpm_conf(path, root=root))
+        except ConfigError as exc:
+            raise UserConfigError(explain_fpm_error(path, exc)) from exc
+    return tuple(confs)
+
+
 def load_knowledge(nginx_conf: str | None, fpm_confs: Sequence[str], log_format: str | None = None,
                    escape: str = "default") -> Knowledge:
     """Read the configs once; unreadable or broken configs raise ``UserConfigError`` (file:line: why)."""
     try:
         nginx = load_nginx_conf(nginx_conf) if nginx_conf else None
-        fpms = tuple(load_fpm_conf(p) for p in fpm_confs)
+        fpms = load_fpm_confs(fpm_confs)
     except ConfigError as exc:
         raise UserConfigError(str(exc)) from exc
     except OSError as exc:

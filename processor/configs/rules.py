@@ -6,6 +6,7 @@ are the registry's (processor.diagnosis.registry, docs/causes.md), so the diagno
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Final, Literal
@@ -21,8 +22,36 @@ SEVERITIES: Final = ("error", "warning", "info")
 
 
 @dataclass(frozen=True, slots=True)
+class Edit:
+    """One config line a fix proposes to change: ``directive`` at ``origin`` from ``old`` to ``new``.
+
+    ``listen`` is a pool's (php-fpm), ``fastcgi_pass`` a location's and ``server`` an upstream's (nginx).
+    """
+
+    origin: Origin
+    directive: Literal["listen", "fastcgi_pass", "server"]
+    old: str
+    new: str
+    pool: str | None = None
+
+    def __str__(self) -> str:
+        if self.directive == "listen":
+            return f"`listen = {self.new}` in [{self.pool}]"
+        return f"`{self.directive} {self.new};`"
+
+
+#: what applying an edit to the whole config would break (the new finding, as text), None when nothing
+#: (check.py answers it)
+EditCheck = Callable[[Edit], "str | None"]
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
-    """One problem found in the configs, located on the NGINX side and the PHP-FPM side."""
+    """One problem found in the configs, located on the NGINX side and the PHP-FPM side.
+
+    ``edits``: the line changes the fix proposes (any one of them fixes it), each checked against the whole
+    config: applying it creates no other finding.
+    """
 
     code: str
     severity: Severity
@@ -33,6 +62,7 @@ class Finding:
     cause: str | None = None  # the cause it predicts: a label of processor.diagnosis.registry
     pool: str | None = None
     target: str | None = None
+    edits: tuple[Edit, ...] = ()
 
     def __post_init__(self) -> None:
         if self.cause is not None and not registry.is_registered(self.cause):
@@ -93,8 +123,11 @@ def pool_keys(pools: list[PoolConf], targets: set[str]) -> dict[str, PoolConf]:
     return by_key
 
 
-def check_reachability(routes: list[PassRoute], pools: list[PoolConf]) -> list[Finding]:
-    """fastcgi_pass targets no pool listens on, pools no fastcgi_pass reaches, pools without listen."""
+def check_reachability(routes: list[PassRoute], pools: list[PoolConf], safe: EditCheck | None = None) -> list[Finding]:
+    """fastcgi_pass targets no pool listens on, pools no fastcgi_pass reaches, pools without listen.
+
+    ``safe`` vets each edit a fix would propose against the whole config (None: every edit is taken as safe);
+    a fix names only edits that pass, so following it cannot break another location."""
     findings: list[Finding] = []
     by_key = pool_keys(pools, {key for route in routes for key, _ in route.keys})
     for route in routes:
@@ -107,18 +140,16 @@ def check_reachability(routes: list[PassRoute], pools: list[PoolConf]) -> list[F
             remote = not unix and not key.startswith("127.0.0.1:")
             near = _nearest(key, pools)
             listening = _listening(pools, near)
-            fix = (f"make both name the same socket: `fastcgi_pass {listen_address_key(near.listen)};` or "
-                   f"`listen = {key.removeprefix('unix:')}` in [{near.name}]" if near and near.listen else
-                   f"add a pool with `listen = {key.removeprefix('unix:')}` or fix fastcgi_pass")
+            edits, why_not = _reach_edits(key, origin, route, pools, safe)
             via = f"{fp.target} (upstream server {key})" if origin != fp.origin else key
             findings.append(Finding(
                 "fastcgi_pass_unreached", "warning" if remote else "error",
                 f"{_where(fp)} fastcgi_pass {via}: no PHP-FPM pool {'of those given ' if remote else ''}"
                 f"listens there ({listening}) → 502 "
                 f"({'connect() … (2: No such file or directory)' if unix else '(111: Connection refused)'})",
-                fix, tuple(dict.fromkeys((fp.origin, origin))),
+                _reach_fix(key, edits, near, why_not), tuple(dict.fromkeys((fp.origin, origin))),
                 (near.origin_of("listen"),) if near else (), "socket_mismatch" if unix else "tcp_refused",
-                near.name if near else None, fp.target))
+                near.name if near else None, fp.target, edits))
     reached = {by_key[key].name for route in routes for key, _ in route.keys if key in by_key}
     for pool in pools:
         if pool.listen is None:
@@ -135,17 +166,68 @@ def check_reachability(routes: list[PassRoute], pools: list[PoolConf]) -> list[F
     return findings
 
 
+# how many pools, nearest first, a fix tries before it says "add a pool"
+_CANDIDATES = 8
+
+
+def _reach_edits(key: str, origin: Origin, route: PassRoute, pools: list[PoolConf],
+                 safe: EditCheck | None) -> tuple[tuple[Edit, ...], str | None]:
+    """The safe edits that make ``key`` reached: point NGINX at a pool that listens, or move a pool's listen
+    to ``key`` — the nearest pool for which the edit breaks nothing else; and what moving the nearest pool's
+    listen would have broken (None when it breaks nothing)."""
+    fp = route.fastcgi_pass
+    candidates = _similar(key, pools)[:_CANDIDATES]
+    via_upstream = origin != fp.origin
+    nginx_side = (Edit(origin, "server" if via_upstream else "fastcgi_pass", key if via_upstream else fp.target,
+                       listen_address_key(p.listen) if p.listen else "", p.name) for p in candidates)
+    fpm_side = (Edit(p.origin_of("listen"), "listen", p.listen or "", key.removeprefix("unix:"), p.name)
+                for p in candidates)
+    edits = []
+    why_not_nearest: str | None = None
+    for side in (nginx_side, fpm_side):
+        for edit in side:
+            broken = None if safe is None else safe(edit)
+            if broken is None:
+                edits.append(edit)
+                break
+            if edit.directive == "listen" and edit.pool == candidates[0].name:
+                why_not_nearest = broken
+    return tuple(edits), why_not_nearest
+
+
+def _reach_fix(key: str, edits: tuple[Edit, ...], near: PoolConf | None, why_not: str | None) -> str:
+    address = key.removeprefix("unix:")
+    to_pool = next((e for e in edits if e.directive != "listen"), None)
+    moved = next((e for e in edits if e.directive == "listen"), None)
+    if to_pool is not None and moved is not None and to_pool.pool == moved.pool:
+        return f"make both name the same socket: {to_pool} or {moved}"
+    parts = []
+    if to_pool is not None:
+        parts.append(f"point it at a pool that listens: {to_pool} (pool [{to_pool.pool}])")
+    if moved is not None:
+        parts.append(f"move an unused pool there: {moved}")
+    parts.append(f"add a pool with `listen = {address}`" + ("" if to_pool else " or fix fastcgi_pass"))
+    fix = " or ".join(parts)
+    if near is not None and why_not is not None:
+        fix += f" (not `listen = {address}` in [{near.name}]: {why_not})"
+    return fix
+
+
+def _similar(key: str, pools: list[PoolConf]) -> list[PoolConf]:
+    """Pools of the same kind as ``key`` (unix or TCP), the most alike first."""
+    kind = [p for p in pools if p.listen_key and p.listen_key.startswith("unix:") == key.startswith("unix:")]
+    return sorted(kind, key=lambda p: -SequenceMatcher(None, key, p.listen_key or "").ratio())
+
+
 def _where(fp: FastcgiPass) -> str:
     names = " ".join(fp.server_names) or "(no server_name)"
     return f"server {names}, location {fp.location or '(none)'}:"
 
 
 def _nearest(key: str, pools: list[PoolConf]) -> PoolConf | None:
-    """The pool whose address looks most like ``key`` (same kind: unix or TCP), for the fix text."""
-    kind = [p for p in pools if p.listen_key and p.listen_key.startswith("unix:") == key.startswith("unix:")]
-    if not kind:
-        return None
-    return max(kind, key=lambda p: SequenceMatcher(None, key, p.listen_key or "").ratio())
+    """The pool whose address looks most like ``key`` (same kind: unix or TCP), for the message."""
+    similar = _similar(key, pools)
+    return similar[0] if similar else None
 
 
 def _listening(pools: list[PoolConf], near: PoolConf | None) -> str:

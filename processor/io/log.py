@@ -42,9 +42,35 @@ def configure(*, json: bool | None = None, level: int = logging.INFO) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # kafka-python logs through stdlib logging: keep its warnings (broker lost, rebalance), drop its chatter
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    route_stdlib_logging(renderer, level=logging.WARNING)
+    # kafka-python: keep its errors (broker unreachable, connection lost), drop its warnings' chatter
     logging.getLogger("kafka").setLevel(logging.ERROR)
+
+
+def route_stdlib_logging(renderer: Any, *, level: int = logging.WARNING) -> None:
+    """One log stream: what libraries log through stdlib ``logging`` (kafka-python; confluent-kafka's
+    librdkafka lines come through ``confluent_client``'s logger adapter) is rendered by structlog's renderer
+    on the same stderr, with the library's logger name, instead of plain lines between the JSON ones."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _mask_secrets,
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
 
 
 def get_logger(name: str = "badgateway") -> Any:

@@ -36,9 +36,12 @@ _HELD_LINES = 1 << 18
 
 
 class ProgressSink(Protocol):
-    """What a replay tells a progress display (the CLI's bar): bytes and lines read since the last call."""
+    """What a replay tells a progress display (the CLI's bar): bytes read since the last call, and where to ask
+    for the lines read so far."""
 
     def advance(self, bytes_: int = 0, lines: int = 0) -> None: ...
+
+    def count_lines(self, lines_so_far: Callable[[], int]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +182,8 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
     lines_read = [[0] for _ in plans]
     dead_lines = [0] * len(plans)
     on_bytes = (lambda n: progress.advance(n, 0)) if progress is not None else None
+    if progress is not None:
+        progress.count_lines(lambda: sum(read[0] for read in lines_read))
     size = block_lines(plans)
     streams: list[Iterator[Event | DeadLetter | HealthyRun]] = [
         parse_blocks(pipeline, p, open_lines(p.file, on_bytes=on_bytes), lines_read[i], size)

@@ -147,13 +147,13 @@ def add_window_options(p: argparse.ArgumentParser) -> None:
     """The join's windows and its state bound, settable on the command line as in the service's [diagnosis]."""
     p.add_argument("--match-window", type=_positive_seconds, default=_JOIN.match_window_ms / 1000,
                    metavar="SECONDS", help="how far apart an access line and its NGINX error entry may be "
-                                           "(default %(default)s)")
+                                          )
     p.add_argument("--evidence-window", type=_positive_seconds, default=_JOIN.evidence_window_ms / 1000,
                    metavar="SECONDS", help="how far from a failure PHP-FPM evidence is looked for, either side "
-                                           "(default %(default)s)")
+                                          )
     p.add_argument("--max-state", type=positive_int, default=_JOIN.max_state, metavar="N",
                    help="most events the join holds before it closes the oldest windows early, with a warning "
-                        "(default %(default)s)")
+                       )
 
 
 def _positive_seconds(text: str) -> float:

@@ -18,7 +18,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("golden.json")
-LAB = REPO / "examples" / "lab"
+# paths relative to the repository (the runs' working directory): sources, summaries and reports name the files,
+# and a checkout elsewhere (a worktree) must give the same digests
+LAB = Path("examples") / "lab"
 LAB_CONF = ["--nginx-conf", str(LAB / "conf" / "nginx.conf")] + [
     a for name in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")
     for a in ("--fpm-conf", str(LAB / "conf" / name))]
@@ -28,9 +30,9 @@ LAB_CONF = ["--nginx-conf", str(LAB / "conf" / "nginx.conf")] + [
 RUNS: dict[str, tuple[list[str], list[Path]]] = {
     "lab": (LAB_CONF, [LAB / "logs"]),
     "lab-no-config": ([], [LAB / "logs"]),
-    "corpus-nginx-access": ([], [REPO / "tests" / "corpus" / "nginx-access"]),
-    "corpus-nginx-error": ([], [REPO / "tests" / "corpus" / "nginx-error"]),
-    "corpus-php-fpm": ([], [REPO / "tests" / "corpus" / "php-fpm"]),
+    "corpus-nginx-access": ([], [Path("tests") / "corpus" / "nginx-access"]),
+    "corpus-nginx-error": ([], [Path("tests") / "corpus" / "nginx-error"]),
+    "corpus-php-fpm": ([], [Path("tests") / "corpus" / "php-fpm"]),
 }
 NEWLINE = b"\n"
 SPEED_LINE = re.compile(rb"read [0-9,]+ lines .* lines/s$")

@@ -15,7 +15,8 @@ import pytest
 from grammars.config_errors import Origin
 from grammars.fpm_conf import FpmConf, load_fpm_conf
 from grammars.nginx_conf import NginxConf, load_nginx_conf
-from processor.configs.check import Finding, add_arguments, check, findings_for, run
+from processor.cli.check_config import add_arguments, run
+from processor.configs.check import Finding, check, findings_for
 from processor.configs.live_host import SocketStat, SystemHost, may_connect
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "configs"

@@ -158,7 +158,7 @@ def test_a_grammar_plugin_is_discovered_and_used(tmp_path: Path) -> None:
     (site / "tiny_plugin-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: tiny-plugin\nVersion: 0.1\n")
     (site / "tiny_plugin-0.1.dist-info" / "entry_points.txt").write_text("[badgateway.grammars]\ntiny = tiny_plugin:PLUGIN\n")
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{REPO}"}
-    listed = subprocess.run([sys.executable, "-m", "processor.cli", "grammars"], capture_output=True, env=env,
+    listed = subprocess.run([sys.executable, "-m", "processor.cli", "grammars", "--format", "json"], capture_output=True, env=env,
                             cwd=REPO, timeout=60, check=True)
     rows = [json.loads(line) for line in listed.stdout.decode().splitlines()]
     assert {"name": "tiny", "log_type": "tiny", "origin": "plugin", "description": "a test grammar"} in rows
