@@ -39,7 +39,11 @@ def _iso_second(second: int) -> str:
 def evidence(ev: Event | None) -> Fields | None:
     if ev is None:
         return None
-    return {"source": str(ev.source), "log_type": ev.log_type, "@timestamp": iso_ms(ev.ts_ms), "fields": ev.fields}
+    # str(ev.source) and iso_ms(ev.ts_ms), inlined: an incident in an outage formats three to five of these
+    name, offset, partition = ev.source
+    second, ms = divmod(ev.ts_ms, 1000)
+    return {"source": f"{name}:{offset}" if partition is None else f"{name}[{partition}]@{offset}",
+            "log_type": ev.log_type, "@timestamp": _iso_second(second) + _MS_Z[ms], "fields": ev.fields}
 
 
 def build_incident(
@@ -98,9 +102,9 @@ def build_incident(
         "evidence": {
             "access": evidence(failure.access),
             "nginx_error": evidence(failure.error),
-            "php_fpm": [evidence(e) for e in diagnosis.fpm_evidence],
+            "php_fpm": list(map(evidence, diagnosis.fpm_evidence)),
         },
     }
     if duplicates:
-        record["evidence"]["duplicates"] = [evidence(e) for e in duplicates]
+        record["evidence"]["duplicates"] = list(map(evidence, duplicates))
     return record
