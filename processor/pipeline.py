@@ -123,7 +123,10 @@ class Pipeline:
     def _parse_typed(self, entry: Record) -> Iterator[Event | DeadLetter]:
         """``parse_entry``; a one-line record its type refuses but another log's grammar recognises (the error
         lines of an access-typed container stream) is that log's line, assembled as such."""
-        parsed = self.parser.parse(entry)
+        return self._typed(entry, self.parser.parse(entry))
+
+    def _typed(self, entry: Record, parsed: Event | DeadLetter) -> Iterator[Event | DeadLetter]:
+        """``_parse_typed`` of ``entry``, parsed already."""
         if isinstance(parsed, DeadLetter) and entry.line_count == 1 and entry.log_type not in MULTILINE_TYPES:
             other = self._assembler.retyped(entry)
             if other is not None:
@@ -252,15 +255,30 @@ class Pipeline:
     def parse_stream(self, records: Iterable[Record], stream: str) -> Iterator[Event | DeadLetter]:
         """Assemble and parse one ordered stream (a file) without joining: batch replay merges the
         streams of all its files in event time, then calls ``process_event``."""
+        counters = self.counters
+        by_type = counters.events_by_type
+        parse = self.parser.parse
+        feed = self._assembler.feed
+        is_open = self._assembler.is_open
         for record in records:
-            self.counters.lines_in += record.line_count
+            counters.lines_in += record.line_count
             if self._blank(record):
                 continue
-            if (record.log_type is not None and record.log_type not in MULTILINE_TYPES
-                    and not self._assembler.is_open(stream)):
-                yield from self._parse_typed(record)  # single-line logs (most lines): no assembler round trip
-                continue
-            yield from self._assemble(record)
+            # each parsed entry as _parse_typed gives it, the common case (an event) without its generator
+            if record.log_type is not None and record.log_type not in MULTILINE_TYPES and not is_open(stream):
+                entries: Iterable[Record] = (record,)  # single-line logs (most lines): no assembler round trip
+            else:
+                entries, orphans = feed(record)  # what _assemble does
+                for orphan, reason in orphans:
+                    yield self._orphan(orphan, reason)
+            for entry in entries:
+                parsed = parse(entry)
+                if type(parsed) is Event:
+                    counters.lines_parsed += parsed.line_count
+                    by_type[parsed.log_type] = by_type.get(parsed.log_type, 0) + 1
+                    yield parsed
+                else:
+                    yield from self._typed(entry, parsed)
         for entry in self._assembler.end_stream(stream):
             yield from self._parse_typed(entry)
 
@@ -283,6 +301,8 @@ class Pipeline:
             if ts is None or ts is FAILED:  # parse_stream's path, line by line
                 if lines is None:
                     lines = block.split("\n")
+                parse = self.parser.parse
+                by_type = counters.events_by_type
                 for j in range(i, i + count):
                     record = Record(lines[j], SourceRef(name, first_offset + j), log_type, host, access_format)
                     counters.lines_in += 1
@@ -290,8 +310,14 @@ class Pipeline:
                         continue
                     if self._assembler.is_open(name):
                         yield from self._assemble(record)
+                        continue
+                    parsed = parse(record)  # _parse_typed, the common case (an event) without its generator
+                    if type(parsed) is Event:
+                        counters.lines_parsed += parsed.line_count
+                        by_type[parsed.log_type] = by_type.get(parsed.log_type, 0) + 1
+                        yield parsed
                     else:
-                        yield from self._parse_typed(record)
+                        yield from self._typed(record, parsed)
             else:
                 for entry in self._assembler.end_stream(name):  # an access line ends an error entry mixed in
                     yield from self._parse_typed(entry)
