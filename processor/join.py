@@ -13,11 +13,9 @@ from typing import Any
 
 from processor.causes import Failure, FpmView, classify, is_anchor, socket_pool_guess, upstream_of
 from processor.events import FAILURE_STATUSES, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Counters, Event, SourceRef
-from processor.evidence import log_position
 from processor.incident import build_incident, event_id
 from processor.remediation import remediation
-from processor.join_state import (HostState, JoinSettings, Master, Pending, ReleaseQueue, Waiting, connection_id,
-                                  match_key, timeline_order)
+from processor.join_state import HostState, JoinSettings, Master, Pending, ReleaseQueue, Waiting, timeline_order
 from processor.topology import Topology
 from processor.watermark import Watermarks
 
@@ -60,8 +58,12 @@ class DiagnosisJoin:
         self._last_sweep_ms = -(2**62)
         self._busy: set[str] = set()  # hosts holding PHP-FPM evidence or lifecycle history
         self._wm = -(2**62)  # as last computed; windows already closed stay closed
+        # the watermarks' version and idle rule when _wm was computed (_closed skips a drain that would find the same)
+        self._drained_version = -1
+        self._drained_idle_rule: bool | None = None
         self._late = False  # whether the event being processed is late (set by _see)
         self._lateness_ms = settings.allowed_lateness_ms
+        self._release_ms = settings.release_ms
         self._max_state = settings.max_state
         self._last_source_name: str | None = None
         self._last_source_partition: int | None = None
@@ -117,8 +119,16 @@ class DiagnosisJoin:
         bound = watermarks.global_max_ts_ms - self._lateness_ms
         queue = self._queue
         first = queue.first_release()
-        return not ((first is not None and first <= bound) or len(queue) + self._evidence_count > self._max_state
+        return not ((first is not None and first <= bound and not self._drained_already(first))
+                    or len(queue) + self._evidence_count > self._max_state
                     or bound - self._last_drain_bound >= 1_000)
+
+    def _drained_already(self, first: int) -> bool:
+        """Whether a drain now would find what the last one left: the watermark where it was (its inputs
+        unchanged) and nothing waiting up to it (``first``: the release due first)."""
+        watermarks = self.watermarks
+        return (first > self._wm and watermarks.version == self._drained_version
+                and watermarks.event_time_idle is self._drained_idle_rule)
 
     def stream_of(self, source: SourceRef) -> str:
         """``source.stream``, remembered: SourceRef.stream formats a string per call, and consecutive records
@@ -152,10 +162,15 @@ class DiagnosisJoin:
         """After each event: the windows it closed (and now and then a prune)."""
         # the join's watermark never exceeds the most advanced stream minus the lateness: when even that
         # bound closes no window, skip computing the minimum over streams (the common, healthy line)
-        bound = self.watermarks.global_max_ts_ms - self._lateness_ms
+        watermarks = self.watermarks
+        bound = watermarks.global_max_ts_ms - self._lateness_ms
         queue = self._queue
         first = queue.first_release()
-        if (first is not None and first <= bound) or len(queue) + self._evidence_count > self._max_state:
+        if len(queue) + self._evidence_count > self._max_state:
+            return self._drain()
+        if first is not None and first <= bound:
+            if self._drained_already(first):
+                return []  # the watermark is where the last drain left it, and nothing before it waits
             return self._drain()
         if bound - self._last_drain_bound >= 1_000:  # now and then: prune old evidence
             self._last_drain_bound = bound
@@ -222,18 +237,28 @@ class DiagnosisJoin:
         if item_id in host.waiting_ids or item_id in self._emitted:
             self.counters.duplicates += 1  # the very same line again (a shipper's resend): one incident
             return
-        index = host.access if is_access else host.errors
-        key = match_key(event)
+        # match_key, connection_id and log_position, inlined (two holds per failed request)
+        f = event.fields
+        if is_access:
+            index = host.access
+            key = (f.get("remote_addr"), f.get("request"))
+            cid = f.get("connection")
+        else:
+            index = host.errors
+            key = (f.get("client"), f.get("request"))
+            cid = f.get("cid")
         waiting = index.get(key)
         if waiting is None:
             waiting = index[key] = Waiting()
-        pending = Pending(event, is_access, key, connection_id(event), item_id, late)
+        pending = Pending(event, is_access, key, cid if isinstance(cid, int) else None, item_id, late)
         waiting.add(pending)
         host.waiting_ids.add(item_id)
         host.pending += 1
         self._seq += 1
-        release = event.ts_ms + self.settings.release_ms
-        self._queue.push(release, 0 if is_access else 1, log_position(event), self._seq, pending)
+        source = event.source
+        self._queue.push(event.ts_ms + self._release_ms, 0 if is_access else 1,
+                         (source.name, -1 if source.partition is None else source.partition, source.offset),
+                         self._seq, pending)
 
     def _fpm(self, host: HostState, event: Event) -> None:
         f = event.fields
@@ -260,7 +285,9 @@ class DiagnosisJoin:
         out: list[Incident] = []
         # not forced monotonic: a stream that shows up behind the others (a host whose clock lags) pulls
         # the watermark back for the windows still open, instead of making all its records late
-        wm = self._wm = self.watermarks.current()
+        watermarks = self.watermarks
+        wm = self._wm = watermarks.current()
+        self._drained_version, self._drained_idle_rule = watermarks.version, watermarks.event_time_idle
         queue = self._queue
         first = queue.first_release()
         while first is not None and first <= wm:
