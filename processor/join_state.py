@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 
 from processor.events import NGINX_ACCESS, Event
 from processor.evidence import EvidenceIndex, Position, log_position
-from processor.sorted_entries import GROW_AT, SmallSorted, SortedEntries, grown, nearest_entry
+from processor.sorted_entries import (
+    GROW_AT,
+    SmallSorted,
+    SortedEntries,
+    grown,
+    nearest_entry,
+)
+
 
 @dataclass(frozen=True, slots=True)
 class JoinSettings:
@@ -55,7 +62,7 @@ class ReleaseQueue:
     wait in a list of their own (``push`` is an append) and are sorted once, when their release comes first.
     """
 
-    __slots__ = ("_releases", "_buckets", "_sorted", "_size")
+    __slots__ = ("_buckets", "_releases", "_size", "_sorted")
 
     def __init__(self) -> None:
         self._releases: list[int] = []  # a heap of the releases that have entries
