@@ -20,7 +20,7 @@ from typing import Any, Literal, NamedTuple, cast
 
 from grammars import error as error_grammar
 from grammars import slowlog as slowlog_grammar
-from grammars.prefix import strip_prefix
+from grammars.prefix import has_prefix, strip_prefix
 
 from processor.assemble import MULTILINE_TYPES, EntryAssembler
 from processor.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM_SLOWLOG, Counters, DeadLetter, Event, Record, SourceRef
@@ -58,7 +58,8 @@ class PipelineSettings:
 def _starts_after_prefix(test: Any) -> Any:
     def start(text: str) -> bool:
         try:
-            return bool(test(strip_prefix(text)[1]))
+            # (strip_prefix builds its prefix's fields: asked only when there is a prefix)
+            return bool(test(strip_prefix(text)[1] if has_prefix(text) else text))
         except Exception:  # noqa: BLE001 - a grammar bug: parse it alone, so it is dead-lettered, located
             return True
     return start
@@ -75,6 +76,7 @@ class Pipeline:
         self.join = DiagnosisJoin(self.topology, settings.join, self.counters)
         # feed's shortcut for healthy access lines: same outputs and counters, no Event built
         self._healthy_fast = not settings.emit_events
+        self._emit_events = settings.emit_events
         self._default_host = settings.parse.default_host
         self._assembler = EntryAssembler({
             NGINX_ERROR: _starts_after_prefix(error_grammar.is_entry_start),
@@ -335,8 +337,8 @@ class Pipeline:
     def process_event(self, event: Event) -> list[Output]:
         """Join one parsed event; returns the event itself (when asked for) and closed incidents."""
         incidents = self.join.process(event)
-        if not self.settings.emit_events:
-            return _incident_outputs(incidents)
+        if not self._emit_events:
+            return [Output("incident", inc, None) for inc in incidents] if incidents else []
         return [Output("event", event, event.source), *_incident_outputs(incidents)]
 
     def join_progress(self, stream: str, ts_ms: int, log_type: str, host: str) -> list[Output]:
