@@ -11,7 +11,7 @@ import bisect
 import heapq
 from typing import Any
 
-from processor.causes import Failure, FpmView, classify, is_anchor, socket_pool_guess, upstream_of
+from processor.causes import Diagnosis, Failure, FpmView, classify, is_anchor, socket_pool_guess, upstream_of
 from processor.events import FAILURE_STATUSES, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Counters, Event, SourceRef
 from processor.incident import build_incident, event_id
 from processor.remediation import remediation
@@ -64,6 +64,7 @@ class DiagnosisJoin:
         self._late = False  # whether the event being processed is late (set by _see)
         self._lateness_ms = settings.allowed_lateness_ms
         self._release_ms = settings.release_ms
+        self._remediations: dict[tuple[object, ...], str] = {}  # _remediation's texts
         self._max_state = settings.max_state
         self._last_source_name: str | None = None
         self._last_source_partition: int | None = None
@@ -263,7 +264,7 @@ class DiagnosisJoin:
     def _fpm(self, host: HostState, event: Event) -> None:
         f = event.fields
         kind = f.get("kind")
-        master_key = f.get("log_file") or event.source.stream
+        master_key = f.get("log_file") or self.stream_of(event.source)
         master = host.masters.get(master_key)
         if master is None:
             master = host.masters[master_key] = Master()
@@ -404,10 +405,25 @@ class DiagnosisJoin:
         if partner is not None:
             self._emit_id(partner)
         missing = [] if len(seen_types) >= 3 and _ALL_TYPES <= seen_types else sorted(_ALL_TYPES - seen_types)
-        text = remediation(diagnosis, self.topology)
+        text = self._remediation(diagnosis)
         return [build_incident(failure, diagnosis, text, late=late, evicted=evicted,
                                missing_evidence=missing, idle_inputs=self.watermarks.idle_streams(),
                                duplicates=duplicates, anchor_id=anchor.item_id)]
+
+    def _remediation(self, d: Diagnosis) -> str:
+        """``remediation(d, self.topology)``, kept per what it reads: the cause, the upstream, the pool, the
+        status and (for a crash) the signal's name; in an outage thousands of incidents share one text."""
+        sig = None
+        if d.cause == "child_crash":
+            for ev in d.fpm_evidence:
+                sig = ev.fields.get("signal_name") or sig
+        key = (d.cause, d.upstream, id(d.pool_info), d.status, sig)
+        text = self._remediations.get(key)
+        if text is None:
+            if len(self._remediations) >= 1024:
+                self._remediations.clear()
+            text = self._remediations[key] = remediation(d, self.topology)
+        return text
 
     def _same_request(self, host: HostState, error: Event, q: Pending) -> bool:
         """Whether ``q``, an error line of the same connection and request line as ``error``, is about the same
