@@ -20,7 +20,7 @@ from typing import Any, Literal, NamedTuple, cast
 
 from grammars import error as error_grammar
 from grammars import slowlog as slowlog_grammar
-from grammars.prefix import strip_prefix
+from grammars.prefix import has_prefix, strip_prefix
 
 from processor.core.assemble import EntryAssembler
 from processor.core.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM_SLOWLOG, Counters, DeadLetter, Event, Record, SourceRef
@@ -60,7 +60,8 @@ class PipelineSettings:
 def _starts_after_prefix(test: Any) -> Any:
     def start(text: str) -> bool:
         try:
-            return bool(test(strip_prefix(text)[1]))
+            # (strip_prefix builds its prefix's fields: asked only when there is a prefix)
+            return bool(test(strip_prefix(text)[1] if has_prefix(text) else text))
         except Exception:  # noqa: BLE001 - a grammar bug: parse it alone, so it is dead-lettered, located
             return True
     return start
@@ -78,6 +79,7 @@ class Pipeline:
         self.episodes = EpisodeTracker(settings.episodes) if settings.episodes is not None else None
         # feed's shortcut for healthy access lines: same outputs and counters, no Event built
         self._healthy_fast = not settings.emit_events
+        self._emit_events = settings.emit_events
         self._default_host = settings.parse.default_host
         starts = {
             NGINX_ERROR: _starts_after_prefix(error_grammar.is_entry_start),
@@ -130,7 +132,10 @@ class Pipeline:
     def _parse_typed(self, entry: Record) -> Iterator[Event | DeadLetter]:
         """``parse_entry``; a one-line record its type refuses but another log's grammar recognises (the error
         lines of an access-typed container stream) is that log's line, assembled as such."""
-        parsed = self.parser.parse(entry)
+        return self._typed(entry, self.parser.parse(entry))
+
+    def _typed(self, entry: Record, parsed: Event | DeadLetter) -> Iterator[Event | DeadLetter]:
+        """``_parse_typed`` of ``entry``, parsed already."""
         if isinstance(parsed, DeadLetter) and entry.line_count == 1 and entry.log_type not in self._multiline:
             other = self._assembler.retyped(entry)
             if other is not None:
@@ -253,15 +258,30 @@ class Pipeline:
     def parse_stream(self, records: Iterable[Record], stream: str) -> Iterator[Event | DeadLetter]:
         """Assemble and parse one ordered stream (a file) without joining: batch replay merges the
         streams of all its files in event time, then calls ``process_event``."""
+        counters = self.counters
+        by_type = counters.events_by_type
+        parse = self.parser.parse
+        feed = self._assembler.feed
+        is_open = self._assembler.is_open
         for record in records:
-            self.counters.lines_in += record.line_count
+            counters.lines_in += record.line_count
             if self._blank(record):
                 continue
-            if (record.log_type is not None and record.log_type not in self._multiline
-                    and not self._assembler.is_open(stream)):
-                yield from self._parse_typed(record)  # single-line logs (most lines): no assembler round trip
-                continue
-            yield from self._assemble(record)
+            # each parsed entry as _parse_typed gives it, the common case (an event) without its generator
+            if record.log_type is not None and record.log_type not in self._multiline and not is_open(stream):
+                entries: Iterable[Record] = (record,)  # single-line logs (most lines): no assembler round trip
+            else:
+                entries, orphans = feed(record)  # what _assemble does
+                for orphan, reason in orphans:
+                    yield self._orphan(orphan, reason)
+            for entry in entries:
+                parsed = parse(entry)
+                if type(parsed) is Event:
+                    counters.lines_parsed += parsed.line_count
+                    by_type[parsed.log_type] = by_type.get(parsed.log_type, 0) + 1
+                    yield parsed
+                else:
+                    yield from self._typed(entry, parsed)
         for entry in self._assembler.end_stream(stream):
             yield from self._parse_typed(entry)
 
@@ -284,6 +304,8 @@ class Pipeline:
             if ts is None or ts is FAILED:  # parse_stream's path, line by line
                 if lines is None:
                     lines = block.split("\n")
+                parse = self.parser.parse
+                by_type = counters.events_by_type
                 for j in range(i, i + count):
                     record = Record(lines[j], SourceRef(name, first_offset + j), log_type, host, access_format)
                     counters.lines_in += 1
@@ -291,8 +313,14 @@ class Pipeline:
                         continue
                     if self._assembler.is_open(name):
                         yield from self._assemble(record)
+                        continue
+                    parsed = parse(record)  # _parse_typed, the common case (an event) without its generator
+                    if type(parsed) is Event:
+                        counters.lines_parsed += parsed.line_count
+                        by_type[parsed.log_type] = by_type.get(parsed.log_type, 0) + 1
+                        yield parsed
                     else:
-                        yield from self._parse_typed(record)
+                        yield from self._typed(record, parsed)
             else:
                 for entry in self._assembler.end_stream(name):  # an access line ends an error entry mixed in
                     yield from self._parse_typed(entry)
@@ -310,8 +338,8 @@ class Pipeline:
     def process_event(self, event: Event) -> list[Output]:
         """Join one parsed event; returns the event itself (when asked for) and closed incidents."""
         incidents = self.join.process(event)
-        if not self.settings.emit_events:
-            return _incident_outputs(incidents)
+        if not self._emit_events:
+            return [Output("incident", inc, None) for inc in incidents] if incidents else []
         return [Output("event", event, event.source), *_incident_outputs(incidents)]
 
     def join_progress(self, stream: str, ts_ms: int, log_type: str, host: str) -> list[Output]:

@@ -129,6 +129,10 @@ class RecordParser:
         self._scan_misses: dict[str | None, int] = {}  # blocks in a row where the scan answered for no line
         self._last_time: datetime | None = None  # consecutive lines share their second: its epoch ms, kept
         self._last_time_ms: int | None = 0
+        # _parse's last entry time: its datetime, the timezone it was read in, its epoch ms
+        self._parsed_time: object = None
+        self._parsed_tz: tzinfo | None = None
+        self._parsed_ms: int | None = None
 
     def format_named(self, name: str) -> access_grammar.AccessFormat | None:
         return self._formats.get(name)
@@ -329,7 +333,13 @@ class RecordParser:
             result["log_file"] = record.origin
         host = record.host or self.settings.default_host
         tz = self._tz_for(host, log_type)
-        ts_ms = event_ts_ms(result, tz)
+        value = result.get("time")
+        if value is self._parsed_time and tz is self._parsed_tz and value is not None:
+            ts_ms: int | None = self._parsed_ms  # consecutive entries share their second (and its datetime)
+        else:
+            ts_ms = event_ts_ms(result, tz)
+            if isinstance(value, datetime):
+                self._parsed_time, self._parsed_tz, self._parsed_ms = value, tz, ts_ms
         if ts_ms is None:
             shipper_time = prefix.get("shipper_time") if prefix else None
             if isinstance(shipper_time, datetime):

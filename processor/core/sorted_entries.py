@@ -12,13 +12,13 @@ from typing import Any, Final, TypeAlias
 
 from sortedcontainers import SortedList
 
-_GROW_AT: Final = 512
+GROW_AT: Final = 512  # entries past which a SmallSorted becomes a SortedList (`grown`)
 
 
 class SmallSorted(list[Any]):
     """A sorted list with ``SortedList``'s add/remove/bisect_left, for the many lists that hold a few entries
     (one per URI or per request key): ~20x cheaper to create than a SortedList. ``grown`` swaps it for a
-    SortedList past ``_GROW_AT`` entries, where a plain list's insert and delete (a memmove of the tail)
+    SortedList past ``GROW_AT`` entries, where a plain list's insert and delete (a memmove of the tail)
     would grow with the window."""
 
     __slots__ = ()
@@ -44,7 +44,7 @@ SortedEntries: TypeAlias = "SmallSorted | SortedList"
 
 def grown(entries: SortedEntries) -> SortedEntries:
     """``entries``, as a SortedList once it holds too many for a plain list."""
-    if len(entries) > _GROW_AT and type(entries) is SmallSorted:
+    if len(entries) > GROW_AT and type(entries) is SmallSorted:
         return SortedList(entries)
     return entries
 

@@ -8,13 +8,13 @@ from functools import lru_cache
 
 def iso_ms(ts_ms: int) -> str:
     second, ms = divmod(ts_ms, 1000)
-    return _iso_second(second) + _MS_Z[ms]
+    return iso_second(second) + MS_Z[ms]
 
 
-_MS_Z = tuple(f"{ms:03d}Z" for ms in range(1000))  # iso_ms's tail: a lookup, not a format, per call
+MS_Z = tuple(f"{ms:03d}Z" for ms in range(1000))  # iso_ms's tail: a lookup, not a format, per call
 
 
 @lru_cache(maxsize=1024)
-def _iso_second(second: int) -> str:
+def iso_second(second: int) -> str:
     # an incident formats two or three times of the same second or so: strftime once per second
     return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))

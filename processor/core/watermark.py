@@ -71,6 +71,9 @@ class Watermarks:
     last_record_now_ms: int | None = None  # processing time of the newest record (observe, touch)
     # stream clocks looked at by current() and idle_streams(), all told (a cost measure for tests)
     examined: int = field(default=0, compare=False)
+    # moves on whenever something current() reads may have changed (a clock, a stream's rules, the wall clock):
+    # a caller that asked current() at one version may skip asking again at the same version
+    version: int = field(default=0, compare=False)
     _live: list[tuple[int, str]] = field(default_factory=list, compare=False, repr=False)  # (max_ts_ms, stream)
     _seen: list[tuple[int, str]] = field(default_factory=list, compare=False, repr=False)  # (last_seen_now_ms, …)
     _idle: set[str] = field(default_factory=set, compare=False, repr=False)  # parked streams (not closed)
@@ -89,8 +92,10 @@ class Watermarks:
         if clock is None:
             clock = self.streams[stream] = StreamClock(last_seen_now_ms=self.now_ms, log_type=log_type)
             self._add(stream, clock)
+            self.version += 1
         elif clock.out:
             self._revive(stream, clock)
+            self.version += 1
         clock.last_seen_now_ms = self.last_record_now_ms = self.now_ms
         return clock
 
@@ -111,6 +116,7 @@ class Watermarks:
             clock.pending_jump.clear()
         if ts_ms > max_ts_ms:
             clock.max_ts_ms = ts_ms
+            self.version += 1
             if ts_ms > self.global_max_ts_ms:
                 self.global_max_ts_ms = ts_ms
             if clock.parked:
@@ -124,6 +130,7 @@ class Watermarks:
             clock = self.streams[stream] = StreamClock(max_ts_ms=ts_ms, last_seen_now_ms=self.now_ms,
                                                        log_type=log_type)
             self._add(stream, clock)
+            self.version += 1
 
     def touch(self, stream: str, log_type: str | None = None) -> None:
         """A record of the stream arrived that the join does not see yet (the first line of a multi-line entry):
@@ -132,6 +139,7 @@ class Watermarks:
         if not clock.touched:
             clock.touched = True
             self._mode = None  # (whether it can be idle at once changed)
+            self.version += 1
 
     def seen_at(self, stream: str, seen_now_ms: int | None) -> None:
         """The stream's last record was read at ``seen_now_ms`` (an entry completed later, when its stream went
@@ -140,6 +148,7 @@ class Watermarks:
         if clock is not None and self.now_ms is not None and clock.last_seen_now_ms != seen_now_ms:
             clock.last_seen_now_ms = seen_now_ms
             self._mode = None
+            self.version += 1
 
     def set_behind(self, stream: str, behind: bool | None) -> None:
         """The driver's word on the stream's input: records not read yet (``True``), read to its end (``False``),
@@ -148,6 +157,7 @@ class Watermarks:
         if clock is not None and clock.behind is not behind:
             clock.behind = behind
             self._mode = None  # the heaps' rules for it changed: rebuilt at the next look
+            self.version += 1
 
     def advance(self, stream: str, ts_ms: int) -> None:
         """The stream has nothing before ``ts_ms`` (its next entry is there): move its clock, no event."""
@@ -156,12 +166,14 @@ class Watermarks:
             if _empty(clock):
                 self._mode = None  # (idle at once no more: the rebuild looks at it again)
             clock.max_ts_ms = ts_ms
+            self.version += 1
             if ts_ms > self.global_max_ts_ms:
                 self.global_max_ts_ms = ts_ms
             if clock.parked == _LAGGING:
                 self._unpark(stream, clock)
 
     def tick(self, now_ms: int) -> None:
+        self.version += 1
         if self.now_ms is not None and now_ms < self.now_ms:
             self._mode = None  # the wall clock went back: quiet streams may not be quiet any more
         self.now_ms = now_ms
@@ -178,6 +190,7 @@ class Watermarks:
 
     def close(self, stream: str) -> None:
         """End of a stream (end of file): it no longer holds the watermark back."""
+        self.version += 1
         clock = self.streams.get(stream)
         if clock is None:
             clock = self.streams[stream] = StreamClock(closed=True, out=True)

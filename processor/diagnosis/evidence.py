@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import Final
 
 from processor.core.events import Event
-from processor.core.sorted_entries import SmallSorted, SortedEntries, grown, nearest_entry
+from processor.core.sorted_entries import GROW_AT, SmallSorted, SortedEntries, grown, nearest_entry
 
 TIMED_OUT: Final = "timed_out"
 MAX_CHILDREN: Final = "max_children"
@@ -48,7 +48,7 @@ _Key = tuple[object, ...]
 class Candidate:
     """One timeout or crash line and the lists it sits in."""
 
-    __slots__ = ("event", "entry", "at", "keys", "timeout", "live", "follows", "enders")
+    __slots__ = ("at", "enders", "entry", "event", "follows", "keys", "live", "timeout")
 
     def __init__(self, event: Event, seq: int, timeout: bool) -> None:
         self.event = event
@@ -105,7 +105,7 @@ def search_keys(uri: str | None) -> tuple[list[tuple[object, ...]], list[tuple[o
 class _Child:
     """One PHP-FPM child (pool, pid) as its lines tell: timeouts and exits, each by (time, arrival)."""
 
-    __slots__ = ("timeouts", "exits")
+    __slots__ = ("exits", "timeouts")
 
     def __init__(self) -> None:
         self.timeouts: SortedEntries = SmallSorted()  # (ts, seq, candidate)
@@ -197,14 +197,17 @@ class EvidenceIndex:
                     return
         self._pools[pool] = self._pools.get(pool, 0) + 1
         kind = "timeout" if c.timeout else "crash"
+        lists, keys, entry = self._lists, c.keys, c.entry
         for key in uri_keys(f.get("uri")):
-            full = (pool, kind) + key
-            c.keys.append(full)
-            lst = self._lists.get(full)
+            full = (pool, kind, *key)
+            keys.append(full)
+            lst = lists.get(full)
             if lst is None:
-                lst = self._lists[full] = SmallSorted()
-            lst.add(c.entry)
-            self._lists[full] = grown(lst)
+                lists[full] = SmallSorted((entry,))
+                continue
+            lst.add(entry)
+            if len(lst) > GROW_AT:
+                lists[full] = grown(lst)
 
     @staticmethod
     def _ends(exit_: Candidate, timeout: Candidate) -> bool:

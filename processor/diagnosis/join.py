@@ -11,15 +11,13 @@ import bisect
 import heapq
 from typing import Any
 
-from processor.diagnosis.causes import Failure, FpmView, classify, is_anchor, socket_pool_guess, upstream_of
 from processor.core.events import FAILURE_STATUSES, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Counters, Event, SourceRef
-from processor.diagnosis.evidence import Position, log_position
-from processor.diagnosis.incident import build_incident, event_id
-from processor.diagnosis.registry import remediation
-from processor.diagnosis.state import (HostState, JoinSettings, Master, Pending, Waiting, connection_id, match_key,
-                                  timeline_order)
-from processor.diagnosis.topology import Topology
 from processor.core.watermark import NO_WATERMARK, Watermarks
+from processor.diagnosis.causes import Diagnosis, Failure, FpmView, classify, is_anchor, socket_pool_guess, upstream_of
+from processor.diagnosis.incident import build_incident, event_id
+from processor.diagnosis.registry import BUILT_IN, remediation
+from processor.diagnosis.state import HostState, JoinSettings, Master, Pending, ReleaseQueue, Waiting, timeline_order
+from processor.diagnosis.topology import Topology
 
 Incident = dict[str, Any]
 
@@ -32,6 +30,7 @@ _CONNECT_KINDS = frozenset({"connect_failed", "upstream_timed_out"})
 _DOWN_KINDS = frozenset({"exiting", "terminating"})
 _UP_KINDS = frozenset({"running", "ready"})
 _DUPLICATE_WINDOW_MS = 1000
+_ALL_TYPES = frozenset({NGINX_ACCESS, NGINX_ERROR, PHP_FPM})  # what an incident's missing_evidence names
 _SWEEP_EVERY_MS = 60_000
 _FORGET_MS = 600_000  # a host with nothing in flight, quiet this long (event time), is forgotten
 
@@ -45,20 +44,27 @@ class DiagnosisJoin:
         self.counters = counters if counters is not None else Counters()
         self.watermarks = Watermarks(settings.allowed_lateness_ms, settings.idle_timeout_ms, settings.max_jump_ms)
         self._hosts: dict[str, HostState] = {}
-        # (release, event time, access first, log position, arrival, pending): a second's failures close in the
-        # order their lines were written, so the first takes the first of that second's PHP-FPM lines
-        self._heap: list[tuple[int, int, int, Position, int, Pending]] = []
+        # by (release, access first, log position, arrival): a second's failures close in the order their lines
+        # were written, so the first takes the first of that second's PHP-FPM lines
+        self._queue = ReleaseQueue()
         self._seq = 0
         self._evidence_count = 0
         self._emitted: dict[str, int] = {}  # item id → event time, of the lines already in an incident
-        self._emitted_heap: list[tuple[int, str]] = []  # the same, oldest first: pruned from the front
+        # the same by event time (a heap of the times, the ids of each), oldest first: pruned from the front
+        self._emitted_times: list[int] = []
+        self._emitted_at: dict[int, list[str]] = {}
         self._last_prune_ms = NO_WATERMARK
         self._last_drain_bound = NO_WATERMARK
         self._last_sweep_ms = NO_WATERMARK
         self._busy: set[str] = set()  # hosts holding PHP-FPM evidence or lifecycle history
         self._wm = NO_WATERMARK  # as last computed; windows already closed stay closed
+        # the watermarks' version and idle rule when _wm was computed (_closed skips a drain that would find the same)
+        self._drained_version = -1
+        self._drained_idle_rule: bool | None = None
         self._late = False  # whether the event being processed is late (set by _see)
         self._lateness_ms = settings.allowed_lateness_ms
+        self._release_ms = settings.release_ms
+        self._remediations: dict[tuple[object, ...], str] = {}  # _remediation's texts
         self._max_state = settings.max_state
         self._last_source_name: str | None = None
         self._last_source_partition: int | None = None
@@ -112,9 +118,18 @@ class DiagnosisJoin:
                 or ts_ms > clock.max_ts_ms:
             return False
         bound = watermarks.global_max_ts_ms - self._lateness_ms
-        heap = self._heap
-        return not ((heap and heap[0][0] <= bound) or len(heap) + self._evidence_count > self._max_state
+        queue = self._queue
+        first = queue.first_release()
+        return not ((first is not None and first <= bound and not self._drained_already(first))
+                    or len(queue) + self._evidence_count > self._max_state
                     or bound - self._last_drain_bound >= 1_000)
+
+    def _drained_already(self, first: int) -> bool:
+        """Whether a drain now would find what the last one left: the watermark where it was (its inputs
+        unchanged) and nothing waiting up to it (``first``: the release due first)."""
+        watermarks = self.watermarks
+        return (first > self._wm and watermarks.version == self._drained_version
+                and watermarks.event_time_idle is self._drained_idle_rule)
 
     def stream_of(self, source: SourceRef) -> str:
         """``source.stream``, remembered: SourceRef.stream formats a string per call, and consecutive records
@@ -148,9 +163,15 @@ class DiagnosisJoin:
         """After each event: the windows it closed (and now and then a prune)."""
         # the join's watermark never exceeds the most advanced stream minus the lateness: when even that
         # bound closes no window, skip computing the minimum over streams (the common, healthy line)
-        bound = self.watermarks.global_max_ts_ms - self._lateness_ms
-        heap = self._heap
-        if (heap and heap[0][0] <= bound) or len(heap) + self._evidence_count > self._max_state:
+        watermarks = self.watermarks
+        bound = watermarks.global_max_ts_ms - self._lateness_ms
+        queue = self._queue
+        first = queue.first_release()
+        if len(queue) + self._evidence_count > self._max_state:
+            return self._drain()
+        if first is not None and first <= bound:
+            if self._drained_already(first):
+                return []  # the watermark is where the last drain left it, and nothing before it waits
             return self._drain()
         if bound - self._last_drain_bound >= 1_000:  # now and then: prune old evidence
             self._last_drain_bound = bound
@@ -179,16 +200,17 @@ class DiagnosisJoin:
     def flush(self) -> list[Incident]:
         """End of input: close every window now."""
         out: list[Incident] = []
-        while self._heap:
-            out.extend(self._finalize(heapq.heappop(self._heap)[-1], evicted=False))
+        queue = self._queue
+        while len(queue):
+            out.extend(self._finalize(queue.pop(), evicted=False))
         return out
 
     def held_offsets(self) -> dict[str, int]:
         """Lowest source offset per stream still needed by an open window (pending or as evidence)."""
         held: dict[str, int] = {}
-        for entry in self._heap:
-            if not entry[-1].consumed:
-                _min_into(held, entry[-1].event.source)
+        for pending in self._queue:
+            if not pending.consumed:
+                _min_into(held, pending.event.source)
         horizon = self._wm - self.settings.release_ms - self.settings.saturation_lookback_ms
         for host in self._hosts.values():
             for ev in host.evidence:
@@ -204,42 +226,53 @@ class DiagnosisJoin:
 
     @property
     def state_size(self) -> int:
-        return len(self._heap) + self._evidence_count
+        return len(self._queue) + self._evidence_count
 
     def held_windows(self) -> tuple[int, int | None]:
         """(failures waiting in open windows, the event time of the one due first): for metrics."""
-        return len(self._heap), (self._heap[0][1] if self._heap else None)
+        first = self._queue.first_release()
+        return len(self._queue), (first - self.settings.release_ms if first is not None else None)
 
     @property
     def complete_before_ms(self) -> int:
         """Every incident of a failure before this event time has been emitted (late events aside): the failures
         still waiting are no older, and an incident takes its time from a line at most ``release_ms`` from them."""
-        first = self._heap[0][1] if self._heap else self._wm
-        return min(first, self._wm) - self.settings.release_ms
+        release = self._queue.first_release()  # the oldest waiting failure's time + release_ms
+        first = release - self._release_ms if release is not None else self._wm
+        return min(first, self._wm) - self._release_ms
 
     def _hold(self, host: HostState, event: Event, is_access: bool, late: bool) -> None:
         item_id = event_id(event.host, event)
         if item_id in host.waiting_ids or item_id in self._emitted:
             self.counters.duplicates += 1  # the very same line again (a shipper's resend): one incident
             return
-        index = host.access if is_access else host.errors
-        key = match_key(event)
+        # match_key, connection_id and log_position, inlined (two holds per failed request)
+        f = event.fields
+        if is_access:
+            index = host.access
+            key = (f.get("remote_addr"), f.get("request"))
+            cid = f.get("connection")
+        else:
+            index = host.errors
+            key = (f.get("client"), f.get("request"))
+            cid = f.get("cid")
         waiting = index.get(key)
         if waiting is None:
             waiting = index[key] = Waiting()
-        pending = Pending(event, is_access, key, connection_id(event), item_id, late)
+        pending = Pending(event, is_access, key, cid if isinstance(cid, int) else None, item_id, late)
         waiting.add(pending)
         host.waiting_ids.add(item_id)
         host.pending += 1
         self._seq += 1
-        release = event.ts_ms + self.settings.release_ms
-        heapq.heappush(self._heap, (release, event.ts_ms, 0 if is_access else 1, log_position(event), self._seq,
-                                    pending))
+        source = event.source
+        self._queue.push(event.ts_ms + self._release_ms, 0 if is_access else 1,
+                         (source.name, -1 if source.partition is None else source.partition, source.offset),
+                         self._seq, pending)
 
     def _fpm(self, host: HostState, event: Event) -> None:
         f = event.fields
         kind = f.get("kind")
-        master_key = f.get("log_file") or event.source.stream
+        master_key = f.get("log_file") or self.stream_of(event.source)
         master = host.masters.get(master_key)
         if master is None:
             master = host.masters[master_key] = Master()
@@ -261,12 +294,17 @@ class DiagnosisJoin:
         out: list[Incident] = []
         # not forced monotonic: a stream that shows up behind the others (a host whose clock lags) pulls
         # the watermark back for the windows still open, instead of making all its records late
-        wm = self._wm = self.watermarks.current()
-        while self._heap and self._heap[0][0] <= wm:
-            out.extend(self._finalize(heapq.heappop(self._heap)[-1], evicted=False))
-        while self._heap and self.state_size > self.settings.max_state:
+        watermarks = self.watermarks
+        wm = self._wm = watermarks.current()
+        self._drained_version, self._drained_idle_rule = watermarks.version, watermarks.event_time_idle
+        queue = self._queue
+        first = queue.first_release()
+        while first is not None and first <= wm:
+            out.extend(self._finalize(queue.pop(), evicted=False))
+            first = queue.first_release()
+        while len(queue) and self.state_size > self.settings.max_state:
             self.counters.evicted += 1
-            out.extend(self._finalize(heapq.heappop(self._heap)[-1], evicted=True))
+            out.extend(self._finalize(queue.pop(), evicted=True))
         if wm - self._last_prune_ms >= 1_000:
             self._prune(wm)
         return out
@@ -292,11 +330,12 @@ class DiagnosisJoin:
                     del tl[: cut - 1]  # keep the last state before the horizon
             if not host.evidence and all(len(m.timeline) <= 1 for m in host.masters.values()):
                 self._busy.discard(name)
-        emitted, heap = self._emitted, self._emitted_heap
-        while heap and heap[0][0] < horizon:
-            ts_ms, item_id = heapq.heappop(heap)
-            if emitted.get(item_id) == ts_ms:
-                del emitted[item_id]
+        emitted, times = self._emitted, self._emitted_times
+        while times and times[0] < horizon:
+            ts_ms = heapq.heappop(times)
+            for item_id in self._emitted_at.pop(ts_ms):
+                if emitted.get(item_id) == ts_ms:
+                    del emitted[item_id]
         while self._evidence_count > self.settings.max_state // 2:
             biggest = max(self._hosts.values(), key=lambda h: len(h.evidence))
             drop = max(1, len(biggest.evidence) // 10)
@@ -304,64 +343,98 @@ class DiagnosisJoin:
             self._evidence_count -= drop
             self.counters.evidence_evicted += drop
 
-    def _take(self, index: dict[tuple[str | None, str | None], Waiting], p: Pending) -> None:
+    def _take(self, host: HostState, index: dict[tuple[str | None, str | None], Waiting], p: Pending) -> None:
         if p.consumed:
             return
-        host = self._hosts[p.event.host]
         host.pending -= 1
         host.waiting_ids.discard(p.item_id)
-        waiting = index[p.key]
+        key = p.key
+        waiting = index[key]
         waiting.remove(p)
         if not waiting:
-            del index[p.key]
+            del index[key]
         p.consumed = True
-
-    def _partner(self, host: HostState, p: Pending) -> Pending | None:
-        waiting = (host.errors if p.is_access else host.access).get(p.key)
-        return waiting.partner_for(p, self.settings.match_window_ms) if waiting is not None else None
 
     def _finalize(self, p: Pending, *, evicted: bool) -> list[Incident]:
         if p.consumed:
             return []
-        host = self._hosts[p.event.host]
-        self._take(host.access if p.is_access else host.errors, p)
-        partner = self._partner(host, p)
-        if partner is not None:
-            self._take(host.errors if p.is_access else host.access, partner)
-        access = p.event if p.is_access else (partner.event if partner else None)
-        error = p.event if not p.is_access else (partner.event if partner else None)
+        event = p.event
+        host = self._hosts[event.host]
+        key = p.key
+        if p.is_access:
+            self._take(host, host.access, p)
+            waiting = host.errors.get(key)
+            partner = waiting.partner_for(p, self.settings.match_window_ms) if waiting is not None else None
+            if partner is not None:
+                self._take(host, host.errors, partner)
+                error: Event | None = partner.event
+            else:
+                error = None
+            access: Event | None = event
+        else:
+            self._take(host, host.errors, p)
+            waiting = host.access.get(key)
+            partner = waiting.partner_for(p, self.settings.match_window_ms) if waiting is not None else None
+            if partner is not None:
+                self._take(host, host.access, partner)
+                access = partner.event
+            else:
+                access = None
+            error = event
         duplicates: list[Event] = []
-        waiting = host.access.get(p.key) if access is not None else None  # a partner has the same key
-        if waiting is not None and access is not None:
-            for q in waiting.same_request_elsewhere(access, _DUPLICATE_WINDOW_MS):
-                self._take(host.access, q)  # the same request in a second access log
-                duplicates.append(q.event)
-        cid = error.fields.get("cid") if error is not None else None
-        waiting = host.errors.get(p.key) if error is not None else None
-        if waiting is not None and isinstance(cid, int) and error is not None:
-            for q in waiting.same_connection(cid):
-                if self._same_request(host, error, q):
-                    self._take(host.errors, q)  # a second error line about the same request
+        if access is not None:
+            waiting = host.access.get(key)  # a partner has the same key
+            if waiting is not None:
+                for q in waiting.same_request_elsewhere(access, _DUPLICATE_WINDOW_MS):
+                    self._take(host, host.access, q)  # the same request in a second access log
                     duplicates.append(q.event)
-        anchor_ts = access.ts_ms if access is not None else p.event.ts_ms
+        if error is not None:
+            cid = error.fields.get("cid")
+            waiting = host.errors.get(key)
+            if waiting is not None and isinstance(cid, int):
+                for q in waiting.same_connection(cid):
+                    if self._same_request(host, error, q):
+                        self._take(host, host.errors, q)  # a second error line about the same request
+                        duplicates.append(q.event)
+        anchor_ts = access.ts_ms if access is not None else event.ts_ms
         anchor = partner if partner is not None and access is partner.event else p  # its id is the incident's
-        failure = Failure(p.event.host, anchor_ts, access, error, NGINX_ERROR in host.seen_types)
+        seen_types = host.seen_types
+        failure = Failure(event.host, anchor_ts, access, error, NGINX_ERROR in seen_types)
         diagnosis = classify(failure, self._fpm_view(host, failure), self.topology)
         for ev in diagnosis.fpm_evidence:
             if ev.fields.get("kind") in _EXPLAINING_KINDS:
                 host.evidence.consume(ev)
         late = p.late or (partner is not None and partner.late)
+        counters = self.counters
         if late:
-            self.counters.late_incidents += 1
-        self.counters.incidents += 1
+            counters.late_incidents += 1
+        counters.incidents += 1
         self._emit_id(p)
         if partner is not None:
             self._emit_id(partner)
-        missing = sorted({NGINX_ACCESS, NGINX_ERROR, PHP_FPM} - host.seen_types)
-        text = remediation(diagnosis, self.topology)
+        missing = [] if len(seen_types) >= 3 and _ALL_TYPES <= seen_types else sorted(_ALL_TYPES - seen_types)
+        text = self._remediation(diagnosis)
         return [build_incident(failure, diagnosis, text, late=late, evicted=evicted,
                                missing_evidence=missing, idle_inputs=self.watermarks.idle_streams(),
                                duplicates=duplicates, anchor_id=anchor.item_id)]
+
+    def _remediation(self, d: Diagnosis) -> str:
+        """``remediation(d, self.topology)``, kept per what the built-in texts read: the cause, the upstream, the
+        pool, the status, whether PHP-FPM evidence was found, a connect error and (for a crash) the signal's name;
+        in an outage thousands of incidents share one text. A cause added to the registry is asked every time."""
+        if d.cause not in BUILT_IN:
+            return remediation(d, self.topology)
+        sig = None
+        if d.cause == "child_crash":
+            for ev in d.fpm_evidence:
+                sig = ev.fields.get("signal_name") or sig
+        key = (d.cause, d.upstream, id(d.pool_info), d.pool, d.status, sig, bool(d.fpm_evidence), d.connect_error)
+        text = self._remediations.get(key)
+        if text is None:
+            if len(self._remediations) >= 1024:
+                self._remediations.clear()
+            text = self._remediations[key] = remediation(d, self.topology)
+        return text
 
     def _same_request(self, host: HostState, error: Event, q: Pending) -> bool:
         """Whether ``q``, an error line of the same connection and request line as ``error``, is about the same
@@ -378,8 +451,14 @@ class DiagnosisJoin:
         return access is None or access.partner_for(q, self.settings.match_window_ms) is None
 
     def _emit_id(self, p: Pending) -> None:
-        self._emitted[p.item_id] = p.event.ts_ms
-        heapq.heappush(self._emitted_heap, (p.event.ts_ms, p.item_id))
+        ts_ms = p.event.ts_ms
+        self._emitted[p.item_id] = ts_ms
+        ids = self._emitted_at.get(ts_ms)
+        if ids is None:
+            self._emitted_at[ts_ms] = [p.item_id]
+            heapq.heappush(self._emitted_times, ts_ms)
+        else:
+            ids.append(p.item_id)
 
     def _fpm_view(self, host: HostState, failure: Failure) -> FpmView:
         t = failure.error.ts_ms if failure.error is not None else failure.ts_ms

@@ -6,12 +6,15 @@ Plain data with small pure helpers, so ``processor.diagnosis.join`` reads as the
 from __future__ import annotations
 
 import bisect
+import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from processor.core.events import NGINX_ACCESS, Event
-from processor.diagnosis.evidence import EvidenceIndex, log_position
-from processor.core.sorted_entries import SmallSorted, SortedEntries, grown, nearest_entry
+from processor.core.sorted_entries import GROW_AT, SmallSorted, SortedEntries, grown, nearest_entry
 from processor.core.watermark import NO_WATERMARK
+from processor.diagnosis.evidence import EvidenceIndex, Position, log_position
+
 
 @dataclass(frozen=True, slots=True)
 class JoinSettings:
@@ -45,6 +48,64 @@ class Pending:
         return self.event.ts_ms, self.item_id, self
 
 
+class ReleaseQueue:
+    """The failures and anchors waiting in their windows, taken in the order their windows close: release time,
+    then access lines first, then log position, then arrival.
+
+    A heap of these entries compared whole tuples at every step, and in an outage hundreds share their release
+    (lines write whole seconds), so each step compared down to the log position. Here the entries of one release
+    wait in a list of their own (``push`` is an append) and are sorted once, when their release comes first.
+    """
+
+    __slots__ = ("_buckets", "_releases", "_size", "_sorted")
+
+    def __init__(self) -> None:
+        self._releases: list[int] = []  # a heap of the releases that have entries
+        # release → its entries (access first?, log position, arrival, pending); the first release's list, once
+        # taken from, sorted last-first (``_sorted``) so each take is a pop from its end
+        self._buckets: dict[int, list[tuple[int, Position, int, Pending]]] = {}
+        self._sorted: int | None = None
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[Pending]:
+        for bucket in self._buckets.values():
+            for entry in bucket:
+                yield entry[3]
+
+    def push(self, release: int, access_first: int, position: Position, seq: int, p: Pending) -> None:
+        bucket = self._buckets.get(release)
+        if bucket is None:
+            self._buckets[release] = [(access_first, position, seq, p)]
+            heapq.heappush(self._releases, release)
+        else:
+            bucket.append((access_first, position, seq, p))
+            if release == self._sorted:
+                self._sorted = None
+        self._size += 1
+
+    def first_release(self) -> int | None:
+        """The release time of the entry due first (``None``: nothing waits)."""
+        return self._releases[0] if self._releases else None
+
+    def pop(self) -> Pending:
+        """The entry due first, taken out."""
+        release = self._releases[0]
+        bucket = self._buckets[release]
+        if self._sorted != release:
+            bucket.sort(reverse=True)
+            self._sorted = release
+        entry = bucket.pop()
+        if not bucket:
+            del self._buckets[release]
+            heapq.heappop(self._releases)
+            self._sorted = None
+        self._size -= 1
+        return entry[3]
+
+
 class Waiting:
     """The failures (or error anchors) of one host and one match key still in a window, indexed so that
     finding a partner or a duplicate looks at a bounded number of them, however many an outage holds (in an
@@ -67,9 +128,11 @@ class Waiting:
         return len(self.all)
 
     def add(self, p: Pending) -> None:
-        entry = p.entry
-        self.all.add(entry)
-        self.all = grown(self.all)
+        entry = (p.event.ts_ms, p.item_id, p)
+        entries = self.all
+        entries.add(entry)
+        if len(entries) > GROW_AT:
+            self.all = grown(entries)
         if p.cid is None:
             if self.unconnected is not None:
                 self.unconnected.add(entry)
@@ -93,7 +156,7 @@ class Waiting:
             self.by_stream[key] = grown(by_stream)
 
     def remove(self, p: Pending) -> None:
-        entry = p.entry
+        entry = (p.event.ts_ms, p.item_id, p)
         self.all.remove(entry)
         if p.cid is None:
             if self.unconnected is not None:

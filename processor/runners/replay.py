@@ -236,7 +236,7 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
                 break
             key, event = nxt
             # the common case: the same file is still the oldest — no heap traffic
-            if heap and (key, i) > heap[0][:2]:
+            if heap and (key > (top := heap[0])[0] or (key == top[0] and i > top[1])):
                 pipeline.stream_at(name, key)  # it waits in the merge, not idle
                 heapq.heappush(heap, (key, i, event))
                 break
