@@ -48,7 +48,7 @@ _Key = tuple[object, ...]
 class Candidate:
     """One timeout or crash line and the lists it sits in."""
 
-    __slots__ = ("at", "enders", "entry", "event", "follows", "keys", "live", "timeout")
+    __slots__ = ("event", "entry", "at", "keys", "timeout", "live", "follows", "enders")
 
     def __init__(self, event: Event, seq: int, timeout: bool) -> None:
         self.event = event
@@ -105,7 +105,7 @@ def search_keys(uri: str | None) -> tuple[list[tuple[object, ...]], list[tuple[o
 class _Child:
     """One PHP-FPM child (pool, pid) as its lines tell: timeouts and exits, each by (time, arrival)."""
 
-    __slots__ = ("exits", "timeouts")
+    __slots__ = ("timeouts", "exits")
 
     def __init__(self) -> None:
         self.timeouts: SortedEntries = SmallSorted()  # (ts, seq, candidate)
