@@ -8,12 +8,9 @@ logs carry no offset: their source's timezone setting applies).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo, timezone
-from functools import lru_cache
-from itertools import groupby
-from typing import Any, Final, cast
 
 from grammars import access as access_grammar
 from grammars import error as error_grammar
@@ -23,29 +20,17 @@ from grammars import slowlog as slowlog_grammar
 from grammars.detect import detect_line
 from grammars.plugins import GrammarPlugin
 from grammars.lowering import Scanner
-from grammars.values import Converter
-from grammars.prefix import PREFIX_SCAN_PATTERN, has_prefix, strip_prefix
+from grammars.prefix import has_prefix, strip_prefix
 from grammars.result import ParseError
 
+from processor.core.healthy import Failed, HealthyAccess, Probe
+from processor.core.timefmt import OUT_OF_RANGE, aware_ms, in_range, local_ms
 from processor.core.events import (
-    FAILURE_STATUSES, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, PHP_FPM_ACCESS, PHP_FPM_SLOWLOG, DeadLetter, Event,
+    NGINX_ACCESS, NGINX_ERROR, PHP_FPM, PHP_FPM_ACCESS, PHP_FPM_SLOWLOG, DeadLetter, Event,
     Fields, Record,
 )
 
 Parse = Callable[[str], "Fields | ParseError"]
-Probe = Callable[[str], "tuple[Any, ...] | None"]
-
-
-class Failed:
-    """``healthy_access_block``'s answer for a line that is a 502/504 of the format (one object: ``FAILED``)."""
-
-    def __repr__(self) -> str:
-        return "FAILED"
-
-
-FAILED: Final = Failed()
-# healthy_access_block's run of lines: (epoch ms, None or FAILED; host; number of lines)
-Run = tuple["int | None | Failed", "str | None", int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,43 +46,20 @@ class ParseSettings:
     plugins: tuple[GrammarPlugin, ...] = ()
 
 
-@lru_cache(maxsize=4096)
-def _local_ms(dt: datetime, tz: tzinfo) -> int:
-    return int(dt.replace(tzinfo=tz).timestamp() * 1000)
-
-
-@lru_cache(maxsize=4096)
-def _aware_ms(dt: datetime) -> int:
-    # consecutive lines share their second: the grammars hand back the same datetime, the cache hits
-    return int(dt.timestamp() * 1000)
-
-
-# the event times an incident can carry (`@timestamp` is ISO 8601 with a 4-digit year): a local time at 9999's
-# last hours is year 10000 in UTC, one at year 1's first hours is year 0
-MIN_TS_MS: Final = int(datetime(1, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
-MAX_TS_MS: Final = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc).timestamp() * 1000)
-OUT_OF_RANGE: Final = "entry's time is outside years 1-9999 in UTC"
-
-
-def in_range(ts_ms: int | None) -> int | None:
-    """``ts_ms`` when an incident can carry it, else None."""
-    return ts_ms if ts_ms is not None and MIN_TS_MS <= ts_ms <= MAX_TS_MS else None
-
-
 def event_ts_ms(fields: Fields, tz: tzinfo) -> int | None:
     """Epoch ms of the entry's own time; naive times are read in ``tz``."""
     value = fields.get("time")
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            return _local_ms(value, tz)
-        return _aware_ms(value)
+            return local_ms(value, tz)
+        return aware_ms(value)
     msec = fields.get("msec")
     if isinstance(msec, (int, float)) and math.isfinite(msec):
         return int(msec * 1000)
     return None
 
 
-class RecordParser:
+class RecordParser(HealthyAccess):
     """Parses records of any log type into events; never raises."""
 
     def __init__(self, settings: ParseSettings) -> None:
@@ -155,142 +117,6 @@ class RecordParser:
         except Exception as exc:  # noqa: BLE001 - a grammar bug must not stop the pipeline
             return DeadLetter(record.source, f"internal parser error: {type(exc).__name__}: {exc}", record.text,
                               record.log_type, line_count=record.line_count)
-
-    def healthy_access_line_ms(self, text: str, host: str | None, access_format: str | None) -> int | None:
-        """Event time of a healthy NGINX access line, for a caller that needs no ``Event`` of it.
-
-        Not ``None`` only when ``parse(Record(text, …, NGINX_ACCESS, host, access_format))`` would give an
-        ``nginx_access`` event of that time whose status is not a failure (``FAILURE_STATUSES``): the same grammar
-        matches (its lowered regex and every conversion that may fail, ``FastParser.probe``), no shipper prefix,
-        one line. ``None``: ``parse`` decides (failures, other types, dead letters, JSON lines, anything unusual).
-        """
-        probe = self._probes.get(access_format) or self._access_probe(access_format)
-        if "\n" in text or text.startswith("{"):
-            return None
-        got = probe(text)
-        if got is None:
-            return None
-        status, value = got
-        if status in FAILURE_STATUSES or not isinstance(value, datetime) or has_prefix(text):
-            return None
-        if value is self._last_time:
-            return self._last_time_ms
-        if value.tzinfo is None:  # the host's timezone applies: not kept
-            return in_range(self._local_access_ms(value, host))
-        ts_ms = self._last_time_ms = in_range(_aware_ms(value))
-        self._last_time = value
-        return ts_ms
-
-    def healthy_access_block(self, block: str, n: int, hosts: str | None | Sequence[str | None],
-                             access_format: str | None) -> list[Run] | None:
-        """``healthy_access_line_ms`` of the ``n`` newline-separated lines of ``block`` (``hosts``: one for all
-        lines, or one per line) as runs ``(answer, host, count)`` of consecutive lines with the same answer and
-        host, in line order: the epoch ms, ``None``, or ``FAILED`` for a line of the format whose status is a
-        failure (a plain access line, no prefix, not blank: ``parse`` gives its event). From one regex pass
-        over the block (the format's ``Scanner``; where it gives up, on an empty line or a match across a line
-        end, half by half, down to a few lines that answer ``None``); each distinct status and time text is
-        converted once. ``None`` when the format has no scanner: ask line by line."""
-        scan = self._scanner_for(access_format)
-        if scan is None:
-            return None
-        rows: list[tuple[str, ...] | None] | None = scan.rows(block, n)  # type: ignore[assignment]
-        if rows is None:
-            rows = _scan_halves(scan, block.split("\n"))
-            # a format whose matches run on (combined_plus's untyped rest takes newlines): stop trying
-            answered = any(row is not None and not row[-1] for row in rows)
-            misses = self._scan_misses[access_format] = self._scan_misses.get(access_format, 0) + (not answered)
-            if misses >= 8:
-                self._scanners[access_format] = None
-        elif access_format in self._scan_misses:
-            del self._scan_misses[access_format]
-        fixed = hosts is None or isinstance(hosts, str)
-        keyed: Iterable[Any] = groupby(rows) if fixed else groupby(zip(rows, hosts))  # type: ignore[arg-type]
-        (status_at, time_at), (to_status, to_time) = scan.at, scan.converters
-        statuses, times = self._status_answers, self._time_answers
-        out: list[Run] = []
-        answer: int | None | Failed = None
-        host: str | None = None
-        count = 0
-        for key, run in keyed:
-            row, line_host = (key, cast("str | None", hosts)) if fixed else key
-            lines = len(list(run))
-            if row is None or row[-1]:  # the scan gave up on it, or the grammar does not match it whole
-                got: Any = None
-            else:
-                got = statuses.get(row[status_at], _UNKNOWN)
-                if got is _UNKNOWN:
-                    got = self._status_answer(to_status, row[status_at])
-                if got is True:
-                    got = times.get(row[time_at], _UNKNOWN)
-                    if got is _UNKNOWN:
-                        got = self._time_answer(to_time, row[time_at], line_host)
-            if got == answer and line_host == host and count:
-                count += lines
-                continue
-            if count:
-                out.append((answer, host, count))
-            answer, host, count = got, line_host, lines
-        if count:
-            out.append((answer, host, count))
-        return out
-
-    def _status_answer(self, convert: Converter | None, text: str) -> bool | None | Failed:
-        """The status text of a scanned line: ``FAILED`` (a 502/504: the full path whatever its time), ``True``
-        (healthy: its time answers) or ``None`` (its conversion fails: ``parse`` decides). Kept."""
-        try:
-            status = text if convert is None else convert(text)
-        except Exception:  # noqa: BLE001 - as the probe: the record would not build
-            answer: bool | None | Failed = None
-        else:
-            answer = FAILED if status in FAILURE_STATUSES else True
-        _keep(self._status_answers, text, answer)
-        return answer
-
-    def _time_answer(self, convert: Converter | None, text: str, host: str | None) -> int | None:
-        """The time text of a scanned healthy line: its epoch ms, or ``None`` (no time: ``parse`` decides).
-        Kept, unless the time is naive (the line's host's timezone applies)."""
-        try:
-            value = text if convert is None else convert(text)
-        except Exception:  # noqa: BLE001 - as the probe
-            value = None
-        if not isinstance(value, datetime):
-            answer = None
-        elif value.tzinfo is None:
-            return in_range(self._local_access_ms(value, host))
-        else:
-            answer = in_range(_aware_ms(value))
-        _keep(self._time_answers, text, answer)
-        return answer
-
-    def scans(self, access_format: str | None) -> bool:
-        """Whether ``healthy_access_block`` can scan lines of this access format (it has a scanner, and the
-        scanner answers)."""
-        return self._scanner_for(access_format) is not None
-
-    def _local_access_ms(self, value: datetime, host: str | None) -> int:
-        """Epoch ms of an access line's naive time: its host's timezone applies."""
-        return _local_ms(value, self._tz_for(host or self.settings.default_host, NGINX_ACCESS))
-
-    def _scanner_for(self, fmt_name: str | None) -> Scanner | None:
-        scan = self._scanners.get(fmt_name, _NO_SCAN)
-        return self._access_scanner(fmt_name) if scan is _NO_SCAN else scan  # type: ignore[return-value]
-
-    def _access_scanner(self, fmt_name: str | None) -> Scanner | None:
-        fmt = self._formats.get(fmt_name or "combined")
-        scan: Scanner | None = None
-        if fmt is not None and fmt.fast is not None and NGINX_ACCESS not in self._plugins:
-            # as healthy_access_line_ms: not a JSON line, no shipper prefix
-            scan = fmt.fast.scanner(("status", "time"), r"\{|" + PREFIX_SCAN_PATTERN)
-        self._scanners[fmt_name] = scan
-        return scan
-
-    def _access_probe(self, fmt_name: str | None) -> Probe:
-        fmt = self._formats.get(fmt_name or "combined")
-        probe: Probe = _no_probe
-        if fmt is not None and fmt.fast is not None and NGINX_ACCESS not in self._plugins:
-            probe = fmt.fast.probe(("status", "time"))
-        self._probes[fmt_name] = probe
-        return probe
 
     def _tz_for(self, host: str, log_type: str) -> tzinfo:
         tz = self._tz.get((host, log_type))
@@ -382,34 +208,6 @@ class RecordParser:
                     if alt is not None and not isinstance(alt, ParseError):
                         return alt
         return result
-
-
-def _scan_halves(scan: Scanner, lines: list[str]) -> list[tuple[str, ...] | None]:
-    """``scan.rows`` of a block it gave up on (an empty line, a match across a line end), half by half: the
-    lines of the smallest pieces it still gives up on have no row (``None``: each is probed alone)."""
-    n = len(lines)
-    if n <= 8:
-        return [None] * n
-    half = n // 2
-    out: list[tuple[str, ...] | None] = []
-    for part in (lines[:half], lines[half:]):
-        rows = scan.rows("\n".join(part), len(part))
-        out += rows if rows is not None else _scan_halves(scan, part)
-    return out
-
-
-_NO_SCAN: Final = object()  # _scanners' "not looked up yet"
-_UNKNOWN: Final = object()  # healthy_access_block's "not answered yet"
-
-
-def _keep(answers: dict[str, Any], text: str, answer: Any) -> None:
-    if len(answers) >= 4096:  # a bound: a block's texts come again in the next, not after thousands of others
-        answers.clear()
-    answers[text] = answer
-
-
-def _no_probe(text: str) -> None:
-    return None  # a format without a lowered regex: parse decides
 
 
 def _strip_each(text: str) -> tuple[Fields, str]:

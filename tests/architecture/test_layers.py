@@ -23,6 +23,8 @@ def layer(module: str) -> str | None:
         return "grammars"
     if parts[0] != "processor" or len(parts) < 2:
         return None
+    if parts[1].startswith("pipeline"):  # pipeline.py and its parts (pipeline_blocks, pipeline_types)
+        return "pipeline"
     return parts[1] if parts[1] in RANK else None
 
 

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from processor.core.events import NGINX_ACCESS, NGINX_ERROR, DeadLetter, Record, SourceRef
-from processor.core.parse import MAX_TS_MS, MIN_TS_MS, OUT_OF_RANGE, ParseSettings
+from processor.core.parse import ParseSettings
+from processor.core.timefmt import MAX_TS_MS, MIN_TS_MS, OUT_OF_RANGE
 from processor.pipeline import Pipeline, PipelineSettings
 
 EDGES = [
