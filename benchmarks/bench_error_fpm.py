@@ -32,19 +32,27 @@ def error_lines(n: int, seed: int = 11) -> Iterator[str]:
         uri = rng.choice(_URIS).format(n=rng.randrange(10_000))
         method = rng.choice(("GET", "GET", "POST"))
         upstream = rng.choice((f"fastcgi://unix:/run/php/{pool}.sock:", "fastcgi://127.0.0.1:9000"))
-        message, level = rng.choice((
-            ("recv() failed (104: Connection reset by peer) while reading response header from upstream", "error"),
-            (f"connect() to unix:/run/php/{pool}.sock failed (2: No such file or directory) while connecting "
-             "to upstream", "crit"),
-            ("upstream prematurely closed connection while reading response header from upstream", "error"),
-            ("upstream timed out (110: Connection timed out) while reading response header from upstream", "error"),
-            ('FastCGI sent in stderr: "PHP message: PHP Warning:  Undefined variable $x in /var/www/index.php '
-             'on line 12" while reading response header from upstream', "error"),
-            (f'open() "/var/www/html{uri.split("?")[0]}" failed (2: No such file or directory)', "error"),
-            ('limiting requests, excess: 0.520 by zone "one"', "error"),
-        ))
+        message, level = rng.choice(
+            (
+                ("recv() failed (104: Connection reset by peer) while reading response header from upstream", "error"),
+                (
+                    f"connect() to unix:/run/php/{pool}.sock failed (2: No such file or directory) while connecting "
+                    "to upstream",
+                    "crit",
+                ),
+                ("upstream prematurely closed connection while reading response header from upstream", "error"),
+                ("upstream timed out (110: Connection timed out) while reading response header from upstream", "error"),
+                (
+                    'FastCGI sent in stderr: "PHP message: PHP Warning:  Undefined variable $x in /var/www/index.php '
+                    'on line 12" while reading response header from upstream',
+                    "error",
+                ),
+                (f'open() "/var/www/html{uri.split("?")[0]}" failed (2: No such file or directory)', "error"),
+                ('limiting requests, excess: 0.520 by zone "one"', "error"),
+            )
+        )
         context = (
-            f', client: 192.168.{rng.randrange(256)}.{rng.randrange(256)}, server: {rng.choice(_HOSTS)}, '
+            f", client: 192.168.{rng.randrange(256)}.{rng.randrange(256)}, server: {rng.choice(_HOSTS)}, "
             f'request: "{method} {uri} HTTP/1.1", upstream: "{upstream}", host: "{rng.choice(_HOSTS)}"'
         )
         if rng.random() < 0.3:
@@ -61,29 +69,49 @@ def fpm_lines(n: int, seed: int = 13) -> Iterator[str]:
         pool = rng.choice(_POOLS)
         child = rng.randrange(100, 99999)
         uri = rng.choice(_URIS).format(n=rng.randrange(10_000))
-        level, message = rng.choice((
-            ("NOTICE", f"[pool {pool}] child {child} started"),
-            ("WARNING", f"[pool {pool}] child {child} exited on signal 15 (SIGTERM) after "
-             f"{rng.random() * 300:.6f} seconds from start"),
-            ("WARNING", f"[pool {pool}] child {child} exited on signal 11 (SIGSEGV - core dumped) after "
-             f"{rng.random() * 30:.6f} seconds from start"),
-            ("WARNING", f"[pool {pool}] child {child}, script '/var/www/html{uri.split('?')[0]}' (request: "
-             f'"GET {uri}") execution timed out ({rng.random() * 60:.6f} sec), terminating'),
-            ("WARNING", f"[pool {pool}] child {child}, script '/var/www/html/index.php' (request: \"POST {uri}\") "
-             f"executing too slow ({rng.random() * 5:.6f} sec), logging"),
-            ("WARNING", f"[pool {pool}] server reached pm.max_children setting ({rng.randrange(5, 50)}), "
-             "consider raising it"),
-            ("WARNING", f'[pool {pool}] child {child} said into stderr: "NOTICE: PHP message: PHP Warning:  '
-             f'Undefined index: id in /var/www/html/index.php on line {rng.randrange(400)}"'),
-            ("NOTICE", "ready to handle connections"),
-        ))
+        level, message = rng.choice(
+            (
+                ("NOTICE", f"[pool {pool}] child {child} started"),
+                (
+                    "WARNING",
+                    f"[pool {pool}] child {child} exited on signal 15 (SIGTERM) after "
+                    f"{rng.random() * 300:.6f} seconds from start",
+                ),
+                (
+                    "WARNING",
+                    f"[pool {pool}] child {child} exited on signal 11 (SIGSEGV - core dumped) after "
+                    f"{rng.random() * 30:.6f} seconds from start",
+                ),
+                (
+                    "WARNING",
+                    f"[pool {pool}] child {child}, script '/var/www/html{uri.split('?')[0]}' (request: "
+                    f'"GET {uri}") execution timed out ({rng.random() * 60:.6f} sec), terminating',
+                ),
+                (
+                    "WARNING",
+                    f"[pool {pool}] child {child}, script '/var/www/html/index.php' (request: \"POST {uri}\") "
+                    f"executing too slow ({rng.random() * 5:.6f} sec), logging",
+                ),
+                (
+                    "WARNING",
+                    f"[pool {pool}] server reached pm.max_children setting ({rng.randrange(5, 50)}), "
+                    "consider raising it",
+                ),
+                (
+                    "WARNING",
+                    f'[pool {pool}] child {child} said into stderr: "NOTICE: PHP message: PHP Warning:  '
+                    f'Undefined index: id in /var/www/html/index.php on line {rng.randrange(400)}"',
+                ),
+                ("NOTICE", "ready to handle connections"),
+            )
+        )
         yield f"[{when}] {level}: {message}"
 
 
 ERROR_BASELINE = re.compile(
     r"(?P<time>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(?P<level>\w+)\] (?P<pid>\d+)#(?P<tid>\d+): "
     r"(?:\*(?P<cid>\d+) )?(?P<message>[^,]*(?:,(?! client: )[^,]*)*)"
-    r'(?:, client: (?P<client>[^,]*)(?:, server: (?P<server>[^,]*))?'
+    r"(?:, client: (?P<client>[^,]*)(?:, server: (?P<server>[^,]*))?"
     r'(?:, request: "(?:(?P<method>[A-Z]+) (?P<uri>[^ "]*) (?P<protocol>HTTP/[\d.]+)|(?P<request>[^"]*))")?'
     r'(?:, subrequest: "(?P<subrequest>[^"]*)")?(?:, upstream: "(?P<upstream>[^"]*)")?'
     r'(?:, host: "(?P<host>[^"]*)")?(?:, referrer: "(?P<referrer>[^"]*)")?)?\Z'
@@ -110,11 +138,25 @@ def _pyparsing(grammar: Any) -> Callable[[str], object]:
 
 def error_cases(n: int, case: Callable[..., Any]) -> list[Any]:
     """The ``error`` kind: ``case`` is bench_grammars' ``Case``."""
-    return [case(name="error (php-fpm stack)", lines=list(error_lines(n)), baseline=ERROR_BASELINE,
-                 fast=error.parse_error_entry, slow=_pyparsing(error.ENTRY))]
+    return [
+        case(
+            name="error (php-fpm stack)",
+            lines=list(error_lines(n)),
+            baseline=ERROR_BASELINE,
+            fast=error.parse_error_entry,
+            slow=_pyparsing(error.ENTRY),
+        )
+    ]
 
 
 def fpm_cases(n: int, case: Callable[..., Any]) -> list[Any]:
     """The ``fpm`` kind: ``case`` is bench_grammars' ``Case``."""
-    return [case(name="fpm master log", lines=list(fpm_lines(n)), baseline=FPM_BASELINE,
-                 fast=fpm.parse_fpm_line, slow=_pyparsing(fpm.LINE))]
+    return [
+        case(
+            name="fpm master log",
+            lines=list(fpm_lines(n)),
+            baseline=FPM_BASELINE,
+            fast=fpm.parse_fpm_line,
+            slow=_pyparsing(fpm.LINE),
+        )
+    ]

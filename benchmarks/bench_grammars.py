@@ -60,7 +60,7 @@ def _access_lines(n: int, custom: bool, seed: int = 7) -> Iterator[str]:
         uri = rng.choice(_URIS).format(n=rng.randrange(10_000))
         status = rng.choice(_STATUSES)
         line = (
-            f'192.168.{rng.randrange(256)}.{rng.randrange(256)} - {rng.choice(("-", "alice"))} [{when}] '
+            f"192.168.{rng.randrange(256)}.{rng.randrange(256)} - {rng.choice(('-', 'alice'))} [{when}] "
             f'"{rng.choice(("GET", "POST"))} {uri} HTTP/1.1" {status} {rng.randrange(100_000)} '
             f'"{rng.choice(("-", "https://example.com/"))}" "{rng.choice(_AGENTS)}"'
         )
@@ -74,7 +74,7 @@ def _access_lines(n: int, custom: bool, seed: int = 7) -> Iterator[str]:
 
 
 _COMBINED_RE = (
-    r'(?P<remote_addr>\S+) - (?P<remote_user>\S+) \[(?P<time_local>[^\]]+)\] '
+    r"(?P<remote_addr>\S+) - (?P<remote_user>\S+) \[(?P<time_local>[^\]]+)\] "
     r'"(?:(?P<method>[A-Z]+) (?P<uri>\S+) (?P<protocol>HTTP/[\d.]+)|(?P<request>[^"]*))" '
     r'(?P<status>\d+) (?P<body_bytes_sent>\d+) "(?P<http_referer>[^"]*)" "(?P<http_user_agent>[^"]*)"'
 )

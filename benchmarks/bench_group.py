@@ -38,7 +38,7 @@ from bench_kafka_bare import create_topics, local_broker, make_lines
 from bench_service import LOG_FORMAT
 
 PARTITIONS = 8
-_SAMPLE = re.compile(r'^(badgateway_[a-z_]+?)(?:_total)?(?:\{([^}]*)\})? ([0-9.eE+-]+)$')
+_SAMPLE = re.compile(r"^(badgateway_[a-z_]+?)(?:_total)?(?:\{([^}]*)\})? ([0-9.eE+-]+)$")
 
 
 def _free_port() -> int:
@@ -90,8 +90,7 @@ def produce(bootstrap: str, topic: str, lines: list[bytes]) -> float:
     return len(lines) / (time.perf_counter() - started)
 
 
-def members_run(bootstrap: str, lines: list[bytes], members: int, timeout: float, settle: float
-                ) -> dict[str, object]:
+def members_run(bootstrap: str, lines: list[bytes], members: int, timeout: float, settle: float) -> dict[str, object]:
     tag = uuid.uuid4().hex[:8]
     n = len(lines)
     topic = f"bench-group-in-{tag}"
@@ -101,11 +100,20 @@ def members_run(bootstrap: str, lines: list[bytes], members: int, timeout: float
     ports = [_free_port() for _ in range(members)]
     procs = []
     for i, port in enumerate(ports):
-        sets = ["kafka.client=confluent", f"kafka.bootstrap_servers={bootstrap}", f"kafka.group_id=bench-group-{tag}",
-                f"kafka.client_id=bench-group-{tag}-{i}", f"inputs.0.topic={topic}", "inputs.0.type=nginx_access",
-                "inputs.0.envelope=raw", "inputs.0.host_from=fixed:web-1", f"outputs.incidents_topic={outs[0]}",
-                f"outputs.dead_letter_topic={outs[1]}", f"diagnosis.log_format={LOG_FORMAT}",
-                f"metrics.port={port}"]
+        sets = [
+            "kafka.client=confluent",
+            f"kafka.bootstrap_servers={bootstrap}",
+            f"kafka.group_id=bench-group-{tag}",
+            f"kafka.client_id=bench-group-{tag}-{i}",
+            f"inputs.0.topic={topic}",
+            "inputs.0.type=nginx_access",
+            "inputs.0.envelope=raw",
+            "inputs.0.host_from=fixed:web-1",
+            f"outputs.incidents_topic={outs[0]}",
+            f"outputs.dead_letter_topic={outs[1]}",
+            f"diagnosis.log_format={LOG_FORMAT}",
+            f"metrics.port={port}",
+        ]
         cmd = [sys.executable, "-m", "processor.cli", "run"] + [a for s in sets for a in ("--set", s)]
         procs.append(subprocess.Popen(cmd, cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
     first: list[float | None] = [None] * members
@@ -166,12 +174,23 @@ def members_run(bootstrap: str, lines: list[bytes], members: int, timeout: float
         per_member.append((seen[i], rate, rebuilds[i]))
     assert done_at is not None
     total_rate = n / (done_at - min(starts)) if starts else float("nan")
-    return {"members": per_member, "total": total_rate, "seconds": done_at - min(starts) if starts else 0.0,
-            "produced": produced}
+    return {
+        "members": per_member,
+        "total": total_rate,
+        "seconds": done_at - min(starts) if starts else 0.0,
+        "produced": produced,
+    }
 
 
-def run(bootstrap: str, n: int, member_counts: list[int], runs: int, failure_share: float | None,
-        timeout: float, settle: float) -> None:
+def run(
+    bootstrap: str,
+    n: int,
+    member_counts: list[int],
+    runs: int,
+    failure_share: float | None,
+    timeout: float,
+    settle: float,
+) -> None:
     lines = make_lines(n, failure_share=failure_share)
     print(f"{n:,} access lines per run, {PARTITIONS} partitions, members settle {settle:g}s before the load")
     totals: dict[int, list[float]] = {}
@@ -179,11 +198,15 @@ def run(bootstrap: str, n: int, member_counts: list[int], runs: int, failure_sha
         for count in member_counts:  # interleaved, so drift on the machine hits both alike
             got = members_run(bootstrap, lines, count, timeout, settle)
             totals.setdefault(count, []).append(got["total"])  # type: ignore[arg-type]
-            each = "; ".join(f"member {i + 1}: {recs:,.0f} records at {rate:,.0f}/s"
-                             + (f" ({rb:.0f} rebuilds)" if rb else "")
-                             for i, (recs, rate, rb) in enumerate(got["members"]))  # type: ignore[attr-defined]
-            print(f"  run {r + 1}, {count} member(s): total {got['total']:,.0f} records/s "
-                  f"({got['seconds']:.2f}s; load {got['produced']:,.0f}/s) | {each}", flush=True)
+            each = "; ".join(
+                f"member {i + 1}: {recs:,.0f} records at {rate:,.0f}/s" + (f" ({rb:.0f} rebuilds)" if rb else "")
+                for i, (recs, rate, rb) in enumerate(got["members"])
+            )  # type: ignore[attr-defined]
+            print(
+                f"  run {r + 1}, {count} member(s): total {got['total']:,.0f} records/s "
+                f"({got['seconds']:.2f}s; load {got['produced']:,.0f}/s) | {each}",
+                flush=True,
+            )
     print(f"\n| members | total records/s (median of {runs}) | × one member |")
     print("|---|---|---|")
     base = None
@@ -200,8 +223,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("-n", type=int, default=300_000, help="records (default 300000)")
     ap.add_argument("--members", default="1,2", help="member counts to compare (default 1,2)")
     ap.add_argument("--runs", type=int, default=1)
-    ap.add_argument("--failure-share", type=float, default=None,
-                    help="share of 502/504 lines (default: about 3.3%%, an outage's mix)")
+    ap.add_argument(
+        "--failure-share",
+        type=float,
+        default=None,
+        help="share of 502/504 lines (default: about 3.3%%, an outage's mix)",
+    )
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per group run")
     ap.add_argument("--settle", type=float, default=8.0, help="seconds the members get to join before the load")
     args = ap.parse_args(argv)
@@ -215,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     try:
         from tests.fixtures.kafka import fetch_broker_jars
+
         fetch_broker_jars()
     except Exception as exc:  # noqa: BLE001
         sys.exit(f"bench_group: no broker ({exc}); run `bash scripts/kafka.sh fetch`")

@@ -55,8 +55,16 @@ CONSUMER_CONFIG: dict[str, Any] = {
 }
 
 _PATHS = [
-    "/index.php", "/wp-login.php", "/api/v1/orders", "/api/v1/cart/items", "/checkout/payment",
-    "/search", "/static/app.9f2c1.js", "/images/banner-2026.webp", "/account/settings", "/feed.xml",
+    "/index.php",
+    "/wp-login.php",
+    "/api/v1/orders",
+    "/api/v1/cart/items",
+    "/checkout/payment",
+    "/search",
+    "/static/app.9f2c1.js",
+    "/images/banner-2026.webp",
+    "/account/settings",
+    "/feed.xml",
 ]
 _QUERIES = ["", "", "", "?page=2", "?q=nginx+502&sort=recent", "?id=48213", "?utm_source=newsletter&utm_medium=email"]
 _AGENTS = [
@@ -97,7 +105,7 @@ def make_lines(n: int, seed: int = 5, failure_share: float | None = None) -> lis
         upstream = "-" if status == 499 else f"{min(request_s, 60.0):.3f}"
         body = _ERROR_PAGE_BYTES[status] if status in _ERROR_PAGE_BYTES else rng.randint(150, 48_000)
         lines.append(
-            f'10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)} - - [{stamp} +0000] '
+            f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)} - - [{stamp} +0000] "
             f'"{method} {rng.choice(_PATHS)}{rng.choice(_QUERIES)} HTTP/1.1" {status} {body} '
             f'"{rng.choice(_REFERERS)}" "{rng.choice(_AGENTS)}" rt={request_s:.3f} urt={upstream}'.encode()
         )
@@ -149,6 +157,7 @@ def bare_loop(bootstrap: str, in_topic: str, out_topic: str, n: int) -> float:
         in_topic, bootstrap_servers=bootstrap, group_id=f"bench-bare-{uuid.uuid4().hex[:8]}", **CONSUMER_CONFIG
     )
     producer = KafkaProducer(bootstrap_servers=bootstrap, **PRODUCER_CONFIG)
+
     def step() -> int | None:
         batches = consumer.poll(timeout_ms=1000)
         for records in batches.values():
@@ -172,10 +181,18 @@ def confluent_bare_loop(bootstrap: str, in_topic: str, out_topic: str, n: int) -
 
     from processor.io.kafka.confluent_client import FETCH_TUNING
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-bare-{uuid.uuid4().hex[:8]}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False, **FETCH_TUNING})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-bare-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            **FETCH_TUNING,
+        }
+    )
     producer = Producer({"bootstrap.servers": bootstrap, **CONFLUENT_PRODUCER_CONFIG})
     consumer.subscribe([in_topic])
+
     def step() -> int | None:
         msgs = consumer.consume(2000, 1.0)
         copied = 0
@@ -202,16 +219,19 @@ def confluent_bare_loop(bootstrap: str, in_topic: str, out_topic: str, n: int) -
         consumer.close()
 
 
-def transactional_loop(
-    bootstrap: str, in_topic: str, out_topic: str, n: int, records_per_tx: int = 500
-) -> float:
+def transactional_loop(bootstrap: str, in_topic: str, out_topic: str, n: int, records_per_tx: int = 500) -> float:
     """`bare_loop` with exactly-once: one Kafka transaction (outputs + input offsets) per `records_per_tx`."""
     group = f"bench-tx-{uuid.uuid4().hex[:8]}"
     consumer = KafkaConsumer(
-        in_topic, bootstrap_servers=bootstrap, group_id=group, isolation_level="read_committed",
-        max_poll_records=records_per_tx, **CONSUMER_CONFIG,
+        in_topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        isolation_level="read_committed",
+        max_poll_records=records_per_tx,
+        **CONSUMER_CONFIG,
     )
     producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=group, **PRODUCER_CONFIG)
+
     def step() -> int | None:
         batches = consumer.poll(timeout_ms=1000)
         if not batches:
@@ -253,8 +273,9 @@ def local_broker() -> Iterator[str]:
             broker.stop()
 
 
-def run(bootstrap: str, n: int, runs: int, partitions: int, transactional: bool, confluent: bool = False
-        ) -> dict[str, list[float]]:
+def run(
+    bootstrap: str, n: int, runs: int, partitions: int, transactional: bool, confluent: bool = False
+) -> dict[str, list[float]]:
     tag = uuid.uuid4().hex[:8]
     in_topic = f"bench-in-{tag}"
     loops = {"bare consume → produce": bare_loop}
@@ -293,7 +314,10 @@ def main(argv: list[str] | None = None) -> None:
         with local_broker() as bootstrap:
             rates = run(bootstrap, args.n, args.runs, args.partitions, args.transactional, args.confluent)
     for name, values in rates.items():
-        print(f"{name}: median {statistics.median(values):,.0f} records/s, best {max(values):,.0f} ({len(values)} runs)")
+        print(
+            f"{name}: median {statistics.median(values):,.0f} records/s, best {max(values):,.0f} ({len(values)} runs)"
+        )
+
 
 if __name__ == "__main__":
     main()

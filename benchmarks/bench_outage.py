@@ -63,15 +63,24 @@ INPUT_TYPES = {"access": "nginx_access", "error": "nginx_error", "fpm": "php_fpm
 
 def _sets(topics: dict[str, str]) -> list[str]:
     """The service configuration of the hot loop and of ``run``: one raw input per log type, one host."""
-    sets = ["inputs.0.format=combined", "outputs.incidents_topic=bench-incidents",
-            "outputs.dead_letter_topic=bench-dead", "metrics.port=0"]
+    sets = [
+        "inputs.0.format=combined",
+        "outputs.incidents_topic=bench-incidents",
+        "outputs.dead_letter_topic=bench-dead",
+        "metrics.port=0",
+    ]
     for i, stream in enumerate(STREAMS):
-        sets += [f"inputs.{i}.topic={topics[stream]}", f"inputs.{i}.type={INPUT_TYPES[stream]}",
-                 f"inputs.{i}.envelope=raw", f"inputs.{i}.host_from=fixed:web-1"]
+        sets += [
+            f"inputs.{i}.topic={topics[stream]}",
+            f"inputs.{i}.type={INPUT_TYPES[stream]}",
+            f"inputs.{i}.envelope=raw",
+            f"inputs.{i}.host_from=fixed:web-1",
+        ]
     return sets
 
 
 # ------------------------------------------------------------------------------------------------ child side
+
 
 def _maxrss_mb(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
@@ -92,8 +101,10 @@ def child_replay(job: dict[str, Any]) -> dict[str, Any]:
     # so the timed run is the steady state; the warm-up's time is the fixed cost of a replay invocation
     warm = tempfile.mkdtemp(prefix="warm-", dir=os.path.dirname(job["dir"]))
     for name in os.listdir(job["dir"]):
-        with open(os.path.join(job["dir"], name), encoding="utf-8") as src, \
-                open(os.path.join(warm, name), "w", encoding="utf-8") as dst:
+        with (
+            open(os.path.join(job["dir"], name), encoding="utf-8") as src,
+            open(os.path.join(warm, name), "w", encoding="utf-8") as dst,
+        ):
             for j, line in enumerate(src):
                 if j >= 50:
                     break
@@ -105,15 +116,21 @@ def child_replay(job: dict[str, Any]) -> dict[str, Any]:
     out = os.path.join(job["dir"], "incidents.jsonl")
     started = time.perf_counter()
     episodes = ["--episodes", os.devnull] if job.get("episodes") else []  # outage episodes grouped too (#21)
-    rc = main(["replay", job["dir"], "-o", out, "-q", "--no-progress", "--workers", str(job.get("workers", 1)),
-               *episodes])
+    rc = main(
+        ["replay", job["dir"], "-o", out, "-q", "--no-progress", "--workers", str(job.get("workers", 1)), *episodes]
+    )
     seconds = time.perf_counter() - started
     if rc:
         raise RuntimeError(f"replay exited {rc}")
     causes = _causes(out)
     os.unlink(out)
-    return {"seconds": seconds, "startup": startup, "incidents": sum(causes.values()), "causes": causes,
-            "maxrss_mb": max(_maxrss_mb(), _maxrss_mb(resource.RUSAGE_CHILDREN))}
+    return {
+        "seconds": seconds,
+        "startup": startup,
+        "incidents": sum(causes.values()),
+        "causes": causes,
+        "maxrss_mb": max(_maxrss_mb(), _maxrss_mb(resource.RUSAGE_CHILDREN)),
+    }
 
 
 def child_hot(job: dict[str, Any]) -> dict[str, Any]:
@@ -121,15 +138,14 @@ def child_hot(job: dict[str, Any]) -> dict[str, Any]:
 
     from bench_pipeline_hot import _Rec, handle
 
-    from processor.runners.service_config import load_config
     from processor.io.kafka.inputs import InputReader
     from processor.runners.service import pipeline_factory
+    from processor.runners.service_config import load_config
 
     cfg = load_config(None, ["kafka.bootstrap_servers=127.0.0.1:1", *_sets({s: s for s in STREAMS})], environ={})
     new_pipeline, forced = pipeline_factory(cfg)
     readers = {s: InputReader(cfg.inputs[i], cfg.delivery.max_record_bytes, forced) for i, s in enumerate(STREAMS)}
-    lines, index, _ = streams(job["n"], share=job["share"], kind=job["kind"], density=job["density"],
-                              seed=job["seed"])
+    lines, index, _ = streams(job["n"], share=job["share"], kind=job["kind"], density=job["density"], seed=job["seed"])
     records = {s: [_Rec(s, 0, off, line.encode()) for off, line in enumerate(lines[s])] for s in STREAMS}
     # polls: 2000 access records, with the error and FPM records written up to the same request
     polls: list[tuple[str, list[Any]]] = []
@@ -141,12 +157,12 @@ def child_hot(job: dict[str, Any]) -> dict[str, Any]:
             while j < len(index[s]) and index[s][j] < end:
                 j += 1
             if j > cursor[s]:
-                polls.append((s, records[s][cursor[s]:j]))
+                polls.append((s, records[s][cursor[s] : j]))
             cursor[s] = j
         polls.append(("access", records["access"][at:end]))
     for s in ("error", "fpm"):
         if cursor[s] < len(records[s]):
-            polls.append((s, records[s][cursor[s]:]))
+            polls.append((s, records[s][cursor[s] :]))
     gc.collect()  # the collector as Service.run sets it
     gc.freeze()
     gc.set_threshold(10_000, *gc.get_threshold()[1:])
@@ -167,17 +183,21 @@ def child_run(job: dict[str, Any]) -> dict[str, Any]:
     from bench_kafka_bare import create_topics
     from bench_service import _position
 
-    from processor.runners.service_config import load_config
     from processor.io.log import configure
     from processor.runners.service import Service
+    from processor.runners.service_config import load_config
 
     configure(json=True)
     tag = uuid.uuid4().hex[:8]
     outs = [f"bench-outage-incidents-{tag}", f"bench-outage-dead-{tag}"]
     create_topics(job["bootstrap"], outs)
-    sets = _sets(job["topics"]) + [f"kafka.client={job['client']}", f"kafka.bootstrap_servers={job['bootstrap']}",
-                                   f"kafka.group_id=bench-outage-{tag}", f"outputs.incidents_topic={outs[0]}",
-                                   f"outputs.dead_letter_topic={outs[1]}"]
+    sets = _sets(job["topics"]) + [
+        f"kafka.client={job['client']}",
+        f"kafka.bootstrap_servers={job['bootstrap']}",
+        f"kafka.group_id=bench-outage-{tag}",
+        f"outputs.incidents_topic={outs[0]}",
+        f"outputs.dead_letter_topic={outs[1]}",
+    ]
     service = Service(load_config(None, sets, environ={}))
     thread = threading.Thread(target=service.run, name="badgateway-run")
     thread.start()
@@ -214,15 +234,22 @@ def child_main(spec: str) -> None:
 
 # ----------------------------------------------------------------------------------------------- parent side
 
+
 def run_child(job: dict[str, Any], timeout: float) -> dict[str, Any]:
     try:
-        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(job)],
-                              check=False, capture_output=True, text=True, timeout=timeout, cwd=str(REPO))
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(job)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=str(REPO),
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timeout > {timeout:.0f}s"}
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("@@RESULT "):
-            return json.loads(line[len("@@RESULT "):])  # type: ignore[no-any-return]
+            return json.loads(line[len("@@RESULT ") :])  # type: ignore[no-any-return]
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
     return {"error": f"exit {proc.returncode}: {tail[0][:200]}"}
 
@@ -297,8 +324,16 @@ class Matrix:
         heads = ["kind", "dens/s", "fail", "lines N", "bare regex", *self.drivers]
         table = [heads]
         for row in self.rows:
-            table.append([row["kind"], f"{row['density']:g}", _share(row["share"]), f"{row['lines'][1]:,}",
-                          f"{_k(row['bare_rate'])}/s", *[self.cell(row, d) for d in self.drivers]])
+            table.append(
+                [
+                    row["kind"],
+                    f"{row['density']:g}",
+                    _share(row["share"]),
+                    f"{row['lines'][1]:,}",
+                    f"{_k(row['bare_rate'])}/s",
+                    *[self.cell(row, d) for d in self.drivers],
+                ]
+            )
         widths = [max(len(r[i]) for r in table) for i in range(len(heads))]
         for j, r in enumerate(table):
             print("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
@@ -306,8 +341,10 @@ class Matrix:
                 print("  ".join("-" * w for w in widths))
 
     def print_times(self) -> None:
-        print("\ndoubling detail: t(N) → t(2N) seconds per driver (lines N → 2N); replay's fixed cost per invocation "
-              "(a 50-line replay first, untimed in the cells) in brackets")
+        print(
+            "\ndoubling detail: t(N) → t(2N) seconds per driver (lines N → 2N); replay's fixed cost per invocation "
+            "(a 50-line replay first, untimed in the cells) in brackets"
+        )
         for row in self.rows:
             parts = []
             for d in self.drivers:
@@ -319,8 +356,10 @@ class Matrix:
                 warm = f" (+{one['startup']:.2f} warm-up)" if "startup" in one else ""
                 size = f" [{one['lines']:,} lines]" if one["lines"] != row["lines"][1] else ""
                 parts.append(f"{d} {one['seconds']:.3f} → {t2}{warm}{size}")
-            print(f"  {row['kind']:<10} {row['density']:>6g}/s {_share(row['share']):>6} "
-                  f"({row['lines'][1]:,} → {row['lines'].get(2, 0):,}): " + "; ".join(parts))
+            print(
+                f"  {row['kind']:<10} {row['density']:>6g}/s {_share(row['share']):>6} "
+                f"({row['lines'][1]:,} → {row['lines'].get(2, 0):,}): " + "; ".join(parts)
+            )
 
     def print_causes(self) -> None:
         print("\ncauses (replay at N) against the causes the generated evidence calls for:")
@@ -343,8 +382,10 @@ class Matrix:
                     counts.append(f"{d} gave {o['incidents']} incidents (want {o['want']})")
                 if o and o.get("dead"):
                     counts.append(f"{d} dead-lettered {o['dead']}")
-            print(f"  {row['kind']:<10} {row['density']:>6g}/s {_share(row['share']):>6}: {verdict}{extra}"
-                  + ("  | " + "; ".join(counts) if counts else ""))
+            print(
+                f"  {row['kind']:<10} {row['density']:>6g}/s {_share(row['share']):>6}: {verdict}{extra}"
+                + ("  | " + "; ".join(counts) if counts else "")
+            )
 
     def print_errors(self) -> None:
         seen = set()
@@ -353,8 +394,10 @@ class Matrix:
                 for size, o in r.items():
                     if o and "error" in o and o["error"] not in seen:
                         seen.add(o["error"])
-                        print(f"\n{d} at {row['kind']}/{row['density']:g}/{_share(row['share'])} (size {size}N): "
-                              f"{o['error']}")
+                        print(
+                            f"\n{d} at {row['kind']}/{row['density']:g}/{_share(row['share'])} (size {size}N): "
+                            f"{o['error']}"
+                        )
                         if o.get("trace"):
                             print("    " + "\n    ".join(o["trace"].strip().splitlines()[-6:]))
 
@@ -366,34 +409,48 @@ def kafka_available() -> str | None:
     except ImportError:
         return "kafka-python is not installed"
     from tests.fixtures.kafka import fetch_broker_jars
+
     try:
         fetch_broker_jars()
     except Exception as exc:  # noqa: BLE001
-        return f"no broker jars ({str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}); " \
-               "run `bash scripts/kafka.sh fetch`"
+        return (
+            f"no broker jars ({str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}); "
+            "run `bash scripts/kafka.sh fetch`"
+        )
     return None
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0] if __doc__ else None, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="a small subset: ~1-2 minutes")
     ap.add_argument("--drivers", help=f"comma-separated, of {','.join(DRIVERS)} (default: all)")
     ap.add_argument("--shares", help="failure shares, comma-separated, 0..1 (default 0,0.01,0.033,0.3,1)")
     ap.add_argument("--kinds", help=f"of {','.join(ALL_KINDS)} (default: all; --quick: mix)")
     ap.add_argument("--densities", help="requests/s of event time (default 200,2000)")
-    ap.add_argument("-n", "--requests", type=int, help="N, requests per cell (default 50000; --quick 1500); "
-                                                      "the doubling column also runs 2N")
+    ap.add_argument(
+        "-n",
+        "--requests",
+        type=int,
+        help="N, requests per cell (default 50000; --quick 1500); the doubling column also runs 2N",
+    )
     ap.add_argument("--no-doubling", action="store_true", help="run N only")
-    ap.add_argument("--kafka-requests", type=int,
-                    help="N of the Kafka drivers (default: N; --quick 5000, as a run of 1500 is over in 10 ms)")
+    ap.add_argument(
+        "--kafka-requests",
+        type=int,
+        help="N of the Kafka drivers (default: N; --quick 5000, as a run of 1500 is over in 10 ms)",
+    )
     ap.add_argument("--kafka-kinds", help="kinds the Kafka drivers run (default mix)")
     ap.add_argument("--kafka-shares", help="shares the Kafka drivers run (default all; --quick 0.033,1)")
     ap.add_argument("--kafka-densities", help="densities the Kafka drivers run (default all; --quick 200)")
     ap.add_argument("--bootstrap", help="an existing broker for the Kafka drivers (default: start one)")
-    ap.add_argument("--memory-requests", type=int,
-                    help="requests of the peak-memory comparison (default 200000; --quick 20000; 0 = skip)")
+    ap.add_argument(
+        "--memory-requests",
+        type=int,
+        help="requests of the peak-memory comparison (default 200000; --quick 20000; 0 = skip)",
+    )
     ap.add_argument("--memory-kinds", default="mix", help="kinds of the memory comparison (default mix)")
     ap.add_argument("--cell-timeout", type=float, help="seconds per measurement (default 600; --quick 60)")
     ap.add_argument("--seed", type=int, default=7)
@@ -443,18 +500,23 @@ def main(argv: list[str] | None = None) -> None:
             drivers.remove("run-confluent")
             kafka_drivers.remove("run-confluent")
 
-    print(f"outage matrix: N = {n:,} requests per cell{' and 2N' if len(sizes) > 1 else ''}; drivers "
-          f"{', '.join(drivers)}; kinds {', '.join(kinds)}; shares {', '.join(_share(s) for s in shares)}; "
-          f"densities {', '.join(f'{d:g}' for d in densities)}/s; CPUs {os.cpu_count()}")
+    print(
+        f"outage matrix: N = {n:,} requests per cell{' and 2N' if len(sizes) > 1 else ''}; drivers "
+        f"{', '.join(drivers)}; kinds {', '.join(kinds)}; shares {', '.join(_share(s) for s in shares)}; "
+        f"densities {', '.join(f'{d:g}' for d in densities)}/s; CPUs {os.cpu_count()}"
+    )
     if kafka_drivers:
-        print(f"  Kafka drivers at N = {kafka_n:,}, kinds {', '.join(k_kinds)}, shares {', '.join(_share(s) for s in k_shares)}, "
-              f"densities {', '.join(f'{d:g}' for d in k_densities)}/s")
+        print(
+            f"  Kafka drivers at N = {kafka_n:,}, kinds {', '.join(k_kinds)}, shares {', '.join(_share(s) for s in k_shares)}, "
+            f"densities {', '.join(f'{d:g}' for d in k_densities)}/s"
+        )
     started = time.perf_counter()
 
     broker_cm = None
     bootstrap = args.bootstrap
     if kafka_drivers and not bootstrap:
         from bench_kafka_bare import local_broker
+
         broker_cm = local_broker()
         bootstrap = broker_cm.__enter__()
     try:
@@ -464,11 +526,27 @@ def main(argv: list[str] | None = None) -> None:
                 for density in densities:
                     for share in shares:
                         kafka = kind in k_kinds and density in k_densities and share in k_shares
-                        matrix.add(one_cell(tmp, kind, density, share, n, sizes, drivers, bootstrap, timeout,
-                                            args.seed, kafka_n if kafka else 0, episodes=args.episodes))
+                        matrix.add(
+                            one_cell(
+                                tmp,
+                                kind,
+                                density,
+                                share,
+                                n,
+                                sizes,
+                                drivers,
+                                bootstrap,
+                                timeout,
+                                args.seed,
+                                kafka_n if kafka else 0,
+                                episodes=args.episodes,
+                            )
+                        )
             print()
-            print("cells: lines/s at N (all three logs), × = share of the bare-regex ceiling's lines/s in this "
-                  "run, d = t(2N)/t(N) (2.00 = linear)")
+            print(
+                "cells: lines/s at N (all three logs), × = share of the bare-regex ceiling's lines/s in this "
+                "run, d = t(2N)/t(N) (2.00 = linear)"
+            )
             matrix.print()
             matrix.print_times()
             matrix.print_causes()
@@ -480,9 +558,14 @@ def main(argv: list[str] | None = None) -> None:
                         d = os.path.join(tmp, f"mem-{kind}-{share}")
                         out = generate(d, mem_n, share, kind, 200.0, args.seed)
                         r = run_child({"what": "replay", "dir": d}, timeout * 4)
-                        line.append(f"{_share(share)}: " + (f"{r['maxrss_mb']:.0f} MB ({out.total_lines:,} lines, "
-                                                            f"{r['seconds']:.1f}s)" if "error" not in r
-                                                            else r["error"]))
+                        line.append(
+                            f"{_share(share)}: "
+                            + (
+                                f"{r['maxrss_mb']:.0f} MB ({out.total_lines:,} lines, {r['seconds']:.1f}s)"
+                                if "error" not in r
+                                else r["error"]
+                            )
+                        )
                         subprocess.run(["rm", "-rf", d], check=False)
                     print(f"  {kind:<10} " + "  vs  ".join(line))
             matrix.print_errors()
@@ -492,9 +575,21 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\ntotal {time.perf_counter() - started:.0f}s")
 
 
-def one_cell(tmp: str, kind: str, density: float, share: float, n: int, sizes: tuple[int, ...], drivers: list[str],
-             bootstrap: str | None, timeout: float, seed: int, kafka_n: int, *, episodes: bool = False
-             ) -> dict[str, Any]:
+def one_cell(
+    tmp: str,
+    kind: str,
+    density: float,
+    share: float,
+    n: int,
+    sizes: tuple[int, ...],
+    drivers: list[str],
+    bootstrap: str | None,
+    timeout: float,
+    seed: int,
+    kafka_n: int,
+    *,
+    episodes: bool = False,
+) -> dict[str, Any]:
     """One row of the matrix: the in-process drivers at N (and 2N), the Kafka drivers at ``kafka_n`` (and 2×)."""
     row: dict[str, Any] = {"kind": kind, "density": density, "share": share, "lines": {}, "results": {}}
     t0 = time.perf_counter()
@@ -516,6 +611,7 @@ def one_cell(tmp: str, kind: str, density: float, share: float, n: int, sizes: t
             if group is remote:
                 assert bootstrap is not None
                 from bench_kafka_bare import create_topics, load_topic
+
                 tag = uuid.uuid4().hex[:8]
                 topics = {s: f"bench-outage-{s}-{tag}" for s in STREAMS}
                 create_topics(bootstrap, list(topics.values()))
@@ -526,22 +622,37 @@ def one_cell(tmp: str, kind: str, density: float, share: float, n: int, sizes: t
                 if size > 1 and (prev is None or "error" in prev):
                     continue  # no doubling after a failure or a timeout at N
                 if dr in ("replay", "workers"):
-                    job: dict[str, Any] = {"what": "replay", "dir": d, "workers": 2 if dr == "workers" else 1,
-                                           "episodes": episodes}
+                    job: dict[str, Any] = {
+                        "what": "replay",
+                        "dir": d,
+                        "workers": 2 if dr == "workers" else 1,
+                        "episodes": episodes,
+                    }
                 elif dr == "hot":
-                    job = {"what": "hot", "n": base * size, "share": share, "kind": kind, "density": density,
-                           "seed": seed}
+                    job = {
+                        "what": "hot",
+                        "n": base * size,
+                        "share": share,
+                        "kind": kind,
+                        "density": density,
+                        "seed": seed,
+                    }
                 else:
-                    job = {"what": "run", "client": KAFKA_CLIENT[dr], "bootstrap": bootstrap, "topics": topics,
-                           "lines": out.total_lines, "timeout": timeout}
+                    job = {
+                        "what": "run",
+                        "client": KAFKA_CLIENT[dr],
+                        "bootstrap": bootstrap,
+                        "topics": topics,
+                        "lines": out.total_lines,
+                        "timeout": timeout,
+                    }
                 result = run_child(job, timeout + 30)
                 result["lines"] = out.total_lines
                 result["want"] = sum(out.failures.values())
                 row["results"].setdefault(dr, {})[size] = result
             subprocess.run(["rm", "-rf", d], check=False)
     summary = " ".join(f"{dr}={Matrix.cell(row, dr)}" for dr in drivers if dr in row["results"])
-    print(f"  {kind:<10} {density:>6g}/s {_share(share):>6}  [{time.perf_counter() - t0:5.1f}s]  {summary}",
-          flush=True)
+    print(f"  {kind:<10} {density:>6g}/s {_share(share):>6}  [{time.perf_counter() - t0:5.1f}s]  {summary}", flush=True)
     return row
 
 

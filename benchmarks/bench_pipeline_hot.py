@@ -20,14 +20,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_kafka_bare import make_lines  # noqa: E402
 from bench_service import LOG_FORMAT  # noqa: E402
 
-from processor.runners.service_config import load_config  # noqa: E402
 from processor.io.kafka.inputs import InputReader  # noqa: E402
 from processor.pipeline import Pipeline  # noqa: E402
 from processor.runners.service import pipeline_factory  # noqa: E402
+from processor.runners.service_config import load_config  # noqa: E402
 
-SETS = ["kafka.bootstrap_servers=127.0.0.1:1", "inputs.0.topic=in", "inputs.0.type=nginx_access",
-        "inputs.0.envelope=raw", "inputs.0.host_from=fixed:web-1", "outputs.incidents_topic=i",
-        "outputs.dead_letter_topic=d", f"diagnosis.log_format={LOG_FORMAT}", "metrics.port=0"]
+SETS = [
+    "kafka.bootstrap_servers=127.0.0.1:1",
+    "inputs.0.topic=in",
+    "inputs.0.type=nginx_access",
+    "inputs.0.envelope=raw",
+    "inputs.0.host_from=fixed:web-1",
+    "outputs.incidents_topic=i",
+    "outputs.dead_letter_topic=d",
+    f"diagnosis.log_format={LOG_FORMAT}",
+    "metrics.port=0",
+]
 
 
 class _Rec:
@@ -47,9 +55,15 @@ def handle(pipeline: Pipeline, reader: InputReader, records: list[_Rec]) -> tupl
     got = None
     block = reader.envelope.block([rec.value for rec in records])
     if block is not None and pipeline.takes_blocks(reader.log_type, reader.access_format):
-        got = pipeline.feed_block(records[0].topic, records[0].partition, reader.log_type, reader.access_format,
-                                  reader.hosts(records), [rec.offset for rec in records],  # type: ignore[arg-type]
-                                  block.decode("utf-8", "surrogateescape"))
+        got = pipeline.feed_block(
+            records[0].topic,
+            records[0].partition,
+            reader.log_type,
+            reader.access_format,
+            reader.hosts(records),
+            [rec.offset for rec in records],  # type: ignore[arg-type]
+            block.decode("utf-8", "surrogateescape"),
+        )
     if got is None:
         raw_text = reader.envelope.raw_text
         lines: list[tuple[int, str, str | None]] = []
@@ -58,8 +72,7 @@ def handle(pipeline: Pipeline, reader: InputReader, records: list[_Rec]) -> tupl
             if text is None:
                 raise SystemExit("the benchmark's records are plain raw lines")
             lines.append((rec.offset, text, reader.host(None, rec)))  # type: ignore[arg-type]
-        got = pipeline.feed_lines(records[0].topic, records[0].partition, reader.log_type, reader.access_format,
-                                  lines)
+        got = pipeline.feed_lines(records[0].topic, records[0].partition, reader.log_type, reader.access_format, lines)
     incidents = dead = 0
     for _, outputs in got:
         for out in outputs:
@@ -86,8 +99,12 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=200_000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--events", action="store_true", help="emit_events=True (an events topic configured)")
-    ap.add_argument("--failure-share", type=float, default=None,
-                    help="share of 502/504 lines, e.g. 0.003 (default: about 3.3%%, an outage's mix)")
+    ap.add_argument(
+        "--failure-share",
+        type=float,
+        default=None,
+        help="share of 502/504 lines, e.g. 0.003 (default: about 3.3%%, an outage's mix)",
+    )
     args = ap.parse_args()
     sets = SETS + (["outputs.events_topic=e"] if args.events else [])
     cfg = load_config(None, sets, environ={})
@@ -104,16 +121,20 @@ def main() -> None:
         started = time.perf_counter()
         incidents = dead = 0
         for at in range(0, len(records), 2000):
-            got = handle(pipeline, reader, records[at:at + 2000])
+            got = handle(pipeline, reader, records[at : at + 2000])
             incidents, dead = incidents + got[0], dead + got[1]
         incidents += len(pipeline.flush())
         best = min(best, time.perf_counter() - started)
     us = best / args.n * 1e6
-    print(f"pipeline hot loop: {args.n / best:,.0f} lines/s, {us:.2f} µs/line "
-          f"(incidents {incidents}, dead letters {dead}, events {'on' if args.events else 'off'})")
+    print(
+        f"pipeline hot loop: {args.n / best:,.0f} lines/s, {us:.2f} µs/line "
+        f"(incidents {incidents}, dead letters {dead}, events {'on' if args.events else 'off'})"
+    )
     regex_s = min(bare_regex(values, new_pipeline(), reader.access_format or "combined") for _ in range(3))
-    print(f"bare regex: {args.n / regex_s:,.0f} lines/s, {regex_s / args.n * 1e6:.2f} µs/line; "
-          f"pipeline at {regex_s / best:.1%} of it")
+    print(
+        f"bare regex: {args.n / regex_s:,.0f} lines/s, {regex_s / args.n * 1e6:.2f} µs/line; "
+        f"pipeline at {regex_s / best:.1%} of it"
+    )
 
 
 if __name__ == "__main__":

@@ -27,12 +27,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gen_mixed import generate  # noqa: E402
 
-ACCESS = re.compile(r'(?P<remote_addr>\S+) - (?P<remote_user>\S+) \[(?P<time_local>[^\]]+)\] "(?P<request>[^"]*)" '
-                    r'(?P<status>\d+) (?P<body_bytes_sent>\d+) "(?P<http_referer>[^"]*)" "(?P<http_user_agent>[^"]*)"')
-ERROR = re.compile(r"(?P<time>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(?P<level>\w+)\] (?P<pid>\d+)#(?P<tid>\d+): "
-                   r"(?:\*(?P<cid>\d+) )?(?P<message>.*?)(?:, client: (?P<client>[^,]*))?"
-                   r"(?:, server: (?P<server>[^,]*))?(?:, request: \"(?P<request>[^\"]*)\")?"
-                   r"(?:, upstream: \"(?P<upstream>[^\"]*)\")?(?:, host: \"(?P<host>[^\"]*)\")?$")
+ACCESS = re.compile(
+    r'(?P<remote_addr>\S+) - (?P<remote_user>\S+) \[(?P<time_local>[^\]]+)\] "(?P<request>[^"]*)" '
+    r'(?P<status>\d+) (?P<body_bytes_sent>\d+) "(?P<http_referer>[^"]*)" "(?P<http_user_agent>[^"]*)"'
+)
+ERROR = re.compile(
+    r"(?P<time>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(?P<level>\w+)\] (?P<pid>\d+)#(?P<tid>\d+): "
+    r"(?:\*(?P<cid>\d+) )?(?P<message>.*?)(?:, client: (?P<client>[^,]*))?"
+    r"(?:, server: (?P<server>[^,]*))?(?:, request: \"(?P<request>[^\"]*)\")?"
+    r"(?:, upstream: \"(?P<upstream>[^\"]*)\")?(?:, host: \"(?P<host>[^\"]*)\")?$"
+)
 FPM = re.compile(r"\[(?P<time>[^\]]+)\] (?P<level>\w+): (?:\[pool (?P<pool>[^\]]+)\] )?(?P<message>.*)$")
 
 
@@ -63,17 +67,35 @@ def goaccess(access: str) -> float | None:
     if exe is None:
         return None
     w0 = time.perf_counter()
-    subprocess.run([exe, access, "--log-format=COMBINED", "-o", os.devnull + ".json" if False else "/tmp/bgw-goaccess.json",
-                    "--no-progress", "--no-global-config"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            exe,
+            access,
+            "--log-format=COMBINED",
+            "-o",
+            os.devnull + ".json" if False else "/tmp/bgw-goaccess.json",
+            "--no-progress",
+            "--no-global-config",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - w0
 
 
 def peak_rss_mb(outdir: str) -> float:
-    code = ("import resource,sys; from processor.cli import main; "
-            f"main(['replay', {outdir!r}, '-o', '/dev/null', '-q', '--no-progress']); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = (
+        "import resource,sys; from processor.cli import main; "
+        f"main(['replay', {outdir!r}, '-o', '/dev/null', '-q', '--no-progress']); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     return int(out.stdout.strip().splitlines()[-1]) / 1024
 
 
@@ -90,10 +112,14 @@ def main() -> None:
         ga = goaccess(paths["access"])
         print(f"lines: {n:,}")
         print(f"(a) bare regex      {n / bare_cpu:>12,.0f} lines/s cpu   {n / bare_wall:>12,.0f} wall")
-        print(f"(b) replay          {n / rp_cpu:>12,.0f} lines/s cpu   {n / rp_wall:>12,.0f} wall"
-              f"   {bare_cpu / rp_cpu:.2f}x bare cpu, {bare_wall / rp_wall:.2f}x bare wall (issue #23: >= 0.25x)")
-        print(f"(b2) replay -w 2    {'':>12}                  {n / par_wall:>12,.0f} wall"
-              f"   {bare_wall / par_wall:.2f}x bare wall (issue #23: >= 0.45x), {rp_wall / par_wall:.2f}x the single process")
+        print(
+            f"(b) replay          {n / rp_cpu:>12,.0f} lines/s cpu   {n / rp_wall:>12,.0f} wall"
+            f"   {bare_cpu / rp_cpu:.2f}x bare cpu, {bare_wall / rp_wall:.2f}x bare wall (issue #23: >= 0.25x)"
+        )
+        print(
+            f"(b2) replay -w 2    {'':>12}                  {n / par_wall:>12,.0f} wall"
+            f"   {bare_wall / par_wall:.2f}x bare wall (issue #23: >= 0.45x), {rp_wall / par_wall:.2f}x the single process"
+        )
         if ga is not None:
             print(f"(c) goaccess        {'':>12}                  {args.lines / ga:>12,.0f} wall (access log only)")
         if args.memory:

@@ -32,13 +32,15 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_kafka_bare import bare_loop, confluent_bare_loop, create_topics, load_topic, local_broker, make_lines  # noqa: E402
 
-from processor.runners.service_config import load_config  # noqa: E402
 from processor.io.log import configure  # noqa: E402
 from processor.runners.service import Service  # noqa: E402
+from processor.runners.service_config import load_config  # noqa: E402
 
 # make_lines() writes "combined" plus the request and upstream times
-LOG_FORMAT = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" '
-              '"$http_user_agent" rt=$request_time urt=$upstream_response_time')
+LOG_FORMAT = (
+    '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" '
+    '"$http_user_agent" rt=$request_time urt=$upstream_response_time'
+)
 
 
 def _position(service: Service) -> int:
@@ -49,22 +51,40 @@ def _position(service: Service) -> int:
 
 
 BARE_LOOPS = {"kafka-python": bare_loop, "confluent": confluent_bare_loop}
-MODES = (("service", {}, "incidents only (default)"), ("events", {"events": True}, "+ events topic"),
-         ("exactly_once", {"exactly_once": True}, "exactly_once = true"))
+MODES = (
+    ("service", {}, "incidents only (default)"),
+    ("events", {"events": True}, "+ events topic"),
+    ("exactly_once", {"exactly_once": True}, "exactly_once = true"),
+)
 
 
-def service_rate(bootstrap: str, in_topic: str, n: int, *, client: str = "kafka-python", events: bool = False,
-                 exactly_once: bool = False) -> tuple[float, float, int]:
+def service_rate(
+    bootstrap: str,
+    in_topic: str,
+    n: int,
+    *,
+    client: str = "kafka-python",
+    events: bool = False,
+    exactly_once: bool = False,
+) -> tuple[float, float, int]:
     """(records/s, seconds of the final flush + commit, incidents) for one service run over `in_topic`."""
     tag = uuid.uuid4().hex[:8]
     outputs = [f"bench-incidents-{tag}", f"bench-dead-{tag}"] + ([f"bench-events-{tag}"] if events else [])
     create_topics(bootstrap, outputs)
-    sets = [f"kafka.client={client}", f"kafka.bootstrap_servers={bootstrap}", f"kafka.group_id=bench-svc-{tag}",
-            f"inputs.0.topic={in_topic}", "inputs.0.type=nginx_access", "inputs.0.envelope=raw",
-            # load_topic() keys records by client address; taken as the host, every line would be its own machine
-            "inputs.0.host_from=fixed:web-1",
-            f"outputs.incidents_topic={outputs[0]}", f"outputs.dead_letter_topic={outputs[1]}",
-            f"diagnosis.log_format={LOG_FORMAT}", "metrics.port=0"]
+    sets = [
+        f"kafka.client={client}",
+        f"kafka.bootstrap_servers={bootstrap}",
+        f"kafka.group_id=bench-svc-{tag}",
+        f"inputs.0.topic={in_topic}",
+        "inputs.0.type=nginx_access",
+        "inputs.0.envelope=raw",
+        # load_topic() keys records by client address; taken as the host, every line would be its own machine
+        "inputs.0.host_from=fixed:web-1",
+        f"outputs.incidents_topic={outputs[0]}",
+        f"outputs.dead_letter_topic={outputs[1]}",
+        f"diagnosis.log_format={LOG_FORMAT}",
+        "metrics.port=0",
+    ]
     if events:
         sets.append(f"outputs.events_topic={outputs[2]}")
     if exactly_once:
@@ -95,8 +115,14 @@ def service_rate(bootstrap: str, in_topic: str, n: int, *, client: str = "kafka-
     return rate, time.perf_counter() - stop_at, service.totals.incidents
 
 
-def run(bootstrap: str, n: int, runs: int, clients: list[str], failure_share: float | None = None,
-        modes: tuple[tuple[str, dict[str, bool], str], ...] = MODES) -> None:
+def run(
+    bootstrap: str,
+    n: int,
+    runs: int,
+    clients: list[str],
+    failure_share: float | None = None,
+    modes: tuple[tuple[str, dict[str, bool], str], ...] = MODES,
+) -> None:
     configure(json=True)
     tag = uuid.uuid4().hex[:8]
     in_topic = f"bench-svc-in-{tag}"
@@ -132,13 +158,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bootstrap", help="an existing broker; without it one is started for the run")
     parser.add_argument("-n", type=int, default=100_000, help="records (default 100000)")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--clients", default="kafka-python,confluent",
-                        help="comma-separated kafka.client values to time (default: both)")
-    parser.add_argument("--failure-share", type=float, default=None,
-                        help="share of 502/504 lines, e.g. 0.003 (default: about 3.3%%, an outage's mix)")
-    parser.add_argument("--modes", default=",".join(mode for mode, _, _ in MODES),
-                        help="comma-separated service modes to time (default: all of "
-                             f"{', '.join(mode for mode, _, _ in MODES)})")
+    parser.add_argument(
+        "--clients",
+        default="kafka-python,confluent",
+        help="comma-separated kafka.client values to time (default: both)",
+    )
+    parser.add_argument(
+        "--failure-share",
+        type=float,
+        default=None,
+        help="share of 502/504 lines, e.g. 0.003 (default: about 3.3%%, an outage's mix)",
+    )
+    parser.add_argument(
+        "--modes",
+        default=",".join(mode for mode, _, _ in MODES),
+        help=f"comma-separated service modes to time (default: all of {', '.join(mode for mode, _, _ in MODES)})",
+    )
     args = parser.parse_args(argv)
     modes = tuple(m for m in MODES if m[0] in args.modes.split(","))
     if not modes:

@@ -46,8 +46,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 KINDS = ("timeout", "segfault", "socket", "saturation", "nginx504")
-EXPECTED_CAUSE = {"timeout": "fpm_timeout", "segfault": "child_crash", "socket": "fpm_down",
-                  "saturation": "pool_saturated", "nginx504": "nginx_timeout"}
+EXPECTED_CAUSE = {
+    "timeout": "fpm_timeout",
+    "segfault": "child_crash",
+    "socket": "fpm_down",
+    "saturation": "pool_saturated",
+    "nginx504": "nginx_timeout",
+}
 STREAMS = ("access", "error", "fpm")
 FILES = {"access": "access.log", "error": "error.log", "fpm": "php-fpm.log"}
 
@@ -63,10 +68,12 @@ EPISODE_S = 2.0  # length of an FPM-down episode, in seconds of event time (fewe
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SCRIPTS = ("/index.php", "/api/orders.php", "/search.php", "/cart.php", "/wp-login.php", "/account/settings.php")
 _STATIC = ("/static/app.{n}.js", "/images/banner-{n}.webp", "/favicon.ico", "/robots.txt")
-_AGENTS = ("Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
-           ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
-            "Safari/537.36"),
-           "curl/8.5.0", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")
+_AGENTS = (
+    "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"),
+    "curl/8.5.0",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+)
 _REFERERS = ("-", "-", "https://shop.example.com/", "https://www.google.com/")
 _ERROR_PAGE_BYTES = {502: 157, 504: 167}
 
@@ -134,9 +141,16 @@ def schedule(n: int, share: float, kind: str, rnd: random.Random, episode_reques
     return plan
 
 
-def events(n: int, share: float = 0.033, kind: str = "mix", density: float = 200.0, seed: int = 7,
-           max_children: int = 5, pid_reuse: bool = True, outage: Outage | None = None
-           ) -> Iterator[tuple[str, int, str]]:
+def events(
+    n: int,
+    share: float = 0.033,
+    kind: str = "mix",
+    density: float = 200.0,
+    seed: int = 7,
+    max_children: int = 5,
+    pid_reuse: bool = True,
+    outage: Outage | None = None,
+) -> Iterator[tuple[str, int, str]]:
     """``(stream, request index, line without newline)`` in write order; ``outage`` (if given) gets the counts."""
     rnd = random.Random(seed)
     plan = schedule(n, share, kind, rnd, max(1, round(EPISODE_S * density)))
@@ -150,9 +164,11 @@ def events(n: int, share: float = 0.033, kind: str = "mix", density: float = 200
                 stamps.clear()
             ts = time.gmtime(sec)
             mon = _MONTHS[ts.tm_mon - 1]
-            got = (f"{ts.tm_mday:02d}/{mon}/{ts.tm_year}:{ts.tm_hour:02d}:{ts.tm_min:02d}:{ts.tm_sec:02d} +0000",
-                   f"{ts.tm_year}/{ts.tm_mon:02d}/{ts.tm_mday:02d} {ts.tm_hour:02d}:{ts.tm_min:02d}:{ts.tm_sec:02d}",
-                   f"[{ts.tm_mday:02d}-{mon}-{ts.tm_year} {ts.tm_hour:02d}:{ts.tm_min:02d}:{ts.tm_sec:02d}]")
+            got = (
+                f"{ts.tm_mday:02d}/{mon}/{ts.tm_year}:{ts.tm_hour:02d}:{ts.tm_min:02d}:{ts.tm_sec:02d} +0000",
+                f"{ts.tm_year}/{ts.tm_mon:02d}/{ts.tm_mday:02d} {ts.tm_hour:02d}:{ts.tm_min:02d}:{ts.tm_sec:02d}",
+                f"[{ts.tm_mday:02d}-{mon}-{ts.tm_year} {ts.tm_hour:02d}:{ts.tm_min:02d}:{ts.tm_sec:02d}]",
+            )
             stamps[sec] = got
         return got
 
@@ -226,8 +242,10 @@ def events(n: int, share: float = 0.033, kind: str = "mix", density: float = 200
             stats.failures[failing] += 1
             status = 504 if failing == "nginx504" else 502
             size = _ERROR_PAGE_BYTES[status]
-            ctx = (f', client: {ip}, server: {SERVER}, request: "{request}", '
-                   f'upstream: "fastcgi://unix:{SOCKET}:", host: "{SERVER}"')
+            ctx = (
+                f', client: {ip}, server: {SERVER}, request: "{request}", '
+                f'upstream: "fastcgi://unix:{SOCKET}:", host: "{SERVER}"'
+            )
             head = f"{e_stamp} [error] {worker}#{worker}: *{cid - 1} "
             fpm_lines: list[str] = []
             if failing in ("timeout", "segfault"):
@@ -237,22 +255,33 @@ def events(n: int, share: float = 0.033, kind: str = "mix", density: float = 200
                 if failing == "timeout":
                     took = 30.0 + rnd.uniform(0.0005, 0.9)
                     age = max(age, took + 0.05)
-                    fpm_lines.append(f"{f_stamp} WARNING: [pool {POOL}] child {pid}, script '{DOCROOT}{script}' "
-                                     f'(request: "{method} {uri}") execution timed out ({took:.6f} sec), '
-                                     f"terminating")
-                    fpm_lines.append(f"{f_stamp} WARNING: [pool {POOL}] child {pid} exited on signal 15 (SIGTERM) "
-                                     f"after {age:.6f} seconds from start")
-                    error = head + ("recv() failed (104: Connection reset by peer) while reading response header "
-                                    "from upstream" + ctx)
+                    fpm_lines.append(
+                        f"{f_stamp} WARNING: [pool {POOL}] child {pid}, script '{DOCROOT}{script}' "
+                        f'(request: "{method} {uri}") execution timed out ({took:.6f} sec), '
+                        f"terminating"
+                    )
+                    fpm_lines.append(
+                        f"{f_stamp} WARNING: [pool {POOL}] child {pid} exited on signal 15 (SIGTERM) "
+                        f"after {age:.6f} seconds from start"
+                    )
+                    error = head + (
+                        "recv() failed (104: Connection reset by peer) while reading response header "
+                        "from upstream" + ctx
+                    )
                 else:
-                    fpm_lines.append(f"{f_stamp} WARNING: [pool {POOL}] child {pid} exited on signal 11 "
-                                     f"(SIGSEGV - core dumped) after {age:.6f} seconds from start")
+                    fpm_lines.append(
+                        f"{f_stamp} WARNING: [pool {POOL}] child {pid} exited on signal 11 "
+                        f"(SIGSEGV - core dumped) after {age:.6f} seconds from start"
+                    )
                     if rnd.random() < 0.5:
-                        error = head + ("recv() failed (104: Connection reset by peer) while reading response "
-                                        "header from upstream" + ctx)
+                        error = head + (
+                            "recv() failed (104: Connection reset by peer) while reading response "
+                            "header from upstream" + ctx
+                        )
                     else:
-                        error = head + ("upstream prematurely closed connection while reading response header "
-                                        "from upstream" + ctx)
+                        error = head + (
+                            "upstream prematurely closed connection while reading response header from upstream" + ctx
+                        )
                 if not pid_reuse:
                     pid = next_pid
                     next_pid += 1
@@ -261,28 +290,40 @@ def events(n: int, share: float = 0.033, kind: str = "mix", density: float = 200
                 fpm_lines.append(f"{f_stamp} NOTICE: [pool {POOL}] child {pid} started")
             elif failing == "socket":
                 if episode_errno == 2:
-                    error = (f"{e_stamp} [crit] {worker}#{worker}: *{cid - 1} connect() to unix:{SOCKET} failed "
-                             f"(2: No such file or directory) while connecting to upstream{ctx}")
+                    error = (
+                        f"{e_stamp} [crit] {worker}#{worker}: *{cid - 1} connect() to unix:{SOCKET} failed "
+                        f"(2: No such file or directory) while connecting to upstream{ctx}"
+                    )
                 else:
-                    error = (f"{e_stamp} [error] {worker}#{worker}: *{cid - 1} connect() to unix:{SOCKET} failed "
-                             f"(111: Connection refused) while connecting to upstream{ctx}")
+                    error = (
+                        f"{e_stamp} [error] {worker}#{worker}: *{cid - 1} connect() to unix:{SOCKET} failed "
+                        f"(111: Connection refused) while connecting to upstream{ctx}"
+                    )
             elif failing == "saturation":
                 if t - last_max_children_warning >= 10.0:
                     last_max_children_warning = t
-                    fpm_lines.append(f"{f_stamp} WARNING: [pool {POOL}] server reached pm.max_children setting "
-                                     f"({max_children}), consider raising it")
-                error = head + (f"connect() to unix:{SOCKET} failed (11: Resource temporarily unavailable) "
-                                f"while connecting to upstream{ctx}")
+                    fpm_lines.append(
+                        f"{f_stamp} WARNING: [pool {POOL}] server reached pm.max_children setting "
+                        f"({max_children}), consider raising it"
+                    )
+                error = head + (
+                    f"connect() to unix:{SOCKET} failed (11: Resource temporarily unavailable) "
+                    f"while connecting to upstream{ctx}"
+                )
             else:  # nginx504
-                error = head + ("upstream timed out (110: Connection timed out) while reading response header "
-                                "from upstream" + ctx)
+                error = head + (
+                    "upstream timed out (110: Connection timed out) while reading response header from upstream" + ctx
+                )
             for line in fpm_lines:
                 yield "fpm", i, line
             stats.lines["fpm"] += len(fpm_lines)
             yield "error", i, error
             stats.lines["error"] += 1
-        yield "access", i, (f'{ip} - - [{a_stamp}] "{request}" {status} {size} "{rnd.choice(_REFERERS)}" '
-                            f'"{rnd.choice(_AGENTS)}"')
+        yield (
+            "access",
+            i,
+            (f'{ip} - - [{a_stamp}] "{request}" {status} {size} "{rnd.choice(_REFERERS)}" "{rnd.choice(_AGENTS)}"'),
+        )
         stats.lines["access"] += 1
 
 
@@ -297,8 +338,16 @@ def streams(n: int, **kwargs: object) -> tuple[dict[str, list[str]], dict[str, l
     return lines, index, outage
 
 
-def generate(outdir: str, n: int, share: float = 0.033, kind: str = "mix", density: float = 200.0,
-             seed: int = 7, max_children: int = 5, pid_reuse: bool = True) -> Outage:
+def generate(
+    outdir: str,
+    n: int,
+    share: float = 0.033,
+    kind: str = "mix",
+    density: float = 200.0,
+    seed: int = 7,
+    max_children: int = 5,
+    pid_reuse: bool = True,
+) -> Outage:
     """Write access.log, error.log and php-fpm.log into ``outdir``; returns their paths and counts."""
     os.makedirs(outdir, exist_ok=True)
     outage = Outage(paths={s: os.path.join(outdir, FILES[s]) for s in STREAMS})
@@ -320,11 +369,21 @@ def main() -> None:
     ap.add_argument("--max-children", type=int, default=5, help="pm.max_children: the pool's pid slots")
     ap.add_argument("--fresh-pids", action="store_true", help="a replaced child gets a new pid (no reuse)")
     args = ap.parse_args()
-    out = generate(args.outdir, args.requests, args.share, args.kind, args.density, args.seed,
-                   args.max_children, not args.fresh_pids)
+    out = generate(
+        args.outdir,
+        args.requests,
+        args.share,
+        args.kind,
+        args.density,
+        args.seed,
+        args.max_children,
+        not args.fresh_pids,
+    )
     print(f"{out.total_lines:,} lines: " + ", ".join(f"{s} {out.lines[s]:,}" for s in STREAMS))
-    print("failures: " + (", ".join(f"{k} {v:,} (→ {EXPECTED_CAUSE[k]})" for k, v in sorted(out.failures.items()))
-                          or "none"))
+    print(
+        "failures: "
+        + (", ".join(f"{k} {v:,} (→ {EXPECTED_CAUSE[k]})" for k, v in sorted(out.failures.items())) or "none")
+    )
     for s, p in out.paths.items():
         print(f"  {s}: {p}")
 

@@ -14,17 +14,25 @@ from pathlib import Path
 from processor import DiagnosisSettings, Record, SourceRef, build
 
 LAB = Path(__file__).parent / "lab"
-FILES = {"error.log": "nginx_error", "access.log": "nginx_access", "php-fpm.log": "php_fpm",
-         "php-fpm-legacy.log": "php_fpm", "php-fpm-reports.log": "php_fpm"}
+FILES = {
+    "error.log": "nginx_error",
+    "access.log": "nginx_access",
+    "php-fpm.log": "php_fpm",
+    "php-fpm-legacy.log": "php_fpm",
+    "php-fpm-reports.log": "php_fpm",
+}
 
 
 def main() -> None:
     # the files are fed one after the other here, so the allowed lateness must cover the whole 14 s recording;
     # a live consumer gets the streams interleaved and keeps the default (5 s)
-    pipeline, _ = build(DiagnosisSettings(
-        nginx_conf=str(LAB / "conf" / "nginx.conf"),
-        fpm_conf=tuple(str(p) for p in sorted((LAB / "conf").glob("php-fpm*.conf"))),
-        allowed_lateness_s=60.0))
+    pipeline, _ = build(
+        DiagnosisSettings(
+            nginx_conf=str(LAB / "conf" / "nginx.conf"),
+            fpm_conf=tuple(str(p) for p in sorted((LAB / "conf").glob("php-fpm*.conf"))),
+            allowed_lateness_s=60.0,
+        )
+    )
     for name, log_type in FILES.items():
         fmt = "lab" if name == "access.log" else None
         for offset, line in enumerate((LAB / "logs" / name).read_text().splitlines()):
@@ -39,8 +47,12 @@ def main() -> None:
 
 
 def show(incident: dict) -> None:  # type: ignore[type-arg]
-    print(incident["http"]["response"]["status_code"], incident["badgateway"]["cause"],
-          incident["php_fpm"]["pool"], incident["url"]["original"])
+    print(
+        incident["http"]["response"]["status_code"],
+        incident["badgateway"]["cause"],
+        incident["php_fpm"]["pool"],
+        incident["url"]["original"],
+    )
 
 
 if __name__ == "__main__":

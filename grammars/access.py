@@ -149,5 +149,11 @@ def parse_json_access(line: str) -> Fields | ParseError:
 
 
 __all__ = [
-    "AccessFormat", "COMBINED", "COMBINED_PLUS", "MAIN", "UPSTREAMINFO", "compile_log_format", "parse_json_access",
+    "AccessFormat",
+    "COMBINED",
+    "COMBINED_PLUS",
+    "MAIN",
+    "UPSTREAMINFO",
+    "compile_log_format",
+    "parse_json_access",
 ]

@@ -17,8 +17,18 @@ from typing import Any, Final
 _sre_parser: Any = importlib.import_module("re._parser")
 
 _DETERMINISTIC_OPS: Final = frozenset(
-    {"LITERAL", "NOT_LITERAL", "IN", "ANY", "AT", "CATEGORY", "POSSESSIVE_REPEAT", "ATOMIC_GROUP", "ASSERT",
-     "ASSERT_NOT"}
+    {
+        "LITERAL",
+        "NOT_LITERAL",
+        "IN",
+        "ANY",
+        "AT",
+        "CATEGORY",
+        "POSSESSIVE_REPEAT",
+        "ATOMIC_GROUP",
+        "ASSERT",
+        "ASSERT_NOT",
+    }
 )
 
 
@@ -84,6 +94,7 @@ def _start_probe(items: Any) -> Any:
     if str(op) in ("POSSESSIVE_REPEAT", "MAX_REPEAT") and arg[0] >= 1:
         return _start_probe(arg[2])
     if str(op) == "IN" and not any(str(kind) == "NEGATE" for kind, _ in arg):
+
         def member(char: str, arg: Any = arg) -> bool:
             for kind, value in arg:
                 kind = str(kind)
@@ -100,8 +111,12 @@ def _start_probe(items: Any) -> Any:
 
 
 _CATEGORY_CLASSES: Final = {
-    "CATEGORY_DIGIT": r"\d", "CATEGORY_NOT_DIGIT": r"\D", "CATEGORY_SPACE": r"\s", "CATEGORY_NOT_SPACE": r"\S",
-    "CATEGORY_WORD": r"\w", "CATEGORY_NOT_WORD": r"\W",
+    "CATEGORY_DIGIT": r"\d",
+    "CATEGORY_NOT_DIGIT": r"\D",
+    "CATEGORY_SPACE": r"\s",
+    "CATEGORY_NOT_SPACE": r"\S",
+    "CATEGORY_WORD": r"\w",
+    "CATEGORY_NOT_WORD": r"\W",
 }
 
 

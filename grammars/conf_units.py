@@ -11,8 +11,17 @@ import re
 from typing import Final
 
 # nginx time units; "M" is a month, "y" a year (ngx_parse_time), bare numbers are seconds.
-_NGINX_TIME_S: Final = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800,
-                        "M": 2592000, "y": 31536000, "": 1}
+_NGINX_TIME_S: Final = {
+    "ms": 0.001,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 604800,
+    "M": 2592000,
+    "y": 31536000,
+    "": 1,
+}
 # nginx_time ::= (digits unit?)+ ;   "1m30s", "500ms", "60"
 _NGINX_TIME_PART: Final = re.compile(r"(\d+)(ms|[smhdwMy]?)")
 # nginx_size ::= digits [kKmMgG]? ;  "4k", "16K", "1m"

@@ -63,8 +63,12 @@ def _json_access(line: str) -> bool:
     """A JSON access line no configured format reads: keys named like nginx variables, with a status, a time and
     a request (goaccess#2338's `{"@timestamp":…,"request":"POST /x HTTP/1.1","status":"200",…}`)."""
     fields = access.parse_json_access(line)
-    return (not isinstance(fields, ParseError) and isinstance(fields.get("status"), int)
-            and fields.get("time") is not None and (fields.get("request") or fields.get("uri")) is not None)
+    return (
+        not isinstance(fields, ParseError)
+        and isinstance(fields.get("status"), int)
+        and fields.get("time") is not None
+        and (fields.get("request") or fields.get("uri")) is not None
+    )
 
 
 # Detection tries every access format on lines that may be none of them: the full pyparsing grammar (which

@@ -20,8 +20,8 @@ from typing import Final
 import pyparsing as pp
 
 from grammars import lowering, values
-from grammars.portable_regex import portable
 from grammars.error import split_request
+from grammars.portable_regex import portable
 from grammars.result import Fields, ParseError
 
 _MONTHS: Final = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
@@ -118,8 +118,10 @@ SCRIPT = (
     + pp.Regex(r"[^']*+")("script")
     + _lit("'")
     + pp.Opt(_lit(' (request: "') + pp.Regex(portable(r'(?:[^"]++|"(?!\) ))*+'))("request") + _lit('")'))
-    + _kind({" execution ": "timed_out", " executing ": "too_slow"},
-            pp.Regex(r" (?:execution timed out|executing too slow) \("))
+    + _kind(
+        {" execution ": "timed_out", " executing ": "too_slow"},
+        pp.Regex(r" (?:execution timed out|executing too slow) \("),
+    )
     + _float("duration_s")
     + pp.Suppress(pp.Regex(r" sec\), (?:terminating|logging)"))
     + _END
@@ -217,6 +219,7 @@ LINE: Final = (pp.Opt(TIME) + LEVEL + pp.Opt(DEBUG) + MESSAGE).leave_whitespace(
 
 _FAST: Final = lowering.FastParser(LINE)
 _PARSE: Final = _FAST.with_fallback(lambda line: lowering.parse_with(LINE, None, line))
+
 
 def _finish(fields: Fields) -> Fields:
     """Kind, request split, the running pid, the ``log_limit`` cut flag."""

@@ -15,6 +15,7 @@ from grammars import lowering, values
 from grammars.portable_regex import portable
 from grammars.result import Fields, ParseError
 
+
 def _user(text: str) -> str | None:
     return None if text in ("", "-") else text
 
@@ -26,19 +27,23 @@ def _lit(text: str) -> pp.Suppress:
 # line ::= addr " - " user " " time " \"" method " " uri "\" " status
 # 172.16.6.3 -  18/Jun/2022:07:32:15 +0000 "GET /index.php" 404
 LINE: Final = (
-    pp.Regex(r"[^ ]+")("remote_addr").set_name("remote_addr")
-    + _lit(" - ")
-    + values.typed("remote_user", pp.Regex(r"[^ ]*"), _user)
-    + _lit(" ")
-    + values.typed("time", values.TIME_LOCAL, values.time_local)
-    + _lit(' "')
-    + pp.Regex(r"[A-Z][A-Za-z_-]*")("method").set_name("method")
-    + _lit(" ")
-    + pp.Regex(portable(r'(?:[^"]++|"(?! \d{3}\Z))*+'))("uri").set_name("uri")
-    + _lit('" ')
-    + values.typed("status", pp.Regex(r"\d{3}"), int)
-    + pp.StringEnd()
-).leave_whitespace().set_name("php-fpm access line")
+    (
+        pp.Regex(r"[^ ]+")("remote_addr").set_name("remote_addr")
+        + _lit(" - ")
+        + values.typed("remote_user", pp.Regex(r"[^ ]*"), _user)
+        + _lit(" ")
+        + values.typed("time", values.TIME_LOCAL, values.time_local)
+        + _lit(' "')
+        + pp.Regex(r"[A-Z][A-Za-z_-]*")("method").set_name("method")
+        + _lit(" ")
+        + pp.Regex(portable(r'(?:[^"]++|"(?! \d{3}\Z))*+'))("uri").set_name("uri")
+        + _lit('" ')
+        + values.typed("status", pp.Regex(r"\d{3}"), int)
+        + pp.StringEnd()
+    )
+    .leave_whitespace()
+    .set_name("php-fpm access line")
+)
 
 _FAST: Final = lowering.FastParser(LINE)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final, NamedTuple, TypeVar
 
 from grammars.conf_units import php_time_s
@@ -139,15 +139,21 @@ def load_fpm_conf(path: str, *, prefix: str | None = None, root: str | None = No
         # FPM expands $pool in every string option of a pool (fpm_conf_expand_pool_name)
         value = entry.value.replace("$pool", entry.section)
         pool_settings.setdefault(entry.section, {})[entry.key] = Setting(value, entry.origin)
-    pools = {name: _pool(name, reader.section_origins.get(name, s[next(iter(s))].origin), s) for name, s in pool_settings.items()}
+    pools = {
+        name: _pool(name, reader.section_origins.get(name, s[next(iter(s))].origin), s)
+        for name, s in pool_settings.items()
+    }
     error_log = global_settings.get("error_log")
     limit = global_settings.get("log_limit")
     return FpmConf(
-        path=path, pools=pools,
-        error_log=error_log.value if error_log else None, error_log_origin=error_log.origin if error_log else None,
+        path=path,
+        pools=pools,
+        error_log=error_log.value if error_log else None,
+        error_log_origin=error_log.origin if error_log else None,
         log_level=global_settings["log_level"].value if "log_level" in global_settings else None,
         log_limit=_int(limit) if limit else None,
-        global_settings=global_settings, files=tuple(reader.files),
+        global_settings=global_settings,
+        files=tuple(reader.files),
     )
 
 
@@ -185,20 +191,34 @@ def _pool(name: str, origin: Origin, settings: dict[str, Setting]) -> PoolConf:
         if m:
             php["php_admin_value" if "admin" in m.group(1) else "php_value"][m.group(2)] = s.value
     # php_admin_value wins: php_value can be overridden by ini_set(), the admin one cannot
-    max_exec_key = next((k for k in ("php_admin_value[max_execution_time]", "php_value[max_execution_time]")
-                         if k in settings), None)
+    max_exec_key = next(
+        (k for k in ("php_admin_value[max_execution_time]", "php_value[max_execution_time]") if k in settings), None
+    )
     return PoolConf(
-        name=name, origin=origin, listen=text("listen"),
-        listen_owner=text("listen.owner"), listen_group=text("listen.group"), listen_mode=text("listen.mode"),
-        listen_acl_users=_list(text("listen.acl_users")), listen_acl_groups=_list(text("listen.acl_groups")),
-        listen_backlog=typed("listen.backlog", _int), user=text("user"), group=text("group"), pm=text("pm"),
+        name=name,
+        origin=origin,
+        listen=text("listen"),
+        listen_owner=text("listen.owner"),
+        listen_group=text("listen.group"),
+        listen_mode=text("listen.mode"),
+        listen_acl_users=_list(text("listen.acl_users")),
+        listen_acl_groups=_list(text("listen.acl_groups")),
+        listen_backlog=typed("listen.backlog", _int),
+        user=text("user"),
+        group=text("group"),
+        pm=text("pm"),
         max_children=typed("pm.max_children", _int),
         request_terminate_timeout_s=typed("request_terminate_timeout", _time),
         request_slowlog_timeout_s=typed("request_slowlog_timeout", _time),
-        slowlog=text("slowlog"), access_log=text("access.log"), access_format=text("access.format"),
-        catch_workers_output=typed("catch_workers_output", _bool), php_values=php["php_value"], php_admin_values=php["php_admin_value"],
+        slowlog=text("slowlog"),
+        access_log=text("access.log"),
+        access_format=text("access.format"),
+        catch_workers_output=typed("catch_workers_output", _bool),
+        php_values=php["php_value"],
+        php_admin_values=php["php_admin_value"],
         max_execution_time_s=_time(settings[max_exec_key]) if max_exec_key else None,
-        origins={k: s.origin for k, s in settings.items()}, settings=dict(settings),
+        origins={k: s.origin for k, s in settings.items()},
+        settings=dict(settings),
     )
 
 

@@ -64,8 +64,11 @@ def parse_ini_line(line: str, file: str, lineno: int) -> tuple[str, str | None, 
     try:
         result = LINE.parse_string(line.rstrip("\r\n"))
     except pp.ParseBaseException as exc:
-        raise ConfigError(file, lineno, f"syntax error, unexpected {line[exc.column - 1:].strip()[:20]!r} "
-                                        f"at column {exc.column} ({exc.msg})") from None
+        raise ConfigError(
+            file,
+            lineno,
+            f"syntax error, unexpected {line[exc.column - 1 :].strip()[:20]!r} at column {exc.column} ({exc.msg})",
+        ) from None
     if "section" in result:
         return "section", str(result["section"]).strip(), None
     if "key" in result:
@@ -96,7 +99,7 @@ class IniReader:
         real = os.path.realpath(path)
         if real in stack or len(stack) >= MAX_INCLUDE_DEPTH:
             assert at is not None
-            chain = [*stack[stack.index(real):], real] if real in stack else [real]
+            chain = [*stack[stack.index(real) :], real] if real in stack else [real]
             raise ConfigError(at.file, at.line, "include cycle: " + " -> ".join(chain))
         text = read_config_text(path, *((at.file, at.line) if at else ("", 0)), self.budget)
         self.files.append(path)

@@ -59,7 +59,8 @@ _FLOAT_ENTRY: Final = r"-|\d+(?:\.\d+)?"
 def _list_guard(entry: str, stop: str) -> str:
     # every entry up to where the list token stops (no entry character, nor a separator and an entry, follows)
     char = rf'[^\s,"{stop}]'
-    return rf'(?:{entry})(?:(?:, | : )(?:{entry}))*+(?!{char}|, {char}| : {char})'
+    return rf"(?:{entry})(?:(?:, | : )(?:{entry}))*+(?!{char}|, {char}| : {char})"
+
 
 # request ::= method " " uri " " protocol   (anything else stays raw: "-", "", TLS bytes, "SSH-2.0-Go")
 METHOD: Final = r"[A-Za-z][A-Za-z0-9_-]*+"
@@ -173,7 +174,9 @@ def _request(quoted: bool, escape: str, closer: str) -> pp.ParserElement:
         + pp.FollowedBy(pp.Regex(end))
     )
     if not quoted:
-        return values.typed("request", parts, values.text) | values.typed("request", _token(r"\S++", "raw request"), str)
+        return values.typed("request", parts, values.text) | values.typed(
+            "request", _token(r"\S++", "raw request"), str
+        )
     raw = _token(_quoted_body(escape, closer)[1:-1], "raw request")
     convert = _raw_request_json if escape == "json" else values.unescape
     return values.typed("request", parts, values.text) | values.typed("request", raw, convert)
@@ -213,8 +216,9 @@ def _json_empty(element: pp.ParserElement) -> pp.ParserElement:
     return values.typed(element.resultsName, _token(f"(?:{element.pattern})?+", element.customName), empty_none)
 
 
-def _variable(name: str, after: str, escape: str, last: bool, quoted: bool, closer: str,
-              time_field: bool = False) -> pp.ParserElement:
+def _variable(
+    name: str, after: str, escape: str, last: bool, quoted: bool, closer: str, time_field: bool = False
+) -> pp.ParserElement:
     if name == "request":
         return _request(quoted, escape, closer)
     if name == "status":

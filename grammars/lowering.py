@@ -20,11 +20,10 @@ from typing import Any, Final
 
 import pyparsing as pp
 
-
 from grammars import record_builder, values
 from grammars.portable_regex import portable
+from grammars.regex_writer import Lowerer, LoweringError, result_names, ws
 from grammars.result import Fields, ParseError
-from grammars.regex_writer import LoweringError, Lowerer, result_names, ws
 from grammars.scanner import Scanner, sees_newline
 
 _NAMES_ATTR: Final = "badgateway_result_names"  # cached on the grammar itself: no global registry
@@ -58,7 +57,9 @@ class FastParser:
         # portable(): possessive groups as CPython 3.11.2 matches them too (grammars.portable_regex)
         self.regex: str = portable(f"{body}{end}[{default_ws}]*+\\Z")
         # scanner(): the same line, one of many in a block (newline-separated lines: the ends may not eat them)
-        self._scan_line = portable(f"{body}{ws(grammar, but=chr(10)) if end else ''}[{default_ws.replace(chr(10), '')}]*+")
+        self._scan_line = portable(
+            f"{body}{ws(grammar, but=chr(10)) if end else ''}[{default_ws.replace(chr(10), '')}]*+"
+        )
         try:
             self.pattern: re.Pattern[str] = re.compile(self.regex)
         except re.error as exc:
@@ -83,7 +84,6 @@ class FastParser:
         exec(self._code, namespace)  # the source is built from the grammar only, never from log text
         build: Callable[[str], Any] = namespace["build"]
         return build
-
 
     def probe(self, wanted: tuple[str, ...]) -> Callable[[str], tuple[Any, ...] | None]:
         """``probe(line)``: the values of the ``wanted`` names (``None`` for a name the grammar lacks), or
@@ -120,8 +120,9 @@ class FastParser:
         read: dict[str, str] = {}  # wanted name → its group
         converters: list[values.Converter | None] = []
         for name in wanted:
-            slots = [(group, convert, optional) for slot_name, group, convert, optional in self._slots
-                     if slot_name == name]
+            slots = [
+                (group, convert, optional) for slot_name, group, convert, optional in self._slots if slot_name == name
+            ]
             if len(slots) != 1 or slots[0][2]:
                 return None
             read[name], convert, _ = slots[0]

@@ -151,8 +151,12 @@ def _flag(d: Directive) -> bool:
 
 # the fastcgi settings a fastcgi_pass inherits, and how each one's value is read
 _INHERITED: Final[dict[str, Callable[[Directive], object]]] = {
-    "fastcgi_read_timeout": _time, "fastcgi_send_timeout": _time, "fastcgi_connect_timeout": _time,
-    "fastcgi_buffer_size": _size, "fastcgi_buffers": _buffers, "fastcgi_intercept_errors": _flag,
+    "fastcgi_read_timeout": _time,
+    "fastcgi_send_timeout": _time,
+    "fastcgi_connect_timeout": _time,
+    "fastcgi_buffer_size": _size,
+    "fastcgi_buffers": _buffers,
+    "fastcgi_intercept_errors": _flag,
 }
 
 
@@ -204,7 +208,8 @@ class _Collector:
             self.passes.append(_fastcgi_pass(d, scope))
         elif d.name == "upstream" and d.block is not None:
             self.upstreams[_arg(d, 0)] = tuple(
-                UpstreamServer(_arg(s, 0), s.origin) for s in d.block if s.name == "server")
+                UpstreamServer(_arg(s, 0), s.origin) for s in d.block if s.name == "server"
+            )
         elif d.block is not None:
             self.walk(d.block, _enter(d, scope))
 
@@ -243,11 +248,23 @@ def _fastcgi_pass(d: Directive, scope: _Scope) -> FastcgiPass:
     bufs, bufs_o = setting("fastcgi_buffers", _buffers, DEFAULT_BUFFERS)
     icpt, icpt_o = setting("fastcgi_intercept_errors", _flag, False)
     return FastcgiPass(
-        target=_arg(d, 0), server_names=scope.server_names, location=scope.location, origin=d.origin,
-        read_timeout_s=read, send_timeout_s=send, connect_timeout_s=conn, buffer_size=size,
-        buffers=bufs, intercept_errors=icpt, listens=scope.listens,
-        read_timeout_origin=read_o, send_timeout_origin=send_o, connect_timeout_origin=conn_o,
-        buffer_size_origin=size_o, buffers_origin=bufs_o, intercept_errors_origin=icpt_o,
+        target=_arg(d, 0),
+        server_names=scope.server_names,
+        location=scope.location,
+        origin=d.origin,
+        read_timeout_s=read,
+        send_timeout_s=send,
+        connect_timeout_s=conn,
+        buffer_size=size,
+        buffers=bufs,
+        intercept_errors=icpt,
+        listens=scope.listens,
+        read_timeout_origin=read_o,
+        send_timeout_origin=send_o,
+        connect_timeout_origin=conn_o,
+        buffer_size_origin=size_o,
+        buffers_origin=bufs_o,
+        intercept_errors_origin=icpt_o,
     )
 
 
@@ -255,11 +272,26 @@ def _extract(path: str, tree: tuple[Directive, ...], files: tuple[str, ...]) -> 
     c = _Collector()
     c.walk(tree, _Scope())
     return NginxConf(
-        path=path, log_formats=c.log_formats, access_logs=tuple(c.access_logs), error_logs=tuple(c.error_logs),
-        user=c.user, user_origin=c.user_origin, fastcgi_passes=tuple(c.passes), upstreams=c.upstreams,
+        path=path,
+        log_formats=c.log_formats,
+        access_logs=tuple(c.access_logs),
+        error_logs=tuple(c.error_logs),
+        user=c.user,
+        user_origin=c.user_origin,
+        fastcgi_passes=tuple(c.passes),
+        upstreams=c.upstreams,
         files=files,
     )
 
 
-__all__ = ["AccessLog", "ConfigError", "ErrorLog", "FastcgiPass", "LogFormat", "NginxConf", "Origin",
-           "UpstreamServer", "load_nginx_conf"]
+__all__ = [
+    "AccessLog",
+    "ConfigError",
+    "ErrorLog",
+    "FastcgiPass",
+    "LogFormat",
+    "NginxConf",
+    "Origin",
+    "UpstreamServer",
+    "load_nginx_conf",
+]

@@ -34,12 +34,19 @@ class ConfigBudget:
     def read(self, fh: TextIO, path: str) -> str:
         text = fh.read(self.bytes + 1)
         if len(text) > self.bytes:
-            raise ConfigError(path, 0, f"config larger than {self.max_bytes >> 20} MiB with its includes:"
-                                       " not a config file? (badgateway reads no more)")
+            raise ConfigError(
+                path,
+                0,
+                f"config larger than {self.max_bytes >> 20} MiB with its includes:"
+                " not a config file? (badgateway reads no more)",
+            )
         lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
         if lines > self.lines:
-            raise ConfigError(path, self.lines + 1, f"config longer than {self.max_lines:,} lines with its"
-                                                    " includes (badgateway reads no more)")
+            raise ConfigError(
+                path,
+                self.lines + 1,
+                f"config longer than {self.max_lines:,} lines with its includes (badgateway reads no more)",
+            )
         self.bytes -= len(text)
         self.lines -= lines
         return text
@@ -52,8 +59,7 @@ def rebase(path: str, root: str | None) -> str:
     return os.path.join(root, path.lstrip("/"))
 
 
-def read_config_text(path: str, origin_file: str = "", origin_line: int = 0,
-                     budget: ConfigBudget | None = None) -> str:
+def read_config_text(path: str, origin_file: str = "", origin_line: int = 0, budget: ConfigBudget | None = None) -> str:
     """A config file's text; unreadable files become a ConfigError at the line that named them. ``budget`` is
     the tree's (the caps hold for the main file and its includes together); without one, the file's own."""
     try:
@@ -97,7 +103,7 @@ class _Expander:
         real = os.path.realpath(path)
         if real in stack or len(stack) >= MAX_INCLUDE_DEPTH:
             assert at is not None  # the main file cannot be on the stack yet
-            chain = " -> ".join([*stack[stack.index(real):], real] if real in stack else [real])
+            chain = " -> ".join([*stack[stack.index(real) :], real] if real in stack else [real])
             raise ConfigError(at.origin.file, at.origin.line, f"include cycle: {chain}")
         text = read_config_text(path, *((at.origin.file, at.origin.line) if at else ("", 0)), self.budget)
         self.files.append(path)
@@ -108,8 +114,9 @@ class _Expander:
         for d in block:
             if d.name == "include" and d.block is None:
                 if len(d.args) != 1:
-                    raise ConfigError(d.origin.file, d.origin.line,
-                                      'invalid number of arguments in "include" directive')
+                    raise ConfigError(
+                        d.origin.file, d.origin.line, 'invalid number of arguments in "include" directive'
+                    )
                 # nginx's rule first; the including file's directory helps with trees copied
                 # out of place (a snippet checked on its own).
                 bases = (self.conf_prefix, os.path.dirname(d.origin.file))
@@ -122,8 +129,9 @@ class _Expander:
         return tuple(out)
 
 
-def expand_includes(path: str, *, prefix: str | None = None,
-                    root: str | None = None) -> tuple[tuple[Directive, ...], tuple[str, ...]]:
+def expand_includes(
+    path: str, *, prefix: str | None = None, root: str | None = None
+) -> tuple[tuple[Directive, ...], tuple[str, ...]]:
     """The directive tree of ``path`` with every include expanded, and the files read in order."""
     expander = _Expander(prefix if prefix is not None else os.path.dirname(path), root)
     tree = expander.load(path, (), None)

@@ -50,9 +50,7 @@ COMMENT: Final = pp.Regex(r"#[^\n]*").set_name("comment")
 
 # word ::= (char-not-in(space ; { } " ' # \) | "\" any | "${" name "}") { same, with # and quotes } ;
 #   \.php$    /run/php/$pool.sock    ${host}_x
-WORD: Final = pp.Regex(
-    r"(?:\\.|\$\{[^}\s]*\}|[^\s;{}\"'#\\])(?:\\.|\$\{[^}\s]*\}|[^\s;{}\\])*"
-).set_name("word")
+WORD: Final = pp.Regex(r"(?:\\.|\$\{[^}\s]*\}|[^\s;{}\"'#\\])(?:\\.|\$\{[^}\s]*\}|[^\s;{}\\])*").set_name("word")
 
 # dquoted ::= '"' { char-not-in(" \) | "\" any } '"' ;   "$remote_addr - [$time_local]"
 DQUOTED: Final = pp.Regex(r'"(?:[^"\\]|\\.)*"').set_name("double-quoted string").add_parse_action(_unquote)
@@ -82,8 +80,11 @@ CONFIG.parse_with_tabs()
 def _located(directives: tuple[Directive, ...], file: str, line_starts: list[int]) -> tuple[Directive, ...]:
     """Replace each directive's offset by ``file`` and its 1-based line."""
     return tuple(
-        replace(d, origin=Origin(file, bisect.bisect_right(line_starts, d.origin.line)),
-                block=None if d.block is None else _located(d.block, file, line_starts))
+        replace(
+            d,
+            origin=Origin(file, bisect.bisect_right(line_starts, d.origin.line)),
+            block=None if d.block is None else _located(d.block, file, line_starts),
+        )
         for d in directives
     )
 
@@ -96,7 +97,7 @@ def _error_message(exc: pp.ParseBaseException) -> str:
         # nginx only notices at the end of the file; the line where the quote opens is the useful one
         return f"unterminated quoted string {found!r}"
     expected = str(exc.msg).removeprefix("Expected ")
-    return f'unexpected {found or "end of line"!r}, expecting {expected}'
+    return f"unexpected {found or 'end of line'!r}, expecting {expected}"
 
 
 def parse_nginx_text(text: str, file: str) -> tuple[Directive, ...]:

@@ -79,8 +79,10 @@ def available() -> list[dict[str, str]]:
     """Built-in and plugin grammars, for ``badgateway grammars``."""
     rows = [{"name": n, "log_type": n, "origin": "builtin", "description": d} for n, d in BUILTIN]
     plugins, problems = discover()
-    rows += [{"name": p.name, "log_type": p.stream_type, "origin": "plugin", "description": p.description}
-             for p in plugins]
-    rows += [{"name": p.name, "log_type": "", "origin": "plugin (failed to load)", "description": p.reason}
-             for p in problems]
+    rows += [
+        {"name": p.name, "log_type": p.stream_type, "origin": "plugin", "description": p.description} for p in plugins
+    ]
+    rows += [
+        {"name": p.name, "log_type": "", "origin": "plugin (failed to load)", "description": p.reason} for p in problems
+    ]
     return rows

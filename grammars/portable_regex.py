@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from functools import lru_cache
+from functools import cache
 from typing import Final
 
 # a group opener: "(" and its "?…" head, so the head's "?" is not read as a quantifier
@@ -25,8 +25,7 @@ _QUANTIFIER: Final = re.compile(r"(?:[*+?]|\{\d*(?:,\d*)?\})\+")
 
 
 # python/cpython#106052's own example shape: None where possessive groups are broken
-AFFECTED: Final = (re.match(r"(?:a[^ ]*+b)*+ac", "ac") is None
-                   or os.environ.get("BADGATEWAY_PORTABLE_REGEX") == "1")
+AFFECTED: Final = re.match(r"(?:a[^ ]*+b)*+ac", "ac") is None or os.environ.get("BADGATEWAY_PORTABLE_REGEX") == "1"
 
 
 def portable(pattern: str) -> str:
@@ -35,7 +34,7 @@ def portable(pattern: str) -> str:
     return atomic_form(pattern) if AFFECTED else pattern
 
 
-@lru_cache(maxsize=None)
+@cache
 def atomic_form(pattern: str) -> str:
     """``pattern`` with every possessive quantifier on a group written as a greedy one in an atomic group."""
     out: list[str] = []
@@ -45,7 +44,7 @@ def atomic_form(pattern: str) -> str:
     while at < len(pattern):
         char = pattern[at]
         if char == "\\":
-            out.append(pattern[at:at + 2])
+            out.append(pattern[at : at + 2])
             at += 2
             last_group = None
             continue

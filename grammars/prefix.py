@@ -109,4 +109,3 @@ def strip_prefix(line: str) -> tuple[Fields, str]:
 def has_prefix(line: str) -> bool:
     """True when ``line`` starts with a recognised shipper prefix."""
     return _PREFIX.match(line) is not None
-

@@ -101,7 +101,11 @@ def builder_source(
     body += [f"        {var} = {expr}" for var, expr in plan.shared]
     body.append("        return {")
     body += [f"            {name!r}: {expr}," for name, (expr, _) in plan.exprs.items()]
-    body += ["        }", "    except Exception:", "        return _miss(line)  # pyparsing decides (and locates the error)"]
+    body += [
+        "        }",
+        "    except Exception:",
+        "        return _miss(line)  # pyparsing decides (and locates the error)",
+    ]
     return "\n".join(_head("build", plan.env, group_order, "_miss(line)") + body) + "\n", plan.env
 
 
@@ -119,8 +123,11 @@ def probe_source(
     # shared values are few (``time_local`` and ``time``) and names may refer to them: always computed
     body += [f"        {var} = {expr}" for var, expr in plan.shared]
     computed = {var for var, _ in plan.shared}
-    body += [f"        {expr}" for name, (expr, total) in plan.exprs.items()
-             if not total and name not in wanted and expr not in computed]
+    body += [
+        f"        {expr}"
+        for name, (expr, total) in plan.exprs.items()
+        if not total and name not in wanted and expr not in computed
+    ]
     answer = ", ".join(plan.exprs[name][0] if name in plan.exprs else "None" for name in wanted)
     body += [f"        return ({answer},)", "    except Exception:", "        return None"]
     return "\n".join(_head("probe", plan.env, group_order, "None") + body) + "\n", plan.env

@@ -118,8 +118,15 @@ class Lowerer:
             body = self.group(name, body, None, optional, named)
         return prefix + body
 
-    def group(self, name: str, body: str, convert: values.Converter | None, optional: bool, named: bool,
-              guard: str | None = None) -> str:
+    def group(
+        self,
+        name: str,
+        body: str,
+        convert: values.Converter | None,
+        optional: bool,
+        named: bool,
+        guard: str | None = None,
+    ) -> str:
         if not named:
             raise LoweringError(f"name {name!r} where pyparsing drops names")
         reused = self.groups.get(body)

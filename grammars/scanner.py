@@ -8,10 +8,9 @@ lines with a single ``finditer`` instead of one match per line.
 from __future__ import annotations
 
 import re
-from typing import Any, Final
-
 from re import _constants as _c  # type: ignore[attr-defined]  # the parsed regex's opcodes (sees_newline)
 from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import Any, Final
 
 from grammars import values
 
@@ -30,8 +29,9 @@ class Scanner:
 
     __slots__ = ("pattern", "_findall", "at", "converters", "_empty_matches")
 
-    def __init__(self, pattern: re.Pattern[str], at: tuple[int, ...],
-                 converters: tuple[values.Converter | None, ...]) -> None:
+    def __init__(
+        self, pattern: re.Pattern[str], at: tuple[int, ...], converters: tuple[values.Converter | None, ...]
+    ) -> None:
         self.pattern = pattern
         self._findall = pattern.findall
         self.at = at  # each wanted name's place in a row
@@ -53,8 +53,9 @@ class Scanner:
         if row is None or row[-1]:
             return None
         try:
-            return tuple(row[at] if convert is None else convert(row[at])
-                         for at, convert in zip(self.at, self.converters))
+            return tuple(
+                row[at] if convert is None else convert(row[at]) for at, convert in zip(self.at, self.converters)
+            )
         except Exception:  # noqa: BLE001 - as the probe: the record would not build
             return None
 
@@ -95,18 +96,32 @@ def _walk(items: list[tuple[Any, Any]], inside: bool, dotall: bool) -> bool:
         elif op is _c.BRANCH:
             if any(_walk(list(branch), inside, dotall) for branch in arg[1]):
                 return True
-        elif op in (_c.GROUPREF, _c.GROUPREF_EXISTS, _c.GROUPREF_IGNORE, _c.GROUPREF_LOC_IGNORE,
-                    _c.GROUPREF_UNI_IGNORE):
+        elif op in (
+            _c.GROUPREF,
+            _c.GROUPREF_EXISTS,
+            _c.GROUPREF_IGNORE,
+            _c.GROUPREF_LOC_IGNORE,
+            _c.GROUPREF_UNI_IGNORE,
+        ):
             return True
         elif inside and _takes_newline(op, arg, dotall):
             return True
     return False
 
 
-_NEWLINE_CATEGORIES: Final = frozenset({_c.CATEGORY_SPACE, _c.CATEGORY_NOT_DIGIT, _c.CATEGORY_NOT_WORD,
-                                        _c.CATEGORY_LINEBREAK, _c.CATEGORY_UNI_SPACE, _c.CATEGORY_UNI_NOT_DIGIT,
-                                        _c.CATEGORY_UNI_NOT_WORD, _c.CATEGORY_UNI_LINEBREAK,
-                                        _c.CATEGORY_LOC_NOT_WORD})
+_NEWLINE_CATEGORIES: Final = frozenset(
+    {
+        _c.CATEGORY_SPACE,
+        _c.CATEGORY_NOT_DIGIT,
+        _c.CATEGORY_NOT_WORD,
+        _c.CATEGORY_LINEBREAK,
+        _c.CATEGORY_UNI_SPACE,
+        _c.CATEGORY_UNI_NOT_DIGIT,
+        _c.CATEGORY_UNI_NOT_WORD,
+        _c.CATEGORY_UNI_LINEBREAK,
+        _c.CATEGORY_LOC_NOT_WORD,
+    }
+)
 
 
 def _takes_newline(op: Any, arg: Any, dotall: bool) -> bool:

@@ -30,14 +30,18 @@ def _lit(text: str) -> pp.Suppress:
 # header ::= "[" DD "-" Mon "-" YYYY " " HH ":" MM ":" SS [ "." micros ] "]  [pool " name "] pid " N
 # [11-Jul-2022 05:34:02]  [pool www] pid 155     (log_level = debug: [24-Nov-2026 05:41:58.635957]  [pool docs] pid 15659)
 HEADER: Final = (
-    _lit("[")
-    + values.typed("time", pp.Regex(r"\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d(?:\.\d{6})?"), _fpm_time)
-    + _lit("]  [pool ")
-    + pp.Regex(r"[^\]]+")("pool")
-    + _lit("] pid ")
-    + values.typed("pid", pp.Regex(r"\d+"), int)
-    + pp.StringEnd()
-).leave_whitespace().set_name("slowlog header")
+    (
+        _lit("[")
+        + values.typed("time", pp.Regex(r"\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d(?:\.\d{6})?"), _fpm_time)
+        + _lit("]  [pool ")
+        + pp.Regex(r"[^\]]+")("pool")
+        + _lit("] pid ")
+        + values.typed("pid", pp.Regex(r"\d+"), int)
+        + pp.StringEnd()
+    )
+    .leave_whitespace()
+    .set_name("slowlog header")
+)
 
 # script ::= "script_filename = " path
 # script_filename = /var/www/html/public/index.php
@@ -46,19 +50,23 @@ SCRIPT: Final = (_lit("script_filename = ") + pp.Regex(r".*")("script_filename")
 # frame ::= "[" address "] " (function "() " file ":" line | "+++ dump failed")
 # [0x00007f63028160f0] sleep() /var/www/html/public/error_handling/slowlog.php:13
 FRAME: Final = (
-    _lit("[")
-    + pp.Regex(r"0x[0-9a-fA-F]+")("address")
-    + _lit("] ")
-    + (
-        _lit("+++ dump failed")
-        | pp.Regex(r".+?\(\)(?= )")("function")
-        + _lit(" ")
-        + pp.Regex(r".*(?=:\d+\Z)")("file")
-        + _lit(":")
-        + values.typed("line", pp.Regex(r"\d+"), int)
+    (
+        _lit("[")
+        + pp.Regex(r"0x[0-9a-fA-F]+")("address")
+        + _lit("] ")
+        + (
+            _lit("+++ dump failed")
+            | pp.Regex(r".+?\(\)(?= )")("function")
+            + _lit(" ")
+            + pp.Regex(r".*(?=:\d+\Z)")("file")
+            + _lit(":")
+            + values.typed("line", pp.Regex(r"\d+"), int)
+        )
+        + pp.StringEnd()
     )
-    + pp.StringEnd()
-).leave_whitespace().set_name("slowlog frame")
+    .leave_whitespace()
+    .set_name("slowlog frame")
+)
 
 _HEADER_FAST: Final = lowering.FastParser(HEADER)
 _SCRIPT_FAST: Final = lowering.FastParser(SCRIPT)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, Final
 
@@ -203,14 +203,19 @@ def time_local(text: str) -> datetime:
     sign = -1 if text[21] == "-" else 1
     offset_min = sign * (int(text[22:24]) * 60 + int(text[24:26]))
     return datetime(
-        int(text[7:11]), month, int(text[0:2]), int(text[12:14]), int(text[15:17]), int(text[18:20]),
+        int(text[7:11]),
+        month,
+        int(text[0:2]),
+        int(text[12:14]),
+        int(text[15:17]),
+        int(text[18:20]),
         tzinfo=_tz(offset_min),
     )
 
 
 @lru_cache(maxsize=64)
 def _tz(offset_min: int) -> timezone:
-    return timezone.utc if offset_min == 0 else timezone(timedelta(minutes=offset_min))
+    return UTC if offset_min == 0 else timezone(timedelta(minutes=offset_min))
 
 
 @lru_cache(maxsize=4096)
@@ -224,7 +229,7 @@ def time_iso8601(text: str) -> datetime:
 
 def msec_time(text: str) -> datetime:
     """``1700000000.123`` (``$msec``) → aware UTC datetime."""
-    return datetime.fromtimestamp(float(text), timezone.utc)
+    return datetime.fromtimestamp(float(text), UTC)
 
 
 def _token(pattern: str, name: str) -> pp.ParserElement:

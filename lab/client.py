@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import http.client
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 USER_AGENT = "badgateway-lab/1.0 (+https://github.com/badgateway)"
 
@@ -44,13 +43,13 @@ class Request:
     @property
     def socket(self) -> str | None:
         if self.upstream and self.upstream.startswith("unix:"):
-            return self.upstream[len("unix:"):]
+            return self.upstream[len("unix:") :]
         return None
 
 
 def send(req: Request, port: int, host_header: str) -> Request:
     """Send ``req`` to 127.0.0.1:port; record the status the client saw (None when it gave up)."""
-    req.sent_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    req.sent_at = datetime.now(UTC).isoformat(timespec="milliseconds")
     t0 = time.monotonic()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=req.client_timeout)
     try:
@@ -61,7 +60,7 @@ def send(req: Request, port: int, host_header: str) -> Request:
         resp = conn.getresponse()
         resp.read()
         req.observed_status = resp.status
-    except (socket.timeout, TimeoutError) as exc:
+    except TimeoutError as exc:
         req.client_error = f"client timeout after {req.client_timeout}s ({exc.__class__.__name__})"
     except OSError as exc:
         req.client_error = f"{exc.__class__.__name__}: {exc}"
@@ -73,8 +72,7 @@ def send(req: Request, port: int, host_header: str) -> Request:
     return req
 
 
-def send_concurrently(items: list[tuple[float, Request]], port_of: dict[str, int],
-                      host_of: dict[str, str]) -> None:
+def send_concurrently(items: list[tuple[float, Request]], port_of: dict[str, int], host_of: dict[str, str]) -> None:
     """Start each request ``delay`` seconds after the batch starts, in its own thread; wait for all."""
     start = time.monotonic()
 

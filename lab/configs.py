@@ -178,8 +178,15 @@ def _ephemeral_port() -> int:
         return int(s.getsockname()[1])
 
 
-PREFERRED_PORTS = {"http": 18080, "http_combined": 18081, "api": 19001, "queue": 19002, "dead": 19009,
-                   "billing_a": 19011, "billing_b": 19012}
+PREFERRED_PORTS = {
+    "http": 18080,
+    "http_combined": 18081,
+    "api": 19001,
+    "queue": 19002,
+    "dead": 19009,
+    "billing_a": 19011,
+    "billing_b": 19012,
+}
 
 
 def pick_ports(stable: bool = True) -> Ports:
@@ -210,45 +217,154 @@ def build_layout(out: Path, ports: Ports | None = None, variant: str = "classic"
 
     P = Pool
     lay.pools = [
-        P("www", "main", lay.sock("www"), unix_perm + (
-            ("pm", "dynamic"), ("pm.max_children", "5"), ("pm.start_servers", "2"),
-            ("pm.min_spare_servers", "1"), ("pm.max_spare_servers", "3"),
-            ("request_slowlog_timeout", "1s"), ("slowlog", str(lay.logs / "slow.log")),
-            ("request_terminate_timeout", "30s"), ("catch_workers_output", "yes"),
-        ) + access("www") + common_log, "the main application pool (healthy traffic, PHP errors, slowlog)"),
-        P("api", "main", f"127.0.0.1:{lay.ports.api}", (
-            ("pm", "static"), ("pm.max_children", "2"), ("request_terminate_timeout", "30s"),
-        ) + access("api") + common_log, "a healthy TCP pool"),
-        P("slow", "main", lay.sock("slow"), unix_perm + (
-            ("pm", "static"), ("pm.max_children", "4"),
-            ("request_terminate_timeout", "2s"),
-            ("request_slowlog_timeout", "1s"), ("slowlog", str(lay.logs / "slow.log")),
-        ) + access("slow") + common_log, "request_terminate_timeout = 2s: scripts that sleep 5 s are killed (fpm_timeout)"),
-        P("batch", "main", lay.sock("batch"), unix_perm + (
-            ("pm", "static"), ("pm.max_children", "4"), ("request_terminate_timeout", "20s"),
-        ) + access("batch") + common_log, "nginx gives up first here (fastcgi_read_timeout 2s → nginx_timeout)"),
-        P("crash", "main", lay.sock("crash"), unix_perm + (
-            ("pm", "static"), ("pm.max_children", "2"), ("request_terminate_timeout", "30s"),
-        ) + access("crash") + common_log, "workers that die on a signal (child_crash)"),
-        P("busy", "main", lay.sock("busy"), unix_perm + (
-            ("pm", "static"), ("pm.max_children", "1"), ("listen.backlog", "0"),
-            ("request_terminate_timeout", "30s"),
-        ) + access("busy") + common_log, "one worker, backlog 0: a full unix listen queue → EAGAIN (pool_saturated, 502)"),
-        P("queue", "main", f"127.0.0.1:{lay.ports.queue}", (
-            ("pm", "ondemand"), ("pm.max_children", "1"), ("pm.process_idle_timeout", "30s"),
-            ("listen.backlog", "0"), ("request_terminate_timeout", "30s"),
-        ) + access("queue") + common_log, "ondemand, one worker, backlog 0 on TCP: SYNs dropped → connect timeout (pool_saturated, 504)"),
-        P("secure", "main", lay.sock("secure"), (
-            ("listen.owner", "root"), ("listen.group", "root"), ("listen.mode", "0600"),
-            ("pm", "static"), ("pm.max_children", "1"),
-        ) + common_log, "socket owned by root, mode 0600: nginx's workers (nobody) get EACCES (no access.log: "
-                        "no request ever reaches it)"),
-        P("legacy", "legacy", lay.sock("legacy"), unix_perm + (
-            ("pm", "static"), ("pm.max_children", "2"),
-        ) + access("legacy") + common_log, "its master is stopped cleanly during the run (socket removed → errno 2)"),
-        P("reports", "reports", lay.sock("reports"), unix_perm + (
-            ("pm", "static"), ("pm.max_children", "2"),
-        ) + access("reports") + common_log, "its master and workers are SIGKILLed during the run (stale socket → errno 111)"),
+        P(
+            "www",
+            "main",
+            lay.sock("www"),
+            unix_perm
+            + (
+                ("pm", "dynamic"),
+                ("pm.max_children", "5"),
+                ("pm.start_servers", "2"),
+                ("pm.min_spare_servers", "1"),
+                ("pm.max_spare_servers", "3"),
+                ("request_slowlog_timeout", "1s"),
+                ("slowlog", str(lay.logs / "slow.log")),
+                ("request_terminate_timeout", "30s"),
+                ("catch_workers_output", "yes"),
+            )
+            + access("www")
+            + common_log,
+            "the main application pool (healthy traffic, PHP errors, slowlog)",
+        ),
+        P(
+            "api",
+            "main",
+            f"127.0.0.1:{lay.ports.api}",
+            (
+                ("pm", "static"),
+                ("pm.max_children", "2"),
+                ("request_terminate_timeout", "30s"),
+            )
+            + access("api")
+            + common_log,
+            "a healthy TCP pool",
+        ),
+        P(
+            "slow",
+            "main",
+            lay.sock("slow"),
+            unix_perm
+            + (
+                ("pm", "static"),
+                ("pm.max_children", "4"),
+                ("request_terminate_timeout", "2s"),
+                ("request_slowlog_timeout", "1s"),
+                ("slowlog", str(lay.logs / "slow.log")),
+            )
+            + access("slow")
+            + common_log,
+            "request_terminate_timeout = 2s: scripts that sleep 5 s are killed (fpm_timeout)",
+        ),
+        P(
+            "batch",
+            "main",
+            lay.sock("batch"),
+            unix_perm
+            + (
+                ("pm", "static"),
+                ("pm.max_children", "4"),
+                ("request_terminate_timeout", "20s"),
+            )
+            + access("batch")
+            + common_log,
+            "nginx gives up first here (fastcgi_read_timeout 2s → nginx_timeout)",
+        ),
+        P(
+            "crash",
+            "main",
+            lay.sock("crash"),
+            unix_perm
+            + (
+                ("pm", "static"),
+                ("pm.max_children", "2"),
+                ("request_terminate_timeout", "30s"),
+            )
+            + access("crash")
+            + common_log,
+            "workers that die on a signal (child_crash)",
+        ),
+        P(
+            "busy",
+            "main",
+            lay.sock("busy"),
+            unix_perm
+            + (
+                ("pm", "static"),
+                ("pm.max_children", "1"),
+                ("listen.backlog", "0"),
+                ("request_terminate_timeout", "30s"),
+            )
+            + access("busy")
+            + common_log,
+            "one worker, backlog 0: a full unix listen queue → EAGAIN (pool_saturated, 502)",
+        ),
+        P(
+            "queue",
+            "main",
+            f"127.0.0.1:{lay.ports.queue}",
+            (
+                ("pm", "ondemand"),
+                ("pm.max_children", "1"),
+                ("pm.process_idle_timeout", "30s"),
+                ("listen.backlog", "0"),
+                ("request_terminate_timeout", "30s"),
+            )
+            + access("queue")
+            + common_log,
+            "ondemand, one worker, backlog 0 on TCP: SYNs dropped → connect timeout (pool_saturated, 504)",
+        ),
+        P(
+            "secure",
+            "main",
+            lay.sock("secure"),
+            (
+                ("listen.owner", "root"),
+                ("listen.group", "root"),
+                ("listen.mode", "0600"),
+                ("pm", "static"),
+                ("pm.max_children", "1"),
+            )
+            + common_log,
+            "socket owned by root, mode 0600: nginx's workers (nobody) get EACCES (no access.log: "
+            "no request ever reaches it)",
+        ),
+        P(
+            "legacy",
+            "legacy",
+            lay.sock("legacy"),
+            unix_perm
+            + (
+                ("pm", "static"),
+                ("pm.max_children", "2"),
+            )
+            + access("legacy")
+            + common_log,
+            "its master is stopped cleanly during the run (socket removed → errno 2)",
+        ),
+        P(
+            "reports",
+            "reports",
+            lay.sock("reports"),
+            unix_perm
+            + (
+                ("pm", "static"),
+                ("pm.max_children", "2"),
+            )
+            + access("reports")
+            + common_log,
+            "its master and workers are SIGKILLed during the run (stale socket → errno 111)",
+        ),
     ]
     pool_addr = {p.name: p.nginx_address for p in lay.pools}
     L = Location
@@ -259,8 +375,12 @@ def build_layout(out: Path, ports: Ports | None = None, variant: str = "classic"
         L("/slow/", pool_addr["slow"], ("fastcgi_read_timeout 30s;",), "FPM kills at 2 s, nginx would wait 30 s"),
         L("/batch/", pool_addr["batch"], ("fastcgi_read_timeout 2s;",), "nginx gives up after 2 s"),
         L("/crash/", pool_addr["crash"], (), ""),
-        L("/big/", pool_addr["www"], ("fastcgi_buffer_size 1k;", "fastcgi_buffers 4 1k;",
-                                      "fastcgi_busy_buffers_size 1k;"), "headers larger than 1k do not fit"),
+        L(
+            "/big/",
+            pool_addr["www"],
+            ("fastcgi_buffer_size 1k;", "fastcgi_buffers 4 1k;", "fastcgi_busy_buffers_size 1k;"),
+            "headers larger than 1k do not fit",
+        ),
         L("/busy/", pool_addr["busy"], (), ""),
         L("/queue/", pool_addr["queue"], ("fastcgi_connect_timeout 1s;",), ""),
         L("/admin/", pool_addr["secure"], (), "socket mode 0600 root:root"),
@@ -268,8 +388,12 @@ def build_layout(out: Path, ports: Ports | None = None, variant: str = "classic"
         L("/reports/", pool_addr["reports"], (), ""),
         L("/shop/", f"unix:{lay.sock('php8.1-fpm')}", (), "left over from an upgrade: no pool listens there"),
         L("/search/", f"127.0.0.1:{lay.ports.dead}", (), "nothing listens on this port"),
-        L("/billing/", "billing_backend", ("fastcgi_connect_timeout 2s;",),
-          "an upstream group whose servers are all down"),
+        L(
+            "/billing/",
+            "billing_backend",
+            ("fastcgi_connect_timeout 2s;",),
+            "an upstream group whose servers are all down",
+        ),
     ]
     return lay
 
@@ -307,8 +431,11 @@ fastcgi_param  SCRIPT_FILENAME    $document_root$fastcgi_script_name;
 
 
 def _location_block(lay: Layout, loc: Location, indent: str) -> str:
-    head = f"location {loc.prefix}" if loc.prefix.startswith("~") else (
-        f"location {loc.prefix}" if loc.prefix == "/" else f"location ^~ {loc.prefix}")
+    head = (
+        f"location {loc.prefix}"
+        if loc.prefix.startswith("~")
+        else (f"location {loc.prefix}" if loc.prefix == "/" else f"location ^~ {loc.prefix}")
+    )
     lines = []
     if loc.comment:
         lines.append(f"{indent}# {loc.comment}")
@@ -334,9 +461,9 @@ def nginx_conf(lay: Layout) -> str:
 user {NGINX_USER[0]} {NGINX_USER[1]};
 worker_processes 2;
 daemon off;
-pid {lay.run / 'nginx.pid'};
-lock_file {lay.run / 'nginx.lock'};
-error_log {lay.logs / 'error.log'} info;
+pid {lay.run / "nginx.pid"};
+lock_file {lay.run / "nginx.lock"};
+error_log {lay.logs / "error.log"} info;
 
 events {{
     worker_connections 256;
@@ -349,11 +476,11 @@ http {{
 
     log_format {lab_format_decl};
 
-    client_body_temp_path {lay.tmp / 'client_body'};
-    fastcgi_temp_path {lay.tmp / 'fastcgi'};
-    proxy_temp_path {lay.tmp / 'proxy'};
-    uwsgi_temp_path {lay.tmp / 'uwsgi'};
-    scgi_temp_path {lay.tmp / 'scgi'};
+    client_body_temp_path {lay.tmp / "client_body"};
+    fastcgi_temp_path {lay.tmp / "fastcgi"};
+    proxy_temp_path {lay.tmp / "proxy"};
+    uwsgi_temp_path {lay.tmp / "uwsgi"};
+    scgi_temp_path {lay.tmp / "scgi"};
 
     fastcgi_read_timeout 30s;
 
@@ -380,7 +507,7 @@ http {{
         server_name legacy.test;
         root {lay.www};
         index index.php index.html;
-        access_log {lay.logs / 'access_combined.log'} combined;
+        access_log {lay.logs / "access_combined.log"} combined;
 
 {locs}
     }}
@@ -390,6 +517,7 @@ http {{
 
 # ---------------------------------------------------------------------------------------------------------
 # PHP-FPM
+
 
 def fpm_master_conf(lay: Layout, master: str) -> str:
     return f"""\
@@ -408,8 +536,13 @@ include = {lay.master_pool_dir(master).name}/*.conf
 
 
 def fpm_pool_conf(lay: Layout, pool: Pool) -> str:
-    lines = [f"; {pool.comment}" if pool.comment else "; pool", f"[{pool.name}]",
-             f"user = {FPM_WORKER_USER[0]}", f"group = {FPM_WORKER_USER[1]}", f"listen = {pool.listen}"]
+    lines = [
+        f"; {pool.comment}" if pool.comment else "; pool",
+        f"[{pool.name}]",
+        f"user = {FPM_WORKER_USER[0]}",
+        f"group = {FPM_WORKER_USER[1]}",
+        f"listen = {pool.listen}",
+    ]
     lines += [f"{k} = {v}" for k, v in pool.settings]
     return "\n".join(lines) + "\n"
 
@@ -476,8 +609,22 @@ echo "big header id=", $_GET['id'] ?? '-', "\\n";
 """,
 }
 
-SCRIPT_DIRS = ("", "api", "slow", "batch", "crash", "big", "busy", "queue", "admin", "legacy", "reports",
-               "shop", "search", "billing")
+SCRIPT_DIRS = (
+    "",
+    "api",
+    "slow",
+    "batch",
+    "crash",
+    "big",
+    "busy",
+    "queue",
+    "admin",
+    "legacy",
+    "reports",
+    "shop",
+    "search",
+    "billing",
+)
 
 
 def write_tree(lay: Layout) -> list[Path]:
@@ -519,5 +666,7 @@ def check_traversable(path: Path) -> None:
     for anc in [path, *path.parents]:
         mode = anc.stat().st_mode
         if not mode & 0o001:
-            raise SystemExit(f"lab: {anc} is not traversable by other users (mode {oct(mode & 0o777)}); "
-                             f"nginx runs its workers as {NGINX_USER[0]} — choose an OUTDIR under /tmp")
+            raise SystemExit(
+                f"lab: {anc} is not traversable by other users (mode {oct(mode & 0o777)}); "
+                f"nginx runs its workers as {NGINX_USER[0]} — choose an OUTDIR under /tmp"
+            )

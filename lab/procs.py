@@ -52,7 +52,7 @@ def _pgid_members(pgid: int) -> list[int]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2:].split()
+        fields = stat[stat.rfind(")") + 2 :].split()
         if len(fields) > 2 and int(fields[2]) == pgid:
             out.append(int(entry))
     return out
@@ -69,8 +69,15 @@ class Processes:
         stderr_path.parent.mkdir(parents=True, exist_ok=True)
         err = open(stderr_path, "ab")
         try:
-            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                     start_new_session=True, close_fds=True, preexec_fn=_die_with_parent)
+            popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=err,
+                start_new_session=True,
+                close_fds=True,
+                preexec_fn=_die_with_parent,
+            )
         finally:
             err.close()
         proc = Proc(name, popen, stderr_path)
@@ -120,7 +127,7 @@ class Processes:
                 except ProcessLookupError:
                     pass
         deadline = time.monotonic() + graceful
-        for name, proc in self.procs.items():
+        for _name, proc in self.procs.items():
             left = max(0.1, deadline - time.monotonic())
             try:
                 proc.popen.wait(timeout=left)
@@ -150,8 +157,9 @@ def wait_unix_socket(path: str, proc: Proc, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not proc.alive():
-            raise LabError(f"{proc.name} exited with {proc.popen.returncode} before {path} appeared "
-                           f"(see {proc.stderr_path})")
+            raise LabError(
+                f"{proc.name} exited with {proc.popen.returncode} before {path} appeared (see {proc.stderr_path})"
+            )
         if os.path.exists(path):
             return
         time.sleep(0.05)
@@ -168,8 +176,10 @@ def wait_file_contains(path: Path, needle: str, timeout: float = 10.0, proc: Pro
             pass
         if proc is not None and not proc.alive():
             tail = path.read_text(errors="replace").strip().splitlines()[-3:] if path.exists() else []
-            raise LabError(f"{proc.name} exited with {proc.popen.returncode} before {needle!r} appeared in "
-                           f"{path}: {' | '.join(tail)}")
+            raise LabError(
+                f"{proc.name} exited with {proc.popen.returncode} before {needle!r} appeared in "
+                f"{path}: {' | '.join(tail)}"
+            )
         time.sleep(0.05)
     raise LabError(f"{needle!r} did not appear in {path} within {timeout}s")
 
@@ -223,7 +233,7 @@ def probe_backlog_capacity(family: str, tmpdir: Path, attempts: int = 6) -> int:
                 c.settimeout(0.4)
                 try:
                     c.connect(listener.getsockname())
-                except (TimeoutError, socket.timeout, OSError):
+                except (TimeoutError, OSError):
                     c.close()
                     break
             socks.append(c)

@@ -19,8 +19,10 @@ from lab import run
 OUTDIR = Path("/tmp/badgateway-lab")
 REPO = Path(__file__).resolve().parents[1]
 # variant → (OUTDIR, default DEST)
-PLACES = {"classic": (OUTDIR, REPO / "examples" / "lab"),
-          "json-debug": (Path("/tmp/badgateway-lab-json"), REPO / "examples" / "lab-json")}
+PLACES = {
+    "classic": (OUTDIR, REPO / "examples" / "lab"),
+    "json-debug": (Path("/tmp/badgateway-lab-json"), REPO / "examples" / "lab-json"),
+}
 KEEP = ("logs", "conf", "ground_truth.jsonl", "manifest.json", "lab_report.json")
 MAX_BYTES = 1_000_000
 

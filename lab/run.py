@@ -24,18 +24,37 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
 from lab import configs, verify
 from lab.client import Request, send, send_concurrently
 from lab.configs import Layout
-from lab.procs import (NGINX, PHP_FPM, LabError, Processes, probe_backlog_capacity, versions, wait_file_contains,
-                       wait_unix_socket)
+from lab.procs import (
+    NGINX,
+    PHP_FPM,
+    LabError,
+    Processes,
+    probe_backlog_capacity,
+    versions,
+    wait_file_contains,
+    wait_unix_socket,
+)
 
-CAUSES = ("fpm_down", "socket_mismatch", "socket_permission", "tcp_refused", "pool_saturated", "fpm_timeout",
-          "child_crash", "too_big_header", "nginx_timeout", "no_live_upstreams", "app_answered")
+CAUSES = (
+    "fpm_down",
+    "socket_mismatch",
+    "socket_permission",
+    "tcp_refused",
+    "pool_saturated",
+    "fpm_timeout",
+    "child_crash",
+    "too_big_header",
+    "nginx_timeout",
+    "no_live_upstreams",
+    "app_answered",
+)
 SERVERS = {"lab": "lab.test", "combined": "legacy.test"}
 
 
@@ -57,27 +76,50 @@ class Lab:
 
     def mark(self, what: str, **kw: object) -> None:
         """Record a lab action (stop/kill a master …) in the timeline of lab_report.json."""
-        self.timeline.append({"at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                              "action": what, **kw})
+        self.timeline.append({"at": datetime.now(UTC).isoformat(timespec="milliseconds"), "action": what, **kw})
         self.log(what + (f" {kw}" if kw else ""))
 
     @property
     def port_of(self) -> dict[str, int]:
         return {"lab": self.lay.ports.http, "combined": self.lay.ports.http_combined}
 
-    def req(self, path: str, location: str, expected: int, cause: str | None = None, *,
-            scenario: str, pool: str | None = "<from location>", server: str = "lab", method: str = "GET",
-            body: bytes | None = None, client_timeout: float = 30.0, headers: dict[str, str] | None = None,
-            **extra: object) -> Request:
+    def req(
+        self,
+        path: str,
+        location: str,
+        expected: int,
+        cause: str | None = None,
+        *,
+        scenario: str,
+        pool: str | None = "<from location>",
+        server: str = "lab",
+        method: str = "GET",
+        body: bytes | None = None,
+        client_timeout: float = 30.0,
+        headers: dict[str, str] | None = None,
+        **extra: object,
+    ) -> Request:
         """Plan one request; the pool defaults to the pool listening where the location points."""
         self._seq += 1
         loc = self.lay.location(location)
         if pool == "<from location>":
             pool = self._pool_at(loc.target)
-        r = Request(id=f"lab-{self._seq:04d}", path=path, location=location, expected_status=expected,
-                    cause=cause, pool=pool, upstream=loc.target, server=server, scenario=scenario,
-                    method=method, body=body, client_timeout=client_timeout, headers=dict(headers or {}),
-                    extra=dict(extra))
+        r = Request(
+            id=f"lab-{self._seq:04d}",
+            path=path,
+            location=location,
+            expected_status=expected,
+            cause=cause,
+            pool=pool,
+            upstream=loc.target,
+            server=server,
+            scenario=scenario,
+            method=method,
+            body=body,
+            client_timeout=client_timeout,
+            headers=dict(headers or {}),
+            extra=dict(extra),
+        )
         self.requests.append(r)
         return r
 
@@ -101,14 +143,22 @@ class Lab:
     def _report(self, r: Request) -> None:
         ok = r.observed_status == r.expected_status or (r.expected_status == 499 and r.observed_status is None)
         flag = "  " if ok else "!!"
-        self.log(f"{flag} {r.id} {r.method} {r.uri} → {r.observed_status} (expected {r.expected_status}"
-                 f"{', ' + r.cause if r.cause else ''}) {r.elapsed_s}s" + (f" [{r.client_error}]" if
-                                                                          r.client_error and not ok else ""))
+        self.log(
+            f"{flag} {r.id} {r.method} {r.uri} → {r.observed_status} (expected {r.expected_status}"
+            f"{', ' + r.cause if r.cause else ''}) {r.elapsed_s}s"
+            + (f" [{r.client_error}]" if r.client_error and not ok else "")
+        )
 
     def healthy(self, n: int = 1, server: str = "lab") -> None:
         """A little healthy traffic between failures (round-robin over the reachable pools)."""
-        spots = [("/index.php", "~ \\.php$"), ("/api/index.php", "/api/"), ("/crash/index.php", "/crash/"),
-                 ("/slow/index.php", "/slow/"), ("/batch/index.php", "/batch/"), ("/robots.txt", "/")]
+        spots = [
+            ("/index.php", "~ \\.php$"),
+            ("/api/index.php", "/api/"),
+            ("/crash/index.php", "/crash/"),
+            ("/slow/index.php", "/slow/"),
+            ("/batch/index.php", "/batch/"),
+            ("/robots.txt", "/"),
+        ]
         for _ in range(n):
             path, loc = spots[self._seq % len(spots)]
             self.go(self.req(path, loc, 200, scenario="healthy", server=server))
@@ -128,23 +178,43 @@ class Lab:
                 raise LabError(f"{binary} is not installed (apt-get install -y nginx-light php8.2-fpm)")
         # test every config first, as an operator would
         for master in self.lay.MASTERS:
-            self._check([PHP_FPM, "-t", "-R", "-p", str(self.lay.conf), "-y", str(self.lay.master_conf(master))],
-                        f"php-fpm {master}")
-        self._check([NGINX, "-t", "-q", "-p", f"{self.out}/", "-c", str(self.lay.conf / "nginx.conf"),
-                     "-e", str(self.lay.run / "nginx-t.stderr")], "nginx")
+            self._check(
+                [PHP_FPM, "-t", "-R", "-p", str(self.lay.conf), "-y", str(self.lay.master_conf(master))],
+                f"php-fpm {master}",
+            )
+        self._check(
+            [
+                NGINX,
+                "-t",
+                "-q",
+                "-p",
+                f"{self.out}/",
+                "-c",
+                str(self.lay.conf / "nginx.conf"),
+                "-e",
+                str(self.lay.run / "nginx-t.stderr"),
+            ],
+            "nginx",
+        )
         for master in self.lay.MASTERS:
-            proc = self.procs.start(f"fpm-{master}", [PHP_FPM, "--nodaemonize", "-R", "-p", str(self.lay.conf),
-                                                      "-y", str(self.lay.master_conf(master))],
-                                    self.lay.run / f"php-fpm-{master}.stderr")
+            proc = self.procs.start(
+                f"fpm-{master}",
+                [PHP_FPM, "--nodaemonize", "-R", "-p", str(self.lay.conf), "-y", str(self.lay.master_conf(master))],
+                self.lay.run / f"php-fpm-{master}.stderr",
+            )
             self.mark("started php-fpm master", master=master, pid=proc.pid)
         for master in self.lay.MASTERS:
-            wait_file_contains(self.lay.master_log(master), "ready to handle connections",
-                               proc=self.procs.procs[f"fpm-{master}"])
+            wait_file_contains(
+                self.lay.master_log(master), "ready to handle connections", proc=self.procs.procs[f"fpm-{master}"]
+            )
         for pool in self.lay.pools:
             if pool.is_unix:
                 wait_unix_socket(pool.listen, self.procs.procs[f"fpm-{pool.master}"])
-        nginx = self.procs.start("nginx", [NGINX, "-p", f"{self.out}/", "-c", str(self.lay.conf / "nginx.conf")],
-                                 self.lay.run / "nginx.stderr")
+        nginx = self.procs.start(
+            "nginx",
+            [NGINX, "-p", f"{self.out}/", "-c", str(self.lay.conf / "nginx.conf")],
+            self.lay.run / "nginx.stderr",
+        )
         self.mark("started nginx", pid=nginx.pid)
         deadline = time.monotonic() + 10
         while not (self.lay.run / "nginx.pid").exists():
@@ -201,52 +271,111 @@ class Lab:
         if self.lay.json_access:
             # json-debug only: what escape=json escapes (`"`, `\`, a tab) and what it writes as it came (a byte
             # that is not UTF-8: http.client sends "\xe9" as the single byte 0xE9)
-            odd = {"User-Agent": 'Mozilla/5.0 "quoted" \\back\\slash\ttab caf\xe9',
-                   "Referer": 'https://example.com/?q="x"&r=caf\xe9'}
-            self.go(R("/robots.txt", "/", 200, scenario="distractor: quotes, backslashes, a tab and a non-UTF-8 "
-                      "byte in the headers", pool=None, headers=odd),
-                    R("/search/index.php", "/search/", 502, "tcp_refused", scenario="port closed, the same headers",
-                      headers=odd))
+            odd = {
+                "User-Agent": 'Mozilla/5.0 "quoted" \\back\\slash\ttab caf\xe9',
+                "Referer": 'https://example.com/?q="x"&r=caf\xe9',
+            }
+            self.go(
+                R(
+                    "/robots.txt",
+                    "/",
+                    200,
+                    scenario="distractor: quotes, backslashes, a tab and a non-UTF-8 byte in the headers",
+                    pool=None,
+                    headers=odd,
+                ),
+                R(
+                    "/search/index.php",
+                    "/search/",
+                    502,
+                    "tcp_refused",
+                    scenario="port closed, the same headers",
+                    headers=odd,
+                ),
+            )
 
         # -- instant failures, interleaved with healthy traffic and distractors -----------------------------
         mismatch = "socket_mismatch"
-        self.go(R("/shop/index.php", "/shop/", 502, mismatch, scenario="fastcgi_pass names a socket no pool "
-                  "listens on (FPM running)"))
+        self.go(
+            R(
+                "/shop/index.php",
+                "/shop/",
+                502,
+                mismatch,
+                scenario="fastcgi_pass names a socket no pool listens on (FPM running)",
+            )
+        )
         self.healthy(1)
-        self.go(R("/admin/index.php", "/admin/", 502, "socket_permission", scenario="socket root:root 0600, "
-                  "nginx workers run as nobody"))
+        self.go(
+            R(
+                "/admin/index.php",
+                "/admin/",
+                502,
+                "socket_permission",
+                scenario="socket root:root 0600, nginx workers run as nobody",
+            )
+        )
         self.go(R("/missing.php", php, 404, scenario="distractor: FPM 'Primary script unknown' → 404"))
         self.go(R("/search/index.php", "/search/", 502, "tcp_refused", scenario="nothing listens on the port"))
         self.go(R("/big/bigheader.php", "/big/", 502, "too_big_header", scenario="8 KB Set-Cookie, 1k buffer"))
         self.healthy(2)
         self.go(R("/shop/index.php?page=2", "/shop/", 502, mismatch, scenario="socket mismatch", server="combined"))
-        self.go(R("/admin/index.php?tab=users", "/admin/", 502, "socket_permission", scenario="socket mode",
-                  server="combined"))
+        self.go(
+            R(
+                "/admin/index.php?tab=users",
+                "/admin/",
+                502,
+                "socket_permission",
+                scenario="socket mode",
+                server="combined",
+            )
+        )
         self.go(R("/fatal.php", php, 500, scenario="distractor: PHP fatal error → 500", server="combined"))
-        self.go(R("/search/index.php?q=shoes", "/search/", 502, "tcp_refused", scenario="port closed",
-                  server="combined"))
+        self.go(
+            R("/search/index.php?q=shoes", "/search/", 502, "tcp_refused", scenario="port closed", server="combined")
+        )
         self.go(R("/big/bigheader.php", "/big/", 502, "too_big_header", scenario="big header", server="combined"))
         self.healthy(1, server="combined")
-        self.go(R("/shop/cart.php", "/shop/", 502, mismatch, scenario="socket mismatch"),
-                R("/admin/login.php", "/admin/", 502, "socket_permission", scenario="socket mode"),
-                R("/nope/", "/", 404, scenario="distractor: static 404", pool=None),
-                R("/search/index.php", "/search/", 502, "tcp_refused", scenario="port closed", method="POST",
-                  body=b"q=boots"),
-                R("/big/bigheader.php", "/big/", 502, "too_big_header", scenario="big header"))
+        self.go(
+            R("/shop/cart.php", "/shop/", 502, mismatch, scenario="socket mismatch"),
+            R("/admin/login.php", "/admin/", 502, "socket_permission", scenario="socket mode"),
+            R("/nope/", "/", 404, scenario="distractor: static 404", pool=None),
+            R(
+                "/search/index.php",
+                "/search/",
+                502,
+                "tcp_refused",
+                scenario="port closed",
+                method="POST",
+                body=b"q=boots",
+            ),
+            R("/big/bigheader.php", "/big/", 502, "too_big_header", scenario="big header"),
+        )
         self.healthy(2)
 
         # -- the application itself answers 502/504: an access-log 502/504 with no error-log entry → `app_answered`
-        self.go(R("/appstatus.php?code=502", php, 502, "app_answered",
-                  scenario="PHP answers 502 itself (no nginx error)"))
+        self.go(
+            R("/appstatus.php?code=502", php, 502, "app_answered", scenario="PHP answers 502 itself (no nginx error)")
+        )
         self.healthy(1)
-        self.go(R("/api/appstatus.php?code=504", "/api/", 504, "app_answered", scenario="PHP answers 504 itself"),
-                R("/appstatus.php?code=502&retry=1", php, 502, "app_answered", scenario="PHP answers 502 itself"))
+        self.go(
+            R("/api/appstatus.php?code=504", "/api/", 504, "app_answered", scenario="PHP answers 504 itself"),
+            R("/appstatus.php?code=502&retry=1", php, 502, "app_answered", scenario="PHP answers 502 itself"),
+        )
         self.healthy(1)
 
         # -- crashing workers: SIGSEGV, SIGKILL, SIGABRT ------------------------------------------------------
         for sig, num in (("SEGV", 11), ("KILL", 9), ("ABRT", 6), ("SEGV", 11)):
-            self.go(R(f"/crash/crash.php?sig={sig}", "/crash/", 502, "child_crash",
-                      scenario=f"worker kills itself with SIG{sig}", signal=num))
+            self.go(
+                R(
+                    f"/crash/crash.php?sig={sig}",
+                    "/crash/",
+                    502,
+                    "child_crash",
+                    scenario=f"worker kills itself with SIG{sig}",
+                    signal=num,
+                )
+            )
             time.sleep(0.3)  # the master respawns the worker
             self.go(R("/crash/index.php", "/crash/", 200, scenario="healthy: the pool survives"))
         self.healthy(1)
@@ -254,23 +383,58 @@ class Lab:
         # -- timeouts: FPM's request_terminate_timeout (502) vs nginx's fastcgi_read_timeout (504) ----------
         self.mark("timeouts episode")
         self.together(
-            (0.0, R("/slow/sleep.php?s=5", "/slow/", 502, "fpm_timeout",
-                    scenario="request_terminate_timeout 2s < sleep 5s")),
-            (0.1, R("/batch/sleep.php?s=4", "/batch/", 504, "nginx_timeout",
-                    scenario="fastcgi_read_timeout 2s < sleep 4s")),
+            (
+                0.0,
+                R(
+                    "/slow/sleep.php?s=5",
+                    "/slow/",
+                    502,
+                    "fpm_timeout",
+                    scenario="request_terminate_timeout 2s < sleep 5s",
+                ),
+            ),
+            (
+                0.1,
+                R(
+                    "/batch/sleep.php?s=4",
+                    "/batch/",
+                    504,
+                    "nginx_timeout",
+                    scenario="fastcgi_read_timeout 2s < sleep 4s",
+                ),
+            ),
             (0.2, R("/sleep.php?s=1.8", php, 200, scenario="distractor: slow but fine (slowlog entry)")),
-            (0.4, R("/slow/sleep.php?s=5", "/slow/", 502, "fpm_timeout", scenario="timeout", method="POST",
-                    body=b"report=yearly")),
+            (
+                0.4,
+                R(
+                    "/slow/sleep.php?s=5",
+                    "/slow/",
+                    502,
+                    "fpm_timeout",
+                    scenario="timeout",
+                    method="POST",
+                    body=b"report=yearly",
+                ),
+            ),
             (0.5, R("/batch/sleep.php?s=4&report=q3", "/batch/", 504, "nginx_timeout", scenario="nginx timeout")),
             (0.6, R("/index.php", php, 200, scenario="healthy")),
             (0.7, R("/slow/index.php", "/slow/", 200, scenario="healthy: a fast request on the slow pool")),
-            (0.9, R("/slow/sleep.php?s=5&page=3", "/slow/", 502, "fpm_timeout", scenario="timeout",
-                    server="combined")),
-            (1.0, R("/batch/sleep.php?s=4", "/batch/", 504, "nginx_timeout", scenario="nginx timeout",
-                    server="combined")),
+            (0.9, R("/slow/sleep.php?s=5&page=3", "/slow/", 502, "fpm_timeout", scenario="timeout", server="combined")),
+            (
+                1.0,
+                R("/batch/sleep.php?s=4", "/batch/", 504, "nginx_timeout", scenario="nginx timeout", server="combined"),
+            ),
             (1.1, R("/sleep.php?s=1.6", php, 200, scenario="distractor: slow but fine (slowlog entry)")),
-            (1.2, R("/sleep.php?s=2", php, 499, scenario="distractor: the client gives up after 0.6 s (499)",
-                    client_timeout=0.6)),
+            (
+                1.2,
+                R(
+                    "/sleep.php?s=2",
+                    php,
+                    499,
+                    scenario="distractor: the client gives up after 0.6 s (499)",
+                    client_timeout=0.6,
+                ),
+            ),
             (1.5, R("/api/sleep.php?s=0.3", "/api/", 200, scenario="healthy")),
             (2.0, R("/warn.php", php, 200, scenario="distractor: PHP warning")),
         )
@@ -287,27 +451,48 @@ class Lab:
             (0.0, R("/queue/sleep.php?s=3.5", "/queue/", 200, scenario="occupies the only queue worker")),
         ]
         for i in range(q_unix):
-            plan.append((0.3 + 0.1 * i, R("/busy/sleep.php?s=0.1", "/busy/", 200,
-                                          scenario="waits in the unix listen queue")))
+            plan.append(
+                (0.3 + 0.1 * i, R("/busy/sleep.php?s=0.1", "/busy/", 200, scenario="waits in the unix listen queue"))
+            )
         for i in range(q_tcp):
-            plan.append((0.35 + 0.1 * i, R("/queue/sleep.php?s=0.1", "/queue/", 200,
-                                           scenario="waits in the TCP accept queue")))
+            plan.append(
+                (0.35 + 0.1 * i, R("/queue/sleep.php?s=0.1", "/queue/", 200, scenario="waits in the TCP accept queue"))
+            )
         plan += [
             (0.8, R("/busy/index.php", "/busy/", 502, "pool_saturated", scenario="unix listen queue full: EAGAIN")),
-            (0.9, R("/queue/index.php", "/queue/", 504, "pool_saturated",
-                    scenario="TCP accept queue full: SYN dropped, connect timeout")),
+            (
+                0.9,
+                R(
+                    "/queue/index.php",
+                    "/queue/",
+                    504,
+                    "pool_saturated",
+                    scenario="TCP accept queue full: SYN dropped, connect timeout",
+                ),
+            ),
             (1.0, R("/index.php", php, 200, scenario="healthy")),
             (1.1, R("/busy/index.php?page=2", "/busy/", 502, "pool_saturated", scenario="EAGAIN")),
             (1.2, R("/queue/index.php?page=2", "/queue/", 504, "pool_saturated", scenario="connect timeout")),
             (1.4, R("/busy/index.php?page=3", "/busy/", 502, "pool_saturated", scenario="EAGAIN", server="combined")),
-            (1.5, R("/queue/index.php?page=3", "/queue/", 504, "pool_saturated", scenario="connect timeout",
-                    server="combined")),
+            (
+                1.5,
+                R(
+                    "/queue/index.php?page=3",
+                    "/queue/",
+                    504,
+                    "pool_saturated",
+                    scenario="connect timeout",
+                    server="combined",
+                ),
+            ),
             (1.7, R("/api/index.php", "/api/", 200, scenario="healthy")),
         ]
         self.together(*plan)
         time.sleep(0.5)
-        self.go(R("/busy/index.php", "/busy/", 200, scenario="healthy: after the episode"),
-                R("/queue/index.php", "/queue/", 200, scenario="healthy: after the episode"))
+        self.go(
+            R("/busy/index.php", "/busy/", 200, scenario="healthy: after the episode"),
+            R("/queue/index.php", "/queue/", 200, scenario="healthy: after the episode"),
+        )
         self.healthy(1)
 
         # -- fpm_down: one master stopped cleanly (socket removed → errno 2) ---------------------------------
@@ -318,9 +503,17 @@ class Lab:
             # logs those exits at DEBUG, as php-fpm does only while it stops or reloads: a reset, not a crash
             # (docs/causes.md). At notice level the exits are not logged at all.
             stopped = "in flight when its master stops: the stop ends the worker"
-            for r in (R("/legacy/sleep.php?s=4", "/legacy/", 502, "upstream_reset", scenario=stopped),
-                      R("/legacy/sleep.php?s=4&page=2", "/legacy/", 502, "upstream_reset", scenario=stopped,
-                        server="combined")):
+            for r in (
+                R("/legacy/sleep.php?s=4", "/legacy/", 502, "upstream_reset", scenario=stopped),
+                R(
+                    "/legacy/sleep.php?s=4&page=2",
+                    "/legacy/",
+                    502,
+                    "upstream_reset",
+                    scenario=stopped,
+                    server="combined",
+                ),
+            ):
                 in_flight.append(threading.Thread(target=self.go, args=(r,), daemon=True))
                 in_flight[-1].start()
                 time.sleep(0.1)
@@ -337,11 +530,11 @@ class Lab:
         time.sleep(1.0)
         self.go(R("/legacy/index.php", "/legacy/", 502, "fpm_down", scenario="master stopped: socket gone"))
         self.healthy(1)
-        self.go(R("/legacy/report.php?month=11", "/legacy/", 502, "fpm_down", scenario="master stopped",
-                  server="combined"),
-                R("/fatal.php", php, 500, scenario="distractor: PHP fatal error → 500"),
-                R("/legacy/index.php", "/legacy/", 502, "fpm_down", scenario="master stopped", method="POST",
-                  body=b"x=1"))
+        self.go(
+            R("/legacy/report.php?month=11", "/legacy/", 502, "fpm_down", scenario="master stopped", server="combined"),
+            R("/fatal.php", php, 500, scenario="distractor: PHP fatal error → 500"),
+            R("/legacy/index.php", "/legacy/", 502, "fpm_down", scenario="master stopped", method="POST", body=b"x=1"),
+        )
 
         # -- fpm_down: one master (and its workers) SIGKILLed: the socket file stays → errno 111 --------------
         reports = self.procs.procs["fpm-reports"]
@@ -352,27 +545,67 @@ class Lab:
         time.sleep(1.0)
         self.go(R("/reports/index.php", "/reports/", 502, "fpm_down", scenario="master killed: stale socket"))
         self.healthy(1)
-        self.go(R("/reports/daily.php", "/reports/", 502, "fpm_down", scenario="master killed: stale socket",
-                  server="combined"),
-                R("/missing.php", php, 404, scenario="distractor: Primary script unknown"),
-                R("/reports/index.php?format=csv", "/reports/", 502, "fpm_down",
-                  scenario="master killed: stale socket"))
+        self.go(
+            R(
+                "/reports/daily.php",
+                "/reports/",
+                502,
+                "fpm_down",
+                scenario="master killed: stale socket",
+                server="combined",
+            ),
+            R("/missing.php", php, 404, scenario="distractor: Primary script unknown"),
+            R("/reports/index.php?format=csv", "/reports/", 502, "fpm_down", scenario="master killed: stale socket"),
+        )
 
         # -- no live upstreams: an upstream group whose servers all failed --------------------------------------
-        self.go(R("/billing/index.php", "/billing/", 502, "tcp_refused", pool=None,
-                  scenario="both servers of billing_backend refuse; they are marked failed (max_fails=1)"))
+        self.go(
+            R(
+                "/billing/index.php",
+                "/billing/",
+                502,
+                "tcp_refused",
+                pool=None,
+                scenario="both servers of billing_backend refuse; they are marked failed (max_fails=1)",
+            )
+        )
         self.healthy(1)
-        self.go(R("/billing/index.php?invoice=7", "/billing/", 502, "no_live_upstreams", pool=None,
-                  scenario="every server of the group is marked failed"),
-                R("/billing/pay.php", "/billing/", 502, "no_live_upstreams", pool=None, scenario="no live upstreams",
-                  server="combined"))
+        self.go(
+            R(
+                "/billing/index.php?invoice=7",
+                "/billing/",
+                502,
+                "no_live_upstreams",
+                pool=None,
+                scenario="every server of the group is marked failed",
+            ),
+            R(
+                "/billing/pay.php",
+                "/billing/",
+                502,
+                "no_live_upstreams",
+                pool=None,
+                scenario="no live upstreams",
+                server="combined",
+            ),
+        )
         self.healthy(1)
-        self.go(R("/billing/index.php?invoice=8", "/billing/", 502, "no_live_upstreams", pool=None,
-                  scenario="no live upstreams"))
+        self.go(
+            R(
+                "/billing/index.php?invoice=8",
+                "/billing/",
+                502,
+                "no_live_upstreams",
+                pool=None,
+                scenario="no live upstreams",
+            )
+        )
 
         # -- closing healthy traffic --------------------------------------------------------------------------
-        self.go(R("/stderr.php", php, 200, scenario="distractor: worker stderr"),
-                R("/index.php", php, 200, scenario="healthy", server="combined"))
+        self.go(
+            R("/stderr.php", php, 200, scenario="distractor: worker stderr"),
+            R("/index.php", php, 200, scenario="healthy", server="combined"),
+        )
         self.healthy(3)
         time.sleep(0.5)
 
@@ -382,12 +615,21 @@ class Lab:
         with path.open("w") as f:
             for r in self.requests:
                 obj = {
-                    "id": r.id, "method": r.method, "uri": r.uri, "location": r.location,
-                    "expected_status": r.expected_status, "observed_status": r.observed_status,
-                    "cause": r.cause, "pool": r.pool, "socket": r.socket, "upstream": r.upstream,
+                    "id": r.id,
+                    "method": r.method,
+                    "uri": r.uri,
+                    "location": r.location,
+                    "expected_status": r.expected_status,
+                    "observed_status": r.observed_status,
+                    "cause": r.cause,
+                    "pool": r.pool,
+                    "socket": r.socket,
+                    "upstream": r.upstream,
                     "server": SERVERS[r.server],
                     "access_log": self.lay.lab_access_log if r.server == "lab" else "logs/access_combined.log",
-                    "scenario": r.scenario, "sent_at": r.sent_at, "elapsed_s": r.elapsed_s,
+                    "scenario": r.scenario,
+                    "sent_at": r.sent_at,
+                    "elapsed_s": r.elapsed_s,
                 }
                 if r.client_error:
                     obj["client_error"] = r.client_error
@@ -404,32 +646,59 @@ class Lab:
             return str(p.relative_to(self.out))
 
         fmt_name, fmt = lay.lab_log_format
-        lab_log: dict[str, object] = {"path": lay.lab_access_log, "type": "nginx_access", "log_format": fmt_name,
-                                      "format": fmt, "server": SERVERS["lab"]}
+        lab_log: dict[str, object] = {
+            "path": lay.lab_access_log,
+            "type": "nginx_access",
+            "log_format": fmt_name,
+            "format": fmt,
+            "server": SERVERS["lab"],
+        }
         if lay.json_access:
             lab_log["escape"] = "json"
         logs: list[dict[str, object]] = [
             lab_log,
-            {"path": "logs/access_combined.log", "type": "nginx_access", "log_format": "combined",
-             "server": SERVERS["combined"]},
+            {
+                "path": "logs/access_combined.log",
+                "type": "nginx_access",
+                "log_format": "combined",
+                "server": SERVERS["combined"],
+            },
             {"path": "logs/error.log", "type": "nginx_error", "level": "info"},
         ]
         for master in lay.MASTERS:
-            logs.append({"path": rel(lay.master_log(master)), "type": "php_fpm", "master": master,
-                         "config": rel(lay.master_conf(master)), "log_level": lay.fpm_log_level,
-                         "pools": [p.name for p in lay.pools if p.master == master]})
-        logs.append({"path": "logs/slow.log", "type": "php_fpm_slowlog",
-                     "pools": [p.name for p in lay.pools if any(k == "slowlog" for k, _ in p.settings)]})
+            logs.append(
+                {
+                    "path": rel(lay.master_log(master)),
+                    "type": "php_fpm",
+                    "master": master,
+                    "config": rel(lay.master_conf(master)),
+                    "log_level": lay.fpm_log_level,
+                    "pools": [p.name for p in lay.pools if p.master == master],
+                }
+            )
+        logs.append(
+            {
+                "path": "logs/slow.log",
+                "type": "php_fpm_slowlog",
+                "pools": [p.name for p in lay.pools if any(k == "slowlog" for k, _ in p.settings)],
+            }
+        )
         for p in lay.pools:
             if not any(k == "access.log" for k, _ in p.settings):
                 continue
-            logs.append({"path": f"logs/pool-access/{p.name}-access.log", "type": "php_fpm_access", "pool": p.name,
-                         "master": p.master})
+            logs.append(
+                {
+                    "path": f"logs/pool-access/{p.name}-access.log",
+                    "type": "php_fpm_access",
+                    "pool": p.name,
+                    "master": p.master,
+                }
+            )
         manifest = {
             "generator": "badgateway lab (python -m lab.run)",
             "variant": lay.variant,
             "outdir": str(self.out),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "timezone": time.strftime("%Z"),
             "utc_offset": time.strftime("%z"),
             "versions": versions(),
@@ -440,16 +709,28 @@ class Lab:
                 "nginx": "conf/nginx.conf",
                 "nginx_includes": ["conf/fastcgi_params"],
                 "php_fpm": [rel(lay.master_conf(m)) for m in lay.MASTERS],
-                "php_fpm_pools": {rel(lay.master_conf(m)): [rel(lay.master_pool_dir(m) / f"{p.name}.conf")
-                                                            for p in lay.pools if p.master == m]
-                                  for m in lay.MASTERS},
+                "php_fpm_pools": {
+                    rel(lay.master_conf(m)): [
+                        rel(lay.master_pool_dir(m) / f"{p.name}.conf") for p in lay.pools if p.master == m
+                    ]
+                    for m in lay.MASTERS
+                },
             },
-            "pools": [{"name": p.name, "master": p.master, "listen": p.listen,
-                       "config": rel(lay.master_pool_dir(p.master) / f"{p.name}.conf")} for p in lay.pools],
+            "pools": [
+                {
+                    "name": p.name,
+                    "master": p.master,
+                    "listen": p.listen,
+                    "config": rel(lay.master_pool_dir(p.master) / f"{p.name}.conf"),
+                }
+                for p in lay.pools
+            ],
             "ground_truth": "ground_truth.jsonl",
             "requests": len(self.requests),
-            "causes": {c: sum(1 for r in self.requests if r.cause == c)
-                       for c in (*CAUSES, *sorted({r.cause for r in self.requests if r.cause} - set(CAUSES)))},
+            "causes": {
+                c: sum(1 for r in self.requests if r.cause == c)
+                for c in (*CAUSES, *sorted({r.cause for r in self.requests if r.cause} - set(CAUSES)))
+            },
             "result": report.get("result"),
         }
         path = self.out / "manifest.json"
@@ -485,8 +766,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lab.run", description=__doc__.split("\n\n")[0])
     ap.add_argument("outdir", type=Path, help="where configs, logs and the ground truth go (e.g. /tmp/badgateway-lab)")
     ap.add_argument("--quiet", "-q", action="store_true", help="only the summary")
-    ap.add_argument("--variant", choices=configs.VARIANTS, default="classic",
-                    help="json-debug: a JSON access log for lab.test and PHP-FPM at log_level debug")
+    ap.add_argument(
+        "--variant",
+        choices=configs.VARIANTS,
+        default="classic",
+        help="json-debug: a JSON access log for lab.test and PHP-FPM at log_level debug",
+    )
     args = ap.parse_args(argv)
     out = args.outdir.resolve()
 

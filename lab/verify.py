@@ -9,13 +9,25 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-CAUSES = ("fpm_down", "socket_mismatch", "socket_permission", "tcp_refused", "pool_saturated", "fpm_timeout",
-          "child_crash", "too_big_header", "nginx_timeout", "no_live_upstreams", "app_answered")
+CAUSES = (
+    "fpm_down",
+    "socket_mismatch",
+    "socket_permission",
+    "tcp_refused",
+    "pool_saturated",
+    "fpm_timeout",
+    "child_crash",
+    "too_big_header",
+    "nginx_timeout",
+    "no_live_upstreams",
+    "app_answered",
+)
 
 ID_RE = re.compile(r"[?&]id=(lab-\d{4})(?=[&\s\"]|$)")
 ERROR_START = re.compile(r"^(\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) \[(\w+)\] (\d+)#(\d+): (?:\*(\d+) )?")
@@ -24,8 +36,10 @@ FPM_RE = re.compile(r"^\[(\d{2}-\w{3}-\d{4} \d{2}:\d{2}:\d{2})(?:\.\d+)?\] (\w+)
 # at log_level = debug every message gains "pid N, function(), line N: "
 FPM_DEBUG_PREFIX = re.compile(r"^pid \d+, \w+\(\), line \d+: ")
 
-RESET_OR_CLOSED = (r"(recv\(\) failed \(104: Connection reset by peer\)|upstream prematurely closed connection)"
-                   r" while reading response header from upstream")
+RESET_OR_CLOSED = (
+    r"(recv\(\) failed \(104: Connection reset by peer\)|upstream prematurely closed connection)"
+    r" while reading response header from upstream"
+)
 
 
 @dataclass
@@ -47,8 +61,14 @@ def read_error_log(path: Path) -> list[ErrorEntry]:
     for line in path.read_text(errors="replace").splitlines():
         m = ERROR_START.match(line)
         if m:
-            entries.append(ErrorEntry(datetime.strptime(m.group(1), "%Y/%m/%d %H:%M:%S"), m.group(2),
-                                      int(m.group(5)) if m.group(5) else None, line))
+            entries.append(
+                ErrorEntry(
+                    datetime.strptime(m.group(1), "%Y/%m/%d %H:%M:%S"),
+                    m.group(2),
+                    int(m.group(5)) if m.group(5) else None,
+                    line,
+                )
+            )
         elif entries:
             entries[-1].text += "\n" + line
     return entries
@@ -61,8 +81,9 @@ def read_fpm_log(path: Path) -> list[tuple[datetime, str, str]]:
     for line in path.read_text(errors="replace").splitlines():
         m = FPM_RE.match(line)
         if m:
-            out.append((datetime.strptime(m.group(1), "%d-%b-%Y %H:%M:%S"), m.group(2),
-                        FPM_DEBUG_PREFIX.sub("", m.group(3))))
+            out.append(
+                (datetime.strptime(m.group(1), "%d-%b-%Y %H:%M:%S"), m.group(2), FPM_DEBUG_PREFIX.sub("", m.group(3)))
+            )
     return out
 
 
@@ -100,46 +121,68 @@ def _expected_nginx(r: dict[str, Any]) -> tuple[str, str]:
     up = r.get("upstream") or ""
     if cause == "fpm_down":
         errno = "2: No such file or directory" if r.get("pool") == "legacy" else "111: Connection refused"
-        return (rf"connect\(\) to unix:{re.escape(sock)} failed \({errno}\) while connecting to upstream",
-                f"connect() to unix socket failed ({errno})")
+        return (
+            rf"connect\(\) to unix:{re.escape(sock)} failed \({errno}\) while connecting to upstream",
+            f"connect() to unix socket failed ({errno})",
+        )
     if cause == "socket_mismatch":
-        return (rf"connect\(\) to unix:{re.escape(sock)} failed \(2: No such file or directory\) while connecting",
-                "connect() failed (2)")
+        return (
+            rf"connect\(\) to unix:{re.escape(sock)} failed \(2: No such file or directory\) while connecting",
+            "connect() failed (2)",
+        )
     if cause == "socket_permission":
-        return (rf"connect\(\) to unix:{re.escape(sock)} failed \(13: Permission denied\) while connecting",
-                "connect() failed (13)")
+        return (
+            rf"connect\(\) to unix:{re.escape(sock)} failed \(13: Permission denied\) while connecting",
+            "connect() failed (13)",
+        )
     if cause == "tcp_refused":
-        return (r"connect\(\) failed \(111: Connection refused\) while connecting to upstream.*upstream: "
-                r"\"fastcgi://127\.0\.0\.1:\d+\"", "connect() failed (111) to TCP")
+        return (
+            r"connect\(\) failed \(111: Connection refused\) while connecting to upstream.*upstream: "
+            r"\"fastcgi://127\.0\.0\.1:\d+\"",
+            "connect() failed (111) to TCP",
+        )
     if cause == "pool_saturated":
         if r["expected_status"] == 502:
-            return (rf"connect\(\) to unix:{re.escape(sock)} failed \(11: Resource temporarily unavailable\)"
-                    r" while connecting to upstream", "connect() failed (11: EAGAIN)")
-        return (r"upstream timed out \(110: Connection timed out\) while connecting to upstream.*upstream: "
-                rf"\"fastcgi://{re.escape(up)}\"", "upstream timed out (110) while connecting")
+            return (
+                rf"connect\(\) to unix:{re.escape(sock)} failed \(11: Resource temporarily unavailable\)"
+                r" while connecting to upstream",
+                "connect() failed (11: EAGAIN)",
+            )
+        return (
+            r"upstream timed out \(110: Connection timed out\) while connecting to upstream.*upstream: "
+            rf"\"fastcgi://{re.escape(up)}\"",
+            "upstream timed out (110) while connecting",
+        )
     if cause in ("fpm_timeout", "child_crash", "upstream_reset"):
         return RESET_OR_CLOSED, "recv() failed (104) / upstream prematurely closed"
     if cause == "too_big_header":
         return (r"upstream sent too big header while reading response header from upstream", "too big header")
     if cause == "nginx_timeout":
-        return (r"upstream timed out \(110: Connection timed out\) while reading response header from upstream",
-                "upstream timed out (110) while reading response header")
+        return (
+            r"upstream timed out \(110: Connection timed out\) while reading response header from upstream",
+            "upstream timed out (110) while reading response header",
+        )
     if cause == "no_live_upstreams":
-        return (r"no live upstreams while connecting to upstream.*upstream: \"fastcgi://billing_backend\"",
-                "no live upstreams")
+        return (
+            r"no live upstreams while connecting to upstream.*upstream: \"fastcgi://billing_backend\"",
+            "no live upstreams",
+        )
     if cause == "app_answered":
         return (r"(?!)", "no error-log entry at all")
     raise ValueError(cause)
 
 
-FAILURE_RE = re.compile(r"connect\(\) (?:to \S+ )?failed|recv\(\) failed|upstream prematurely closed|"
-                        r"upstream timed out|too big header|no live upstreams")
+FAILURE_RE = re.compile(
+    r"connect\(\) (?:to \S+ )?failed|recv\(\) failed|upstream prematurely closed|"
+    r"upstream timed out|too big header|no live upstreams"
+)
 
 
 def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Check the finished run in ``out`` (ground_truth.jsonl against logs/)."""
-    gt: list[dict[str, Any]] = [json.loads(line) for line in (out / "ground_truth.jsonl").read_text().splitlines()
-                                if line.strip()]
+    gt: list[dict[str, Any]] = [
+        json.loads(line) for line in (out / "ground_truth.jsonl").read_text().splitlines() if line.strip()
+    ]
     problems: list[str] = []
     logs = out / "logs"
     errors = read_error_log(logs / "error.log")
@@ -187,8 +230,10 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
     # 3. per-cause nginx + FPM evidence -------------------------------------------------------------------
     # every cause of CAUSES in every run; a variant may add others (json-debug: upstream_reset)
     extra = sorted({str(r["cause"]) for r in gt if r["cause"] is not None} - set(CAUSES))
-    causes: dict[str, dict[str, Any]] = {c: {"requests": 0, "reproduced": 0, "statuses": [], "failed_ids": [],
-                                             "example": None} for c in (*CAUSES, *extra)}
+    causes: dict[str, dict[str, Any]] = {
+        c: {"requests": 0, "reproduced": 0, "statuses": [], "failed_ids": [], "example": None}
+        for c in (*CAUSES, *extra)
+    }
     crash_lines = [(t, msg) for t, lvl, msg in fpm_main if "[pool crash]" in msg and "exited on signal" in msg]
     used_crash: set[int] = set()
     for r in gt:
@@ -212,23 +257,33 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
         if cause == "app_answered":
             # the application answered 502/504 itself: nginx must have logged nothing about this request
             hits = []
-            ok = r["observed_status"] == r["expected_status"] and len(acc) == 1 and \
-                acc[0]["status"] == r["expected_status"] and not entries
+            ok = (
+                r["observed_status"] == r["expected_status"]
+                and len(acc) == 1
+                and acc[0]["status"] == r["expected_status"]
+                and not entries
+            )
             if entries:
                 problems.append(f"{rid} (app_answered): nginx logged {[e.first_line[:160] for e in entries]}")
         elif not hits:
-            problems.append(f"{rid} ({cause}): no error.log entry matching {desc}; got "
-                            f"{[e.first_line[:200] for e in entries] or 'nothing'}")
-        failure_entries = [e for e in entries if e.level in ("error", "crit", "alert", "emerg")
-                           and FAILURE_RE.search(e.first_line)]
+            problems.append(
+                f"{rid} ({cause}): no error.log entry matching {desc}; got "
+                f"{[e.first_line[:200] for e in entries] or 'nothing'}"
+            )
+        failure_entries = [
+            e for e in entries if e.level in ("error", "crit", "alert", "emerg") and FAILURE_RE.search(e.first_line)
+        ]
         expected_n = 2 if r.get("scenario", "").startswith("both servers") else (0 if cause == "app_answered" else 1)
         if len(failure_entries) != expected_n:
             problems.append(f"{rid} ({cause}): {len(failure_entries)} upstream failure entries, expected {expected_n}")
             ok = False
         if cause == "fpm_timeout":
             pool = r["pool"]
-            lines = [m for _, lvl, m in fpm_main if f"[pool {pool}]" in m and "execution timed out" in m
-                     and f'"{r["method"]} {r["uri"]}"' in m]
+            lines = [
+                m
+                for _, lvl, m in fpm_main
+                if f"[pool {pool}]" in m and "execution timed out" in m and f'"{r["method"]} {r["uri"]}"' in m
+            ]
             if not lines:
                 problems.append(f"{rid}: no 'execution timed out' line for pool {pool} naming {r['uri']}")
                 ok = False
@@ -240,7 +295,9 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
             for i, (t, msg) in enumerate(crash_lines):
                 if i in used_crash or sent is None:
                     continue
-                if f"exited on signal {sig} " in msg and sent - timedelta(seconds=1) <= t <= sent + timedelta(seconds=3):
+                if f"exited on signal {sig} " in msg and sent - timedelta(seconds=1) <= t <= sent + timedelta(
+                    seconds=3
+                ):
                     match = i
                     break
             if match is None:
@@ -253,15 +310,20 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
             bye = [(t, m) for t, _, m in fpm_legacy if "exiting, bye-bye!" in m]
             sent = _local(r["sent_at"])
             if not bye or (sent and bye[-1][0] > sent) or fpm_legacy[-1][2] != "exiting, bye-bye!":
-                problems.append(f"{rid}: the legacy master log does not end with 'exiting, bye-bye!' before the request")
+                problems.append(
+                    f"{rid}: the legacy master log does not end with 'exiting, bye-bye!' before the request"
+                )
                 ok = False
             else:
                 fpm_ev.append(bye[-1][1])
         if cause == "upstream_reset" and r["pool"] == "legacy":
             # the master's stop ended the worker: `Terminating ...`, then the child's SIGTERM exit at DEBUG level
             stop = [m for _, _, m in fpm_legacy if m == "Terminating ..."]
-            ended = [m for _, lvl, m in fpm_legacy if lvl == "DEBUG" and "[pool legacy]" in m
-                     and "exited on signal 15 (SIGTERM)" in m]
+            ended = [
+                m
+                for _, lvl, m in fpm_legacy
+                if lvl == "DEBUG" and "[pool legacy]" in m and "exited on signal 15 (SIGTERM)" in m
+            ]
             if not stop or not ended:
                 problems.append(f"{rid}: no 'Terminating ...' and DEBUG SIGTERM exit in the legacy master's log")
                 ok = False
@@ -275,42 +337,67 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
         if ok:
             c["reproduced"] += 1
             if c["example"] is None:
-                c["example"] = {"id": rid, "uri": r["uri"], "status": r["observed_status"],
-                                "access": acc[0]["text"] if acc else None,
-                                "nginx_error": [e.text for e in hits][:2], "php_fpm": fpm_ev}
+                c["example"] = {
+                    "id": rid,
+                    "uri": r["uri"],
+                    "status": r["observed_status"],
+                    "access": acc[0]["text"] if acc else None,
+                    "nginx_error": [e.text for e in hits][:2],
+                    "php_fpm": fpm_ev,
+                }
         else:
             c["failed_ids"].append(rid)
 
-    not_reproduced = [c for c, v in causes.items()
-                      if (c in CAUSES and v["requests"] < 3) or v["reproduced"] < v["requests"]]
+    not_reproduced = [
+        c for c, v in causes.items() if (c in CAUSES and v["requests"] < 3) or v["reproduced"] < v["requests"]
+    ]
     for name in not_reproduced:
-        problems.append(f"cause {name} not reproduced: {causes[name]['reproduced']}/{causes[name]['requests']} "
-                        f"requests ok (need ≥3, all ok); failed: {causes[name]['failed_ids']}")
+        problems.append(
+            f"cause {name} not reproduced: {causes[name]['reproduced']}/{causes[name]['requests']} "
+            f"requests ok (need ≥3, all ok); failed: {causes[name]['failed_ids']}"
+        )
 
     # 4. distractors ---------------------------------------------------------------------------------------
     distractors: dict[str, Any] = {}
     fatal_ids = [r["id"] for r in gt if r["expected_status"] == 500]
-    fatal_entries = [e for rid in fatal_ids for e in by_id_errors.get(rid, [])
-                     if 'FastCGI sent in stderr: "PHP message: PHP Fatal error:' in e.text]
-    distractors["php_fatal_500"] = {"requests": len(fatal_ids), "entries": len(fatal_entries),
-                                    "multi_line": sum(1 for e in fatal_entries if "\n" in e.text),
-                                    "example": fatal_entries[0].text if fatal_entries else None}
+    fatal_entries = [
+        e
+        for rid in fatal_ids
+        for e in by_id_errors.get(rid, [])
+        if 'FastCGI sent in stderr: "PHP message: PHP Fatal error:' in e.text
+    ]
+    distractors["php_fatal_500"] = {
+        "requests": len(fatal_ids),
+        "entries": len(fatal_entries),
+        "multi_line": sum(1 for e in fatal_entries if "\n" in e.text),
+        "example": fatal_entries[0].text if fatal_entries else None,
+    }
     if not fatal_ids or len(fatal_entries) < len(fatal_ids) or not all("\n" in e.text for e in fatal_entries):
-        problems.append("PHP fatal distractor: missing or single-line 'FastCGI sent in stderr: \"PHP message: "
-                        "PHP Fatal error:' entries")
+        problems.append(
+            "PHP fatal distractor: missing or single-line 'FastCGI sent in stderr: \"PHP message: "
+            "PHP Fatal error:' entries"
+        )
     slow_text = (logs / "slow.log").read_text(errors="replace") if (logs / "slow.log").exists() else ""
     slow_entries = re.findall(r"^\[[^\]]+\]  \[pool (\w+)\] pid (\d+)$", slow_text, re.M)
     too_slow = [m for _, _, m in fpm_main if "executing too slow" in m]
-    distractors["slowlog"] = {"entries": len(slow_entries), "pools": sorted({p for p, _ in slow_entries}),
-                              "fpm_too_slow_lines": len(too_slow)}
+    distractors["slowlog"] = {
+        "entries": len(slow_entries),
+        "pools": sorted({p for p, _ in slow_entries}),
+        "fpm_too_slow_lines": len(too_slow),
+    }
     if not any(p == "www" for p, _ in slow_entries) or not any("[pool www]" in m for m in too_slow):
         problems.append("slowlog distractor: no slowlog entry / 'executing too slow' line for pool www")
     said = [m for _, _, m in fpm_main if "said into stderr" in m]
     distractors["catch_workers_output"] = {"lines": len(said), "example": said[0] if said else None}
     if not said:
         problems.append("no 'said into stderr' line in php-fpm.log (catch_workers_output)")
-    psu = [e.first_line for r in gt if r["expected_status"] == 404 for e in by_id_errors.get(r["id"], [])
-           if "Primary script unknown" in e.text]
+    psu = [
+        e.first_line
+        for r in gt
+        if r["expected_status"] == 404
+        for e in by_id_errors.get(r["id"], [])
+        if "Primary script unknown" in e.text
+    ]
     distractors["primary_script_unknown_404"] = len(psu)
     c499 = [r["id"] for r in gt if r["expected_status"] == 499]
     distractors["client_closed_499"] = len(c499)
@@ -338,11 +425,12 @@ def _count(items: Iterable[Any]) -> dict[Any, int]:
 
 
 def print_summary(report: dict[str, Any]) -> None:
-    print(f"\nlab: {report['requests']} requests, statuses {report['statuses']}, "
-          f"{report.get('duration_s', '?')} s")
+    print(f"\nlab: {report['requests']} requests, statuses {report['statuses']}, {report.get('duration_s', '?')} s")
     for cause, c in report["causes"].items():
         mark = "FAIL" if cause in report["not_reproduced"] else "ok "
-        print(f"  [{mark}] {cause:18} {c['reproduced']}/{c['requests']} statuses {sorted(set(map(str, c['statuses'])))}")
+        print(
+            f"  [{mark}] {cause:18} {c['reproduced']}/{c['requests']} statuses {sorted(set(map(str, c['statuses'])))}"
+        )
     if report["problems"]:
         print("\nlab: PROBLEMS:")
         for p in report["problems"]:

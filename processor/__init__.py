@@ -21,16 +21,33 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Pipeline": "processor.pipeline", "PipelineSettings": "processor.pipeline", "Output": "processor.pipeline",
-    "Record": "processor.core.events", "SourceRef": "processor.core.events", "Event": "processor.core.events",
+    "Pipeline": "processor.pipeline",
+    "PipelineSettings": "processor.pipeline",
+    "Output": "processor.pipeline",
+    "Record": "processor.core.events",
+    "SourceRef": "processor.core.events",
+    "Event": "processor.core.events",
     "DeadLetter": "processor.core.events",
-    "Knowledge": "processor.configs.knowledge", "load_knowledge": "processor.configs.knowledge",
+    "Knowledge": "processor.configs.knowledge",
+    "load_knowledge": "processor.configs.knowledge",
     "MemorySink": "processor.io.sinks",
-    "DiagnosisSettings": "processor.runners.settings", "build": "processor.runners.settings",
+    "DiagnosisSettings": "processor.runners.settings",
+    "build": "processor.runners.settings",
 }
 __all__ = [
-    "DeadLetter", "DiagnosisSettings", "Event", "Knowledge", "MemorySink", "Output", "Pipeline", "PipelineSettings",
-    "Record", "SourceRef", "__version__", "build", "load_knowledge",
+    "DeadLetter",
+    "DiagnosisSettings",
+    "Event",
+    "Knowledge",
+    "MemorySink",
+    "Output",
+    "Pipeline",
+    "PipelineSettings",
+    "Record",
+    "SourceRef",
+    "__version__",
+    "build",
+    "load_knowledge",
 ]
 
 if TYPE_CHECKING:

@@ -21,18 +21,18 @@ from typing import Any
 from grammars import error as error_grammar
 from grammars import slowlog as slowlog_grammar
 from grammars.prefix import has_prefix, strip_prefix
-
 from processor.core.assemble import EntryAssembler
 from processor.core.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM_SLOWLOG, Counters, DeadLetter, Event, Record
+from processor.core.parse import ParseSettings, RecordParser
+from processor.core.watermark import NO_WATERMARK
 from processor.diagnosis.episodes import EpisodeSettings, EpisodeTracker
 from processor.diagnosis.join import DiagnosisJoin, JoinSettings
-from processor.core.parse import ParseSettings, RecordParser
 from processor.diagnosis.topology import Topology
-from processor.core.watermark import NO_WATERMARK
 from processor.pipeline_blocks import BlockFeeding
 from processor.pipeline_types import HealthyRun, Output, OutputKind, incident_outputs
 
 __all__ = ["HealthyRun", "Output", "OutputKind", "Pipeline", "PipelineSettings"]
+
 
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
@@ -49,6 +49,7 @@ def _starts_after_prefix(test: Any) -> Any:
             return bool(test(strip_prefix(text)[1] if has_prefix(text) else text))
         except Exception:  # noqa: BLE001 - a grammar bug: parse it alone, so it is dead-lettered, located
             return True
+
     return start
 
 
@@ -81,18 +82,19 @@ class Pipeline(BlockFeeding):
         if found is None:
             return None
         log_type, access_format = found
-        return Record(record.text, record.source, log_type, record.host, access_format, record.line_count,
-                      record.origin)
+        return Record(
+            record.text, record.source, log_type, record.host, access_format, record.line_count, record.origin
+        )
 
     def feed(self, record: Record) -> list[Output]:
         """One physical line (or one whole entry) in; whatever it completed out."""
         self.counters.lines_in += record.line_count
         if self._blank(record):
             return []
-        if self._healthy_fast and record.log_type == NGINX_ACCESS and not self._assembler.is_open(
-                record.source.stream):
-            got = self._healthy(self.join.stream_of(record.source), record.text, record.host, record.access_format,
-                                record.line_count)
+        if self._healthy_fast and record.log_type == NGINX_ACCESS and not self._assembler.is_open(record.source.stream):
+            got = self._healthy(
+                self.join.stream_of(record.source), record.text, record.host, record.access_format, record.line_count
+            )
             if got is not None:
                 return got
         out: list[Output] = []

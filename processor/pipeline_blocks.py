@@ -46,8 +46,14 @@ class BlockFeeding:
     def _typed(self, entry: Record, parsed: Event | DeadLetter) -> Iterator[Event | DeadLetter]:
         raise NotImplementedError
 
-    def feed_lines(self, name: str, partition: int | None, log_type: str | None, access_format: str | None,
-                   lines: Sequence[tuple[int, str, str | None]]) -> list[tuple[int, list[Output]]]:
+    def feed_lines(
+        self,
+        name: str,
+        partition: int | None,
+        log_type: str | None,
+        access_format: str | None,
+        lines: Sequence[tuple[int, str, str | None]],
+    ) -> list[tuple[int, list[Output]]]:
         """``feed`` for consecutive one-line records of one stream, each ``(offset, text, host)``: the same
         outputs, counters and state as ``feed(Record(text, SourceRef(name, offset, partition), log_type, host,
         access_format))`` on each in turn. Returns ``(index in lines, outputs)`` for the lines that gave any.
@@ -61,8 +67,11 @@ class BlockFeeding:
         stream = SourceRef(name, 0, partition).stream
         counters = self.counters
         for i, (offset, text, host) in enumerate(lines):
-            got = (healthy(stream, text, host, access_format, 1)
-                   if shortcut and text and not text.isspace() and not self._assembler.is_open(stream) else None)
+            got = (
+                healthy(stream, text, host, access_format, 1)
+                if shortcut and text and not text.isspace() and not self._assembler.is_open(stream)
+                else None
+            )
             if got is None:
                 got = self.feed(Record(text, SourceRef(name, offset, partition), log_type, host, access_format))
             else:
@@ -75,9 +84,16 @@ class BlockFeeding:
         """Whether ``feed_block`` reads lines of this type and format (else it declines: ``feed_lines``)."""
         return self._healthy_fast and log_type == NGINX_ACCESS and self.parser.scans(access_format)
 
-    def feed_block(self, name: str, partition: int | None, log_type: str | None, access_format: str | None,
-                   hosts: str | None | Sequence[str | None], offsets: Sequence[int], block: str
-                   ) -> list[tuple[int, list[Output]]] | None:
+    def feed_block(
+        self,
+        name: str,
+        partition: int | None,
+        log_type: str | None,
+        access_format: str | None,
+        hosts: str | None | Sequence[str | None],
+        offsets: Sequence[int],
+        block: str,
+    ) -> list[tuple[int, list[Output]]] | None:
         """``feed_lines`` for lines given as one newline-joined ``block`` (no line holds a newline), the
         ``i``-th at ``offsets[i]`` from ``hosts`` (one for all, or one per line): the same outputs, counters
         and state, with the healthy access lines found by one regex pass over the block
@@ -122,8 +138,9 @@ class BlockFeeding:
             i += count
         return out
 
-    def _healthy(self, stream: str, text: str, host: str | None, access_format: str | None, line_count: int
-                 ) -> list[Output] | None:
+    def _healthy(
+        self, stream: str, text: str, host: str | None, access_format: str | None, line_count: int
+    ) -> list[Output] | None:
         """A healthy NGINX access line with no event asked for (``None`` when it is not one: the full path
         decides): no Event is built, only its time moves the join's clocks; counted as parsed. The incidents
         its time closed."""
@@ -140,8 +157,16 @@ class BlockFeeding:
         by_type = self.counters.events_by_type
         by_type[NGINX_ACCESS] = by_type.get(NGINX_ACCESS, 0) + events
 
-    def parse_block(self, name: str, log_type: str | None, access_format: str | None, host: str | None,
-                    first_offset: int, block: str, n: int) -> Iterator[Event | DeadLetter | HealthyRun]:
+    def parse_block(
+        self,
+        name: str,
+        log_type: str | None,
+        access_format: str | None,
+        host: str | None,
+        first_offset: int,
+        block: str,
+        n: int,
+    ) -> Iterator[Event | DeadLetter | HealthyRun]:
         """``parse_stream`` of ``n`` consecutive one-line records of the file ``name`` given as one newline-joined
         ``block`` (no line holds a newline), the first at line ``first_offset``, where ``takes_blocks``: the same
         events, dead letters and counters, in line order, except that each run of healthy access lines of one time
@@ -186,6 +211,7 @@ class BlockFeeding:
 
     def process_healthy_run(self, stream: str, run: HealthyRun) -> list[Output]:
         """``process_event`` of the run's events, one after the other (``stream``: their file's name)."""
-        incidents = self.join.process_healthy_run(stream, run.ts_ms, NGINX_ACCESS, run.host or self._default_host,
-                                                  run.lines)
+        incidents = self.join.process_healthy_run(
+            stream, run.ts_ms, NGINX_ACCESS, run.host or self._default_host, run.lines
+        )
         return incident_outputs(incidents) if incidents else []

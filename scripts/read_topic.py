@@ -25,8 +25,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=0, help="stop after this many records (0: no limit)")
     parser.add_argument("--timeout", type=float, default=60.0, help="stop after this long without a record")
     args = parser.parse_args()
-    consumer = KafkaConsumer(bootstrap_servers=args.bootstrap.split(","), enable_auto_commit=False,
-                             group_id=None)
+    consumer = KafkaConsumer(bootstrap_servers=args.bootstrap.split(","), enable_auto_commit=False, group_id=None)
     deadline = time.monotonic() + args.timeout
     partitions: set[int] | None = None
     while not partitions and time.monotonic() < deadline:

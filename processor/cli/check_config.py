@@ -14,9 +14,9 @@ from grammars.config_errors import ConfigError
 from grammars.nginx_conf import load_nginx_conf
 from processor.cli.terminal import colour_enabled, paint_findings
 from processor.configs.check import Finding, check, not_checked
-from processor.configs.rules import SEVERITIES
 from processor.configs.knowledge import load_fpm_confs
 from processor.configs.live_host import SystemHost
+from processor.configs.rules import SEVERITIES
 from processor.core.errors import UserConfigError, escape_controls
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
@@ -25,16 +25,27 @@ EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``badgateway check-config``."""
     parser.add_argument("--nginx-conf", required=True, metavar="FILE", help="the main nginx.conf")
-    parser.add_argument("--fpm-conf", action="append", default=[], metavar="PATH",
-                        help="php-fpm.conf files, directories (their php-fpm*.conf) or globs, repeatable; without "
-                             "it the checks of pools (reachability, permissions, timeouts) cannot run")
-    parser.add_argument("--live", action="store_true",
-                        help="also stat the real sockets and read this host's users and groups")
-    parser.add_argument("--root", metavar="DIR",
-                        help="read absolute config paths under DIR (a config tree copied from another host)")
-    parser.add_argument("--format", choices=("text", "jsonl", "json"), default="text",
-                        help="text for a person; jsonl: JSON Lines, one finding per line (checks that could not "
-                             "run are findings with code not_checked); json: the same JSON Lines (the old name)")
+    parser.add_argument(
+        "--fpm-conf",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="php-fpm.conf files, directories (their php-fpm*.conf) or globs, repeatable; without "
+        "it the checks of pools (reachability, permissions, timeouts) cannot run",
+    )
+    parser.add_argument(
+        "--live", action="store_true", help="also stat the real sockets and read this host's users and groups"
+    )
+    parser.add_argument(
+        "--root", metavar="DIR", help="read absolute config paths under DIR (a config tree copied from another host)"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "jsonl", "json"),
+        default="text",
+        help="text for a person; jsonl: JSON Lines, one finding per line (checks that could not "
+        "run are findings with code not_checked); json: the same JSON Lines (the old name)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,9 +69,17 @@ def run(args: argparse.Namespace) -> int:
 
 def finding_dict(f: Finding) -> dict[str, object]:
     """A finding as a JSON-ready dict (origins as ``file:line`` strings)."""
-    return {"code": f.code, "severity": f.severity, "message": f.message, "fix": f.fix,
-            "nginx": [str(o) for o in f.nginx_origins], "php_fpm": [str(o) for o in f.fpm_origins],
-            "cause": f.cause, "pool": f.pool, "target": f.target}
+    return {
+        "code": f.code,
+        "severity": f.severity,
+        "message": f.message,
+        "fix": f.fix,
+        "nginx": [str(o) for o in f.nginx_origins],
+        "php_fpm": [str(o) for o in f.fpm_origins],
+        "cause": f.cause,
+        "pool": f.pool,
+        "target": f.target,
+    }
 
 
 def render_text(findings: Iterable[Finding]) -> str:

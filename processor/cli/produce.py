@@ -30,17 +30,32 @@ DEFAULT_TOPICS = {"nginx_access": "nginx-access", "nginx_error": "nginx-error", 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``badgateway produce``."""
     p.add_argument("paths", nargs="+", metavar="PATH", help="log files, directories or globs (.gz … too)")
-    p.add_argument("--config", metavar="FILE",
-                   help="a badgateway.toml: its [kafka] broker and its [[inputs]] topics for each log type "
-                        "(none: the topics of examples/badgateway.toml on --bootstrap)")
-    p.add_argument("--bootstrap", metavar="HOST:PORT",
-                   help="the broker(s), comma-separated (none: the config's, else $BADGATEWAY_KAFKA_BOOTSTRAP_"
-                        "SERVERS, else localhost:9092)")
-    p.add_argument("--topic", action="append", default=[], metavar="TYPE=TOPIC",
-                   help="send a log type to a topic (e.g. php_fpm_slowlog=php-fpm-slow), repeatable")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a badgateway.toml: its [kafka] broker and its [[inputs]] topics for each log type "
+        "(none: the topics of examples/badgateway.toml on --bootstrap)",
+    )
+    p.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        help="the broker(s), comma-separated (none: the config's, else $BADGATEWAY_KAFKA_BOOTSTRAP_"
+        "SERVERS, else localhost:9092)",
+    )
+    p.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        metavar="TYPE=TOPIC",
+        help="send a log type to a topic (e.g. php_fpm_slowlog=php-fpm-slow), repeatable",
+    )
     p.add_argument("--host", help="the record key: the host every line comes from (none: this machine's name)")
-    p.add_argument("--kafka-client", choices=("kafka-python", "confluent"), default=None,
-                   help="the Kafka client library (none: the config's kafka.client, else kafka-python)")
+    p.add_argument(
+        "--kafka-client",
+        choices=("kafka-python", "confluent"),
+        default=None,
+        help="the Kafka client library (none: the config's kafka.client, else kafka-python)",
+    )
 
 
 def _kafka_and_topics(args: argparse.Namespace) -> tuple[KafkaSection, dict[str, str]]:
@@ -83,16 +98,18 @@ def produce_command(args: argparse.Namespace) -> int:
             for plan in plans:
                 to = topics.get(plan.log_type or "")
                 if to is None:
-                    print(f"badgateway produce: {plan.file.display}: {plan.log_type or 'unknown type'}: no topic "
-                          f"for it, skipped (--topic {plan.log_type or 'TYPE'}=TOPIC sends it)", file=sys.stderr)
+                    print(
+                        f"badgateway produce: {plan.file.display}: {plan.log_type or 'unknown type'}: no topic "
+                        f"for it, skipped (--topic {plan.log_type or 'TYPE'}=TOPIC sends it)",
+                        file=sys.stderr,
+                    )
                     continue
                 n = 0
                 for _, line in open_lines(plan.file):
                     producer.send(to, line, host.encode(), None, failures.append)
                     n += 1
                 sent[to] += n
-                print(f"badgateway produce: {plan.file.display}: {n:,} lines ({plan.log_type}) → {to}",
-                      file=sys.stderr)
+                print(f"badgateway produce: {plan.file.display}: {n:,} lines ({plan.log_type}) → {to}", file=sys.stderr)
             producer.flush()
         finally:
             producer.close(10.0)

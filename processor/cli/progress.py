@@ -44,8 +44,7 @@ def render_line(bytes_done: int, total_bytes: int, lines: int, elapsed_s: float,
         return f"{_size(bytes_done)}  {lines:,} lines  {rate:,.0f} lines/s"[: width - 1]
     fraction = min(bytes_done / total_bytes, 1.0)
     eta = _clock((total_bytes - bytes_done) / byte_rate) if byte_rate > 0 and fraction < 1 else "--:--"
-    text = (f" {fraction * 100:3.0f}% {_size(bytes_done)}/{_size(total_bytes)}"
-            f"  {rate:,.0f} lines/s  ETA {eta}")
+    text = f" {fraction * 100:3.0f}% {_size(bytes_done)}/{_size(total_bytes)}  {rate:,.0f} lines/s  ETA {eta}"
     bar_width = min(40, width - 1 - len(text) - 2)
     if bar_width < 5:  # a narrow terminal: numbers matter more than the bar
         return text.strip()[: width - 1]

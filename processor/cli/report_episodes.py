@@ -14,7 +14,13 @@ from html import escape
 from typing import Any
 
 from processor.cli.summary import (
-    IncidentView, format_duration, format_ts, incident_cause, incident_field, incident_pool, incident_ts_ms,
+    IncidentView,
+    format_duration,
+    format_ts,
+    incident_cause,
+    incident_field,
+    incident_pool,
+    incident_ts_ms,
 )  # fmt: skip
 from processor.diagnosis.episode_record import ts_ms_of
 from processor.diagnosis.episodes import EpisodeTracker
@@ -58,8 +64,9 @@ def fold(incidents: Sequence[IncidentView], episodes: Sequence[Episode]) -> dict
     by_key: dict[tuple[str | None, ...], list[tuple[int, int, Episode]]] = {}
     for r in episodes:
         e = r["episode"]
-        by_key.setdefault(_key(r["badgateway"]["cause"], r["php_fpm"]["pool"], r["nginx"]["upstream"]["address"]),
-                          []).append((ts_ms_of(e["first"]), ts_ms_of(e["last"]), r))
+        by_key.setdefault(
+            _key(r["badgateway"]["cause"], r["php_fpm"]["pool"], r["nginx"]["upstream"]["address"]), []
+        ).append((ts_ms_of(e["first"]), ts_ms_of(e["last"]), r))
     out: dict[str, list[IncidentView]] = {r["episode"]["id"]: [] for r in episodes}
     for incident in incidents:
         ts = incident_ts_ms(incident)
@@ -99,9 +106,11 @@ def bands_svg(episodes: Sequence[Episode], cause_slug: Any) -> str:
         label = f"{cause} · {pool}" + (f" · {r['host']['name']}" if r["host"]["name"] else "")
         tip = f"{label}: {e['count']:,} failed requests, {format_ts(first)} for {format_duration(e['duration_s'])}"
         parts.append(f'<text x="{_LEFT - 6}" y="{y + 10}" text-anchor="end">{escape(label[:36])}</text>')
-        parts.append(f'<rect class="band cause-{cause_slug(cause)}" data-episode="{escape(e["id"])}"'
-                     f' data-count="{e["count"]}" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{_BAND_H - 3}"'
-                     f' rx="2"><title>{escape(tip)}</title></rect>')
+        parts.append(
+            f'<rect class="band cause-{cause_slug(cause)}" data-episode="{escape(e["id"])}"'
+            f' data-count="{e["count"]}" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{_BAND_H - 3}"'
+            f' rx="2"><title>{escape(tip)}</title></rect>'
+        )
     y0 = height - 22
     parts.append(f'<line class="axis" x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{y0}" y2="{y0}"/>')
     parts.append(f'<text x="{_LEFT}" y="{y0 + 14}">{escape(format_ts(start))}</text>')
@@ -114,35 +123,45 @@ def _status_split(e: dict[str, Any]) -> str:
     return " ".join(f'<span class="s{escape(s)}">{n:,}×{escape(s)}</span>' for s, n in sorted(status.items()))
 
 
-def episodes_table(episodes: Sequence[Episode], folded: dict[str, list[IncidentView]], row: Any, cause_slug: Any
-                   ) -> str:
+def episodes_table(
+    episodes: Sequence[Episode], folded: dict[str, list[IncidentView]], row: Any, cause_slug: Any
+) -> str:
     """``<table id="episodes">``: one row per episode, its incidents folded (``<details>``) under it."""
     head = ("cause", "pool", "hosts", "failed", "first", "duration", "remediation")
-    parts = ['<table id="episodes"><thead><tr class="head">', *(f"<th>{h}</th>" for h in head),
-             "</tr></thead><tbody>"]
+    parts = ['<table id="episodes"><thead><tr class="head">', *(f"<th>{h}</th>" for h in head), "</tr></thead><tbody>"]
     for r in episodes:
         e = r["episode"]
         cause, fix = r["badgateway"]["cause"], r["badgateway"]["remediation"] or ""
         hosts = ", ".join(e["hosts"]) or r["host"]["name"] or "unnamed"
         more = "".join(f"<li>{escape(line)}</li>" for line in e.get("evidence", ()))
         uris = "".join(f"<li>{u['count']:,} {escape(u['uri'])}</li>" for u in e.get("top_uris", ()))
-        details = (f"<details><summary>details</summary><p>{escape(fix)}</p>"
-                   + (f"<p>evidence:</p><ul>{more}</ul>" if more else "")
-                   + (f"<p>top URIs:</p><ul>{uris}</ul>" if uris else "")
-                   + f'<p class="note">episode {escape(e["id"])}, peak {e["peak_per_minute"]:,}/min</p></details>')
-        cells = [f'<span class="swatch cause-{cause_slug(cause)}"></span>{escape(cause)}',
-                 escape(r["php_fpm"]["pool"] or "-"), escape(hosts), f"{e['count']:,} {_status_split(e)}",
-                 escape(e["first"].replace("T", " ")), escape(format_duration(e["duration_s"])),
-                 f"{escape(short_fix(fix))}{details}"]
-        parts.append(f'<tr class="episode" data-episode="{escape(e["id"])}">'
-                     + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        details = (
+            f"<details><summary>details</summary><p>{escape(fix)}</p>"
+            + (f"<p>evidence:</p><ul>{more}</ul>" if more else "")
+            + (f"<p>top URIs:</p><ul>{uris}</ul>" if uris else "")
+            + f'<p class="note">episode {escape(e["id"])}, peak {e["peak_per_minute"]:,}/min</p></details>'
+        )
+        cells = [
+            f'<span class="swatch cause-{cause_slug(cause)}"></span>{escape(cause)}',
+            escape(r["php_fpm"]["pool"] or "-"),
+            escape(hosts),
+            f"{e['count']:,} {_status_split(e)}",
+            escape(e["first"].replace("T", " ")),
+            escape(format_duration(e["duration_s"])),
+            f"{escape(short_fix(fix))}{details}",
+        ]
+        parts.append(
+            f'<tr class="episode" data-episode="{escape(e["id"])}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+        )
         mine = folded.get(e["id"], [])
         if mine:
             rows = "".join(row(i).replace("<tr>", '<tr class="folded">', 1) for i in mine[:MAX_FOLDED])
             cut = f'<p class="note">the first {MAX_FOLDED} of {len(mine):,}</p>' if len(mine) > MAX_FOLDED else ""
-            parts.append(f'<tr class="incidents-of"><td colspan="{len(head)}"><details><summary>{len(mine):,}'
-                         f' incident{"s" if len(mine) != 1 else ""}</summary>{cut}<table class="sub">{rows}</table>'
-                         "</details></td></tr>")
+            parts.append(
+                f'<tr class="incidents-of"><td colspan="{len(head)}"><details><summary>{len(mine):,}'
+                f' incident{"s" if len(mine) != 1 else ""}</summary>{cut}<table class="sub">{rows}</table>'
+                "</details></td></tr>"
+            )
     parts.append("</tbody></table>")
     return "".join(parts)
 
@@ -157,10 +176,14 @@ def cause_pool_table(incidents: Sequence[IncidentView]) -> str:
     head = "".join(f"<th>{escape(p)}</th>" for p in pools)
     body = "".join(
         f'<tr class="cause-row"><th>{escape(c)}</th>'
-        + "".join(f"<td>{cells[(c, p)]:,}</td>" if cells[(c, p)] else "<td></td>" for p in pools) + "</tr>"
-        for c in causes)
-    return f'<table id="cause-pool"><thead><tr class="head"><th>cause \\ pool</th>{head}</tr></thead><tbody>{body}' \
-           "</tbody></table>"
+        + "".join(f"<td>{cells[(c, p)]:,}</td>" if cells[(c, p)] else "<td></td>" for p in pools)
+        + "</tr>"
+        for c in causes
+    )
+    return (
+        f'<table id="cause-pool"><thead><tr class="head"><th>cause \\ pool</th>{head}</tr></thead><tbody>{body}'
+        "</tbody></table>"
+    )
 
 
 EPISODE_CSS = (

@@ -14,17 +14,31 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 
 from processor.cli.report_episodes import (
-    EPISODE_CSS, Episode, bands_svg, cause_pool_table, episodes_of, episodes_table, fold,
+    EPISODE_CSS,
+    Episode,
+    bands_svg,
+    cause_pool_table,
+    episodes_of,
+    episodes_table,
+    fold,
+)  # fmt: skip
+from processor.cli.summary import (
+    IncidentView,
+    ReplayStats,
+    format_ts,
+    incident_cause,
+    incident_field,
+    incident_get,
+    incident_pool,
+    incident_status,
+    incident_ts_ms,
+    time_range_ms,
 )  # fmt: skip
 from processor.diagnosis import registry
-from processor.cli.summary import (
-    IncidentView, ReplayStats, format_ts, incident_cause, incident_field, incident_get, incident_pool,
-    incident_status, incident_ts_ms, time_range_ms,
-)  # fmt: skip
 
 # Candidate bucket sizes (seconds): round numbers an operator reads at a glance.
 BUCKET_STEPS_S = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400)
@@ -107,7 +121,7 @@ def step_label(step_ms: int) -> str:
 
 
 def _tick_label(ts_ms: int, step_ms: int, span_ms: int) -> str:
-    t = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
+    t = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
     if step_ms >= 86_400_000:
         return t.strftime("%Y-%m-%d")
     clock = t.strftime("%H:%M:%S" if step_ms < 60_000 else "%H:%M")
@@ -155,8 +169,10 @@ def timeline_svg(incidents: Sequence[IncidentView]) -> tuple[str, list[tuple[str
             x, h = _LEFT + b * bar_w, plot_h * count / top
             y = y0 - plot_h * height_done / top - h
             height_done += count
-            tip = (f"{format_ts(start + b * step)} +{step_label(step)} · {cause}: {count}"
-                   f" (502: {cell[502]}, 504: {cell[504]})")
+            tip = (
+                f"{format_ts(start + b * step)} +{step_label(step)} · {cause}: {count}"
+                f" (502: {cell[502]}, 504: {cell[504]})"
+            )
             parts.append(
                 f'<rect class="bar cause-{cause_slug(cause)}" data-bucket="{b}" data-cause="{escape(cause)}"'
                 f' data-count="{count}" x="{x + 0.5:.1f}" y="{y:.1f}" width="{max(bar_w - 1, 1):.1f}"'
@@ -169,10 +185,14 @@ def timeline_svg(incidents: Sequence[IncidentView]) -> tuple[str, list[tuple[str
         label = _tick_label(start + b * step, step, end - start)
         parts.append(f'<line class="axis" x1="{x:.1f}" x2="{x:.1f}" y1="{y0}" y2="{y0 + 4}"/>')
         parts.append(f'<text x="{x:.1f}" y="{y0 + 16}" text-anchor="middle">{label}</text>')
-    parts.append(f'<text x="{_LEFT + plot_w / 2:.0f}" y="{_H - 8}" text-anchor="middle">time (UTC), '
-                 f"{step_label(step)} per bar</text>")
-    parts.append(f'<text transform="translate(14 {_TOP + plot_h / 2:.0f}) rotate(-90)" text-anchor="middle">'
-                 "502/504 per bar</text></svg>")
+    parts.append(
+        f'<text x="{_LEFT + plot_w / 2:.0f}" y="{_H - 8}" text-anchor="middle">time (UTC), '
+        f"{step_label(step)} per bar</text>"
+    )
+    parts.append(
+        f'<text transform="translate(14 {_TOP + plot_h / 2:.0f}) rotate(-90)" text-anchor="middle">'
+        "502/504 per bar</text></svg>"
+    )
     by_cause = Counter(incident_cause(i) for _, i in stamped)
     return "".join(parts), [(cause, by_cause[cause]) for cause in causes]
 
@@ -197,7 +217,11 @@ def _row(incident: IncidentView) -> str:
 
 
 def render_html(
-    incidents: Sequence[IncidentView], stats: ReplayStats, title: str, *, max_rows: int = MAX_ROWS,
+    incidents: Sequence[IncidentView],
+    stats: ReplayStats,
+    title: str,
+    *,
+    max_rows: int = MAX_ROWS,
     episodes: Sequence[Episode] | None = None,
 ) -> str:
     """The whole report page as one string: summary cards, timeline chart, legend, a band per episode, the
@@ -223,28 +247,46 @@ def render_html(
     ]  # fmt: skip
     ordered = sorted(incidents, key=lambda i: incident_ts_ms(i) or 0)
     shown = ordered[:max_rows]
-    cut = (f'<p class="note">showing the first {len(shown):,} of {len(ordered):,} incidents;'
-           " the JSON Lines output has them all</p>") if len(shown) < len(ordered) else ""
+    cut = (
+        (
+            f'<p class="note">showing the first {len(shown):,} of {len(ordered):,} incidents;'
+            " the JSON Lines output has them all</p>"
+        )
+        if len(shown) < len(ordered)
+        else ""
+    )
     script_hash = base64.b64encode(hashlib.sha256(_JS.encode()).digest()).decode()
-    csp = (f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'; "
-           "img-src data:; base-uri 'none'; form-action 'none'")
+    csp = (
+        f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'; "
+        "img-src data:; base-uri 'none'; form-action 'none'"
+    )
     head = ("time", "status", "method", "URI", "client", "host", "cause", "pool", "remediation")
-    return "".join([
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{csp}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(title)}</title><style>{_CSS}{EPISODE_CSS}{''.join(colour_css)}</style></head><body>",
-        f"<h1>{escape(title)}</h1><div class=\"cards\">",
-        *(f'<div class="card"><b>{escape(v)}</b><span>{escape(k)}</span></div>' for v, k in cards),
-        "</div><figure>", svg, '<ul class="legend" id="legend">',
-        *(f'<li><span class="swatch cause-{cause_slug(c)}"></span>{escape(c)} ({n:,})</li>' for c, n in legend),
-        "</ul>", bands_svg(grouped, cause_slug), "</figure>",
-        f"<h2>{len(grouped):,} episode{'s' if len(grouped) != 1 else ''}</h2>",
-        episodes_table(grouped, fold(ordered, grouped), _row, cause_slug),
-        "<h2>failed requests by cause and pool</h2>", cause_pool_table(incidents),
-        "<h2>every incident</h2>",
-        '<input id="filter" type="search" placeholder="filter rows (cause, pool, URI, client…)">', cut,
-        '<table id="incidents"><thead><tr>', *(f"<th>{h}</th>" for h in head), "</tr></thead><tbody>",
-        *(_row(i) for i in shown),
-        f"</tbody></table><script>{_JS}</script></body></html>\n",
-    ])
+    return "".join(
+        [
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+            f'<meta http-equiv="Content-Security-Policy" content="{csp}">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{escape(title)}</title><style>{_CSS}{EPISODE_CSS}{''.join(colour_css)}</style></head><body>",
+            f'<h1>{escape(title)}</h1><div class="cards">',
+            *(f'<div class="card"><b>{escape(v)}</b><span>{escape(k)}</span></div>' for v, k in cards),
+            "</div><figure>",
+            svg,
+            '<ul class="legend" id="legend">',
+            *(f'<li><span class="swatch cause-{cause_slug(c)}"></span>{escape(c)} ({n:,})</li>' for c, n in legend),
+            "</ul>",
+            bands_svg(grouped, cause_slug),
+            "</figure>",
+            f"<h2>{len(grouped):,} episode{'s' if len(grouped) != 1 else ''}</h2>",
+            episodes_table(grouped, fold(ordered, grouped), _row, cause_slug),
+            "<h2>failed requests by cause and pool</h2>",
+            cause_pool_table(incidents),
+            "<h2>every incident</h2>",
+            '<input id="filter" type="search" placeholder="filter rows (cause, pool, URI, client…)">',
+            cut,
+            '<table id="incidents"><thead><tr>',
+            *(f"<th>{h}</th>" for h in head),
+            "</tr></thead><tbody>",
+            *(_row(i) for i in shown),
+            f"</tbody></table><script>{_JS}</script></body></html>\n",
+        ]
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from processor.core.errors import escape_controls
@@ -46,7 +46,7 @@ def incident_ts_ms(incident: IncidentView) -> int | None:
     except ValueError:
         return None
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
+        ts = ts.replace(tzinfo=UTC)
     return int(ts.timestamp() * 1000)
 
 
@@ -93,7 +93,7 @@ def format_ts(ts_ms: int) -> str:
     """UTC, second precision: the resolution an operator scans a summary at. A time outside years 1–9999
     (a log line from a broken or hostile clock) is shown as epoch seconds rather than failing the summary."""
     try:
-        when = datetime.fromtimestamp(ts_ms // 1000, tz=timezone.utc).replace(tzinfo=None)
+        when = datetime.fromtimestamp(ts_ms // 1000, tz=UTC).replace(tzinfo=None)
     except (ValueError, OverflowError, OSError):
         return f"{ts_ms // 1000} s after the epoch (outside years 1-9999)"
     return when.isoformat(" ", "seconds") + "Z"  # four-digit years, unlike strftime's %Y before 1000
@@ -194,8 +194,11 @@ def summary_text(incidents: Sequence[IncidentView] | IncidentTally, stats: Repla
         f"lines read {stats.lines_read:,} = parsed {stats.parsed:,} + dead-lettered {stats.dead_lettered:,}{check}",
     ]
     tally = incidents if isinstance(incidents, IncidentTally) else IncidentTally.of(incidents)
-    first, last = (stats.first_ts_ms, stats.last_ts_ms) if stats.first_ts_ms is not None \
+    first, last = (
+        (stats.first_ts_ms, stats.last_ts_ms)
+        if stats.first_ts_ms is not None
         else (tally.first_ts_ms, tally.last_ts_ms)
+    )
     if first is not None and last is not None:
         out.append(f"time range: {format_ts(first)} – {format_ts(last)} ({format_duration((last - first) / 1000)})")
     if stats.by_type:
@@ -212,8 +215,9 @@ def summary_text(incidents: Sequence[IncidentView] | IncidentTally, stats: Repla
     if not tally.count:
         out.append("no 502/504 incidents found")
         return "\n".join(out) + "\n"
-    split = ", ".join(f"{s}: {n:,}" for s, n in sorted(tally.statuses.items(),
-                                                       key=lambda kv: (kv[0] is None, kv[0] or 0)))
+    split = ", ".join(
+        f"{s}: {n:,}" for s, n in sorted(tally.statuses.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+    )
     late = f"; {stats.late:,} late" if stats.late else ""
     out.append(f"incidents: {tally.count:,} ({split}{late})")
 
@@ -263,14 +267,20 @@ def missing_knowledge(tally: IncidentTally, stats: ReplayStats, *, nginx_conf: b
         if unpooled:
             out.append(f"{unpooled:,} incidents have no pool: --fpm-conf maps each socket and port to its pool")
     if not nginx_conf and stats.by_type.get("nginx_access") and stats.by_type["nginx_access"].dead_lettered:
-        out.append(f"{stats.by_type['nginx_access'].dead_lettered:,} access lines did not parse: --nginx-conf "
-                   "(or --log-format) gives their log_format")
+        out.append(
+            f"{stats.by_type['nginx_access'].dead_lettered:,} access lines did not parse: --nginx-conf "
+            "(or --log-format) gives their log_format"
+        )
     if "nginx_error" not in stats.by_type:
-        out.append(f"no NGINX error log was read: {tally.count:,} incidents have no cause but the status "
-                   "(pass the error log too)")
+        out.append(
+            f"no NGINX error log was read: {tally.count:,} incidents have no cause but the status "
+            "(pass the error log too)"
+        )
     elif not any(t.startswith("php_fpm") for t in stats.by_type):
         told = sum(by_cause[c] for c in ("upstream_reset", "socket_missing"))
         if told:
-            out.append(f"no PHP-FPM log was read: {told:,} upstream_reset/socket_missing could be fpm_timeout, "
-                       "child_crash or fpm_down (pass the PHP-FPM log too)")
+            out.append(
+                f"no PHP-FPM log was read: {told:,} upstream_reset/socket_missing could be fpm_timeout, "
+                "child_crash or fpm_down (pass the PHP-FPM log too)"
+            )
     return out

@@ -22,9 +22,19 @@ def episodes_text(episodes: Sequence[dict[str, Any]]) -> str:
         e = r["episode"]
         status = e.get("status") or {}
         hosts = ",".join(e.get("hosts") or ()) or r["host"]["name"] or "-"
-        rows.append((e["first"][:19].replace("T", " ") + "Z", format_duration(e["duration_s"]), printable(hosts, 30),
-                     printable(r["badgateway"]["cause"] or "", 30), printable(r["php_fpm"]["pool"] or "-", 30),
-                     status.get("502", 0), status.get("504", 0), e["count"], e["peak_per_minute"]))
+        rows.append(
+            (
+                e["first"][:19].replace("T", " ") + "Z",
+                format_duration(e["duration_s"]),
+                printable(hosts, 30),
+                printable(r["badgateway"]["cause"] or "", 30),
+                printable(r["php_fpm"]["pool"] or "-", 30),
+                status.get("502", 0),
+                status.get("504", 0),
+                e["count"],
+                e["peak_per_minute"],
+            )
+        )
     out += table(("first", "lasted", "host", "cause", "pool", "502", "504", "total", "peak/min"), rows)
     if len(ordered) > TOP_EPISODES:
         out.append(f"  … and {len(ordered) - TOP_EPISODES:,} more (--episodes FILE writes them all)")

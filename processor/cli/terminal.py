@@ -9,8 +9,14 @@ import re
 from typing import TextIO
 
 _RESET = "\x1b[0m"
-STYLES = {"bold": "\x1b[1m", "red": "\x1b[31m", "yellow": "\x1b[33m", "cyan": "\x1b[36m", "dim": "\x1b[2m",
-          "green": "\x1b[32m"}
+STYLES = {
+    "bold": "\x1b[1m",
+    "red": "\x1b[31m",
+    "yellow": "\x1b[33m",
+    "cyan": "\x1b[36m",
+    "dim": "\x1b[2m",
+    "green": "\x1b[32m",
+}
 
 
 def colour_enabled(stream: TextIO, environ: dict[str, str] | os._Environ[str] | None = None) -> bool:
@@ -57,5 +63,6 @@ _FINDING = re.compile(r"^(error|warning|info)(: )(\S+)(:)", re.M)
 
 def paint_findings(text: str) -> str:
     """check-config's text: each finding's severity in its colour, its code bold."""
-    return _FINDING.sub(lambda m: paint(m.group(1), _SEVERITY[m.group(1)]) + m.group(2)
-                        + paint(m.group(3), "bold") + m.group(4), text)
+    return _FINDING.sub(
+        lambda m: paint(m.group(1), _SEVERITY[m.group(1)]) + m.group(2) + paint(m.group(3), "bold") + m.group(4), text
+    )

@@ -9,15 +9,22 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-
 from grammars.conf_units import PHP_TIME
 from grammars.config_errors import Origin
 from grammars.fpm_conf import DEFAULT_LISTEN_BACKLOG, FpmConf, PoolConf, listen_address_key
 from grammars.nginx_conf import NginxConf, UpstreamServer
-from processor.configs.rules import (
-    SEVERITIES, Edit, EditCheck, Finding, PassRoute, check_permissions, check_reachability, pool_keys, resolve_routes,
-)
 from processor.configs.live_host import LiveHost
+from processor.configs.permissions import check_permissions
+from processor.configs.rules import (
+    SEVERITIES,
+    Edit,
+    EditCheck,
+    Finding,
+    PassRoute,
+    check_reachability,
+    pool_keys,
+    resolve_routes,
+)
 
 _BUILTIN_FORMATS = frozenset({"combined"})
 # Debian's stock pool size: at most this many PHP requests run at once, the rest queue.
@@ -39,17 +46,18 @@ def check(nginx: NginxConf, fpms: list[FpmConf], live: LiveHost | None = None) -
 
     def breaks(edit: Edit) -> str | None:
         edited_nginx, edited_pools = apply_edit(edit, nginx, pools)
-        new = [f for f in _findings(edited_nginx, edited_pools, live, None) if _identity(f) not in baseline
-               and not (f.code in _PER_POOL_AND_TIMEOUT and f.pool in unused)]
+        new = [
+            f
+            for f in _findings(edited_nginx, edited_pools, live, None)
+            if _identity(f) not in baseline and not (f.code in _PER_POOL_AND_TIMEOUT and f.pool in unused)
+        ]
         return None if not new else f"that would cause {new[0].code} at {_first_origin(new[0])}"
 
     findings = _findings(nginx, pools, live, breaks)
-    return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.nginx_origins or f.fpm_origins,
-                                           f.code))
+    return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.nginx_origins or f.fpm_origins, f.code))
 
 
-def _findings(nginx: NginxConf, pools: list[PoolConf], live: LiveHost | None, safe: EditCheck | None
-              ) -> list[Finding]:
+def _findings(nginx: NginxConf, pools: list[PoolConf], live: LiveHost | None, safe: EditCheck | None) -> list[Finding]:
     routes, findings = resolve_routes(nginx)
     findings += _check_log_formats(nginx)
     if pools:
@@ -84,14 +92,21 @@ def _first_origin(f: Finding) -> str:
 def apply_edit(edit: Edit, nginx: NginxConf, pools: list[PoolConf]) -> tuple[NginxConf, list[PoolConf]]:
     """The configs as they would be once ``edit`` is made (the parsed model, not the files)."""
     if edit.directive == "listen":
-        return nginx, [dataclasses.replace(p, listen=edit.new) if p.name == edit.pool
-                       and p.origin_of("listen") == edit.origin else p for p in pools]
+        return nginx, [
+            dataclasses.replace(p, listen=edit.new)
+            if p.name == edit.pool and p.origin_of("listen") == edit.origin
+            else p
+            for p in pools
+        ]
     if edit.directive == "fastcgi_pass":
-        passes = tuple(dataclasses.replace(fp, target=edit.new) if fp.origin == edit.origin else fp
-                       for fp in nginx.fastcgi_passes)
+        passes = tuple(
+            dataclasses.replace(fp, target=edit.new) if fp.origin == edit.origin else fp for fp in nginx.fastcgi_passes
+        )
         return dataclasses.replace(nginx, fastcgi_passes=passes), pools
-    upstreams = {name: tuple(UpstreamServer(edit.new, s.origin) if s.origin == edit.origin else s for s in servers)
-                 for name, servers in nginx.upstreams.items()}
+    upstreams = {
+        name: tuple(UpstreamServer(edit.new, s.origin) if s.origin == edit.origin else s for s in servers)
+        for name, servers in nginx.upstreams.items()
+    }
     return dataclasses.replace(nginx, upstreams=upstreams), pools
 
 
@@ -100,23 +115,33 @@ def not_checked(nginx: NginxConf, fpms: list[FpmConf]) -> list[Finding]:
     if fpms:
         return []
     passes = len(nginx.fastcgi_passes)
-    return [Finding(
-        "not_checked", "info",
-        f"no --fpm-conf: the PHP-FPM checks did not run — which pool each of the {passes} fastcgi_pass reaches "
-        "(socket_mismatch, tcp_refused), socket permissions (socket_permission), request_terminate_timeout "
-        "against fastcgi_read_timeout (fpm_timeout, nginx_timeout), pm.max_children, listen.backlog and slowlog",
-        "pass the PHP-FPM masters' configs: --fpm-conf /etc/php/8.2/fpm (a directory, a file or a glob such as "
-        "'/etc/php/*/fpm/php-fpm.conf')", (Origin(nginx.path, 0),))]
+    return [
+        Finding(
+            "not_checked",
+            "info",
+            f"no --fpm-conf: the PHP-FPM checks did not run — which pool each of the {passes} fastcgi_pass reaches "
+            "(socket_mismatch, tcp_refused), socket permissions (socket_permission), request_terminate_timeout "
+            "against fastcgi_read_timeout (fpm_timeout, nginx_timeout), pm.max_children, listen.backlog and slowlog",
+            "pass the PHP-FPM masters' configs: --fpm-conf /etc/php/8.2/fpm (a directory, a file or a glob such as "
+            "'/etc/php/*/fpm/php-fpm.conf')",
+            (Origin(nginx.path, 0),),
+        )
+    ]
 
 
 def _check_log_formats(nginx: NginxConf) -> list[Finding]:
-    return [Finding("access_log_unknown_format", "error",
-                    f"access_log {log.path} uses log_format {log.format_name!r}, which is not defined "
-                    "(nginx refuses to start)",
-                    f"define `log_format {log.format_name} …;` in http {{}} or use one of: "
-                    f"{', '.join(sorted(_BUILTIN_FORMATS | set(nginx.log_formats)))}", (log.origin,))
-            for log in nginx.access_logs
-            if log.path != "off" and log.format_name not in nginx.log_formats | dict.fromkeys(_BUILTIN_FORMATS)]
+    return [
+        Finding(
+            "access_log_unknown_format",
+            "error",
+            f"access_log {log.path} uses log_format {log.format_name!r}, which is not defined (nginx refuses to start)",
+            f"define `log_format {log.format_name} …;` in http {{}} or use one of: "
+            f"{', '.join(sorted(_BUILTIN_FORMATS | set(nginx.log_formats)))}",
+            (log.origin,),
+        )
+        for log in nginx.access_logs
+        if log.path != "off" and log.format_name not in nginx.log_formats | dict.fromkeys(_BUILTIN_FORMATS)
+    ]
 
 
 def _check_timeouts(routes: list[PassRoute], pools: list[PoolConf]) -> list[Finding]:
@@ -137,35 +162,57 @@ def _check_timeouts(routes: list[PassRoute], pools: list[PoolConf]) -> list[Find
             met = pool.max_execution_time_s or None
             read_txt = f"fastcgi_read_timeout {read:g}s" + ("" if fp.read_timeout_origin else " (default)")
             if term is not None and term <= read:
-                findings.append(Finding(
-                    # the arrangement docs/causes.md recommends (PHP-FPM logs why), so only worth knowing
-                    "fpm_timeout_first", "info",
-                    f"[{pool.name}] request_terminate_timeout {term:g}s ≤ {read_txt}: a request running longer "
-                    "is killed by PHP-FPM and NGINX answers 502 (recv() failed (104: Connection reset by peer))",
-                    "fix the slow code or raise request_terminate_timeout — and keep fastcgi_read_timeout "
-                    "above it, or NGINX answers 504 instead", read_at,
-                    (pool.origin_of("request_terminate_timeout"),), "fpm_timeout", pool.name, fp.target))
+                findings.append(
+                    Finding(
+                        # the arrangement docs/causes.md recommends (PHP-FPM logs why), so only worth knowing
+                        "fpm_timeout_first",
+                        "info",
+                        f"[{pool.name}] request_terminate_timeout {term:g}s ≤ {read_txt}: a request running longer "
+                        "is killed by PHP-FPM and NGINX answers 502 (recv() failed (104: Connection reset by peer))",
+                        "fix the slow code or raise request_terminate_timeout — and keep fastcgi_read_timeout "
+                        "above it, or NGINX answers 504 instead",
+                        read_at,
+                        (pool.origin_of("request_terminate_timeout"),),
+                        "fpm_timeout",
+                        pool.name,
+                        fp.target,
+                    )
+                )
             elif term is None and met is None:
-                findings.append(Finding(
-                    "fpm_timeout_unset", "warning",
-                    f"[{pool.name}] request_terminate_timeout is off and no max_execution_time is set: a stuck "
-                    f"script holds its worker forever while NGINX answers 504 after {read:g}s "
-                    "(unless php.ini sets max_execution_time)",
-                    f"set `request_terminate_timeout = {max(1, int(read) - 5)}s` in [{pool.name}] "
-                    f"(a little below {read_txt.split(' (')[0]})", read_at, (pool.origin,), "nginx_timeout",
-                    pool.name, fp.target))
+                findings.append(
+                    Finding(
+                        "fpm_timeout_unset",
+                        "warning",
+                        f"[{pool.name}] request_terminate_timeout is off and no max_execution_time is set: a stuck "
+                        f"script holds its worker forever while NGINX answers 504 after {read:g}s "
+                        "(unless php.ini sets max_execution_time)",
+                        f"set `request_terminate_timeout = {max(1, int(read) - 5)}s` in [{pool.name}] "
+                        f"(a little below {read_txt.split(' (')[0]})",
+                        read_at,
+                        (pool.origin,),
+                        "nginx_timeout",
+                        pool.name,
+                        fp.target,
+                    )
+                )
             elif term is not None or (met is not None and met > read):
                 # request_terminate_timeout is wall-clock; max_execution_time counts CPU time only on
                 # Linux, so it limits NGINX's wait only when no terminate timeout is set
                 limit, key_name = (term, "request_terminate_timeout") if term else (met, "max_execution_time")
-                findings.append(Finding(
-                    "nginx_timeout_first", "warning",
-                    f"{read_txt} < [{pool.name}] {key_name} {limit:g}s: NGINX answers 504 while the worker keeps "
-                    "running and holds a pm.max_children slot",
-                    f"raise fastcgi_read_timeout above {limit:g}s, or lower {key_name} below {read:g}s", read_at,
-                    (pool.origin_of("request_terminate_timeout" if term else _max_execution_key(pool)),),
-                    "nginx_timeout", pool.name,
-                    fp.target))
+                findings.append(
+                    Finding(
+                        "nginx_timeout_first",
+                        "warning",
+                        f"{read_txt} < [{pool.name}] {key_name} {limit:g}s: NGINX answers 504 while the worker keeps "
+                        "running and holds a pm.max_children slot",
+                        f"raise fastcgi_read_timeout above {limit:g}s, or lower {key_name} below {read:g}s",
+                        read_at,
+                        (pool.origin_of("request_terminate_timeout" if term else _max_execution_key(pool)),),
+                        "nginx_timeout",
+                        pool.name,
+                        fp.target,
+                    )
+                )
     return findings
 
 
@@ -180,50 +227,84 @@ def _check_buffers(routes: list[PassRoute]) -> list[Finding]:
     if not defaults:
         return []
     targets = sorted({fp.target for fp in defaults})
-    return [Finding(
-        "fastcgi_buffer_size_default", "info",
-        f"fastcgi_buffer_size is nginx's default ({defaults[0].buffer_size // 1024}k) for "
-        f"{len(defaults)} fastcgi_pass ({', '.join(targets[:3])}{', …' if len(targets) > 3 else ''}): an app "
-        "sending large headers (many cookies, a big CSP) gets 502 'upstream sent too big header'",
-        "if the app sets large headers: `fastcgi_buffer_size 32k; fastcgi_buffers 16 16k;` in http {}",
-        tuple(dict.fromkeys(fp.origin for fp in defaults)), cause="too_big_header",
-        target=targets[0] if len(targets) == 1 else None)]
+    return [
+        Finding(
+            "fastcgi_buffer_size_default",
+            "info",
+            f"fastcgi_buffer_size is nginx's default ({defaults[0].buffer_size // 1024}k) for "
+            f"{len(defaults)} fastcgi_pass ({', '.join(targets[:3])}{', …' if len(targets) > 3 else ''}): an app "
+            "sending large headers (many cookies, a big CSP) gets 502 'upstream sent too big header'",
+            "if the app sets large headers: `fastcgi_buffer_size 32k; fastcgi_buffers 16 16k;` in http {}",
+            tuple(dict.fromkeys(fp.origin for fp in defaults)),
+            cause="too_big_header",
+            target=targets[0] if len(targets) == 1 else None,
+        )
+    ]
 
 
 def _check_pool(pool: PoolConf) -> list[Finding]:
     findings: list[Finding] = []
-    times = {"request_terminate_timeout": pool.request_terminate_timeout_s,
-             "request_slowlog_timeout": pool.request_slowlog_timeout_s}
+    times = {
+        "request_terminate_timeout": pool.request_terminate_timeout_s,
+        "request_slowlog_timeout": pool.request_slowlog_timeout_s,
+    }
     for key, seconds in times.items():
         raw = pool.settings.get(key)
         if raw is not None and not PHP_TIME.fullmatch(raw.value):
-            findings.append(Finding(
-                "fpm_time_misread", "warning",
-                f"[{pool.name}] {key} = {raw.value} is read by PHP-FPM as {seconds or 0:g}s "
-                f"({'off' if not seconds else 'only the last character is a unit'})",
-                f"write one number with one unit, e.g. `{key} = 90s`", (), (raw.origin,), pool=pool.name))
+            findings.append(
+                Finding(
+                    "fpm_time_misread",
+                    "warning",
+                    f"[{pool.name}] {key} = {raw.value} is read by PHP-FPM as {seconds or 0:g}s "
+                    f"({'off' if not seconds else 'only the last character is a unit'})",
+                    f"write one number with one unit, e.g. `{key} = 90s`",
+                    (),
+                    (raw.origin,),
+                    pool=pool.name,
+                )
+            )
     children, backlog = pool.max_children, pool.listen_backlog or DEFAULT_LISTEN_BACKLOG
     if children is not None and children <= _FEW_CHILDREN:
-        findings.append(Finding(
-            "max_children_low", "info",
-            f"[{pool.name}] pm.max_children = {children}: at most {children} PHP "
-            f"request{'s' if children != 1 else ''} at once; the rest "
-            "queue and, once the backlog is full, get 502 (11: Resource temporarily unavailable)",
-            f"size pm.max_children to memory (RAM for PHP / memory per worker), e.g. {max(children * 4, 10)}",
-            (), (pool.origin_of("pm.max_children"),), "pool_saturated", pool.name))
+        findings.append(
+            Finding(
+                "max_children_low",
+                "info",
+                f"[{pool.name}] pm.max_children = {children}: at most {children} PHP "
+                f"request{'s' if children != 1 else ''} at once; the rest "
+                "queue and, once the backlog is full, get 502 (11: Resource temporarily unavailable)",
+                f"size pm.max_children to memory (RAM for PHP / memory per worker), e.g. {max(children * 4, 10)}",
+                (),
+                (pool.origin_of("pm.max_children"),),
+                "pool_saturated",
+                pool.name,
+            )
+        )
     if children is not None and backlog < children:
-        findings.append(Finding(
-            "listen_backlog_small", "info",
-            f"[{pool.name}] listen.backlog = {backlog} is below pm.max_children = {children}: bursts overflow "
-            "the queue → 502 (11: Resource temporarily unavailable)",
-            f"raise listen.backlog (and net.core.somaxconn) to at least {DEFAULT_LISTEN_BACKLOG}",
-            (), (pool.origin_of("listen.backlog"),), "pool_saturated", pool.name))
+        findings.append(
+            Finding(
+                "listen_backlog_small",
+                "info",
+                f"[{pool.name}] listen.backlog = {backlog} is below pm.max_children = {children}: bursts overflow "
+                "the queue → 502 (11: Resource temporarily unavailable)",
+                f"raise listen.backlog (and net.core.somaxconn) to at least {DEFAULT_LISTEN_BACKLOG}",
+                (),
+                (pool.origin_of("listen.backlog"),),
+                "pool_saturated",
+                pool.name,
+            )
+        )
     if not pool.request_slowlog_timeout_s:
-        findings.append(Finding(
-            "slowlog_off", "info",
-            f"[{pool.name}] no slowlog (request_slowlog_timeout is off): a slow request leaves no stack trace",
-            f"set `request_slowlog_timeout = 5s` and `slowlog = /var/log/php-fpm/{pool.name}.slow.log`",
-            (), (pool.origin_of("request_slowlog_timeout"),), pool=pool.name))
+        findings.append(
+            Finding(
+                "slowlog_off",
+                "info",
+                f"[{pool.name}] no slowlog (request_slowlog_timeout is off): a slow request leaves no stack trace",
+                f"set `request_slowlog_timeout = 5s` and `slowlog = /var/log/php-fpm/{pool.name}.slow.log`",
+                (),
+                (pool.origin_of("request_slowlog_timeout"),),
+                pool=pool.name,
+            )
+        )
     return findings
 
 

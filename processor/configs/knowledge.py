@@ -16,7 +16,6 @@ from grammars.access import AccessFormat, compile_log_format
 from grammars.config_errors import ConfigError, Origin
 from grammars.fpm_conf import FpmConf, load_fpm_conf
 from grammars.nginx_conf import NginxConf, load_nginx_conf
-
 from processor.core.errors import UserConfigError
 from processor.diagnosis.topology import PoolInfo, Route, Topology, address_key
 
@@ -46,16 +45,26 @@ def pools_of(fpm: FpmConf) -> list[PoolInfo]:
         if key is None:
             continue
         listen_origin = _o(pool.origins.get("listen")) or str(pool.origin)
-        out.append(PoolInfo(
-            name=pool.name, listen=pool.listen, listen_key=key, origin=listen_origin, master=fpm.path,
-            request_terminate_timeout_s=pool.request_terminate_timeout_s,
-            request_terminate_timeout_origin=_o(pool.origins.get("request_terminate_timeout")),
-            max_children=pool.max_children, max_children_origin=_o(pool.origins.get("pm.max_children")),
-            listen_backlog=pool.listen_backlog, pm=pool.pm, listen_owner=pool.listen_owner,
-            listen_group=pool.listen_group, listen_mode=pool.listen_mode,
-            listen_origin=_o(pool.origins.get("listen.mode") or pool.origins.get("listen.owner")),
-            max_execution_time_s=pool.max_execution_time_s,
-        ))
+        out.append(
+            PoolInfo(
+                name=pool.name,
+                listen=pool.listen,
+                listen_key=key,
+                origin=listen_origin,
+                master=fpm.path,
+                request_terminate_timeout_s=pool.request_terminate_timeout_s,
+                request_terminate_timeout_origin=_o(pool.origins.get("request_terminate_timeout")),
+                max_children=pool.max_children,
+                max_children_origin=_o(pool.origins.get("pm.max_children")),
+                listen_backlog=pool.listen_backlog,
+                pm=pool.pm,
+                listen_owner=pool.listen_owner,
+                listen_group=pool.listen_group,
+                listen_mode=pool.listen_mode,
+                listen_origin=_o(pool.origins.get("listen.mode") or pool.origins.get("listen.owner")),
+                max_execution_time_s=pool.max_execution_time_s,
+            )
+        )
     return out
 
 
@@ -68,12 +77,19 @@ def routes_of(nginx: NginxConf) -> list[Route]:
             key = address_key(target)
             if key is None:
                 continue
-            out.append(Route(
-                target=target, target_key=key, origin=str(fp.origin), location=fp.location,
-                read_timeout_s=fp.read_timeout_s, read_timeout_origin=_o(fp.read_timeout_origin),
-                connect_timeout_s=fp.connect_timeout_s, buffer_size=str(fp.buffer_size),
-                buffer_size_origin=_o(fp.buffer_size_origin),
-            ))
+            out.append(
+                Route(
+                    target=target,
+                    target_key=key,
+                    origin=str(fp.origin),
+                    location=fp.location,
+                    read_timeout_s=fp.read_timeout_s,
+                    read_timeout_origin=_o(fp.read_timeout_origin),
+                    connect_timeout_s=fp.connect_timeout_s,
+                    buffer_size=str(fp.buffer_size),
+                    buffer_size_origin=_o(fp.buffer_size_origin),
+                )
+            )
     return out
 
 
@@ -92,7 +108,9 @@ def _findings(nginx: NginxConf | None, fpms: tuple[FpmConf, ...]) -> dict[str, t
 
 
 # a line only nginx.conf has: a block opening or a directive ending in `;` (php-fpm.conf is `key = value`)
-_NGINX_LINE = re.compile(r"^\s*(?:(?:http|events|server|location|upstream|stream)\b[^=]*\{|[a-z_]+\s+[^=]*;\s*(?:#.*)?$)")
+_NGINX_LINE = re.compile(
+    r"^\s*(?:(?:http|events|server|location|upstream|stream)\b[^=]*\{|[a-z_]+\s+[^=]*;\s*(?:#.*)?$)"
+)
 _GLOB_CHARS = re.compile(r"[*?[]")
 _EXPLAIN_BYTES = 1 << 20
 _EXPLAIN_LINES = 2000  # how far into a broken php-fpm.conf the explanation looks for an nginx line
@@ -108,17 +126,21 @@ def fpm_conf_paths(specs: Sequence[str], *, root: str | None = None) -> list[str
         base = root.rstrip("/") if root and os.path.isabs(spec) else ""
         real = base + spec
         found = sorted(glob.glob(real)) if _GLOB_CHARS.search(spec) and not os.path.exists(real) else [real]
-        found = [p[len(base):] for p in found]
+        found = [p[len(base) :] for p in found]
         if not found:
             raise UserConfigError(f"--fpm-conf {spec}: no file matches")
         for path in found:
             if os.path.isdir(base + path):
-                masters = sorted(p[len(base):] for p in glob.glob(os.path.join(glob.escape(base + path),
-                                                                               "php-fpm*.conf"))
-                                 if os.path.isfile(p))
+                masters = sorted(
+                    p[len(base) :]
+                    for p in glob.glob(os.path.join(glob.escape(base + path), "php-fpm*.conf"))
+                    if os.path.isfile(p)
+                )
                 if not masters:
-                    raise UserConfigError(f"--fpm-conf {path}: a directory with no php-fpm*.conf in it (pass the "
-                                          "master's php-fpm.conf, or the directory that holds it)")
+                    raise UserConfigError(
+                        f"--fpm-conf {path}: a directory with no php-fpm*.conf in it (pass the "
+                        "master's php-fpm.conf, or the directory that holds it)"
+                    )
                 found_here = masters
             else:
                 found_here = [path]
@@ -144,13 +166,17 @@ def explain_fpm_error(path: str, exc: ConfigError) -> str:
         return str(exc)
     nginx_at = next((n for n, text in enumerate(lines, 1) if _NGINX_LINE.match(text)), None)
     if nginx_at is not None:
-        return (f"{exc.file or path}:{nginx_at}: this is an nginx config ({lines[nginx_at - 1].strip()[:40]!r}), "
-                "not a php-fpm.conf: pass it as --nginx-conf, and as --fpm-conf the PHP-FPM master's config "
-                "(e.g. /etc/php/8.2/fpm/php-fpm.conf)")
+        return (
+            f"{exc.file or path}:{nginx_at}: this is an nginx config ({lines[nginx_at - 1].strip()[:40]!r}), "
+            "not a php-fpm.conf: pass it as --nginx-conf, and as --fpm-conf the PHP-FPM master's config "
+            "(e.g. /etc/php/8.2/fpm/php-fpm.conf)"
+        )
     if "column" in exc.message and exc.line:
         text = lines[exc.line - 1].strip() if 0 < exc.line <= len(lines) else ""
-        return (f"{exc.file}:{exc.line}: not a php-fpm.conf line: {text[:60]!r} (expected `key = value`, "
-                "`[pool]` or a comment)")
+        return (
+            f"{exc.file}:{exc.line}: not a php-fpm.conf line: {text[:60]!r} (expected `key = value`, "
+            "`[pool]` or a comment)"
+        )
     return str(exc)
 
 
@@ -165,8 +191,9 @@ def load_fpm_confs(specs: Sequence[str], *, root: str | None = None) -> tuple[Fp
     return tuple(confs)
 
 
-def load_knowledge(nginx_conf: str | None, fpm_confs: Sequence[str], log_format: str | None = None,
-                   escape: str = "default") -> Knowledge:
+def load_knowledge(
+    nginx_conf: str | None, fpm_confs: Sequence[str], log_format: str | None = None, escape: str = "default"
+) -> Knowledge:
     """Read the configs once; unreadable or broken configs raise ``UserConfigError`` (file:line: why)."""
     try:
         nginx = load_nginx_conf(nginx_conf) if nginx_conf else None

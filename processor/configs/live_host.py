@@ -46,8 +46,14 @@ class SystemHost:
             st = os.stat(path)
         except OSError:
             return None
-        return SocketStat(st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), _user_name(st.st_uid),
-                          _group_name(st.st_gid), stat.S_ISSOCK(st.st_mode))
+        return SocketStat(
+            st.st_uid,
+            st.st_gid,
+            stat.S_IMODE(st.st_mode),
+            _user_name(st.st_uid),
+            _group_name(st.st_gid),
+            stat.S_ISSOCK(st.st_mode),
+        )
 
     def groups_of(self, user: str) -> frozenset[str] | None:
         try:

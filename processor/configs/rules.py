@@ -12,10 +12,9 @@ from difflib import SequenceMatcher
 from typing import Final, Literal
 
 from grammars.config_errors import Origin
-from grammars.fpm_conf import DEFAULT_LISTEN_MODE, PoolConf, listen_address_key
+from grammars.fpm_conf import PoolConf, listen_address_key
 from grammars.nginx_conf import FastcgiPass, NginxConf
 from processor.diagnosis import registry
-from processor.configs.live_host import LiveHost, may_connect
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: Final = ("error", "warning", "info")
@@ -83,20 +82,32 @@ def resolve_routes(nginx: NginxConf) -> tuple[list[PassRoute], list[Finding]]:
     findings: list[Finding] = []
     for fp in nginx.fastcgi_passes:
         if "$" in fp.target:
-            findings.append(Finding(
-                "fastcgi_pass_dynamic", "info", f"fastcgi_pass {fp.target} is chosen at run time; not checked",
-                "nothing to do, or check the values the variable can take by hand", (fp.origin,),
-                target=fp.target))
+            findings.append(
+                Finding(
+                    "fastcgi_pass_dynamic",
+                    "info",
+                    f"fastcgi_pass {fp.target} is chosen at run time; not checked",
+                    "nothing to do, or check the values the variable can take by hand",
+                    (fp.origin,),
+                    target=fp.target,
+                )
+            )
             continue
         servers = nginx.upstreams.get(fp.target)
         if servers is not None:
             routes.append(PassRoute(fp, tuple((listen_address_key(s.server), s.origin) for s in servers)))
         elif ":" not in fp.target:
-            findings.append(Finding(
-                "fastcgi_pass_unknown_upstream", "error",
-                f"fastcgi_pass {fp.target}: no upstream block of that name (nginx: no port in upstream)",
-                f"define `upstream {fp.target} {{ server unix:/run/php/<pool>.sock; }}` or pass an address",
-                (fp.origin,), cause="socket_mismatch", target=fp.target))
+            findings.append(
+                Finding(
+                    "fastcgi_pass_unknown_upstream",
+                    "error",
+                    f"fastcgi_pass {fp.target}: no upstream block of that name (nginx: no port in upstream)",
+                    f"define `upstream {fp.target} {{ server unix:/run/php/<pool>.sock; }}` or pass an address",
+                    (fp.origin,),
+                    cause="socket_mismatch",
+                    target=fp.target,
+                )
+            )
         else:
             routes.append(PassRoute(fp, ((listen_address_key(fp.target), fp.origin),)))
     return routes, findings
@@ -142,27 +153,49 @@ def check_reachability(routes: list[PassRoute], pools: list[PoolConf], safe: Edi
             listening = _listening(pools, near)
             edits, why_not = _reach_edits(key, origin, route, pools, safe)
             via = f"{fp.target} (upstream server {key})" if origin != fp.origin else key
-            findings.append(Finding(
-                "fastcgi_pass_unreached", "warning" if remote else "error",
-                f"{_where(fp)} fastcgi_pass {via}: no PHP-FPM pool {'of those given ' if remote else ''}"
-                f"listens there ({listening}) → 502 "
-                f"({'connect() … (2: No such file or directory)' if unix else '(111: Connection refused)'})",
-                _reach_fix(key, edits, near, why_not), tuple(dict.fromkeys((fp.origin, origin))),
-                (near.origin_of("listen"),) if near else (), "socket_mismatch" if unix else "tcp_refused",
-                near.name if near else None, fp.target, edits))
+            findings.append(
+                Finding(
+                    "fastcgi_pass_unreached",
+                    "warning" if remote else "error",
+                    f"{_where(fp)} fastcgi_pass {via}: no PHP-FPM pool {'of those given ' if remote else ''}"
+                    f"listens there ({listening}) → 502 "
+                    f"({'connect() … (2: No such file or directory)' if unix else '(111: Connection refused)'})",
+                    _reach_fix(key, edits, near, why_not),
+                    tuple(dict.fromkeys((fp.origin, origin))),
+                    (near.origin_of("listen"),) if near else (),
+                    "socket_mismatch" if unix else "tcp_refused",
+                    near.name if near else None,
+                    fp.target,
+                    edits,
+                )
+            )
     reached = {by_key[key].name for route in routes for key, _ in route.keys if key in by_key}
     for pool in pools:
         if pool.listen is None:
-            findings.append(Finding(
-                "pool_no_listen", "error", f"pool [{pool.name}] has no listen address: PHP-FPM will not start",
-                f"set `listen = /run/php/{pool.name}.sock` in [{pool.name}]", (), (pool.origin,),
-                "fpm_down", pool.name))
+            findings.append(
+                Finding(
+                    "pool_no_listen",
+                    "error",
+                    f"pool [{pool.name}] has no listen address: PHP-FPM will not start",
+                    f"set `listen = /run/php/{pool.name}.sock` in [{pool.name}]",
+                    (),
+                    (pool.origin,),
+                    "fpm_down",
+                    pool.name,
+                )
+            )
         elif pool.name not in reached:
-            findings.append(Finding(
-                "pool_unreached", "warning",
-                f"pool [{pool.name}] listens on {pool.listen} but no fastcgi_pass reaches it",
-                f"point a location's fastcgi_pass at {listen_address_key(pool.listen)} or remove the pool",
-                (), (pool.origin_of("listen"),), pool=pool.name))
+            findings.append(
+                Finding(
+                    "pool_unreached",
+                    "warning",
+                    f"pool [{pool.name}] listens on {pool.listen} but no fastcgi_pass reaches it",
+                    f"point a location's fastcgi_pass at {listen_address_key(pool.listen)} or remove the pool",
+                    (),
+                    (pool.origin_of("listen"),),
+                    pool=pool.name,
+                )
+            )
     return findings
 
 
@@ -170,18 +203,28 @@ def check_reachability(routes: list[PassRoute], pools: list[PoolConf], safe: Edi
 _CANDIDATES = 8
 
 
-def _reach_edits(key: str, origin: Origin, route: PassRoute, pools: list[PoolConf],
-                 safe: EditCheck | None) -> tuple[tuple[Edit, ...], str | None]:
+def _reach_edits(
+    key: str, origin: Origin, route: PassRoute, pools: list[PoolConf], safe: EditCheck | None
+) -> tuple[tuple[Edit, ...], str | None]:
     """The safe edits that make ``key`` reached: point NGINX at a pool that listens, or move a pool's listen
     to ``key`` — the nearest pool for which the edit breaks nothing else; and what moving the nearest pool's
     listen would have broken (None when it breaks nothing)."""
     fp = route.fastcgi_pass
     candidates = _similar(key, pools)[:_CANDIDATES]
     via_upstream = origin != fp.origin
-    nginx_side = (Edit(origin, "server" if via_upstream else "fastcgi_pass", key if via_upstream else fp.target,
-                       listen_address_key(p.listen) if p.listen else "", p.name) for p in candidates)
-    fpm_side = (Edit(p.origin_of("listen"), "listen", p.listen or "", key.removeprefix("unix:"), p.name)
-                for p in candidates)
+    nginx_side = (
+        Edit(
+            origin,
+            "server" if via_upstream else "fastcgi_pass",
+            key if via_upstream else fp.target,
+            listen_address_key(p.listen) if p.listen else "",
+            p.name,
+        )
+        for p in candidates
+    )
+    fpm_side = (
+        Edit(p.origin_of("listen"), "listen", p.listen or "", key.removeprefix("unix:"), p.name) for p in candidates
+    )
     edits = []
     why_not_nearest: str | None = None
     for side in (nginx_side, fpm_side):
@@ -237,83 +280,3 @@ def _listening(pools: list[PoolConf], near: PoolConf | None) -> str:
         return "pools listen on: " + (", ".join(named) or "nothing")
     first = f"{near.listen} [{near.name}]" if near else named[0]
     return f"pools listen on: {first} and {len(named) - 1} more"
-
-
-def socket_access(pool: PoolConf, user: str, groups: frozenset[str],
-                  primary_of: dict[str, str]) -> tuple[bool, bool, str]:
-    """Whether ``user`` (in ``groups``) may connect to ``pool``'s unix socket as FPM will create it.
-
-    Returns (allowed, unsure, how): ``unsure`` when only a group membership we do not know of
-    (supplementary groups, without a live host) could still let ``user`` in.
-    """
-    if pool.listen_acl_users or pool.listen_acl_groups:
-        # with ACLs FPM ignores listen.owner/group (it logs so) and grants rw to the named ones
-        ok = user in pool.listen_acl_users or bool(groups & set(pool.listen_acl_groups))
-        return ok, not ok and bool(pool.listen_acl_groups), (
-            f"listen.acl_users = {','.join(pool.listen_acl_users) or '-'}, "
-            f"listen.acl_groups = {','.join(pool.listen_acl_groups) or '-'}")
-    # unset owner: the socket keeps the master's owner — root for a master started by systemd
-    owner = pool.listen_owner or "root"
-    group = pool.listen_group or primary_of.get(owner, owner)
-    mode_text = pool.listen_mode or DEFAULT_LISTEN_MODE
-    try:
-        mode = int(mode_text, 8)
-    except ValueError:
-        return False, False, f"listen.mode = {mode_text} is not an octal mode"
-    ok = may_connect(user, groups, owner, group, mode)
-    unsure = not ok and user != owner and group not in groups and bool(mode & 0o020)
-    return ok, unsure, f"socket {owner}:{group} mode {mode:04o}"
-
-
-def check_permissions(nginx: NginxConf, routes: list[PassRoute], pools: list[PoolConf],
-                      live: LiveHost | None) -> list[Finding]:
-    """Unix sockets NGINX's worker user could not connect to (from configs, and the live socket)."""
-    user, group = nginx.effective_user
-    known = live.groups_of(user) if live is not None else None
-    groups = (known or frozenset()) | {group}
-    primary_of: dict[str, str] = {}
-    findings: list[Finding] = []
-    user_origins = (nginx.user_origin,) if nginx.user_origin else ()
-    reached = {key: route for route in routes for key, _ in route.keys}
-    for pool in pools:
-        key = pool.listen_key
-        if not key or not key.startswith("unix:") or key not in reached:
-            continue
-        owner = pool.listen_owner or "root"
-        if live is not None:
-            primary_of[owner] = live.primary_group(owner) or owner
-        ok, unsure, how = socket_access(pool, user, groups, primary_of)
-        fpm_origins = tuple(dict.fromkeys(pool.origin_of(k) for k in (
-            "listen.owner", "listen.group", "listen.mode", "listen.acl_users", "listen.acl_groups")))
-        who = f"nginx runs as {user}:{group}" + ("" if nginx.user else " (no `user` directive: nginx's default)")
-        if not ok:
-            sure = known is not None or not unsure
-            findings.append(Finding(
-                "socket_permission", "error" if sure else "warning",
-                f"pool [{pool.name}] {how}: {who} and cannot connect → 502 (13: Permission denied)"
-                + ("" if sure else f" (unless {user} is in a group that grants it; --live checks)"),
-                f"in [{pool.name}] set `listen.owner = {user}` and `listen.group = {group}` (mode 0660), "
-                f"or `listen.acl_users = {user}`", user_origins + (reached[key].fastcgi_pass.origin,),
-                fpm_origins, "socket_permission", pool.name, pool.listen))
-        if live is not None:
-            findings.extend(_live_socket(pool, key, user, groups, live, user_origins, fpm_origins))
-    return findings
-
-
-def _live_socket(pool: PoolConf, key: str, user: str, groups: frozenset[str], live: LiveHost,
-                 user_origins: tuple[Origin, ...], fpm_origins: tuple[Origin, ...]) -> list[Finding]:
-    path = key.removeprefix("unix:")
-    st = live.stat_socket(path)
-    if st is None:
-        return [Finding("socket_absent", "warning",
-                        f"pool [{pool.name}]: {path} does not exist on this host → 502 (2: No such file or directory)",
-                        "start PHP-FPM (e.g. `systemctl enable --now php8.2-fpm`) and check its log for bind errors",
-                        (), (pool.origin_of("listen"),), "fpm_down", pool.name, pool.listen)]
-    owner, group = st.owner or str(st.uid), st.group or str(st.gid)
-    if may_connect(user, groups, owner, group, st.mode):
-        return []
-    return [Finding("socket_permission_live", "error",
-                    f"{path} is {owner}:{group} mode {st.mode:04o} on this host: {user} cannot connect → 502 "
-                    "(13: Permission denied)",
-                    f"fix listen.owner/listen.group/listen.mode of [{pool.name}] and restart PHP-FPM",
-                    user_origins, fpm_origins, "socket_permission", pool.name, pool.listen)]

@@ -109,8 +109,7 @@ class EntryAssembler:
         max_lines, max_bytes = CONTINUATION_CAPS.get(cur.first.log_type or "", (128, 8192))
         size = _bytes(text) + 1
         if cur.line_count + record.line_count > max_lines or cur.size + size > max_bytes:
-            return [], [(record, f"continuation line past the cap of one entry ({max_lines} lines, "
-                                 f"{max_bytes} bytes)")]
+            return [], [(record, f"continuation line past the cap of one entry ({max_lines} lines, {max_bytes} bytes)")]
         cur.parts.append(text)
         cur.line_count += record.line_count
         cur.size += size
@@ -126,8 +125,9 @@ class EntryAssembler:
             return []
         text = "\n".join(cur.parts)
         first = cur.first  # (not NamedTuple._replace: it costs ~1 µs an entry more)
-        return [Record(text, first.source, first.log_type, first.host, first.access_format, cur.line_count,
-                       first.origin)]
+        return [
+            Record(text, first.source, first.log_type, first.host, first.access_format, cur.line_count, first.origin)
+        ]
 
     def end_stream(self, stream: str) -> list[Record]:
         """Close the stream's open entry."""
@@ -142,5 +142,3 @@ class EntryAssembler:
     def held_offsets(self) -> dict[str, int]:
         """Lowest source offset still buffered per stream (for safe Kafka commits)."""
         return {s: o.first.source.offset for s, o in self._open.items()}
-
-

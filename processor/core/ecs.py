@@ -8,8 +8,11 @@ from processor.core.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM, PHP_FPM_AC
 from processor.core.timefmt import iso_ms
 
 _DATASETS = {
-    NGINX_ACCESS: "nginx.access", NGINX_ERROR: "nginx.error", PHP_FPM: "php_fpm.log",
-    PHP_FPM_SLOWLOG: "php_fpm.slowlog", PHP_FPM_ACCESS: "php_fpm.access",
+    NGINX_ACCESS: "nginx.access",
+    NGINX_ERROR: "nginx.error",
+    PHP_FPM: "php_fpm.log",
+    PHP_FPM_SLOWLOG: "php_fpm.slowlog",
+    PHP_FPM_ACCESS: "php_fpm.access",
 }
 
 

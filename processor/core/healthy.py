@@ -84,8 +84,9 @@ class HealthyAccess:
         self._last_time = value
         return ts_ms
 
-    def healthy_access_block(self, block: str, n: int, hosts: str | None | Sequence[str | None],
-                             access_format: str | None) -> list[Run] | None:
+    def healthy_access_block(
+        self, block: str, n: int, hosts: str | None | Sequence[str | None], access_format: str | None
+    ) -> list[Run] | None:
         """``healthy_access_line_ms`` of the ``n`` newline-separated lines of ``block`` (``hosts``: one for all
         lines, or one per line) as runs ``(answer, host, count)`` of consecutive lines with the same answer and
         host, in line order: the epoch ms, ``None``, or ``FAILED`` for a line of the format whose status is a

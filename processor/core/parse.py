@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo, timezone
+from datetime import UTC, datetime, tzinfo
 
 from grammars import access as access_grammar
 from grammars import error as error_grammar
@@ -18,17 +18,23 @@ from grammars import fpm as fpm_grammar
 from grammars import fpm_access as fpm_access_grammar
 from grammars import slowlog as slowlog_grammar
 from grammars.detect import detect_line
-from grammars.plugins import GrammarPlugin
 from grammars.lowering import Scanner
+from grammars.plugins import GrammarPlugin
 from grammars.prefix import has_prefix, strip_prefix
 from grammars.result import ParseError
-
+from processor.core.events import (
+    NGINX_ACCESS,
+    NGINX_ERROR,
+    PHP_FPM,
+    PHP_FPM_ACCESS,
+    PHP_FPM_SLOWLOG,
+    DeadLetter,
+    Event,
+    Fields,
+    Record,
+)
 from processor.core.healthy import Failed, HealthyAccess, Probe
 from processor.core.timefmt import OUT_OF_RANGE, aware_ms, in_range, local_ms
-from processor.core.events import (
-    NGINX_ACCESS, NGINX_ERROR, PHP_FPM, PHP_FPM_ACCESS, PHP_FPM_SLOWLOG, DeadLetter, Event,
-    Fields, Record,
-)
 
 Parse = Callable[[str], "Fields | ParseError"]
 
@@ -38,7 +44,7 @@ class ParseSettings:
     """Access formats by name, and the timezone of logs that write no offset (per log type)."""
 
     formats: Mapping[str, access_grammar.AccessFormat] = field(default_factory=dict)
-    timezone: tzinfo = timezone.utc
+    timezone: tzinfo = UTC
     timezones: Mapping[str, tzinfo] = field(default_factory=dict)
     default_host: str = ""
     # learned from a host's access log when no timezone was given (see replay's --timezone auto)
@@ -65,13 +71,19 @@ class RecordParser(HealthyAccess):
     def __init__(self, settings: ParseSettings) -> None:
         self.settings = settings
         self._formats: dict[str, access_grammar.AccessFormat] = {
-            "combined": access_grammar.COMBINED, "main": access_grammar.MAIN,
-            "combined_plus": access_grammar.COMBINED_PLUS, **settings.formats,
+            "combined": access_grammar.COMBINED,
+            "main": access_grammar.MAIN,
+            "combined_plus": access_grammar.COMBINED_PLUS,
+            **settings.formats,
         }
         # the configured formats first: a custom format often starts like combined, and combined_plus
         # (combined + untyped rest) must only ever be the last resort
-        self._detect_formats = (*settings.formats.values(), access_grammar.COMBINED, access_grammar.MAIN,
-                                access_grammar.COMBINED_PLUS)
+        self._detect_formats = (
+            *settings.formats.values(),
+            access_grammar.COMBINED,
+            access_grammar.MAIN,
+            access_grammar.COMBINED_PLUS,
+        )
         self._by_type: dict[str, Parse] = {
             NGINX_ERROR: error_grammar.parse_error_entry,
             PHP_FPM: fpm_grammar.parse_fpm_line,
@@ -115,14 +127,20 @@ class RecordParser(HealthyAccess):
         try:
             return self._parse(record)
         except Exception as exc:  # noqa: BLE001 - a grammar bug must not stop the pipeline
-            return DeadLetter(record.source, f"internal parser error: {type(exc).__name__}: {exc}", record.text,
-                              record.log_type, line_count=record.line_count)
+            return DeadLetter(
+                record.source,
+                f"internal parser error: {type(exc).__name__}: {exc}",
+                record.text,
+                record.log_type,
+                line_count=record.line_count,
+            )
 
     def _tz_for(self, host: str, log_type: str) -> tzinfo:
         tz = self._tz.get((host, log_type))
         if tz is None:
-            tz = self._tz[(host, log_type)] = (self.settings.host_timezones.get(host)
-                                               or self.settings.timezones.get(log_type, self.settings.timezone))
+            tz = self._tz[(host, log_type)] = self.settings.host_timezones.get(host) or self.settings.timezones.get(
+                log_type, self.settings.timezone
+            )
         return tz
 
     def _parse(self, record: Record) -> Event | DeadLetter:
@@ -137,8 +155,15 @@ class RecordParser(HealthyAccess):
         if log_type is None:
             found = self.detect(text)
             if found is None:
-                return DeadLetter(record.source, "unrecognised log line (no grammar matches)", record.text,
-                                  None, 1, _context(text, 1), record.line_count)
+                return DeadLetter(
+                    record.source,
+                    "unrecognised log line (no grammar matches)",
+                    record.text,
+                    None,
+                    1,
+                    _context(text, 1),
+                    record.line_count,
+                )
             log_type, fmt_name = found
         result: Fields | ParseError
         if log_type == NGINX_ACCESS:
@@ -146,12 +171,14 @@ class RecordParser(HealthyAccess):
         else:
             parse = self._by_type.get(log_type)
             if parse is None:
-                return DeadLetter(record.source, f"unknown log type {log_type!r}", record.text, log_type,
-                                  line_count=record.line_count)
+                return DeadLetter(
+                    record.source, f"unknown log type {log_type!r}", record.text, log_type, line_count=record.line_count
+                )
             result = parse(text)
         if isinstance(result, ParseError):
-            return DeadLetter(record.source, result.reason, record.text, log_type, result.column,
-                              result.context(), record.line_count)
+            return DeadLetter(
+                record.source, result.reason, record.text, log_type, result.column, result.context(), record.line_count
+            )
         if prefix and any(v is not None for v in prefix.values()):
             result["shipper"] = prefix
         if record.origin is not None:
@@ -171,8 +198,13 @@ class RecordParser(HealthyAccess):
             if isinstance(shipper_time, datetime):
                 ts_ms = event_ts_ms({"time": shipper_time}, tz)
         if ts_ms is None:
-            return DeadLetter(record.source, "entry has no timestamp to place it in event time", record.text,
-                              log_type, line_count=record.line_count)
+            return DeadLetter(
+                record.source,
+                "entry has no timestamp to place it in event time",
+                record.text,
+                log_type,
+                line_count=record.line_count,
+            )
         if in_range(ts_ms) is None:
             return DeadLetter(record.source, OUT_OF_RANGE, record.text, log_type, line_count=record.line_count)
         plugin = self._plugins.get(log_type) if self._plugins else None
@@ -219,4 +251,3 @@ def _strip_each(text: str) -> tuple[Fields, str]:
 
 def _context(text: str, column: int) -> str:
     return ParseError("", column, text).context()
-

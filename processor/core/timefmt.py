@@ -5,7 +5,7 @@ write it (``iso_ms``: ``2026-11-24T07:41:42.000Z``)."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from typing import Final
 
@@ -37,8 +37,8 @@ def aware_ms(dt: datetime) -> int:
 
 # the event times an incident can carry (`@timestamp` is ISO 8601 with a 4-digit year): a local time at 9999's
 # last hours is year 10000 in UTC, one at year 1's first hours is year 0
-MIN_TS_MS: Final = int(datetime(1, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
-MAX_TS_MS: Final = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc).timestamp() * 1000)
+MIN_TS_MS: Final = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
+MAX_TS_MS: Final = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
 OUT_OF_RANGE: Final = "entry's time is outside years 1-9999 in UTC"
 
 

@@ -127,8 +127,7 @@ class Watermarks:
         from now on, even before its first event reaches the join."""
         clock = self.streams.get(stream)
         if clock is None:
-            clock = self.streams[stream] = StreamClock(max_ts_ms=ts_ms, last_seen_now_ms=self.now_ms,
-                                                       log_type=log_type)
+            clock = self.streams[stream] = StreamClock(max_ts_ms=ts_ms, last_seen_now_ms=self.now_ms, log_type=log_type)
             self._add(stream, clock)
             self.version += 1
 
@@ -237,8 +236,11 @@ class Watermarks:
             # every stream idle: follow the most advanced one, and by processing time the wall clock since the
             # last record (nothing is coming that a window could wait for)
             since_ms = 0
-            if self.now_ms is not None and self.last_record_now_ms is not None \
-                    and self.global_max_ts_ms != NO_WATERMARK:
+            if (
+                self.now_ms is not None
+                and self.last_record_now_ms is not None
+                and self.global_max_ts_ms != NO_WATERMARK
+            ):
                 since_ms = max(0, self.now_ms - self.last_record_now_ms)
             return self.global_max_ts_ms + since_ms - self.allowed_lateness_ms
         return NO_WATERMARK if not self.streams else END_OF_TIME
@@ -288,7 +290,9 @@ class Watermarks:
             max_ts_ms = clock.max_ts_ms
             if max_ts_ms != value:
                 heapq.heapreplace(live, (max_ts_ms, stream))
-            elif lag_before is not None and max_ts_ms < lag_before and not clock.behind:  # lagging: idle by event time until it moves
+            elif (
+                lag_before is not None and max_ts_ms < lag_before and not clock.behind
+            ):  # lagging: idle by event time until it moves
                 heapq.heappop(live)
                 clock.in_live = False
                 clock.parked = _LAGGING

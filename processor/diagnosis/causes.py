@@ -13,20 +13,28 @@ from typing import Final, NamedTuple
 
 from processor.core.events import Event
 from processor.diagnosis import registry
-from processor.diagnosis.remediation import UNREACHABLE_ERRNOS
 from processor.diagnosis.evidence import EvidenceIndex, log_position, search_keys
+from processor.diagnosis.remediation import UNREACHABLE_ERRNOS
 from processor.diagnosis.topology import PoolInfo, Topology, address_key, is_unix
 
-
 # Error-log kinds that mean "this request got no valid response from the upstream".
-ANCHOR_KINDS: Final = frozenset({
-    "connect_failed", "recv_failed", "premature_close", "too_big_header",
-    "upstream_timed_out", "no_live_upstreams",
-})
+ANCHOR_KINDS: Final = frozenset(
+    {
+        "connect_failed",
+        "recv_failed",
+        "premature_close",
+        "too_big_header",
+        "upstream_timed_out",
+        "no_live_upstreams",
+    }
+)
 # After the header was sent the client already has its status: not a 502/504.
-_HEADER_PHASE: Final = (None, "connecting to upstream", "sending request to upstream",
-                        "reading response header from upstream")
-
+_HEADER_PHASE: Final = (
+    None,
+    "connecting to upstream",
+    "sending request to upstream",
+    "reading response header from upstream",
+)
 
 
 def is_anchor(error_fields: dict[str, object]) -> bool:
@@ -205,8 +213,10 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
             strerror = str(err.get("strerror") or "") if err is not None else ""
             connect_error = (errno, strerror)
             if errno in UNREACHABLE_ERRNOS:
-                note = (f"connect() to {upstream} failed ({errno}: {strerror}): NGINX found no route to it, so "
-                        "nothing tells whether PHP-FPM listens there")
+                note = (
+                    f"connect() to {upstream} failed ({errno}: {strerror}): NGINX found no route to it, so "
+                    "nothing tells whether PHP-FPM listens there"
+                )
             else:
                 note = f"connect() to {upstream} failed ({errno}: {strerror}): no cause follows from that errno"
         return done("unknown")
@@ -284,8 +294,7 @@ def _evidence_pool(pool: str | None, source: str | None, ev: Event) -> tuple[str
     return pool, source
 
 
-def best_evidence(index: EvidenceIndex, uri: str | None, pool: str | None, t_ms: int,
-                  window_ms: int) -> Event | None:
+def best_evidence(index: EvidenceIndex, uri: str | None, pool: str | None, t_ms: int, window_ms: int) -> Event | None:
     """The PHP-FPM line that explains a reset (docs/causes.md, "Which PHP-FPM line explains a reset").
 
     Candidates: the pool's timeouts and crashes (an exit that is not the SIGTERM ending a timeout) within

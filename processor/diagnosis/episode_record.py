@@ -97,9 +97,17 @@ def item_of(incident: Mapping[str, Any], fleet: bool) -> Item:
     url = incident.get("url") or {}
     uri = url.get("original")
     status = ((incident.get("http") or {}).get("response") or {}).get("status_code")
-    return Item(ts_ms_of(incident["@timestamp"]), incident["event"]["id"], key, host,
-                status if isinstance(status, int) else None, uri.split("?", 1)[0] if isinstance(uri, str) else None,
-                str(bgw.get("remediation") or ""), tuple(evidence), sources)
+    return Item(
+        ts_ms_of(incident["@timestamp"]),
+        incident["event"]["id"],
+        key,
+        host,
+        status if isinstance(status, int) else None,
+        uri.split("?", 1)[0] if isinstance(uri, str) else None,
+        str(bgw.get("remediation") or ""),
+        tuple(evidence),
+        sources,
+    )
 
 
 def episode_id(key: tuple[str | None, ...], first_event_id: str) -> str:
@@ -132,9 +140,32 @@ def evidence_line(phrase: tuple[str, ...], n: int) -> str:
 class EpisodeState:
     """The running aggregate of one episode; ``add`` in (time, event.id) order."""
 
-    __slots__ = ("key", "id", "first_ms", "last_ms", "count", "by_status", "minute", "in_minute", "peak",
-                 "uris", "samples", "hosts", "hosts_count", "remediation", "evidence", "recent", "held", "newest",
-                 "sequence", "emitted_count", "next_power", "power_cutoffs", "interval_k", "opened")
+    __slots__ = (
+        "key",
+        "id",
+        "first_ms",
+        "last_ms",
+        "count",
+        "by_status",
+        "minute",
+        "in_minute",
+        "peak",
+        "uris",
+        "samples",
+        "hosts",
+        "hosts_count",
+        "remediation",
+        "evidence",
+        "recent",
+        "held",
+        "newest",
+        "sequence",
+        "emitted_count",
+        "next_power",
+        "power_cutoffs",
+        "interval_k",
+        "opened",
+    )
 
     def __init__(self, first: Item, group_wait_ms: int) -> None:
         self.key = first.key
@@ -242,14 +273,19 @@ class EpisodeState:
             "@timestamp": iso_ms(cutoff_ms),
             "event": {"id": f"{self.id}-{self.sequence}", "kind": "event", "dataset": DATASET},
             "episode": {
-                "id": self.id, "state": state, "sequence": self.sequence,
-                "first": iso_ms(self.first_ms), "last": iso_ms(self.last_ms),
+                "id": self.id,
+                "state": state,
+                "sequence": self.sequence,
+                "first": iso_ms(self.first_ms),
+                "last": iso_ms(self.last_ms),
                 "duration_s": (self.last_ms - self.first_ms) / 1000,
-                "count": self.count, "status": dict(sorted(self.by_status.items())),
+                "count": self.count,
+                "status": dict(sorted(self.by_status.items())),
                 "peak_per_minute": self.peak,
                 "top_uris": [{"uri": u, "count": n} for u, n in uris],
                 "samples": list(self.samples),
-                "hosts": sorted(self.hosts), "hosts_count": self.hosts_count,
+                "hosts": sorted(self.hosts),
+                "hosts_count": self.hosts_count,
                 "evidence": [evidence_line(p, n) for p, n in evidence],
                 "gap_s": s.gap_ms / 1000,
             },

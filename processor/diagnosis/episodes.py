@@ -87,8 +87,10 @@ class EpisodeTracker:
         """Every incident before ``complete_before_ms`` (event time) has been added: the records now due."""
         waiting, due = self._waiting, self._due
         if complete_before_ms <= self._clock or not (
-                (waiting and waiting[0][0] < complete_before_ms) or (due and due[0][0] < complete_before_ms)
-                or (self._retired and self._retired[0][0] < complete_before_ms)):
+            (waiting and waiting[0][0] < complete_before_ms)
+            or (due and due[0][0] < complete_before_ms)
+            or (self._retired and self._retired[0][0] < complete_before_ms)
+        ):
             self._clock = max(self._clock, complete_before_ms)
             return []
         out: list[dict[str, Any]] = []
@@ -191,4 +193,3 @@ class EpisodeTracker:
             self._serial += 1
             heapq.heappush(self._retired, (ep.last_ms + s.gap_ms + s.retain_ms, self._serial, ep.held, ep.id))
             self._newest[ep.id] = ep.newest
-

@@ -158,8 +158,7 @@ class EvidenceIndex:
         if kind == MAX_CHILDREN:
             self._saturation.add((event.ts_ms, self._seq, event))
             self._saturation = grown(self._saturation)
-        elif kind == TIMED_OUT or (kind == "exited_signal"
-                                   or (kind in _EXITS and f.get("exit_code") not in (0, None))):
+        elif kind == TIMED_OUT or (kind == "exited_signal" or (kind in _EXITS and f.get("exit_code") not in (0, None))):
             candidate = Candidate(event, self._seq, kind == TIMED_OUT)
             self._index(candidate)
         heapq.heappush(self._held, (event.ts_ms, self._seq, event, candidate))
@@ -213,8 +212,11 @@ class EvidenceIndex:
     def _ends(exit_: Candidate, timeout: Candidate) -> bool:
         """``exited on signal 15`` at or shortly after ``execution timed out`` for that child is the timeout's
         end (the master sends SIGTERM and reaps the child at once)."""
-        return (not exit_.timeout and exit_.event.fields.get("signal") == SIGTERM
-                and 0 <= exit_.event.ts_ms - timeout.event.ts_ms <= TIMEOUT_EXIT_MS)
+        return (
+            not exit_.timeout
+            and exit_.event.fields.get("signal") == SIGTERM
+            and 0 <= exit_.event.ts_ms - timeout.event.ts_ms <= TIMEOUT_EXIT_MS
+        )
 
     def _unlist(self, c: Candidate) -> None:
         for key in c.keys:

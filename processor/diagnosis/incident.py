@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from processor.diagnosis.causes import Diagnosis, Failure
 from processor.core.events import Event, Fields
-from processor.core.timefmt import MS_Z, iso_second, iso_ms
+from processor.core.timefmt import MS_Z, iso_ms, iso_second
+from processor.diagnosis.causes import Diagnosis, Failure
 
 DATASET = "badgateway.incident"
 
@@ -27,8 +27,12 @@ def evidence(ev: Event | None) -> Fields | None:
     # str(ev.source) and iso_ms(ev.ts_ms), inlined: an incident in an outage formats three to five of these
     name, offset, partition = ev.source
     second, ms = divmod(ev.ts_ms, 1000)
-    return {"source": f"{name}:{offset}" if partition is None else f"{name}[{partition}]@{offset}",
-            "log_type": ev.log_type, "@timestamp": iso_second(second) + MS_Z[ms], "fields": ev.fields}
+    return {
+        "source": f"{name}:{offset}" if partition is None else f"{name}[{partition}]@{offset}",
+        "log_type": ev.log_type,
+        "@timestamp": iso_second(second) + MS_Z[ms],
+        "fields": ev.fields,
+    }
 
 
 def build_incident(

@@ -109,9 +109,19 @@ class IncidentMaking:
             self._emit_id(partner)
         missing = [] if len(seen_types) >= 3 and _ALL_TYPES <= seen_types else sorted(_ALL_TYPES - seen_types)
         text = self._remediation(diagnosis)
-        return [build_incident(failure, diagnosis, text, late=late, evicted=evicted,
-                               missing_evidence=missing, idle_inputs=self.watermarks.idle_streams(),
-                               duplicates=duplicates, anchor_id=anchor.item_id)]
+        return [
+            build_incident(
+                failure,
+                diagnosis,
+                text,
+                late=late,
+                evicted=evicted,
+                missing_evidence=missing,
+                idle_inputs=self.watermarks.idle_streams(),
+                duplicates=duplicates,
+                anchor_id=anchor.item_id,
+            )
+        ]
 
     def _remediation(self, d: Diagnosis) -> str:
         """``remediation(d, self.topology)``, kept per what the built-in texts read: the cause, the upstream, the

@@ -109,22 +109,30 @@ class DiagnosisJoin(IncidentMaking):
         watermarks = self.watermarks
         clock = watermarks.streams[stream]
         now_ms = watermarks.now_ms
-        if (now_ms is not None and ts_ms > now_ms + watermarks.max_jump_ms) or clock.pending_jump \
-                or ts_ms > clock.max_ts_ms:
+        if (
+            (now_ms is not None and ts_ms > now_ms + watermarks.max_jump_ms)
+            or clock.pending_jump
+            or ts_ms > clock.max_ts_ms
+        ):
             return False
         bound = watermarks.global_max_ts_ms - self._lateness_ms
         queue = self._queue
         first = queue.first_release()
-        return not ((first is not None and first <= bound and not self._drained_already(first))
-                    or len(queue) + self._evidence_count > self._max_state
-                    or bound - self._last_drain_bound >= 1_000)
+        return not (
+            (first is not None and first <= bound and not self._drained_already(first))
+            or len(queue) + self._evidence_count > self._max_state
+            or bound - self._last_drain_bound >= 1_000
+        )
 
     def _drained_already(self, first: int) -> bool:
         """Whether a drain now would find what the last one left: the watermark where it was (its inputs
         unchanged) and nothing waiting up to it (``first``: the release due first)."""
         watermarks = self.watermarks
-        return (first > self._wm and watermarks.version == self._drained_version
-                and watermarks.event_time_idle is self._drained_idle_rule)
+        return (
+            first > self._wm
+            and watermarks.version == self._drained_version
+            and watermarks.event_time_idle is self._drained_idle_rule
+        )
 
     def stream_of(self, source: SourceRef) -> str:
         """``source.stream``, remembered: SourceRef.stream formats a string per call, and consecutive records
@@ -215,7 +223,7 @@ class DiagnosisJoin(IncidentMaking):
                 # incident's evidence does not depend on where the service restarted (#18). Not the state before the
                 # horizon: with failures always in flight that would keep the offset at the master's start for ever
                 timeline = master.timeline
-                for _, _, _, line in timeline[bisect.bisect_left(timeline, horizon, key=lambda t: t[0]):]:
+                for _, _, _, line in timeline[bisect.bisect_left(timeline, horizon, key=lambda t: t[0]) :]:
                     _min_into(held, line.source)
         return held
 
@@ -260,9 +268,13 @@ class DiagnosisJoin(IncidentMaking):
         host.pending += 1
         self._seq += 1
         source = event.source
-        self._queue.push(event.ts_ms + self._release_ms, 0 if is_access else 1,
-                         (source.name, -1 if source.partition is None else source.partition, source.offset),
-                         self._seq, pending)
+        self._queue.push(
+            event.ts_ms + self._release_ms,
+            0 if is_access else 1,
+            (source.name, -1 if source.partition is None else source.partition, source.offset),
+            self._seq,
+            pending,
+        )
 
     def _fpm(self, host: HostState, event: Event) -> None:
         f = event.fields
@@ -311,8 +323,11 @@ class DiagnosisJoin(IncidentMaking):
         horizon = wm - self.settings.release_ms - self.settings.saturation_lookback_ms
         if wm - self._last_sweep_ms >= _SWEEP_EVERY_MS:
             self._last_sweep_ms = wm
-            forget = [name for name, h in self._hosts.items()
-                      if not h.pending and not h.evidence and not h.masters and h.last_ts_ms < horizon - _FORGET_MS]
+            forget = [
+                name
+                for name, h in self._hosts.items()
+                if not h.pending and not h.evidence and not h.masters and h.last_ts_ms < horizon - _FORGET_MS
+            ]
             for name in forget:
                 del self._hosts[name]
         for name in list(self._busy):
@@ -337,7 +352,6 @@ class DiagnosisJoin(IncidentMaking):
             biggest.evidence.evict_oldest(drop)
             self._evidence_count -= drop
             self.counters.evidence_evicted += drop
-
 
 
 def _min_into(held: dict[str, int], source: SourceRef) -> None:

@@ -47,8 +47,9 @@ _CAUSES: dict[str, Cause] = {}
 def register(cause: Cause) -> Cause:
     """Add a cause. Its label must be new, lowercase ``[a-z0-9_]``; its colour ``#rrggbb``; its status 502/504."""
     if not _LABEL.fullmatch(cause.label):
-        raise RegistryError(f"cause label {cause.label!r}: use 1-40 characters of a-z, 0-9 and _, starting "
-                            "with a letter")
+        raise RegistryError(
+            f"cause label {cause.label!r}: use 1-40 characters of a-z, 0-9 and _, starting with a letter"
+        )
     if not _COLOUR.fullmatch(cause.colour):
         raise RegistryError(f"cause {cause.label}: colour {cause.colour!r} is not #rrggbb (lowercase hex)")
     if cause.default_status not in (502, 504):
@@ -96,29 +97,66 @@ def remediation(d: Diagnosis, topology: Topology) -> str:
     return text
 
 
-BUILT_IN: tuple[str, ...] = tuple(register(c).label for c in (
-    Cause("fpm_down", "PHP-FPM is not running for the socket NGINX connects to", "#c0392b", 502, text.fpm_down),
-    Cause("socket_mismatch", "NGINX connects to a socket no PHP-FPM pool listens on", "#8e44ad", 502,
-          text.socket_mismatch),
-    Cause("socket_missing", "the socket does not exist: PHP-FPM is down or no pool listens there", "#795548", 502,
-          text.socket_missing),
-    Cause("socket_permission", "NGINX's user may not open the PHP-FPM socket", "#d81b60", 502,
-          text.socket_permission),
-    Cause("tcp_refused", "nothing accepts connections on the upstream's TCP address", "#9e9d24", 502,
-          text.tcp_refused),
-    Cause("pool_saturated", "every worker of the pool was busy and its listen queue was full", "#ff7f0e", 502,
-          text.pool_saturated),
-    Cause("fpm_timeout", "PHP-FPM killed the script at request_terminate_timeout", "#1f77b4", 502,
-          text.fpm_timeout),
-    Cause("child_crash", "the PHP-FPM worker serving the request crashed", "#2c3e50", 502, text.child_crash),
-    Cause("upstream_reset", "PHP-FPM closed the connection and no PHP-FPM log explains it", "#17becf", 502,
-          text.upstream_reset),
-    Cause("too_big_header", "the response headers exceed NGINX's FastCGI buffer", "#2ca02c", 502,
-          text.too_big_header),
-    Cause("nginx_timeout", "NGINX stopped waiting for PHP-FPM (fastcgi_read_timeout)", "#5dade2", 504,
-          text.nginx_timeout),
-    Cause("no_live_upstreams", "every server of the upstream group was marked failed", "#7f8c8d", 502,
-          text.no_live_upstreams),
-    Cause("app_answered", "the application answered the 502/504 itself", "#00897b", 502, text.app_answered),
-    Cause("unknown", "a 502/504 with no NGINX error entry to explain it", "#b0b7bd", 502, text.unknown),
-))
+BUILT_IN: tuple[str, ...] = tuple(
+    register(c).label
+    for c in (
+        Cause("fpm_down", "PHP-FPM is not running for the socket NGINX connects to", "#c0392b", 502, text.fpm_down),
+        Cause(
+            "socket_mismatch",
+            "NGINX connects to a socket no PHP-FPM pool listens on",
+            "#8e44ad",
+            502,
+            text.socket_mismatch,
+        ),
+        Cause(
+            "socket_missing",
+            "the socket does not exist: PHP-FPM is down or no pool listens there",
+            "#795548",
+            502,
+            text.socket_missing,
+        ),
+        Cause(
+            "socket_permission", "NGINX's user may not open the PHP-FPM socket", "#d81b60", 502, text.socket_permission
+        ),
+        Cause(
+            "tcp_refused", "nothing accepts connections on the upstream's TCP address", "#9e9d24", 502, text.tcp_refused
+        ),
+        Cause(
+            "pool_saturated",
+            "every worker of the pool was busy and its listen queue was full",
+            "#ff7f0e",
+            502,
+            text.pool_saturated,
+        ),
+        Cause(
+            "fpm_timeout", "PHP-FPM killed the script at request_terminate_timeout", "#1f77b4", 502, text.fpm_timeout
+        ),
+        Cause("child_crash", "the PHP-FPM worker serving the request crashed", "#2c3e50", 502, text.child_crash),
+        Cause(
+            "upstream_reset",
+            "PHP-FPM closed the connection and no PHP-FPM log explains it",
+            "#17becf",
+            502,
+            text.upstream_reset,
+        ),
+        Cause(
+            "too_big_header", "the response headers exceed NGINX's FastCGI buffer", "#2ca02c", 502, text.too_big_header
+        ),
+        Cause(
+            "nginx_timeout",
+            "NGINX stopped waiting for PHP-FPM (fastcgi_read_timeout)",
+            "#5dade2",
+            504,
+            text.nginx_timeout,
+        ),
+        Cause(
+            "no_live_upstreams",
+            "every server of the upstream group was marked failed",
+            "#7f8c8d",
+            502,
+            text.no_live_upstreams,
+        ),
+        Cause("app_answered", "the application answered the 502/504 itself", "#00897b", 502, text.app_answered),
+        Cause("unknown", "a 502/504 with no NGINX error entry to explain it", "#b0b7bd", 502, text.unknown),
+    )
+)

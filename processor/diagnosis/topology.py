@@ -11,6 +11,7 @@ from functools import lru_cache
 
 from grammars.fpm_conf import listen_address_key
 
+
 @lru_cache(maxsize=4096)
 def address_key(address: str | None) -> str | None:
     """Normalise an upstream address so NGINX and PHP-FPM spellings compare equal.

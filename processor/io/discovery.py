@@ -47,8 +47,17 @@ def discover(paths: Sequence[str]) -> list[InputFile]:
         members.sort(reverse=True)  # largest age key = oldest
         for position, (_, path, display) in enumerate(members):
             size, compression, regular = _probe(path, display)
-            files.append(InputFile(path, display, size, len(members) - 1 - position, compression, live,
-                                   None if regular else PipeHead(path)))
+            files.append(
+                InputFile(
+                    path,
+                    display,
+                    size,
+                    len(members) - 1 - position,
+                    compression,
+                    live,
+                    None if regular else PipeHead(path),
+                )
+            )
     return files
 
 
@@ -99,8 +108,7 @@ def _recursive_glob(pattern: str) -> list[str]:
         here = () if rel == "." else tuple(rel.split(os.sep))
         for name in names:
             if _glob_match(wanted, (*here, name)):
-                found.append(os.path.join(root, name) if parts[:fixed] else
-                             os.path.normpath(os.path.join(root, name)))
+                found.append(os.path.join(root, name) if parts[:fixed] else os.path.normpath(os.path.join(root, name)))
     return found
 
 
@@ -112,8 +120,9 @@ def _glob_match(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
         return not parts
     head, rest = pattern[0], pattern[1:]
     if head == "**":
-        return any(_glob_match(rest, parts[k:]) for k in range(len(parts) + 1)
-                   if not any(p.startswith(".") for p in parts[:k]))
+        return any(
+            _glob_match(rest, parts[k:]) for k in range(len(parts) + 1) if not any(p.startswith(".") for p in parts[:k])
+        )
     if not parts or (parts[0].startswith(".") and not head.startswith(".")):
         return False
     return fnmatch.fnmatchcase(parts[0], head) and _glob_match(rest, parts[1:])

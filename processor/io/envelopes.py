@@ -76,8 +76,9 @@ class Envelope:
             return None
         kind = self.kind
         first = value[:1]
-        if kind == "raw" or (kind == "auto" and first != b"{"
-                             and (first not in _ASCII_SPACE or value.lstrip()[:1] != b"{")):
+        if kind == "raw" or (
+            kind == "auto" and first != b"{" and (first not in _ASCII_SPACE or value.lstrip()[:1] != b"{")
+        ):
             return _line(_text(value))
         return None
 
@@ -101,8 +102,11 @@ class Envelope:
                 return None  # a newline inside a value: a multi-line record, the record's own business
             if sum(map(bytes.endswith, lines, repeat(b"\r\n"))):
                 return None  # raw_text drops "\r\n" whole
-            joined = b"".join(lines)[:-1] if ends == n else b"\n".join(
-                line[:-1] if line.endswith(b"\n") else line for line in lines)
+            joined = (
+                b"".join(lines)[:-1]
+                if ends == n
+                else b"\n".join(line[:-1] if line.endswith(b"\n") else line for line in lines)
+            )
         if self.kind == "auto" and b"{" in joined and (_JSON_FIRST.match(joined) or _JSON_NEXT.search(joined)):
             return None  # a JSON value: an envelope (or an escape=json access line) for unwrap
         return joined
@@ -112,8 +116,11 @@ class Envelope:
         if value is None:
             return DeadLetter(source, "record has no value (a tombstone)", "")
         if len(value) > self.max_record_bytes:
-            return DeadLetter(source, f"record value is {len(value)} bytes, above delivery.max_record_bytes "
-                                      f"({self.max_record_bytes})", _text(value[:2048]) + "…")
+            return DeadLetter(
+                source,
+                f"record value is {len(value)} bytes, above delivery.max_record_bytes ({self.max_record_bytes})",
+                _text(value[:2048]) + "…",
+            )
         text = self.raw_text(value)  # raw, or auto and not JSON
         if text is not None:
             return Unwrapped(text, None, {})
@@ -126,8 +133,9 @@ class Envelope:
         if not isinstance(doc, dict):
             if self.kind == "auto":
                 return Unwrapped(_line(_text(value)), None, {})
-            return DeadLetter(source, f"{self.kind} envelope: expected a JSON object, got {type(doc).__name__}",
-                              _text(value))
+            return DeadLetter(
+                source, f"{self.kind} envelope: expected a JSON object, got {type(doc).__name__}", _text(value)
+            )
         return self._from_doc(doc, value, source)
 
     def _from_doc(self, doc: dict[str, Any], value: bytes, source: SourceRef) -> Unwrapped | DeadLetter:

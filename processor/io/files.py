@@ -112,7 +112,7 @@ class _PipeReader(io.RawIOBase):
     def tell(self) -> int:
         return self._pos
 
-    def readinto(self, b: "memoryview | bytearray") -> int:  # type: ignore[override]
+    def readinto(self, b: memoryview | bytearray) -> int:  # type: ignore[override]
         n = self._pipe.read(memoryview(b).cast("B"), self._pos, self._head)
         self._pos += n
         return n
@@ -161,7 +161,7 @@ class _FileReader(io.RawIOBase):
     def tell(self) -> int:
         return self._pos
 
-    def readinto(self, b: "memoryview | bytearray") -> int:  # type: ignore[override]
+    def readinto(self, b: memoryview | bytearray) -> int:  # type: ignore[override]
         if self._fd is not None:
             n = os.preadv(self._fd, [b], self._pos)
         else:
@@ -189,9 +189,7 @@ def sniff_compression(head: bytes) -> Compression:
     return "none"
 
 
-def open_lines(
-    f: InputFile, on_bytes: Callable[[int], None] | None = None
-) -> Generator[tuple[int, bytes], None, None]:
+def open_lines(f: InputFile, on_bytes: Callable[[int], None] | None = None) -> Generator[tuple[int, bytes], None, None]:
     """Yield `(line_number, line)` from 1, each line without its `\\n` or `\\r\\n`.
 
     Compression is sniffed from the file's magic bytes. A last line without a newline is still
@@ -202,8 +200,9 @@ def open_lines(
     return _lines(f, on_bytes, head=False)
 
 
-def _lines(f: InputFile, on_bytes: Callable[[int], None] | None, *, head: bool
-           ) -> Generator[tuple[int, bytes], None, None]:
+def _lines(
+    f: InputFile, on_bytes: Callable[[int], None] | None, *, head: bool
+) -> Generator[tuple[int, bytes], None, None]:
     with ExitStack() as stack:
         try:
             source: io.RawIOBase = f.pipe.reader(head=head) if f.pipe is not None else _FileReader(f)

@@ -23,24 +23,28 @@ class Metrics:
         r = self.registry
         self.records_in = Counter("badgateway_records_in", "Kafka records consumed", ["topic", "type"], registry=r)
         self.lines_parsed = Counter("badgateway_lines_parsed", "lines parsed into events", registry=r)
-        self.dead_lettered = Counter("badgateway_dead_lettered", "records sent to the dead-letter topic",
-                                     ["stage"], registry=r)
+        self.dead_lettered = Counter(
+            "badgateway_dead_lettered", "records sent to the dead-letter topic", ["stage"], registry=r
+        )
         self.incidents = Counter("badgateway_incidents", "incidents emitted", ["cause", "pool"], registry=r)
         self.late_records = Counter("badgateway_late_records", "records behind the watermark", registry=r)
         self.join_state = Gauge("badgateway_join_state_size", "failures and evidence held by the join", registry=r)
         self.windows_held = Gauge("badgateway_windows_held", "failures waiting in open windows", registry=r)
-        self.watermark_lag = Gauge("badgateway_watermark_lag_seconds",
-                                   "wall clock minus the join's event-time watermark", registry=r)
-        self.consumer_lag = Gauge("badgateway_consumer_lag", "records behind the partition's end",
-                                  ["topic", "partition"], registry=r)
-        self.consumer_position = Gauge("badgateway_consumer_position", "next offset the service will process",
-                                       ["topic", "partition"], registry=r)
+        self.watermark_lag = Gauge(
+            "badgateway_watermark_lag_seconds", "wall clock minus the join's event-time watermark", registry=r
+        )
+        self.consumer_lag = Gauge(
+            "badgateway_consumer_lag", "records behind the partition's end", ["topic", "partition"], registry=r
+        )
+        self.consumer_position = Gauge(
+            "badgateway_consumer_position", "next offset the service will process", ["topic", "partition"], registry=r
+        )
         self.commits = Counter("badgateway_commits", "offset commits", registry=r)
-        self.rebuilds = Counter("badgateway_rebuilds", "pipeline rebuilds (rebalance, delivery failure)",
-                                ["reason"], registry=r)
+        self.rebuilds = Counter(
+            "badgateway_rebuilds", "pipeline rebuilds (rebalance, delivery failure)", ["reason"], registry=r
+        )
         self._last_commit = time.monotonic()
-        commit_age = Gauge("badgateway_last_commit_age_seconds", "seconds since the last offset commit",
-                           registry=r)
+        commit_age = Gauge("badgateway_last_commit_age_seconds", "seconds since the last offset commit", registry=r)
         commit_age.set_function(lambda: time.monotonic() - self._last_commit)
         self._seen: dict[str, int] = {}
         self.commit_count = 0
@@ -53,9 +57,10 @@ class Metrics:
             try:
                 start_http_server(port, addr=host, registry=self.registry)
             except OSError as exc:
-                raise UserConfigError(f"metrics.port {port} on {host}: {(exc.strerror or str(exc)).lower()}"
-                                      " (another process has it? set metrics.port, 0 turns the endpoint off)"
-                                      ) from None
+                raise UserConfigError(
+                    f"metrics.port {port} on {host}: {(exc.strerror or str(exc)).lower()}"
+                    " (another process has it? set metrics.port, 0 turns the endpoint off)"
+                ) from None
 
     def committed(self) -> None:
         self.commits.inc()
@@ -70,8 +75,14 @@ class Metrics:
             child = self._incident_series[(cause, pool)] = self.incidents.labels(cause, pool)
         child.inc()
 
-    def sync(self, counters: Counters, state_size: int, watermark_ms: int | None, windows_held: int = 0,
-             oldest_held_ms: int | None = None) -> None:
+    def sync(
+        self,
+        counters: Counters,
+        state_size: int,
+        watermark_ms: int | None,
+        windows_held: int = 0,
+        oldest_held_ms: int | None = None,
+    ) -> None:
         """Add what the pipeline counted since the last call; set the gauges.
 
         The watermark lag is the wall clock minus the watermark; while windows are held and the watermark is not

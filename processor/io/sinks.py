@@ -12,11 +12,11 @@ from typing import Any, Protocol
 
 import orjson
 
-from processor.io.kafka.settings import KafkaSection
 from processor.core.ecs import to_ecs
-from processor.core.events import DeadLetter, Event
 from processor.core.errors import BadgatewayError, KafkaError
+from processor.core.events import DeadLetter, Event
 from processor.io.kafka.client import ClientError, backend
+from processor.io.kafka.settings import KafkaSection
 from processor.pipeline import Output
 
 # Bytes gathered before one write(2) when not flushing line by line.
@@ -28,8 +28,9 @@ _OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 def serialise(out: Output) -> bytes:
     """One output as a JSON line (incident dict, ECS event, or dead-letter record)."""
     value = out.value
-    doc: Any = to_ecs(value) if isinstance(value, Event) else value.to_dict() if isinstance(value, DeadLetter) \
-        else value
+    doc: Any = (
+        to_ecs(value) if isinstance(value, Event) else value.to_dict() if isinstance(value, DeadLetter) else value
+    )
     try:
         return orjson.dumps(doc, default=str, option=_OPTS)
     except TypeError:
@@ -109,8 +110,7 @@ def _identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def check_outputs(outputs: Mapping[str, str | None], inputs: Iterable[str], *, stdin_is_input: bool = False
-                  ) -> None:
+def check_outputs(outputs: Mapping[str, str | None], inputs: Iterable[str], *, stdin_is_input: bool = False) -> None:
     """Refuse, before anything is read or truncated, an output that is one of the inputs (by device and inode)
     or that cannot be written: a missing or read-only directory, a directory, a full file system.
 

@@ -13,43 +13,61 @@ import time
 from datetime import tzinfo
 from types import FrameType
 
-from processor.runners.settings import build_pipeline
 from processor.configs.knowledge import Knowledge
 from processor.core.errors import BadgatewayError
 from processor.io.sinks import JsonLinesSink, KafkaTopicSink, Router, check_outputs
 from processor.pipeline import Output, Pipeline
-from processor.runners.tail import Follower
 from processor.runners.replay import base_name, learn_host_timezones, plan_inputs
+from processor.runners.settings import build_pipeline
+from processor.runners.tail import Follower
 
 _STATE_EVERY_S = 2.0
 
 
-def learned_zones(pipeline: Pipeline, paths: list[str], args: argparse.Namespace, know: Knowledge
-                  ) -> dict[str, tzinfo]:
+def learned_zones(pipeline: Pipeline, paths: list[str], args: argparse.Namespace, know: Knowledge) -> dict[str, tzinfo]:
     """``--timezone auto``: the UTC offset each host's access log writes, as ``replay`` learns it (#18); a file
     whose type cannot be told yet (empty, still being created) teaches nothing."""
     plans = []
     for path in paths:
         try:
-            plans += plan_inputs(pipeline, [path], forced_type=args.type, format_by_path=know.format_by_path,
-                                 forced_format=know.forced_format, host=args.host)
+            plans += plan_inputs(
+                pipeline,
+                [path],
+                forced_type=args.type,
+                format_by_path=know.format_by_path,
+                forced_format=know.forced_format,
+                host=args.host,
+            )
         except BadgatewayError:
             continue
     return learn_host_timezones(pipeline, plans)
 
 
 def follow_command(args: argparse.Namespace) -> int:
-    check_outputs({"-o": None if args.kafka_bootstrap else args.output, "--events": args.events,
-                   "--dead-letter": args.dead_letter, "--state-file": args.state_file, "--episodes": args.episodes},
-                  Follower.matching(list(args.paths)))
+    check_outputs(
+        {
+            "-o": None if args.kafka_bootstrap else args.output,
+            "--events": args.events,
+            "--dead-letter": args.dead_letter,
+            "--state-file": args.state_file,
+            "--episodes": args.episodes,
+        },
+        Follower.matching(list(args.paths)),
+    )
     pipeline, know = build_pipeline(args, emit_events=bool(args.events))
     if args.timezone is None:  # auto, as replay: each host's offset from the access logs there now
         zones = learned_zones(pipeline, Follower.matching(list(args.paths)), args, know)
         if zones:
             pipeline, _ = build_pipeline(args, emit_events=bool(args.events), knowledge=know, host_timezones=zones)
-    follower = Follower(pipeline, list(args.paths), host=args.host, forced_type=args.type,
-                        format_by_base={base_name(p): f for p, f in know.format_by_path.items()},
-                        forced_format=know.forced_format, state_file=args.state_file)
+    follower = Follower(
+        pipeline,
+        list(args.paths),
+        host=args.host,
+        forced_type=args.type,
+        format_by_base={base_name(p): f for p, f in know.format_by_path.items()},
+        forced_format=know.forced_format,
+        state_file=args.state_file,
+    )
     incidents: JsonLinesSink | KafkaTopicSink
     if args.kafka_bootstrap:
         incidents = KafkaTopicSink(args.kafka_bootstrap, args.kafka_topic, args.kafka_client)

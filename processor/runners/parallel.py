@@ -16,18 +16,23 @@ from collections.abc import Iterator
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from processor.diagnosis.causes import is_anchor
 from processor.core.errors import BadgatewayError
 from processor.core.events import (
-    FAILURE_STATUSES, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, DeadLetter, Event,
+    FAILURE_STATUSES,
+    NGINX_ACCESS,
+    NGINX_ERROR,
+    PHP_FPM,
+    DeadLetter,
+    Event,
 )
-from processor.io.sinks import Sink
+from processor.core.watermark import NO_WATERMARK
+from processor.diagnosis.causes import is_anchor
 from processor.io.files import open_lines
+from processor.io.sinks import Sink
 from processor.pipeline import HealthyRun, Output, Pipeline
 from processor.runners.replay import UNKNOWN_TYPE, Plan, ReplayResult, _records, block_lines, parse_blocks, replay
 from processor.runners.stats import ReplayStats
 from processor.runners.units import Unit, range_lines, range_records, range_start, units_for
-from processor.core.watermark import NO_WATERMARK
 
 _BATCH = 2000
 MAX_UNITS = 64  # parse processes at most, whatever the number of files (see max_units)
@@ -63,8 +68,11 @@ def _parse_unit(pipeline: Pipeline, plan: Plan, unit: Unit, conn: Connection) ->
     base = 0  # lines before the unit's first: an item's count in the unit is its line number - base
     items: Iterator[Event | DeadLetter | HealthyRun]
     if unit.end is None:
-        items = (parse_blocks(pipeline, plan, open_lines(plan.file), read, block_lines([plan])) if blocks
-                 else pipeline.parse_stream(_records(plan, read, None), plan.file.display))
+        items = (
+            parse_blocks(pipeline, plan, open_lines(plan.file), read, block_lines([plan]))
+            if blocks
+            else pipeline.parse_stream(_records(plan, read, None), plan.file.display)
+        )
     elif blocks:
         start, base = range_start(plan, unit)
         read[0] = base
@@ -105,8 +113,17 @@ def _parse_unit(pipeline: Pipeline, plan: Plan, unit: Unit, conn: Connection) ->
         batch.append((last, ("progress", last)))
     conn.send(batch)
     c = pipeline.counters
-    conn.send(("done", read[0] - base, c.lines_in, c.lines_parsed, c.lines_dead_lettered, c.blank_lines,
-               dict(c.events_by_type)))
+    conn.send(
+        (
+            "done",
+            read[0] - base,
+            c.lines_in,
+            c.lines_parsed,
+            c.lines_dead_lettered,
+            c.blank_lines,
+            dict(c.events_by_type),
+        )
+    )
     conn.close()
 
 
@@ -154,8 +171,9 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: 
             msg = conns[j].recv()
         except EOFError:
             procs[j].join(5)
-            raise BadgatewayError(f"{plans[units[j].plan_index].file.display}: its parse worker stopped"
-                                  f" (exit code {procs[j].exitcode})") from None
+            raise BadgatewayError(
+                f"{plans[units[j].plan_index].file.display}: its parse worker stopped (exit code {procs[j].exitcode})"
+            ) from None
         if isinstance(msg, tuple) and msg[0] == "error":
             raise BadgatewayError(msg[1])
         if isinstance(msg, tuple) and msg[0] == "done":
@@ -184,8 +202,12 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: 
             p = units[i].plan_index
             plan = plans[p]
             lines = finished[i]
-            stats.add(plan.file.display, plan.log_type or UNKNOWN_TYPE, parsed=lines - dead_lines[i],
-                      dead_lettered=dead_lines[i])
+            stats.add(
+                plan.file.display,
+                plan.log_type or UNKNOWN_TYPE,
+                parsed=lines - dead_lines[i],
+                dead_lettered=dead_lines[i],
+            )
             open_units[p] -= 1
             if open_units[p] == 0:
                 emit(pipeline.close_stream(plan.file.display))
@@ -221,6 +243,7 @@ def replay_parallel(pipeline: Pipeline, plans: list[Plan], sink: Sink, workers: 
                 if other is not None and other[0] < key:
                     key = other[0]
         return key
+
     try:
         while heap:
             _, i = heapq.heappop(heap)

@@ -14,17 +14,17 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Protocol
 from itertools import islice
+from typing import Protocol
 
 from processor.core.errors import InputError
 from processor.core.events import NGINX_ACCESS, DeadLetter, Event, Record, SourceRef
-from processor.io.files import InputFile, head_lines, open_lines
+from processor.core.watermark import NO_WATERMARK
 from processor.io.discovery import discover
+from processor.io.files import InputFile, head_lines, open_lines
 from processor.io.sinks import Sink
 from processor.pipeline import HealthyRun, Output, Pipeline
 from processor.runners.stats import ReplayStats
-from processor.core.watermark import NO_WATERMARK
 
 UNKNOWN_TYPE = "unknown"  # the summary's name for the lines of a file typed line by line
 _ROTATION = re.compile(r"(\.\d+)?(\.(gz|bz2|xz|zst))?$|-\d{8}(\.(gz|bz2|xz|zst))?$")
@@ -133,8 +133,11 @@ def _detect(pipeline: Pipeline, f: InputFile, fmt: str | None) -> tuple[str, str
         if found is not None:
             votes[found] += 1
     if not votes:
-        raise InputError(f.display, "cannot tell which log this is (no line of its first 50 matches a grammar);"
-                         " pass --type and, for access logs, --log-format")
+        raise InputError(
+            f.display,
+            "cannot tell which log this is (no line of its first 50 matches a grammar);"
+            " pass --type and, for access logs, --log-format",
+        )
     (log_type, detected), _ = votes.most_common(1)[0]
     return log_type, fmt or detected
 
@@ -143,8 +146,13 @@ def _records(plan: Plan, read: list[int], on_bytes: Callable[[int], None] | None
     name = plan.file.display
     for line_no, raw in open_lines(plan.file, on_bytes=on_bytes):
         read[0] = line_no
-        yield Record(raw.decode("utf-8", "surrogateescape"), SourceRef(name, line_no), plan.log_type,
-                     plan.host, plan.access_format)
+        yield Record(
+            raw.decode("utf-8", "surrogateescape"),
+            SourceRef(name, line_no),
+            plan.log_type,
+            plan.host,
+            plan.access_format,
+        )
 
 
 def block_lines(plans: Sequence[Plan]) -> int:
@@ -152,8 +160,9 @@ def block_lines(plans: Sequence[Plan]) -> int:
     return max(_MIN_BLOCK_LINES, min(_BLOCK_LINES, _HELD_LINES // max(1, len(plans))))
 
 
-def parse_blocks(pipeline: Pipeline, plan: Plan, lines: Iterable[tuple[int, bytes]], read: list[int], size: int
-                 ) -> Iterator[Event | DeadLetter | HealthyRun]:
+def parse_blocks(
+    pipeline: Pipeline, plan: Plan, lines: Iterable[tuple[int, bytes]], read: list[int], size: int
+) -> Iterator[Event | DeadLetter | HealthyRun]:
     """``pipeline.parse_stream`` of a file's numbered lines, read ``size`` at a time and scanned as blocks
     (``Pipeline.parse_block``): healthy access lines come as runs. ``read[0]``: the last line number read."""
     name, log_type, access_format, host = plan.file.display, plan.log_type, plan.access_format, plan.host
@@ -166,8 +175,9 @@ def parse_blocks(pipeline: Pipeline, plan: Plan, lines: Iterable[tuple[int, byte
         yield from parse_block(name, log_type, access_format, host, chunk[0][0], block, len(chunk))
 
 
-def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: ProgressSink | None = None,
-           blocks: bool = True) -> ReplayResult:
+def replay(
+    pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: ProgressSink | None = None, blocks: bool = True
+) -> ReplayResult:
     """Drive the pipeline over the planned files, merged in event time; every output goes to ``sink``.
 
     ``blocks``: read healthy access lines in blocks where the pipeline takes them (``Pipeline.takes_blocks``:
@@ -189,7 +199,8 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
         parse_blocks(pipeline, p, open_lines(p.file, on_bytes=on_bytes), lines_read[i], size)
         if blocks and pipeline.takes_blocks(p.log_type, p.access_format)
         else pipeline.parse_stream(_records(p, lines_read[i], on_bytes), p.file.display)
-        for i, p in enumerate(plans)]
+        for i, p in enumerate(plans)
+    ]
     names = [p.file.display for p in plans]
     heap: list[tuple[int, int, Event | HealthyRun]] = []
     last_ts = [NO_WATERMARK] * len(streams)
@@ -209,8 +220,9 @@ def replay(pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: Progr
             return key, item
         plan = plans[i]
         read = lines_read[i][0]
-        stats.add(plan.file.display, plan.log_type or UNKNOWN_TYPE, parsed=read - dead_lines[i],
-                  dead_lettered=dead_lines[i])
+        stats.add(
+            plan.file.display, plan.log_type or UNKNOWN_TYPE, parsed=read - dead_lines[i], dead_lettered=dead_lines[i]
+        )
         emit(pipeline.close_stream(plan.file.display))
         return None
 
@@ -254,8 +266,13 @@ def learn_host_timezones(pipeline: Pipeline, plans: list[Plan]) -> dict[str, tzi
         if plan.log_type != NGINX_ACCESS or plan.host in zones:
             continue
         for raw in head_lines(plan.file, 20):
-            record = Record(raw.decode("utf-8", "surrogateescape"), SourceRef(plan.file.display, 0),
-                            plan.log_type, plan.host, plan.access_format)
+            record = Record(
+                raw.decode("utf-8", "surrogateescape"),
+                SourceRef(plan.file.display, 0),
+                plan.log_type,
+                plan.host,
+                plan.access_format,
+            )
             parsed = pipeline.parser.parse(record)
             if isinstance(parsed, Event):
                 when = parsed.fields.get("time")

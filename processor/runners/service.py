@@ -51,8 +51,7 @@ class Service:
         zones: dict[str, tzinfo] = {}  # timezone = "auto": filled as hosts' offsets are learned
         self._new_pipeline, forced_format = pipeline_factory(config, zones if auto_zone else None)
         self.pipeline: Pipeline = self._new_pipeline()
-        self.inputs = {i.topic: InputReader(i, config.delivery.max_record_bytes, forced_format)
-                       for i in config.inputs}
+        self.inputs = {i.topic: InputReader(i, config.delivery.max_record_bytes, forced_format) for i in config.inputs}
         self.planner = CommitPlanner()
         self.totals = Totals()
         self.client = backend(config.kafka)
@@ -65,9 +64,17 @@ class Service:
         eos = config.delivery.exactly_once
         txid = config.kafka.transactional_id or f"badgateway-{config.kafka.group_id}-{socket.gethostname()}"
         self.delivery: Delivery = (ExactlyOnce if eos else AtLeastOnce)(
-            self.client, config.kafka, self.planner, self.metrics, self.log, txid if eos else None)
-        self.outputs = KafkaOutputs(config.outputs, self.delivery, self.planner, self.metrics, self.totals,
-                                    config.delivery.max_dead_letter_bytes, lambda: self.pipeline)
+            self.client, config.kafka, self.planner, self.metrics, self.log, txid if eos else None
+        )
+        self.outputs = KafkaOutputs(
+            config.outputs,
+            self.delivery,
+            self.planner,
+            self.metrics,
+            self.totals,
+            config.delivery.max_dead_letter_bytes,
+            lambda: self.pipeline,
+        )
         self.feeder = Feeder(lambda: self.pipeline, self.outputs, self.totals, self.metrics, self.log)
         self.zones: ZoneGate | None = None
         if auto_zone:
@@ -77,9 +84,16 @@ class Service:
         # this internal topic, stage 2 joins from it; the same consumer group runs both
         self.repartitioner: Repartitioner | None = None
         if config.kafka.repartition:
-            self.repartitioner = Repartitioner(f"{config.kafka.group_id}-repartition", self.inputs,
-                                               lambda: self.pipeline, self.feeder, self.delivery, self.planner,
-                                               self.totals, self.metrics)
+            self.repartitioner = Repartitioner(
+                f"{config.kafka.group_id}-repartition",
+                self.inputs,
+                lambda: self.pipeline,
+                self.feeder,
+                self.delivery,
+                self.planner,
+                self.totals,
+                self.metrics,
+            )
 
     def stop(self, *_: Any) -> None:
         """Ask the loop to finish (signal-safe: only sets a flag)."""
@@ -92,15 +106,27 @@ class Service:
         self.log.info("service.starting", config=redacted(cfg))
         if not self.delivery.start(lambda: self._stopping):
             return 0
-        self.consumer = with_backoff(lambda: self.client.make_consumer(cfg.kafka, read_committed=cfg.delivery.exactly_once),
-                                     "consumer", self.log, max_s=cfg.kafka.connect_backoff_max_s,
-                                     stopping=lambda: self._stopping)
+        self.consumer = with_backoff(
+            lambda: self.client.make_consumer(cfg.kafka, read_committed=cfg.delivery.exactly_once),
+            "consumer",
+            self.log,
+            max_s=cfg.kafka.connect_backoff_max_s,
+            stopping=lambda: self._stopping,
+        )
         if self.consumer is None:
             self.delivery.close()
             return 0
         internal = self.repartitioner.internal if self.repartitioner else None
-        if not wait_for_topics(self.client, cfg.kafka, cfg.inputs, cfg.outputs, internal, self.log,
-                               stopping=lambda: self._stopping, sleep=self._sleep):
+        if not wait_for_topics(
+            self.client,
+            cfg.kafka,
+            cfg.inputs,
+            cfg.outputs,
+            internal,
+            self.log,
+            stopping=lambda: self._stopping,
+            sleep=self._sleep,
+        ):
             self._close()
             return 0
         topics = list(self.inputs) + ([internal] if internal else [])
@@ -161,8 +187,12 @@ class Service:
                 lagging = positions.lagging(self.consumer, self.planner, self.metrics)
                 self._report_positions()
                 self.outputs.emit(self.pipeline.tick(self._proc_ms))
-                self.metrics.sync(self.pipeline.counters, self.pipeline.join.state_size,
-                                  self.pipeline.join.watermarks.current(), *self.pipeline.join.held_windows())
+                self.metrics.sync(
+                    self.pipeline.counters,
+                    self.pipeline.join.state_size,
+                    self.pipeline.join.watermarks.current(),
+                    *self.pipeline.join.held_windows(),
+                )
                 if self.zones is not None:
                     self.zones.held_gauge.set(self.zones.hold.size)
                 if now - last_progress >= self.config.metrics.progress_interval_s:
@@ -192,11 +222,18 @@ class Service:
             if self.zones is not None:  # a handoff: the next owner reads them (not committed)
                 self.totals.replayed_after_rebuild += self.zones.hold.drop()
             t = self.totals
-            self.log.info("service.stopped", records_in=t.records_in, lines_parsed=t.lines_parsed,
-                          lines_dead_lettered=t.lines_dead_lettered, envelope_dead_letters=t.envelope_dead_letters,
-                          replayed_after_rebuild=t.replayed_after_rebuild, incidents=t.incidents,
-                          rebuilds=t.rebuilds, block_records=t.block_records,
-                          on_stop="flush" if flush else "handoff")
+            self.log.info(
+                "service.stopped",
+                records_in=t.records_in,
+                lines_parsed=t.lines_parsed,
+                lines_dead_lettered=t.lines_dead_lettered,
+                envelope_dead_letters=t.envelope_dead_letters,
+                replayed_after_rebuild=t.replayed_after_rebuild,
+                incidents=t.incidents,
+                rebuilds=t.rebuilds,
+                block_records=t.block_records,
+                on_stop="flush" if flush else "handoff",
+            )
             self._close()
 
     def _close(self) -> None:
@@ -235,8 +272,9 @@ class Service:
         """Commit what is safe (``everything`` after a final flush: every window is closed, the evidence the
         join still keeps is needed by no one); a failed delivery outside a rebalance is recovered from."""
         assert self.consumer is not None
-        failed = self.delivery.commit(self.consumer, {} if everything else self._held_offsets(),
-                                      in_rebalance=in_rebalance)
+        failed = self.delivery.commit(
+            self.consumer, {} if everything else self._held_offsets(), in_rebalance=in_rebalance
+        )
         if failed is not None:
             self._recover(failed)
 
@@ -305,10 +343,16 @@ class Service:
         """The periodic ``service.progress`` line: how far the service got and what it holds."""
         t = self.totals
         held, _ = self.pipeline.join.held_windows()
-        self.log.info("service.progress", records_in=t.records_in, incidents=t.incidents,
-                      watermark_lag_s=round(self.metrics.lag_s, 3), windows_held=held,
-                      join_state=self.pipeline.join.state_size, commits=self.metrics.commit_count,
-                      **({"timezone_held": self.zones.hold.size} if self.zones is not None else {}))
+        self.log.info(
+            "service.progress",
+            records_in=t.records_in,
+            incidents=t.incidents,
+            watermark_lag_s=round(self.metrics.lag_s, 3),
+            windows_held=held,
+            join_state=self.pipeline.join.state_size,
+            commits=self.metrics.commit_count,
+            **({"timezone_held": self.zones.hold.size} if self.zones is not None else {}),
+        )
 
     def _report_positions(self) -> None:
         """Tell the join which partitions' streams are behind (``service_positions.behind``), with the records

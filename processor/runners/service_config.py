@@ -19,11 +19,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from processor.core.errors import UserConfigError
 from grammars.plugins import log_types
+from processor.core.errors import UserConfigError
 from processor.io.kafka.client import backend_names
 from processor.io.kafka.settings import (
-    ENVELOPES, SASL_MECHANISMS, SECURITY_PROTOCOLS, InputSection, KafkaSection, OutputsSection, Secret,
+    ENVELOPES,
+    SASL_MECHANISMS,
+    SECURITY_PROTOCOLS,
+    InputSection,
+    KafkaSection,
+    OutputsSection,
+    Secret,
 )  # fmt: skip
 
 ENV_PREFIX = "BADGATEWAY_"
@@ -80,8 +86,11 @@ class ServiceConfig:
 
 
 _SECTIONS: dict[str, type[Any]] = {
-    "kafka": KafkaSection, "outputs": OutputsSection, "diagnosis": DiagnosisSection,
-    "delivery": DeliverySection, "metrics": MetricsSection,
+    "kafka": KafkaSection,
+    "outputs": OutputsSection,
+    "diagnosis": DiagnosisSection,
+    "delivery": DeliverySection,
+    "metrics": MetricsSection,
 }
 
 
@@ -95,8 +104,7 @@ def valid_keys() -> list[str]:
     return out + [f"inputs.N.{key}" for key in _keys(InputSection)]
 
 
-def load_config(path: str | None, sets: Sequence[str] = (), environ: Mapping[str, str] | None = None
-                ) -> ServiceConfig:
+def load_config(path: str | None, sets: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> ServiceConfig:
     """The one entry point: file, then environment, then ``--set`` flags; validated and frozen."""
     raw: dict[str, Any] = {}
     origin = "defaults"
@@ -146,13 +154,13 @@ def _tree(raw: dict[str, Any], origin: str) -> dict[str, Any]:
 
 
 def _env_path(name: str) -> list[str]:
-    rest = name[len(ENV_PREFIX):].lower()
+    rest = name[len(ENV_PREFIX) :].lower()
     if rest.startswith("inputs_"):
-        index, _, key = rest[len("inputs_"):].partition("_")
+        index, _, key = rest[len("inputs_") :].partition("_")
         return ["inputs", index, key]
     for section in _SECTIONS:
         if rest.startswith(section + "_"):
-            return [section, rest[len(section) + 1:]]
+            return [section, rest[len(section) + 1 :]]
     return [rest]
 
 
@@ -251,7 +259,8 @@ def _build(tree: dict[str, Any]) -> ServiceConfig:
         kafka_raw["sasl_password"] = Secret(kafka_raw["sasl_password"])
     if "bootstrap_servers" in kafka_raw:  # "a:9092,b:9092" in one string is common in env vars
         kafka_raw["bootstrap_servers"] = tuple(
-            s.strip() for item in kafka_raw["bootstrap_servers"] for s in item.split(",") if s.strip())
+            s.strip() for item in kafka_raw["bootstrap_servers"] for s in item.split(",") if s.strip()
+        )
     config = ServiceConfig(
         kafka=KafkaSection(**kafka_raw),
         inputs=tuple(InputSection(**item) for item in tree["inputs"]),
@@ -287,39 +296,54 @@ def _validate(c: ServiceConfig) -> None:
         _choice(f"{where}.type", inp.type, ("auto", *log_types()))  # plugin types too
         _choice(f"{where}.envelope", inp.envelope, ENVELOPES)
         mode = inp.host_from.partition(":")[0]
-        if inp.host_from not in ("auto", "envelope", "key") and mode not in ("header", "fixed") \
-                or inp.host_from in ("header:", "fixed:"):
-            raise UserConfigError(f"{where}.host_from: {inp.host_from!r} is not one of 'auto', 'envelope', "
-                                  "'key', 'header:<name>', 'fixed:<host name>'")
+        if (
+            inp.host_from not in ("auto", "envelope", "key")
+            and mode not in ("header", "fixed")
+            or inp.host_from in ("header:", "fixed:")
+        ):
+            raise UserConfigError(
+                f"{where}.host_from: {inp.host_from!r} is not one of 'auto', 'envelope', "
+                "'key', 'header:<name>', 'fixed:<host name>'"
+            )
     topics = [inp.topic for inp in c.inputs]
     if len(set(topics)) != len(topics):
         raise UserConfigError("inputs: the same topic is listed twice; give each topic one [[inputs]] table")
     if not c.outputs.incidents_topic or not c.outputs.dead_letter_topic:
         raise UserConfigError("outputs.incidents_topic and outputs.dead_letter_topic are required")
-    if set(topics) & {c.outputs.incidents_topic, c.outputs.events_topic, c.outputs.dead_letter_topic,
-                      c.outputs.episodes_topic}:
+    if set(topics) & {
+        c.outputs.incidents_topic,
+        c.outputs.events_topic,
+        c.outputs.dead_letter_topic,
+        c.outputs.episodes_topic,
+    }:
         raise UserConfigError("outputs: an output topic is also an input topic (the service would read its output)")
     try:
         if c.diagnosis.timezone != "auto":
             ZoneInfo(c.diagnosis.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise UserConfigError(f"diagnosis.timezone: unknown timezone {c.diagnosis.timezone!r} "
-                              "(use an IANA name like Europe/Paris, or auto)") from None
+        raise UserConfigError(
+            f"diagnosis.timezone: unknown timezone {c.diagnosis.timezone!r} "
+            "(use an IANA name like Europe/Paris, or auto)"
+        ) from None
     if c.diagnosis.timezone == "auto" and c.kafka.repartition:
-        raise UserConfigError('diagnosis.timezone = "auto" is not supported with kafka.repartition = true yet: name '
-                              "the hosts' timezone (an IANA name like America/New_York)")
+        raise UserConfigError(
+            'diagnosis.timezone = "auto" is not supported with kafka.repartition = true yet: name '
+            "the hosts' timezone (an IANA name like America/New_York)"
+        )
     _choice("diagnosis.escape", c.diagnosis.escape, ("default", "json", "none"))
     _choice("delivery.on_stop", c.delivery.on_stop, ON_STOP)
     _choice("outputs.missing_topics", c.outputs.missing_topics, ("create", "refuse"))
-    for where, number in (("diagnosis.allowed_lateness_s", c.diagnosis.allowed_lateness_s),
-                          ("diagnosis.idle_timeout_s", c.diagnosis.idle_timeout_s),
-                          ("diagnosis.match_window_s", c.diagnosis.match_window_s),
-                          ("diagnosis.evidence_window_s", c.diagnosis.evidence_window_s),
-                          ("delivery.commit_interval_s", c.delivery.commit_interval_s),
-                          ("kafka.session_timeout_s", c.kafka.session_timeout_s),
-                          ("kafka.connect_backoff_max_s", c.kafka.connect_backoff_max_s),
-                          ("metrics.progress_interval_s", c.metrics.progress_interval_s),
-                          ("delivery.stop_timeout_s", c.delivery.stop_timeout_s)):
+    for where, number in (
+        ("diagnosis.allowed_lateness_s", c.diagnosis.allowed_lateness_s),
+        ("diagnosis.idle_timeout_s", c.diagnosis.idle_timeout_s),
+        ("diagnosis.match_window_s", c.diagnosis.match_window_s),
+        ("diagnosis.evidence_window_s", c.diagnosis.evidence_window_s),
+        ("delivery.commit_interval_s", c.delivery.commit_interval_s),
+        ("kafka.session_timeout_s", c.kafka.session_timeout_s),
+        ("kafka.connect_backoff_max_s", c.kafka.connect_backoff_max_s),
+        ("metrics.progress_interval_s", c.metrics.progress_interval_s),
+        ("delivery.stop_timeout_s", c.delivery.stop_timeout_s),
+    ):
         if not math.isfinite(number):
             raise UserConfigError(f"{where}: must be a finite number of seconds, got {number}")
         if number < 0 or (number == 0 and where.startswith(("delivery", "kafka", "metrics"))):
@@ -327,8 +351,9 @@ def _validate(c: ServiceConfig) -> None:
     if c.diagnosis.max_state <= 0 or c.delivery.max_record_bytes <= 0:
         raise UserConfigError("diagnosis.max_state and delivery.max_record_bytes must be positive")
     if c.delivery.max_dead_letter_bytes < 4096:
-        raise UserConfigError("delivery.max_dead_letter_bytes: at least 4096 (a dead letter's reason, source and "
-                              "context must fit)")
+        raise UserConfigError(
+            "delivery.max_dead_letter_bytes: at least 4096 (a dead letter's reason, source and context must fit)"
+        )
     if not 0 <= c.metrics.port <= 65535:
         raise UserConfigError(f"metrics.port: {c.metrics.port} is not a TCP port (0 turns the endpoint off)")
 

@@ -28,8 +28,15 @@ class AtLeastOnce:
 
     exactly_once = False
 
-    def __init__(self, client: Backend, kafka: KafkaSection, planner: CommitPlanner, metrics: Metrics, log: Any,
-                 transactional_id: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Backend,
+        kafka: KafkaSection,
+        planner: CommitPlanner,
+        metrics: Metrics,
+        log: Any,
+        transactional_id: str | None = None,
+    ) -> None:
         self.client, self.kafka, self.planner, self.metrics, self.log = client, kafka, planner, metrics, log
         self.transactional_id = transactional_id
         self.producer: Producer | None = None
@@ -37,12 +44,24 @@ class AtLeastOnce:
 
     def start(self, stopping: Callable[[], bool]) -> bool:
         """Build the producer (retrying while no broker answers); False when asked to stop first."""
-        self.producer = with_backoff(lambda: self.client.make_producer(self.kafka, self.transactional_id),
-                                     "producer", self.log, max_s=self.kafka.connect_backoff_max_s, stopping=stopping)
+        self.producer = with_backoff(
+            lambda: self.client.make_producer(self.kafka, self.transactional_id),
+            "producer",
+            self.log,
+            max_s=self.kafka.connect_backoff_max_s,
+            stopping=stopping,
+        )
         return self.producer is not None
 
-    def send(self, topic: str, value: bytes, key: bytes | None, headers: Headers | None = None,
-             *, coords: Coords | None = None) -> None:
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None,
+        headers: Headers | None = None,
+        *,
+        coords: Coords | None = None,
+    ) -> None:
         assert self.producer is not None
         self.producer.send(topic, value, key, headers or None, self._failed)
 
@@ -97,13 +116,27 @@ class ExactlyOnce(AtLeastOnce):
 
     exactly_once = True
 
-    def __init__(self, client: Backend, kafka: KafkaSection, planner: CommitPlanner, metrics: Metrics, log: Any,
-                 transactional_id: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Backend,
+        kafka: KafkaSection,
+        planner: CommitPlanner,
+        metrics: Metrics,
+        log: Any,
+        transactional_id: str | None = None,
+    ) -> None:
         super().__init__(client, kafka, planner, metrics, log, transactional_id)
         self.outbox = Outbox()
 
-    def send(self, topic: str, value: bytes, key: bytes | None, headers: Headers | None = None,
-             *, coords: Coords | None = None) -> None:
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None,
+        headers: Headers | None = None,
+        *,
+        coords: Coords | None = None,
+    ) -> None:
         self.outbox.add((topic, value, key, headers or None, coords or []))
 
     def commit(self, consumer: Consumer, held: Mapping[str, int], *, in_rebalance: bool = False) -> str | None:

@@ -20,8 +20,9 @@ class Feeder:
     """Feeds partitions' records to the current pipeline (``current()``: rebuilt on a rebalance) and their
     outputs to ``outputs``; warns once per host met on two partition numbers (inputs not co-partitioned)."""
 
-    def __init__(self, current: Callable[[], Pipeline], outputs: KafkaOutputs, totals: Totals, metrics: Metrics,
-                 log: Any) -> None:
+    def __init__(
+        self, current: Callable[[], Pipeline], outputs: KafkaOutputs, totals: Totals, metrics: Metrics, log: Any
+    ) -> None:
         self.current, self.outputs, self.totals, self.metrics, self.log = current, outputs, totals, metrics, log
         self._host_partition: dict[str, int] = {}  # first partition number each host was seen on
         self._warned_hosts: set[str] = set()
@@ -48,8 +49,15 @@ class Feeder:
         hosts = reader.hosts(records)
         for host in (hosts,) if hosts is None or isinstance(hosts, str) else set(hosts):
             self.check_partition(host, records[0])
-        got = self.current().feed_block(tp.topic, tp.partition, reader.log_type, reader.access_format, hosts,
-                                        [rec.offset for rec in records], block.decode("utf-8", "surrogateescape"))
+        got = self.current().feed_block(
+            tp.topic,
+            tp.partition,
+            reader.log_type,
+            reader.access_format,
+            hosts,
+            [rec.offset for rec in records],
+            block.decode("utf-8", "surrogateescape"),
+        )
         if got is None:  # the pipeline declined after all: nothing was fed
             self._feed_records(tp, reader, records)
             return
@@ -80,10 +88,12 @@ class Feeder:
         if lines:
             self._feed_lines(tp, reader, lines, run)
 
-    def _feed_lines(self, tp: TP, reader: InputReader, lines: list[tuple[int, str, str | None]], run: list[Msg]
-                    ) -> None:
-        for i, outputs in self.current().feed_lines(tp.topic, tp.partition, reader.log_type, reader.access_format,
-                                                    lines):
+    def _feed_lines(
+        self, tp: TP, reader: InputReader, lines: list[tuple[int, str, str | None]], run: list[Msg]
+    ) -> None:
+        for i, outputs in self.current().feed_lines(
+            tp.topic, tp.partition, reader.log_type, reader.access_format, lines
+        ):
             self.outputs.emit(outputs, run[i])
 
     def _feed_one(self, reader: InputReader, rec: Msg) -> None:
@@ -94,8 +104,9 @@ class Feeder:
             return
         host = reader.host(got.host, rec)
         self.check_partition(host, rec)
-        outputs = self.current().feed(Record(got.text, source, reader.log_type, host, reader.access_format, 1,
-                                             got.extra.get("log_file")))
+        outputs = self.current().feed(
+            Record(got.text, source, reader.log_type, host, reader.access_format, 1, got.extra.get("log_file"))
+        )
         if outputs:
             self.outputs.emit(outputs, rec)
 
@@ -114,8 +125,12 @@ class Feeder:
         if host in self._warned_hosts:
             return
         self._warned_hosts.add(host)
-        self.log.warning("inputs.not_copartitioned", host=host, partitions=[self._host_partition[host],
-                         rec.partition], topic=rec.topic,
-                         hint="the join needs one host's lines on the same partition number of every input topic: "
-                              "give every shipper the host as key and the same partitioner (murmur2); with a "
-                              "single member the incidents are still right")
+        self.log.warning(
+            "inputs.not_copartitioned",
+            host=host,
+            partitions=[self._host_partition[host], rec.partition],
+            topic=rec.topic,
+            hint="the join needs one host's lines on the same partition number of every input topic: "
+            "give every shipper the host as key and the same partitioner (murmur2); with a "
+            "single member the incidents are still right",
+        )

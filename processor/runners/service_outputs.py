@@ -41,8 +41,16 @@ class Totals:
 class KafkaOutputs:
     """Routes the pipeline's outputs to ``outputs.*_topic`` through the delivery (at least once or exactly once)."""
 
-    def __init__(self, topics: OutputsSection, delivery: Delivery, planner: CommitPlanner, metrics: Metrics,
-                 totals: Totals, max_dead_letter_bytes: int, current: Callable[[], Pipeline]) -> None:
+    def __init__(
+        self,
+        topics: OutputsSection,
+        delivery: Delivery,
+        planner: CommitPlanner,
+        metrics: Metrics,
+        totals: Totals,
+        max_dead_letter_bytes: int,
+        current: Callable[[], Pipeline],
+    ) -> None:
         self.topics, self.delivery, self.planner, self.metrics = topics, delivery, planner, metrics
         self.totals = totals
         self.max_dead_letter_bytes = max_dead_letter_bytes
@@ -56,8 +64,12 @@ class KafkaOutputs:
         for out in self.current().episode_outputs(outputs, final=final):
             if out.kind == "incident":
                 host = (out.value.get("host") or {}).get("name") or ""
-                send(outs.incidents_topic, serialise(out), host.encode("utf-8", "surrogateescape"),
-                     coords=incident_sources(out.value) if self.delivery.exactly_once else None)
+                send(
+                    outs.incidents_topic,
+                    serialise(out),
+                    host.encode("utf-8", "surrogateescape"),
+                    coords=incident_sources(out.value) if self.delivery.exactly_once else None,
+                )
                 self.planner.incident(out.value)
                 self.metrics.incident(out.value)
                 self.totals.incidents += 1
@@ -65,13 +77,22 @@ class KafkaOutputs:
                 self._send_episode(out)
             elif out.kind == "event":
                 if outs.events_topic:
-                    send(outs.events_topic, serialise(out), out.value.host.encode("utf-8", "surrogateescape"),
-                         coords=[(out.value.source.stream, out.value.source.offset)])
+                    send(
+                        outs.events_topic,
+                        serialise(out),
+                        out.value.host.encode("utf-8", "surrogateescape"),
+                        coords=[(out.value.source.stream, out.value.source.offset)],
+                    )
             else:
                 # the record being fed, or an entry completed later (then its headers are no longer at hand);
                 # after a repartition the source is the sub-stream `<internal topic>/<original topic>`
-                same = rec is not None and out.source is not None and out.source.offset == rec.offset \
-                    and out.source.partition == rec.partition and out.source.name.split("/")[0] == rec.topic
+                same = (
+                    rec is not None
+                    and out.source is not None
+                    and out.source.offset == rec.offset
+                    and out.source.partition == rec.partition
+                    and out.source.name.split("/")[0] == rec.topic
+                )
                 self.dead_letter(out.value, rec if same else None)
 
     def _send_episode(self, out: Output) -> None:
@@ -82,9 +103,12 @@ class KafkaOutputs:
         if not topic or tracker is None:
             return
         host = out.value["host"]["name"]
-        self.delivery.send(topic, serialise(out), host.encode("utf-8", "surrogateescape") if host is not None else None,
-                           coords=tracker.sources_of(out.value["episode"]["id"]) if self.delivery.exactly_once
-                           else None)
+        self.delivery.send(
+            topic,
+            serialise(out),
+            host.encode("utf-8", "surrogateescape") if host is not None else None,
+            coords=tracker.sources_of(out.value["episode"]["id"]) if self.delivery.exactly_once else None,
+        )
 
     def dead_letter(self, dl: DeadLetter, rec: Msg | None) -> None:
         doc = dl.to_dict()
@@ -98,8 +122,9 @@ class KafkaOutputs:
             doc["headers"] = {k: _text(v) for k, v in headers}
             doc["value"] = _text(rec.value)
         payload = fit_dead_letter(doc, self.max_dead_letter_bytes)
-        self.delivery.send(self.topics.dead_letter_topic, payload, key, headers,
-                           coords=[(dl.source.stream, dl.source.offset)])
+        self.delivery.send(
+            self.topics.dead_letter_topic, payload, key, headers, coords=[(dl.source.stream, dl.source.offset)]
+        )
 
 
 def fit_dead_letter(doc: dict[str, Any], limit: int) -> bytes:
@@ -111,8 +136,11 @@ def fit_dead_letter(doc: dict[str, Any], limit: int) -> bytes:
     long = {k: v for k in ("raw", "value", "context") if isinstance(v := doc.get(k), str)}
     keep = limit // 2
     while True:
-        cut = {**doc, **{k: v[:keep] + "…" for k, v in long.items() if len(v) > keep},
-               "truncated": {k: len(v) for k, v in long.items() if len(v) > keep}}
+        cut = {
+            **doc,
+            **{k: v[:keep] + "…" for k, v in long.items() if len(v) > keep},
+            "truncated": {k: len(v) for k, v in long.items() if len(v) > keep},
+        }
         payload = serialise(Output("incident", cut, None))
         if len(payload) <= limit or keep == 0:
             return payload
@@ -122,5 +150,6 @@ def fit_dead_letter(doc: dict[str, Any], limit: int) -> bytes:
 def _text(value: bytes | None) -> str:
     if value is None:
         return ""
-    return value.decode("utf-8", "surrogateescape").encode("utf-8", "surrogateescape").decode("utf-8",
-                                                                                            "backslashreplace")
+    return (
+        value.decode("utf-8", "surrogateescape").encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    )

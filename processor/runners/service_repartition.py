@@ -21,8 +21,17 @@ from processor.runners.service_outputs import Totals
 
 
 class Repartitioner:
-    def __init__(self, internal: str, inputs: Mapping[str, InputReader], current: Callable[[], Pipeline],
-                 feeder: Feeder, delivery: Delivery, planner: CommitPlanner, totals: Totals, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        internal: str,
+        inputs: Mapping[str, InputReader],
+        current: Callable[[], Pipeline],
+        feeder: Feeder,
+        delivery: Delivery,
+        planner: CommitPlanner,
+        totals: Totals,
+        metrics: Metrics,
+    ) -> None:
         self.internal, self.inputs, self.current, self.feeder = internal, inputs, current, feeder
         self.delivery, self.planner, self.totals, self.metrics = delivery, planner, totals, metrics
 
@@ -44,10 +53,13 @@ class Repartitioner:
                 self.feeder.envelope_dead_letter(got, rec)
                 continue
             host = reader.host(got.host, rec) or ""
-            self.delivery.send(self.internal, got.text.encode("utf-8", "surrogateescape"),
-                               host.encode("utf-8", "surrogateescape"),
-                               [("bgw-topic", topic), ("bgw-source", str(source).encode())],
-                               coords=[(source.stream, source.offset)])
+            self.delivery.send(
+                self.internal,
+                got.text.encode("utf-8", "surrogateescape"),
+                host.encode("utf-8", "surrogateescape"),
+                [("bgw-topic", topic), ("bgw-source", str(source).encode())],
+                coords=[(source.stream, source.offset)],
+            )
         self.planner.processed(tp, records[-1].offset + 1)
 
     def _join(self, tp: TP, records: list[Msg]) -> None:

@@ -26,16 +26,23 @@ Feed = Callable[[TP, InputReader, list[Msg]], None]
 class ZoneGate:
     """Between the consumer and the feeder: learns hosts' offsets from access lines, holds what needs one."""
 
-    def __init__(self, config: ServiceConfig, inputs: Mapping[str, InputReader], parse: ParseSettings,
-                 metrics: Metrics, log: Any) -> None:
+    def __init__(
+        self, config: ServiceConfig, inputs: Mapping[str, InputReader], parse: ParseSettings, metrics: Metrics, log: Any
+    ) -> None:
         self.hold: ZoneHold[TP, Msg] = ZoneHold(ZoneInfo("UTC"), int(config.diagnosis.idle_timeout_s * 1000))
         self.inputs, self.log, self.max_state = inputs, log, config.diagnosis.max_state
         self._parser = RecordParser(parse)  # learning parses apart: no counters
         self._keyed = {i.topic for i in config.inputs if i.host_from in ("auto", "key")}  # raw lines: the key
-        self.held_gauge = Gauge("badgateway_timezone_held_records", "records waiting for their host's UTC "
-                                "offset (timezone = auto)", registry=metrics.registry)
-        self._fallbacks = Counter("badgateway_timezone_fallbacks", "hosts read in UTC (timezone = auto: "
-                                  "no offset learned)", registry=metrics.registry)
+        self.held_gauge = Gauge(
+            "badgateway_timezone_held_records",
+            "records waiting for their host's UTC offset (timezone = auto)",
+            registry=metrics.registry,
+        )
+        self._fallbacks = Counter(
+            "badgateway_timezone_fallbacks",
+            "hosts read in UTC (timezone = auto: no offset learned)",
+            registry=metrics.registry,
+        )
 
     @property
     def zones(self) -> dict[str, tzinfo]:
@@ -49,12 +56,16 @@ class ZoneGate:
         hold = self.hold
         zones = hold.zones
         kind = reader.envelope.kind
-        if not hold.blocked(tp) and (kind == "raw" or kind == "auto" and _MAYBE_JSON.isdisjoint(
-                {b"{" if rec.value is None else rec.value[:1] for rec in records})):
+        if not hold.blocked(tp) and (
+            kind == "raw"
+            or kind == "auto"
+            and _MAYBE_JSON.isdisjoint({b"{" if rec.value is None else rec.value[:1] for rec in records})
+        ):
             # no envelope to name another host: the common case, every host known and nothing held before them
             if tp.topic in self._keyed:  # the host is the key: one look per distinct key
-                if all((k.decode("utf-8", "surrogateescape") if k else "") in zones
-                       for k in {rec.key for rec in records}):
+                if all(
+                    (k.decode("utf-8", "surrogateescape") if k else "") in zones for k in {rec.key for rec in records}
+                ):
                     return records
             else:
                 hosts = reader.hosts(records)
@@ -75,8 +86,11 @@ class ZoneGate:
                     self.feed_released(hold.observe(host, offset), feed)
                     if offset is None and host in zones:
                         self.fell_back([host], "no access line with an offset among the host's first ones")
-        return [rec for rec, (host, _), need in zip(records, lines, needs)
-                if hold.admit(tp, rec.offset, host, need, rec, now_ms)]
+        return [
+            rec
+            for rec, (host, _), need in zip(records, lines, needs)
+            if hold.admit(tp, rec.offset, host, need, rec, now_ms)
+        ]
 
     def _line_of(self, reader: InputReader, rec: Msg) -> tuple[str, str | None]:
         """The record's host as the pipeline names it, and its line (None: its envelope dead-letters it)."""
@@ -91,8 +105,9 @@ class ZoneGate:
     def _offset_taught(self, reader: InputReader, rec: Msg, host: str, text: str) -> tuple[bool, tzinfo | None]:
         """Whether the line is an access line, and the UTC offset its time carries (as replay's
         ``learn_host_timezones``)."""
-        parsed = self._parser.parse(Record(text, SourceRef(rec.topic, rec.offset, rec.partition),
-                                           reader.log_type, host, reader.access_format))
+        parsed = self._parser.parse(
+            Record(text, SourceRef(rec.topic, rec.offset, rec.partition), reader.log_type, host, reader.access_format)
+        )
         if not isinstance(parsed, Event) or parsed.log_type != NGINX_ACCESS:
             return False, None
         when = parsed.fields.get("time")
@@ -105,9 +120,14 @@ class ZoneGate:
     def fell_back(self, hosts: list[str], reason: str) -> None:
         for host in hosts:
             self._fallbacks.inc()
-            self.log.warning("timezone.fallback", host=host, timezone="UTC", reason=reason,
-                             hint="its NGINX error and PHP-FPM times are read in UTC; name the zone in "
-                                  "diagnosis.timezone if its access log is not among the inputs")
+            self.log.warning(
+                "timezone.fallback",
+                host=host,
+                timezone="UTC",
+                reason=reason,
+                hint="its NGINX error and PHP-FPM times are read in UTC; name the zone in "
+                "diagnosis.timezone if its access log is not among the inputs",
+            )
 
     def expire(self, behind_of: Mapping[TP, bool], now_ms: int, state_size: int, feed: Feed) -> None:
         """Hosts whose access lines are read to their end (the partitions of the same number of the access
@@ -115,11 +135,15 @@ class ZoneGate:
         longest waiting one while more is held than ``max_state`` leaves."""
         hold = self.hold
         teachers = [tp for tp in behind_of if self.inputs[tp.topic].log_type in (NGINX_ACCESS, None)]
-        settled = {tp for tp in hold.held_offsets()
-                   if not any(behind_of[t] for t in teachers if t.partition == tp.partition)}
+        settled = {
+            tp for tp in hold.held_offsets() if not any(behind_of[t] for t in teachers if t.partition == tp.partition)
+        }
         fallen, released = hold.expire(now_ms, settled, self.max_state - state_size)
-        self.fell_back(fallen, "no access line of the host within diagnosis.idle_timeout_s of its access "
-                               "partitions being read to their end, or more held than diagnosis.max_state")
+        self.fell_back(
+            fallen,
+            "no access line of the host within diagnosis.idle_timeout_s of its access "
+            "partitions being read to their end, or more held than diagnosis.max_state",
+        )
         self.feed_released(released, feed)
 
     def release_all(self, feed: Feed) -> None:

@@ -23,13 +23,13 @@ import time
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
-from processor.runners.settings import build_pipeline
-from processor.core.events import DeadLetter, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, PHP_FPM_SLOWLOG, Record, SourceRef
+from processor.core.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM, PHP_FPM_SLOWLOG, DeadLetter, Record, SourceRef
+from processor.core.watermark import NO_WATERMARK
 from processor.io.envelopes import Envelope
 from processor.io.files import MAX_LINE_BYTES
 from processor.io.sinks import JsonLinesSink, Router, check_outputs
 from processor.pipeline import Output, Pipeline
-from processor.core.watermark import NO_WATERMARK
+from processor.runners.settings import build_pipeline
 
 _TICK_S = 0.25
 WAIT_FOR = (NGINX_ACCESS, NGINX_ERROR, PHP_FPM)  # the log types a diagnosis joins
@@ -124,8 +124,14 @@ def _head(pieces: list[bytes]) -> bytes:
 class Filter:
     """Turns one stdin record after another into pipeline input; remembers each stream's last type."""
 
-    def __init__(self, pipeline: Pipeline, envelope: Envelope, forced_type: str | None,
-                 forced_format: str | None, host: str | None) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        envelope: Envelope,
+        forced_type: str | None,
+        forced_format: str | None,
+        host: str | None,
+    ) -> None:
         self.pipeline = pipeline
         self.envelope = envelope
         self.forced_type = forced_type
@@ -167,8 +173,11 @@ class Filter:
         self.pipeline.counters.lines_in += 1
         self.pipeline.counters.lines_dead_lettered += 1
         reason = f"line is {line.length} bytes, longer than {max_line_bytes >> 20} MiB: not a text log?"
-        return [Output("dead_letter", DeadLetter(source, reason, line.head.decode("utf-8", "surrogateescape") + "…"),
-                       source)]
+        return [
+            Output(
+                "dead_letter", DeadLetter(source, reason, line.head.decode("utf-8", "surrogateescape") + "…"), source
+            )
+        ]
 
     def record(self, raw: bytes) -> list[Output]:
         self.line_no += 1
@@ -190,8 +199,17 @@ class Filter:
                 self._last[origin] = found
         # one stream per origin and type: each is ordered on its own, the join merges them in event time
         stream = f"{origin}#{log_type}" if log_type else origin
-        out = self.pipeline.feed(Record(unwrapped.text, SourceRef(stream, self.line_no), log_type,
-                                        unwrapped.host or self.host, fmt, 1, unwrapped.extra.get("log_file")))
+        out = self.pipeline.feed(
+            Record(
+                unwrapped.text,
+                SourceRef(stream, self.line_no),
+                log_type,
+                unwrapped.host or self.host,
+                fmt,
+                1,
+                unwrapped.extra.get("log_file"),
+            )
+        )
         if log_type in self._awaited:  # its own stream holds the windows from here on
             self._awaited.discard(log_type)
             out += self.pipeline.close_stream(_awaiting(log_type))
@@ -217,9 +235,11 @@ def _lines(stream: BinaryIO) -> tuple[list[bytes], bool]:
 
 
 def filter_command(args: argparse.Namespace) -> int:
-    check_outputs({"stdout": "-", "--events": args.events, "--dead-letter": args.dead_letter,
-                   "--episodes": args.episodes}, [],
-                  stdin_is_input=True)
+    check_outputs(
+        {"stdout": "-", "--events": args.events, "--dead-letter": args.dead_letter, "--episodes": args.episodes},
+        [],
+        stdin_is_input=True,
+    )
     pipeline, know = build_pipeline(args, emit_events=args.emit in ("events", "both"))
     filt = Filter(pipeline, Envelope(kind=args.envelope), args.type, know.forced_format, args.host)
     wait_for = tuple(t for t in (getattr(args, "wait_for", None) or ",".join(WAIT_FOR)).split(",") if t)
@@ -229,9 +249,14 @@ def filter_command(args: argparse.Namespace) -> int:
     dead = JsonLinesSink(args.dead_letter, line_buffered=True) if args.dead_letter else None
     events_file = JsonLinesSink(args.events, line_buffered=True) if args.events else None
     episodes_file = JsonLinesSink(args.episodes, line_buffered=True) if args.episodes else None
-    router = Router({"incident": out if args.emit in ("incidents", "both") else None,
-                     "event": events_file or out, "dead_letter": dead,
-                     "episode": episodes_file or (out if args.emit == "episodes" else None)})
+    router = Router(
+        {
+            "incident": out if args.emit in ("incidents", "both") else None,
+            "event": events_file or out,
+            "dead_letter": dead,
+            "episode": episodes_file or (out if args.emit == "episodes" else None),
+        }
+    )
 
     def ship(outputs: list[Output], *, final: bool = False) -> None:
         router.ship(pipeline.episode_outputs(outputs, final=final))
@@ -261,10 +286,16 @@ def filter_command(args: argparse.Namespace) -> int:
     finally:
         router.close()
     c = pipeline.counters
-    print(f"badgateway filter: lines in {c.lines_in} = parsed {c.lines_parsed} + dead-lettered "
-          f"{c.lines_dead_lettered}; incidents {c.incidents}", file=sys.stderr)
+    print(
+        f"badgateway filter: lines in {c.lines_in} = parsed {c.lines_parsed} + dead-lettered "
+        f"{c.lines_dead_lettered}; incidents {c.incidents}",
+        file=sys.stderr,
+    )
     if c.evicted:
-        print(f"badgateway filter: warning: {c.evicted} windows closed early (more than max_state "
-              f"{pipeline.settings.join.max_state} held): their incidents may lack evidence that came later; "
-              "merge the logs in time, or feed fewer at once", file=sys.stderr)
+        print(
+            f"badgateway filter: warning: {c.evicted} windows closed early (more than max_state "
+            f"{pipeline.settings.join.max_state} held): their incidents may lack evidence that came later; "
+            "merge the logs in time, or feed fewer at once",
+            file=sys.stderr,
+        )
     return 0

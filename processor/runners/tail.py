@@ -15,9 +15,9 @@ bytes, as ``replay`` and ``filter`` do.
 from __future__ import annotations
 
 import glob
-import time
 import json
 import os
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,8 +26,8 @@ from typing import BinaryIO
 from processor.core.errors import InputError
 from processor.core.events import DeadLetter, Record, SourceRef
 from processor.io.files import MAX_LINE_BYTES
-from processor.pipeline import Output, Pipeline
 from processor.io.sinks import OutputError
+from processor.pipeline import Output, Pipeline
 from processor.runners.replay import base_name
 from processor.runners.stdin_filter import LineBuffer, OverLong
 
@@ -59,9 +59,19 @@ class Tailed:
 class Follower:
     """Polls paths, feeds new complete lines to the pipeline, hands outputs to ``emit``."""
 
-    def __init__(self, pipeline: Pipeline, patterns: list[str], *, host: str | None, forced_type: str | None,
-                 format_by_base: dict[str, str], forced_format: str | None, state_file: str | None,
-                 clock: Callable[[], float] = time.time, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        patterns: list[str],
+        *,
+        host: str | None,
+        forced_type: str | None,
+        format_by_base: dict[str, str],
+        forced_format: str | None,
+        state_file: str | None,
+        clock: Callable[[], float] = time.time,
+        max_line_bytes: int = MAX_LINE_BYTES,
+    ) -> None:
         self.pipeline = pipeline
         self.max_line_bytes = max_line_bytes
         self.behind = False  # the last poll stopped before the end of a file: poll again without sleeping
@@ -99,9 +109,11 @@ class Follower:
             raise InputError(self.state_file, 'not a follow state file (expected {"files": {PATH: {…}}})')
         for path, entry in files.items():
             if not isinstance(entry, dict) or not all(
-                    type(entry.get(key, 0)) is int and entry.get(key, 0) >= 0 for key in ("inode", "offset", "line")):
-                raise InputError(self.state_file, f"the entry of {path!r}: inode, offset and line must be whole"
-                                 " numbers, 0 or more")
+                type(entry.get(key, 0)) is int and entry.get(key, 0) >= 0 for key in ("inode", "offset", "line")
+            ):
+                raise InputError(
+                    self.state_file, f"the entry of {path!r}: inode, offset and line must be whole numbers, 0 or more"
+                )
         return files
 
     def save_state(self, *, at_end: bool) -> None:
@@ -136,8 +148,11 @@ class Follower:
             matches = glob.glob(pattern) if any(c in pattern for c in "*?[") else [pattern]
             for m in matches:
                 if os.path.isdir(m):  # a directory: its live logs, now and as they appear (#18)
-                    found.extend(f for f in (os.path.join(m, n) for n in sorted(os.listdir(m)))
-                                 if os.path.isfile(f) and live_log(f))
+                    found.extend(
+                        f
+                        for f in (os.path.join(m, n) for n in sorted(os.listdir(m)))
+                        if os.path.isfile(f) and live_log(f)
+                    )
                 elif os.path.isfile(m):
                     found.append(m)
         return sorted(set(found))

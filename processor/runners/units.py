@@ -53,8 +53,13 @@ def range_records(plan: Plan, unit: Unit, read: list[int]) -> Iterator[Record]:
             raw = raw.rstrip(b"\n")
             if raw.endswith(b"\r"):
                 raw = raw[:-1]
-            yield Record(raw.decode("utf-8", "surrogateescape"), SourceRef(name, line_no), plan.log_type,
-                         plan.host, plan.access_format)
+            yield Record(
+                raw.decode("utf-8", "surrogateescape"),
+                SourceRef(name, line_no),
+                plan.log_type,
+                plan.host,
+                plan.access_format,
+            )
 
 
 def range_start(plan: Plan, unit: Unit) -> tuple[int, int]:

@@ -88,8 +88,11 @@ class ZoneHold(Generic[S, T]):
         """The hosts that fall back now, and what that released. ``settled``: the blocked streams whose hosts'
         access lines are read to their end (nothing there to learn from yet); ``room``: how many records may
         be held (what ``max_state`` leaves)."""
-        fallen = [h for s, fifo in self._fifo.items() if s in settled and (h := fifo[0][1]) is not None
-                  and now_ms - self._since_ms[h] >= self.hold_ms]
+        fallen = [
+            h
+            for s, fifo in self._fifo.items()
+            if s in settled and (h := fifo[0][1]) is not None and now_ms - self._since_ms[h] >= self.hold_ms
+        ]
         fallen = list(dict.fromkeys(fallen))
         for host in fallen:
             self.zones[host] = self.fallback

@@ -79,6 +79,7 @@ def test_the_core_is_pure() -> None:
 
 
 def test_no_module_is_a_grab_bag() -> None:
-    long = [f"{p.relative_to(REPO)}: {n} lines" for p, _ in modules()
-            if (n := len(p.read_text().splitlines())) > MAX_LINES]
+    long = [
+        f"{p.relative_to(REPO)}: {n} lines" for p, _ in modules() if (n := len(p.read_text().splitlines())) > MAX_LINES
+    ]
     assert not long, "split these by job:\n" + "\n".join(long)

@@ -22,8 +22,10 @@ GOLDEN = Path(__file__).with_name("golden.json")
 # and a checkout elsewhere (a worktree) must give the same digests
 LAB = Path("examples") / "lab"
 LAB_CONF = ["--nginx-conf", str(LAB / "conf" / "nginx.conf")] + [
-    a for name in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")
-    for a in ("--fpm-conf", str(LAB / "conf" / name))]
+    a
+    for name in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")
+    for a in ("--fpm-conf", str(LAB / "conf" / name))
+]
 
 # name -> (configuration arguments, inputs); every run writes incidents, events, dead letters, a report and the
 # terminal summary.
@@ -46,11 +48,28 @@ def produce(name: str) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         proc = subprocess.run(
-            [sys.executable, "-m", "processor.cli", "replay", *conf, "--timezone", "UTC",
-             "-o", str(out / "incidents"), "--events", str(out / "events"),
-             "--dead-letter", str(out / "dead_letters"), "--report", str(out / "report"),
-             *map(str, inputs)],
-            capture_output=True, cwd=REPO, check=False)
+            [
+                sys.executable,
+                "-m",
+                "processor.cli",
+                "replay",
+                *conf,
+                "--timezone",
+                "UTC",
+                "-o",
+                str(out / "incidents"),
+                "--events",
+                str(out / "events"),
+                "--dead-letter",
+                str(out / "dead_letters"),
+                "--report",
+                str(out / "report"),
+                *map(str, inputs),
+            ],
+            capture_output=True,
+            cwd=REPO,
+            check=False,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"replay {name} exited {proc.returncode}: {proc.stderr.decode()[-2000:]}")
         found = {kind: (out / kind).read_bytes() for kind in OUTPUTS if kind != "summary"}
@@ -69,8 +88,7 @@ def record() -> dict[str, object]:
     golden: dict[str, object] = {}
     for name in RUNS:
         outputs = produce(name)
-        golden[name] = {"digests": digest(outputs),
-                        "incidents": outputs["incidents"].decode().splitlines()}
+        golden[name] = {"digests": digest(outputs), "incidents": outputs["incidents"].decode().splitlines()}
     return golden
 
 

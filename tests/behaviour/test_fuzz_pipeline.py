@@ -21,8 +21,13 @@ from processor.io.sinks import serialise
 from processor.pipeline import Pipeline, PipelineSettings
 
 CORPUS = Path(__file__).parent.parent / "corpus"
-SEEDS = [line for d in ("nginx-access", "nginx-error", "php-fpm") for f in sorted((CORPUS / d).glob("*.log"))
-         for line in f.read_text(encoding="utf-8", errors="surrogateescape").splitlines() if line.strip()]
+SEEDS = [
+    line
+    for d in ("nginx-access", "nginx-error", "php-fpm")
+    for f in sorted((CORPUS / d).glob("*.log"))
+    for line in f.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+    if line.strip()
+]
 MAX_LINE_S = 2.0
 
 
@@ -34,10 +39,10 @@ def mutate(rnd: random.Random, line: str) -> str:
             i = rnd.randrange(len(data))
             data[i] ^= 1 << rnd.randrange(8)
     elif op == 1:  # truncation
-        del data[rnd.randint(0, len(data)):]
+        del data[rnd.randint(0, len(data)) :]
     elif op == 2:  # splice two real lines
         other = rnd.choice(SEEDS).encode("utf-8", "surrogateescape")
-        data = data[: rnd.randint(0, len(data))] + other[rnd.randint(0, len(other)):]
+        data = data[: rnd.randint(0, len(data))] + other[rnd.randint(0, len(other)) :]
     elif op == 3:  # NUL and control bytes
         for _ in range(rnd.randint(1, 5)):
             data.insert(rnd.randint(0, len(data)), rnd.choice([0, 1, 7, 27, 127]))

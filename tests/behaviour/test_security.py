@@ -13,10 +13,12 @@ from processor.pipeline import Pipeline, PipelineSettings
 
 REPO = Path(__file__).resolve().parents[2]
 
-HOSTILE_ERROR = ('2026/11/24 05:42:00 [error] 7#7: *9 connect() to unix:/run/php/www.sock failed (13: Permission '
-                 'denied) while connecting to upstream, client: 10.0.0.1, server: x, request: "GET /\x1b[2J\x1b]0;pwn'
-                 '\x07<script>alert(1)</script>$(reboot)`id` HTTP/1.1", upstream: "fastcgi://unix:/run/php/www.sock:"'
-                 ', host: "x"')
+HOSTILE_ERROR = (
+    "2026/11/24 05:42:00 [error] 7#7: *9 connect() to unix:/run/php/www.sock failed (13: Permission "
+    'denied) while connecting to upstream, client: 10.0.0.1, server: x, request: "GET /\x1b[2J\x1b]0;pwn'
+    '\x07<script>alert(1)</script>$(reboot)`id` HTTP/1.1", upstream: "fastcgi://unix:/run/php/www.sock:"'
+    ', host: "x"'
+)
 
 
 def test_control_characters_and_markup_are_escaped_in_json_output() -> None:

@@ -10,8 +10,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def badgateway(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "processor.cli", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "processor.cli", *args], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
 
 
 def test_missing_input(tmp_path: Path) -> None:
@@ -40,10 +41,22 @@ def test_broken_nginx_conf_names_file_and_line(tmp_path: Path) -> None:
 
 def test_report_and_dead_letters_are_written(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
-    log.write_text('1.2.3.4 - - [24/Nov/2026:05:00:00 +0000] "GET /x HTTP/1.1" 502 1 "-" "x"\n'
-                   'garbage that is no log line\n')
-    proc = badgateway("replay", "-q", "--type", "nginx_access", "--report", str(tmp_path / "r.html"),
-                      "--dead-letter", str(tmp_path / "dead.jsonl"), "-o", str(tmp_path / "inc.jsonl"), str(log))
+    log.write_text(
+        '1.2.3.4 - - [24/Nov/2026:05:00:00 +0000] "GET /x HTTP/1.1" 502 1 "-" "x"\ngarbage that is no log line\n'
+    )
+    proc = badgateway(
+        "replay",
+        "-q",
+        "--type",
+        "nginx_access",
+        "--report",
+        str(tmp_path / "r.html"),
+        "--dead-letter",
+        str(tmp_path / "dead.jsonl"),
+        "-o",
+        str(tmp_path / "inc.jsonl"),
+        str(log),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "<svg" in (tmp_path / "r.html").read_text()
     assert '"source":"' + str(log) + ':2"' in (tmp_path / "dead.jsonl").read_text()

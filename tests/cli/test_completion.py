@@ -15,8 +15,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def script(tmp_path: Path, shell: str) -> Path:
-    proc = subprocess.run([sys.executable, "-m", "processor.cli", "completion", shell], capture_output=True,
-                          text=True, cwd=REPO, timeout=60, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "processor.cli", "completion", shell],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=True,
+    )
     path = tmp_path / f"badgateway.{shell}"
     path.write_text(proc.stdout)
     return path
@@ -51,15 +57,22 @@ def bash_complete(path: Path, words: list[str], cur: str) -> set[str]:
         _badgateway
         printf '%s\\n' "${{COMPREPLY[@]}}"
     """)
-    out = subprocess.run([need("bash"), "--norc", "-c", code], capture_output=True, text=True, timeout=30,
-                         cwd=REPO, check=True).stdout
+    out = subprocess.run(
+        [need("bash"), "--norc", "-c", code], capture_output=True, text=True, timeout=30, cwd=REPO, check=True
+    ).stdout
     return set(out.split())
 
 
 def fish_complete(path: Path, words: list[str], cur: str) -> set[str]:
     line = " ".join(["badgateway", *words, cur])
-    out = subprocess.run([need("fish"), "--no-config", "-c", f"source {path}; complete -C '{line}'"],
-                         capture_output=True, text=True, timeout=30, cwd=REPO, check=True).stdout
+    out = subprocess.run(
+        [need("fish"), "--no-config", "-c", f"source {path}; complete -C '{line}'"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+        check=True,
+    ).stdout
     return {row.split("\t")[0] for row in out.splitlines()}
 
 

@@ -20,8 +20,9 @@ COMMANDS = sorted(PARSER.commands)  # type: ignore[attr-defined]
 
 
 def badgateway(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "processor.cli", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "processor.cli", *args], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
 
 
 def examples(help_text: str) -> list[str]:
@@ -30,8 +31,7 @@ def examples(help_text: str) -> list[str]:
 
 
 def test_every_command_is_listed() -> None:
-    assert set(COMMANDS) >= {"replay", "run", "follow", "filter", "check-config", "grammars", "produce",
-                             "completion"}
+    assert set(COMMANDS) >= {"replay", "run", "follow", "filter", "check-config", "grammars", "produce", "completion"}
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -58,7 +58,7 @@ def test_help_has_two_or_three_examples_that_parse(command: str) -> None:
     assert 2 <= len(found) <= 3, proc.stdout
     for line in found:
         words = shlex.split(line.split("| ", 1)[-1])
-        argv = words[words.index("badgateway") + 1:]
+        argv = words[words.index("badgateway") + 1 :]
         argv = argv[: argv.index(">")] if ">" in argv else argv
         args = PARSER.parse_args(argv)
         assert args.command == command

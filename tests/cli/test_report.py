@@ -13,17 +13,17 @@ import select
 import shutil
 import struct
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from processor.cli.report import LineCounts, ReplayStats, render_html, summary_text
-from processor.cli.summary import IncidentTally
 from processor.cli.progress import Progress, render_line
+from processor.cli.report import LineCounts, ReplayStats, render_html, summary_text
 from processor.cli.report_html import bucket_ms, cause_slug
+from processor.cli.summary import IncidentTally
 
 HOSTILE_URI = "/<script>document.title='pwned'</script><img src=x onerror=alert(1)>?q=\x1b[2J"
 
@@ -64,8 +64,8 @@ def stats(**overrides: Any) -> ReplayStats:
     s = ReplayStats(bytes_read=2_500_000, elapsed_s=0.5, late=1)
     s.add("logs/access.log", "nginx_access", parsed=900, dead_lettered=7)
     s.add("logs/error.log", "nginx_error", parsed=90, dead_lettered=3)
-    s.see_ts(datetime(2026, 11, 24, 5, 0, tzinfo=timezone.utc).timestamp().__int__() * 1000)
-    s.see_ts(datetime(2026, 11, 24, 6, 0, tzinfo=timezone.utc).timestamp().__int__() * 1000)
+    s.see_ts(datetime(2026, 11, 24, 5, 0, tzinfo=UTC).timestamp().__int__() * 1000)
+    s.see_ts(datetime(2026, 11, 24, 6, 0, tzinfo=UTC).timestamp().__int__() * 1000)
     for key, value in overrides.items():
         setattr(s, key, value)
     return s
@@ -94,8 +94,9 @@ def test_summary_counts_as_incidents_pass() -> None:
     for inc in INCIDENTS:
         tally.add(inc)
     assert summary_text(tally, stats()) == summary_text(INCIDENTS, stats())
-    assert summary_text(tally, stats(first_ts_ms=None, last_ts_ms=None)) == \
-        summary_text(INCIDENTS, stats(first_ts_ms=None, last_ts_ms=None))
+    assert summary_text(tally, stats(first_ts_ms=None, last_ts_ms=None)) == summary_text(
+        INCIDENTS, stats(first_ts_ms=None, last_ts_ms=None)
+    )
 
 
 def test_summary_numbers() -> None:

@@ -15,9 +15,15 @@ from processor.diagnosis import registry
 from tests.cli.test_report import INCIDENTS, Dom, incident, run_chromium, stats
 
 # two outages of one pool a quarter of an hour apart, and one of another: three episodes
-MANY = [incident(f"06:{m:02d}:{s:02d}", 502, "child_crash", "www", f"/p{s % 3}.php") for m in (0, 1) for s in
-        range(0, 60, 3)] + [incident(f"06:15:{s:02d}", 502, "child_crash", "www", "/p.php") for s in range(0, 30, 5)] \
+MANY = (
+    [
+        incident(f"06:{m:02d}:{s:02d}", 502, "child_crash", "www", f"/p{s % 3}.php")
+        for m in (0, 1)
+        for s in range(0, 60, 3)
+    ]
+    + [incident(f"06:15:{s:02d}", 502, "child_crash", "www", "/p.php") for s in range(0, 30, 5)]
     + [incident(f"06:{m:02d}:{s:02d}", 504, "fpm_timeout", "slow", "/slow.php") for m in (2, 3, 4) for s in (7, 37)]
+)
 
 
 def test_episodes_group_and_fold_the_incidents() -> None:
@@ -39,12 +45,18 @@ def test_page_has_bands_episode_table_and_cause_pool_table() -> None:
 
 
 def test_remediation_is_short_with_details_to_expand() -> None:
-    long = ("No PHP-FPM pool listens on unix:/x.sock (nginx.conf:118): make fastcgi_pass and the pool's `listen` "
-            "name the same socket; pools listen on " + ", ".join(f"/run/p{i}.sock" for i in range(40)))
+    long = (
+        "No PHP-FPM pool listens on unix:/x.sock (nginx.conf:118): make fastcgi_pass and the pool's `listen` "
+        "name the same socket; pools listen on " + ", ".join(f"/run/p{i}.sock" for i in range(40))
+    )
     assert short_fix(long) == "No PHP-FPM pool listens on unix:/x.sock (nginx.conf:118)"
     assert len(short_fix("x" * 500)) == 140
-    inc = [{**incident("05:00:00", 502, "socket_mismatch", None, "/a.php"),
-            "badgateway": {"cause": "socket_mismatch", "remediation": long}}]
+    inc = [
+        {
+            **incident("05:00:00", 502, "socket_mismatch", None, "/a.php"),
+            "badgateway": {"cause": "socket_mismatch", "remediation": long},
+        }
+    ]
     page = render_html(inc, stats(), "t")
     assert "<details><summary>details</summary><p>" + long.replace("'", "&#x27;") in page
 
@@ -81,16 +93,16 @@ def _pixels(png: bytes) -> tuple[int, int, list[bytes]]:
     bpp = 3 if colour == 2 else 4
     data, pos = b"", 8
     while pos < len(png):
-        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        length, kind = struct.unpack(">I4s", png[pos : pos + 8])
         if kind == b"IDAT":
-            data += png[pos + 8:pos + 8 + length]
+            data += png[pos + 8 : pos + 8 + length]
         pos += 12 + length
     raw = zlib.decompress(data)
     stride = width * bpp
     rows: list[bytes] = []
     prev = bytearray(stride)
     for y in range(height):
-        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
         for i in range(stride):
             a = line[i - bpp] if i >= bpp else 0
             b, c = prev[i], prev[i - bpp] if i >= bpp else 0

@@ -15,14 +15,26 @@ from processor.pipeline import Pipeline, PipelineSettings
 
 EDGES = [
     # (why, line, dead-lettered?)
-    ("9999 at -05:00 is year 10000 in UTC", '1.2.3.4 - - [31/Dec/9999:23:59:59 -0500] "GET / HTTP/1.1" 502 0 "-" "-"',
-     True),
-    ("0001 at +01:00 is year 0 in UTC", '1.2.3.4 - - [01/Jan/0001:00:00:01 +0100] "GET / HTTP/1.1" 200 0 "-" "-"',
-     True),
-    ("the last millisecond of 9999 in UTC is fine",
-     '1.2.3.4 - - [31/Dec/9999:23:59:59 +0000] "GET / HTTP/1.1" 502 0 "-" "-"', False),
-    ("a healthy line past it takes the full path to its dead letter",
-     '1.2.3.4 - - [31/Dec/9999:23:00:00 -0200] "GET / HTTP/1.1" 200 0 "-" "-"', True),
+    (
+        "9999 at -05:00 is year 10000 in UTC",
+        '1.2.3.4 - - [31/Dec/9999:23:59:59 -0500] "GET / HTTP/1.1" 502 0 "-" "-"',
+        True,
+    ),
+    (
+        "0001 at +01:00 is year 0 in UTC",
+        '1.2.3.4 - - [01/Jan/0001:00:00:01 +0100] "GET / HTTP/1.1" 200 0 "-" "-"',
+        True,
+    ),
+    (
+        "the last millisecond of 9999 in UTC is fine",
+        '1.2.3.4 - - [31/Dec/9999:23:59:59 +0000] "GET / HTTP/1.1" 502 0 "-" "-"',
+        False,
+    ),
+    (
+        "a healthy line past it takes the full path to its dead letter",
+        '1.2.3.4 - - [31/Dec/9999:23:00:00 -0200] "GET / HTTP/1.1" 200 0 "-" "-"',
+        True,
+    ),
 ]
 
 
@@ -51,9 +63,11 @@ def test_times_outside_iso_years_are_dead_lettered(why: str, line: str, dead: bo
 
 
 def test_an_error_entry_past_9999_in_its_zone() -> None:
-    line = "9999/12/31 23:59:59 [error] 1#1: *1 upstream timed out (110: Connection timed out) while reading " \
-           'response header from upstream, client: 1.2.3.4, server: x, request: "GET / HTTP/1.1", ' \
-           'upstream: "fastcgi://127.0.0.1:9000", host: "x"'
+    line = (
+        "9999/12/31 23:59:59 [error] 1#1: *1 upstream timed out (110: Connection timed out) while reading "
+        'response header from upstream, client: 1.2.3.4, server: x, request: "GET / HTTP/1.1", '
+        'upstream: "fastcgi://127.0.0.1:9000", host: "x"'
+    )
     pipeline = Pipeline(PipelineSettings(parse=ParseSettings(timezone=ZoneInfo("America/New_York"))))
     out = pipeline.feed(Record(line, SourceRef("error.log", 1), NGINX_ERROR, "web-1")) + pipeline.flush()
     assert [o.value.reason for o in out if isinstance(o.value, DeadLetter)] == [OUT_OF_RANGE]

@@ -73,62 +73,159 @@ class Case:
 
 CASES = [
     # socket_mismatch (docs/causes.md): nginx and the pool name different sockets → 502 (2: No such file or directory)
-    Case("socket name mismatch", "fastcgi_pass_unreached", "error",
-         nginx=(("unix:/run/php/app.sock", "unix:/run/php/php8.2-fpm.sock"),),
-         fpm=(("listen = /run/php/app.sock", "listen = /run/php/php-fpm.sock"),), cause="socket_mismatch"),
+    Case(
+        "socket name mismatch",
+        "fastcgi_pass_unreached",
+        "error",
+        nginx=(("unix:/run/php/app.sock", "unix:/run/php/php8.2-fpm.sock"),),
+        fpm=(("listen = /run/php/app.sock", "listen = /run/php/php-fpm.sock"),),
+        cause="socket_mismatch",
+    ),
     # a TCP target nobody listens on is a refused connection, not a missing socket
-    Case("tcp target, pool on a socket", "fastcgi_pass_unreached", "error",
-         nginx=(("unix:/run/php/app.sock", "127.0.0.1:9000"),), cause="tcp_refused"),
+    Case(
+        "tcp target, pool on a socket",
+        "fastcgi_pass_unreached",
+        "error",
+        nginx=(("unix:/run/php/app.sock", "127.0.0.1:9000"),),
+        cause="tcp_refused",
+    ),
     # one dead server in an upstream group is enough for 502s when it is picked
-    Case("upstream server nobody listens on", "fastcgi_pass_unreached", "error",
-         nginx=(("http {", "http {\n upstream php { server unix:/run/php/app.sock; server 127.0.0.1:9009; }"),
-                ("unix:/run/php/app.sock;\n", "php;\n")), cause="tcp_refused"),
-    Case("fastcgi_pass to an undefined upstream", "fastcgi_pass_unknown_upstream", "error",
-         nginx=(("unix:/run/php/app.sock", "php_backend"),), cause="socket_mismatch"),
-    Case("fastcgi_pass through a variable", "fastcgi_pass_dynamic", "info",
-         nginx=(("unix:/run/php/app.sock", "$backend"),)),
-    Case("pool nobody reaches", "pool_unreached", "warning",
-         fpm=(("[app]", "[old]\nlisten = /run/php/old.sock\npm = static\npm.max_children = 20\n"
-               "request_slowlog_timeout = 5s\nphp_admin_value[max_execution_time] = 30\n[app]"),)),
-    Case("pool without listen", "pool_no_listen", "error",
-         fpm=(("[app]", "[nolisten]\npm = static\npm.max_children = 20\nrequest_slowlog_timeout = 5s\n[app]"),),
-         cause="fpm_down"),
+    Case(
+        "upstream server nobody listens on",
+        "fastcgi_pass_unreached",
+        "error",
+        nginx=(
+            ("http {", "http {\n upstream php { server unix:/run/php/app.sock; server 127.0.0.1:9009; }"),
+            ("unix:/run/php/app.sock;\n", "php;\n"),
+        ),
+        cause="tcp_refused",
+    ),
+    Case(
+        "fastcgi_pass to an undefined upstream",
+        "fastcgi_pass_unknown_upstream",
+        "error",
+        nginx=(("unix:/run/php/app.sock", "php_backend"),),
+        cause="socket_mismatch",
+    ),
+    Case(
+        "fastcgi_pass through a variable",
+        "fastcgi_pass_dynamic",
+        "info",
+        nginx=(("unix:/run/php/app.sock", "$backend"),),
+    ),
+    Case(
+        "pool nobody reaches",
+        "pool_unreached",
+        "warning",
+        fpm=(
+            (
+                "[app]",
+                "[old]\nlisten = /run/php/old.sock\npm = static\npm.max_children = 20\n"
+                "request_slowlog_timeout = 5s\nphp_admin_value[max_execution_time] = 30\n[app]",
+            ),
+        ),
+    ),
+    Case(
+        "pool without listen",
+        "pool_no_listen",
+        "error",
+        fpm=(("[app]", "[nolisten]\npm = static\npm.max_children = 20\nrequest_slowlog_timeout = 5s\n[app]"),),
+        cause="fpm_down",
+    ),
     # no listen.owner: the socket is root:root 0660 and www-data is out (unless in group root)
-    Case("socket left to root", "socket_permission", "warning",
-         fpm=(("listen.owner = www-data\nlisten.group = www-data\n", ""),), cause="socket_permission"),
+    Case(
+        "socket left to root",
+        "socket_permission",
+        "warning",
+        fpm=(("listen.owner = www-data\nlisten.group = www-data\n", ""),),
+        cause="socket_permission",
+    ),
     # the group matches but mode gives the group nothing: certain, whatever the host
-    Case("mode without group write", "socket_permission", "error",
-         fpm=(("listen.owner = www-data", "listen.owner = root\nlisten.mode = 0600"),), cause="socket_permission"),
+    Case(
+        "mode without group write",
+        "socket_permission",
+        "error",
+        fpm=(("listen.owner = www-data", "listen.owner = root\nlisten.mode = 0600"),),
+        cause="socket_permission",
+    ),
     # no user directive: workers run as nobody:nogroup
-    Case("nginx user unset", "socket_permission", "warning", nginx=(("user www-data;\n", ""),),
-         cause="socket_permission"),
+    Case(
+        "nginx user unset", "socket_permission", "warning", nginx=(("user www-data;\n", ""),), cause="socket_permission"
+    ),
     # with ACLs, listen.owner is ignored: only the listed users get in
-    Case("ACL without nginx's user", "socket_permission", "error",
-         fpm=(("listen.group = www-data", "listen.group = www-data\nlisten.acl_users = apache"),),
-         cause="socket_permission"),
+    Case(
+        "ACL without nginx's user",
+        "socket_permission",
+        "error",
+        fpm=(("listen.group = www-data", "listen.group = www-data\nlisten.acl_users = apache"),),
+        cause="socket_permission",
+    ),
     # FPM kills the script first: 502 with "execution timed out" in the FPM log
-    Case("FPM timeout below NGINX's", "fpm_timeout_first", "info",
-         fpm=(("pm = dynamic", "pm = dynamic\nrequest_terminate_timeout = 30s"),), cause="fpm_timeout"),
+    Case(
+        "FPM timeout below NGINX's",
+        "fpm_timeout_first",
+        "info",
+        fpm=(("pm = dynamic", "pm = dynamic\nrequest_terminate_timeout = 30s"),),
+        cause="fpm_timeout",
+    ),
     # NGINX gives up first: 504 while the worker keeps running
-    Case("NGINX timeout below FPM's", "nginx_timeout_first", "warning",
-         nginx=(("server {", "fastcgi_read_timeout 30s;\n    server {"),),
-         fpm=(("pm = dynamic", "pm = dynamic\nrequest_terminate_timeout = 2m"),), cause="nginx_timeout"),
-    Case("NGINX timeout below max_execution_time", "nginx_timeout_first", "warning",
-         fpm=(("max_execution_time] = 30", "max_execution_time] = 300"),), cause="nginx_timeout"),
-    Case("no FPM limit at all", "fpm_timeout_unset", "warning",
-         fpm=(("php_admin_value[max_execution_time] = 30\n", "request_terminate_timeout = 0\n"),), cause="nginx_timeout"),
-    Case("buffer size left at the default", "fastcgi_buffer_size_default", "info",
-         nginx=(("fastcgi_buffer_size 32k;\n", ""),), cause="too_big_header"),
-    Case("few children", "max_children_low", "info", fpm=(("pm.max_children = 20", "pm.max_children = 5"),),
-         cause="pool_saturated"),
-    Case("backlog below max_children", "listen_backlog_small", "info",
-         fpm=(("pm = dynamic", "pm = dynamic\nlisten.backlog = 8"),), cause="pool_saturated"),
+    Case(
+        "NGINX timeout below FPM's",
+        "nginx_timeout_first",
+        "warning",
+        nginx=(("server {", "fastcgi_read_timeout 30s;\n    server {"),),
+        fpm=(("pm = dynamic", "pm = dynamic\nrequest_terminate_timeout = 2m"),),
+        cause="nginx_timeout",
+    ),
+    Case(
+        "NGINX timeout below max_execution_time",
+        "nginx_timeout_first",
+        "warning",
+        fpm=(("max_execution_time] = 30", "max_execution_time] = 300"),),
+        cause="nginx_timeout",
+    ),
+    Case(
+        "no FPM limit at all",
+        "fpm_timeout_unset",
+        "warning",
+        fpm=(("php_admin_value[max_execution_time] = 30\n", "request_terminate_timeout = 0\n"),),
+        cause="nginx_timeout",
+    ),
+    Case(
+        "buffer size left at the default",
+        "fastcgi_buffer_size_default",
+        "info",
+        nginx=(("fastcgi_buffer_size 32k;\n", ""),),
+        cause="too_big_header",
+    ),
+    Case(
+        "few children",
+        "max_children_low",
+        "info",
+        fpm=(("pm.max_children = 20", "pm.max_children = 5"),),
+        cause="pool_saturated",
+    ),
+    Case(
+        "backlog below max_children",
+        "listen_backlog_small",
+        "info",
+        fpm=(("pm = dynamic", "pm = dynamic\nlisten.backlog = 8"),),
+        cause="pool_saturated",
+    ),
     # FPM reads "1m30s" as 1 second: every request longer than that is killed
-    Case("compound FPM time", "fpm_time_misread", "warning",
-         fpm=(("request_slowlog_timeout = 5s", "request_slowlog_timeout = 1m30s"),)),
+    Case(
+        "compound FPM time",
+        "fpm_time_misread",
+        "warning",
+        fpm=(("request_slowlog_timeout = 5s", "request_slowlog_timeout = 1m30s"),),
+    ),
     Case("no slowlog", "slowlog_off", "info", fpm=(("request_slowlog_timeout = 5s\n", ""),)),
-    Case("access_log with an undefined format", "access_log_unknown_format", "error",
-         nginx=(("listen 80;", "listen 80;\n        access_log /var/log/nginx/a.log mian;"),)),
+    Case(
+        "access_log with an undefined format",
+        "access_log_unknown_format",
+        "error",
+        nginx=(("listen 80;", "listen 80;\n        access_log /var/log/nginx/a.log mian;"),),
+    ),
 ]
 
 
@@ -156,8 +253,11 @@ def test_finding_absent_on_correct_pair(tmp_path: Path, code: str) -> None:
 
 
 def test_domain_mismatch_names_both_sides(tmp_path: Path) -> None:
-    nginx, fpms = load(tmp_path, NGINX_OK.replace("app.sock", "php8.2-fpm.sock"),
-                       FPM_OK.replace("/run/php/app.sock", "/run/php/php-fpm.sock"))
+    nginx, fpms = load(
+        tmp_path,
+        NGINX_OK.replace("app.sock", "php8.2-fpm.sock"),
+        FPM_OK.replace("/run/php/app.sock", "/run/php/php-fpm.sock"),
+    )
     (f,) = [f for f in check(nginx, fpms) if f.code == "fastcgi_pass_unreached"]
     assert f.nginx_origins == (Origin(str(tmp_path / "nginx.conf"), 8),)
     assert f.fpm_origins == (Origin(str(tmp_path / "php-fpm.conf"), 2),)
@@ -166,8 +266,11 @@ def test_domain_mismatch_names_both_sides(tmp_path: Path) -> None:
 
 
 def test_wildcard_pool_answers_on_any_address(tmp_path: Path) -> None:
-    nginx, fpms = load(tmp_path, NGINX_OK.replace("unix:/run/php/app.sock", "192.0.2.10:9000"),
-                       FPM_OK.replace("listen = /run/php/app.sock", "listen = [::]:9000"))
+    nginx, fpms = load(
+        tmp_path,
+        NGINX_OK.replace("unix:/run/php/app.sock", "192.0.2.10:9000"),
+        FPM_OK.replace("listen = /run/php/app.sock", "listen = [::]:9000"),
+    )
     assert check(nginx, fpms) == []
 
 
@@ -182,15 +285,24 @@ def test_findings_for_an_address_as_nginx_logs_it(tmp_path: Path) -> None:
     nginx, fpms = load(tmp_path, NGINX_OK.replace("app.sock", "php8.2-fpm.sock"), FPM_OK)
     findings = check(nginx, fpms)
     assert [f.code for f in findings_for(findings, "fastcgi://unix:/run/php/php8.2-fpm.sock:")] == [
-        "fastcgi_pass_unreached"]
+        "fastcgi_pass_unreached"
+    ]
     assert findings_for(findings, "127.0.0.1:9000") == []
 
 
 def test_upstream_servers_all_reached_is_clean(tmp_path: Path) -> None:
-    nginx, fpms = load(tmp_path, edit(NGINX_OK, (
-        ("http {", "http {\n upstream php { server unix:/run/php/app.sock; server localhost:9000 backup; }"),
-        ("unix:/run/php/app.sock;\n", "php;\n"))), FPM_OK + "[tcp]\nlisten = 9000\npm = static\n"
-        "pm.max_children = 20\nrequest_slowlog_timeout = 5s\nphp_admin_value[max_execution_time] = 30\n")
+    nginx, fpms = load(
+        tmp_path,
+        edit(
+            NGINX_OK,
+            (
+                ("http {", "http {\n upstream php { server unix:/run/php/app.sock; server localhost:9000 backup; }"),
+                ("unix:/run/php/app.sock;\n", "php;\n"),
+            ),
+        ),
+        FPM_OK + "[tcp]\nlisten = 9000\npm = static\n"
+        "pm.max_children = 20\nrequest_slowlog_timeout = 5s\nphp_admin_value[max_execution_time] = 30\n",
+    )
     assert check(nginx, fpms) == []
 
 
@@ -241,12 +353,17 @@ def test_live_group_membership_decides(tmp_path: Path) -> None:
     nginx, fpms = load(tmp_path, NGINX_OK, fpm)
     # from the configs alone, www-data's supplementary groups are unknown: a warning
     assert [(f.code, f.severity) for f in check(nginx, fpms)] == [("socket_permission", "warning")]
-    member = FakeHost({"/run/php/app.sock": SocketStat(0, 998, 0o660, "root", "phpsock", True)},
-                      {"www-data": frozenset({"www-data", "phpsock"})}, {"root": "root"})
+    member = FakeHost(
+        {"/run/php/app.sock": SocketStat(0, 998, 0o660, "root", "phpsock", True)},
+        {"www-data": frozenset({"www-data", "phpsock"})},
+        {"root": "root"},
+    )
     assert check(nginx, fpms, live=member) == []
     stranger = FakeHost(member.sockets, DEBIAN_USERS, {"root": "root"})
     assert {(f.code, f.severity) for f in check(nginx, fpms, live=stranger)} == {
-        ("socket_permission", "error"), ("socket_permission_live", "error")}
+        ("socket_permission", "error"),
+        ("socket_permission_live", "error"),
+    }
 
 
 def test_system_host_on_a_real_socket(tmp_path: Path) -> None:
@@ -258,6 +375,7 @@ def test_system_host_on_a_real_socket(tmp_path: Path) -> None:
     assert st is not None and st.is_socket and st.mode == 0o660 and st.uid == os.getuid()
     assert SystemHost().stat_socket(str(tmp_path / "missing.sock")) is None
     import pwd
+
     me = pwd.getpwuid(os.getuid()).pw_name
     groups = SystemHost().groups_of(me)
     assert groups is not None and SystemHost().primary_group(me) in groups
@@ -318,8 +436,11 @@ def test_broken_app_tree_enabling_debians_php_location(tmp_path: Path) -> None:
     root = tmp_path / "root"
     shutil.copytree(APP, root, symlinks=True)
     site = root / "etc/nginx/sites-available/shop.conf"
-    site.write_text(site.read_text().replace("fastcgi_pass unix:/run/php/shop.sock;\n\t\t# the",
-                                             "fastcgi_pass unix:/run/php/php7.4-fpm.sock;\n\t\t# the"))
+    site.write_text(
+        site.read_text().replace(
+            "fastcgi_pass unix:/run/php/shop.sock;\n\t\t# the", "fastcgi_pass unix:/run/php/php7.4-fpm.sock;\n\t\t# the"
+        )
+    )
     nginx = load_nginx_conf(str(root / "etc/nginx/nginx.conf"), root=str(root))
     fpm = load_fpm_conf(str(root / "etc/php/8.2/fpm/php-fpm.conf"), root=str(root))
     (f,) = [f for f in check(nginx, [fpm]) if f.severity == "error"]
@@ -335,8 +456,15 @@ def cli(argv: list[str]) -> int:
 
 
 def app_args(*extra: str) -> list[str]:
-    return ["--root", str(APP), "--nginx-conf", str(APP / "etc/nginx/nginx.conf"),
-            "--fpm-conf", str(APP / "etc/php/8.2/fpm/php-fpm.conf"), *extra]
+    return [
+        "--root",
+        str(APP),
+        "--nginx-conf",
+        str(APP / "etc/nginx/nginx.conf"),
+        "--fpm-conf",
+        str(APP / "etc/php/8.2/fpm/php-fpm.conf"),
+        *extra,
+    ]
 
 
 def test_cli_clean_tree_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
@@ -363,12 +491,16 @@ def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert all(":" in o for r in records for o in r["nginx"] + r["php_fpm"])
 
 
-@pytest.mark.parametrize(("nginx", "fpm", "where"), [
-    ("http {\n server {\n  listen 80\n }\n}\n", FPM_OK, "nginx.conf:4"),
-    (NGINX_OK, "[app]\nlisten /run/php/app.sock\n", "php-fpm.conf:2"),
-])
-def test_cli_invalid_config_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                  nginx: str, fpm: str, where: str) -> None:
+@pytest.mark.parametrize(
+    ("nginx", "fpm", "where"),
+    [
+        ("http {\n server {\n  listen 80\n }\n}\n", FPM_OK, "nginx.conf:4"),
+        (NGINX_OK, "[app]\nlisten /run/php/app.sock\n", "php-fpm.conf:2"),
+    ],
+)
+def test_cli_invalid_config_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], nginx: str, fpm: str, where: str
+) -> None:
     (tmp_path / "nginx.conf").write_text(nginx)
     (tmp_path / "php-fpm.conf").write_text(fpm)
     assert cli(["--nginx-conf", str(tmp_path / "nginx.conf"), "--fpm-conf", str(tmp_path / "php-fpm.conf")]) == 2

@@ -19,16 +19,19 @@ from processor.configs.live_host import SystemHost
 pytestmark = pytest.mark.lab
 
 PHP_FPM = next((p for p in (shutil.which(f"php-fpm{v}") for v in ("", "8.2", "8.3", "8.1")) if p), None)
-needs_fpm = pytest.mark.skipif(PHP_FPM is None or os.geteuid() != 0,
-                               reason="needs php-fpm and root (the master chowns the socket)")
+needs_fpm = pytest.mark.skipif(
+    PHP_FPM is None or os.geteuid() != 0, reason="needs php-fpm and root (the master chowns the socket)"
+)
 
 
 def _start_fpm(tmp: Path, pool_lines: str) -> subprocess.Popen[bytes]:
     assert PHP_FPM is not None
     conf = tmp / "php-fpm.conf"
-    conf.write_text(f"[global]\nerror_log = {tmp}/fpm.log\npid = {tmp}/fpm.pid\n"
-                    f"[app]\nuser = www-data\ngroup = www-data\nlisten = {tmp}/app.sock\n{pool_lines}"
-                    "pm = static\npm.max_children = 1\n")
+    conf.write_text(
+        f"[global]\nerror_log = {tmp}/fpm.log\npid = {tmp}/fpm.pid\n"
+        f"[app]\nuser = www-data\ngroup = www-data\nlisten = {tmp}/app.sock\n{pool_lines}"
+        "pm = static\npm.max_children = 1\n"
+    )
     proc = subprocess.Popen([PHP_FPM, "-F", "-y", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while not (tmp / "app.sock").exists():
@@ -42,19 +45,24 @@ def _start_fpm(tmp: Path, pool_lines: str) -> subprocess.Popen[bytes]:
 def _check(tmp: Path) -> list[tuple[str, str]]:
     (tmp / "nginx.conf").write_text(
         f"user www-data;\nhttp {{ server {{ location / {{ fastcgi_buffer_size 16k;\n"
-        f"fastcgi_pass unix:{tmp}/app.sock; }} }} }}\n")
+        f"fastcgi_pass unix:{tmp}/app.sock; }} }} }}\n"
+    )
     nginx, fpm = load_nginx_conf(str(tmp / "nginx.conf")), load_fpm_conf(str(tmp / "php-fpm.conf"))
     findings = check(nginx, [fpm], live=SystemHost())
     return [(f.code, f.severity) for f in findings if f.code.startswith("socket")]
 
 
 @needs_fpm
-@pytest.mark.parametrize(("pool_lines", "expected"), [
-    # what Debian's www.conf does: the socket belongs to www-data
-    ("listen.owner = www-data\nlisten.group = www-data\n", []),
-    # nothing set: root:root 0660, nginx's www-data is locked out — by the config and by the real file
-    ("", [("socket_permission", "error"), ("socket_permission_live", "error")]),
-], ids=["www-data socket", "root socket"])
+@pytest.mark.parametrize(
+    ("pool_lines", "expected"),
+    [
+        # what Debian's www.conf does: the socket belongs to www-data
+        ("listen.owner = www-data\nlisten.group = www-data\n", []),
+        # nothing set: root:root 0660, nginx's www-data is locked out — by the config and by the real file
+        ("", [("socket_permission", "error"), ("socket_permission_live", "error")]),
+    ],
+    ids=["www-data socket", "root socket"],
+)
 def test_live_socket_of_a_running_master(tmp_path: Path, pool_lines: str, expected: list[tuple[str, str]]) -> None:
     os.chmod(tmp_path, 0o755)  # so the pool user could reach the socket's directory
     proc = _start_fpm(tmp_path, pool_lines)

@@ -16,9 +16,11 @@ from processor.core.events import NGINX_ACCESS, NGINX_ERROR, Record, SourceRef
 from processor.pipeline import Pipeline, PipelineSettings
 from tests.behaviour.realworld.harness import replay
 
-ERROR = ('2020/04/01 05:17:07 [error] 6#6: *12 FastCGI sent in stderr: "Primary script unknown" while reading response '
-         'header from upstream, client: 172.19.0.1, server: localhost, request: "GET / HTTP/1.1", upstream: '
-         '"fastcgi://172.19.0.2:9000", host: "localhost:7080"')
+ERROR = (
+    '2020/04/01 05:17:07 [error] 6#6: *12 FastCGI sent in stderr: "Primary script unknown" while reading response '
+    'header from upstream, client: 172.19.0.1, server: localhost, request: "GET / HTTP/1.1", upstream: '
+    '"fastcgi://172.19.0.2:9000", host: "localhost:7080"'
+)
 ACCESS = [
     '172.19.0.1 - - [01/Apr/2020:05:17:07 +0000] "GET / HTTP/1.1" 404 27 "-" "Mozilla/5.0 (Macintosh; Intel Mac OS X '
     '10_15_4) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/80.0.3987.149 Safari/537.36"',
@@ -27,11 +29,14 @@ ACCESS = [
     'Safari/537.36"',
 ]
 # a FastCGI stderr entry that really spans lines (a PHP stack trace), then the access line of its request
-MULTI = ['2020/04/01 05:17:08 [error] 6#6: *14 FastCGI sent in stderr: "PHP message: PHP Fatal error:  Uncaught Error: x',
-         "Stack trace:", "#0 {main}",
-         '  thrown in /var/www/html/index.php on line 3" while reading response header from upstream, client: '
-         '172.19.0.1, server: localhost, request: "GET /x HTTP/1.1", upstream: "fastcgi://172.19.0.2:9000", host: '
-         '"localhost:7080"']
+MULTI = [
+    '2020/04/01 05:17:08 [error] 6#6: *14 FastCGI sent in stderr: "PHP message: PHP Fatal error:  Uncaught Error: x',
+    "Stack trace:",
+    "#0 {main}",
+    '  thrown in /var/www/html/index.php on line 3" while reading response header from upstream, client: '
+    '172.19.0.1, server: localhost, request: "GET /x HTTP/1.1", upstream: "fastcgi://172.19.0.2:9000", host: '
+    '"localhost:7080"',
+]
 MULTI_ACCESS = '172.19.0.1 - - [01/Apr/2020:05:17:08 +0000] "GET /x HTTP/1.1" 500 5 "-" "curl/7.68.0"'
 
 
@@ -54,16 +59,20 @@ def _run(lines: list[str], log_type: str | None, by_feed: bool) -> tuple[Pipelin
 STREAMS = [
     ("error entry first", [ERROR, *ACCESS], {NGINX_ERROR: 1, NGINX_ACCESS: 2}),
     ("access lines first", [*ACCESS, ERROR, ACCESS[0]], {NGINX_ERROR: 1, NGINX_ACCESS: 3}),
-    ("a multi-line entry, then access lines", [ACCESS[1], *MULTI, MULTI_ACCESS, *ACCESS],
-     {NGINX_ERROR: 1, NGINX_ACCESS: 4}),
+    (
+        "a multi-line entry, then access lines",
+        [ACCESS[1], *MULTI, MULTI_ACCESS, *ACCESS],
+        {NGINX_ERROR: 1, NGINX_ACCESS: 4},
+    ),
 ]
 
 
 @pytest.mark.parametrize("by_feed", [False, True], ids=["parse_stream", "feed"])
 @pytest.mark.parametrize("typed", [NGINX_ERROR, NGINX_ACCESS, None], ids=["typed error", "typed access", "detected"])
 @pytest.mark.parametrize(("description", "lines", "events"), STREAMS, ids=[s[0] for s in STREAMS])
-def test_each_line_of_a_mixed_stream_is_its_own_log(description: str, lines: list[str], events: dict[str, int],
-                                                    typed: str | None, by_feed: bool) -> None:
+def test_each_line_of_a_mixed_stream_is_its_own_log(
+    description: str, lines: list[str], events: dict[str, int], typed: str | None, by_feed: bool
+) -> None:
     pipeline, by_type, reasons = _run(lines, typed, by_feed)
     assert reasons == []
     assert {k: v for k, v in by_type.items() if v} == events
@@ -71,8 +80,11 @@ def test_each_line_of_a_mixed_stream_is_its_own_log(description: str, lines: lis
     assert c.lines_in == c.lines_parsed == len(lines) and c.lines_dead_lettered == 0
 
 
-@pytest.mark.parametrize("lines", [[*ACCESS, *MULTI, MULTI_ACCESS, ERROR, *ACCESS], [ERROR, *ACCESS, *MULTI, MULTI_ACCESS]],
-                         ids=["access first", "error first"])
+@pytest.mark.parametrize(
+    "lines",
+    [[*ACCESS, *MULTI, MULTI_ACCESS, ERROR, *ACCESS], [ERROR, *ACCESS, *MULTI, MULTI_ACCESS]],
+    ids=["access first", "error first"],
+)
 def test_a_mixed_file_through_replay(tmp_path: Path, lines: list[str]) -> None:
     # the file is typed by its first lines; the other log's lines inside are parsed as that log's
     incidents, dead = replay(tmp_path, {"container.log": "\n".join(lines) + "\n"})

@@ -21,11 +21,19 @@ ACCESS = '127.0.0.1 - - [24/Nov/2026:05:42:00 +0000] "GET /a.php HTTP/1.1" 502 5
 # (why it matters, line, reason, column): the dead letter of each is the combined format's, as before
 JUNK: list[tuple[str, str, str, int]] = [
     ("printf 'junk %d' lines: an address-like word, then no ' - '", "junk 17", "Expected ' - '", 5),
-    ("an HTML error page (remote_addr takes any word)", "<html><body>502 Bad Gateway</body></html>",
-     "Expected ' - '", 16),
+    (
+        "an HTML error page (remote_addr takes any word)",
+        "<html><body>502 Bad Gateway</body></html>",
+        "Expected ' - '",
+        16,
+    ),
     ("an access line cut before its user agent", ACCESS[:-14], "Expected '\" \"'", len(ACCESS) - 13),
-    ("an impossible date: the converter's error", ACCESS.replace("24/Nov", "31/Nov"),
-     "bad time: day is out of range for month", 16),
+    (
+        "an impossible date: the converter's error",
+        ACCESS.replace("24/Nov", "31/Nov"),
+        "bad time: day is out of range for month",
+        16,
+    ),
 ]
 
 
@@ -43,8 +51,9 @@ def parse_string_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 @pytest.mark.parametrize(("why", "line", "reason", "column"), JUNK, ids=[j[0] for j in JUNK])
-def test_an_unparsable_access_line_runs_pyparsing_once(parse_string_calls: list[int], why: str, line: str,
-                                                       reason: str, column: int) -> None:
+def test_an_unparsable_access_line_runs_pyparsing_once(
+    parse_string_calls: list[int], why: str, line: str, reason: str, column: int
+) -> None:
     parser = RecordParser(ParseSettings())
     letter = parser.parse(Record(line, SourceRef("access.log", 1), NGINX_ACCESS))
     assert isinstance(letter, DeadLetter), why
@@ -52,11 +61,14 @@ def test_an_unparsable_access_line_runs_pyparsing_once(parse_string_calls: list[
     assert (letter.reason, letter.column, letter.raw) == (reason, column, line), why
 
 
-@pytest.mark.parametrize(("line", "fmt"), [
-    (ACCESS, "combined"),
-    (ACCESS + ' "10.0.0.1"', "main"),  # not combined: found by main's regex alone
-    (ACCESS + " 0.004 rest", "combined_plus"),  # the last resort
-])
+@pytest.mark.parametrize(
+    ("line", "fmt"),
+    [
+        (ACCESS, "combined"),
+        (ACCESS + ' "10.0.0.1"', "main"),  # not combined: found by main's regex alone
+        (ACCESS + " 0.004 rest", "combined_plus"),  # the last resort
+    ],
+)
 def test_the_other_formats_still_match_without_pyparsing(parse_string_calls: list[int], line: str, fmt: str) -> None:
     parser = RecordParser(ParseSettings())
     event = parser.parse(Record(line, SourceRef("access.log", 1), NGINX_ACCESS))

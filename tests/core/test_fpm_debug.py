@@ -44,8 +44,11 @@ def test_debug_slowlog_lines_one_record_each(log_type: str | None) -> None:
     lines = [DEBUG_FPM[0], *DEBUG_SLOWLOG, "", DEBUG_FPM[1]] if log_type != PHP_FPM_SLOWLOG else ["", *DEBUG_SLOWLOG]
     dead = []
     for i, text in enumerate(lines):
-        dead += [o.value for o in pipeline.feed(Record(text, SourceRef("php", i + 1, 0), log_type, "web-1"))
-                 if o.kind == "dead_letter"]
+        dead += [
+            o.value
+            for o in pipeline.feed(Record(text, SourceRef("php", i + 1, 0), log_type, "web-1"))
+            if o.kind == "dead_letter"
+        ]
     dead += [o.value for o in pipeline.flush() if o.kind == "dead_letter"]
     assert [d.reason for d in dead if isinstance(d, DeadLetter)] == []
     c = pipeline.counters
@@ -54,8 +57,13 @@ def test_debug_slowlog_lines_one_record_each(log_type: str | None) -> None:
 
 
 def test_a_debug_fpm_file_with_slowlog_lines_through_replay(tmp_path: Path) -> None:
-    _, dead = replay(tmp_path, {"php-fpm.log": "\n".join([DEBUG_FPM[0], *DEBUG_SLOWLOG, "", DEBUG_FPM[1]]) + "\n",
-                                "slow.log": "\n" + "\n".join(DEBUG_SLOWLOG) + "\n"})
+    _, dead = replay(
+        tmp_path,
+        {
+            "php-fpm.log": "\n".join([DEBUG_FPM[0], *DEBUG_SLOWLOG, "", DEBUG_FPM[1]]) + "\n",
+            "slow.log": "\n" + "\n".join(DEBUG_SLOWLOG) + "\n",
+        },
+    )
     assert dead == []
 
 

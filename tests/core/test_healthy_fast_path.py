@@ -55,11 +55,13 @@ def test_the_probe_answers_for_every_healthy_line_in_the_format_it_was_given() -
     for path in COMBINED:
         for record in _records(path, None):
             event = parser.parse(record)
-            if isinstance(event, Event) and event.fields.get("status") not in FAILURE_STATUSES \
-                    and combined.fast.pattern.match(record.text):
+            if (
+                isinstance(event, Event)
+                and event.fields.get("status") not in FAILURE_STATUSES
+                and combined.fast.pattern.match(record.text)
+            ):
                 healthy += 1
-                answered += parser.healthy_access_line_ms(record.text, record.host,
-                                                          record.access_format) is not None
+                answered += parser.healthy_access_line_ms(record.text, record.host, record.access_format) is not None
     assert healthy > 100 and answered == healthy, (answered, healthy)
 
 
@@ -83,8 +85,9 @@ def test_a_pipeline_with_the_shortcut_gives_what_one_without_gives() -> None:
     fast_out, fast_counters = _run(records, settings, True)
     slow_out, slow_counters = _run(records, settings, False)
     assert fast_counters == slow_counters
-    assert [(o.kind, o.value if o.kind != "dead_letter" else str(o.value)) for o in fast_out] == \
-        [(o.kind, o.value if o.kind != "dead_letter" else str(o.value)) for o in slow_out]
+    assert [(o.kind, o.value if o.kind != "dead_letter" else str(o.value)) for o in fast_out] == [
+        (o.kind, o.value if o.kind != "dead_letter" else str(o.value)) for o in slow_out
+    ]
     assert sum(o.kind == "incident" for o in fast_out) > 10
 
 
@@ -95,20 +98,31 @@ def test_feed_lines_gives_what_feed_gives_record_by_record() -> None:
     texts = [r.text for r in _records(LAB / "logs" / "access_combined.log", "combined")]
     for path in COMBINED[:6]:
         texts += [r.text for r in _records(path, None)]
-    texts += ["", "   ", "garbage line", '{"status": 200}', texts[0].replace("2026", "2036"),
-              "web_1  | " + texts[1], texts[2]]
+    texts += [
+        "",
+        "   ",
+        "garbage line",
+        '{"status": 200}',
+        texts[0].replace("2026", "2036"),
+        "web_1  | " + texts[1],
+        texts[2],
+    ]
     lines = [(1000 + i, text, "web-1" if i % 3 else None) for i, text in enumerate(texts)]
     for fmt in ("combined", None):
         a = Pipeline(settings)
         got = a.feed_lines("access", 4, NGINX_ACCESS, fmt, lines) + [(len(lines), a.flush())]
         b = Pipeline(settings)
-        want = [(i, outs) for i, (off, text, host) in enumerate(lines)
-                if (outs := b.feed(Record(text, SourceRef("access", off, 4), NGINX_ACCESS, host, fmt)))]
+        want = [
+            (i, outs)
+            for i, (off, text, host) in enumerate(lines)
+            if (outs := b.feed(Record(text, SourceRef("access", off, 4), NGINX_ACCESS, host, fmt)))
+        ]
         want.append((len(lines), b.flush()))
         assert a.counters == b.counters
         assert a.held_offsets() == b.held_offsets()
-        assert [(i, [(o.kind, str(o.value)) for o in outs]) for i, outs in got] == \
-            [(i, [(o.kind, str(o.value)) for o in outs]) for i, outs in want]
+        assert [(i, [(o.kind, str(o.value)) for o in outs]) for i, outs in got] == [
+            (i, [(o.kind, str(o.value)) for o in outs]) for i, outs in want
+        ]
         assert sum(o.kind == "incident" for _, outs in got for o in outs) >= 3
         assert sum(o.kind == "dead_letter" for _, outs in got for o in outs) >= 2
 
@@ -119,8 +133,16 @@ def _block_texts() -> list[str]:
         texts += [r.text for r in _records(path, None)]
     # blank-looking, garbage, JSON, far future, prefixed, an unclosed quote (its match would run into the next
     # line), a late line, invalid UTF-8 carried as surrogate escapes
-    return texts + ["   ", "garbage line", '{"status": 200}', texts[0].replace("2026", "2036"), "web_1  | " + texts[1],
-                    texts[3].rsplit('"', 1)[0], texts[2], texts[4].replace("GET", "G\udcffT")]
+    return texts + [
+        "   ",
+        "garbage line",
+        '{"status": 200}',
+        texts[0].replace("2026", "2036"),
+        "web_1  | " + texts[1],
+        texts[3].rsplit('"', 1)[0],
+        texts[2],
+        texts[4].replace("GET", "G\udcffT"),
+    ]
 
 
 @pytest.mark.parametrize("hosts", ["web-1", None, "per line"])
@@ -134,19 +156,27 @@ def test_feed_block_gives_what_feed_gives_record_by_record(hosts: str | None, fm
     got = a.feed_block("access", 4, NGINX_ACCESS, fmt, per_line or hosts, offsets, "\n".join(texts))
     assert got is not None
     b = Pipeline(settings)
-    want = [(i, outs) for i, (off, text) in enumerate(zip(offsets, texts))
-            if (outs := b.feed(Record(text, SourceRef("access", off, 4), NGINX_ACCESS,
-                                      per_line[i] if per_line else hosts, fmt)))]
+    want = [
+        (i, outs)
+        for i, (off, text) in enumerate(zip(offsets, texts))
+        if (
+            outs := b.feed(
+                Record(text, SourceRef("access", off, 4), NGINX_ACCESS, per_line[i] if per_line else hosts, fmt)
+            )
+        )
+    ]
     got.append((len(texts), a.flush()))
     want.append((len(texts), b.flush()))
     assert a.counters == b.counters
     assert a.held_offsets() == b.held_offsets()
     # incidents come with the last line of the healthy run that closed them: the same outputs, in the same order
-    assert [(o.kind, str(o.value)) for _, outs in got for o in outs] == \
-        [(o.kind, str(o.value)) for _, outs in want for o in outs]
+    assert [(o.kind, str(o.value)) for _, outs in got for o in outs] == [
+        (o.kind, str(o.value)) for _, outs in want for o in outs
+    ]
     # a dead letter comes with its own line (the service sends it with that record's key and headers)
-    assert [(i, str(o.value)) for i, outs in got for o in outs if o.kind == "dead_letter"] == \
-        [(i, str(o.value)) for i, outs in want for o in outs if o.kind == "dead_letter"]
+    assert [(i, str(o.value)) for i, outs in got for o in outs if o.kind == "dead_letter"] == [
+        (i, str(o.value)) for i, outs in want for o in outs if o.kind == "dead_letter"
+    ]
     assert sum(o.kind == "incident" for _, outs in got for o in outs) >= 3
     assert sum(o.kind == "dead_letter" for _, outs in got for o in outs) >= 2
 
@@ -175,8 +205,7 @@ def test_a_run_of_healthy_lines_joins_as_the_lines_one_by_one() -> None:
     assert any(e.fields["status"] in FAILURE_STATUSES for e in events)
     rng = random.Random(7)
     for _ in range(30):
-        one, many = (DiagnosisJoin(Topology(), JoinSettings(max_state=rng.choice([5, 10_000])))
-                     for _ in range(2))
+        one, many = (DiagnosisJoin(Topology(), JoinSettings(max_state=rng.choice([5, 10_000]))) for _ in range(2))
         base = events[0].ts_ms
         for step in range(60):
             roll = rng.random()

@@ -119,8 +119,11 @@ class Reference:
             return min(live) - self.allowed_lateness_ms
         if any(not c.closed for c in self.streams.values()):
             since = 0
-            if self.now_ms is not None and self.last_record_now_ms is not None \
-                    and self.global_max_ts_ms != NO_WATERMARK:
+            if (
+                self.now_ms is not None
+                and self.last_record_now_ms is not None
+                and self.global_max_ts_ms != NO_WATERMARK
+            ):
                 since = max(0, self.now_ms - self.last_record_now_ms)  # every input quiet: the wall clock moves it
             return self.global_max_ts_ms + since - self.allowed_lateness_ms
         return NO_WATERMARK if not self.streams else 2**62
@@ -128,25 +131,29 @@ class Reference:
 
 _STREAMS = st.sampled_from([f"s{i}" for i in range(6)])
 _TS = st.integers(0, 400)
-_STEPS = st.lists(st.one_of(
-    st.tuples(st.just("observe"), _STREAMS, _TS),
-    st.tuples(st.just("observe"), _STREAMS, _TS),  # (twice as likely: the usual call)
-    st.tuples(st.just("declare"), _STREAMS, _TS),
-    st.tuples(st.just("advance"), _STREAMS, _TS),
-    st.tuples(st.just("close"), _STREAMS, st.just(0)),
-    st.tuples(st.just("touch"), _STREAMS, st.just(0)),  # an open multi-line entry (#18)
-    st.tuples(st.just("set_behind"), _STREAMS, st.integers(0, 1)),  # the driver: unread input, or at its end
-    st.tuples(st.just("seen_at"), _STREAMS, st.integers(0, 600)),
-    st.tuples(st.just("tick"), st.just(""), st.integers(0, 600)),  # (the wall clock may go back, too)
-    st.tuples(st.just("merged"), st.just(""), st.just(0)),  # replay: no idleness by event time from here on
-    st.tuples(st.just("ask"), st.just(""), st.just(0)),  # a question between steps (the heaps settle)
-), max_size=60)
+_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("observe"), _STREAMS, _TS),
+        st.tuples(st.just("observe"), _STREAMS, _TS),  # (twice as likely: the usual call)
+        st.tuples(st.just("declare"), _STREAMS, _TS),
+        st.tuples(st.just("advance"), _STREAMS, _TS),
+        st.tuples(st.just("close"), _STREAMS, st.just(0)),
+        st.tuples(st.just("touch"), _STREAMS, st.just(0)),  # an open multi-line entry (#18)
+        st.tuples(st.just("set_behind"), _STREAMS, st.integers(0, 1)),  # the driver: unread input, or at its end
+        st.tuples(st.just("seen_at"), _STREAMS, st.integers(0, 600)),
+        st.tuples(st.just("tick"), st.just(""), st.integers(0, 600)),  # (the wall clock may go back, too)
+        st.tuples(st.just("merged"), st.just(""), st.just(0)),  # replay: no idleness by event time from here on
+        st.tuples(st.just("ask"), st.just(""), st.just(0)),  # a question between steps (the heaps settle)
+    ),
+    max_size=60,
+)
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=_STEPS, idle_timeout_ms=st.integers(-5, 150), max_jump_ms=st.integers(1, 300))
-def test_the_same_answers_as_walking_every_stream(steps: list[tuple[str, str, int]], idle_timeout_ms: int,
-                                                  max_jump_ms: int) -> None:
+def test_the_same_answers_as_walking_every_stream(
+    steps: list[tuple[str, str, int]], idle_timeout_ms: int, max_jump_ms: int
+) -> None:
     # the answers are compared after every step; "ask" steps ask twice in a row (a second look must agree)
     fast = Watermarks(7, idle_timeout_ms, max_jump_ms)
     ref = Reference(7, idle_timeout_ms, max_jump_ms)
@@ -167,8 +174,9 @@ def test_the_same_answers_as_walking_every_stream(steps: list[tuple[str, str, in
         assert fast.current() == ref.current(), (op, stream, value)
         assert fast.idle_streams() == ref.idle_streams(), (op, stream, value)
         assert fast.future_records == ref.future_records
-        assert {s: (c.max_ts_ms, c.last_seen_now_ms, c.closed) for s, c in fast.streams.items()} == \
-               {s: (c.max_ts_ms, c.last_seen_now_ms, c.closed) for s, c in ref.streams.items()}
+        assert {s: (c.max_ts_ms, c.last_seen_now_ms, c.closed) for s, c in fast.streams.items()} == {
+            s: (c.max_ts_ms, c.last_seen_now_ms, c.closed) for s, c in ref.streams.items()
+        }
 
 
 def _per_call(wm: Watermarks, calls: int, step: object) -> float:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 KINDS = ("timeout", "segfault", "socket", "saturated", "nginx_504")
 SOCKET = "unix:/run/php/php8.2-fpm.sock"
-T0 = datetime(2026, 11, 24, 5, 42, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 5, 42, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -37,8 +37,15 @@ class OutageLogs:
         return paths
 
 
-def outage(requests: int, *, failure_share: float = 1.0, per_second: int = 200, kinds: tuple[str, ...] = KINDS,
-           seed: int = 7, bare_every: int = 7) -> OutageLogs:
+def outage(
+    requests: int,
+    *,
+    failure_share: float = 1.0,
+    per_second: int = 200,
+    kinds: tuple[str, ...] = KINDS,
+    seed: int = 7,
+    bare_every: int = 7,
+) -> OutageLogs:
     """``requests`` requests at ``per_second``; a ``failure_share`` of them fail, cycling through ``kinds``;
     every ``bare_every``-th is a bare ``GET /`` (0: none), the others carry an ``?id=``."""
     rnd = random.Random(seed)
@@ -55,8 +62,9 @@ def outage(requests: int, *, failure_share: float = 1.0, per_second: int = 200, 
         uri = "/" if bare_every and i % bare_every == 0 else f"/index.php?id={i}"
         script_uri = "/index.php" if uri == "/" else uri
         request = f"GET {uri} HTTP/1.1"
-        tail = f'client: {ip}, server: shop.test, request: "{request}", upstream: "fastcgi://{SOCKET}:", ' \
-               f'host: "shop.test"'
+        tail = (
+            f'client: {ip}, server: shop.test, request: "{request}", upstream: "fastcgi://{SOCKET}:", host: "shop.test"'
+        )
         status = 200
         if rnd.random() < failure_share:
             kind = kinds[logs.failures % len(kinds)]
@@ -65,30 +73,47 @@ def outage(requests: int, *, failure_share: float = 1.0, per_second: int = 200, 
             status = 502
             pid += 1
             if kind == "timeout":
-                logs.fpm.append(f"[{fpm_t}] WARNING: [pool www] child {pid}, script '/srv/www/index.php' (request: "
-                                f'"GET {script_uri}") execution timed out (30.004125 sec), terminating')
-                logs.fpm.append(f"[{fpm_t}] WARNING: [pool www] child {pid} exited on signal 15 (SIGTERM) after "
-                                "30.012 seconds from start")
-                logs.error.append(f"{err_t} [error] 812#812: *{cid} recv() failed (104: Connection reset by peer) "
-                                  f"while reading response header from upstream, {tail}")
+                logs.fpm.append(
+                    f"[{fpm_t}] WARNING: [pool www] child {pid}, script '/srv/www/index.php' (request: "
+                    f'"GET {script_uri}") execution timed out (30.004125 sec), terminating'
+                )
+                logs.fpm.append(
+                    f"[{fpm_t}] WARNING: [pool www] child {pid} exited on signal 15 (SIGTERM) after "
+                    "30.012 seconds from start"
+                )
+                logs.error.append(
+                    f"{err_t} [error] 812#812: *{cid} recv() failed (104: Connection reset by peer) "
+                    f"while reading response header from upstream, {tail}"
+                )
             elif kind == "segfault":
-                logs.fpm.append(f"[{fpm_t}] WARNING: [pool www] child {pid} exited on signal 11 (SIGSEGV) after "
-                                "0.370722 seconds from start")
-                logs.error.append(f"{err_t} [error] 812#812: *{cid} upstream prematurely closed connection while "
-                                  f"reading response header from upstream, {tail}")
+                logs.fpm.append(
+                    f"[{fpm_t}] WARNING: [pool www] child {pid} exited on signal 11 (SIGSEGV) after "
+                    "0.370722 seconds from start"
+                )
+                logs.error.append(
+                    f"{err_t} [error] 812#812: *{cid} upstream prematurely closed connection while "
+                    f"reading response header from upstream, {tail}"
+                )
             elif kind == "socket":
-                logs.error.append(f"{err_t} [crit] 812#812: *{cid} connect() to {SOCKET} failed (2: No such file or "
-                                  f"directory) while connecting to upstream, {tail}")
+                logs.error.append(
+                    f"{err_t} [crit] 812#812: *{cid} connect() to {SOCKET} failed (2: No such file or "
+                    f"directory) while connecting to upstream, {tail}"
+                )
             elif kind == "saturated":
                 if int(t.timestamp()) - last_saturation_s >= 10:
                     last_saturation_s = int(t.timestamp())
-                    logs.fpm.append(f"[{fpm_t}] WARNING: [pool www] server reached pm.max_children setting (5), "
-                                    "consider raising it")
-                logs.error.append(f"{err_t} [error] 812#812: *{cid} connect() to {SOCKET} failed (11: Resource "
-                                  f"temporarily unavailable) while connecting to upstream, {tail}")
+                    logs.fpm.append(
+                        f"[{fpm_t}] WARNING: [pool www] server reached pm.max_children setting (5), consider raising it"
+                    )
+                logs.error.append(
+                    f"{err_t} [error] 812#812: *{cid} connect() to {SOCKET} failed (11: Resource "
+                    f"temporarily unavailable) while connecting to upstream, {tail}"
+                )
             else:
                 status = 504
-                logs.error.append(f"{err_t} [error] 812#812: *{cid} upstream timed out (110: Connection timed out) "
-                                  f"while reading response header from upstream, {tail}")
+                logs.error.append(
+                    f"{err_t} [error] 812#812: *{cid} upstream timed out (110: Connection timed out) "
+                    f"while reading response header from upstream, {tail}"
+                )
         logs.access.append(f'{ip} - - [{t:%d/%b/%Y:%H:%M:%S +0000}] "{request}" {status} 150 "-" "curl/8.4.0"')
     return logs

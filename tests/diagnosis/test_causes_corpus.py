@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from processor.core.events import Record, SourceRef
-from processor.pipeline import Pipeline, PipelineSettings
 from processor.diagnosis.topology import PoolInfo, Topology
+from processor.pipeline import Pipeline, PipelineSettings
 
 CORPUS = Path(__file__).parent.parent / "corpus"
 
@@ -44,44 +44,104 @@ def diagnose(lines: list[tuple[str, str]], topology: Topology | None = None) -> 
 
 E = "nginx_error"
 CASES: list[tuple[str, list[tuple[str, str]], str, int, str | None, str | None]] = [
-    ("errno 13 on a unix socket (dokku#912)",
-     [(E, line("nginx-error/issue-dokku-dokku-912.log", "(13: Permission denied)"))],
-     "socket_permission", 502, "heroku.fcgi.5000", "socket_name"),
-    ("errno 2 without configs (whatwedo#38)",
-     [(E, line("nginx-error/issue-whatwedo-docker-base-images-38.log", "(2: No such file"))],
-     "socket_missing", 502, None, None),
+    (
+        "errno 13 on a unix socket (dokku#912)",
+        [(E, line("nginx-error/issue-dokku-dokku-912.log", "(13: Permission denied)"))],
+        "socket_permission",
+        502,
+        "heroku.fcgi.5000",
+        "socket_name",
+    ),
+    (
+        "errno 2 without configs (whatwedo#38)",
+        [(E, line("nginx-error/issue-whatwedo-docker-base-images-38.log", "(2: No such file"))],
+        "socket_missing",
+        502,
+        None,
+        None,
+    ),
     # 127.0.0.1:9000 with no configs: the distributions' default pool (a guess, marked as such)
-    ("recv() 104, no FPM log (cakephp#6748)",
-     [(E, line("nginx-error/issue-cakephp-cakephp-6748.log", "recv() failed (104"))],
-     "upstream_reset", 502, "www", "distro_default"),
-    ("recv() 104 + execution timed out (cakephp#6748 + zhuhangyu's FPM log)",
-     [(E, line("nginx-error/issue-cakephp-cakephp-6748.log", "recv() failed (104")),
-      ("php_fpm", fpm_at(line("php-fpm/blog-zhuhangyu-2015-08-29-fpm-error.log", "execution timed out"),
-                         "06-Jun-2015 14:34:20"))],
-     "fpm_timeout", 502, "www", "fpm_log"),
-    ("prematurely closed + SIGSEGV (opencart#5029 + TSN-Ranksystem#572)",
-     [(E, line("nginx-error/issue-opencart-opencart-5029.log", "prematurely closed")),
-      ("php_fpm", fpm_at(line("php-fpm/issue-Newcomer1989-TSN-Ranksystem-572.log", "exited on signal 11"),
-                         "17-Nov-2016 01:56:09"))],
-     "child_crash", 502, "rank.mightful-noobs.de", "fpm_log"),
-    ("too big header (idno#2742)",
-     [(E, line("nginx-error/issue-idno-idno-2742.log", "too big header"))],
-     "too_big_header", 502, "www", "distro_default"),  # Ubuntu's php7.2-fpm.sock is pool [www]
-    ("read timeout is NGINX's own (nextcloud_ynh#605)",
-     [(E, line("nginx-error/issue-YunoHost-Apps-nextcloud_ynh-605.log", "while reading response header"))],
-     "nginx_timeout", 504, "php8.1-fpm-nextcloud", "socket_name"),
-    ("no live upstreams (dockerize-vps#3)",
-     [(E, line("nginx-error/issue-rokerkony-dockerize-vps-3.log", "no live upstreams"))],
-     "no_live_upstreams", 502, None, None),
-    ("TCP connect refused (engintron#1198)",
-     [(E, line("nginx-error/issue-engintron-engintron-1198.log", "connect() failed (111"))],
-     "tcp_refused", 502, None, None),
+    (
+        "recv() 104, no FPM log (cakephp#6748)",
+        [(E, line("nginx-error/issue-cakephp-cakephp-6748.log", "recv() failed (104"))],
+        "upstream_reset",
+        502,
+        "www",
+        "distro_default",
+    ),
+    (
+        "recv() 104 + execution timed out (cakephp#6748 + zhuhangyu's FPM log)",
+        [
+            (E, line("nginx-error/issue-cakephp-cakephp-6748.log", "recv() failed (104")),
+            (
+                "php_fpm",
+                fpm_at(
+                    line("php-fpm/blog-zhuhangyu-2015-08-29-fpm-error.log", "execution timed out"),
+                    "06-Jun-2015 14:34:20",
+                ),
+            ),
+        ],
+        "fpm_timeout",
+        502,
+        "www",
+        "fpm_log",
+    ),
+    (
+        "prematurely closed + SIGSEGV (opencart#5029 + TSN-Ranksystem#572)",
+        [
+            (E, line("nginx-error/issue-opencart-opencart-5029.log", "prematurely closed")),
+            (
+                "php_fpm",
+                fpm_at(
+                    line("php-fpm/issue-Newcomer1989-TSN-Ranksystem-572.log", "exited on signal 11"),
+                    "17-Nov-2016 01:56:09",
+                ),
+            ),
+        ],
+        "child_crash",
+        502,
+        "rank.mightful-noobs.de",
+        "fpm_log",
+    ),
+    (
+        "too big header (idno#2742)",
+        [(E, line("nginx-error/issue-idno-idno-2742.log", "too big header"))],
+        "too_big_header",
+        502,
+        "www",
+        "distro_default",
+    ),  # Ubuntu's php7.2-fpm.sock is pool [www]
+    (
+        "read timeout is NGINX's own (nextcloud_ynh#605)",
+        [(E, line("nginx-error/issue-YunoHost-Apps-nextcloud_ynh-605.log", "while reading response header"))],
+        "nginx_timeout",
+        504,
+        "php8.1-fpm-nextcloud",
+        "socket_name",
+    ),
+    (
+        "no live upstreams (dockerize-vps#3)",
+        [(E, line("nginx-error/issue-rokerkony-dockerize-vps-3.log", "no live upstreams"))],
+        "no_live_upstreams",
+        502,
+        None,
+        None,
+    ),
+    (
+        "TCP connect refused (engintron#1198)",
+        [(E, line("nginx-error/issue-engintron-engintron-1198.log", "connect() failed (111"))],
+        "tcp_refused",
+        502,
+        None,
+        None,
+    ),
 ]
 
 
 @pytest.mark.parametrize("name,lines,cause,status,pool,pool_source", CASES, ids=[c[0] for c in CASES])
-def test_cause_from_real_lines(name: str, lines: list[tuple[str, str]], cause: str, status: int,
-                               pool: str | None, pool_source: str | None) -> None:
+def test_cause_from_real_lines(
+    name: str, lines: list[tuple[str, str]], cause: str, status: int, pool: str | None, pool_source: str | None
+) -> None:
     [incident] = diagnose(lines)
     assert incident["badgateway"]["cause"] == cause
     assert incident["http"]["response"]["status_code"] == status
@@ -97,8 +157,11 @@ def test_configs_turn_socket_missing_into_mismatch_or_down() -> None:
     assert mismatch["badgateway"]["cause"] == "socket_mismatch"
     assert "/run/php/php-fpm.sock (www.conf:36)" in mismatch["badgateway"]["remediation"]
     [down] = diagnose([(E, err)], Topology(pools=(there,)))
-    assert (down["badgateway"]["cause"], down["php_fpm"]["pool"], down["php_fpm"]["pool_source"]) == \
-        ("fpm_down", "www", "config")
+    assert (down["badgateway"]["cause"], down["php_fpm"]["pool"], down["php_fpm"]["pool_source"]) == (
+        "fpm_down",
+        "www",
+        "config",
+    )
 
 
 def test_access_and_error_join_into_one_incident() -> None:

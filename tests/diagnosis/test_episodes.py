@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import random
 import re
+import subprocess
+import sys
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from tests.behaviour.drivers.lab_logs import CONF_ARGS, LAB
 from tests.diagnosis.outage_logs import outage
 
 SOCKET = "unix:/run/php/php8.2-fpm.sock"
-DAY = datetime(2026, 11, 24, tzinfo=timezone.utc)
+DAY = datetime(2026, 11, 24, tzinfo=UTC)
 
 
 def jsonl(path: Path) -> list[dict[str, Any]]:
@@ -58,19 +58,23 @@ def finals(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 # -- the lab: one episode per scripted cause and pool, exact counts ----------------------------------------------
 
+
 def test_each_lab_scenario_is_one_episode_with_exact_counts(tmp_path: Path) -> None:
     incidents, records = replay(LAB / "logs", tmp_path, *CONF_ARGS)
     truth = [json.loads(line) for line in (LAB / "ground_truth.jsonl").read_text().splitlines()]
     failed = [t for t in truth if t["cause"]]
     # the ground truth names an upstream group by its name; the incident the member address that refused
-    upstream_of = {re.search(r"id=(lab-\d+)", i["url"]["original"])[1]: i["nginx"]["upstream"]["address"]  # type: ignore[index]
-                   for i in incidents}
+    upstream_of = {
+        re.search(r"id=(lab-\d+)", i["url"]["original"])[1]: i["nginx"]["upstream"]["address"]  # type: ignore[index]
+        for i in incidents
+    }
     expected = Counter((t["cause"], t["pool"], upstream_of[t["id"]]) for t in failed)
     by_status = Counter((t["cause"], t["pool"], upstream_of[t["id"]], t["observed_status"]) for t in failed)
     got = finals(records)
     assert len(got) == len(expected) == 15
-    keys = Counter((r["badgateway"]["cause"], r["php_fpm"]["pool"], r["nginx"]["upstream"]["address"])
-                   for r in got.values())
+    keys = Counter(
+        (r["badgateway"]["cause"], r["php_fpm"]["pool"], r["nginx"]["upstream"]["address"]) for r in got.values()
+    )
     assert keys == Counter(dict.fromkeys(expected, 1))  # one episode each
     ids = {i["event"]["id"] for i in incidents}
     for r in got.values():
@@ -88,34 +92,64 @@ def test_each_lab_scenario_is_one_episode_with_exact_counts(tmp_path: Path) -> N
 
 # -- a synthetic day: three separate outages and a noisy period that must not split ------------------------------
 
+
 def _day(tmp: Path) -> tuple[Path, dict[str, tuple[str, int, datetime, datetime]]]:
     rnd = random.Random(21)
     access: list[tuple[datetime, str]] = []
     error: list[tuple[datetime, str]] = []
-    fpm: list[tuple[datetime, str]] = [(DAY, f"[{DAY:%d-%b-%Y %H:%M:%S}] NOTICE: fpm is running, pid 1"),
-                                       (DAY, f"[{DAY:%d-%b-%Y %H:%M:%S}] NOTICE: ready to handle connections")]
+    fpm: list[tuple[datetime, str]] = [
+        (DAY, f"[{DAY:%d-%b-%Y %H:%M:%S}] NOTICE: fpm is running, pid 1"),
+        (DAY, f"[{DAY:%d-%b-%Y %H:%M:%S}] NOTICE: ready to handle connections"),
+    ]
     n = [0]
 
     def request(t: datetime, kind: str | None) -> None:
         n[0] += 1
         uri = f"/{kind or 'ok'}/index.php?id={n[0]}"
-        tail = f'client: 10.0.0.{n[0] % 250 + 1}, server: shop.test, request: "GET {uri} HTTP/1.1", ' \
-               f'upstream: "fastcgi://{SOCKET}:", host: "shop.test"'
+        tail = (
+            f'client: 10.0.0.{n[0] % 250 + 1}, server: shop.test, request: "GET {uri} HTTP/1.1", '
+            f'upstream: "fastcgi://{SOCKET}:", host: "shop.test"'
+        )
         err_t, fpm_t = f"{t:%Y/%m/%d %H:%M:%S}", f"{t:%d-%b-%Y %H:%M:%S}"
         status = 200 if kind is None else 504 if kind == "nginx_504" else 502
         if kind == "segfault":
-            fpm.append((t, f"[{fpm_t}] WARNING: [pool www] child {20000 + n[0]} exited on signal 11 (SIGSEGV) after "
-                           "0.370722 seconds from start"))
-            error.append((t, f"{err_t} [error] 812#812: *{n[0]} upstream prematurely closed connection while reading "
-                             f"response header from upstream, {tail}"))
+            fpm.append(
+                (
+                    t,
+                    f"[{fpm_t}] WARNING: [pool www] child {20000 + n[0]} exited on signal 11 (SIGSEGV) after "
+                    "0.370722 seconds from start",
+                )
+            )
+            error.append(
+                (
+                    t,
+                    f"{err_t} [error] 812#812: *{n[0]} upstream prematurely closed connection while reading "
+                    f"response header from upstream, {tail}",
+                )
+            )
         elif kind == "socket":
-            error.append((t, f"{err_t} [crit] 812#812: *{n[0]} connect() to {SOCKET} failed (2: No such file or "
-                             f"directory) while connecting to upstream, {tail}"))
+            error.append(
+                (
+                    t,
+                    f"{err_t} [crit] 812#812: *{n[0]} connect() to {SOCKET} failed (2: No such file or "
+                    f"directory) while connecting to upstream, {tail}",
+                )
+            )
         elif kind == "nginx_504":
-            error.append((t, f"{err_t} [error] 812#812: *{n[0]} upstream timed out (110: Connection timed out) while "
-                             f"reading response header from upstream, {tail}"))
-        access.append((t, f'10.0.0.{n[0] % 250 + 1} - - [{t:%d/%b/%Y:%H:%M:%S +0000}] "GET {uri} HTTP/1.1" {status}'
-                          ' 150 "-" "curl/8.4.0"'))
+            error.append(
+                (
+                    t,
+                    f"{err_t} [error] 812#812: *{n[0]} upstream timed out (110: Connection timed out) while "
+                    f"reading response header from upstream, {tail}",
+                )
+            )
+        access.append(
+            (
+                t,
+                f'10.0.0.{n[0] % 250 + 1} - - [{t:%d/%b/%Y:%H:%M:%S +0000}] "GET {uri} HTTP/1.1" {status}'
+                ' 150 "-" "curl/8.4.0"',
+            )
+        )
 
     # (kind, start, seconds between failures, how many)
     plan: list[tuple[str, datetime, list[float]]] = [
@@ -152,9 +186,11 @@ def test_a_synthetic_day_gives_exactly_the_expected_episodes(tmp_path: Path) -> 
     assert len(incidents) == sum(e[1] for e in expected.values())
     got = sorted(finals(records).values(), key=lambda r: r["episode"]["first"])
     cause = {"segfault": "child_crash", "socket": "socket_missing", "nginx_504": "nginx_timeout"}
-    assert [(r["badgateway"]["cause"], r["episode"]["count"], r["episode"]["first"], r["episode"]["last"])
-            for r in got] == [(cause[k], n, f"{a:%Y-%m-%dT%H:%M:%S}.000Z", f"{b:%Y-%m-%dT%H:%M:%S}.000Z")
-                              for k, n, a, b in expected.values()]
+    assert [
+        (r["badgateway"]["cause"], r["episode"]["count"], r["episode"]["first"], r["episode"]["last"]) for r in got
+    ] == [
+        (cause[k], n, f"{a:%Y-%m-%dT%H:%M:%S}.000Z", f"{b:%Y-%m-%dT%H:%M:%S}.000Z") for k, n, a, b in expected.values()
+    ]
     assert {r["host"]["name"] for r in got} == {"web-1"}
     a, b, c, noisy = got
     assert a["episode"]["peak_per_minute"] == 60 and b["episode"]["peak_per_minute"] == 120
@@ -168,13 +204,20 @@ def test_a_synthetic_day_gives_exactly_the_expected_episodes(tmp_path: Path) -> 
 
 # -- the emission rules, in event time --------------------------------------------------------------------------
 
+
 def _incident(ts_s: float, n: int, host: str = "web-1", status: int = 502) -> dict[str, Any]:
     ms = int(ts_s * 1000)
-    return {"@timestamp": datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
-            + f"{ms % 1000:03d}Z", "event": {"id": f"bgw-{n:06d}"}, "host": {"name": host},
-            "http": {"response": {"status_code": status}}, "url": {"original": f"/p{n % 3}.php?id={n}"},
-            "badgateway": {"cause": "fpm_down", "remediation": "start the master"}, "php_fpm": {"pool": "www"},
-            "nginx": {"upstream": {"address": SOCKET}}, "evidence": {}}
+    return {
+        "@timestamp": datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z",
+        "event": {"id": f"bgw-{n:06d}"},
+        "host": {"name": host},
+        "http": {"response": {"status_code": status}},
+        "url": {"original": f"/p{n % 3}.php?id={n}"},
+        "badgateway": {"cause": "fpm_down", "remediation": "start the master"},
+        "php_fpm": {"pool": "www"},
+        "nginx": {"upstream": {"address": SOCKET}},
+        "evidence": {},
+    }
 
 
 def test_opened_after_group_wait_updates_and_resolved_after_gap() -> None:
@@ -187,15 +230,22 @@ def test_opened_after_group_wait_updates_and_resolved_after_gap() -> None:
     assert tracker.advance((t0 + 9) * 1000) == []  # not before group_wait
     out += tracker.advance((t0 + 11) * 1000)
     assert [(r["episode"]["state"], r["episode"]["count"], r["@timestamp"][11:19]) for r in out] == [
-        ("opened", 21, "08:00:10")]  # count at the cutoff: incidents up to t0 + 10 s
+        ("opened", 21, "08:00:10")
+    ]  # count at the cutoff: incidents up to t0 + 10 s
     out += tracker.advance((t0 + 600 + 59) * 1000)
     assert out[-1]["episode"]["state"] == "updated"  # not resolved before the gap passed
     out += tracker.advance((t0 + 600 + 60) * 1000)
     got = [(r["episode"]["state"], r["episode"]["count"]) for r in out]
     # opened at +10 s; 100 at +49.5 s; the 5-minute update at +310 s; 1000 at +499.5 s; the update at +610 s (the
     # episode lasts until +599.5 s, so it is still open); resolved at the last incident + 60 s
-    assert got == [("opened", 21), ("updated", 100), ("updated", 621), ("updated", 1000), ("updated", 1200),
-                   ("resolved", 1200)]
+    assert got == [
+        ("opened", 21),
+        ("updated", 100),
+        ("updated", 621),
+        ("updated", 1000),
+        ("updated", 1200),
+        ("resolved", 1200),
+    ]
     assert out[-1]["@timestamp"][11:23] == "08:10:59.500"
     assert out[-1]["episode"]["peak_per_minute"] == 120 and out[-1]["episode"]["status"] == {"502": 1200}
     assert tracker.open_episodes == 0 and tracker.finish() == []
@@ -216,6 +266,7 @@ def test_rules_are_validated() -> None:
 
 
 # -- the cost: linear in incidents, at 100 % failures -----------------------------------------------------------
+
 
 def _steps_per_incident(requests: int, tmp: Path) -> tuple[float, int]:
     logs = outage(requests, per_second=200)  # every request fails
@@ -240,8 +291,23 @@ def test_grouping_is_linear_at_full_failure(tmp_path: Path) -> None:
 
 
 def test_the_terminal_summary_lists_the_episodes(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "processor.cli", "replay", "--no-progress", "-o", os.devnull,
-                           *CONF_ARGS, str(LAB / "logs")], capture_output=True, text=True, check=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "processor.cli",
+            "replay",
+            "--no-progress",
+            "-o",
+            os.devnull,
+            *CONF_ARGS,
+            str(LAB / "logs"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     lines = done.stderr.split("episodes: 15 (", 1)[1].splitlines()
     assert lines[1].split() == ["first", "lasted", "host", "cause", "pool", "502", "504", "total", "peak/min"]
     assert lines[2].split()[4:] == ["child_crash", "crash", "4", "0", "4", "4"]  # the largest first
@@ -255,9 +321,14 @@ def test_held_offsets_keep_an_open_episode_replayable_whole() -> None:
     t0 = 1_800_000_000
     for i in range(20):
         inc = _incident(t0 + i, i)
-        inc["evidence"] = {"access": {"source": f"access.log:{100 + i}", "log_type": "nginx_access", "fields": {}},
-                           "nginx_error": {"source": f"error.log:{50 + i}", "log_type": "nginx_error",
-                                           "fields": {"kind": "connect_failed"}}}
+        inc["evidence"] = {
+            "access": {"source": f"access.log:{100 + i}", "log_type": "nginx_access", "fields": {}},
+            "nginx_error": {
+                "source": f"error.log:{50 + i}",
+                "log_type": "nginx_error",
+                "fields": {"kind": "connect_failed"},
+            },
+        }
         tracker.add(inc)
     assert tracker.held_offsets() == {"access.log": 100, "error.log": 50}  # waiting, not yet applied
     tracker.advance((t0 + 30) * 1000)

@@ -11,14 +11,25 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.diagnosis.causes import best_evidence, uri_score
 from processor.core.events import NGINX_ACCESS, PHP_FPM, Event, SourceRef
-from processor.diagnosis.evidence import TIMEOUT_EXIT_MS, EvidenceIndex
 from processor.core.sorted_entries import SmallSorted, grown
+from processor.diagnosis.causes import best_evidence, uri_score
+from processor.diagnosis.evidence import TIMEOUT_EXIT_MS, EvidenceIndex
 from processor.diagnosis.state import Pending, Waiting
 
-URIS = [None, "/", "/index.php", "/index.php?id=1", "/index.php?id=2", "/a.php", "/a.php?id=1", "/b.php?id=2",
-        "/?id=1", "/x", "/x?q=3"]
+URIS = [
+    None,
+    "/",
+    "/index.php",
+    "/index.php?id=1",
+    "/index.php?id=2",
+    "/a.php",
+    "/a.php?id=1",
+    "/b.php?id=2",
+    "/?id=1",
+    "/x",
+    "/x?q=3",
+]
 POOLS = ["www", "slow"]
 WINDOW_MS = 5_000
 # whole and half seconds, as NGINX and PHP-FPM write them: many lines tie in time
@@ -36,9 +47,12 @@ def _event(seq: int, kind: str, pool: str, pid: int, ts_ms: int, uri: str | None
 
 def _follows(exit_: Event, held: list[Event]) -> bool:
     return exit_.fields.get("signal") == 15 and any(
-        t.fields["kind"] == "timed_out" and t.fields["pool"] == exit_.fields["pool"]
-        and t.fields["child_pid"] == exit_.fields["child_pid"] and 0 <= exit_.ts_ms - t.ts_ms <= TIMEOUT_EXIT_MS
-        for t in held)
+        t.fields["kind"] == "timed_out"
+        and t.fields["pool"] == exit_.fields["pool"]
+        and t.fields["child_pid"] == exit_.fields["child_pid"]
+        and 0 <= exit_.ts_ms - t.ts_ms <= TIMEOUT_EXIT_MS
+        for t in held
+    )
 
 
 def _reference(held: list[Event], used: set[int], uri: str | None, pool: str | None, t_ms: int) -> Event | None:
@@ -59,17 +73,25 @@ def _reference(held: list[Event], used: set[int], uri: str | None, pool: str | N
     return min(ranked, key=lambda r: r[0])[1] if ranked else None
 
 
-lines = st.lists(st.tuples(st.sampled_from(["timed_out", "exited_signal", "exited_signal"]),
-                           st.sampled_from(POOLS), st.integers(1, 6), TIMES,
-                           st.sampled_from(URIS), st.sampled_from([15, 11, 9])), max_size=40)
-failures = st.lists(st.tuples(st.sampled_from(URIS), st.sampled_from([None, *POOLS]), TIMES),
-                    min_size=1, max_size=15)
+lines = st.lists(
+    st.tuples(
+        st.sampled_from(["timed_out", "exited_signal", "exited_signal"]),
+        st.sampled_from(POOLS),
+        st.integers(1, 6),
+        TIMES,
+        st.sampled_from(URIS),
+        st.sampled_from([15, 11, 9]),
+    ),
+    max_size=40,
+)
+failures = st.lists(st.tuples(st.sampled_from(URIS), st.sampled_from([None, *POOLS]), TIMES), min_size=1, max_size=15)
 
 
 @settings(max_examples=400, deadline=None)
 @given(lines, failures)
-def test_index_answers_as_a_scan_of_every_line(drawn: list[tuple[str, str, int, int, str | None, int]],
-                                               asked: list[tuple[str | None, str | None, int]]) -> None:
+def test_index_answers_as_a_scan_of_every_line(
+    drawn: list[tuple[str, str, int, int, str | None, int]], asked: list[tuple[str | None, str | None, int]]
+) -> None:
     index = EvidenceIndex()
     held = [_event(i, *line) for i, line in enumerate(drawn)]
     for e in held:
@@ -117,15 +139,19 @@ def _reference_partner(waiting: list[Pending], p: Pending) -> Pending | None:
     return chosen
 
 
-entries = st.lists(st.tuples(TIMES, st.sampled_from([None, None, 1, 2, 3]), st.sampled_from(["a.log", "b.log"]),
-                             st.sampled_from([502, 504])), max_size=30)
+entries = st.lists(
+    st.tuples(
+        TIMES, st.sampled_from([None, None, 1, 2, 3]), st.sampled_from(["a.log", "b.log"]), st.sampled_from([502, 504])
+    ),
+    max_size=30,
+)
 
 
 @settings(max_examples=300, deadline=None)
 @given(entries, entries, st.lists(st.integers(0, 29), max_size=10))
-def test_waiting_pairs_as_a_scan_of_every_entry(held: list[tuple[int, int | None, str, int]],
-                                                asked: list[tuple[int, int | None, str, int]],
-                                                removed: list[int]) -> None:
+def test_waiting_pairs_as_a_scan_of_every_entry(
+    held: list[tuple[int, int | None, str, int]], asked: list[tuple[int, int | None, str, int]], removed: list[int]
+) -> None:
     waiting = Waiting()
     pendings = [_pending(i, *entry) for i, entry in enumerate(held)]
     for p in pendings:

@@ -30,8 +30,10 @@ def test_ten_refused_requests_on_one_connection_are_ten_incidents() -> None:
     # `*3`, one request every half second, each with its access line and its error line
     messages = []
     for n in range(10):
-        messages += [access(1.0 + n / 2, "/", connection=3),
-                     error(1.0 + n / 2, "/", *REFUSED, cid=3, target="127.0.0.1:9000")]
+        messages += [
+            access(1.0 + n / 2, "/", connection=3),
+            error(1.0 + n / 2, "/", *REFUSED, cid=3, target="127.0.0.1:9000"),
+        ]
     out = _incidents(messages)
     assert len(out) == 10
     assert {i["badgateway"]["cause"] for i in out} == {"tcp_refused"}  # type: ignore[index]
@@ -47,19 +49,35 @@ def test_without_connection_in_the_access_format_too() -> None:
 
 def test_a_second_error_line_of_one_request_is_still_one_incident() -> None:
     # one request, two upstreams refused, then no live upstreams: one access line, three error lines
-    out = _incidents([access(1.0, "/", connection=5),
-                      error(1.0, "/", *REFUSED, cid=5, target="127.0.0.1:9000"),
-                      error(1.0, "/", "connect_failed", 111, "fastcgi://127.0.0.1:9001", "connecting to upstream",
-                            cid=5, target="127.0.0.1:9001"),
-                      error(1.0, "/", "no_live_upstreams", None, "fastcgi://php", "connecting to upstream", cid=5)])
+    out = _incidents(
+        [
+            access(1.0, "/", connection=5),
+            error(1.0, "/", *REFUSED, cid=5, target="127.0.0.1:9000"),
+            error(
+                1.0,
+                "/",
+                "connect_failed",
+                111,
+                "fastcgi://127.0.0.1:9001",
+                "connecting to upstream",
+                cid=5,
+                target="127.0.0.1:9001",
+            ),
+            error(1.0, "/", "no_live_upstreams", None, "fastcgi://php", "connecting to upstream", cid=5),
+        ]
+    )
     assert len(out) == 1 and len(out[0]["evidence"]["duplicates"]) == 2  # type: ignore[index,arg-type]
 
 
 def test_error_lines_far_apart_are_never_merged_by_connection_id() -> None:
     # connection ids start again at 1 when nginx restarts: days apart, `*1` is another connection
     day_s = 86_400.0
-    out = _incidents([error(1.0, "/", *REFUSED, cid=1, target="127.0.0.1:9000"),
-                      error(1.0 + 210 * day_s, "/", *REFUSED, cid=1, target="127.0.0.1:9000")])
+    out = _incidents(
+        [
+            error(1.0, "/", *REFUSED, cid=1, target="127.0.0.1:9000"),
+            error(1.0 + 210 * day_s, "/", *REFUSED, cid=1, target="127.0.0.1:9000"),
+        ]
+    )
     assert len(out) == 2
 
 

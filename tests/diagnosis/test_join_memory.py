@@ -23,16 +23,41 @@ def _events(n: int):  # type: ignore[no-untyped-def]
         ts = T0_MS + i * 10
         if i % 100 == 0:
             req = f"GET /slow.php?id={i} HTTP/1.1"
-            yield Event(NGINX_ERROR, "web-1", ts, {"kind": "recv_failed", "errno": 104, "client": "10.0.0.1",
-                        "request": req, "uri": f"/slow.php?id={i}", "action": "reading response header from upstream",
-                        "upstream": "fastcgi://unix:/run/php/slow.sock:"}, SourceRef("error.log", i), f"e{i}")
-            yield Event(PHP_FPM, "web-1", ts, {"kind": "timed_out", "pool": "slow", "child_pid": i,
-                        "uri": f"/slow.php?id={i}"}, SourceRef("php-fpm.log", i), f"f{i}")
+            yield Event(
+                NGINX_ERROR,
+                "web-1",
+                ts,
+                {
+                    "kind": "recv_failed",
+                    "errno": 104,
+                    "client": "10.0.0.1",
+                    "request": req,
+                    "uri": f"/slow.php?id={i}",
+                    "action": "reading response header from upstream",
+                    "upstream": "fastcgi://unix:/run/php/slow.sock:",
+                },
+                SourceRef("error.log", i),
+                f"e{i}",
+            )
+            yield Event(
+                PHP_FPM,
+                "web-1",
+                ts,
+                {"kind": "timed_out", "pool": "slow", "child_pid": i, "uri": f"/slow.php?id={i}"},
+                SourceRef("php-fpm.log", i),
+                f"f{i}",
+            )
             status = 502
         else:
             req, status = f"GET /ok?id={i} HTTP/1.1", 200
-        yield Event(NGINX_ACCESS, "web-1", ts, {"remote_addr": "10.0.0.1", "request": req, "status": status,
-                    "uri": req.split()[1]}, SourceRef("access.log", i), f"a{i}")
+        yield Event(
+            NGINX_ACCESS,
+            "web-1",
+            ts,
+            {"remote_addr": "10.0.0.1", "request": req, "status": status, "uri": req.split()[1]},
+            SourceRef("access.log", i),
+            f"a{i}",
+        )
 
 
 def _peak_after(n: int) -> tuple[int, int, int]:

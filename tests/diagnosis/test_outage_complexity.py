@@ -21,13 +21,17 @@ from tests.diagnosis.outage_logs import KINDS, outage
 ONE_WINDOW = JoinSettings(allowed_lateness_ms=10**9, idle_timeout_ms=10**9, max_jump_ms=10**10)
 
 
-def _run(requests: int, per_second: int, kinds: tuple[str, ...] = KINDS,
-         bare_every: int = 7) -> tuple[Pipeline, list[dict[str, object]]]:
+def _run(
+    requests: int, per_second: int, kinds: tuple[str, ...] = KINDS, bare_every: int = 7
+) -> tuple[Pipeline, list[dict[str, object]]]:
     logs = outage(requests, per_second=per_second, kinds=kinds, bare_every=bare_every)
     pipeline = Pipeline(PipelineSettings(join=ONE_WINDOW))
     outputs = []
-    for name, log_type, lines in (("access.log", NGINX_ACCESS, logs.access), ("error.log", NGINX_ERROR, logs.error),
-                                  ("php-fpm.log", PHP_FPM, logs.fpm)):
+    for name, log_type, lines in (
+        ("access.log", NGINX_ACCESS, logs.access),
+        ("error.log", NGINX_ERROR, logs.error),
+        ("php-fpm.log", PHP_FPM, logs.fpm),
+    ):
         for n, line in enumerate(lines, 1):
             outputs += pipeline.feed(Record(line, SourceRef(name, n), log_type, "web-1"))
     assert not outputs  # still all held
@@ -54,8 +58,13 @@ def test_evidence_examined_per_failure_is_bounded_in_one_window(kinds: tuple[str
     small, _ = _run(1_000, 2_000, kinds)
     assert per_failure <= _examined_per_failure(small, 1_000) * 1.25 + 1
     causes = Counter(i["badgateway"]["cause"] for i in incidents)  # type: ignore[index]
-    expected = {"timeout": "fpm_timeout", "segfault": "child_crash", "socket": "socket_missing",
-                "saturated": "pool_saturated", "nginx_504": "nginx_timeout"}
+    expected = {
+        "timeout": "fpm_timeout",
+        "segfault": "child_crash",
+        "socket": "socket_missing",
+        "saturated": "pool_saturated",
+        "nginx_504": "nginx_timeout",
+    }
     assert causes == Counter({expected[k]: 10_000 // len(kinds) for k in kinds})
 
 

@@ -9,18 +9,21 @@ from processor.diagnosis.causes import pool_guess
 from processor.diagnosis.topology import PoolInfo, Topology
 
 
-@pytest.mark.parametrize(("upstream", "expected"), [
-    ("unix:/run/php/php8.2-fpm.sock", ("www", "distro_default")),  # Debian 12
-    ("unix:/var/run/php/php7.4-fpm.sock", ("www", "distro_default")),  # Ubuntu 20.04
-    ("unix:/var/run/php5-fpm.sock", ("www", "distro_default")),  # Debian 8
-    ("unix:/run/php-fpm/www.sock", ("www", "socket_name")),  # RHEL 8/9: its name says it
-    ("unix:/var/run/php-fpm/php-fpm.sock", ("www", "distro_default")),
-    ("127.0.0.1:9000", ("www", "distro_default")),  # Alpine's www.conf, the official image's `listen = 9000`
-    ("172.19.0.2:9000", ("www", "distro_default")),  # docker compose: the php container's default pool
-    ("unix:/run/php/php8.1-fpm-nextcloud.sock", ("php8.1-fpm-nextcloud", "socket_name")),  # not a default
-    ("unix:/run/php/mypool.sock", ("mypool", "socket_name")),
-    ("127.0.0.1:9009", None),
-])
+@pytest.mark.parametrize(
+    ("upstream", "expected"),
+    [
+        ("unix:/run/php/php8.2-fpm.sock", ("www", "distro_default")),  # Debian 12
+        ("unix:/var/run/php/php7.4-fpm.sock", ("www", "distro_default")),  # Ubuntu 20.04
+        ("unix:/var/run/php5-fpm.sock", ("www", "distro_default")),  # Debian 8
+        ("unix:/run/php-fpm/www.sock", ("www", "socket_name")),  # RHEL 8/9: its name says it
+        ("unix:/var/run/php-fpm/php-fpm.sock", ("www", "distro_default")),
+        ("127.0.0.1:9000", ("www", "distro_default")),  # Alpine's www.conf, the official image's `listen = 9000`
+        ("172.19.0.2:9000", ("www", "distro_default")),  # docker compose: the php container's default pool
+        ("unix:/run/php/php8.1-fpm-nextcloud.sock", ("php8.1-fpm-nextcloud", "socket_name")),  # not a default
+        ("unix:/run/php/mypool.sock", ("mypool", "socket_name")),
+        ("127.0.0.1:9009", None),
+    ],
+)
 def test_pool_guess(upstream: str, expected: tuple[str, str] | None) -> None:
     assert pool_guess(upstream) == expected
 

@@ -23,9 +23,13 @@ def _diagnosis(cause: str) -> Diagnosis:
 
 
 def _incident(cause: str, n: int) -> dict[str, object]:
-    return {"@timestamp": f"2026-11-24T07:41:{40 + n:02d}.000Z", "event": {"id": f"bgw-{cause}-{n}"},
-            "http": {"response": {"status_code": 502}, "request": {"method": "GET"}}, "url": {"original": "/x.php"},
-            "badgateway": {"cause": cause, "pool": "www", "remediation": "r"}}
+    return {
+        "@timestamp": f"2026-11-24T07:41:{40 + n:02d}.000Z",
+        "event": {"id": f"bgw-{cause}-{n}"},
+        "http": {"response": {"status_code": 502}, "request": {"method": "GET"}},
+        "url": {"original": "/x.php"},
+        "badgateway": {"cause": cause, "pool": "www", "remediation": "r"},
+    }
 
 
 @pytest.fixture
@@ -71,12 +75,15 @@ def test_a_cause_from_a_newer_file_still_gets_a_colour() -> None:
     assert ".cause-from_the_future{fill:#" in html
 
 
-@pytest.mark.parametrize(("cause", "message"), [
-    (Cause("Bad Label", "s", "#000000", 502, registry.cause("unknown").remediation), "cause label"),
-    (Cause("ok_label", "s", "red", 502, registry.cause("unknown").remediation), "colour"),
-    (Cause("ok_label", "s", "#000000", 500, registry.cause("unknown").remediation), "default_status"),
-    (Cause("fpm_down", "s", "#000000", 502, registry.cause("unknown").remediation), "already registered"),
-])
+@pytest.mark.parametrize(
+    ("cause", "message"),
+    [
+        (Cause("Bad Label", "s", "#000000", 502, registry.cause("unknown").remediation), "cause label"),
+        (Cause("ok_label", "s", "red", 502, registry.cause("unknown").remediation), "colour"),
+        (Cause("ok_label", "s", "#000000", 500, registry.cause("unknown").remediation), "default_status"),
+        (Cause("fpm_down", "s", "#000000", 502, registry.cause("unknown").remediation), "already registered"),
+    ],
+)
 def test_register_refuses_what_would_break_a_reader(cause: Cause, message: str) -> None:
     with pytest.raises(RegistryError, match=message):
         registry.register(cause)

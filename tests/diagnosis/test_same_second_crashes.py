@@ -20,8 +20,9 @@ LAB = Path(__file__).parents[2] / "examples" / "lab"
 def test_each_crash_quotes_its_own_signal(tmp_path: Path) -> None:
     logs = {name: (LAB / "logs" / name).read_text() for name in ("access.log", "error.log", "php-fpm.log")}
     conf = LAB / "conf"
-    incidents, _ = replay(tmp_path, logs, extra=("--nginx-conf", str(conf / "nginx.conf"), "--fpm-conf",
-                                                 str(conf / "php-fpm.conf")))
+    incidents, _ = replay(
+        tmp_path, logs, extra=("--nginx-conf", str(conf / "nginx.conf"), "--fpm-conf", str(conf / "php-fpm.conf"))
+    )
     quoted = {}
     for incident in incidents:
         uri = incident["url"]["original"]

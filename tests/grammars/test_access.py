@@ -8,7 +8,7 @@ import json
 import re
 import time as clock
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +75,7 @@ FORMATS: dict[str, list[AccessFormat]] = {
     "datadog-nginx-samples.log": [
         compile_log_format(COMMON, name="common"),
         access.MAIN,
-        compile_log_format(
-            COMMON + ' $request_time "$http_referer" "$http_user_agent"', name="combined_request_time"
-        ),
+        compile_log_format(COMMON + ' $request_time "$http_referer" "$http_user_agent"', name="combined_request_time"),
     ],
     "vrl-parse_nginx_log.log": [access.COMBINED, access.MAIN, access.UPSTREAMINFO],
     "issue-allinurl-goaccess-1518.custom.log": [
@@ -187,7 +185,7 @@ def _first_parse(name: str, line: str) -> dict[str, Any] | ParseError:
     return next((r for r in results if not isinstance(r, ParseError)), results[0])
 
 
-UTC = timezone.utc
+UTC = UTC
 MINUS_7 = timezone(timedelta(hours=-7))
 
 # ---------------------------------------------------------------- combined: a table
@@ -200,36 +198,75 @@ COMBINED_CASES: list[tuple[str, str, dict[str, Any]]] = [
         "a 502 to a PHP script",
         LINE,
         {
-            "remote_addr": "127.0.0.1", "remote_user": None, "time": datetime(2026, 11, 24, 5, 42, tzinfo=UTC),
-            "request": "GET /slow.php?id=42 HTTP/1.1", "method": "GET", "uri": "/slow.php?id=42",
-            "protocol": "HTTP/1.1", "status": 502, "body_bytes_sent": 157, "http_referer": None,
+            "remote_addr": "127.0.0.1",
+            "remote_user": None,
+            "time": datetime(2026, 11, 24, 5, 42, tzinfo=UTC),
+            "request": "GET /slow.php?id=42 HTTP/1.1",
+            "method": "GET",
+            "uri": "/slow.php?id=42",
+            "protocol": "HTTP/1.1",
+            "status": 502,
+            "body_bytes_sent": 157,
+            "http_referer": None,
             "http_user_agent": "curl/8.5.0",
         },
     ),
     ("the line feed read with the line", LINE + "\n", {"status": 502, "http_user_agent": "curl/8.5.0"}),
     # the STYLE.md trap: no space after the "method", so no method at all
-    ("SSH banner is no request line", PREFIX + "SSH-2.0-Go" + SUFFIX,
-     {"request": "SSH-2.0-Go", "method": None, "uri": None, "protocol": None, "status": 400}),
-    ("TLS ClientHello on port 80", PREFIX + r"\x16\x03\x01\x00\x85\x01" + SUFFIX,
-     {"request": r"\x16\x03\x01\x00\x85\x01", "method": None, "time": datetime(2023, 7, 29, 10, 26, 6, tzinfo=MINUS_7)}),
+    (
+        "SSH banner is no request line",
+        PREFIX + "SSH-2.0-Go" + SUFFIX,
+        {"request": "SSH-2.0-Go", "method": None, "uri": None, "protocol": None, "status": 400},
+    ),
+    (
+        "TLS ClientHello on port 80",
+        PREFIX + r"\x16\x03\x01\x00\x85\x01" + SUFFIX,
+        {
+            "request": r"\x16\x03\x01\x00\x85\x01",
+            "method": None,
+            "time": datetime(2023, 7, 29, 10, 26, 6, tzinfo=MINUS_7),
+        },
+    ),
     ("no request line at all", PREFIX + "-" + SUFFIX, {"request": "-", "method": None, "uri": None}),
     ("empty request", PREFIX + SUFFIX, {"request": "", "method": None}),
     ("HTTP/0.9 style, no protocol", PREFIX + "GET /" + SUFFIX, {"request": "GET /", "method": None}),
-    ("a space inside the URI keeps the request raw", PREFIX + "GET /a b HTTP/1.1" + SUFFIX,
-     {"request": "GET /a b HTTP/1.1", "uri": None}),
-    ("CONNECT with host:port", PREFIX + "CONNECT example.com:443 HTTP/1.1" + SUFFIX,
-     {"method": "CONNECT", "uri": "example.com:443", "protocol": "HTTP/2.0" if False else "HTTP/1.1"}),
+    (
+        "a space inside the URI keeps the request raw",
+        PREFIX + "GET /a b HTTP/1.1" + SUFFIX,
+        {"request": "GET /a b HTTP/1.1", "uri": None},
+    ),
+    (
+        "CONNECT with host:port",
+        PREFIX + "CONNECT example.com:443 HTTP/1.1" + SUFFIX,
+        {"method": "CONNECT", "uri": "example.com:443", "protocol": "HTTP/2.0" if False else "HTTP/1.1"},
+    ),
     ("lower-case method is still a method", PREFIX + "geti /products/42 HTTP/1.1" + SUFFIX, {"method": "geti"}),
-    ("IPv6 client and a user", '::1 - alice [24/Nov/2026:05:42:00 +0100] "GET / HTTP/2.0" 200 0 "-" "-"',
-     {"remote_addr": "::1", "remote_user": "alice", "protocol": "HTTP/2.0", "body_bytes_sent": 0,
-      "time": datetime(2026, 11, 24, 5, 42, tzinfo=timezone(timedelta(hours=1)))}),
-    ("\\xHH kept as logged, \\\" unescaped", PREFIX + "-" + '" 400 157 "-" "a \\"q\\" \\x22"',
-     {"http_user_agent": 'a "q" \\x22'}),
-    ("X-Forwarded-For style client list before ' - '",
-     '10.0.0.2, 10.0.0.1, 127.0.0.1 - - [07/Dec/2016:11:05:07 +0100] "GET /ocelot HTTP/1.1" 200 571 "-" "-"',
-     {"remote_addr": "10.0.0.2, 10.0.0.1, 127.0.0.1", "uri": "/ocelot"}),
-    ("quote-free referrer with a comma", PREFIX + "-" + '" 400 157 "http://a/?x=1,2" "-"',
-     {"http_referer": "http://a/?x=1,2"}),
+    (
+        "IPv6 client and a user",
+        '::1 - alice [24/Nov/2026:05:42:00 +0100] "GET / HTTP/2.0" 200 0 "-" "-"',
+        {
+            "remote_addr": "::1",
+            "remote_user": "alice",
+            "protocol": "HTTP/2.0",
+            "body_bytes_sent": 0,
+            "time": datetime(2026, 11, 24, 5, 42, tzinfo=timezone(timedelta(hours=1))),
+        },
+    ),
+    (
+        '\\xHH kept as logged, \\" unescaped',
+        PREFIX + "-" + '" 400 157 "-" "a \\"q\\" \\x22"',
+        {"http_user_agent": 'a "q" \\x22'},
+    ),
+    (
+        "X-Forwarded-For style client list before ' - '",
+        '10.0.0.2, 10.0.0.1, 127.0.0.1 - - [07/Dec/2016:11:05:07 +0100] "GET /ocelot HTTP/1.1" 200 571 "-" "-"',
+        {"remote_addr": "10.0.0.2, 10.0.0.1, 127.0.0.1", "uri": "/ocelot"},
+    ),
+    (
+        "quote-free referrer with a comma",
+        PREFIX + "-" + '" 400 157 "http://a/?x=1,2" "-"',
+        {"http_referer": "http://a/?x=1,2"},
+    ),
 ]
 
 # (description, line, 1-based column where it must fail)
@@ -287,51 +324,145 @@ UPSTREAM_LINE = (
 
 # (description, format, escape, line, expected fields)
 CUSTOM_CASES: list[tuple[str, str, str, str, dict[str, Any]]] = [
-    ("upstream lists, both separators flattened", UPSTREAM_FORMAT, "default", UPSTREAM_LINE,
-     {"upstream_addr": ["10.0.0.1:9000", "unix:/run/php/a.sock", "10.0.0.2:9000"], "upstream_status": [502, 502, 200],
-      "upstream_response_time": [0.001, None, 60.0], "upstream_connect_time": None, "connection": 4711,
-      "request_time": 60.001, "status": 502}),
-    ("one upstream", UPSTREAM_FORMAT, "default", UPSTREAM_LINE.replace(
-        'ua="10.0.0.1:9000, unix:/run/php/a.sock : 10.0.0.2:9000" us="502, 502 : 200" ut="0.001, - : 60.000"',
-        'ua="unix:/run/php/www.sock" us="504" ut="60.002"'),
-     {"upstream_addr": ["unix:/run/php/www.sock"], "upstream_status": [504], "upstream_response_time": [60.002]}),
-    ("no upstream at all", 'u=$upstream_addr s=$upstream_status', "default", "u=- s=-",
-     {"upstream_addr": None, "upstream_status": None}),
-    ("ISO 8601 time", "$time_iso8601 $status", "default", "2026-11-24T05:42:00+01:00 502",
-     {"time_iso8601": datetime(2026, 11, 24, 5, 42, tzinfo=timezone(timedelta(hours=1))),
-      "time": datetime(2026, 11, 24, 5, 42, tzinfo=timezone(timedelta(hours=1)))}),
-    ("$msec gives a float and the time", "$msec $status", "default", "1700000000.123 502",
-     {"msec": 1700000000.123, "time": datetime.fromtimestamp(1700000000.123, UTC)}),
-    ("braced variables", "${remote_addr}:${status}", "default", "10.0.0.1:502",
-     {"remote_addr": "10.0.0.1", "status": 502}),
-    ("unknown variables: a word, or the bracket's content", "$scheme [$proxy_upstream_name] [$alt] $req_id",
-     "default", "https [default-web-8080] [] 529a00", {"scheme": "https", "proxy_upstream_name": "default-web-8080",
-                                                       "alt": "", "req_id": "529a00"}),
-    ("an unquoted user agent last in the format", "$status $http_user_agent", "default",
-     "200 Mozilla/5.0 (Windows NT 10.0; Win64; x64)", {"http_user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"}),
-    ("an unquoted request", "$request $status", "default", "GET /ready HTTP/1.1 200",
-     {"request": "GET /ready HTTP/1.1", "method": "GET", "uri": "/ready", "protocol": "HTTP/1.1", "status": 200}),
-    ("tab-separated format", "$remote_addr\t$status\t$request_time", "default", "10.0.0.1\t502\t0.120",
-     {"remote_addr": "10.0.0.1", "status": 502, "request_time": 0.12}),
-    ("trailing blanks of the format trimmed from the line", "$status $msec  ", "default", "200 1427761920.280",
-     {"msec": 1427761920.28}),
-    ("escape=json decodes \\\" and \\u", '"$http_user_agent" $status', "json", '"a \\"b\\" \\u00e9 \\\\" 200',
-     {"http_user_agent": 'a "b" é \\', "status": 200}),
-    ("escape=none: a raw quote inside a value", '"$http_user_agent" "$http_referer"', "none",
-     '"say "hi" now" "-"', {"http_user_agent": 'say "hi" now', "http_referer": None}),
-    ("escape=none: a raw quote inside the request keeps it raw", '"$request" $status', "none",
-     '"GET /a"b HTTP/1.1" 400', {"request": 'GET /a"b HTTP/1.1', "method": None, "status": 400}),
-    ("escape=json request", '"$request" $status', "json", '"GET /caf\\u00e9 HTTP/1.1" 200',
-     {"request": "GET /café HTTP/1.1", "method": None}),
-    ("escape=json plain request", '"$request" $status', "json", '"GET /x HTTP/1.1" 200',
-     {"request": "GET /x HTTP/1.1", "method": "GET", "uri": "/x"}),
-    ("gzip_ratio and request_length", "$gzip_ratio $request_length $bytes_sent", "default", "- 988 4710110",
-     {"gzip_ratio": None, "request_length": 988, "bytes_sent": 4710110}),
+    (
+        "upstream lists, both separators flattened",
+        UPSTREAM_FORMAT,
+        "default",
+        UPSTREAM_LINE,
+        {
+            "upstream_addr": ["10.0.0.1:9000", "unix:/run/php/a.sock", "10.0.0.2:9000"],
+            "upstream_status": [502, 502, 200],
+            "upstream_response_time": [0.001, None, 60.0],
+            "upstream_connect_time": None,
+            "connection": 4711,
+            "request_time": 60.001,
+            "status": 502,
+        },
+    ),
+    (
+        "one upstream",
+        UPSTREAM_FORMAT,
+        "default",
+        UPSTREAM_LINE.replace(
+            'ua="10.0.0.1:9000, unix:/run/php/a.sock : 10.0.0.2:9000" us="502, 502 : 200" ut="0.001, - : 60.000"',
+            'ua="unix:/run/php/www.sock" us="504" ut="60.002"',
+        ),
+        {"upstream_addr": ["unix:/run/php/www.sock"], "upstream_status": [504], "upstream_response_time": [60.002]},
+    ),
+    (
+        "no upstream at all",
+        "u=$upstream_addr s=$upstream_status",
+        "default",
+        "u=- s=-",
+        {"upstream_addr": None, "upstream_status": None},
+    ),
+    (
+        "ISO 8601 time",
+        "$time_iso8601 $status",
+        "default",
+        "2026-11-24T05:42:00+01:00 502",
+        {
+            "time_iso8601": datetime(2026, 11, 24, 5, 42, tzinfo=timezone(timedelta(hours=1))),
+            "time": datetime(2026, 11, 24, 5, 42, tzinfo=timezone(timedelta(hours=1))),
+        },
+    ),
+    (
+        "$msec gives a float and the time",
+        "$msec $status",
+        "default",
+        "1700000000.123 502",
+        {"msec": 1700000000.123, "time": datetime.fromtimestamp(1700000000.123, UTC)},
+    ),
+    (
+        "braced variables",
+        "${remote_addr}:${status}",
+        "default",
+        "10.0.0.1:502",
+        {"remote_addr": "10.0.0.1", "status": 502},
+    ),
+    (
+        "unknown variables: a word, or the bracket's content",
+        "$scheme [$proxy_upstream_name] [$alt] $req_id",
+        "default",
+        "https [default-web-8080] [] 529a00",
+        {"scheme": "https", "proxy_upstream_name": "default-web-8080", "alt": "", "req_id": "529a00"},
+    ),
+    (
+        "an unquoted user agent last in the format",
+        "$status $http_user_agent",
+        "default",
+        "200 Mozilla/5.0 (Windows NT 10.0; Win64; x64)",
+        {"http_user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"},
+    ),
+    (
+        "an unquoted request",
+        "$request $status",
+        "default",
+        "GET /ready HTTP/1.1 200",
+        {"request": "GET /ready HTTP/1.1", "method": "GET", "uri": "/ready", "protocol": "HTTP/1.1", "status": 200},
+    ),
+    (
+        "tab-separated format",
+        "$remote_addr\t$status\t$request_time",
+        "default",
+        "10.0.0.1\t502\t0.120",
+        {"remote_addr": "10.0.0.1", "status": 502, "request_time": 0.12},
+    ),
+    (
+        "trailing blanks of the format trimmed from the line",
+        "$status $msec  ",
+        "default",
+        "200 1427761920.280",
+        {"msec": 1427761920.28},
+    ),
+    (
+        'escape=json decodes \\" and \\u',
+        '"$http_user_agent" $status',
+        "json",
+        '"a \\"b\\" \\u00e9 \\\\" 200',
+        {"http_user_agent": 'a "b" é \\', "status": 200},
+    ),
+    (
+        "escape=none: a raw quote inside a value",
+        '"$http_user_agent" "$http_referer"',
+        "none",
+        '"say "hi" now" "-"',
+        {"http_user_agent": 'say "hi" now', "http_referer": None},
+    ),
+    (
+        "escape=none: a raw quote inside the request keeps it raw",
+        '"$request" $status',
+        "none",
+        '"GET /a"b HTTP/1.1" 400',
+        {"request": 'GET /a"b HTTP/1.1', "method": None, "status": 400},
+    ),
+    (
+        "escape=json request",
+        '"$request" $status',
+        "json",
+        '"GET /caf\\u00e9 HTTP/1.1" 200',
+        {"request": "GET /café HTTP/1.1", "method": None},
+    ),
+    (
+        "escape=json plain request",
+        '"$request" $status',
+        "json",
+        '"GET /x HTTP/1.1" 200',
+        {"request": "GET /x HTTP/1.1", "method": "GET", "uri": "/x"},
+    ),
+    (
+        "gzip_ratio and request_length",
+        "$gzip_ratio $request_length $bytes_sent",
+        "default",
+        "- 988 4710110",
+        {"gzip_ratio": None, "request_length": 988, "bytes_sent": 4710110},
+    ),
 ]
 
 
-@pytest.mark.parametrize(("description", "fmt", "escape", "line", "expected"), CUSTOM_CASES,
-                         ids=[c[0] for c in CUSTOM_CASES])
+@pytest.mark.parametrize(
+    ("description", "fmt", "escape", "line", "expected"), CUSTOM_CASES, ids=[c[0] for c in CUSTOM_CASES]
+)
 def test_custom_formats(description: str, fmt: str, escape: str, line: str, expected: dict[str, Any]) -> None:
     compiled = compile_log_format(fmt, escape=escape)
     assert compiled.fast is not None, "every log_format lowers"
@@ -350,8 +481,18 @@ def test_bad_log_format_is_a_value_error(fmt: str, escape: str) -> None:
 def test_access_format_attributes() -> None:
     fmt = compile_log_format(UPSTREAM_FORMAT, name="upstream")
     assert (fmt.name, fmt.fmt, fmt.escape) == ("upstream", UPSTREAM_FORMAT, "default")
-    assert fmt.variables == ("remote_addr", "time_local", "request", "status", "request_time", "upstream_addr",
-                             "upstream_status", "upstream_response_time", "upstream_connect_time", "connection")
+    assert fmt.variables == (
+        "remote_addr",
+        "time_local",
+        "request",
+        "status",
+        "request_time",
+        "upstream_addr",
+        "upstream_status",
+        "upstream_response_time",
+        "upstream_connect_time",
+        "connection",
+    )
     assert "upstream" in repr(fmt)
 
 
@@ -438,7 +579,7 @@ def test_beats_expected_fields() -> None:
     text = (CORPUS / "beats-test.log").read_text()
     checked = 0
     for doc in expected:
-        line = text[doc["log.offset"]:].split("\n", 1)[0]
+        line = text[doc["log.offset"] :].split("\n", 1)[0]
         fields = _first_parse("beats-test.log", line)
         if isinstance(fields, ParseError):
             assert any(line == text for n, text in lines_of("beats-test.log") if ("beats-test.log", n) in KNOWN_BAD)
@@ -459,13 +600,26 @@ def test_beats_expected_fields() -> None:
     assert checked == len(expected) - 2 > 4  # two lines are KNOWN_BAD
 
 
-VRL_FIELDS = {"client": "remote_addr", "remote_addr": "remote_addr", "user": "remote_user",
-              "remote_user": "remote_user", "request": "request", "status": "status", "size": "body_bytes_sent",
-              "body_bytes_size": "body_bytes_sent", "referer": "http_referer", "http_referer": "http_referer",
-              "agent": "http_user_agent", "http_user_agent": "http_user_agent",
-              "http_x_forwarded_for": "http_x_forwarded_for", "request_length": "request_length",
-              "request_time": "request_time", "upstream_addr": "upstream_addr", "upstream_status": "upstream_status",
-              "upstream_response_time": "upstream_response_time"}
+VRL_FIELDS = {
+    "client": "remote_addr",
+    "remote_addr": "remote_addr",
+    "user": "remote_user",
+    "remote_user": "remote_user",
+    "request": "request",
+    "status": "status",
+    "size": "body_bytes_sent",
+    "body_bytes_size": "body_bytes_sent",
+    "referer": "http_referer",
+    "http_referer": "http_referer",
+    "agent": "http_user_agent",
+    "http_user_agent": "http_user_agent",
+    "http_x_forwarded_for": "http_x_forwarded_for",
+    "request_length": "request_length",
+    "request_time": "request_time",
+    "upstream_addr": "upstream_addr",
+    "upstream_status": "upstream_status",
+    "upstream_response_time": "upstream_response_time",
+}
 
 
 def test_vrl_expected_fields() -> None:
@@ -506,7 +660,7 @@ def test_datadog_expected_fields() -> None:
             continue
 
         def value(key: str) -> str | None:
-            found = re.search(rf"\n\s+{key}: (.+)", block)
+            found = re.search(rf"\n\s+{key}: (.+)", block)  # noqa: B023 (called in this iteration)
             return found[1].strip('"') if found else None
 
         assert fields["status"] == int(value("status_code") or 0)
@@ -544,8 +698,9 @@ CROWDSEC_FILES = {
 @pytest.mark.parametrize("test", sorted(CROWDSEC_FILES))
 def test_crowdsec_expected_fields(test: str) -> None:
     name = CROWDSEC_FILES[test]
-    known_bad = {line for (file, number), _ in KNOWN_BAD.items() if file == name
-                 for n, line in lines_of(name) if n == number}
+    known_bad = {
+        line for (file, number), _ in KNOWN_BAD.items() if file == name for n, line in lines_of(name) if n == number
+    }
     checked = 0
     for event in _crowdsec_parsed(test):
         line = event["message"]
@@ -575,16 +730,20 @@ def test_crowdsec_expected_fields(test: str) -> None:
 # ---------------------------------------------------------------- differential: generated lines
 _TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=126, blacklist_characters='"\\'), max_size=30)
 _ESCAPED = st.lists(st.one_of(_TEXT, st.sampled_from([r"\x16", r"\x22", r"\x5C", r"\"", "-", ""])), max_size=4).map(
-    "".join)
-_WORD = st.text(st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters='"\\'), min_size=1,
-                max_size=12)
+    "".join
+)
+_WORD = st.text(st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters='"\\'), min_size=1, max_size=12)
 _IPV4 = st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t)))
-_ADDR = st.one_of(_IPV4, st.sampled_from(["::1", "2a02:cf40::7", "[2a02:cf40::7]:5000", "unix:/run/php/www.sock"]),
-                  _IPV4.map(lambda a: a + ":9000"))
+_ADDR = st.one_of(
+    _IPV4,
+    st.sampled_from(["::1", "2a02:cf40::7", "[2a02:cf40::7]:5000", "unix:/run/php/www.sock"]),
+    _IPV4.map(lambda a: a + ":9000"),
+)
 _INT = st.one_of(st.integers(0, 10**9).map(str), st.just("-"))
 _FLOAT = st.one_of(st.floats(0, 1000, allow_nan=False).map(lambda f: f"{f:.3f}"), st.just("-"))
 _TIME = st.datetimes(datetime(1990, 1, 1), datetime(2100, 1, 1)).map(
-    lambda d: d.strftime("%d/%b/%Y:%H:%M:%S") + " " + ("+0000", "-0700", "+0530")[d.second % 3])
+    lambda d: d.strftime("%d/%b/%Y:%H:%M:%S") + " " + ("+0000", "-0700", "+0530")[d.second % 3]
+)
 _ISO = st.datetimes(datetime(1990, 1, 1), datetime(2100, 1, 1)).map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S+01:00"))
 _MSEC = st.integers(0, 4 * 10**12).map(lambda ms: f"{ms // 1000}.{ms % 1000:03d}")
 
@@ -596,22 +755,44 @@ def _listed(item: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
             out += sep + value
         return out
 
-    return st.one_of(st.just("-"), st.builds(join, st.lists(item, min_size=1, max_size=3),
-                                             st.lists(st.sampled_from([", ", " : "]), min_size=2, max_size=2)))
+    return st.one_of(
+        st.just("-"),
+        st.builds(
+            join,
+            st.lists(item, min_size=1, max_size=3),
+            st.lists(st.sampled_from([", ", " : "]), min_size=2, max_size=2),
+        ),
+    )
 
 
 _REQUEST = st.one_of(
-    st.builds(lambda m, u, p: f"{m} {u} {p}", st.sampled_from(["GET", "POST", "PATCH", "M-SEARCH", "geti"]),
-              _WORD.map(lambda w: "/" + w), st.sampled_from(["HTTP/1.0", "HTTP/1.1", "HTTP/2.0"])),
+    st.builds(
+        lambda m, u, p: f"{m} {u} {p}",
+        st.sampled_from(["GET", "POST", "PATCH", "M-SEARCH", "geti"]),
+        _WORD.map(lambda w: "/" + w),
+        st.sampled_from(["HTTP/1.0", "HTTP/1.1", "HTTP/2.0"]),
+    ),
     st.sampled_from(["-", "", "SSH-2.0-Go", r"\x16\x03\x01\x00", "GET /", "GET /a b HTTP/1.1"]),
     _ESCAPED,
 )
 VARIABLES: dict[str, st.SearchStrategy[str]] = {
-    "remote_addr": _ADDR, "remote_user": st.one_of(st.just("-"), _WORD), "time_local": _TIME,
-    "time_iso8601": _ISO, "msec": _MSEC, "request": _REQUEST, "status": _INT, "body_bytes_sent": _INT,
-    "connection": _INT, "request_time": _FLOAT, "upstream_addr": _listed(_ADDR),
-    "upstream_status": _listed(_INT), "upstream_response_time": _listed(_FLOAT), "http_referer": _ESCAPED,
-    "http_user_agent": _ESCAPED, "host": _WORD, "scheme": st.sampled_from(["http", "https"]),
+    "remote_addr": _ADDR,
+    "remote_user": st.one_of(st.just("-"), _WORD),
+    "time_local": _TIME,
+    "time_iso8601": _ISO,
+    "msec": _MSEC,
+    "request": _REQUEST,
+    "status": _INT,
+    "body_bytes_sent": _INT,
+    "connection": _INT,
+    "request_time": _FLOAT,
+    "upstream_addr": _listed(_ADDR),
+    "upstream_status": _listed(_INT),
+    "upstream_response_time": _listed(_FLOAT),
+    "http_referer": _ESCAPED,
+    "http_user_agent": _ESCAPED,
+    "host": _WORD,
+    "scheme": st.sampled_from(["http", "https"]),
 }
 _SEPARATORS = [" ", " - ", " | ", "\t", ",", " rt="]
 
@@ -659,8 +840,18 @@ def test_fast_path_and_pyparsing_agree_on_junk(line: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.builds(lambda a, t, r, s, b, ref, ua: f'{a} - - [{t}] "{r}" {s} {b} "{ref}" "{ua}"',
-                 _ADDR, _TIME, _REQUEST, _INT, _INT, _ESCAPED, _ESCAPED))
+@given(
+    st.builds(
+        lambda a, t, r, s, b, ref, ua: f'{a} - - [{t}] "{r}" {s} {b} "{ref}" "{ua}"',
+        _ADDR,
+        _TIME,
+        _REQUEST,
+        _INT,
+        _INT,
+        _ESCAPED,
+        _ESCAPED,
+    )
+)
 def test_generated_combined_lines_parse(line: str) -> None:
     fields = access.COMBINED.parse(line)
     if isinstance(fields, ParseError):
@@ -674,11 +865,11 @@ def test_generated_combined_lines_parse(line: str) -> None:
 
 # ---------------------------------------------------------------- bounded time on hostile lines
 HOSTILE = [
-    ("1 MB line", "1.2.3.4 - - [24/Nov/2026:05:42:00 +0000] \"" + "A" * 1_000_000),
+    ("1 MB line", '1.2.3.4 - - [24/Nov/2026:05:42:00 +0000] "' + "A" * 1_000_000),
     ("100,000 quotes", '"' * 100_000),
     ("100,000 backslash-quotes", '1.2.3.4 - - [24/Nov/2026:05:42:00 +0000] "' + '\\"' * 50_000),
     ("a long run of ' - '", " - " * 100_000),
-    ("upstream list that never ends", "10.1.1.1 [24/Nov/2026:05:42:00 +0000] \"-\" 502 rt=1 ua=\"" + "a, " * 100_000),
+    ("upstream list that never ends", '10.1.1.1 [24/Nov/2026:05:42:00 +0000] "-" 502 rt=1 ua="' + "a, " * 100_000),
 ]
 
 

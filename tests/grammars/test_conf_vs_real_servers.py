@@ -29,11 +29,22 @@ NGINX_CASES = [
     ("missing } at end of file", {"nginx.conf": "events {}\nhttp {\n server {\n"}),
     ("extra }", {"nginx.conf": "events {}\n}\n"}),
     ("lone ;", {"nginx.conf": "events {}\n;\n"}),
-    ("error in an included file", {"nginx.conf": "events {}\nhttp {\n include sites/*.conf;\n}\n",
-                                   "sites/a.conf": "server {\n listen 8080;\n location / {\n  return 204\n }\n}\n"}),
-    ("valid: regex location, quotes, comments", {"nginx.conf": (
-        "events {}\nhttp {\n log_format m '$remote_addr \"$request\"' # c\n   \"$status\";\n"
-        " server {\n  listen 8080;\n  location ~ \\.php$ { fastcgi_pass unix:/run/php/a.sock; }\n }\n}\n")}),
+    (
+        "error in an included file",
+        {
+            "nginx.conf": "events {}\nhttp {\n include sites/*.conf;\n}\n",
+            "sites/a.conf": "server {\n listen 8080;\n location / {\n  return 204\n }\n}\n",
+        },
+    ),
+    (
+        "valid: regex location, quotes, comments",
+        {
+            "nginx.conf": (
+                'events {}\nhttp {\n log_format m \'$remote_addr "$request"\' # c\n   "$status";\n'
+                " server {\n  listen 8080;\n  location ~ \\.php$ { fastcgi_pass unix:/run/php/a.sock; }\n }\n}\n"
+            )
+        },
+    ),
 ]
 
 
@@ -54,8 +65,12 @@ def _where(text: str) -> str | None:
 def test_nginx_agrees(tmp_path: Path, description: str, files: dict[str, str]) -> None:
     main = _write(tmp_path, files)
     assert NGINX is not None
-    real = subprocess.run([NGINX, "-t", "-q", "-p", str(tmp_path), "-e", "stderr", "-c", str(main)],
-                          capture_output=True, text=True, timeout=30)
+    real = subprocess.run(
+        [NGINX, "-t", "-q", "-p", str(tmp_path), "-e", "stderr", "-c", str(main)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     try:
         load_nginx_conf(str(main))
         ours = None
@@ -71,8 +86,10 @@ FPM_CASES = [
     ("bad boolean", "pm.max_children = 2\ncatch_workers_output = maybe\n"),
     ("unknown time suffix", "pm.max_children = 2\nrequest_terminate_timeout = 30x\n"),
     ("valid: compound time FPM misreads", "pm.max_children = 2\nrequest_terminate_timeout = 1m30s\n"),
-    ("valid: $pool, quotes, comments", "pm.max_children = 2 ; two\nslowlog = {tmp}/$pool.slow\n"
-                                       'access.format = "%R \\"%m %r\\" %s"\n'),
+    (
+        "valid: $pool, quotes, comments",
+        'pm.max_children = 2 ; two\nslowlog = {tmp}/$pool.slow\naccess.format = "%R \\"%m %r\\" %s"\n',
+    ),
 ]
 
 

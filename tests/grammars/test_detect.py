@@ -14,13 +14,16 @@ CASES = [
     ("nginx error", "2016/10/25 14:49:34 [error] 54053#0: *1 open() failed", "nginx_error"),
     ("nginx console", "nginx: [emerg] still could not bind()", "nginx_error"),
     ("php-fpm", "[13-Jan-2017 22:43:56] NOTICE: [pool www] child 11830 started", "php_fpm"),
-    ("php-fpm, no timestamp", "WARNING: [pool www] child 7 said into stderr: \"x\"", "php_fpm"),
+    ("php-fpm, no timestamp", 'WARNING: [pool www] child 7 said into stderr: "x"', "php_fpm"),
     ("php-fpm, compose prefix", "php_1  | [18-Jul-2018 16:33:42] NOTICE: [pool www] child 8 started", "php_fpm"),
     ("slowlog header", "[15-May-2015 12:50:22]  [pool www] pid 1819", "php_fpm_slowlog"),
     ("slowlog frame", "[0x00007f2d286c2790] replace() /w/Plugin.php:72", "php_fpm_slowlog"),
     ("fpm access", '172.16.6.3 -  18/Jun/2022:07:32:15 +0000 "GET /index.php" 404', "php_fpm_access"),
-    ("nginx combined", '127.0.0.1 - - [19/Feb/2015:15:50:36 -0500] "GET /big.pdf HTTP/1.1" 206 33973115 "-" "x"',
-     "nginx_access"),
+    (
+        "nginx combined",
+        '127.0.0.1 - - [19/Feb/2015:15:50:36 -0500] "GET /big.pdf HTTP/1.1" 206 33973115 "-" "x"',
+        "nginx_access",
+    ),
 ]
 
 
@@ -40,7 +43,7 @@ def test_detect_lines_takes_the_majority_and_ignores_continuations() -> None:
     lines = [
         '2019/10/30 23:26:34 [error] 1#1: *1 FastCGI sent in stderr: "PHP message: a',
         "PHP message: b",
-        "PHP message: c\" while reading response header from upstream, client: 1.2.3.4",
+        'PHP message: c" while reading response header from upstream, client: 1.2.3.4',
         "2019/10/30 23:26:35 [error] 1#1: *2 upstream timed out (110: Connection timed out)",
         "[13-Jan-2017 22:43:56] NOTICE: ready to handle connections",
     ]
@@ -48,16 +51,19 @@ def test_detect_lines_takes_the_majority_and_ignores_continuations() -> None:
     assert detect_lines(["", "junk"]) is None
 
 
-@pytest.mark.parametrize(("path", "log_type"), [
-    ("nginx-error/issue-phalcon-cphalcon-15210.log", "nginx_error"),
-    ("nginx-error/issue-WWBN-AVideo-989.stderr.log", "nginx_error"),
-    ("nginx-error/issue-cypht-org-cypht-1119.compose-prefixed.log", "nginx_error"),
-    ("php-fpm/issue-valet-sh-valet-sh-135.log", "php_fpm"),
-    ("php-fpm/blog-burn-php-2s-limit.no-timestamp.log", "php_fpm"),
-    ("php-fpm/blog-phpergao-slowlog.log", "php_fpm_slowlog"),
-    ("php-fpm/issue-trueforge-org-truecharts-5998.docker.log", "php_fpm_access"),
-    ("php-fpm/issue-alexjustesen-speedtest-tracker-1787.portal-tsv.log", "php_fpm"),
-])
+@pytest.mark.parametrize(
+    ("path", "log_type"),
+    [
+        ("nginx-error/issue-phalcon-cphalcon-15210.log", "nginx_error"),
+        ("nginx-error/issue-WWBN-AVideo-989.stderr.log", "nginx_error"),
+        ("nginx-error/issue-cypht-org-cypht-1119.compose-prefixed.log", "nginx_error"),
+        ("php-fpm/issue-valet-sh-valet-sh-135.log", "php_fpm"),
+        ("php-fpm/blog-burn-php-2s-limit.no-timestamp.log", "php_fpm"),
+        ("php-fpm/blog-phpergao-slowlog.log", "php_fpm_slowlog"),
+        ("php-fpm/issue-trueforge-org-truecharts-5998.docker.log", "php_fpm_access"),
+        ("php-fpm/issue-alexjustesen-speedtest-tracker-1787.portal-tsv.log", "php_fpm"),
+    ],
+)
 def test_detect_corpus_files(path: str, log_type: str) -> None:
     detected = detect_lines((CORPUS / path).read_text().splitlines())
     assert detected is not None
@@ -74,8 +80,16 @@ def test_access_formats_come_back_and_the_callers_come_first() -> None:
     assert detected is not None and detected[1] is tiny
 
 
-@pytest.mark.parametrize("line", ["x" * 1_000_000, '"' * 100_000, "\x00" * 10_000,
-                                  b"\xff\xfe".decode("utf-8", "surrogateescape") * 1000, "1.2.3.4 - - [" * 50_000])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "x" * 1_000_000,
+        '"' * 100_000,
+        "\x00" * 10_000,
+        b"\xff\xfe".decode("utf-8", "surrogateescape") * 1000,
+        "1.2.3.4 - - [" * 50_000,
+    ],
+)
 def test_hostile_lines_are_detected_cheaply(line: str) -> None:
     import time
 

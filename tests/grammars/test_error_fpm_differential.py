@@ -46,21 +46,47 @@ def assert_agree(name: str, line: str) -> None:
 
 # --- generated NGINX error lines -------------------------------------------------------------
 
-TRICKY = st.sampled_from(['"', ",", ", client: ", ", server: ", '", host: "', " while ", "(", ")", "(2: x)",
-                          ": ", " ", "\n", "\\", "*", "#", "[", "]", "\x00", "\udcff", "é", ", ref", ", "])
+TRICKY = st.sampled_from(
+    [
+        '"',
+        ",",
+        ", client: ",
+        ", server: ",
+        '", host: "',
+        " while ",
+        "(",
+        ")",
+        "(2: x)",
+        ": ",
+        " ",
+        "\n",
+        "\\",
+        "*",
+        "#",
+        "[",
+        "]",
+        "\x00",
+        "\udcff",
+        "é",
+        ", ref",
+        ", ",
+    ]
+)
 TEXT = st.lists(st.one_of(TRICKY, st.text(alphabet="abcXYZ019 /.:-_?=&", max_size=8)), max_size=12).map("".join)
 LEVEL = st.sampled_from(["emerg", "alert", "crit", "error", "warn", "notice", "info", "debug", "fatal"])
 STAMP = st.sampled_from(["2026/11/24 05:42:00", "2016/02/29 00:00:59", "2015/02/29 10:00:00", "2016/13/01 01:01:01"])
 MESSAGE = st.one_of(
     TEXT,
-    st.sampled_from([
-        "connect() to unix:/run/php/www.sock failed (2: No such file or directory) while connecting to upstream",
-        "recv() failed (104: Connection reset by peer) while reading response header from upstream",
-        "upstream prematurely closed connection while reading response header from upstream",
-        "upstream timed out (110: Connection timed out) while reading response header from upstream",
-        'FastCGI sent in stderr: "PHP message: a, client: 1.2.3.4, server: x" while reading upstream',
-        'limiting requests, excess: 0.520 by zone "one"',
-    ]),
+    st.sampled_from(
+        [
+            "connect() to unix:/run/php/www.sock failed (2: No such file or directory) while connecting to upstream",
+            "recv() failed (104: Connection reset by peer) while reading response header from upstream",
+            "upstream prematurely closed connection while reading response header from upstream",
+            "upstream timed out (110: Connection timed out) while reading response header from upstream",
+            'FastCGI sent in stderr: "PHP message: a, client: 1.2.3.4, server: x" while reading upstream',
+            'limiting requests, excess: 0.520 by zone "one"',
+        ]
+    ),
     st.tuples(st.just('FastCGI sent in stderr: "'), TEXT, st.just('" while reading upstream')).map("".join),
 )
 VALUE = st.one_of(TEXT, st.sampled_from(["GET / HTTP/1.1", "fastcgi://unix:/run/php/www.sock:", "", "-"]))
@@ -81,12 +107,19 @@ def context(draw: st.DrawFn) -> str:
 
 @st.composite
 def error_lines(draw: st.DrawFn) -> str:
-    head = draw(st.one_of(
-        st.builds(lambda t, lv, p, c: f"{t} [{lv}] {p}#0: {c}", STAMP, LEVEL, st.integers(0, 99999),
-                  st.sampled_from(["", "*1 ", "*", "*x "])),
-        st.builds(lambda lv: f"nginx: [{lv}] ", LEVEL),
-        st.builds(lambda lv: f"[{lv}]: ", LEVEL),
-    ))
+    head = draw(
+        st.one_of(
+            st.builds(
+                lambda t, lv, p, c: f"{t} [{lv}] {p}#0: {c}",
+                STAMP,
+                LEVEL,
+                st.integers(0, 99999),
+                st.sampled_from(["", "*1 ", "*", "*x "]),
+            ),
+            st.builds(lambda lv: f"nginx: [{lv}] ", LEVEL),
+            st.builds(lambda lv: f"[{lv}]: ", LEVEL),
+        )
+    )
     line = head + draw(MESSAGE) + (draw(context()) if draw(st.booleans()) else "")
     line += draw(st.sampled_from(["", "", "\n"]))
     cut = draw(st.integers(0, 3))
@@ -104,25 +137,40 @@ def test_error_lines_agree(line: str) -> None:
 
 # --- generated PHP-FPM lines -----------------------------------------------------------------
 
-FPM_STAMP = st.sampled_from(["[24-Nov-2026 05:42:00] ", "[24-Nov-2026 05:42:00.636653] ", "",
-                             "[30-Feb-2026 05:42:00] ", "[24-Foo-2026 05:42:00] "])
+FPM_STAMP = st.sampled_from(
+    [
+        "[24-Nov-2026 05:42:00] ",
+        "[24-Nov-2026 05:42:00.636653] ",
+        "",
+        "[30-Feb-2026 05:42:00] ",
+        "[24-Foo-2026 05:42:00] ",
+    ]
+)
 FPM_LEVEL = st.sampled_from(["WARNING: ", "NOTICE:  ", "ERROR: ", "[WARNING] ", "DEBUG: ", "INFO: "])
-FPM_DEBUG = st.sampled_from(["", "", "pid 1, fpm_children_make(), line 421: ", "fpm_children_bury(), line 252: ",
-                             "pid 1, x(), line : "])
+FPM_DEBUG = st.sampled_from(
+    ["", "", "pid 1, fpm_children_make(), line 421: ", "fpm_children_bury(), line 252: ", "pid 1, x(), line : "]
+)
 FPM_BODY = st.one_of(
     TEXT,
-    st.sampled_from([
-        "child 5, script '/x.php' (request: \"GET /x?a=1\") execution timed out (25.7 sec), terminating",
-        "child 5, script '/x.php' executing too slow (1.2 sec), logging",
-        "child 5 exited on signal 11 (SIGSEGV - core dumped) after 3.78 seconds from start",
-        "child 5 exited with code 1 after 0.5 seconds from start",
-        "child 5 exited on signal 64 () after 1 seconds from start",
-        "child 5 started", 'child 5 said into stderr: "a "b" c"', 'child 5 said into stdout: "x", pipe is closed',
-        "server reached pm.max_children setting (5), consider raising it",
-        "unable to bind listening socket for address '/run/php/x.sock': Address already in use (98)",
-        "unable to bind listening socket for address 127.0.0.1:9000: Address already in use (98)",
-        "fpm is running, pid 42", "ready to handle connections", "Terminating ...", "exiting, bye-bye!",
-    ]),
+    st.sampled_from(
+        [
+            "child 5, script '/x.php' (request: \"GET /x?a=1\") execution timed out (25.7 sec), terminating",
+            "child 5, script '/x.php' executing too slow (1.2 sec), logging",
+            "child 5 exited on signal 11 (SIGSEGV - core dumped) after 3.78 seconds from start",
+            "child 5 exited with code 1 after 0.5 seconds from start",
+            "child 5 exited on signal 64 () after 1 seconds from start",
+            "child 5 started",
+            'child 5 said into stderr: "a "b" c"',
+            'child 5 said into stdout: "x", pipe is closed',
+            "server reached pm.max_children setting (5), consider raising it",
+            "unable to bind listening socket for address '/run/php/x.sock': Address already in use (98)",
+            "unable to bind listening socket for address 127.0.0.1:9000: Address already in use (98)",
+            "fpm is running, pid 42",
+            "ready to handle connections",
+            "Terminating ...",
+            "exiting, bye-bye!",
+        ]
+    ),
 )
 
 
@@ -141,18 +189,39 @@ def test_fpm_lines_agree(line: str) -> None:
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.one_of(
-    st.builds("".join, st.lists(st.sampled_from(["[0x00007f63028160f0] ", "f() ", "/x.php", ":13", "+++ dump failed",
-                                                  "[11-Jul-2022 05:34:02]  [pool www] pid 1", "script_filename = ",
-                                                  " ", ":", "()", "\n"]), max_size=6)),
-    st.builds(lambda a, u, s: f'{a} - {u} 18/Jun/2022:07:32:15 +0000 "GET {s}" 200', TEXT, TEXT, TEXT),
-))
+@given(
+    st.one_of(
+        st.builds(
+            "".join,
+            st.lists(
+                st.sampled_from(
+                    [
+                        "[0x00007f63028160f0] ",
+                        "f() ",
+                        "/x.php",
+                        ":13",
+                        "+++ dump failed",
+                        "[11-Jul-2022 05:34:02]  [pool www] pid 1",
+                        "script_filename = ",
+                        " ",
+                        ":",
+                        "()",
+                        "\n",
+                    ]
+                ),
+                max_size=6,
+            ),
+        ),
+        st.builds(lambda a, u, s: f'{a} - {u} 18/Jun/2022:07:32:15 +0000 "GET {s}" 200', TEXT, TEXT, TEXT),
+    )
+)
 def test_small_grammars_agree(line: str) -> None:
     for name in GRAMMARS:
         assert_agree(name, line)
 
 
 # --- every corpus line, through every grammar ---------------------------------------------------
+
 
 def _corpus_lines() -> list[str]:
     """Raw lines, lines without their prefixes, and error entries joined with their continuation lines."""

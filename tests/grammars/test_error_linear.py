@@ -55,8 +55,10 @@ SHAPES: list[tuple[str, Callable[[int], str]]] = [
     ("quoted values closed before later keys", lambda n: HEAD + 'm, client: 1, request: "' + '", host: ' * (n // 9)),
     ("a word that is almost a syscall", lambda n: HEAD + "a" * n + "( to x failed (2: y)"),
     ("a target that never says failed", lambda n: HEAD + "connect() to " + "x" * n + " (2: y)"),
-    ("FastCGI stderr over many physical lines",
-     lambda n: HEAD + 'FastCGI sent in stderr: "PHP message: x (2: y)\n' * (n // 44) + '" while reading, client: 1'),
+    (
+        "FastCGI stderr over many physical lines",
+        lambda n: HEAD + 'FastCGI sent in stderr: "PHP message: x (2: y)\n' * (n // 44) + '" while reading, client: 1',
+    ),
     ("no timestamp", lambda n: "x (1: " * (n // 6) + "\n)"),
 ]
 
@@ -80,21 +82,28 @@ def test_message_parts_makes_as_many_calls_for_a_message_twice_as_long(
 ERRNO_CASES: list[tuple[str, str, int | None, str | None]] = [
     # the last candidate wins, even when its strerror holds an earlier one
     ("two candidates", "x (1: a) (2: b)", 2, "b"),
-    ("strerror with parentheses", "upstream timed out (10060: FormatMessage() error:(15105))", 10060,
-     "FormatMessage() error:(15105)"),
+    (
+        "strerror with parentheses",
+        "upstream timed out (10060: FormatMessage() error:(15105))",
+        10060,
+        "FormatMessage() error:(15105)",
+    ),
     # a strerror never spans lines: a candidate before the last line break is no errno
     ("candidate before a line break", "x (1: a\nb)", None, None),
     ("candidate on the last line", "x (1: a\nb (2: c)", 2, "c"),
     ("many candidates before a line break", " (1: " * 1000 + "\n)", None, None),
     ("no digits", "x (a: b)", None, None),
     ("no closing parenthesis", "x (1: b) y", None, None),
-    ("the errno before an action", "recv() failed (104: Connection reset by peer) while reading", 104,
-     "Connection reset by peer"),
+    (
+        "the errno before an action",
+        "recv() failed (104: Connection reset by peer) while reading",
+        104,
+        "Connection reset by peer",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("description", "message", "errno", "strerror"), ERRNO_CASES,
-                         ids=[c[0] for c in ERRNO_CASES])
+@pytest.mark.parametrize(("description", "message", "errno", "strerror"), ERRNO_CASES, ids=[c[0] for c in ERRNO_CASES])
 def test_errno_is_the_last_candidate_on_the_last_line(
     description: str, message: str, errno: int | None, strerror: str | None
 ) -> None:

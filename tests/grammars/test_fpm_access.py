@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +16,27 @@ from grammars.result import ParseError
 CORPUS = Path(__file__).parents[1] / "corpus" / "php-fpm"
 
 CASES: list[tuple[str, str, dict[str, Any]]] = [
-    ("default format, no user", '172.16.6.3 -  18/Jun/2022:07:32:15 +0000 "GET /index.php" 404', {
-        "remote_addr": "172.16.6.3", "remote_user": None, "method": "GET", "uri": "/index.php", "status": 404,
-        "time": datetime(2022, 6, 18, 7, 32, 15, tzinfo=timezone.utc),
-    }),
-    ("a user and an offset", '10.0.0.1 - alice 24/Nov/2026:05:11:13 -0130 "POST /api.php" 200', {
-        "remote_user": "alice", "method": "POST",
-        "time": datetime(2026, 11, 24, 5, 11, 13, tzinfo=timezone(-timedelta(hours=1, minutes=30))),
-    }),
+    (
+        "default format, no user",
+        '172.16.6.3 -  18/Jun/2022:07:32:15 +0000 "GET /index.php" 404',
+        {
+            "remote_addr": "172.16.6.3",
+            "remote_user": None,
+            "method": "GET",
+            "uri": "/index.php",
+            "status": 404,
+            "time": datetime(2022, 6, 18, 7, 32, 15, tzinfo=UTC),
+        },
+    ),
+    (
+        "a user and an offset",
+        '10.0.0.1 - alice 24/Nov/2026:05:11:13 -0130 "POST /api.php" 200',
+        {
+            "remote_user": "alice",
+            "method": "POST",
+            "time": datetime(2026, 11, 24, 5, 11, 13, tzinfo=timezone(-timedelta(hours=1, minutes=30))),
+        },
+    ),
     ("redacted address", '<ip> -  17/Jul/2019:16:26:14 +0000 "GET /index.php" 500', {"remote_addr": "<ip>"}),
     ("quote inside the URI", '::1 -  17/Jul/2019:16:26:14 +0000 "GET /a"b.php" 200', {"uri": '/a"b.php'}),
 ]
@@ -52,11 +65,14 @@ def test_fails_at(description: str, line: str, column: int) -> None:
     assert result.column == column
 
 
-@pytest.mark.parametrize("line", [
-    '1.2.3.4 -  18/Jun/2022:07:32:15 +0000 "GET /' + '"' * 100_000 + '" 200',
-    "x" * 1_000_000,
-    b'\xff -  18/Jun/2022:07:32:15 +0000 "GET /\x00" 200'.decode("utf-8", "surrogateescape"),
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        '1.2.3.4 -  18/Jun/2022:07:32:15 +0000 "GET /' + '"' * 100_000 + '" 200',
+        "x" * 1_000_000,
+        b'\xff -  18/Jun/2022:07:32:15 +0000 "GET /\x00" 200'.decode("utf-8", "surrogateescape"),
+    ],
+)
 def test_hostile_lines_never_raise(line: str) -> None:
     start = time.perf_counter()
     assert isinstance(parse_fpm_access_line(line), (dict, ParseError))

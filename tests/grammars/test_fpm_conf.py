@@ -29,16 +29,25 @@ INI_LINES = [
     ("section", "[www]", ("section", "www", None)),
     ("section with blanks inside", "[ my pool ]", ("section", "my pool", None)),
     ("key = value", "listen = /run/php/php8.2-fpm.sock", ("entry", "listen", "/run/php/php8.2-fpm.sock")),
-    ("no blanks around =", "include=/etc/php/8.2/fpm/pool.d/*.conf",
-     ("entry", "include", "/etc/php/8.2/fpm/pool.d/*.conf")),
+    (
+        "no blanks around =",
+        "include=/etc/php/8.2/fpm/pool.d/*.conf",
+        ("entry", "include", "/etc/php/8.2/fpm/pool.d/*.conf"),
+    ),
     ("trailing comment dropped", "pm = dynamic ; or static", ("entry", "pm", "dynamic")),
     ("comment line", "; listen.backlog = 511", ("blank", None, None)),
     ("blank line", "   ", ("blank", None, None)),
-    ("double quotes keep ; and unescape \\\"", 'access.format = "%R ; \\"%m %r\\" %s"',
-     ("entry", "access.format", '%R ; "%m %r" %s')),
+    (
+        'double quotes keep ; and unescape \\"',
+        'access.format = "%R ; \\"%m %r\\" %s"',
+        ("entry", "access.format", '%R ; "%m %r" %s'),
+    ),
     ("single quotes are literal", "slowlog = '/var/log/$pool;slow'", ("entry", "slowlog", "/var/log/$pool;slow")),
-    ("bracketed key", "php_admin_value[error_log] = /var/log/fpm-php.www.log",
-     ("entry", "php_admin_value[error_log]", "/var/log/fpm-php.www.log")),
+    (
+        "bracketed key",
+        "php_admin_value[error_log] = /var/log/fpm-php.www.log",
+        ("entry", "php_admin_value[error_log]", "/var/log/fpm-php.www.log"),
+    ),
     ("env key", "env[PATH] = /usr/local/bin:/usr/bin:/bin", ("entry", "env[PATH]", "/usr/local/bin:/usr/bin:/bin")),
     ("empty value", "listen.acl_users =", ("entry", "listen.acl_users", "")),
     ("CRLF line end", "pm = static\r\n", ("entry", "pm", "static")),
@@ -67,21 +76,31 @@ def test_ini_errors_name_file_and_line(description: str, line: str) -> None:
 
 # ----------------------------------------------------------------------------------------------- pools
 def test_pool_settings_are_typed_and_located(tmp_path: Path) -> None:
-    main = write(tmp_path, {"php-fpm.conf": (
-        "[global]\nerror_log = /var/log/fpm.log\nlog_level = debug\nlog_limit = 8192\n"
-        "[blog]\n"
-        "listen = /run/php/$pool.sock\n"
-        "listen.owner = www-data\nlisten.group = www-data\nlisten.mode = 0666\n"
-        "listen.acl_users = nginx, apache\nlisten.acl_groups = www\nlisten.backlog = 64\n"
-        "user = $pool\ngroup = $pool\npm = static\npm.max_children = 12\n"
-        "request_terminate_timeout = 2m\nrequest_slowlog_timeout = 3s\nslowlog = /var/log/$pool.slow\n"
-        "access.log = /var/log/$pool.access\naccess.format = \"%R %u %s\"\ncatch_workers_output = yes\n"
-        "php_admin_value[max_execution_time] = 90\nphp_value[memory_limit] = 128M\n"
-        "php_admin_flag[log_errors] = on\n")})
+    main = write(
+        tmp_path,
+        {
+            "php-fpm.conf": (
+                "[global]\nerror_log = /var/log/fpm.log\nlog_level = debug\nlog_limit = 8192\n"
+                "[blog]\n"
+                "listen = /run/php/$pool.sock\n"
+                "listen.owner = www-data\nlisten.group = www-data\nlisten.mode = 0666\n"
+                "listen.acl_users = nginx, apache\nlisten.acl_groups = www\nlisten.backlog = 64\n"
+                "user = $pool\ngroup = $pool\npm = static\npm.max_children = 12\n"
+                "request_terminate_timeout = 2m\nrequest_slowlog_timeout = 3s\nslowlog = /var/log/$pool.slow\n"
+                'access.log = /var/log/$pool.access\naccess.format = "%R %u %s"\ncatch_workers_output = yes\n'
+                "php_admin_value[max_execution_time] = 90\nphp_value[memory_limit] = 128M\n"
+                "php_admin_flag[log_errors] = on\n"
+            )
+        },
+    )
     conf = load_fpm_conf(str(main))
     f = str(main)
     assert (conf.error_log, conf.error_log_origin, conf.log_level, conf.log_limit) == (
-        "/var/log/fpm.log", Origin(f, 2), "debug", 8192)
+        "/var/log/fpm.log",
+        Origin(f, 2),
+        "debug",
+        8192,
+    )
     pool = conf.pools["blog"]
     assert pool.origin == Origin(f, 5)
     assert (pool.listen, pool.listen_key) == ("/run/php/blog.sock", "unix:/run/php/blog.sock")
@@ -90,7 +109,10 @@ def test_pool_settings_are_typed_and_located(tmp_path: Path) -> None:
     assert (pool.user, pool.group, pool.pm, pool.max_children) == ("blog", "blog", "static", 12)
     assert (pool.request_terminate_timeout_s, pool.request_slowlog_timeout_s) == (120.0, 3.0)
     assert (pool.slowlog, pool.access_log, pool.access_format) == (
-        "/var/log/blog.slow", "/var/log/blog.access", "%R %u %s")
+        "/var/log/blog.slow",
+        "/var/log/blog.access",
+        "%R %u %s",
+    )
     assert pool.catch_workers_output is True
     assert pool.php_admin_values == {"max_execution_time": "90", "log_errors": "on"}
     assert pool.php_values == {"memory_limit": "128M"}
@@ -103,19 +125,28 @@ def test_pool_settings_are_typed_and_located(tmp_path: Path) -> None:
 
 def test_unset_keys_are_none(tmp_path: Path) -> None:
     pool = load_fpm_conf(str(write(tmp_path, {"php-fpm.conf": "[a]\nlisten = 9000\n"}))).pools["a"]
-    assert (pool.listen_mode, pool.listen_backlog, pool.request_terminate_timeout_s, pool.max_execution_time_s,
-            pool.catch_workers_output, pool.slowlog) == (None, None, None, None, None, None)
+    assert (
+        pool.listen_mode,
+        pool.listen_backlog,
+        pool.request_terminate_timeout_s,
+        pool.max_execution_time_s,
+        pool.catch_workers_output,
+        pool.slowlog,
+    ) == (None, None, None, None, None, None)
     assert pool.listen_key == "127.0.0.1:9000"
 
 
 def test_include_glob_and_section_flow(tmp_path: Path) -> None:
     # keys before any header are global; a pool named twice is one pool; includes read in sorted order
-    main = write(tmp_path, {
-        "php-fpm.conf": "error_log = /var/log/a.log\n[global]\ninclude=pool.d/*.conf\n[b]\npm.max_children = 9\n",
-        "pool.d/b.conf": "[b]\nlisten = /run/php/b.sock\n",
-        "pool.d/a.conf": "[a]\nlisten = /run/php/a.sock\n",
-        "pool.d/a.conf.dpkg-dist": "[ignored]\nlisten = 1\n",
-    })
+    main = write(
+        tmp_path,
+        {
+            "php-fpm.conf": "error_log = /var/log/a.log\n[global]\ninclude=pool.d/*.conf\n[b]\npm.max_children = 9\n",
+            "pool.d/b.conf": "[b]\nlisten = /run/php/b.sock\n",
+            "pool.d/a.conf": "[a]\nlisten = /run/php/a.sock\n",
+            "pool.d/a.conf.dpkg-dist": "[ignored]\nlisten = 1\n",
+        },
+    )
     conf = load_fpm_conf(str(main))
     assert list(conf.pools) == ["a", "b"]
     assert (conf.pools["b"].listen, conf.pools["b"].max_children) == ("/run/php/b.sock", 9)
@@ -125,30 +156,47 @@ def test_include_glob_and_section_flow(tmp_path: Path) -> None:
 
 
 def test_relative_include_uses_prefix_when_given(tmp_path: Path) -> None:
-    main = write(tmp_path, {"etc/php-fpm.conf": "include=etc/fpm.d/*.conf\n",
-                            "usr/etc/fpm.d/x.conf": "[x]\nlisten = 9001\n"})
+    main = write(
+        tmp_path, {"etc/php-fpm.conf": "include=etc/fpm.d/*.conf\n", "usr/etc/fpm.d/x.conf": "[x]\nlisten = 9001\n"}
+    )
     assert list(load_fpm_conf(str(main), prefix=str(tmp_path / "usr")).pools) == ["x"]
 
 
 FPM_ERRORS = [
-    ("syntax error in an included pool file", {"php-fpm.conf": "include=pool.d/*.conf\n",
-                                               "pool.d/www.conf": "[www]\nuser = www-data\nlisten /run/x\n"},
-     "pool.d/www.conf:3", "syntax error"),
+    (
+        "syntax error in an included pool file",
+        {"php-fpm.conf": "include=pool.d/*.conf\n", "pool.d/www.conf": "[www]\nuser = www-data\nlisten /run/x\n"},
+        "pool.d/www.conf:3",
+        "syntax error",
+    ),
     ("bad integer", {"php-fpm.conf": "[www]\npm.max_children = many\n"}, "php-fpm.conf:2", "invalid integer"),
-    ("unknown time suffix", {"php-fpm.conf": "[www]\nrequest_terminate_timeout = 30x\n"},
-     "php-fpm.conf:2", "unknown suffix"),
+    (
+        "unknown time suffix",
+        {"php-fpm.conf": "[www]\nrequest_terminate_timeout = 30x\n"},
+        "php-fpm.conf:2",
+        "unknown suffix",
+    ),
     ("bad boolean", {"php-fpm.conf": "[www]\ncatch_workers_output = maybe\n"}, "php-fpm.conf:2", "boolean"),
-    ("bad max_execution_time", {"php-fpm.conf": "[www]\n\nphp_admin_value[max_execution_time] = -\n"},
-     "php-fpm.conf:3", "unknown suffix"),
-    ("include cycle", {"php-fpm.conf": "include=a.conf\n", "a.conf": "[a]\ninclude=php-fpm.conf\n"},
-     "a.conf:2", "include cycle"),
+    (
+        "bad max_execution_time",
+        {"php-fpm.conf": "[www]\n\nphp_admin_value[max_execution_time] = -\n"},
+        "php-fpm.conf:3",
+        "unknown suffix",
+    ),
+    (
+        "include cycle",
+        {"php-fpm.conf": "include=a.conf\n", "a.conf": "[a]\ninclude=php-fpm.conf\n"},
+        "a.conf:2",
+        "include cycle",
+    ),
     ("missing plain include", {"php-fpm.conf": "\ninclude=/nonexistent/pool.conf\n"}, "php-fpm.conf:2", "open()"),
 ]
 
 
 @pytest.mark.parametrize(("description", "files", "where", "text"), FPM_ERRORS, ids=[s[0] for s in FPM_ERRORS])
-def test_errors_name_file_and_line(tmp_path: Path, description: str, files: dict[str, str], where: str,
-                                   text: str) -> None:
+def test_errors_name_file_and_line(
+    tmp_path: Path, description: str, files: dict[str, str], where: str, text: str
+) -> None:
     main = write(tmp_path, files)
     with pytest.raises(ConfigError) as info:
         load_fpm_conf(str(main))
@@ -158,7 +206,12 @@ def test_errors_name_file_and_line(tmp_path: Path, description: str, files: dict
 
 PHP_TIMES = [
     # (value, seconds as FPM's fpm_conf_set_time reads it)
-    ("30", 30.0), ("30s", 30.0), ("5m", 300.0), ("2h", 7200.0), ("1d", 86400.0), ("0", 0.0),
+    ("30", 30.0),
+    ("30s", 30.0),
+    ("5m", 300.0),
+    ("2h", 7200.0),
+    ("1d", 86400.0),
+    ("0", 0.0),
     ("1m30s", 1.0),  # only the last character is a unit: atoi("1m30") is 1
     ("xs", 0.0),  # atoi("x") is 0: the timeout is silently off
 ]

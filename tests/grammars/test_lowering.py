@@ -28,49 +28,108 @@ WORD = pp.Word(pp.alphas)
 
 # (description, grammar factory, lines: each must give the same answer on both paths)
 GRAMMARS: list[tuple[str, Callable[[], pp.ParserElement], list[str]]] = [
-    ("And with default whitespace skipping", lambda: WORD("a") + WORD("b"),
-     ["x y", "  x \t y  ", "x", "x y z", "xy", ""]),
-    ("leave_whitespace: blanks are literal", lambda: (WORD("a") + _lit(" ") + WORD("b")).leave_whitespace(),
-     ["x y", "x  y", " x y", "x y "]),
-    ("MatchFirst commits to the first match", lambda: (pp.Literal("ab")("n") | pp.Literal("abc")("n")) + pp.Opt("c"),
-     ["abc", "ab", "abcc", "ac"]),
-    ("Or of literals: longest wins", lambda: pp.Or([pp.Literal("ab"), pp.Literal("abc")])("n") + pp.StringEnd(),
-     ["abc", "ab", "abcd"]),
+    (
+        "And with default whitespace skipping",
+        lambda: WORD("a") + WORD("b"),
+        ["x y", "  x \t y  ", "x", "x y z", "xy", ""],
+    ),
+    (
+        "leave_whitespace: blanks are literal",
+        lambda: (WORD("a") + _lit(" ") + WORD("b")).leave_whitespace(),
+        ["x y", "x  y", " x y", "x y "],
+    ),
+    (
+        "MatchFirst commits to the first match",
+        lambda: (pp.Literal("ab")("n") | pp.Literal("abc")("n")) + pp.Opt("c"),
+        ["abc", "ab", "abcc", "ac"],
+    ),
+    (
+        "Or of literals: longest wins",
+        lambda: pp.Or([pp.Literal("ab"), pp.Literal("abc")])("n") + pp.StringEnd(),
+        ["abc", "ab", "abcd"],
+    ),
     ("Opt absent gives None", lambda: WORD("a") + pp.Opt(_int("n")), ["x 5", "x", "x -", "x 5 6"]),
-    ("ZeroOrMore and OneOrMore without names", lambda: WORD("a") + pp.ZeroOrMore(",") + pp.OneOrMore(pp.Word(pp.nums)),
-     ["a,,, 1 2 3", "a 1", "a", "a,,"]),
-    ("CaselessLiteral and Keyword", lambda: pp.CaselessLiteral("get") + pp.Keyword("if") + pp.Word(pp.alphanums)("x"),
-     ["GET if y", "get ifx y", "Get if 9", "GETif y"]),
+    (
+        "ZeroOrMore and OneOrMore without names",
+        lambda: WORD("a") + pp.ZeroOrMore(",") + pp.OneOrMore(pp.Word(pp.nums)),
+        ["a,,, 1 2 3", "a 1", "a", "a,,"],
+    ),
+    (
+        "CaselessLiteral and Keyword",
+        lambda: pp.CaselessLiteral("get") + pp.Keyword("if") + pp.Word(pp.alphanums)("x"),
+        ["GET if y", "get ifx y", "Get if 9", "GETif y"],
+    ),
     ("CaselessKeyword", lambda: pp.CaselessKeyword("select") + WORD("t"), ["SELECT t", "selectt x", "Select x"]),
-    ("Char and Word with ranges", lambda: pp.Char("ab")("c") + pp.Word(pp.nums, min=2, max=3)("n"),
-     ["a12", "b 123", "a1", "c12", "a1234"]),
+    (
+        "Char and Word with ranges",
+        lambda: pp.Char("ab")("c") + pp.Word(pp.nums, min=2, max=3)("n"),
+        ["a12", "b 123", "a1", "c12", "a1234"],
+    ),
     ("Regex with flags", lambda: pp.Regex("abc", flags=re.I)("x") + pp.Regex(r"\d+")("n"), ["ABC 1", "aBc12", "ab 1"]),
-    ("QuotedString, unnamed", lambda: pp.QuotedString('"', esc_char="\\") + WORD("w"),
-     ['"a b" x', r'"a \" b" x', '"unterminated x', '"" x']),
-    ("Suppress and FollowedBy keep pyparsing's view", lambda: pp.Suppress("[") + pp.FollowedBy(pp.Regex(r"\d+")("ahead"))
-     + pp.Regex(r"\d+")("n") + pp.Suppress("]"), ["[12]", "[x]", "[1 ]"]),
+    (
+        "QuotedString, unnamed",
+        lambda: pp.QuotedString('"', esc_char="\\") + WORD("w"),
+        ['"a b" x', r'"a \" b" x', '"unterminated x', '"" x'],
+    ),
+    (
+        "Suppress and FollowedBy keep pyparsing's view",
+        lambda: pp.Suppress("[") + pp.FollowedBy(pp.Regex(r"\d+")("ahead")) + pp.Regex(r"\d+")("n") + pp.Suppress("]"),
+        ["[12]", "[x]", "[1 ]"],
+    ),
     ("NotAny", lambda: ~pp.Literal("SSH") + pp.Regex(r"\S+")("token"), ["GET", "SSH-2.0", "SS"]),
-    ("Combine keeps the joined text", lambda: pp.Combine(pp.Word(pp.nums) + "." + pp.Word(pp.nums))("v"),
-     ["1.5", "1 .5", "1.", "10.25"]),
-    ("SkipTo without fail_on", lambda: pp.SkipTo(pp.Literal(" while "))("msg") + pp.Literal(" while ")
-     + pp.Regex(".*")("action"), ["a b while c d", "no marker", " while x"]),
-    ("White and LineEnd", lambda: (WORD("a") + pp.White(" ", exact=2) + WORD("b") + pp.LineEnd()).leave_whitespace(),
-     ["x  y", "x y", "x   y", "x  y\n"]),
-    ("Empty and harmless Group", lambda: pp.Empty() + pp.Group(pp.Word(pp.nums) + pp.Word(pp.nums)) + WORD("w"),
-     ["1 2 x", "1 x"]),
-    ("same name in two alternatives", lambda: (values.typed("v", pp.Regex(r"\d+"), int)
-                                                | values.typed("v", pp.Regex("[a-z]+"), str.upper)),
-     ["12", "ab", "-"]),
-    ("typed value wrapping names", lambda: values.typed(
-        "request", pp.Regex("[A-Z]+")("method") + _lit(" ") + pp.Regex(r"\S+")("uri"), str)
-     + _lit(" ") + _int("status"), ["GET /x 200", "GET /x -", "GET  /x 200", "get /x 200"]),
-    ("named result inside a lookahead", lambda: (pp.FollowedBy(pp.Regex(".*")("all")) + pp.Opt(_lit("[") + pp.Regex(
-        r"[^\]]+")("pool") + _lit("] ")) + pp.Regex(".*")("rest")).leave_whitespace(),
-     ["[www] child 1 started", "ready", "[www"]),
-    ("a converter that rejects: pyparsing decides", lambda: values.typed("n", pp.Regex(r"\d+"), _small),
-     ["5", "500", "x"]),
-    ("set_whitespace_chars", lambda: WORD("a") + pp.Word(pp.nums).set_whitespace_chars("_")("n"),
-     ["ab__12", "ab 12", "ab_12"]),
+    (
+        "Combine keeps the joined text",
+        lambda: pp.Combine(pp.Word(pp.nums) + "." + pp.Word(pp.nums))("v"),
+        ["1.5", "1 .5", "1.", "10.25"],
+    ),
+    (
+        "SkipTo without fail_on",
+        lambda: pp.SkipTo(pp.Literal(" while "))("msg") + pp.Literal(" while ") + pp.Regex(".*")("action"),
+        ["a b while c d", "no marker", " while x"],
+    ),
+    (
+        "White and LineEnd",
+        lambda: (WORD("a") + pp.White(" ", exact=2) + WORD("b") + pp.LineEnd()).leave_whitespace(),
+        ["x  y", "x y", "x   y", "x  y\n"],
+    ),
+    (
+        "Empty and harmless Group",
+        lambda: pp.Empty() + pp.Group(pp.Word(pp.nums) + pp.Word(pp.nums)) + WORD("w"),
+        ["1 2 x", "1 x"],
+    ),
+    (
+        "same name in two alternatives",
+        lambda: values.typed("v", pp.Regex(r"\d+"), int) | values.typed("v", pp.Regex("[a-z]+"), str.upper),
+        ["12", "ab", "-"],
+    ),
+    (
+        "typed value wrapping names",
+        lambda: (
+            values.typed("request", pp.Regex("[A-Z]+")("method") + _lit(" ") + pp.Regex(r"\S+")("uri"), str)
+            + _lit(" ")
+            + _int("status")
+        ),
+        ["GET /x 200", "GET /x -", "GET  /x 200", "get /x 200"],
+    ),
+    (
+        "named result inside a lookahead",
+        lambda: (
+            pp.FollowedBy(pp.Regex(".*")("all"))
+            + pp.Opt(_lit("[") + pp.Regex(r"[^\]]+")("pool") + _lit("] "))
+            + pp.Regex(".*")("rest")
+        ).leave_whitespace(),
+        ["[www] child 1 started", "ready", "[www"],
+    ),
+    (
+        "a converter that rejects: pyparsing decides",
+        lambda: values.typed("n", pp.Regex(r"\d+"), _small),
+        ["5", "500", "x"],
+    ),
+    (
+        "set_whitespace_chars",
+        lambda: WORD("a") + pp.Word(pp.nums).set_whitespace_chars("_")("n"),
+        ["ab__12", "ab 12", "ab_12"],
+    ),
 ]
 
 

@@ -33,8 +33,11 @@ SYNTAX = [
     ("no arguments, empty block", "events {}", [("events", ())]),
     ("regex location keeps its backslash and $", r"location ~ \.php$ { }", [("location", ("~", r"\.php$"))]),
     ("double quotes with escapes", r'add_header X "a \"b\" \\ c";', [("add_header", ("X", 'a "b" \\ c'))]),
-    ("single quotes keep double quotes", "log_format m '\"$request\" $status';",
-     [("log_format", ("m", '"$request" $status'))]),
+    (
+        "single quotes keep double quotes",
+        "log_format m '\"$request\" $status';",
+        [("log_format", ("m", '"$request" $status'))],
+    ),
     ("other escapes stay as written", r'rewrite "^/(\d+)$" /p?id=$1;', [("rewrite", (r"^/(\d+)$", "/p?id=$1"))]),
     ("${var} braces are part of the word", "set $x ${host}_a;", [("set", ("$x", "${host}_a"))]),
     ("# starts a comment only at a token start", "a b#c; # comment\n", [("a", ("b#c",))]),
@@ -92,21 +95,34 @@ def test_hostile_nesting_is_a_config_error() -> None:
 # ----------------------------------------------------------------------------------------------- includes
 def test_include_glob_relative_to_conf_prefix(tmp_path: Path) -> None:
     # nginx resolves snippets/x.conf against the main file's directory, not the including file's
-    main = write(tmp_path, {
-        "nginx.conf": "http { include sites/*.conf; }",
-        "sites/b.conf": "server { location / { include snippets/php.conf; } }",
-        "sites/a.conf": "server { server_name a; }",
-        "snippets/php.conf": "fastcgi_pass unix:/run/php/a.sock;",
-    })
+    main = write(
+        tmp_path,
+        {
+            "nginx.conf": "http { include sites/*.conf; }",
+            "sites/b.conf": "server { location / { include snippets/php.conf; } }",
+            "sites/a.conf": "server { server_name a; }",
+            "snippets/php.conf": "fastcgi_pass unix:/run/php/a.sock;",
+        },
+    )
     conf = load_nginx_conf(str(main))
     assert [os.path.relpath(f, tmp_path) for f in conf.files] == [
-        "nginx.conf", "sites/a.conf", "sites/b.conf", "snippets/php.conf"]  # glob order is sorted
+        "nginx.conf",
+        "sites/a.conf",
+        "sites/b.conf",
+        "snippets/php.conf",
+    ]  # glob order is sorted
     assert conf.fastcgi_passes[0].origin == Origin(str(tmp_path / "snippets/php.conf"), 1)
 
 
 def test_include_falls_back_to_the_including_files_directory(tmp_path: Path) -> None:
-    main = write(tmp_path, {"nginx.conf": "include conf/site.conf;", "conf/site.conf": "include part.conf;",
-                            "conf/part.conf": "user nginx;"})
+    main = write(
+        tmp_path,
+        {
+            "nginx.conf": "include conf/site.conf;",
+            "conf/site.conf": "include part.conf;",
+            "conf/part.conf": "user nginx;",
+        },
+    )
     assert load_nginx_conf(str(main)).user == ("nginx", "nginx")
 
 
@@ -121,20 +137,30 @@ def test_glob_without_match_is_fine(tmp_path: Path) -> None:
 
 
 INCLUDE_ERRORS = [
-    ("missing plain include names the include line",
-     {"nginx.conf": "events {}\ninclude nope.conf;"}, "nginx.conf:2", "open()"),
-    ("cycle through a glob",
-     {"nginx.conf": "include a.conf;", "a.conf": "\ninclude b*.conf;", "b.conf": "include a.conf;"},
-     "b.conf:1", "include cycle"),
+    (
+        "missing plain include names the include line",
+        {"nginx.conf": "events {}\ninclude nope.conf;"},
+        "nginx.conf:2",
+        "open()",
+    ),
+    (
+        "cycle through a glob",
+        {"nginx.conf": "include a.conf;", "a.conf": "\ninclude b*.conf;", "b.conf": "include a.conf;"},
+        "b.conf:1",
+        "include cycle",
+    ),
     ("self include", {"nginx.conf": "http {\ninclude nginx.conf;\n}"}, "nginx.conf:2", "include cycle"),
-    ("syntax error inside an included file names that file",
-     {"nginx.conf": "include site.conf;", "site.conf": "server {\n listen 80\n}"}, "site.conf:3", "unexpected"),
+    (
+        "syntax error inside an included file names that file",
+        {"nginx.conf": "include site.conf;", "site.conf": "server {\n listen 80\n}"},
+        "site.conf:3",
+        "unexpected",
+    ),
     ("include with two arguments", {"nginx.conf": "include a b;"}, "nginx.conf:1", "number of arguments"),
 ]
 
 
-@pytest.mark.parametrize(("description", "files", "where", "text"), INCLUDE_ERRORS,
-                         ids=[s[0] for s in INCLUDE_ERRORS])
+@pytest.mark.parametrize(("description", "files", "where", "text"), INCLUDE_ERRORS, ids=[s[0] for s in INCLUDE_ERRORS])
 def test_include_errors(tmp_path: Path, description: str, files: dict[str, str], where: str, text: str) -> None:
     main = write(tmp_path, files)
     with pytest.raises(ConfigError) as info:
@@ -149,12 +175,23 @@ def load_text(tmp_path: Path, text: str) -> object:
 
 
 def test_log_format_concatenates_strings_and_keeps_escape(tmp_path: Path) -> None:
-    conf = load_nginx_conf(str(write(tmp_path, {"nginx.conf": (
-        "http {\n log_format main '$remote_addr - [$time_local] '\n   '\"$request\" $status';\n"
-        " log_format j escape=json '{\"s\":$status}';\n}")})))
+    conf = load_nginx_conf(
+        str(
+            write(
+                tmp_path,
+                {
+                    "nginx.conf": (
+                        "http {\n log_format main '$remote_addr - [$time_local] '\n   '\"$request\" $status';\n"
+                        " log_format j escape=json '{\"s\":$status}';\n}"
+                    )
+                },
+            )
+        )
+    )
     assert conf.log_formats == {
-        "main": LogFormat('$remote_addr - [$time_local] "$request" $status', "default",
-                          Origin(str(tmp_path / "nginx.conf"), 2)),
+        "main": LogFormat(
+            '$remote_addr - [$time_local] "$request" $status', "default", Origin(str(tmp_path / "nginx.conf"), 2)
+        ),
         "j": LogFormat('{"s":$status}', "json", Origin(str(tmp_path / "nginx.conf"), 4)),
     }
 
@@ -194,44 +231,73 @@ TIMEOUTS = [
     ("defaults", "", "", "", (60.0, 60.0, 60.0)),
     ("http level inherited", "fastcgi_read_timeout 2m;", "", "", (120.0, 60.0, 60.0)),
     ("server overrides http", "fastcgi_read_timeout 2m;", "fastcgi_read_timeout 30;", "", (30.0, 60.0, 60.0)),
-    ("location overrides all", "fastcgi_send_timeout 1h;", "fastcgi_send_timeout 10s;",
-     "fastcgi_send_timeout 500ms; fastcgi_connect_timeout 1m30s;", (60.0, 0.5, 90.0)),
-    ("set after the fastcgi_pass still applies", "", "", "fastcgi_pass x:1; fastcgi_read_timeout 5s;",
-     (5.0, 60.0, 60.0)),
+    (
+        "location overrides all",
+        "fastcgi_send_timeout 1h;",
+        "fastcgi_send_timeout 10s;",
+        "fastcgi_send_timeout 500ms; fastcgi_connect_timeout 1m30s;",
+        (60.0, 0.5, 90.0),
+    ),
+    (
+        "set after the fastcgi_pass still applies",
+        "",
+        "",
+        "fastcgi_pass x:1; fastcgi_read_timeout 5s;",
+        (5.0, 60.0, 60.0),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("description", "http", "server", "location", "expected"), TIMEOUTS,
-                         ids=[s[0] for s in TIMEOUTS])
-def test_timeouts_inherit(tmp_path: Path, description: str, http: str, server: str, location: str,
-                          expected: tuple[float, float, float]) -> None:
+@pytest.mark.parametrize(
+    ("description", "http", "server", "location", "expected"), TIMEOUTS, ids=[s[0] for s in TIMEOUTS]
+)
+def test_timeouts_inherit(
+    tmp_path: Path, description: str, http: str, server: str, location: str, expected: tuple[float, float, float]
+) -> None:
     if "fastcgi_pass" not in location:
         location = "fastcgi_pass 127.0.0.1:9000; " + location
-    conf = load_nginx_conf(str(write(tmp_path, {"nginx.conf": (
-        f"http {{ {http}\n server {{ {server}\n location ~ \\.php$ {{ {location} }} }} }}")})))
+    conf = load_nginx_conf(
+        str(
+            write(
+                tmp_path,
+                {"nginx.conf": (f"http {{ {http}\n server {{ {server}\n location ~ \\.php$ {{ {location} }} }} }}")},
+            )
+        )
+    )
     (fp,) = conf.fastcgi_passes
     assert (fp.read_timeout_s, fp.send_timeout_s, fp.connect_timeout_s) == expected
 
 
 def test_fastcgi_pass_context_and_origins(tmp_path: Path) -> None:
-    main = write(tmp_path, {"nginx.conf": (
-        "http {\n"
-        " fastcgi_buffer_size 16k;\n"
-        " server {\n"
-        "  listen 80;\n  listen [::]:8080 ipv6only=on;\n"
-        "  server_name a.example b.example;\n"
-        "  location /api/ {\n"
-        "   fastcgi_buffers 16 8k;\n"
-        "   fastcgi_intercept_errors on;\n"
-        "   location ~ \\.php$ {\n"
-        "    if ($request_method = POST) { fastcgi_pass unix:/run/php/post.sock; }\n"
-        "    fastcgi_pass unix:/run/php/api.sock;\n"
-        "   }\n  }\n }\n}\n")})
+    main = write(
+        tmp_path,
+        {
+            "nginx.conf": (
+                "http {\n"
+                " fastcgi_buffer_size 16k;\n"
+                " server {\n"
+                "  listen 80;\n  listen [::]:8080 ipv6only=on;\n"
+                "  server_name a.example b.example;\n"
+                "  location /api/ {\n"
+                "   fastcgi_buffers 16 8k;\n"
+                "   fastcgi_intercept_errors on;\n"
+                "   location ~ \\.php$ {\n"
+                "    if ($request_method = POST) { fastcgi_pass unix:/run/php/post.sock; }\n"
+                "    fastcgi_pass unix:/run/php/api.sock;\n"
+                "   }\n  }\n }\n}\n"
+            )
+        },
+    )
     conf = load_nginx_conf(str(main))
     post, api = conf.fastcgi_passes
     f = str(main)
     assert (api.target, api.server_names, api.location, api.listens, api.origin) == (
-        "unix:/run/php/api.sock", ("a.example", "b.example"), r"~ \.php$", ("80", "[::]:8080"), Origin(f, 12))
+        "unix:/run/php/api.sock",
+        ("a.example", "b.example"),
+        r"~ \.php$",
+        ("80", "[::]:8080"),
+        Origin(f, 12),
+    )
     assert (api.buffer_size, api.buffer_size_origin) == (16384, Origin(f, 2))
     assert (api.buffers, api.buffers_origin) == ((16, 8192), Origin(f, 8))
     assert (api.intercept_errors, api.intercept_errors_origin) == (True, Origin(f, 9))
@@ -240,16 +306,25 @@ def test_fastcgi_pass_context_and_origins(tmp_path: Path) -> None:
 
 
 def test_upstreams_and_error_logs(tmp_path: Path) -> None:
-    main = write(tmp_path, {"nginx.conf": (
-        "error_log /var/log/nginx/error.log warn;\n"
-        "http {\n upstream php { server unix:/run/php/a.sock weight=5;\n  server 10.0.0.2:9000 backup; }\n"
-        " error_log /var/log/nginx/http.log;\n}")})
+    main = write(
+        tmp_path,
+        {
+            "nginx.conf": (
+                "error_log /var/log/nginx/error.log warn;\n"
+                "http {\n upstream php { server unix:/run/php/a.sock weight=5;\n  server 10.0.0.2:9000 backup; }\n"
+                " error_log /var/log/nginx/http.log;\n}"
+            )
+        },
+    )
     f = str(main)
     conf = load_nginx_conf(f)
-    assert conf.upstreams == {"php": (UpstreamServer("unix:/run/php/a.sock", Origin(f, 3)),
-                                      UpstreamServer("10.0.0.2:9000", Origin(f, 4)))}
-    assert conf.error_logs == (ErrorLog("/var/log/nginx/error.log", "warn", Origin(f, 1)),
-                               ErrorLog("/var/log/nginx/http.log", "error", Origin(f, 5)))
+    assert conf.upstreams == {
+        "php": (UpstreamServer("unix:/run/php/a.sock", Origin(f, 3)), UpstreamServer("10.0.0.2:9000", Origin(f, 4)))
+    }
+    assert conf.error_logs == (
+        ErrorLog("/var/log/nginx/error.log", "warn", Origin(f, 1)),
+        ErrorLog("/var/log/nginx/http.log", "error", Origin(f, 5)),
+    )
 
 
 BAD_VALUES = [
@@ -282,7 +357,10 @@ def test_debian_stock_config() -> None:
     assert conf.fastcgi_passes == ()  # the PHP location is commented out in the stock site
     assert conf.log_formats == {} and conf.upstreams == {}
     assert [os.path.relpath(f, DEBIAN) for f in conf.files] == [
-        "etc/nginx/nginx.conf", "etc/nginx/mime.types", "etc/nginx/sites-enabled/default"]
+        "etc/nginx/nginx.conf",
+        "etc/nginx/mime.types",
+        "etc/nginx/sites-enabled/default",
+    ]
 
 
 def test_debian_php_snippet_chain() -> None:
@@ -297,7 +375,10 @@ def test_app_tree() -> None:
     assert conf.log_formats["main"].fmt.endswith('us="$upstream_status" cid=$connection')
     assert conf.log_formats["json_combined"].escape == "json"
     assert [(a.path, a.format_name) for a in conf.access_logs] == [
-        ("/var/log/nginx/access.log", "main"), ("/var/log/nginx/shop.access.log", "json_combined"), ("off", "")]
+        ("/var/log/nginx/access.log", "main"),
+        ("/var/log/nginx/shop.access.log", "json_combined"),
+        ("off", ""),
+    ]
     assert [(p.target, p.location, p.read_timeout_s, p.buffer_size) for p in conf.fastcgi_passes] == [
         ("unix:/run/php/shop.sock", r"~ \.php$", 120.0, 32768),
         ("php_api", r"~ ^/api/.+\.php$", 300.0, 4096),
@@ -344,8 +425,11 @@ def test_rendered_trees_parse_back(tree: list[tuple[str, list[str], object]]) ->
     assert _shape(parse_nginx_text(_render(tree), "t.conf")) == tree
 
 
-@pytest.mark.parametrize("text", ['a "' + '\\"' * 100_000, "a " + '"' * 100_001 + ";", "x" * 1_000_000,
-                                  "a " + "{" * 3000], ids=["escapes", "quotes", "1MB word", "open braces"])
+@pytest.mark.parametrize(
+    "text",
+    ['a "' + '\\"' * 100_000, "a " + '"' * 100_001 + ";", "x" * 1_000_000, "a " + "{" * 3000],
+    ids=["escapes", "quotes", "1MB word", "open braces"],
+)
 def test_hostile_input_fails_in_bounded_time(text: str) -> None:
     start = time.perf_counter()
     with pytest.raises(ConfigError):
@@ -357,6 +441,10 @@ def test_config_error_and_origin_text() -> None:
     err = ConfigError("/etc/nginx/nginx.conf", 12, 'unexpected "}"')
     assert str(err) == '/etc/nginx/nginx.conf:12: unexpected "}"'
     assert (err.file, err.line, err.message, err.origin) == (
-        "/etc/nginx/nginx.conf", 12, 'unexpected "}"', Origin("/etc/nginx/nginx.conf", 12))
+        "/etc/nginx/nginx.conf",
+        12,
+        'unexpected "}"',
+        Origin("/etc/nginx/nginx.conf", 12),
+    )
     assert str(ConfigError("x.conf", 0, "open() failed")) == "x.conf: open() failed"
     assert str(Origin("pool.d/www.conf", 41)) == "pool.d/www.conf:41"

@@ -95,7 +95,9 @@ def _grammars() -> Iterator[tuple[str, pp.ParserElement | FastParser]]:
     for escape in ("default", "json", "none"):
         fmt = access.compile_log_format(
             '$remote_addr [$time_local] "$request" $status [$upstream_addr] ($upstream_status) '
-            '$upstream_response_time $request_time "$http_user_agent"', escape)
+            '$upstream_response_time $request_time "$http_user_agent"',
+            escape,
+        )
         yield f"custom {escape}", fmt.grammar
         assert fmt.fast is not None
         yield f"custom {escape} fast", fmt.fast
@@ -120,9 +122,19 @@ ROOT = Path(__file__).parents[2]
 def test_the_rewritten_grammars_agree_with_pyparsing_and_hold_no_possessive_group() -> None:
     # what Debian 12's python3 runs: the grammar tables, the differential tests and the check above
     env = {**os.environ, "BADGATEWAY_PORTABLE_REGEX": "1"}
-    tests = ["tests/grammars/test_portable_regex.py", "tests/grammars/test_access.py",
-             "tests/grammars/test_error_fpm_differential.py", "tests/grammars/test_lowering.py",
-             "tests/grammars/test_scanner.py"]
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *tests],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    tests = [
+        "tests/grammars/test_portable_regex.py",
+        "tests/grammars/test_access.py",
+        "tests/grammars/test_error_fpm_differential.py",
+        "tests/grammars/test_lowering.py",
+        "tests/grammars/test_scanner.py",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *tests],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:]

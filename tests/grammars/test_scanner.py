@@ -20,8 +20,10 @@ from tests.grammars.test_lowering import GRAMMARS
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "nginx-access"
 EXCLUDE = r"\{|" + PREFIX_SCAN_PATTERN  # what RecordParser excludes: JSON lines and shipper prefixes
 WANTED = ("status", "time")
-BENCH = access.compile_log_format('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
-                                  '"$http_referer" "$http_user_agent" rt=$request_time urt=$upstream_response_time')
+BENCH = access.compile_log_format(
+    '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+    '"$http_referer" "$http_user_agent" rt=$request_time urt=$upstream_response_time'
+)
 FORMATS = [access.COMBINED, access.MAIN, access.COMBINED_PLUS, BENCH]
 
 
@@ -47,7 +49,7 @@ def test_the_scan_of_the_real_world_corpus_is_the_probe_of_each_line(fmt: access
     assert len(lines) > 1000
     answered = 0
     for at in range(0, len(lines), 500):  # blocks as a poll brings them
-        block = lines[at:at + 500]
+        block = lines[at : at + 500]
         got = scan("\n".join(block), len(block))
         if got is None:  # a match ran past a line end (an unclosed quote): the caller probes line by line
             continue
@@ -88,22 +90,38 @@ def test_excluded_lines_answer_none() -> None:
     assert got[1] is None and got[2] is None and got[4] is None and got[3] == got[0]
 
 
-_ALPHABET = st.sampled_from(list('0123456789 -"[]/:+.,abcGET HTTP/1.1\\\t\r')
-                            + ["10.0.0.1", "24/Nov/2026:06:00:00 +0000", "200", "502", "-", '"-"', " : "])
+_ALPHABET = st.sampled_from(
+    list('0123456789 -"[]/:+.,abcGET HTTP/1.1\\\t\r')
+    + ["10.0.0.1", "24/Nov/2026:06:00:00 +0000", "200", "502", "-", '"-"', " : "]
+)
 _LINE = st.lists(_ALPHABET, min_size=1, max_size=30).map("".join).filter(lambda s: "\n" not in s and s != "")
-_GOOD = st.builds(lambda status, size, agent: f'10.0.0.1 - - [24/Nov/2026:06:00:00 +0000] "GET / HTTP/1.1" '
-                  f'{status} {size} "-" "{agent}"', st.sampled_from(["200", "502", "-", "2000"]),
-                  st.sampled_from(["5", "-", "x"]), st.text(alphabet='ab "\\', max_size=6))
+_GOOD = st.builds(
+    lambda status, size, agent: (
+        f'10.0.0.1 - - [24/Nov/2026:06:00:00 +0000] "GET / HTTP/1.1" {status} {size} "-" "{agent}"'
+    ),
+    st.sampled_from(["200", "502", "-", "2000"]),
+    st.sampled_from(["5", "-", "x"]),
+    st.text(alphabet='ab "\\', max_size=6),
+)
 
 
-_NUMBER = st.sampled_from(["0", "157", "0.056", "-", "1.5x", "1e5", "٣", "1.", ".5", "x", "1" * 4301, "1" * 641,
-                           "1" * 640, "", "00", "1.2.3"])
+_NUMBER = st.sampled_from(
+    ["0", "157", "0.056", "-", "1.5x", "1e5", "٣", "1.", ".5", "x", "1" * 4301, "1" * 641, "1" * 640, "", "00", "1.2.3"]
+)
 _UPSTREAM = st.lists(_NUMBER, min_size=1, max_size=3).flatmap(
-    lambda items: st.lists(st.sampled_from([", ", " : ", ","]), min_size=len(items) - 1, max_size=len(items) - 1)
-    .map(lambda seps: items[0] + "".join(sep + item for sep, item in zip(seps, items[1:]))))
-_BENCH_LINE = st.builds(lambda status, size, rt, urt: f'10.0.0.1 - - [24/Nov/2026:06:00:00 +0000] "GET / HTTP/1.1" '
-                        f'{status} {size} "-" "curl/8" rt={rt} urt={urt}',
-                        st.sampled_from(["200", "502", "-", "5" * 4301]), _NUMBER, _NUMBER, _UPSTREAM)
+    lambda items: st.lists(st.sampled_from([", ", " : ", ","]), min_size=len(items) - 1, max_size=len(items) - 1).map(
+        lambda seps: items[0] + "".join(sep + item for sep, item in zip(seps, items[1:]))
+    )
+)
+_BENCH_LINE = st.builds(
+    lambda status, size, rt, urt: (
+        f'10.0.0.1 - - [24/Nov/2026:06:00:00 +0000] "GET / HTTP/1.1" {status} {size} "-" "curl/8" rt={rt} urt={urt}'
+    ),
+    st.sampled_from(["200", "502", "-", "5" * 4301]),
+    _NUMBER,
+    _NUMBER,
+    _UPSTREAM,
+)
 
 
 @settings(max_examples=500, deadline=None)
@@ -142,8 +160,9 @@ def test_random_blocks_agree_with_the_probe_wherever_the_scan_answers(lines: lis
 
 
 @pytest.mark.parametrize(("description", "factory", "lines"), GRAMMARS, ids=[g[0] for g in GRAMMARS])
-def test_every_lowered_grammar_scans_as_it_probes_or_has_no_scanner(description: str, factory: object,
-                                                                     lines: list[str]) -> None:
+def test_every_lowered_grammar_scans_as_it_probes_or_has_no_scanner(
+    description: str, factory: object, lines: list[str]
+) -> None:
     grammar = factory()  # type: ignore[operator]
     try:
         fast = lowering.FastParser(grammar)
@@ -164,21 +183,24 @@ def test_every_lowered_grammar_scans_as_it_probes_or_has_no_scanner(description:
         assert got is None or got == [probe(line) for line in one_line]
 
 
-@pytest.mark.parametrize(("regex", "sees"), [
-    (r"a(?=\s)", True),            # \s takes the newline the line alone does not have
-    (r"a(?=[^x])", True),
-    (r"a(?=[^x\n])", False),
-    (r"a(?=.)", False),            # . never takes a newline without DOTALL
-    (r"a(?s:(?=.))", True),
-    (r"(?s)a(?=.)", True),
-    (r"a$", True),                 # anchors differ between a line and a block
-    (r"a\Z", True),
-    (r"a\b", False),               # a newline is no word character, as the end of a line is none
-    (r"(?!\d{4}-)a", False),
-    (r"(?<![^\n])a", False),
-    (r"(a)(?=\1)", True),          # a backreference could be anything
-    (r"(?![\w.-]++ +\| )a", False),
-])
+@pytest.mark.parametrize(
+    ("regex", "sees"),
+    [
+        (r"a(?=\s)", True),  # \s takes the newline the line alone does not have
+        (r"a(?=[^x])", True),
+        (r"a(?=[^x\n])", False),
+        (r"a(?=.)", False),  # . never takes a newline without DOTALL
+        (r"a(?s:(?=.))", True),
+        (r"(?s)a(?=.)", True),
+        (r"a$", True),  # anchors differ between a line and a block
+        (r"a\Z", True),
+        (r"a\b", False),  # a newline is no word character, as the end of a line is none
+        (r"(?!\d{4}-)a", False),
+        (r"(?<![^\n])a", False),
+        (r"(a)(?=\1)", True),  # a backreference could be anything
+        (r"(?![\w.-]++ +\| )a", False),
+    ],
+)
 def test_sees_newline(regex: str, sees: bool) -> None:
     assert scanner.sees_newline(regex) is sees
 

@@ -21,39 +21,79 @@ script_filename = /var/www/html/public/index.php
 
 # (description, entry, expected subset of the fields)
 CASES: list[tuple[str, str, dict[str, Any]]] = [
-    ("three frames, leading blank line", ENTRY, {
-        "time": datetime(2022, 7, 11, 5, 36, 59), "pool": "www", "pid": 156,
-        "script_filename": "/var/www/html/public/index.php",
-        "frames": [
-            {"address": "0x00007f63028161b0", "function": "mysqlConnect()",
-             "file": "/var/www/html/public/index.php", "line": 18},
-            {"address": "0x00007f6302816150", "function": "dbConnect()",
-             "file": "/var/www/html/public/index.php", "line": 22},
-            {"address": "0x00007f63028160f0", "function": "main()",
-             "file": "/var/www/html/public/index.php", "line": 25},
-        ],
-    }),
-    ("internal frames and a failed dump",
-     "[15-May-2015 12:50:22]  [pool www] pid 1819\nscript_filename = /w/index.php\n"
-     "[0x00007fff78ab00f0] replace() unknown:0\n[0x00007f2d286c10f8] +++ dump failed\n",
-     {"frames": [
-         {"address": "0x00007fff78ab00f0", "function": "replace()", "file": "unknown", "line": 0},
-         {"address": "0x00007f2d286c10f8", "function": None, "file": None, "line": None},
-     ]}),
-    ("namespaced closure and include pseudo-function",
-     "[16-Nov-2020 08:48:46]  [pool www] pid 157\nscript_filename = /app/webroot/index.php\n"
-     "[0x00007f3fa3017ba0] Cake\\Database\\{closure}() /app/src/Core/Retry/CommandRetry.php:70\n"
-     "[0x00007f3fa3017350] [INCLUDE_OR_EVAL]() /app/src/View/View.php:1176",
-     {"frames": [
-         {"address": "0x00007f3fa3017ba0", "function": "Cake\\Database\\{closure}()",
-          "file": "/app/src/Core/Retry/CommandRetry.php", "line": 70},
-         {"address": "0x00007f3fa3017350", "function": "[INCLUDE_OR_EVAL]()", "file": "/app/src/View/View.php",
-          "line": 1176},
-     ]}),
-    ("header only (the trace was cut)", "[05-May-2017 13:44:39]  [pool log] pid 4109",
-     {"pool": "log", "pid": 4109, "script_filename": None, "frames": []}),
-    ("CRLF line ends", "[05-May-2017 13:44:39]  [pool log] pid 4109\r\nscript_filename = /x.php\r\n",
-     {"script_filename": "/x.php"}),
+    (
+        "three frames, leading blank line",
+        ENTRY,
+        {
+            "time": datetime(2022, 7, 11, 5, 36, 59),
+            "pool": "www",
+            "pid": 156,
+            "script_filename": "/var/www/html/public/index.php",
+            "frames": [
+                {
+                    "address": "0x00007f63028161b0",
+                    "function": "mysqlConnect()",
+                    "file": "/var/www/html/public/index.php",
+                    "line": 18,
+                },
+                {
+                    "address": "0x00007f6302816150",
+                    "function": "dbConnect()",
+                    "file": "/var/www/html/public/index.php",
+                    "line": 22,
+                },
+                {
+                    "address": "0x00007f63028160f0",
+                    "function": "main()",
+                    "file": "/var/www/html/public/index.php",
+                    "line": 25,
+                },
+            ],
+        },
+    ),
+    (
+        "internal frames and a failed dump",
+        "[15-May-2015 12:50:22]  [pool www] pid 1819\nscript_filename = /w/index.php\n"
+        "[0x00007fff78ab00f0] replace() unknown:0\n[0x00007f2d286c10f8] +++ dump failed\n",
+        {
+            "frames": [
+                {"address": "0x00007fff78ab00f0", "function": "replace()", "file": "unknown", "line": 0},
+                {"address": "0x00007f2d286c10f8", "function": None, "file": None, "line": None},
+            ]
+        },
+    ),
+    (
+        "namespaced closure and include pseudo-function",
+        "[16-Nov-2020 08:48:46]  [pool www] pid 157\nscript_filename = /app/webroot/index.php\n"
+        "[0x00007f3fa3017ba0] Cake\\Database\\{closure}() /app/src/Core/Retry/CommandRetry.php:70\n"
+        "[0x00007f3fa3017350] [INCLUDE_OR_EVAL]() /app/src/View/View.php:1176",
+        {
+            "frames": [
+                {
+                    "address": "0x00007f3fa3017ba0",
+                    "function": "Cake\\Database\\{closure}()",
+                    "file": "/app/src/Core/Retry/CommandRetry.php",
+                    "line": 70,
+                },
+                {
+                    "address": "0x00007f3fa3017350",
+                    "function": "[INCLUDE_OR_EVAL]()",
+                    "file": "/app/src/View/View.php",
+                    "line": 1176,
+                },
+            ]
+        },
+    ),
+    (
+        "header only (the trace was cut)",
+        "[05-May-2017 13:44:39]  [pool log] pid 4109",
+        {"pool": "log", "pid": 4109, "script_filename": None, "frames": []},
+    ),
+    (
+        "CRLF line ends",
+        "[05-May-2017 13:44:39]  [pool log] pid 4109\r\nscript_filename = /x.php\r\n",
+        {"script_filename": "/x.php"},
+    ),
 ]
 
 
@@ -82,23 +122,29 @@ def test_fails_at(description: str, entry: str, column: int) -> None:
     assert result.line == entry
 
 
-@pytest.mark.parametrize("entry", [
-    "[11-Jul-2022 05:34:02]  [pool www] pid 1\n" + "[0x1] f() /x.php:1\n" * 100_000,
-    "[11-Jul-2022 05:34:02]  [pool " + "]" * 1_000_000,
-    "[0x" + "0" * 1_000_000,
-    b"[11-Jul-2022 05:34:02]  [pool \xff] pid 1\x00".decode("utf-8", "surrogateescape"),
-])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "[11-Jul-2022 05:34:02]  [pool www] pid 1\n" + "[0x1] f() /x.php:1\n" * 100_000,
+        "[11-Jul-2022 05:34:02]  [pool " + "]" * 1_000_000,
+        "[0x" + "0" * 1_000_000,
+        b"[11-Jul-2022 05:34:02]  [pool \xff] pid 1\x00".decode("utf-8", "surrogateescape"),
+    ],
+)
 def test_hostile_entries_never_raise(entry: str) -> None:
     start = time.perf_counter()
     assert isinstance(parse_slowlog_entry(entry), (dict, ParseError))
     assert time.perf_counter() - start < 5.0
 
 
-@pytest.mark.parametrize(("line", "starts"), [
-    ("[11-Jul-2022 05:34:02]  [pool www] pid 155", True),
-    ("[11-Jul-2022 05:34:02] WARNING: [pool www] child 155 started", False),
-    ("script_filename = /x.php", False),
-    ("[0x00007f63028160f0] sleep() /x.php:13", False),
-])
+@pytest.mark.parametrize(
+    ("line", "starts"),
+    [
+        ("[11-Jul-2022 05:34:02]  [pool www] pid 155", True),
+        ("[11-Jul-2022 05:34:02] WARNING: [pool www] child 155 started", False),
+        ("script_filename = /x.php", False),
+        ("[0x00007f63028160f0] sleep() /x.php:13", False),
+    ],
+)
 def test_is_entry_start(line: str, starts: bool) -> None:
     assert is_entry_start(line) is starts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pyparsing as pp
@@ -56,17 +56,29 @@ MINUS_7 = timezone(timedelta(hours=-7))
 
 # (description, converter, text, expected value or the exception it raises)
 CONVERSIONS: list[tuple[str, values.Converter, str, Any]] = [
-    ("time_local keeps the offset", values.time_local, "10/Oct/2000:13:55:36 -0700",
-     datetime(2000, 10, 10, 13, 55, 36, tzinfo=MINUS_7)),
-    ("time_local UTC", values.time_local, "24/Nov/2026:05:42:00 +0000", datetime(2026, 11, 24, 5, 42, tzinfo=timezone.utc)),
-    ("time_local +0530", values.time_local, "24/Nov/2026:05:42:00 +0530",
-     datetime(2026, 11, 24, 5, 42, tzinfo=timezone(timedelta(hours=5, minutes=30)))),
+    (
+        "time_local keeps the offset",
+        values.time_local,
+        "10/Oct/2000:13:55:36 -0700",
+        datetime(2000, 10, 10, 13, 55, 36, tzinfo=MINUS_7),
+    ),
+    ("time_local UTC", values.time_local, "24/Nov/2026:05:42:00 +0000", datetime(2026, 11, 24, 5, 42, tzinfo=UTC)),
+    (
+        "time_local +0530",
+        values.time_local,
+        "24/Nov/2026:05:42:00 +0530",
+        datetime(2026, 11, 24, 5, 42, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+    ),
     ("time_local bad month", values.time_local, "10/Foo/2000:13:55:36 -0700", ValueError),
     ("time_local impossible day", values.time_local, "31/Feb/2000:13:55:36 -0700", ValueError),
-    ("time_iso8601", values.time_iso8601, "2000-10-10T13:55:36+02:00",
-     datetime(2000, 10, 10, 13, 55, 36, tzinfo=timezone(timedelta(hours=2)))),
+    (
+        "time_iso8601",
+        values.time_iso8601,
+        "2000-10-10T13:55:36+02:00",
+        datetime(2000, 10, 10, 13, 55, 36, tzinfo=timezone(timedelta(hours=2))),
+    ),
     ("time_iso8601 naive refused", values.time_iso8601, "2000-10-10T13:55:36", ValueError),
-    ("msec", values.msec_time, "0.500", datetime(1970, 1, 1, 0, 0, 0, 500000, tzinfo=timezone.utc)),
+    ("msec", values.msec_time, "0.500", datetime(1970, 1, 1, 0, 0, 0, 500000, tzinfo=UTC)),
     ("unquote", values.unquote, r'"a \"b\" \\ \x16"', r'a "b" \ \x16'),
     ("unquote_or_none dash", values.unquote_or_none, '"-"', None),
     ("body_or_none", values.body_or_none, r"x\"y", 'x"y'),
@@ -98,8 +110,14 @@ def test_time_local_is_cached() -> None:
     assert values.time_local.cache_info().hits == 1
 
 
-INLINED = [values.nullable(int), values.nullable(float), values.dash_none, values.text, values.body_or_none,
-           values.status_code]
+INLINED = [
+    values.nullable(int),
+    values.nullable(float),
+    values.dash_none,
+    values.text,
+    values.body_or_none,
+    values.status_code,
+]
 
 
 @pytest.mark.parametrize("convert", INLINED, ids=lambda c: getattr(c, "__name__", "convert"))

@@ -15,7 +15,7 @@ from processor.io.kafka.client import backend, backend_names
 from processor.io.kafka.settings import KafkaSection
 from processor.runners.service_config import load_config
 
-BACKEND = '''
+BACKEND = """
 from processor.io.kafka import python_client
 
 def load():
@@ -23,7 +23,7 @@ def load():
 
 def broken():
     raise RuntimeError("no such library")
-'''
+"""
 
 
 @pytest.fixture
@@ -33,8 +33,9 @@ def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     info.mkdir(parents=True)
     (site / "my_backend.py").write_text(textwrap.dedent(BACKEND))
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-backend\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[badgateway.kafka_clients]\nmine = my_backend:load\n"
-                                           "broken = my_backend:broken\n")
+    (info / "entry_points.txt").write_text(
+        "[badgateway.kafka_clients]\nmine = my_backend:load\nbroken = my_backend:broken\n"
+    )
     monkeypatch.syspath_prepend(str(site))
     yield
     sys.modules.pop("my_backend", None)
@@ -50,8 +51,11 @@ def test_an_installed_backend_is_accepted_and_loaded(installed: None, tmp_path: 
 
 
 def test_a_backend_that_does_not_load_is_one_located_line(installed: None) -> None:
-    with pytest.raises(UserConfigError, match=r"kafka.client: the backend 'broken' \(my_backend:broken\) did not "
-                                              r"load: RuntimeError: no such library"):
+    with pytest.raises(
+        UserConfigError,
+        match=r"kafka.client: the backend 'broken' \(my_backend:broken\) did not "
+        r"load: RuntimeError: no such library",
+    ):
         backend(KafkaSection(client="broken"))
 
 

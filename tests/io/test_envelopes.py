@@ -15,12 +15,24 @@ from processor.io.envelopes import Envelope, Unwrapped
 
 SRC = SourceRef("logs", 41, 3)
 LINE = '127.0.0.1 - - [24/Nov/2026:05:42:00 +0000] "GET /slow.php HTTP/1.1" 502 157 "-" "curl/8.5.0"'
-ERROR = ("2026/11/24 05:42:00 [error] 21#21: *7 recv() failed (104: Connection reset by peer) while reading "
-         'response header from upstream, client: 127.0.0.1, server: _, request: "GET /slow.php HTTP/1.1"')
-FILEBEAT = {"@timestamp": "2026-11-24T05:42:00.123Z", "message": LINE, "host": {"name": "web-1"},
-            "log": {"file": {"path": "/var/log/nginx/access.log"}, "offset": 1234}, "input": {"type": "filestream"}}
-VECTOR = {"message": ERROR, "host": "web-2", "file": "/var/log/nginx/error.log", "source_type": "file",
-          "timestamp": "2026-11-24T05:42:00Z"}
+ERROR = (
+    "2026/11/24 05:42:00 [error] 21#21: *7 recv() failed (104: Connection reset by peer) while reading "
+    'response header from upstream, client: 127.0.0.1, server: _, request: "GET /slow.php HTTP/1.1"'
+)
+FILEBEAT = {
+    "@timestamp": "2026-11-24T05:42:00.123Z",
+    "message": LINE,
+    "host": {"name": "web-1"},
+    "log": {"file": {"path": "/var/log/nginx/access.log"}, "offset": 1234},
+    "input": {"type": "filestream"},
+}
+VECTOR = {
+    "message": ERROR,
+    "host": "web-2",
+    "file": "/var/log/nginx/error.log",
+    "source_type": "file",
+    "timestamp": "2026-11-24T05:42:00Z",
+}
 FLUENTBIT = {"date": 1795499520.0, "log": LINE + "\n", "hostname": "web-3"}
 
 
@@ -55,25 +67,53 @@ CASES = [
     Case("auto: fluent bit", js(FLUENTBIT), "auto", LINE, "web-3"),
     Case("fluent bit host key", js({"log": LINE, "host": "web-4"}), "fluentbit", LINE, "web-4"),
     # configurable dotted paths for in-house shippers
-    Case("custom paths", js({"payload": {"line": LINE}, "meta": {"node": "web-9"}}), "auto", LINE, "web-9",
-         options={"message_field": "payload.line", "host_field": "meta.node"}),
+    Case(
+        "custom paths",
+        js({"payload": {"line": LINE}, "meta": {"node": "web-9"}}),
+        "auto",
+        LINE,
+        "web-9",
+        options={"message_field": "payload.line", "host_field": "meta.node"},
+    ),
     # an NGINX escape=json access line is JSON but no envelope: it is the log line itself
-    Case("auto: escape=json access line", b'{"status":"502","request":"GET / HTTP/1.1"}', "auto",
-         '{"status":"502","request":"GET / HTTP/1.1"}'),
+    Case(
+        "auto: escape=json access line",
+        b'{"status":"502","request":"GET / HTTP/1.1"}',
+        "auto",
+        '{"status":"502","request":"GET / HTTP/1.1"}',
+    ),
     Case("auto: a raw line starting with {", b"{not json at all", "auto", "{not json at all"),
     # invalid UTF-8 survives (surrogateescape) so the dead-letter output can show the real bytes
     Case("invalid utf-8 kept", b"GET /\xff\xfe x", "raw", "GET /\udcff\udcfe x"),
     # bad envelopes: a dead letter with a reason, never an exception
     Case("filebeat: not json", b"plain text", "filebeat", reason="filebeat envelope: not JSON"),
     Case("vector: json array", b'["a"]', "vector", reason="expected a JSON object, got list"),
-    Case("filebeat: no message", js({"host": {"name": "web-1"}}), "filebeat",
-         reason="filebeat envelope: message field 'message' is missing"),
-    Case("fluentbit: message not a string", js({"log": 5}), "fluentbit",
-         reason="fluentbit envelope: message field 'log' is a int"),
-    Case("custom path missing", js({"message": LINE}), "auto", reason="message field 'payload.line' is missing",
-         options={"message_field": "payload.line"}),
-    Case("too big", b"x" * 101, "raw", reason="record value is 101 bytes, above delivery.max_record_bytes (100)",
-         options={"max_record_bytes": 100}),
+    Case(
+        "filebeat: no message",
+        js({"host": {"name": "web-1"}}),
+        "filebeat",
+        reason="filebeat envelope: message field 'message' is missing",
+    ),
+    Case(
+        "fluentbit: message not a string",
+        js({"log": 5}),
+        "fluentbit",
+        reason="fluentbit envelope: message field 'log' is a int",
+    ),
+    Case(
+        "custom path missing",
+        js({"message": LINE}),
+        "auto",
+        reason="message field 'payload.line' is missing",
+        options={"message_field": "payload.line"},
+    ),
+    Case(
+        "too big",
+        b"x" * 101,
+        "raw",
+        reason="record value is 101 bytes, above delivery.max_record_bytes (100)",
+        options={"max_record_bytes": 100},
+    ),
     Case("tombstone", None, "auto", reason="no value (a tombstone)"),
 ]
 
@@ -100,9 +140,21 @@ def test_dead_letter_keeps_the_raw_value_readable() -> None:
 def test_raw_text_answers_only_where_unwrap_gives_a_plain_raw_line(kind: str) -> None:
     envelope = Envelope(kind, max_record_bytes=64)
     values: list[bytes | None] = [
-        None, b"", b"\n", b"a line\n", b"a line\r\n", b"a line", b"  {\"message\": \"x\", \"host\": \"h\"}",
-        b"{\"message\": \"x\"}", b"\t{not json", b"{not json", b"x" * 65, b"\xff\xfe broken utf-8\n",
-        b"\x0b{\"log\": \"y\"}", b" leading space", b"\r\n",
+        None,
+        b"",
+        b"\n",
+        b"a line\n",
+        b"a line\r\n",
+        b"a line",
+        b'  {"message": "x", "host": "h"}',
+        b'{"message": "x"}',
+        b"\t{not json",
+        b"{not json",
+        b"x" * 65,
+        b"\xff\xfe broken utf-8\n",
+        b'\x0b{"log": "y"}',
+        b" leading space",
+        b"\r\n",
     ]
     for value in values:
         fast = envelope.raw_text(value)
@@ -114,8 +166,23 @@ def test_raw_text_answers_only_where_unwrap_gives_a_plain_raw_line(kind: str) ->
     assert answered == (0 if kind not in ("auto", "raw") else 8 if kind == "auto" else 13), answered
 
 
-_VALUE_PIECES = st.sampled_from([b"a line", b" ", b"\t", b"\r", b"\n", b"\r\n", b"{", b'{"message": "x"}', b"\xff",
-                                 b"\xe2\x82", b"\x0b", b"x" * 40, b"502"])
+_VALUE_PIECES = st.sampled_from(
+    [
+        b"a line",
+        b" ",
+        b"\t",
+        b"\r",
+        b"\n",
+        b"\r\n",
+        b"{",
+        b'{"message": "x"}',
+        b"\xff",
+        b"\xe2\x82",
+        b"\x0b",
+        b"x" * 40,
+        b"502",
+    ]
+)
 _VALUES = st.lists(st.one_of(st.none(), st.lists(_VALUE_PIECES, max_size=4).map(b"".join)), min_size=1, max_size=8)
 
 
@@ -127,8 +194,12 @@ def test_a_block_holds_the_lines_raw_text_gives(kind: str, values: list[bytes | 
     envelope = Envelope(kind, max_record_bytes=64)
 
     def one_line(value: bytes | None) -> bool:
-        return value is not None and envelope.raw_text(value) is not None \
-            and value.count(b"\n") == value.endswith(b"\n") and not value.endswith(b"\r\n")
+        return (
+            value is not None
+            and envelope.raw_text(value) is not None
+            and value.count(b"\n") == value.endswith(b"\n")
+            and not value.endswith(b"\r\n")
+        )
 
     block = envelope.block(values)
     assert (block is not None) == all(one_line(v) for v in values)

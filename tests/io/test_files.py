@@ -15,8 +15,8 @@ import pytest
 import zstandard
 
 from processor.core.errors import BadgatewayError, InputError
-from processor.io.files import CHUNK_BYTES, InputFile, head_lines, open_lines
 from processor.io.discovery import discover
+from processor.io.files import CHUNK_BYTES, InputFile, head_lines, open_lines
 
 LINES = [b'127.0.0.1 - - [24/Nov/2026:05:42:00 +0000] "GET /slow.php?id=%d HTTP/1.1" 502 157' % i for i in range(2000)]
 BODY = b"\n".join(LINES) + b"\n"

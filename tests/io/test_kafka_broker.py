@@ -107,9 +107,7 @@ def test_produce_and_consume_1000_records(kafka_broker: KafkaBroker, kafka_topic
         assert in_partition, f"partition {partition} got no record: keys did not spread"
 
 
-def test_group_commits_and_a_new_member_resumes_there(
-    kafka_broker: KafkaBroker, kafka_topics: TopicFactory
-) -> None:
+def test_group_commits_and_a_new_member_resumes_there(kafka_broker: KafkaBroker, kafka_topics: TopicFactory) -> None:
     topic = kafka_topics()
     tp = TopicPartition(topic, 0)
     produce(kafka_broker, topic, [b"r%03d" % i for i in range(100)])
@@ -206,9 +204,7 @@ def transactional_producer(broker: KafkaBroker, transactional_id: str | None = N
         yield p
 
 
-def test_read_committed_sees_committed_transactions_only(
-    kafka_broker: KafkaBroker, kafka_topics: TopicFactory
-) -> None:
+def test_read_committed_sees_committed_transactions_only(kafka_broker: KafkaBroker, kafka_topics: TopicFactory) -> None:
     topic = kafka_topics(partitions=2)
     with transactional_producer(kafka_broker) as p:
         for tx in range(20):
@@ -295,9 +291,7 @@ def test_a_new_producer_with_the_same_transactional_id_fences_the_old_one(
         assert quiet(c, 2.0) == []
 
 
-def test_transactions_continue_after_a_broker_restart(
-    kafka_broker: KafkaBroker, kafka_topics: TopicFactory
-) -> None:
+def test_transactions_continue_after_a_broker_restart(kafka_broker: KafkaBroker, kafka_topics: TopicFactory) -> None:
     topic = kafka_topics()
     with transactional_producer(kafka_broker) as p:
         p.begin_transaction()

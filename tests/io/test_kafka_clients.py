@@ -19,8 +19,8 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
-from processor.io.kafka.settings import KafkaSection
 from processor.io.kafka.client import TP, Backend, Consumer, Msg, Unreachable, backend
+from processor.io.kafka.settings import KafkaSection
 from tests.fixtures.kafka import KafkaBroker, TopicFactory, free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
@@ -32,13 +32,18 @@ HOSTS = [f"web-{i}" for i in range(1, 41)]
 @pytest.fixture(params=CLIENTS)
 def cfg(request: pytest.FixtureRequest, kafka_broker: KafkaBroker) -> KafkaSection:
     kafka_broker.start()
-    return KafkaSection(client=request.param, bootstrap_servers=(kafka_broker.bootstrap,),
-                        group_id=f"clients-{uuid.uuid4().hex[:8]}", session_timeout_s=6.0)
+    return KafkaSection(
+        client=request.param,
+        bootstrap_servers=(kafka_broker.bootstrap,),
+        group_id=f"clients-{uuid.uuid4().hex[:8]}",
+        session_timeout_s=6.0,
+    )
 
 
 @contextmanager
-def subscribed(client: Backend, cfg: KafkaSection, topics: list[str], *, read_committed: bool = False
-               ) -> Iterator[tuple[Consumer, list[dict[TP, int | None]]]]:
+def subscribed(
+    client: Backend, cfg: KafkaSection, topics: list[str], *, read_committed: bool = False
+) -> Iterator[tuple[Consumer, list[dict[TP, int | None]]]]:
     consumer = client.make_consumer(cfg, read_committed=read_committed)
     assigned: list[dict[TP, int | None]] = []
     consumer.subscribe(topics, lambda starts: assigned.append(dict(starts)), lambda revoked: None)
@@ -62,8 +67,13 @@ def drain(consumer: Consumer, n: int, timeout_s: float = 60) -> list[Msg]:
     return got
 
 
-def produce(client: Backend, cfg: KafkaSection, topic: str, records: list[tuple[bytes | None, bytes]],
-            headers: list[tuple[str, bytes]] | None = None) -> list[BaseException]:
+def produce(
+    client: Backend,
+    cfg: KafkaSection,
+    topic: str,
+    records: list[tuple[bytes | None, bytes]],
+    headers: list[tuple[str, bytes]] | None = None,
+) -> list[BaseException]:
     errors: list[BaseException] = []
     producer = client.make_producer(cfg)
     try:
@@ -80,8 +90,9 @@ def test_keyed_records_land_on_the_java_partitioners_partition(cfg: KafkaSection
     topic = kafka_topics(partitions=6)
     client = backend(cfg)
     assert produce(client, cfg, topic, [(h.encode(), f"line of {h}".encode()) for h in HOSTS]) == []
-    c = KafkaConsumer(bootstrap_servers=cfg.bootstrap_servers[0], auto_offset_reset="earliest",
-                      enable_auto_commit=False)
+    c = KafkaConsumer(
+        bootstrap_servers=cfg.bootstrap_servers[0], auto_offset_reset="earliest", enable_auto_commit=False
+    )
     try:
         tps = [TopicPartition(topic, p) for p in range(6)]
         c.assign(tps)
@@ -99,7 +110,8 @@ def test_keyed_records_land_on_the_java_partitioners_partition(cfg: KafkaSection
 
 
 def test_batches_by_partition_start_at_the_reset_policy_and_commits_resume(
-        cfg: KafkaSection, kafka_topics: TopicFactory) -> None:
+    cfg: KafkaSection, kafka_topics: TopicFactory
+) -> None:
     topic = kafka_topics(partitions=3)
     client = backend(cfg)
     records = [(HOSTS[i % 12].encode(), f"record {i}".encode()) for i in range(3000)]
@@ -136,8 +148,7 @@ def test_a_refused_record_reaches_on_error_by_the_end_of_flush(cfg: KafkaSection
     assert all("toolarge" in (str(e) or type(e).__name__).lower().replace("_", "") for e in errors), errors
 
 
-def test_a_transaction_carries_outputs_and_the_consumers_offsets(
-        cfg: KafkaSection, kafka_topics: TopicFactory) -> None:
+def test_a_transaction_carries_outputs_and_the_consumers_offsets(cfg: KafkaSection, kafka_topics: TopicFactory) -> None:
     src, out = kafka_topics(suffix="in"), kafka_topics(suffix="out")
     client = backend(cfg)
     assert produce(client, cfg, src, [(b"web-1", f"r{i}".encode()) for i in range(50)]) == []

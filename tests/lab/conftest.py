@@ -40,8 +40,9 @@ def _run_lab(*extra: str) -> Iterator[tuple[Path, subprocess.CompletedProcess[st
     # not pytest's tmp_path: its parents are 0700, and nginx's workers (nobody) must reach the sockets
     out = Path(tempfile.mkdtemp(prefix="badgateway-lab-", dir="/tmp"))
     os.chmod(out, 0o755)
-    proc = subprocess.run([sys.executable, "-m", "lab.run", str(out), *extra], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lab.run", str(out), *extra], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     ok = proc.returncode == 0
     yield out, proc
     if ok and not os.environ.get("BADGATEWAY_LAB_KEEP"):

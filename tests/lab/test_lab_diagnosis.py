@@ -29,7 +29,9 @@ def truth(outdir: Path) -> dict[str, dict[str, Any]]:
     return {r["id"]: r for r in rows}
 
 
-def replay(outdir: Path, tmp_path: Path, *, configs: bool = True, logs: list[str] | None = None) -> list[dict[str, Any]]:
+def replay(
+    outdir: Path, tmp_path: Path, *, configs: bool = True, logs: list[str] | None = None
+) -> list[dict[str, Any]]:
     out = tmp_path / "incidents.jsonl"
     argv = ["replay", "-q", "--no-progress", "-o", str(out), "--dead-letter", str(tmp_path / "dead.jsonl")]
     if configs:
@@ -118,6 +120,9 @@ def test_without_fpm_log_resets_fall_back_to_upstream_reset(tmp_path: Path) -> N
 def test_remediation_quotes_the_config_check_and_names_file_and_line(tmp_path: Path) -> None:
     incidents = replay(RECORDED, tmp_path)
     by_cause = {i["badgateway"]["cause"]: i["badgateway"]["remediation"] for i in incidents}
-    assert "request_terminate_timeout = 2s in" in by_cause["fpm_timeout"] and "pool.d/slow.conf:" in by_cause["fpm_timeout"]
+    assert (
+        "request_terminate_timeout = 2s in" in by_cause["fpm_timeout"]
+        and "pool.d/slow.conf:" in by_cause["fpm_timeout"]
+    )
     assert "Config check:" in by_cause["socket_permission"] and "listen.owner" in by_cause["socket_permission"]
     assert "fastcgi_read_timeout 2s at" in by_cause["nginx_timeout"]

@@ -28,7 +28,9 @@ REPO = Path(__file__).resolve().parents[2]
 RECORDED = REPO / "examples" / "lab-json"
 EQUATION = re.compile(r"lines read ([\d,]+) = parsed ([\d,]+) \+ dead-lettered ([\d,]+)")
 # php-fpm writes a worker's stderr (catch_workers_output) as "pid N, (null)(), line 0: [pool www] child N said …"
-FPM_DEBUG = re.compile(r"^\[\d{2}-\w{3}-\d{4} \d{2}:\d{2}:\d{2}\.\d{6}\] [A-Z]+: pid \d+, (?:\w+|\(null\))\(\), line \d+: ")
+FPM_DEBUG = re.compile(
+    r"^\[\d{2}-\w{3}-\d{4} \d{2}:\d{2}:\d{2}\.\d{6}\] [A-Z]+: pid \d+, (?:\w+|\(null\))\(\), line \d+: "
+)
 SLOWLOG_HEAD = re.compile(r"^\[\d{2}-\w{3}-\d{4} \d{2}:\d{2}:\d{2}\.\d{6}\]  \[pool \w+\] pid \d+$")
 
 
@@ -36,8 +38,9 @@ def physical_lines(logs: Path) -> int:
     return sum(len(p.read_bytes().splitlines()) for p in logs.rglob("*.log"))
 
 
-def replay_counted(outdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], *,
-                   configs: bool = True) -> tuple[list[dict[str, Any]], tuple[int, int, int]]:
+def replay_counted(
+    outdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], *, configs: bool = True
+) -> tuple[list[dict[str, Any]], tuple[int, int, int]]:
     """Replay ``outdir/logs``; (incidents, (lines read, parsed, dead-lettered) from the closing summary)."""
     out, dead = tmp_path / "incidents.jsonl", tmp_path / "dead.jsonl"
     argv = ["replay", "--no-progress", "-o", str(out), "--dead-letter", str(dead)]
@@ -74,8 +77,9 @@ def check_what_the_variant_wrote(outdir: Path) -> None:
 
     text = (outdir / "logs" / "access_json.log").read_bytes().decode("utf-8", "surrogateescape")
     rows = [json.loads(line) for line in text.splitlines()]  # the standard library keeps a raw byte (surrogate)
-    assert len(rows) >= 80 and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", r["time"])
-                                   for r in rows)
+    assert len(rows) >= 80 and all(
+        re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", r["time"]) for r in rows
+    )
     assert {r["status"] for r in rows} >= {200, 404, 499, 500, 502, 504}
     assert any(r["remote_user"] == "" for r in rows)  # escape=json writes nothing for an empty variable
     assert sum(r["http_user_agent"] == ODD_UA for r in rows) == 2  # the odd headers' 200 and 502
@@ -91,8 +95,11 @@ def check_what_the_variant_wrote(outdir: Path) -> None:
     # the variant's own scenario: two requests in flight when master legacy stops; their workers' exits at DEBUG
     stopped = [r for r in truth(outdir).values() if r["cause"] == "upstream_reset"]
     assert len(stopped) == 2 and {r["pool"] for r in stopped} == {"legacy"}
-    assert re.search(r"\] DEBUG: pid \d+, fpm_children_bury\(\), line \d+: \[pool legacy\] child \d+ exited on "
-                     r"signal 15 \(SIGTERM\)", (outdir / "logs" / "php-fpm-legacy.log").read_text())
+    assert re.search(
+        r"\] DEBUG: pid \d+, fpm_children_bury\(\), line \d+: \[pool legacy\] child \d+ exited on "
+        r"signal 15 \(SIGTERM\)",
+        (outdir / "logs" / "php-fpm-legacy.log").read_text(),
+    )
 
 
 def check_stopped_is_no_crash(incidents: list[dict[str, Any]]) -> None:
@@ -103,18 +110,21 @@ def check_stopped_is_no_crash(incidents: list[dict[str, Any]]) -> None:
         [line] = inc["evidence"]["php_fpm"]
         assert (line["fields"]["level"], line["fields"]["signal"], line["fields"]["pool"]) == ("DEBUG", 15, "legacy")
         assert "not a crash" in inc["badgateway"]["remediation"] and "stop or reload" in inc["badgateway"]["note"]
-    assert not any("SIGTERM" in i["badgateway"]["remediation"] for i in incidents if i["badgateway"]["cause"] ==
-                   "child_crash")
+    assert not any(
+        "SIGTERM" in i["badgateway"]["remediation"] for i in incidents if i["badgateway"]["cause"] == "child_crash"
+    )
 
 
 # nginx's escape=json escapes `"`, `\` and control bytes but writes a byte that is not UTF-8 as it came: the
 # json-debug lab's request with `caf\xe9` in its User-Agent and Referer (http.client sends the byte 0xE9), as
 # examples/lab-json/logs/access_json.log has it
-ODD_LINE = ('{"time":"2026-12-07T11:16:56+00:00","remote_addr":"127.0.0.1","remote_user":"","request":"GET '
-            '/robots.txt?id=lab-0021 HTTP/1.1","status":200,"body_bytes_sent":24,"request_time":0.000,'
-            '"http_referer":"https://example.com/?q=\\"x\\"&r=caf\udce9","http_user_agent":"Mozilla/5.0 \\"quoted\\" '
-            '\\\\back\\\\slash\\ttab caf\udce9","host":"lab.test","upstream_addr":"","upstream_status":"",'
-            '"upstream_response_time":"","connection":39}')
+ODD_LINE = (
+    '{"time":"2026-12-07T11:16:56+00:00","remote_addr":"127.0.0.1","remote_user":"","request":"GET '
+    '/robots.txt?id=lab-0021 HTTP/1.1","status":200,"body_bytes_sent":24,"request_time":0.000,'
+    '"http_referer":"https://example.com/?q=\\"x\\"&r=caf\udce9","http_user_agent":"Mozilla/5.0 \\"quoted\\" '
+    '\\\\back\\\\slash\\ttab caf\udce9","host":"lab.test","upstream_addr":"","upstream_status":"",'
+    '"upstream_response_time":"","connection":39}'
+)
 ODD_UA = 'Mozilla/5.0 "quoted" \\back\\slash\ttab caf\udce9'  # read with surrogateescape, as replay reads
 
 
@@ -123,8 +133,11 @@ def test_a_raw_non_utf8_byte_in_an_escape_json_line(reader: str) -> None:
     recorded = (RECORDED / "logs" / "access_json.log").read_bytes().decode("utf-8", "surrogateescape")
     assert ODD_LINE in recorded.splitlines()
     fmt = compile_log_format(LAB_JSON_LOG_FORMAT, escape="json")
-    fields = {"log_format": fmt.parse, "log_format, pyparsing": partial(lowering.parse_with, fmt.grammar, None),
-              "no config": parse_json_access}[reader](ODD_LINE)
+    fields = {
+        "log_format": fmt.parse,
+        "log_format, pyparsing": partial(lowering.parse_with, fmt.grammar, None),
+        "no config": parse_json_access,
+    }[reader](ODD_LINE)
     assert not isinstance(fields, ParseError), fields
     assert (fields["http_user_agent"], fields["http_referer"]) == (ODD_UA, 'https://example.com/?q="x"&r=caf\udce9')
     assert (fields["status"], fields["uri"]) == (200, "/robots.txt?id=lab-0021")
@@ -135,7 +148,8 @@ def test_recorded_json_debug_lab_is_json_and_debug() -> None:
 
 
 def test_recorded_json_debug_lab_every_line_parsed_every_failure_explained(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     incidents, counts = replay_counted(RECORDED, tmp_path, capsys)
     check_every_line_parsed(RECORDED, counts)
     with capsys.disabled():
@@ -151,15 +165,23 @@ def test_recorded_json_debug_lab_without_configs(tmp_path: Path, capsys: pytest.
     for rid, row in truth(RECORDED).items():
         if row["cause"] == "socket_mismatch":
             assert causes[rid] == ["socket_missing"], rid
-        if row["cause"] in ("fpm_timeout", "child_crash", "too_big_header", "socket_permission", "tcp_refused",
-                            "nginx_timeout", "no_live_upstreams"):
+        if row["cause"] in (
+            "fpm_timeout",
+            "child_crash",
+            "too_big_header",
+            "socket_permission",
+            "tcp_refused",
+            "nginx_timeout",
+            "no_live_upstreams",
+        ):
             assert causes[rid] == [row["cause"]], rid
 
 
 @pytest.mark.lab
 @pytest.mark.timeout(400)
-def test_live_json_debug_lab(lab_json_run: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_live_json_debug_lab(
+    lab_json_run: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out, proc = lab_json_run
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     classic.test_no_process_left_behind(out)

@@ -31,17 +31,36 @@ CAUSE_STATUSES = {
     "no_live_upstreams": {502},
     "app_answered": {502, 504},  # the application answered 502/504 itself: no error-log entry
 }
-GT_KEYS = {"id", "method", "uri", "location", "expected_status", "observed_status", "cause", "pool", "socket",
-           "upstream", "server", "access_log", "scenario", "sent_at", "elapsed_s"}
+GT_KEYS = {
+    "id",
+    "method",
+    "uri",
+    "location",
+    "expected_status",
+    "observed_status",
+    "cause",
+    "pool",
+    "socket",
+    "upstream",
+    "server",
+    "access_log",
+    "scenario",
+    "sent_at",
+    "elapsed_s",
+}
 LOG_TYPES = {"nginx_access", "nginx_error", "php_fpm", "php_fpm_slowlog", "php_fpm_access"}
 
 ID_IN = re.compile(r"[?&]id=(lab-\d{4})\b")
 ERR_START = re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} \[(\w+)\] \d+#\d+: ")
-ACCESS_LAB = re.compile(r'^127\.0\.0\.1 - - \[[^\]]+\] "([^"]*)" (\d{3}) \d+ "-" "[^"]*" rt=[\d.]+ ua="([^"]*)" '
-                        r'us="([^"]*)" urt="([^"]*)" cid=(\d+)$')
+ACCESS_LAB = re.compile(
+    r'^127\.0\.0\.1 - - \[[^\]]+\] "([^"]*)" (\d{3}) \d+ "-" "[^"]*" rt=[\d.]+ ua="([^"]*)" '
+    r'us="([^"]*)" urt="([^"]*)" cid=(\d+)$'
+)
 ACCESS_COMBINED = re.compile(r'^127\.0\.0\.1 - - \[[^\]]+\] "([^"]*)" (\d{3}) \d+ "-" "[^"]*"$')
-FAILURE = re.compile(r"connect\(\) (?:to \S+ )?failed|recv\(\) failed|upstream prematurely closed|"
-                     r"upstream timed out|too big header|no live upstreams")
+FAILURE = re.compile(
+    r"connect\(\) (?:to \S+ )?failed|recv\(\) failed|upstream prematurely closed|"
+    r"upstream timed out|too big header|no live upstreams"
+)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -95,8 +114,11 @@ def test_every_cause_reproduced_with_its_status(lab_outdir: Path) -> None:
     for cause, wanted in CAUSE_STATUSES.items():
         reqs = by_cause[cause]
         assert len(reqs) >= 3, f"{cause}: only {len(reqs)} requests"
-        wrong = [(r["id"], r["observed_status"], r["expected_status"]) for r in reqs
-                 if r["observed_status"] != r["expected_status"]]
+        wrong = [
+            (r["id"], r["observed_status"], r["expected_status"])
+            for r in reqs
+            if r["observed_status"] != r["expected_status"]
+        ]
         assert not wrong, f"{cause}: observed != expected: {wrong}"
         assert {r["observed_status"] for r in reqs} == wanted, cause
     # the variants the issue asks for
@@ -126,8 +148,11 @@ def test_ground_truth_is_well_formed(lab_outdir: Path) -> None:
             assert r["expected_status"] in (502, 504), r
         if r["pool"] is not None:
             assert r["pool"] in pools, r
-            assert r["upstream"] == (f"unix:{pools[r['pool']]['listen']}" if pools[r["pool"]]["listen"].startswith("/")
-                                     else pools[r["pool"]]["listen"]), r
+            assert r["upstream"] == (
+                f"unix:{pools[r['pool']]['listen']}"
+                if pools[r["pool"]]["listen"].startswith("/")
+                else pools[r["pool"]]["listen"]
+            ), r
         if r["upstream"] and r["upstream"].startswith("unix:"):
             assert r["socket"] == r["upstream"][5:]
         else:
@@ -157,7 +182,7 @@ def test_ground_truth_matches_the_access_logs(lab_outdir: Path) -> None:
         assert len(seen[rid]) == 1, f"{rid} appears {len(seen[rid])} times: {seen[rid]}"
         log, request, status, ua = seen[rid][0]
         assert log == r["access_log"], rid
-        assert request == f'{r["method"]} {r["uri"]} HTTP/1.1', rid
+        assert request == f"{r['method']} {r['uri']} HTTP/1.1", rid
         assert status == r["expected_status"], f"{rid}: access log {status}, expected {r['expected_status']}"
         if ua is None or r["upstream"] is None:
             continue
@@ -195,47 +220,77 @@ def test_the_evidence_is_in_the_logs(lab_outdir: Path) -> None:
         failures = [t for lvl, t in by_id[rid] if lvl in ("error", "crit") and FAILURE.search(t)]
         assert len(failures) == (2 if r["upstream"] == "billing_backend" and cause == "tcp_refused" else 1), rid
         if cause == "fpm_down" and r["pool"] == "legacy":
-            one(rid, rf"connect\(\) to unix:{re.escape(sock)} failed \(2: No such file or directory\) while "
-                     r"connecting to upstream", "crit")
+            one(
+                rid,
+                rf"connect\(\) to unix:{re.escape(sock)} failed \(2: No such file or directory\) while "
+                r"connecting to upstream",
+                "crit",
+            )
         elif cause == "fpm_down":
-            one(rid, rf"connect\(\) to unix:{re.escape(sock)} failed \(111: Connection refused\) while connecting "
-                     r"to upstream", "error")
+            one(
+                rid,
+                rf"connect\(\) to unix:{re.escape(sock)} failed \(111: Connection refused\) while connecting "
+                r"to upstream",
+                "error",
+            )
         elif cause == "socket_mismatch":
             one(rid, rf"connect\(\) to unix:{re.escape(sock)} failed \(2: No such file or directory\)", "crit")
         elif cause == "socket_permission":
             one(rid, rf"connect\(\) to unix:{re.escape(sock)} failed \(13: Permission denied\)", "crit")
         elif cause == "tcp_refused":
-            one(rid, r"connect\(\) failed \(111: Connection refused\) while connecting to upstream, .*"
-                     r"upstream: \"fastcgi://127\.0\.0\.1:\d+\"", "error")
+            one(
+                rid,
+                r"connect\(\) failed \(111: Connection refused\) while connecting to upstream, .*"
+                r"upstream: \"fastcgi://127\.0\.0\.1:\d+\"",
+                "error",
+            )
         elif cause == "pool_saturated" and r["expected_status"] == 502:
-            one(rid, rf"connect\(\) to unix:{re.escape(sock)} failed \(11: Resource temporarily unavailable\)",
-                "error")
+            one(rid, rf"connect\(\) to unix:{re.escape(sock)} failed \(11: Resource temporarily unavailable\)", "error")
         elif cause == "pool_saturated":
-            one(rid, r"upstream timed out \(110: Connection timed out\) while connecting to upstream, .*upstream: "
-                     rf"\"fastcgi://{re.escape(pools['queue'])}\"", "error")
+            one(
+                rid,
+                r"upstream timed out \(110: Connection timed out\) while connecting to upstream, .*upstream: "
+                rf"\"fastcgi://{re.escape(pools['queue'])}\"",
+                "error",
+            )
         elif cause in ("fpm_timeout", "child_crash"):
-            one(rid, r"(recv\(\) failed \(104: Connection reset by peer\)|upstream prematurely closed connection) "
-                     r"while reading response header from upstream", "error")
+            one(
+                rid,
+                r"(recv\(\) failed \(104: Connection reset by peer\)|upstream prematurely closed connection) "
+                r"while reading response header from upstream",
+                "error",
+            )
         elif cause == "too_big_header":
             one(rid, r"upstream sent too big header while reading response header from upstream", "error")
         elif cause == "nginx_timeout":
             one(rid, r"upstream timed out \(110: Connection timed out\) while reading response header", "error")
         elif cause == "no_live_upstreams":
-            one(rid, r"no live upstreams while connecting to upstream, .*upstream: \"fastcgi://billing_backend\"",
-                "error")
+            one(
+                rid,
+                r"no live upstreams while connecting to upstream, .*upstream: \"fastcgi://billing_backend\"",
+                "error",
+            )
 
         # the PHP-FPM side
         if cause == "fpm_timeout":
-            lines = [ln for ln in fpm if re.search(
-                rf"WARNING: \[pool slow\] child (\d+), script '[^']+/slow/sleep\.php' \(request: "
-                rf"\"{re.escape(r['method'] + ' ' + r['uri'])}\"\) execution timed out \([\d.]+ sec\), terminating$",
-                ln)]
+            lines = [
+                ln
+                for ln in fpm
+                if re.search(
+                    rf"WARNING: \[pool slow\] child (\d+), script '[^']+/slow/sleep\.php' \(request: "
+                    rf"\"{re.escape(r['method'] + ' ' + r['uri'])}\"\) execution timed out \([\d.]+ sec\), terminating$",
+                    ln,
+                )
+            ]
             assert len(lines) == 1, f"{rid}: {lines}"
             child = re.search(r"child (\d+),", lines[0]).group(1)  # type: ignore[union-attr]
             assert any(f"[pool slow] child {child} exited on signal 15 (SIGTERM)" in ln for ln in fpm), rid
 
-    crashes = Counter(int(m.group(1)) for ln in fpm
-                      if (m := re.search(r"WARNING: \[pool crash\] child \d+ exited on signal (\d+) \(SIG\w+\)", ln)))
+    crashes = Counter(
+        int(m.group(1))
+        for ln in fpm
+        if (m := re.search(r"WARNING: \[pool crash\] child \d+ exited on signal (\d+) \(SIG\w+\)", ln))
+    )
     wanted = Counter(r["signal"] for r in gt if r["cause"] == "child_crash")
     assert crashes == wanted, (crashes, wanted)
 
@@ -261,15 +316,27 @@ def test_distractors_are_in_the_logs(lab_outdir: Path) -> None:
         texts = [t for _, t in by_id[rid] if 'FastCGI sent in stderr: "PHP message: PHP Fatal error:  Uncaught' in t]
         assert len(texts) == 1, rid
         assert "\nStack trace:\n#0 " in texts[0] and '" while reading response header from upstream' in texts[0]
-    unknown = [t for r in gt if r["expected_status"] == 404 for _, t in by_id.get(r["id"], [])
-               if 'FastCGI sent in stderr: "Primary script unknown"' in t]
+    unknown = [
+        t
+        for r in gt
+        if r["expected_status"] == 404
+        for _, t in by_id.get(r["id"], [])
+        if 'FastCGI sent in stderr: "Primary script unknown"' in t
+    ]
     assert len(unknown) >= 2
     slow = (lab_outdir / "logs" / "slow.log").read_text()
-    assert re.search(r"^\[[^\]]+\]  \[pool www\] pid \d+\nscript_filename = \S+/sleep\.php\n\[0x[0-9a-f]+\] usleep\(\) ",
-                     slow, re.M)
+    assert re.search(
+        r"^\[[^\]]+\]  \[pool www\] pid \d+\nscript_filename = \S+/sleep\.php\n\[0x[0-9a-f]+\] usleep\(\) ", slow, re.M
+    )
     fpm = fpm_lines(lab_outdir)
-    assert any(re.search(r"\[pool www\] child \d+, script '\S+/sleep\.php' \(request: \"GET /sleep\.php\?id=lab-\d{4}&s="
-                         r"[\d.]+\"\) executing too slow", ln) for ln in fpm)
+    assert any(
+        re.search(
+            r"\[pool www\] child \d+, script '\S+/sleep\.php' \(request: \"GET /sleep\.php\?id=lab-\d{4}&s="
+            r"[\d.]+\"\) executing too slow",
+            ln,
+        )
+        for ln in fpm
+    )
     assert any('said into stderr: "audit: checkout id=lab-' in ln for ln in fpm)
     client_gave_up = [r for r in gt if r["expected_status"] == 499]
     assert client_gave_up and all(r["observed_status"] is None for r in client_gave_up)
@@ -280,7 +347,7 @@ def test_manifest_lists_every_log_and_config(lab_outdir: Path) -> None:
     listed = {e["path"]: e for e in manifest["logs"]}
     assert {e["type"] for e in listed.values()} == LOG_TYPES
     on_disk = {str(p.relative_to(lab_outdir)) for p in (lab_outdir / "logs").rglob("*") if p.is_file()}
-    assert on_disk == set(listed), (on_disk ^ set(listed))
+    assert on_disk == set(listed), on_disk ^ set(listed)
     assert listed["logs/access.log"]["log_format"] == "lab"
     assert listed["logs/access_combined.log"]["log_format"] == "combined"
     assert len([e for e in listed.values() if e["type"] == "php_fpm"]) == 3  # one per master
@@ -325,8 +392,11 @@ def test_the_lab_check_fails_loudly_when_evidence_is_missing(lab_outdir: Path, t
     shutil.copytree(lab_outdir, copy, ignore=shutil.ignore_patterns("*.sock", "www", "tmp"))
     assert verify.verify(copy)["result"] == "ok"
     error_log = copy / "logs" / "error.log"
-    error_log.write_text("".join(line for line in error_log.read_text().splitlines(keepends=True)
-                                 if "(13: Permission denied)" not in line))
+    error_log.write_text(
+        "".join(
+            line for line in error_log.read_text().splitlines(keepends=True) if "(13: Permission denied)" not in line
+        )
+    )
     gt_path = copy / "ground_truth.jsonl"
     rows = ground_truth(copy)
     crash = next(r for r in rows if r["cause"] == "child_crash")

@@ -33,7 +33,9 @@ def app_mistakes(tmp: Path) -> Scenario:
     shutil.copytree(FIXTURES / "app", tmp / "app", symlinks=True)
     etc = tmp / "app" / "etc"
     shop = etc / "nginx" / "sites-available" / "shop.conf"
-    shop.write_text(shop.read_text().replace("fastcgi_pass unix:/run/php/shop.sock;", "fastcgi_pass unix:/run/php/shop8.sock;", 1))
+    shop.write_text(
+        shop.read_text().replace("fastcgi_pass unix:/run/php/shop.sock;", "fastcgi_pass unix:/run/php/shop8.sock;", 1)
+    )
     ups = etc / "nginx" / "conf.d" / "upstreams.conf"
     ups.write_text(ups.read_text().replace("server 127.0.0.1:9001", "server 127.0.0.1:9002"))
     return "/etc/nginx/nginx.conf", ["/etc/php/8.2/fpm/php-fpm.conf"], str(tmp / "app")
@@ -43,9 +45,14 @@ def debian_upgrade(tmp: Path) -> Scenario:
     shutil.copytree(FIXTURES / "debian", tmp / "debian", symlinks=True)
     etc = tmp / "debian" / "etc"
     site = etc / "nginx" / "sites-available" / "default"
-    text = site.read_text().replace("\t#location ~ \\.php$ {\n\t#\tinclude snippets/fastcgi-php.conf;",
-                                    "\tlocation ~ \\.php$ {\n\t\tinclude snippets/fastcgi-php.conf;", 1)
-    text = text.replace("\t#\tfastcgi_pass unix:/run/php/php7.4-fpm.sock;", "\t\tfastcgi_pass unix:/run/php/php7.4-fpm.sock;")
+    text = site.read_text().replace(
+        "\t#location ~ \\.php$ {\n\t#\tinclude snippets/fastcgi-php.conf;",
+        "\tlocation ~ \\.php$ {\n\t\tinclude snippets/fastcgi-php.conf;",
+        1,
+    )
+    text = text.replace(
+        "\t#\tfastcgi_pass unix:/run/php/php7.4-fpm.sock;", "\t\tfastcgi_pass unix:/run/php/php7.4-fpm.sock;"
+    )
     text = text.replace("\t#\tfastcgi_pass 127.0.0.1:9000;\n\t#}", "\t}", 1)
     site.write_text(text)
     enabled = etc / "nginx" / "sites-enabled" / "default"
@@ -90,17 +97,23 @@ def test_following_a_fix_creates_no_new_finding(tmp_path: Path, scenario: str) -
             # each edit on a fresh copy, located in it
             copy = tmp_path / f"edit{tried}"
             shutil.copytree(tmp_path / "before", copy, symlinks=True)
-            moved = Edit(type(edit.origin)(edit.origin.file.replace(str(tmp_path / "before"), str(copy)),
-                                           edit.origin.line), edit.directive, edit.old, edit.new, edit.pool)
+            moved = Edit(
+                type(edit.origin)(edit.origin.file.replace(str(tmp_path / "before"), str(copy)), edit.origin.line),
+                edit.directive,
+                edit.old,
+                edit.new,
+                edit.pool,
+            )
             apply_to_file(moved)
+
             def moved_path(p: str) -> str:
-                return p.replace(str(tmp_path / "before"), str(copy))
+                return p.replace(str(tmp_path / "before"), str(copy))  # noqa: B023 (called in this iteration)
 
             after = findings(moved_path(nginx), [moved_path(p) for p in fpms], root and moved_path(root))
             located = str(tmp_path / "before")
 
             def key(f: Finding) -> tuple[object, ...]:
-                return tuple(str(x).replace(str(copy), located) for x in _identity(f))
+                return tuple(str(x).replace(str(copy), located) for x in _identity(f))  # noqa: B023 (called in this iteration)
 
             old = {key(f) for f in before}
             unused = {f.pool for f in before if f.code == "pool_unreached"}
@@ -113,10 +126,15 @@ def test_following_a_fix_creates_no_new_finding(tmp_path: Path, scenario: str) -
 
 def test_the_lab_no_longer_suggests_moving_the_api_pool(tmp_path: Path) -> None:
     # `listen = 127.0.0.1:19009` in [api] would fix /search/ and break /api/
-    search = [f for f in findings(*lab(tmp_path)) if f.code == "fastcgi_pass_unreached" and f.target == "127.0.0.1:19009"]
+    search = [
+        f for f in findings(*lab(tmp_path)) if f.code == "fastcgi_pass_unreached" and f.target == "127.0.0.1:19009"
+    ]
     assert search
     for f in search:
-        assert "`listen = 127.0.0.1:19009` in [api] or" not in f.fix and "or `listen = 127.0.0.1:19009` in [api]" not in f.fix
+        assert (
+            "`listen = 127.0.0.1:19009` in [api] or" not in f.fix
+            and "or `listen = 127.0.0.1:19009` in [api]" not in f.fix
+        )
         assert "`fastcgi_pass 127.0.0.1:19001;`" in f.fix
         assert "not `listen = 127.0.0.1:19009` in [api]: that would cause fastcgi_pass_unreached" in f.fix
 
@@ -124,5 +142,7 @@ def test_the_lab_no_longer_suggests_moving_the_api_pool(tmp_path: Path) -> None:
 def test_an_unused_pool_is_moved_where_nginx_looks(tmp_path: Path) -> None:
     # after an upgrade the site still names php7.4's socket; php8.2's [www] pool is reached by nothing
     (f,) = [f for f in findings(*debian_upgrade(tmp_path)) if f.code == "fastcgi_pass_unreached"]
-    assert f.fix.startswith("make both name the same socket: `fastcgi_pass unix:/run/php/php8.2-fpm.sock;` or "
-                            "`listen = /run/php/php7.4-fpm.sock` in [www]"), f.fix
+    assert f.fix.startswith(
+        "make both name the same socket: `fastcgi_pass unix:/run/php/php8.2-fpm.sock;` or "
+        "`listen = /run/php/php7.4-fpm.sock` in [www]"
+    ), f.fix

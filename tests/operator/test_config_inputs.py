@@ -4,8 +4,8 @@ names the checks it could not run."""
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,19 +21,23 @@ MASTERS = [f"{CONF}/php-fpm-legacy.conf", f"{CONF}/php-fpm-reports.conf", f"{CON
 
 
 def badgateway(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "processor.cli", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "processor.cli", *args], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
 
 
-@pytest.mark.parametrize("specs, wanted", [
-    # a directory: the masters in it (pool.d/*.conf are theirs to include)
-    ([CONF], MASTERS),
-    ([f"{CONF}/php-fpm*.conf"], MASTERS),
-    ([f"{CONF}/php-fpm.conf"], [f"{CONF}/php-fpm.conf"]),
-    # each once, in the order given
-    ([f"{CONF}/php-fpm.conf", CONF], [f"{CONF}/php-fpm.conf", *MASTERS[:2]]),
-    (["examples/l*b/conf"], MASTERS),  # a glob of directories (examples/lab-json/conf is not matched)
-])
+@pytest.mark.parametrize(
+    "specs, wanted",
+    [
+        # a directory: the masters in it (pool.d/*.conf are theirs to include)
+        ([CONF], MASTERS),
+        ([f"{CONF}/php-fpm*.conf"], MASTERS),
+        ([f"{CONF}/php-fpm.conf"], [f"{CONF}/php-fpm.conf"]),
+        # each once, in the order given
+        ([f"{CONF}/php-fpm.conf", CONF], [f"{CONF}/php-fpm.conf", *MASTERS[:2]]),
+        (["examples/l*b/conf"], MASTERS),  # a glob of directories (examples/lab-json/conf is not matched)
+    ],
+)
 def test_files_directories_and_globs(specs: list[str], wanted: list[str]) -> None:
     cwd = os.getcwd()
     os.chdir(REPO)
@@ -50,10 +54,13 @@ def test_root_rebases_absolute_globs(tmp_path: Path) -> None:
     assert fpm_conf_paths(["/etc/php/*/fpm"], root=str(tmp_path)) == ["/etc/php/8.2/fpm/php-fpm.conf"]
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("/nonexistent/*/php-fpm.conf", "no file matches"),
-    ("examples/lab/logs", "a directory with no php-fpm*.conf"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("/nonexistent/*/php-fpm.conf", "no file matches"),
+        ("examples/lab/logs", "a directory with no php-fpm*.conf"),
+    ],
+)
 def test_a_spec_that_finds_nothing_is_an_error(spec: str, message: str) -> None:
     with pytest.raises(UserConfigError, match=re.escape(message)):
         fpm_conf_paths([str(REPO / spec) if not spec.startswith("/") else spec])
@@ -77,8 +84,9 @@ def test_readme_first_command_passes_fpm_conf_once() -> None:
     assert "fpm_down" in proc.stderr and "socket_missing" not in proc.stderr
 
 
-@pytest.mark.parametrize("command", [["replay", "-q", "-o", "/dev/null"], ["check-config", "--nginx-conf",
-                                                                             f"{CONF}/nginx.conf"]])
+@pytest.mark.parametrize(
+    "command", [["replay", "-q", "-o", "/dev/null"], ["check-config", "--nginx-conf", f"{CONF}/nginx.conf"]]
+)
 def test_nginx_conf_passed_as_fpm_conf_is_named_for_what_it_is(command: list[str]) -> None:
     extra = ["examples/lab/logs/error.log"] if command[0] == "replay" else []
     proc = badgateway(*command, "--fpm-conf", f"{CONF}/nginx.conf", *extra)
@@ -103,8 +111,12 @@ def test_check_config_without_fpm_conf_says_what_did_not_run() -> None:
     assert "not_checked: no --fpm-conf: the PHP-FPM checks did not run" in proc.stdout
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("0 errors, 0 warnings, 1 info") and "not a clean bill of health" in last
-    rows = [json.loads(line) for line in badgateway("check-config", "--nginx-conf", f"{CONF}/nginx.conf",
-                                                    "--format", "jsonl").stdout.splitlines()]
+    rows = [
+        json.loads(line)
+        for line in badgateway(
+            "check-config", "--nginx-conf", f"{CONF}/nginx.conf", "--format", "jsonl"
+        ).stdout.splitlines()
+    ]
     assert [r["code"] for r in rows if r["code"] == "not_checked"] == ["not_checked"]
 
 

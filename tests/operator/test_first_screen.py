@@ -20,8 +20,14 @@ LOGS = "examples/lab/logs"
 
 
 def replay_stderr(*args: str, env: dict[str, str] | None = None) -> str:
-    proc = subprocess.run([sys.executable, "-m", "processor.cli", "replay", "-o", "/dev/null", *args, LOGS],
-                          capture_output=True, text=True, cwd=REPO, timeout=120, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "processor.cli", "replay", "-o", "/dev/null", *args, LOGS],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stderr
 
@@ -39,8 +45,13 @@ def test_with_configs_nothing_is_missing() -> None:
 
 
 def test_a_missing_error_log_is_named(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "processor.cli", "replay", "-o", "/dev/null",
-                           f"{LOGS}/access.log"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "processor.cli", "replay", "-o", "/dev/null", f"{LOGS}/access.log"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert "no NGINX error log was read" in proc.stderr
 
 
@@ -98,10 +109,10 @@ def test_painting_keeps_the_text() -> None:
 
 def test_the_progress_bar_counts_lines() -> None:
     # it showed "0 lines/s" for every replay: the reader told it bytes only
-    from processor.runners.settings import build_pipeline
     from processor.cli.main import build_parser
     from processor.io.sinks import MemorySink
     from processor.runners.replay import plan_inputs, replay
+    from processor.runners.settings import build_pipeline
 
     now = [0.0]
 
@@ -121,5 +132,7 @@ def test_the_progress_bar_counts_lines() -> None:
     finally:
         os.chdir(cwd)
     assert progress.lines > 0
-    shown = [part.split(" lines/s")[0].rsplit(" ", 1)[-1] for part in screen.getvalue().split("\r") if "lines/s" in part]
+    shown = [
+        part.split(" lines/s")[0].rsplit(" ", 1)[-1] for part in screen.getvalue().split("\r") if "lines/s" in part
+    ]
     assert any(rate.replace(",", "") not in ("", "0") for rate in shown), shown

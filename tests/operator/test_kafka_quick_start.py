@@ -64,8 +64,9 @@ def own_broker(tmp_path: Path) -> Iterator[KafkaBroker]:
 
 def test_the_quick_start_works_as_written(own_broker: KafkaBroker, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BADGATEWAY_")}
-    env.update(BADGATEWAY_KAFKA_BOOTSTRAP_SERVERS=own_broker.bootstrap, BADGATEWAY_METRICS_PORT="0",
-               PYTHONPATH=str(REPO))
+    env.update(
+        BADGATEWAY_KAFKA_BOOTSTRAP_SERVERS=own_broker.bootstrap, BADGATEWAY_METRICS_PORT="0", PYTHONPATH=str(REPO)
+    )
     produce = subprocess.run(as_argv(COMMANDS[1]), cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert produce.returncode == 0, produce.stderr
     assert re.search(r"sent nginx-access [\d,]+, nginx-error [\d,]+, php-fpm [\d,]+", produce.stderr), produce.stderr
@@ -80,11 +81,31 @@ def test_the_quick_start_works_as_written(own_broker: KafkaBroker, tmp_path: Pat
     assert read.returncode == 0, read.stderr + service_log.read_text()[-3000:]
     incidents = [json.loads(line) for line in read.stdout.splitlines()]
     assert len(incidents) == 41
-    replayed = subprocess.run([sys.executable, "-m", "processor.cli", "replay", "-q", "examples/lab/logs/access.log",
-                               "examples/lab/logs/access_combined.log", "examples/lab/logs/error.log",
-                               "examples/lab/logs/php-fpm.log", "examples/lab/logs/php-fpm-legacy.log",
-                               "examples/lab/logs/php-fpm-reports.log", "--host", "x"],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=True)
-    expected = sorted((json.loads(line)["badgateway"]["cause"], json.loads(line)["url"]["original"])
-                      for line in replayed.stdout.splitlines())
+    replayed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "processor.cli",
+            "replay",
+            "-q",
+            "examples/lab/logs/access.log",
+            "examples/lab/logs/access_combined.log",
+            "examples/lab/logs/error.log",
+            "examples/lab/logs/php-fpm.log",
+            "examples/lab/logs/php-fpm-legacy.log",
+            "examples/lab/logs/php-fpm-reports.log",
+            "--host",
+            "x",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    expected = sorted(
+        (json.loads(line)["badgateway"]["cause"], json.loads(line)["url"]["original"])
+        for line in replayed.stdout.splitlines()
+    )
     assert sorted((i["badgateway"]["cause"], i["url"]["original"]) for i in incidents) == expected

@@ -14,19 +14,27 @@ from typing import Any
 import pytest
 
 from processor.core.events import Event, Record, SourceRef
+from processor.io.envelopes import Unwrapped
 from processor.io.kafka.client import Msg
 from processor.io.kafka.inputs import InputReader
-from processor.io.envelopes import Unwrapped
 from processor.pipeline import Pipeline, PipelineSettings
 from processor.runners.service_config import InputSection
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPERS = REPO / "examples" / "shippers"
 SAMPLES = Path(__file__).with_name("shipper_samples")
-TYPES = {"nginx-access": "nginx_access", "nginx-error": "nginx_error", "php-fpm": "php_fpm",
-         "php-fpm-slow": "php_fpm_slowlog"}
-FILES = {"nginx-access": "/var/log/nginx/access.log", "nginx-error": "/var/log/nginx/error.log",
-         "php-fpm": "/var/log/php8.2-fpm.log", "php-fpm-slow": "/var/log/php-fpm/slow.slow.log"}
+TYPES = {
+    "nginx-access": "nginx_access",
+    "nginx-error": "nginx_error",
+    "php-fpm": "php_fpm",
+    "php-fpm-slow": "php_fpm_slowlog",
+}
+FILES = {
+    "nginx-access": "/var/log/nginx/access.log",
+    "nginx-error": "/var/log/nginx/error.log",
+    "php-fpm": "/var/log/php8.2-fpm.log",
+    "php-fpm-slow": "/var/log/php-fpm/slow.slow.log",
+}
 SHIPPER_NAMES = ["vector", "fluentbit", "filebeat"]
 
 
@@ -45,8 +53,12 @@ def read(sample: dict[str, Any], envelope: str) -> tuple[Unwrapped, str | None, 
     assert isinstance(got, Unwrapped), got
     host = reader.host(got.host, msg)
     pipeline = Pipeline(PipelineSettings(emit_events=True))
-    outputs = pipeline.feed(Record(got.text, source, reader.log_type, host, reader.access_format, 1,
-                                   got.extra.get("log_file"))) + pipeline.flush()
+    outputs = (
+        pipeline.feed(
+            Record(got.text, source, reader.log_type, host, reader.access_format, 1, got.extra.get("log_file"))
+        )
+        + pipeline.flush()
+    )
     events = [o.value for o in outputs if o.kind == "event"]
     dead = [o.value for o in outputs if o.kind == "dead_letter"]
     assert not dead, dead
@@ -92,33 +104,55 @@ def multiline_patterns(shipper: str) -> dict[str, str]:
     if shipper == "vector":
         cfg = tomllib.loads((SHIPPERS / "vector.toml").read_text())
         topic_of = {name: sink["topic"] for name, sink in cfg["sinks"].items() for name in sink["inputs"]}
-        return {topic_of[name]: src["multiline"]["start_pattern"] for name, src in cfg["sources"].items()
-                if "multiline" in src}
+        return {
+            topic_of[name]: src["multiline"]["start_pattern"]
+            for name, src in cfg["sources"].items()
+            if "multiline" in src
+        }
     if shipper == "fluentbit":
         text = (SHIPPERS / "fluent-bit.yaml").read_text()
-        starts = dict(re.findall(r"- name: (\w+)\n\s+type: regex\n\s+flush_timeout: \d+\n\s+rules:\n"
-                                 r"\s+- state: start_state\n\s+regex: '/(.*)/'", text))
+        starts = dict(
+            re.findall(
+                r"- name: (\w+)\n\s+type: regex\n\s+flush_timeout: \d+\n\s+rules:\n"
+                r"\s+- state: start_state\n\s+regex: '/(.*)/'",
+                text,
+            )
+        )
         uses = re.findall(r"tag: ([\w-]+)\n(?:\s+\w+: .*\n)*?\s+multiline\.parser: (\w+)", text)
         return {tag: starts[parser].replace("\\/", "/") for tag, parser in uses}
     text = (SHIPPERS / "filebeat.yml").read_text()
-    return dict(re.findall(r"log_topic: ([\w-]+)\}\n\s+parsers:\n\s+- multiline:\n\s+type: pattern\n"
-                           r"\s+pattern: '(.*)'", text))
+    return dict(
+        re.findall(
+            r"log_topic: ([\w-]+)\}\n\s+parsers:\n\s+- multiline:\n\s+type: pattern\n"
+            r"\s+pattern: '(.*)'",
+            text,
+        )
+    )
 
 
 def sink_settings(shipper: str) -> dict[str, object]:
-    text = (SHIPPERS / {"vector": "vector.toml", "fluentbit": "fluent-bit.yaml", "filebeat": "filebeat.yml"}[shipper]
-            ).read_text()
+    text = (
+        SHIPPERS / {"vector": "vector.toml", "fluentbit": "fluent-bit.yaml", "filebeat": "filebeat.yml"}[shipper]
+    ).read_text()
     if shipper == "vector":
         cfg = tomllib.loads(text)
         sinks = cfg["sinks"].values()
-        return {"topics": {s["topic"] for s in sinks}, "json": all(s["encoding"]["codec"] == "json" for s in sinks),
-                "key": {s["key_field"] for s in sinks}}
+        return {
+            "topics": {s["topic"] for s in sinks},
+            "json": all(s["encoding"]["codec"] == "json" for s in sinks),
+            "key": {s["key_field"] for s in sinks},
+        }
     if shipper == "fluentbit":
-        return {"topics": set(re.findall(r"topics: ([\w-]+)", text)),
-                "json": text.count("format: json") == text.count("name: kafka"),
-                "key": set(re.findall(r"message_key_field: (\w+)", text))}
-    return {"topics": set(re.findall(r"log_topic: ([\w-]+)", text)), "json": "codec.json:" in text,
-            "key": set(re.findall(r"key: '%\{\[([\w.]+)\]\}'", text))}
+        return {
+            "topics": set(re.findall(r"topics: ([\w-]+)", text)),
+            "json": text.count("format: json") == text.count("name: kafka"),
+            "key": set(re.findall(r"message_key_field: (\w+)", text)),
+        }
+    return {
+        "topics": set(re.findall(r"log_topic: ([\w-]+)", text)),
+        "json": "codec.json:" in text,
+        "key": set(re.findall(r"key: '%\{\[([\w.]+)\]\}'", text)),
+    }
 
 
 @pytest.mark.parametrize("shipper, key", [("vector", "host"), ("fluentbit", "hostname"), ("filebeat", "host.name")])
@@ -165,7 +199,9 @@ def test_the_multiline_rule_cuts_the_lab_logs_into_badgateways_entries(shipper: 
     assert [e.rstrip("\n") for e in shipped] == [e.rstrip("\n") for e in ours]
     # and each shipped entry, sent in that shipper's envelope, is one event
     for entry in shipped[:5]:
-        value = {"vector": {"message": entry, "host": "web-1", "file": FILES[topic]},
-                 "fluentbit": {"log": entry, "hostname": "web-1", "path": FILES[topic]},
-                 "filebeat": {"message": entry, "host": {"name": "web-1"}, "log": {"file": {"path": FILES[topic]}}}}
+        value = {
+            "vector": {"message": entry, "host": "web-1", "file": FILES[topic]},
+            "fluentbit": {"log": entry, "hostname": "web-1", "path": FILES[topic]},
+            "filebeat": {"message": entry, "host": {"name": "web-1"}, "log": {"file": {"path": FILES[topic]}}},
+        }
         read({"topic": topic, "key": "web-1", "value": value[shipper]}, shipper)

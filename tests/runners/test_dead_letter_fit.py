@@ -9,8 +9,15 @@ from processor.runners.service import fit_dead_letter
 
 
 def _doc(raw: str, value: str) -> dict[str, object]:
-    return {"source": "access[0]@7", "reason": "expected '[' at column 9", "column": 9,
-            "context": raw[:80] + "\n        ^", "raw": raw, "value": value, "headers": {"shipper": "test"}}
+    return {
+        "source": "access[0]@7",
+        "reason": "expected '[' at column 9",
+        "column": 9,
+        "context": raw[:80] + "\n        ^",
+        "raw": raw,
+        "value": value,
+        "headers": {"shipper": "test"},
+    }
 
 
 def test_a_small_dead_letter_is_left_whole() -> None:
@@ -19,13 +26,19 @@ def test_a_small_dead_letter_is_left_whole() -> None:
 
 
 @pytest.mark.parametrize("limit", [4096, 10_000, 900_000])
-@pytest.mark.parametrize("raw", ["x" * 2_000_000, "é" * 700_000, "\x00\x01" * 300_000, "a\udcff" * 400_000],
-                         ids=["ascii", "two-byte", "control (escaped x6)", "invalid utf-8"])
+@pytest.mark.parametrize(
+    "raw",
+    ["x" * 2_000_000, "é" * 700_000, "\x00\x01" * 300_000, "a\udcff" * 400_000],
+    ids=["ascii", "two-byte", "control (escaped x6)", "invalid utf-8"],
+)
 def test_a_large_one_is_cut_to_the_limit_with_its_sizes(limit: int, raw: str) -> None:
     payload = fit_dead_letter(_doc(raw, raw), limit)
     assert len(payload) <= limit
     got = orjson.loads(payload)
     assert got["truncated"]["raw"] == got["truncated"]["value"] == len(raw)
     assert got["raw"].endswith("…") and len(got["raw"]) > 100
-    assert (got["source"], got["reason"], got["headers"]) == ("access[0]@7", "expected '[' at column 9",
-                                                              {"shipper": "test"})
+    assert (got["source"], got["reason"], got["headers"]) == (
+        "access[0]@7",
+        "expected '[' at column 9",
+        {"shipper": "test"},
+    )

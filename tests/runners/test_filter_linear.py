@@ -17,12 +17,12 @@ from typing import Any, SupportsIndex
 
 import pytest
 
-from processor.runners import stdin_filter as filter_mode
 from processor.cli.main import build_parser
 from processor.io.files import MAX_LINE_BYTES
+from processor.runners import stdin_filter as filter_mode
 
 CHUNK = 1 << 16  # what one os.read of stdin gives
-ACCESS = (b'127.0.0.1 - - [24/Nov/2026:05:42:00 +0000] "GET /a.php HTTP/1.1" 200 5 "-" "curl/8.5.0"')
+ACCESS = b'127.0.0.1 - - [24/Nov/2026:05:42:00 +0000] "GET /a.php HTTP/1.1" 200 5 "-" "curl/8.5.0"'
 
 
 class Counted(bytes):
@@ -70,8 +70,9 @@ class Counted(bytes):
         return bytes(self).decode(*args)
 
 
-def run_filter(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
-               chunks: list[bytes]) -> tuple[list[dict[str, Any]], str]:
+def run_filter(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, chunks: list[bytes]
+) -> tuple[list[dict[str, Any]], str]:
     """Run ``badgateway filter --type nginx_access`` on ``chunks``: its dead letters and its summary."""
     feed: Iterator[bytes] = iter(chunks)
 
@@ -95,8 +96,9 @@ def one_long_line(size: int) -> list[bytes]:
 
 
 @pytest.mark.parametrize("size", [4 << 20, 8 << 20])
-def test_a_long_line_is_read_in_one_pass(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                                         tmp_path: Path, size: int) -> None:
+def test_a_long_line_is_read_in_one_pass(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, size: int
+) -> None:
     # each byte of the line is scanned or copied a few times, not once per chunk that came after it
     Counted.touched = 0
     dead, summary = run_filter(monkeypatch, capsys, tmp_path, one_long_line(size))
@@ -105,14 +107,16 @@ def test_a_long_line_is_read_in_one_pass(monkeypatch: pytest.MonkeyPatch, capsys
     assert "lines in 2 = parsed 1 + dead-lettered 1" in summary
 
 
-def test_a_line_past_replays_cap_is_a_dead_letter(monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_a_line_past_replays_cap_is_a_dead_letter(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     # replay stops at a line over MAX_LINE_BYTES; filter, a long-running pipe, dead-letters it and goes on
     dead, summary = run_filter(monkeypatch, capsys, tmp_path, one_long_line(MAX_LINE_BYTES + CHUNK))
     [letter] = dead
     assert letter["source"] == "stdin:1"
-    assert letter["reason"] == (f"line is {MAX_LINE_BYTES + CHUNK} bytes, longer than {MAX_LINE_BYTES >> 20} MiB: "
-                                "not a text log?")
+    assert letter["reason"] == (
+        f"line is {MAX_LINE_BYTES + CHUNK} bytes, longer than {MAX_LINE_BYTES >> 20} MiB: not a text log?"
+    )
     assert letter["raw"] == "x" * 2048 + "…"
     assert "lines in 2 = parsed 1 + dead-lettered 1" in summary
 

@@ -18,17 +18,41 @@ from processor.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / "examples" / "lab"
-CONF_ARGS = ["--nginx-conf", str(LAB / "conf" / "nginx.conf"),
-             *[a for c in sorted((LAB / "conf").glob("php-fpm*.conf")) for a in ("--fpm-conf", str(c))]]
+CONF_ARGS = [
+    "--nginx-conf",
+    str(LAB / "conf" / "nginx.conf"),
+    *[a for c in sorted((LAB / "conf").glob("php-fpm*.conf")) for a in ("--fpm-conf", str(c))],
+]
 LOGS = ["error.log", "access.log", "access_combined.log", "php-fpm.log", "php-fpm-legacy.log", "php-fpm-reports.log"]
 
 
 def _follow(live: Path, tmp: Path, bootstrap: str, topic: str, events: Path, client: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "processor.cli", "follow", str(live / "*.log"),
-                             "--kafka-bootstrap", bootstrap, "--kafka-topic", topic, "--events", str(events),
-                             "--kafka-client", client,
-                             "--state-file", str(tmp / "state.json"), "--poll-interval", "0.05",
-                             "--allowed-lateness", "60", *CONF_ARGS], cwd=REPO, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "processor.cli",
+            "follow",
+            str(live / "*.log"),
+            "--kafka-bootstrap",
+            bootstrap,
+            "--kafka-topic",
+            topic,
+            "--events",
+            str(events),
+            "--kafka-client",
+            client,
+            "--state-file",
+            str(tmp / "state.json"),
+            "--poll-interval",
+            "0.05",
+            "--allowed-lateness",
+            "60",
+            *CONF_ARGS,
+        ],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -57,14 +81,29 @@ def test_follow_to_kafka_across_a_restart(kafka_broker: Any, kafka_topics: Any, 
     time.sleep(3.0)
     _stop(second)
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=kafka_broker.bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=kafka_broker.bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000
+    )
     got = [json.loads(r.value) for r in consumer]
     consumer.close()
     events = sum(len((tmp_path / f"events{i}.jsonl").read_text().splitlines()) for i in (1, 2))
     expected_events = tmp_path / "replay-events.jsonl"
-    assert main(["replay", "-q", "--no-progress", "-o", str(tmp_path / "replay.jsonl"), "--events",
-                 str(expected_events), *CONF_ARGS, *[str(LAB / "logs" / n) for n in LOGS]]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                "-q",
+                "--no-progress",
+                "-o",
+                str(tmp_path / "replay.jsonl"),
+                "--events",
+                str(expected_events),
+                *CONF_ARGS,
+                *[str(LAB / "logs" / n) for n in LOGS],
+            ]
+        )
+        == 0
+    )
     assert events == len(expected_events.read_text().splitlines())  # nothing read twice, nothing skipped
     # the error lines whose access lines came only after the restart were emitted by run 1 (its clean stop
     # closes every window); what matters: every failure is on the topic, each once
@@ -78,7 +117,8 @@ def test_follow_to_kafka_across_a_restart(kafka_broker: Any, kafka_topics: Any, 
 @pytest.mark.kafka
 @pytest.mark.parametrize("client", ["kafka-python", "confluent"])
 def test_an_incident_the_broker_refuses_stops_follow_before_its_offsets_are_saved(
-        kafka_broker: Any, kafka_topics: Any, tmp_path: Path, client: str) -> None:
+    kafka_broker: Any, kafka_topics: Any, tmp_path: Path, client: str
+) -> None:
     # every incident (~2 KB) is above the topic's max.message.bytes: none is delivered, so none may be forgotten
     topic = kafka_topics(configs={"max.message.bytes": "600"})
     live = tmp_path / "live"

@@ -13,8 +13,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from gen_mixed import generate  # noqa: E402
 
 LAB = Path(__file__).resolve().parents[2] / "examples" / "lab"
-CONF = ["--nginx-conf", str(LAB / "conf" / "nginx.conf"),
-        *[a for c in sorted((LAB / "conf").glob("php-fpm*.conf")) for a in ("--fpm-conf", str(c))]]
+CONF = [
+    "--nginx-conf",
+    str(LAB / "conf" / "nginx.conf"),
+    *[a for c in sorted((LAB / "conf").glob("php-fpm*.conf")) for a in ("--fpm-conf", str(c))],
+]
 
 
 def run(args: list[str], out: Path, workers: int) -> bytes:
@@ -53,17 +56,21 @@ def test_many_files_do_not_start_a_process_each(tmp_path: Path, monkeypatch: pyt
             def Process(*a: object, **k: object) -> object:  # noqa: N802 - multiprocessing's name
                 started.append(a)
                 return ctx.Process(*a, **k)  # type: ignore[arg-type]
+
         return Ctx
 
     monkeypatch.setattr(parallel.mp, "get_context", counting)
     logs = tmp_path / "logs"
     logs.mkdir()
-    lines = [f'10.0.0.{i % 200} - - [24/Nov/2026:05:00:{i % 60:02d} +0000] "GET /?id={i} HTTP/1.1" '
-             f'{502 if i % 7 == 0 else 200} 1 "-" "x"\n' for i in range(60)]
+    lines = [
+        f'10.0.0.{i % 200} - - [24/Nov/2026:05:00:{i % 60:02d} +0000] "GET /?id={i} HTTP/1.1" '
+        f'{502 if i % 7 == 0 else 200} 1 "-" "x"\n'
+        for i in range(60)
+    ]
     assert parallel.max_units(2) < 200  # (the files below are written one per unit past it)
     count = parallel.max_units(2) + 6
     for k in range(count):
-        (logs / f"access-{k:04d}.log").write_text("".join(lines[k % 60:] + lines[:k % 60]))
+        (logs / f"access-{k:04d}.log").write_text("".join(lines[k % 60 :] + lines[: k % 60]))
     one = run([str(logs), "--type", "nginx_access"], tmp_path / "one.jsonl", 1)
     two = run([str(logs), "--type", "nginx_access"], tmp_path / "two.jsonl", 2)
     assert one == two and one.count(b"\n") > 0

@@ -18,22 +18,24 @@ from typing import Any
 
 import pytest
 
-from processor.runners import units
-from processor.runners import replay as replay_module
 from processor.cli.main import build_parser
-from processor.runners.replay import learn_host_timezones
-from processor.runners.settings import build_pipeline
-from processor.runners.parallel import replay_parallel
-from processor.runners.units import Unit, range_lines, range_records, range_start
 from processor.pipeline import Output, Pipeline
-from processor.runners.replay import plan_inputs, replay
+from processor.runners import replay as replay_module
+from processor.runners import units
+from processor.runners.parallel import replay_parallel
+from processor.runners.replay import learn_host_timezones, plan_inputs, replay
+from processor.runners.settings import build_pipeline
+from processor.runners.units import Unit, range_lines, range_records, range_start
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from gen_mixed import generate  # noqa: E402
 
 LAB = Path(__file__).resolve().parents[2] / "examples" / "lab"
-CONF = ["--nginx-conf", str(LAB / "conf" / "nginx.conf"),
-        *[a for c in sorted((LAB / "conf").glob("php-fpm*.conf")) for a in ("--fpm-conf", str(c))]]
+CONF = [
+    "--nginx-conf",
+    str(LAB / "conf" / "nginx.conf"),
+    *[a for c in sorted((LAB / "conf").glob("php-fpm*.conf")) for a in ("--fpm-conf", str(c))],
+]
 
 
 class ListSink:
@@ -51,13 +53,19 @@ def _run(argv: list[str], *, blocks: bool, workers: int = 1) -> dict[str, Any]:
     """What ``badgateway replay ARGV`` computes, in memory: every output in order, counters, statistics."""
     args = build_parser().parse_args(["replay", "-q", "--no-progress", *argv])
     pipeline, knowledge = build_pipeline(args, emit_events=bool(args.events))
-    plans = plan_inputs(pipeline, args.paths, forced_type=args.type, format_by_path=knowledge.format_by_path,
-                        forced_format=knowledge.forced_format, host=args.host, host_pattern=args.host_pattern)
+    plans = plan_inputs(
+        pipeline,
+        args.paths,
+        forced_type=args.type,
+        format_by_path=knowledge.format_by_path,
+        forced_format=knowledge.forced_format,
+        host=args.host,
+        host_pattern=args.host_pattern,
+    )
     if args.timezone is None:
         zones = learn_host_timezones(pipeline, plans)
         if zones:
-            pipeline, _ = build_pipeline(args, emit_events=bool(args.events), knowledge=knowledge,
-                                         host_timezones=zones)
+            pipeline, _ = build_pipeline(args, emit_events=bool(args.events), knowledge=knowledge, host_timezones=zones)
     sink = ListSink()
     if workers > 1:
         result = replay_parallel(pipeline, plans, sink, workers)
@@ -65,8 +73,12 @@ def _run(argv: list[str], *, blocks: bool, workers: int = 1) -> dict[str, Any]:
         result = replay(pipeline, plans, sink, blocks=blocks)
     stats = asdict(result.stats)
     stats.pop("elapsed_s")
-    return {"outputs": sink.outputs, "counters": asdict(pipeline.counters), "stats": stats,
-            "tally": (result.incidents, result.dead_letters)}
+    return {
+        "outputs": sink.outputs,
+        "counters": asdict(pipeline.counters),
+        "stats": stats,
+        "tally": (result.incidents, result.dead_letters),
+    }
 
 
 @pytest.fixture

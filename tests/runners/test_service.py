@@ -18,7 +18,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +26,17 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from processor.runners.service_config import load_config
 from processor.io.sinks import MemorySink
 from processor.runners.replay import plan_inputs, replay
 from processor.runners.service import pipeline_factory
+from processor.runners.service_config import load_config
 from tests.fixtures.kafka import KafkaBroker, free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTS = ("web-1", "web-2", "web-3")  # murmur2: web-2 → partition 0, web-1 and web-3 → partition 1 of 2
-START = datetime(2026, 11, 24, 5, 0, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 24, 5, 0, 0, tzinfo=UTC)
 TYPES = ("access", "error", "fpm")
 CAUSES = ("fpm_timeout", "child_crash", "nginx_timeout", "socket_permission", "pool_saturated", "too_big_header")
 GARBAGE = "this is not an access log line"
@@ -47,13 +47,17 @@ CLIENTS = ["kafka-python", "confluent"]
 
 
 def _access(t: datetime, client: str, uri: str, status: int) -> str:
-    return (f'{client} - - [{t:%d/%b/%Y:%H:%M:%S} +0000] "GET {uri} HTTP/1.1" {status} 157 "-" '
-            '"Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0"')
+    return (
+        f'{client} - - [{t:%d/%b/%Y:%H:%M:%S} +0000] "GET {uri} HTTP/1.1" {status} 157 "-" '
+        '"Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0"'
+    )
 
 
 def _error(t: datetime, level: str, cid: int, message: str, client: str, uri: str) -> str:
-    return (f"{t:%Y/%m/%d %H:%M:%S} [{level}] 12#12: *{cid} {message}, client: {client}, server: shop, "
-            f'request: "GET {uri} HTTP/1.1", upstream: "fastcgi://unix:/run/php/www.sock:", host: "shop.example"')
+    return (
+        f"{t:%Y/%m/%d %H:%M:%S} [{level}] 12#12: *{cid} {message}, client: {client}, server: shop, "
+        f'request: "GET {uri} HTTP/1.1", upstream: "fastcgi://unix:/run/php/www.sock:", host: "shop.example"'
+    )
 
 
 def _fpm(t: datetime, level: str, message: str) -> str:
@@ -63,31 +67,106 @@ def _fpm(t: datetime, level: str, message: str) -> str:
 def _failure(cause: str, t: datetime, n: int, client: str) -> list[tuple[datetime, str, str]]:
     uri = f"/p{n}.php?id={n}"
     recv = "recv() failed (104: Connection reset by peer) while reading response header from upstream"
-    out = [(t + timedelta(seconds=1), "access", _access(t + timedelta(seconds=1), client, uri,
-                                                         504 if cause == "nginx_timeout" else 502))]
+    out = [
+        (
+            t + timedelta(seconds=1),
+            "access",
+            _access(t + timedelta(seconds=1), client, uri, 504 if cause == "nginx_timeout" else 502),
+        )
+    ]
     if cause == "fpm_timeout":
-        out += [(t, "error", _error(t, "error", n, recv, client, uri)),
-                (t, "fpm", _fpm(t, "WARNING", f"[pool www] child {n}, script '/var/www/p{n}.php' (request: "
-                                              f'"GET {uri}") execution timed out (30.012 sec), terminating'))]
+        out += [
+            (t, "error", _error(t, "error", n, recv, client, uri)),
+            (
+                t,
+                "fpm",
+                _fpm(
+                    t,
+                    "WARNING",
+                    f"[pool www] child {n}, script '/var/www/p{n}.php' (request: "
+                    f'"GET {uri}") execution timed out (30.012 sec), terminating',
+                ),
+            ),
+        ]
     elif cause == "child_crash":
-        out += [(t, "error", _error(t, "error", n, recv, client, uri)),
-                (t, "fpm", _fpm(t, "WARNING", f"[pool www] child {n} exited on signal 11 (SIGSEGV - core dumped) "
-                                              "after 3.78 seconds from start"))]
+        out += [
+            (t, "error", _error(t, "error", n, recv, client, uri)),
+            (
+                t,
+                "fpm",
+                _fpm(
+                    t,
+                    "WARNING",
+                    f"[pool www] child {n} exited on signal 11 (SIGSEGV - core dumped) after 3.78 seconds from start",
+                ),
+            ),
+        ]
     elif cause == "nginx_timeout":
-        out += [(t, "error", _error(t, "error", n, "upstream timed out (110: Connection timed out) while reading "
-                                                   "response header from upstream", client, uri))]
+        out += [
+            (
+                t,
+                "error",
+                _error(
+                    t,
+                    "error",
+                    n,
+                    "upstream timed out (110: Connection timed out) while reading response header from upstream",
+                    client,
+                    uri,
+                ),
+            )
+        ]
     elif cause == "socket_permission":
-        out += [(t, "error", _error(t, "crit", n, "connect() to unix:/run/php/www.sock failed (13: Permission "
-                                                  "denied) while connecting to upstream", client, uri))]
+        out += [
+            (
+                t,
+                "error",
+                _error(
+                    t,
+                    "crit",
+                    n,
+                    "connect() to unix:/run/php/www.sock failed (13: Permission denied) while connecting to upstream",
+                    client,
+                    uri,
+                ),
+            )
+        ]
     elif cause == "pool_saturated":
-        out += [(t, "error", _error(t, "error", n, "connect() to unix:/run/php/www.sock failed (11: Resource "
-                                                   "temporarily unavailable) while connecting to upstream", client,
-                                    uri)),
-                (t, "fpm", _fpm(t, "WARNING", "[pool www] server reached pm.max_children setting (5), consider "
-                                              "raising it"))]
+        out += [
+            (
+                t,
+                "error",
+                _error(
+                    t,
+                    "error",
+                    n,
+                    "connect() to unix:/run/php/www.sock failed (11: Resource "
+                    "temporarily unavailable) while connecting to upstream",
+                    client,
+                    uri,
+                ),
+            ),
+            (
+                t,
+                "fpm",
+                _fpm(t, "WARNING", "[pool www] server reached pm.max_children setting (5), consider raising it"),
+            ),
+        ]
     else:
-        out += [(t, "error", _error(t, "error", n, "upstream sent too big header while reading response header "
-                                                   "from upstream", client, uri))]
+        out += [
+            (
+                t,
+                "error",
+                _error(
+                    t,
+                    "error",
+                    n,
+                    "upstream sent too big header while reading response header from upstream",
+                    client,
+                    uri,
+                ),
+            )
+        ]
     return out
 
 
@@ -99,8 +178,10 @@ def scenario(seconds: int, seed: int = 7) -> Logs:
     rng = random.Random(seed)
     items: list[tuple[datetime, str, str, str]] = []
     for hi, host in enumerate(HOSTS):
-        items += [(START, "fpm", host, _fpm(START, "NOTICE", "fpm is running, pid 1")),
-                  (START, "fpm", host, _fpm(START, "NOTICE", "ready to handle connections"))]
+        items += [
+            (START, "fpm", host, _fpm(START, "NOTICE", "fpm is running, pid 1")),
+            (START, "fpm", host, _fpm(START, "NOTICE", "ready to handle connections")),
+        ]
         for s in range(seconds):
             t = START + timedelta(seconds=s)
             for _ in range(2):
@@ -167,8 +248,12 @@ class Setup:
 
     def read(self, kind: str, isolation: str = "read_uncommitted") -> list[dict[str, Any]]:
         """Every record of an output topic, to its end (the last stable offset with read_committed)."""
-        c = KafkaConsumer(bootstrap_servers=self.broker.bootstrap, auto_offset_reset="earliest",
-                          enable_auto_commit=False, isolation_level=isolation)
+        c = KafkaConsumer(
+            bootstrap_servers=self.broker.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            isolation_level=isolation,
+        )
         try:
             tps = [TopicPartition(self.topics[kind], 0)]  # the fixture creates output topics with one partition
             c.assign(tps)
@@ -193,8 +278,16 @@ class ServiceProc:
         setup.services.append(self)
         self.port = free_port()
         self.log_path = setup.tmp / f"{name}.log"
-        args = [sys.executable, "-m", "processor.cli", "run", "--config", str(setup.config_path),
-                "--set", f"metrics.port={self.port}"]
+        args = [
+            sys.executable,
+            "-m",
+            "processor.cli",
+            "run",
+            "--config",
+            str(setup.config_path),
+            "--set",
+            f"metrics.port={self.port}",
+        ]
         for item in sets:
             args += ["--set", item]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -217,8 +310,7 @@ class ServiceProc:
             return {}
         return {TopicPartition(lab["topic"], int(lab["partition"])): int(v) for lab, v in samples}
 
-    def wait_caught_up(self, ends: dict[TopicPartition, int], timeout_s: float = 60, only: int | None = None
-                       ) -> None:
+    def wait_caught_up(self, ends: dict[TopicPartition, int], timeout_s: float = 60, only: int | None = None) -> None:
         """Until the service has processed every record up to `ends` (of the partitions it owns, if `only`)."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -250,8 +342,13 @@ class ServiceProc:
             if '"service.stopped"' in line:
                 final = dict(json.loads(line))
                 # records in = parsed + dead-lettered (+ records dropped with a rebuilt pipeline, read again)
-                assert final["records_in"] == final["lines_parsed"] + final["lines_dead_lettered"] + \
-                    final["envelope_dead_letters"] + final["replayed_after_rebuild"], final
+                assert (
+                    final["records_in"]
+                    == final["lines_parsed"]
+                    + final["lines_dead_lettered"]
+                    + final["envelope_dead_letters"]
+                    + final["replayed_after_rebuild"]
+                ), final
                 return final
         raise AssertionError(f"no service.stopped line\n{self.log_tail()}")
 
@@ -285,23 +382,23 @@ session_timeout_s = 6.0
 connect_backoff_max_s = 2.0
 
 [[inputs]]
-topic = "{topics['access']}"
+topic = "{topics["access"]}"
 type = "nginx_access"
 envelope = "raw"
 
 [[inputs]]
-topic = "{topics['error']}"
+topic = "{topics["error"]}"
 type = "nginx_error"
 envelope = "filebeat"
 
 [[inputs]]
-topic = "{topics['fpm']}"
+topic = "{topics["fpm"]}"
 type = "php_fpm"
 host_from = "header:host"
 
 [outputs]
-incidents_topic = "{topics['incidents']}"
-dead_letter_topic = "{topics['dead']}"
+incidents_topic = "{topics["incidents"]}"
+dead_letter_topic = "{topics["dead"]}"
 
 [diagnosis]
 allowed_lateness_s = 5.0
@@ -339,12 +436,19 @@ def expected_incidents(setup: Setup, logs: Logs) -> dict[str, tuple[Any, ...]]:
 
 
 def project(inc: dict[str, Any]) -> tuple[Any, ...]:
-    return (inc["event"]["id"], inc["badgateway"]["cause"], (inc.get("php_fpm") or {}).get("pool"),
-            inc["http"]["response"]["status_code"], inc["url"]["original"], inc["host"]["name"])
+    return (
+        inc["event"]["id"],
+        inc["badgateway"]["cause"],
+        (inc.get("php_fpm") or {}).get("pool"),
+        inc["http"]["response"]["status_code"],
+        inc["url"]["original"],
+        inc["host"]["name"],
+    )
 
 
-def check(setup: Setup, expected: dict[str, tuple[Any, ...]], *, exact_once: bool,
-          isolation: str = "read_uncommitted") -> list[dict[str, Any]]:
+def check(
+    setup: Setup, expected: dict[str, tuple[Any, ...]], *, exact_once: bool, isolation: str = "read_uncommitted"
+) -> list[dict[str, Any]]:
     """Every expected incident is on the topic; copies of one incident are the same incident."""
     got = setup.read("incidents", isolation)
     by_id: dict[str, set[tuple[Any, ...]]] = {}
@@ -377,18 +481,26 @@ def test_end_to_end_matches_replay_and_sigterm_commits_everything(setup: Setup) 
     # the metrics endpoint: records in by topic and type, dead letters by stage (incidents by cause and pool are
     # counted when windows close; the last ones close at SIGTERM, so only the closed part is compared)
     records_in = {(lab["topic"], lab["type"]): v for lab, v in metrics["badgateway_records_in_total"]}
-    assert records_in == {(setup.topics["access"], "nginx_access"): ends[TopicPartition(setup.topics["access"], 0)],
-                          (setup.topics["error"], "nginx_error"): ends[TopicPartition(setup.topics["error"], 0)],
-                          (setup.topics["fpm"], "php_fpm"): ends[TopicPartition(setup.topics["fpm"], 0)]}
+    assert records_in == {
+        (setup.topics["access"], "nginx_access"): ends[TopicPartition(setup.topics["access"], 0)],
+        (setup.topics["error"], "nginx_error"): ends[TopicPartition(setup.topics["error"], 0)],
+        (setup.topics["fpm"], "php_fpm"): ends[TopicPartition(setup.topics["fpm"], 0)],
+    }
     by_cause: dict[tuple[str, str], int] = {}
     for v in expected.values():
         by_cause[(v[1], v[2] or "")] = by_cause.get((v[1], v[2] or ""), 0) + 1
     for lab, value in metrics["badgateway_incidents_total"]:
         assert 0 < value <= by_cause[(lab["cause"], lab["pool"])]
     assert {lab["stage"]: v for lab, v in metrics["badgateway_dead_lettered_total"]} == {
-        "envelope": 1, "parse": len(HOSTS)}
-    assert {name for name in metrics} >= {"badgateway_join_state_size", "badgateway_watermark_lag_seconds",
-                                          "badgateway_consumer_lag", "badgateway_last_commit_age_seconds"}
+        "envelope": 1,
+        "parse": len(HOSTS),
+    }
+    assert {name for name in metrics} >= {
+        "badgateway_join_state_size",
+        "badgateway_watermark_lag_seconds",
+        "badgateway_consumer_lag",
+        "badgateway_last_commit_age_seconds",
+    }
     # records in = parsed + dead-lettered (one garbage line per host, one oversized record)
     produced = sum(ends.values())
     assert final["records_in"] == produced
@@ -403,8 +515,11 @@ def test_end_to_end_matches_replay_and_sigterm_commits_everything(setup: Setup) 
     assert big["source"]["topic"] == setup.topics["access"] and big["headers"] == {"shipper": "test"}
     assert {d["raw"] for d in dead if not d["_headers"]} == {GARBAGE}
     # after SIGTERM every offset is committed: a new member of the group has nothing left to read
-    c = KafkaConsumer(bootstrap_servers=setup.broker.bootstrap, group_id=load_config(
-        str(setup.config_path), environ={}).kafka.group_id, enable_auto_commit=False)
+    c = KafkaConsumer(
+        bootstrap_servers=setup.broker.bootstrap,
+        group_id=load_config(str(setup.config_path), environ={}).kafka.group_id,
+        enable_auto_commit=False,
+    )
     try:
         assert {tp: c.committed(tp) for tp in ends} == ends
     finally:
@@ -434,8 +549,10 @@ def test_kill_9_mid_stream_loses_nothing(setup: Setup, exactly_once: bool) -> No
     # exactly-once: the transactions hide what the killed process emitted after its last commit — no duplicate
     got = check(setup, expected, exact_once=exactly_once, isolation=isolation)
     assert 0 < before < len(expected) <= len(got)
-    print(f"kill -9 ({isolation}): {before} incidents before the kill, {len(got)} on the topic, "
-          f"{len(expected)} expected; restart read {final['records_in']} of {sum(ends.values())} records")
+    print(
+        f"kill -9 ({isolation}): {before} incidents before the kill, {len(got)} on the topic, "
+        f"{len(expected)} expected; restart read {final['records_in']} of {sum(ends.values())} records"
+    )
     # the restart resumed from the commits made before the kill, not from the beginning
     assert 0 < final["records_in"] < sum(ends.values())
     assert final["block_records"] > 0  # bare access lines: a poll at a time, as blocks
@@ -493,8 +610,9 @@ def test_broker_unreachable_at_start_is_logged_and_retried(setup: Setup) -> None
         while svc.log_path.read_text().count('"kafka.unreachable"') < 2:
             assert time.monotonic() < deadline and svc.proc.poll() is None, svc.log_tail()
             time.sleep(0.2)
-        unreachable = [json.loads(line) for line in svc.log_path.read_text().splitlines()
-                       if '"kafka.unreachable"' in line]
+        unreachable = [
+            json.loads(line) for line in svc.log_path.read_text().splitlines() if '"kafka.unreachable"' in line
+        ]
         assert [u["retry_in_s"] for u in unreachable[:2]] == [0.5, 1.0]  # exponential backoff, no busy loop
         assert "Unable to bootstrap" in unreachable[0]["error"]
     finally:
@@ -510,8 +628,10 @@ def test_inputs_not_copartitioned_are_refused(setup: Setup) -> None:
     svc = ServiceProc(setup, "svc", f"inputs.1.topic={wide}")
     assert svc.proc.wait(60) == 2
     message = svc.log_path.read_text()
-    assert f"inputs are not co-partitioned ({setup.topics['access']} has 1, {setup.topics['fpm']} has 1, " \
-           f"{wide} has 3)" in message
+    assert (
+        f"inputs are not co-partitioned ({setup.topics['access']} has 1, {setup.topics['fpm']} has 1, "
+        f"{wide} has 3)" in message
+    )
     assert "same number of partitions, keyed by host" in message
     setup.broker.delete_topics([wide])
 
@@ -532,8 +652,9 @@ def test_a_host_on_two_partition_numbers_is_reported(setup: Setup) -> None:
         p.close()
     svc.wait_caught_up(setup.end_offsets())
     svc.terminate()
-    warnings = [json.loads(line) for line in svc.log_path.read_text().splitlines()
-                if '"inputs.not_copartitioned"' in line]
+    warnings = [
+        json.loads(line) for line in svc.log_path.read_text().splitlines() if '"inputs.not_copartitioned"' in line
+    ]
     assert [(w["host"], sorted(w["partitions"])) for w in warnings] == [("web-1", [0, 1])]
 
 
@@ -590,10 +711,15 @@ def test_a_dead_letter_above_the_brokers_limit_is_cut_not_retried_forever(setup:
 
 LAB = REPO / "examples" / "lab"
 # the lab's recorded run (real nginx 1.22 + PHP-FPM 8.2): one topic per log file, as a shipper per file would do
-LAB_INPUTS = [("logs/access.log", "nginx_access", "lab"), ("logs/access_combined.log", "nginx_access", "combined"),
-              ("logs/error.log", "nginx_error", ""), ("logs/php-fpm.log", "php_fpm", ""),
-              ("logs/php-fpm-legacy.log", "php_fpm", ""), ("logs/php-fpm-reports.log", "php_fpm", ""),
-              ("logs/slow.log", "php_fpm_slowlog", "")]
+LAB_INPUTS = [
+    ("logs/access.log", "nginx_access", "lab"),
+    ("logs/access_combined.log", "nginx_access", "combined"),
+    ("logs/error.log", "nginx_error", ""),
+    ("logs/php-fpm.log", "php_fpm", ""),
+    ("logs/php-fpm-legacy.log", "php_fpm", ""),
+    ("logs/php-fpm-reports.log", "php_fpm", ""),
+    ("logs/slow.log", "php_fpm_slowlog", ""),
+]
 
 
 @pytest.mark.skipif(not (LAB / "manifest.json").exists(), reason="the lab's recorded run is not in examples/lab")
@@ -606,8 +732,10 @@ def test_lab_recording_gives_what_replay_gives(kafka_broker: KafkaBroker, tmp_pa
     topics = [kafka_broker.create_topic(f"lab-{i}-{tag}") for i in range(len(LAB_INPUTS))]
     outputs = {k: kafka_broker.create_topic(f"lab-{k}-{tag}") for k in ("incidents", "dead", "events")}
     fpm_confs = [str(LAB / "conf" / n) for n in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")]
-    inputs = "".join(f'[[inputs]]\ntopic = "{t}"\ntype = "{kind}"\nformat = "{fmt}"\nenvelope = "raw"\n\n'
-                     for t, (_, kind, fmt) in zip(topics, LAB_INPUTS))
+    inputs = "".join(
+        f'[[inputs]]\ntopic = "{t}"\ntype = "{kind}"\nformat = "{fmt}"\nenvelope = "raw"\n\n'
+        for t, (_, kind, fmt) in zip(topics, LAB_INPUTS)
+    )
     config = tmp_path / "badgateway.toml"
     config.write_text(f"""
 [kafka]
@@ -617,12 +745,12 @@ group_id = "lab-{tag}"
 
 {inputs}
 [outputs]
-incidents_topic = "{outputs['incidents']}"
-dead_letter_topic = "{outputs['dead']}"
-events_topic = "{outputs['events']}"
+incidents_topic = "{outputs["incidents"]}"
+dead_letter_topic = "{outputs["dead"]}"
+events_topic = "{outputs["events"]}"
 
 [diagnosis]
-nginx_conf = "{LAB / 'conf' / 'nginx.conf'}"
+nginx_conf = "{LAB / "conf" / "nginx.conf"}"
 fpm_conf = {json.dumps(fpm_confs)}
 
 [delivery]
@@ -632,8 +760,9 @@ commit_interval_s = 0.5
     cfg = load_config(str(config), environ={})
     knowledge = load_knowledge(cfg.diagnosis.nginx_conf, list(cfg.diagnosis.fpm_conf))
     pipeline = pipeline_factory(cfg)[0]()
-    plans = plan_inputs(pipeline, [str(LAB / p) for p, _, _ in LAB_INPUTS], host="lab",
-                        format_by_path=knowledge.format_by_path)
+    plans = plan_inputs(
+        pipeline, [str(LAB / p) for p, _, _ in LAB_INPUTS], host="lab", format_by_path=knowledge.format_by_path
+    )
     sink = MemorySink()
     replay(pipeline, plans, sink)
     expected = {inc["event"]["id"]: project(inc) for inc in sink.incidents}
@@ -664,7 +793,8 @@ commit_interval_s = 0.5
     assert {e["_key"] for e in events} == {b"lab"} and {e["host"]["name"] for e in events} == {"lab"}
     assert len(events) <= final["lines_parsed"]
     assert sum(1 for e in events if e["event"]["dataset"] == "nginx.access") == sum(
-        1 for p, kind, _ in LAB_INPUTS if kind == "nginx_access" for line in (LAB / p).read_text().splitlines() if line)
+        1 for p, kind, _ in LAB_INPUTS if kind == "nginx_access" for line in (LAB / p).read_text().splitlines() if line
+    )
 
 
 @pytest.mark.slow
@@ -688,5 +818,7 @@ def test_many_kill_9_at_random_moments_lose_nothing(setup: Setup) -> None:
     svc.wait_caught_up(setup.end_offsets())
     svc.terminate()
     got = check(setup, expected, exact_once=False)  # every expected incident; copies identical
-    print(f"\n{kills} kill -9 survived: {len(expected)} incidents expected, {len(got)} on the topic "
-          f"({len(got) - len(expected)} duplicates, all sharing their event.id), 0 lost")
+    print(
+        f"\n{kills} kill -9 survived: {len(expected)} incidents expected, {len(got)} on the topic "
+        f"({len(got) - len(expected)} duplicates, all sharing their event.id), 0 lost"
+    )

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from processor.runners.service_config import ServiceConfig, Secret, load_config, redacted, valid_keys
 from processor.core.errors import UserConfigError
+from processor.runners.service_config import Secret, ServiceConfig, load_config, redacted, valid_keys
 
 REPO = Path(__file__).resolve().parents[2]
 MINIMAL = '[[inputs]]\ntopic = "access"\ntype = "nginx_access"\n'
@@ -51,16 +51,22 @@ class Bad:
 
 BAD = [
     # a typo'd key: the message names it, where it is, and lists every valid key
-    Bad("unknown key", '[kafka]\nbootstrap = "x:1"\n' + MINIMAL,
+    Bad(
+        "unknown key",
+        '[kafka]\nbootstrap = "x:1"\n' + MINIMAL,
         "unknown key 'kafka.bootstrap' in {path} (did you mean 'kafka.bootstrap_servers'?); valid keys: "
-        "kafka.client, kafka.bootstrap_servers, kafka.group_id"),
+        "kafka.client, kafka.bootstrap_servers, kafka.group_id",
+    ),
     Bad("unknown section", '[kafak]\ngroup_id = "x"\n' + MINIMAL, "unknown key 'kafak' in {path}"),
     Bad("unknown input key", MINIMAL + 'topik = "x"\n', "unknown key 'inputs.0.topik' in {path}"),
     # wrong types are named with the file and the key
-    Bad("string for a number", '[delivery]\ncommit_interval_s = "5"\n' + MINIMAL,
-        "{path}: delivery.commit_interval_s: expected a number, got str '5'"),
-    Bad("number for a string", '[kafka]\ngroup_id = 5\n' + MINIMAL, "{path}: kafka.group_id: expected a string"),
-    Bad("bool is not an int", '[metrics]\nport = true\n' + MINIMAL, "{path}: metrics.port: expected an integer"),
+    Bad(
+        "string for a number",
+        '[delivery]\ncommit_interval_s = "5"\n' + MINIMAL,
+        "{path}: delivery.commit_interval_s: expected a number, got str '5'",
+    ),
+    Bad("number for a string", "[kafka]\ngroup_id = 5\n" + MINIMAL, "{path}: kafka.group_id: expected a string"),
+    Bad("bool is not an int", "[metrics]\nport = true\n" + MINIMAL, "{path}: metrics.port: expected an integer"),
     Bad("choice", MINIMAL + 'envelope = "logstash"\n', "inputs.0.envelope: 'logstash' is not one of"),
     Bad("log type", '[[inputs]]\ntopic = "a"\ntype = "apache"\n', "inputs.0.type: 'apache' is not one of"),
     Bad("host_from", MINIMAL + 'host_from = "header:"\n', "inputs.0.host_from"),
@@ -82,10 +88,15 @@ def test_bad_configs_say_what_and_where(tmp_path: Path, case: Bad) -> None:
 
 
 def test_environment_overrides_file_and_coerces_types(tmp_path: Path) -> None:
-    path = write(tmp_path, '[delivery]\ncommit_interval_s = 5.0\n' + MINIMAL)
-    env = {"BADGATEWAY_DELIVERY_COMMIT_INTERVAL_S": "1.5", "BADGATEWAY_KAFKA_BOOTSTRAP_SERVERS": "a:1, b:2",
-           "BADGATEWAY_METRICS_PORT": "0", "BADGATEWAY_INPUTS_0_ENVELOPE": "filebeat",
-           "BADGATEWAY_DIAGNOSIS_FPM_CONF": '["/etc/a.conf", "/etc/b.conf"]', "HOME": "/root"}
+    path = write(tmp_path, "[delivery]\ncommit_interval_s = 5.0\n" + MINIMAL)
+    env = {
+        "BADGATEWAY_DELIVERY_COMMIT_INTERVAL_S": "1.5",
+        "BADGATEWAY_KAFKA_BOOTSTRAP_SERVERS": "a:1, b:2",
+        "BADGATEWAY_METRICS_PORT": "0",
+        "BADGATEWAY_INPUTS_0_ENVELOPE": "filebeat",
+        "BADGATEWAY_DIAGNOSIS_FPM_CONF": '["/etc/a.conf", "/etc/b.conf"]',
+        "HOME": "/root",
+    }
     config = load_config(path, environ=env)
     assert config.delivery.commit_interval_s == 1.5
     assert config.kafka.bootstrap_servers == ("a:1", "b:2")
@@ -96,21 +107,26 @@ def test_environment_overrides_file_and_coerces_types(tmp_path: Path) -> None:
 
 def test_set_flags_win_over_environment(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL)
-    config = load_config(path, ["kafka.group_id=from-flag", "inputs.1.topic=errors", "inputs.1.type=nginx_error",
-                                "delivery.on_stop=handoff"],
-                         environ={"BADGATEWAY_KAFKA_GROUP_ID": "from-env"})
+    config = load_config(
+        path,
+        ["kafka.group_id=from-flag", "inputs.1.topic=errors", "inputs.1.type=nginx_error", "delivery.on_stop=handoff"],
+        environ={"BADGATEWAY_KAFKA_GROUP_ID": "from-env"},
+    )
     assert config.kafka.group_id == "from-flag"
     assert [(i.topic, i.type) for i in config.inputs] == [("access", "nginx_access"), ("errors", "nginx_error")]
     assert config.delivery.on_stop == "handoff"
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("kafka.bootstrap=x", "unknown key 'kafka.bootstrap' in --set kafka.bootstrap"),
-    ("metrics.port=http", "--set metrics.port: expected an integer, got 'http'"),
-    ("delivery.exactly_once=maybe", "--set delivery.exactly_once: expected true or false"),
-    ("inputs.5.topic=x", "there are only 1 inputs"),
-    ("kafka.group_id", "expected section.key=value"),
-])
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("kafka.bootstrap=x", "unknown key 'kafka.bootstrap' in --set kafka.bootstrap"),
+        ("metrics.port=http", "--set metrics.port: expected an integer, got 'http'"),
+        ("delivery.exactly_once=maybe", "--set delivery.exactly_once: expected true or false"),
+        ("inputs.5.topic=x", "there are only 1 inputs"),
+        ("kafka.group_id", "expected section.key=value"),
+    ],
+)
 def test_bad_flags(tmp_path: Path, flag: str, message: str) -> None:
     with pytest.raises(UserConfigError, match=None) as info:
         load_config(write(tmp_path, MINIMAL), [flag], environ={})
@@ -124,21 +140,31 @@ def test_bad_environment_is_named(tmp_path: Path) -> None:
 
 
 def test_secret_never_shown(tmp_path: Path) -> None:
-    path = write(tmp_path, '[kafka]\nsecurity_protocol = "SASL_SSL"\nsasl_mechanism = "PLAIN"\n'
-                           'sasl_username = "svc"\nsasl_password = "hunter2"\n' + MINIMAL)
+    path = write(
+        tmp_path,
+        '[kafka]\nsecurity_protocol = "SASL_SSL"\nsasl_mechanism = "PLAIN"\n'
+        'sasl_username = "svc"\nsasl_password = "hunter2"\n' + MINIMAL,
+    )
     config = load_config(path, environ={})
     assert config.kafka.sasl_password.reveal() == "hunter2"
-    for shown in (repr(config), str(config), repr(config.kafka), str(config.kafka.sasl_password),
-                  json.dumps(redacted(config))):
+    for shown in (
+        repr(config),
+        str(config),
+        repr(config.kafka),
+        str(config.kafka.sasl_password),
+        json.dumps(redacted(config)),
+    ):
         assert "hunter2" not in shown
         assert "***" in shown
     # and in the service's log lines (the JSON renderer), even if a Secret itself is logged by mistake
     from processor.io.log import configure, get_logger
+
     configure(json=True)
     buf = io.StringIO()
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=buf))
-    get_logger().info("service.starting", config=redacted(config), oops=config.kafka.sasl_password,
-                      kafka=repr(config.kafka))
+    get_logger().info(
+        "service.starting", config=redacted(config), oops=config.kafka.sasl_password, kafka=repr(config.kafka)
+    )
     line = buf.getvalue()
     structlog.reset_defaults()
     assert "hunter2" not in line and "***" in line
@@ -159,9 +185,12 @@ def test_no_file_at_all_uses_flags() -> None:
 def test_sasl_and_ssl_settings_reach_kafka_python(tmp_path: Path) -> None:
     from processor.io.kafka.python_client import client_options
 
-    path = write(tmp_path, '[kafka]\nbootstrap_servers = "k1:9093,k2:9093"\nsecurity_protocol = "SASL_SSL"\n'
-                           'sasl_mechanism = "SCRAM-SHA-512"\nsasl_username = "svc"\nsasl_password = "hunter2"\n'
-                           'ssl_cafile = "/etc/ssl/ca.pem"\n' + MINIMAL)
+    path = write(
+        tmp_path,
+        '[kafka]\nbootstrap_servers = "k1:9093,k2:9093"\nsecurity_protocol = "SASL_SSL"\n'
+        'sasl_mechanism = "SCRAM-SHA-512"\nsasl_username = "svc"\nsasl_password = "hunter2"\n'
+        'ssl_cafile = "/etc/ssl/ca.pem"\n' + MINIMAL,
+    )
     opts = client_options(load_config(path, environ={}).kafka)
     assert opts["bootstrap_servers"] == ["k1:9093", "k2:9093"]
     assert (opts["security_protocol"], opts["sasl_mechanism"]) == ("SASL_SSL", "SCRAM-SHA-512")

@@ -35,8 +35,9 @@ def _by_sequence(records: list[dict[str, Any]]) -> dict[tuple[str, int], dict[st
 
 @pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
 @pytest.mark.parametrize("client", ["kafka-python", "confluent"])
-def test_episodes_survive_kill_9_at_random_moments(kafka_broker: KafkaBroker, tmp_path: Path, client: str,
-                                                   exactly_once: bool) -> None:
+def test_episodes_survive_kill_9_at_random_moments(
+    kafka_broker: KafkaBroker, tmp_path: Path, client: str, exactly_once: bool
+) -> None:
     kafka_broker.start()
     logs = lab_copy(tmp_path / "logs", "UTC")
     tag = uuid.uuid4().hex[:8]
@@ -44,8 +45,10 @@ def test_episodes_survive_kill_9_at_random_moments(kafka_broker: KafkaBroker, tm
     topics = [kafka_broker.create_topic(f"ep-{i}-{tag}", partitions) for i in range(len(INPUTS))]
     outputs = {k: kafka_broker.create_topic(f"ep-{k}-{tag}") for k in ("incidents", "dead", "episodes")}
     fpm_confs = [str(LAB / "conf" / n) for n in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")]
-    inputs = "".join(f'[[inputs]]\ntopic = "{t}"\ntype = "{kind}"\nformat = "{fmt}"\nenvelope = "raw"\n\n'
-                     for t, (_, kind, fmt) in zip(topics, INPUTS))
+    inputs = "".join(
+        f'[[inputs]]\ntopic = "{t}"\ntype = "{kind}"\nformat = "{fmt}"\nenvelope = "raw"\n\n'
+        for t, (_, kind, fmt) in zip(topics, INPUTS)
+    )
     config = tmp_path / "badgateway.toml"
     config.write_text(f"""
 [kafka]
@@ -56,12 +59,12 @@ session_timeout_s = 6.0
 
 {inputs}
 [outputs]
-incidents_topic = "{outputs['incidents']}"
-dead_letter_topic = "{outputs['dead']}"
-episodes_topic = "{outputs['episodes']}"
+incidents_topic = "{outputs["incidents"]}"
+dead_letter_topic = "{outputs["dead"]}"
+episodes_topic = "{outputs["episodes"]}"
 
 [diagnosis]
-nginx_conf = "{LAB / 'conf' / 'nginx.conf'}"
+nginx_conf = "{LAB / "conf" / "nginx.conf"}"
 fpm_conf = {json.dumps(fpm_confs)}
 idle_timeout_s = 0.0
 
@@ -73,8 +76,13 @@ exactly_once = {str(exactly_once).lower()}
     knowledge = load_knowledge(cfg.diagnosis.nginx_conf, list(cfg.diagnosis.fpm_conf))
     pipeline = pipeline_factory(cfg)[0]()
     sink = MemorySink()
-    replay(pipeline, plan_inputs(pipeline, [str(logs / p) for p, _, _ in INPUTS], host="lab",
-                                 format_by_path=knowledge.format_by_path), sink)
+    replay(
+        pipeline,
+        plan_inputs(
+            pipeline, [str(logs / p) for p, _, _ in INPUTS], host="lab", format_by_path=knowledge.format_by_path
+        ),
+        sink,
+    )
     expected = _by_sequence([json.loads(serialise(Output("episode", r, None))) for r in sink.episodes])
     assert len({i for i, _ in expected}) == 15
 

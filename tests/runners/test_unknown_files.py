@@ -15,8 +15,9 @@ LAB = Path(__file__).resolve().parents[2] / "examples" / "lab" / "logs"
 
 
 def badgateway(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "processor.cli", *args], capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "processor.cli", *args], capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 @pytest.fixture
@@ -33,8 +34,9 @@ def logs(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_unknown_and_empty_files_are_named_and_the_rest_replayed(logs: Path, tmp_path: Path, workers: str) -> None:
     dead = tmp_path / "dead.jsonl"
-    proc = badgateway("replay", "--workers", workers, "-o", str(tmp_path / "i.jsonl"), "--dead-letter", str(dead),
-                      str(logs))
+    proc = badgateway(
+        "replay", "--workers", workers, "-o", str(tmp_path / "i.jsonl"), "--dead-letter", str(dead), str(logs)
+    )
     assert proc.returncode == 0, proc.stderr
     warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("badgateway: warning: ")]
     assert len(warnings) == 2 and "access.log.1" in warnings[0] and "notes.txt" in warnings[1], proc.stderr

@@ -25,8 +25,8 @@ from functools import partial
 from importlib.metadata import EntryPoint, entry_points
 from typing import NamedTuple, Protocol
 
-from processor.io.kafka.settings import KafkaSection
 from processor.core.errors import UserConfigError
+from processor.io.kafka.settings import KafkaSection
 
 Headers = list[tuple[str, bytes]]
 
@@ -101,8 +101,14 @@ class Consumer(Protocol):
 
 
 class Producer(Protocol):
-    def send(self, topic: str, value: bytes, key: bytes | None, headers: Headers | None,
-             on_error: Callable[[BaseException], None]) -> None: ...
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None,
+        headers: Headers | None,
+        on_error: Callable[[BaseException], None],
+    ) -> None: ...
 
     def flush(self) -> None:
         """Until every record sent is acknowledged or has failed (its ``on_error`` called)."""
@@ -173,8 +179,9 @@ def _load_entry_point(ep: EntryPoint) -> Backend:
         load = ep.load()
         got: Backend = load()
     except Exception as exc:  # noqa: BLE001 - third-party code: one located line, not a traceback
-        raise UserConfigError(f"kafka.client: the backend {ep.name!r} ({ep.value}) did not load: "
-                              f"{type(exc).__name__}: {exc}") from None
+        raise UserConfigError(
+            f"kafka.client: the backend {ep.name!r} ({ep.value}) did not load: {type(exc).__name__}: {exc}"
+        ) from None
     return got
 
 
@@ -187,8 +194,9 @@ def backend(cfg: KafkaSection) -> Backend:
     """The implementation ``kafka.client`` names."""
     load = _BACKENDS.get(cfg.client) or _installed().get(cfg.client)
     if load is None:
-        raise UserConfigError(f"kafka.client: {cfg.client!r} is not a Kafka client here "
-                              f"(one of: {', '.join(backend_names())})")
+        raise UserConfigError(
+            f"kafka.client: {cfg.client!r} is not a Kafka client here (one of: {', '.join(backend_names())})"
+        )
     return load()
 
 
@@ -202,9 +210,10 @@ def _confluent() -> Backend:
     try:
         import confluent_kafka  # noqa: F401
     except ImportError:
-        raise UserConfigError("kafka.client: 'confluent' needs the confluent-kafka package; install it with "
-                              "pip install 'badgateway[confluent]' (or set kafka.client = \"kafka-python\")"
-                              ) from None
+        raise UserConfigError(
+            "kafka.client: 'confluent' needs the confluent-kafka package; install it with "
+            "pip install 'badgateway[confluent]' (or set kafka.client = \"kafka-python\")"
+        ) from None
     from processor.io.kafka import confluent_client
 
     return confluent_client

@@ -24,12 +24,19 @@ from confluent_kafka import Producer as NativeProducer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from processor.io.kafka.settings import KafkaSection
 from processor.io.kafka.client import (
-    TP, AssignCallback, ClientError, Consumer, Headers, Msg, RevokeCallback, Unreachable,
+    TP,
+    AssignCallback,
+    ClientError,
+    Consumer,
+    Headers,
+    Msg,
+    RevokeCallback,
+    Unreachable,
 )
-from processor.io.log import get_logger
 from processor.io.kafka.confluent_common import TIMEOUT_S, bootstrap, client_error, client_options, describe, errors
+from processor.io.kafka.settings import KafkaSection
+from processor.io.log import get_logger
 
 NAME = "confluent"
 MAX_RECORDS = 2000  # per consume(), as kafka-python's max_poll_records
@@ -42,6 +49,8 @@ FETCH_TUNING: dict[str, Any] = {
     "fetch.queue.backoff.ms": 10,
     "max.partition.fetch.bytes": 8 * 1024 * 1024,  # fewer fetch round trips for one busy partition
 }
+
+
 class ConfluentConsumer:
     callbacks_in_poll = True
 
@@ -75,13 +84,11 @@ class ConfluentConsumer:
     def _resolve(self, partitions: list[Any]) -> dict[TP, int]:
         """Each partition's committed offset, else its first (earliest) or end (latest) offset."""
         starts: dict[TP, int] = {}
-        for tp in self.native.committed([TopicPartition(p.topic, p.partition) for p in partitions],
-                                        timeout=TIMEOUT_S):
+        for tp in self.native.committed([TopicPartition(p.topic, p.partition) for p in partitions], timeout=TIMEOUT_S):
             if tp.offset >= 0:
                 starts[TP(tp.topic, tp.partition)] = tp.offset
             else:
-                low, high = self.native.get_watermark_offsets(TopicPartition(tp.topic, tp.partition),
-                                                              timeout=TIMEOUT_S)
+                low, high = self.native.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=TIMEOUT_S)
                 starts[TP(tp.topic, tp.partition)] = low if self._reset == "earliest" else high
         return starts
 
@@ -100,13 +107,24 @@ class ConfluentConsumer:
             # the fields by the C methods in map(), the records by tuple.__new__: no Python frame per record
             topics: list[str] = list(map(Message.topic, msgs))  # type: ignore[arg-type]  # a message, not an error
             parts: list[int] = list(map(Message.partition, msgs))  # type: ignore[arg-type]
-            rows: list[Msg] = list(map(tuple.__new__, repeat(Msg), zip(
-                topics, parts, map(Message.offset, msgs), map(Message.key, msgs), map(Message.value, msgs),
-                map(Message.headers, msgs))))
+            rows: list[Msg] = list(
+                map(
+                    tuple.__new__,
+                    repeat(Msg),
+                    zip(
+                        topics,
+                        parts,
+                        map(Message.offset, msgs),
+                        map(Message.key, msgs),
+                        map(Message.value, msgs),
+                        map(Message.headers, msgs),
+                    ),
+                )
+            )
             at = 0
             for (topic, part), run in groupby(zip(topics, parts)):
                 count = len(list(run))
-                out.setdefault(TP(topic, part), []).extend(rows[at:at + count])
+                out.setdefault(TP(topic, part), []).extend(rows[at : at + count])
                 at += count
         if self._rebalanced:
             # records from before the rebalance may precede the new assignment's: start those partitions again
@@ -169,15 +187,23 @@ class ConfluentProducer:
 
     def _reporter(self, on_error: Callable[[BaseException], None]) -> Callable[[Any, Any], None]:
         if on_error is not self._on_error:  # one delivery callback per error handler, not one per record
+
             def report(err: Any, _msg: Any) -> None:
                 if err is not None and not self._closed:
                     on_error(ClientError(f"KafkaException: {describe(err)}", retriable=err.retriable()))
+
             self._on_error, self._report = on_error, report
         assert self._report is not None
         return self._report
 
-    def send(self, topic: str, value: bytes, key: bytes | None, headers: Headers | None,
-             on_error: Callable[[BaseException], None]) -> None:
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None,
+        headers: Headers | None,
+        on_error: Callable[[BaseException], None],
+    ) -> None:
         report = self._reporter(on_error)
         while True:
             try:
@@ -231,17 +257,19 @@ class ConfluentProducer:
 
 def make_consumer(cfg: KafkaSection, *, read_committed: bool = False) -> ConfluentConsumer:
     with errors():
-        native = NativeConsumer({
-            **client_options(cfg),
-            "group.id": cfg.group_id,
-            "isolation.level": "read_committed" if read_committed else "read_uncommitted",
-            "enable.auto.commit": False,  # offsets are committed by CommitPlanner's rule only
-            "auto.offset.reset": cfg.auto_offset_reset,
-            # range assignment gives one member partition N of every input topic: co-partitioned inputs stay joinable
-            "partition.assignment.strategy": "range",
-            "session.timeout.ms": int(cfg.session_timeout_s * 1000),
-            **FETCH_TUNING,
-        })
+        native = NativeConsumer(
+            {
+                **client_options(cfg),
+                "group.id": cfg.group_id,
+                "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+                "enable.auto.commit": False,  # offsets are committed by CommitPlanner's rule only
+                "auto.offset.reset": cfg.auto_offset_reset,
+                # range assignment gives one member partition N of every input topic: co-partitioned inputs stay joinable
+                "partition.assignment.strategy": "range",
+                "session.timeout.ms": int(cfg.session_timeout_s * 1000),
+                **FETCH_TUNING,
+            }
+        )
     try:
         bootstrap(native, cfg)
     except Unreachable:
@@ -296,7 +324,5 @@ def ensure_topic(cfg: KafkaSection, name: str, partitions: int) -> None:
     deadline = time.monotonic() + TIMEOUT_S
     while name not in topic_partitions(cfg, [name]):  # as kafka-python's wait_for_metadata
         if time.monotonic() > deadline:
-            raise ClientError(f"topic {name} created but not in the metadata after {TIMEOUT_S:.0f} s",
-                              retriable=True)
+            raise ClientError(f"topic {name} created but not in the metadata after {TIMEOUT_S:.0f} s", retriable=True)
         time.sleep(0.1)
-

@@ -47,8 +47,11 @@ def client_options(cfg: KafkaSection) -> dict[str, Any]:
         opts["sasl.mechanism"] = cfg.sasl_mechanism
         opts["sasl.username"] = cfg.sasl_username
         opts["sasl.password"] = cfg.sasl_password.reveal()
-    for key, name in (("ssl_cafile", "ssl.ca.location"), ("ssl_certfile", "ssl.certificate.location"),
-                      ("ssl_keyfile", "ssl.key.location")):
+    for key, name in (
+        ("ssl_cafile", "ssl.ca.location"),
+        ("ssl_certfile", "ssl.certificate.location"),
+        ("ssl_keyfile", "ssl.key.location"),
+    ):
         if getattr(cfg, key):
             opts[name] = getattr(cfg, key)
     return opts
@@ -57,10 +60,15 @@ def client_options(cfg: KafkaSection) -> dict[str, Any]:
 def client_error(exc: KafkaException) -> ClientError:
     err = exc.args[0] if exc.args else None
     if isinstance(err, KafkaError):
-        return ClientError(f"KafkaException: {describe(err)}", retriable=err.retriable()
-                           or (not err.fatal() and not err.txn_requires_abort()
-                               and err.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
-                                                  KafkaError._TIMED_OUT)))
+        return ClientError(
+            f"KafkaException: {describe(err)}",
+            retriable=err.retriable()
+            or (
+                not err.fatal()
+                and not err.txn_requires_abort()
+                and err.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT)
+            ),
+        )
     return ClientError(f"KafkaException: {exc}")
 
 

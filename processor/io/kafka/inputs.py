@@ -17,18 +17,17 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from processor.io.kafka.settings import InputSection, KafkaSection, OutputsSection
 from processor.core.errors import UserConfigError
 from processor.io.envelopes import Envelope
 from processor.io.kafka.client import TP, Backend, ClientError, Msg, Unreachable
+from processor.io.kafka.settings import InputSection, KafkaSection, OutputsSection
 
 T = TypeVar("T")
 JOINED_TYPES = ("auto", "nginx_access", "nginx_error", "php_fpm")
 _SOURCE = re.compile(r"^(?P<stream>.*\[\d+\])@(?P<offset>\d+)$")
 
 
-def with_backoff(make: Callable[[], T], what: str, log: Any, *, max_s: float,
-                 stopping: Callable[[], bool]) -> T | None:
+def with_backoff(make: Callable[[], T], what: str, log: Any, *, max_s: float, stopping: Callable[[], bool]) -> T | None:
     """Build a client, retrying 0.5 s → ``max_s`` (doubling) while no broker answers; None if asked to stop."""
     delay = 0.5
     while True:
@@ -51,16 +50,26 @@ def check_output_topics(backend: Backend, kafka: KafkaSection, out: OutputsSecti
     wanted = [t for t in (out.incidents_topic, out.dead_letter_topic, out.events_topic, out.episodes_topic) if t]
     missing = [t for t in wanted if t not in backend.topic_partitions(kafka, wanted)]
     if missing and out.missing_topics == "refuse":
-        raise UserConfigError(f"outputs: topic{'s' if len(missing) > 1 else ''} {', '.join(missing)} not on the"
-                              " broker; create them, or set outputs.missing_topics = \"create\"")
+        raise UserConfigError(
+            f"outputs: topic{'s' if len(missing) > 1 else ''} {', '.join(missing)} not on the"
+            ' broker; create them, or set outputs.missing_topics = "create"'
+        )
     for topic in missing:
         backend.ensure_topic(kafka, topic, partitions)
     return missing
 
 
-def wait_for_topics(backend: Backend, kafka: KafkaSection, inputs: Sequence[InputSection], outputs: OutputsSection,
-                    internal: str | None, log: Any, *, stopping: Callable[[], bool],
-                    sleep: Callable[[float], None]) -> bool:
+def wait_for_topics(
+    backend: Backend,
+    kafka: KafkaSection,
+    inputs: Sequence[InputSection],
+    outputs: OutputsSection,
+    internal: str | None,
+    log: Any,
+    *,
+    stopping: Callable[[], bool],
+    sleep: Callable[[float], None],
+) -> bool:
     """Until every input topic exists (retrying, with a warning, while one is missing): then the inputs are
     checked co-partitioned (or the ``internal`` repartition topic is created) and the output topics created or
     refused. False when asked to stop first."""
@@ -97,7 +106,8 @@ def check_copartitioned(partitions: Mapping[str, int], inputs: Iterable[InputSec
             f"inputs are not co-partitioned ({listing}): the join needs every input topic with the same number "
             "of partitions, keyed by host with the same partitioner. Fix: recreate the topics with one partition "
             "count (kafka-topics.sh --alter --partitions N on the smaller ones), and have every shipper use the "
-            "host as the record key.")
+            "host as the record key."
+        )
 
 
 class InputReader:
@@ -191,9 +201,11 @@ class CommitPlanner:
                     if off < safe[tp]:
                         safe[tp] = off
                         changed = True
-        self._incidents = [src for src in self._incidents
-                           if any(self._by_stream.get(s) is not None and off >= safe[self._by_stream[s]]
-                                  for s, off in src)]
+        self._incidents = [
+            src
+            for src in self._incidents
+            if any(self._by_stream.get(s) is not None and off >= safe[self._by_stream[s]] for s, off in src)
+        ]
         self.safe = {stream: safe[tp] for stream, tp in self._by_stream.items() if tp in safe}
         return {tp: off for tp, off in safe.items() if off > self.committed.get(tp, -1)}
 

@@ -16,14 +16,20 @@ from typing import Any, cast
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition  # type: ignore[import-untyped]
 from kafka.consumer.subscription_state import ConsumerRebalanceListener  # type: ignore[import-untyped]
 from kafka.coordinator.assignors.range import RangePartitionAssignor  # type: ignore[import-untyped]
-from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError  # type: ignore[import-untyped]
-from kafka.errors import TopicAlreadyExistsError, UnknownError
+from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError, UnknownError  # type: ignore[import-untyped]
 from kafka.structs import OffsetAndMetadata  # type: ignore[import-untyped]
 
-from processor.io.kafka.settings import KafkaSection
 from processor.io.kafka.client import (
-    TP, AssignCallback, ClientError, Consumer, Headers, Msg, RevokeCallback, Unreachable,
+    TP,
+    AssignCallback,
+    ClientError,
+    Consumer,
+    Headers,
+    Msg,
+    RevokeCallback,
+    Unreachable,
 )
+from processor.io.kafka.settings import KafkaSection
 
 NAME = "kafka-python"
 
@@ -164,8 +170,14 @@ class PythonProducer:
     def __init__(self, native: Any) -> None:
         self.native = native
 
-    def send(self, topic: str, value: bytes, key: bytes | None, headers: Headers | None,
-             on_error: Callable[[BaseException], None]) -> None:
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None,
+        headers: Headers | None,
+        on_error: Callable[[BaseException], None],
+    ) -> None:
         try:
             self.native.send(topic, value=value, key=key, headers=headers).add_errback(on_error)
         except KafkaError as exc:  # metadata or buffer wait timed out (broker lost for max_block_ms)

@@ -9,17 +9,30 @@ be told it). Event times do not change, so the diagnosis must not either.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 LAB = Path(__file__).resolve().parents[3] / "examples" / "lab"
-FILES = ("access.log", "access_combined.log", "error.log", "php-fpm.log", "php-fpm-legacy.log",
-         "php-fpm-reports.log", "slow.log")
-CONF_ARGS = ["--nginx-conf", str(LAB / "conf" / "nginx.conf"),
-             *[a for c in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")
-               for a in ("--fpm-conf", str(LAB / "conf" / c))]]
+FILES = (
+    "access.log",
+    "access_combined.log",
+    "error.log",
+    "php-fpm.log",
+    "php-fpm-legacy.log",
+    "php-fpm-reports.log",
+    "slow.log",
+)
+CONF_ARGS = [
+    "--nginx-conf",
+    str(LAB / "conf" / "nginx.conf"),
+    *[
+        a
+        for c in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")
+        for a in ("--fpm-conf", str(LAB / "conf" / c))
+    ],
+]
 
 _ACCESS = re.compile(r"\[(\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d) \+0000\]")
 _ERROR = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d)", re.M)
@@ -27,14 +40,15 @@ _FPM = re.compile(r"^\[(\d\d-\w{3}-\d{4} \d\d:\d\d:\d\d)", re.M)
 
 
 def _local(text: str, fmt: str, zone: ZoneInfo) -> datetime:
-    return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc).astimezone(zone)
+    return datetime.strptime(text, fmt).replace(tzinfo=UTC).astimezone(zone)
 
 
 def shifted(name: str, text: str, zone: ZoneInfo) -> str:
     """One recorded log's text as written in ``zone``."""
     if name.startswith("access"):
-        return _ACCESS.sub(lambda m: "[" + _local(m[1], "%d/%b/%Y:%H:%M:%S", zone).strftime(
-            "%d/%b/%Y:%H:%M:%S %z") + "]", text)
+        return _ACCESS.sub(
+            lambda m: "[" + _local(m[1], "%d/%b/%Y:%H:%M:%S", zone).strftime("%d/%b/%Y:%H:%M:%S %z") + "]", text
+        )
     if name == "error.log":
         return _ERROR.sub(lambda m: _local(m[1], "%Y/%m/%d %H:%M:%S", zone).strftime("%Y/%m/%d %H:%M:%S"), text)
     return _FPM.sub(lambda m: "[" + _local(m[1], "%d-%b-%Y %H:%M:%S", zone).strftime("%d-%b-%Y %H:%M:%S"), text)
@@ -59,7 +73,8 @@ def comparable(incident: dict[str, Any], *, late: bool = True, fpm_evidence: boo
     out["event"] = {k: v for k, v in incident["event"].items() if late or k != "late"}
     evidence = incident["evidence"]
     out["evidence"] = {
-        "access": _fields(evidence.get("access")), "nginx_error": _fields(evidence.get("nginx_error")),
+        "access": _fields(evidence.get("access")),
+        "nginx_error": _fields(evidence.get("nginx_error")),
         "php_fpm": [_fields(e) for e in evidence.get("php_fpm") or []] if fpm_evidence else None,
     }
     return out

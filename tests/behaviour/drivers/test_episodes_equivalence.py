@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from processor.cli import main
-from processor.runners.settings import build_pipeline
 from processor.io.sinks import serialise
 from processor.runners.follow import Follower
 from processor.runners.replay import base_name
+from processor.runners.settings import build_pipeline
 from tests.behaviour.drivers.lab_logs import CONF_ARGS, FILES, LAB, lab_copy
 from tests.behaviour.drivers.test_equivalence import _timed_lines
 
@@ -47,8 +47,22 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, 
     tmp = tmp_path_factory.mktemp("lab")
     logs = lab_copy(tmp / "logs", "UTC")
     out = tmp / "episodes.jsonl"
-    assert main(["replay", "-q", "--no-progress", "-o", str(tmp / "inc.jsonl"), "--episodes", str(out), *CONF_ARGS,
-                 str(logs)]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                "-q",
+                "--no-progress",
+                "-o",
+                str(tmp / "inc.jsonl"),
+                "--episodes",
+                str(out),
+                *CONF_ARGS,
+                str(logs),
+            ]
+        )
+        == 0
+    )
     expected = records(out.read_text())
     assert len({r["episode"]["id"] for r in expected}) == 15
     return logs, expected
@@ -57,15 +71,32 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, 
 def test_two_workers(lab: tuple[Path, list[dict[str, Any]]], tmp_path: Path) -> None:
     logs, expected = lab
     out = tmp_path / "w2.jsonl"
-    assert main(["replay", "-q", "--no-progress", "-o", str(tmp_path / "i.jsonl"), "--episodes", str(out),
-                 "--workers", "2", *CONF_ARGS, str(logs)]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                "-q",
+                "--no-progress",
+                "-o",
+                str(tmp_path / "i.jsonl"),
+                "--episodes",
+                str(out),
+                "--workers",
+                "2",
+                *CONF_ARGS,
+                str(logs),
+            ]
+        )
+        == 0
+    )
     assert comparable(records(out.read_text())) == comparable(expected)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("how", ["--episodes", "--emit"])
-def test_filter_fed_the_files_one_after_the_other(lab: tuple[Path, list[dict[str, Any]]], tmp_path: Path,
-                                                  seed: int, how: str) -> None:
+def test_filter_fed_the_files_one_after_the_other(
+    lab: tuple[Path, list[dict[str, Any]]], tmp_path: Path, seed: int, how: str
+) -> None:
     logs, expected = lab
     order = list(FILES)
     random.Random(seed).shuffle(order)
@@ -74,8 +105,14 @@ def test_filter_fed_the_files_one_after_the_other(lab: tuple[Path, list[dict[str
     out = tmp_path / "episodes.jsonl"
     extra = ["--episodes", str(out)] if how == "--episodes" else ["--emit", "episodes"]
     with open(cat, "rb") as stdin:
-        done = subprocess.run([sys.executable, "-m", "processor.cli", "filter", *CONF_ARGS, "--timezone", "UTC",
-                               *extra], stdin=stdin, capture_output=True, cwd=REPO, timeout=120, check=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "processor.cli", "filter", *CONF_ARGS, "--timezone", "UTC", *extra],
+            stdin=stdin,
+            capture_output=True,
+            cwd=REPO,
+            timeout=120,
+            check=True,
+        )
     got = records(out.read_text() if how == "--episodes" else done.stdout.decode())
     assert all(r["event"]["dataset"] == "badgateway.episode" for r in got)
     assert comparable(got, evidence=False) == comparable(expected, evidence=False)
@@ -91,16 +128,32 @@ def test_follow_as_the_logs_grow(lab: tuple[Path, list[dict[str, Any]]], tmp_pat
     live = tmp_path / "live"
     live.mkdir()
     now = [1_900_000_000.0]
-    args = argparse.Namespace(nginx_conf=str(LAB / "conf" / "nginx.conf"),
-                              fpm_conf=[str(LAB / "conf" / c) for c in ("php-fpm.conf", "php-fpm-legacy.conf",
-                                                                         "php-fpm-reports.conf")],
-                              log_format=None, escape=None, timezone=ZoneInfo("UTC"), host=None,
-                              allowed_lateness=5.0, idle_timeout=30.0, episodes="-", episode_gap=60.0,
-                              episode_wait=10.0, episode_interval=300.0, episodes_fleet=False)
+    args = argparse.Namespace(
+        nginx_conf=str(LAB / "conf" / "nginx.conf"),
+        fpm_conf=[str(LAB / "conf" / c) for c in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")],
+        log_format=None,
+        escape=None,
+        timezone=ZoneInfo("UTC"),
+        host=None,
+        allowed_lateness=5.0,
+        idle_timeout=30.0,
+        episodes="-",
+        episode_gap=60.0,
+        episode_wait=10.0,
+        episode_interval=300.0,
+        episodes_fleet=False,
+    )
     pipeline, know = build_pipeline(args, emit_events=False)
-    f = Follower(pipeline, [str(live)], host=None, forced_type=None,
-                 format_by_base={base_name(p): fm for p, fm in know.format_by_path.items()},
-                 forced_format=know.forced_format, state_file=None, clock=lambda: now[0])
+    f = Follower(
+        pipeline,
+        [str(live)],
+        host=None,
+        forced_type=None,
+        format_by_base={base_name(p): fm for p, fm in know.format_by_path.items()},
+        forced_format=know.forced_format,
+        state_file=None,
+        clock=lambda: now[0],
+    )
     got: list[dict[str, Any]] = []
 
     def poll() -> None:
@@ -109,7 +162,7 @@ def test_follow_as_the_logs_grow(lab: tuple[Path, list[dict[str, Any]]], tmp_pat
 
     i = 0
     while i < len(order):
-        batch = order[i:i + rnd.randint(1, 40)]
+        batch = order[i : i + rnd.randint(1, 40)]
         i += len(batch)
         for _, _, name, _ in batch:
             with open(live / name, "ab") as fh:
@@ -119,7 +172,8 @@ def test_follow_as_the_logs_grow(lab: tuple[Path, list[dict[str, Any]]], tmp_pat
     for _ in range(400):  # quiet 100 s: the wall clock moves the watermark past gap, episodes resolve
         poll()
     resolved_live = sum(r["episode"]["state"] == "resolved" for r in got)
-    got += [json.loads(serialise(o)) for o in pipeline.episode_outputs(pipeline.flush(), final=True)
-            if o.kind == "episode"]
+    got += [
+        json.loads(serialise(o)) for o in pipeline.episode_outputs(pipeline.flush(), final=True) if o.kind == "episode"
+    ]
     assert comparable(got) == comparable(expected)
     assert resolved_live > 0  # resolved by the watermark, not only at the stop

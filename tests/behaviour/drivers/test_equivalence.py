@@ -21,11 +21,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from processor.cli import main
-from processor.runners.settings import build_pipeline
-from processor.runners.follow import learned_zones
-from processor.runners.tail import Follower
 from processor.io.sinks import serialise
+from processor.runners.follow import learned_zones
 from processor.runners.replay import base_name
+from processor.runners.settings import build_pipeline
+from processor.runners.tail import Follower
 from tests.behaviour.drivers.lab_logs import CONF_ARGS, FILES, LAB, comparable, key, lab_copy
 
 REPO = Path(__file__).resolve().parents[3]
@@ -42,8 +42,9 @@ def replayed(logs: Path, out: Path, *extra: str) -> list[dict[str, Any]]:
     return incidents(out.read_text())
 
 
-def same_answer(got: list[dict[str, Any]], expected: list[dict[str, Any]], *, late: bool = True,
-                fpm_evidence: bool = True) -> None:
+def same_answer(
+    got: list[dict[str, Any]], expected: list[dict[str, Any]], *, late: bool = True, fpm_evidence: bool = True
+) -> None:
     assert len({i["event"]["id"] for i in got}) == len(got), "two incidents with one event.id"
     # one request, one incident: no access line (nor error entry) anchors two incidents
     anchors = [(i["evidence"]["access"] or i["evidence"]["nginx_error"])["fields"].get("time") for i in got]
@@ -74,16 +75,23 @@ def test_replay_told_the_zone(lab: tuple[Path, str, list[dict[str, Any]]], tmp_p
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_filter_fed_the_files_one_after_the_other(lab: tuple[Path, str, list[dict[str, Any]]], tmp_path: Path,
-                                                  seed: int) -> None:
+def test_filter_fed_the_files_one_after_the_other(
+    lab: tuple[Path, str, list[dict[str, Any]]], tmp_path: Path, seed: int
+) -> None:
     logs, zone, expected = lab
     order = list(FILES)
     random.Random(seed).shuffle(order)
     cat = tmp_path / "cat.log"
     cat.write_bytes(b"".join((logs / name).read_bytes() for name in order))
     with open(cat, "rb") as stdin:
-        done = subprocess.run([sys.executable, "-m", "processor.cli", "filter", *CONF_ARGS, "--timezone", zone],
-                              stdin=stdin, capture_output=True, cwd=REPO, timeout=120, check=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "processor.cli", "filter", *CONF_ARGS, "--timezone", zone],
+            stdin=stdin,
+            capture_output=True,
+            cwd=REPO,
+            timeout=120,
+            check=True,
+        )
     # raw lines say nothing of the file they came from: the three PHP-FPM masters' logs are one stream, so the
     # evidence may cite another master's line of the same moment (README: filter); cause and pool are the same
     same_answer(incidents(done.stdout.decode()), expected, fpm_evidence=False)
@@ -93,6 +101,7 @@ def test_filter_fed_the_files_one_after_the_other(lab: tuple[Path, str, list[dic
 def _timed_lines(logs: Path) -> list[tuple[int, int, str, bytes]]:
     """Every line of every file with the (UTC) second it was written, for writing them back in time order."""
     from tests.behaviour.drivers.lab_logs import _ACCESS, _ERROR, _FPM  # noqa: PLC0415
+
     out: list[tuple[int, int, str, bytes]] = []
     for fi, name in enumerate(FILES):
         last = 0
@@ -107,8 +116,9 @@ def _timed_lines(logs: Path) -> list[tuple[int, int, str, bytes]]:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_follow_as_the_logs_grow_then_a_quiet_tail(lab: tuple[Path, str, list[dict[str, Any]]], tmp_path: Path,
-                                                  seed: int) -> None:
+def test_follow_as_the_logs_grow_then_a_quiet_tail(
+    lab: tuple[Path, str, list[dict[str, Any]]], tmp_path: Path, seed: int
+) -> None:
     logs, zone, expected = lab
     rnd = random.Random(seed)
     shifted = {name: (logs / name).read_bytes().splitlines(keepends=True) for name in FILES}
@@ -118,19 +128,31 @@ def test_follow_as_the_logs_grow_then_a_quiet_tail(lab: tuple[Path, str, list[di
     live = tmp_path / "live"
     live.mkdir()
     now = [1_900_000_000.0]
-    args = argparse.Namespace(nginx_conf=str(LAB / "conf" / "nginx.conf"),
-                              fpm_conf=[str(LAB / "conf" / c) for c in ("php-fpm.conf", "php-fpm-legacy.conf",
-                                                                         "php-fpm-reports.conf")],
-                              log_format=None, escape=None, timezone=ZoneInfo(zone), host=None,
-                              allowed_lateness=5.0, idle_timeout=30.0)
+    args = argparse.Namespace(
+        nginx_conf=str(LAB / "conf" / "nginx.conf"),
+        fpm_conf=[str(LAB / "conf" / c) for c in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")],
+        log_format=None,
+        escape=None,
+        timezone=ZoneInfo(zone),
+        host=None,
+        allowed_lateness=5.0,
+        idle_timeout=30.0,
+    )
     pipeline, know = build_pipeline(args, emit_events=False)
-    f = Follower(pipeline, [str(live)], host=None, forced_type=None,
-                 format_by_base={base_name(p): fm for p, fm in know.format_by_path.items()},
-                 forced_format=know.forced_format, state_file=None, clock=lambda: now[0])
+    f = Follower(
+        pipeline,
+        [str(live)],
+        host=None,
+        forced_type=None,
+        format_by_base={base_name(p): fm for p, fm in know.format_by_path.items()},
+        forced_format=know.forced_format,
+        state_file=None,
+        clock=lambda: now[0],
+    )
     got: list[dict[str, Any]] = []
     i = 0
     while i < len(order):  # nginx and php-fpm write; follow polls every 0.25 s
-        batch = order[i:i + rnd.randint(1, 40)]
+        batch = order[i : i + rnd.randint(1, 40)]
         i += len(batch)
         for _, _, name, _ in batch:
             with open(live / name, "ab") as fh:
@@ -148,18 +170,31 @@ def test_follow_as_the_logs_grow_then_a_quiet_tail(lab: tuple[Path, str, list[di
 def test_follow_learns_the_zone_as_replay_does(lab: tuple[Path, str, list[dict[str, Any]]]) -> None:
     # --timezone auto (the default): the offset of the host's access log, learned from the files there at start
     logs, _, expected = lab
-    args = argparse.Namespace(nginx_conf=str(LAB / "conf" / "nginx.conf"),
-                              fpm_conf=[str(LAB / "conf" / c) for c in ("php-fpm.conf", "php-fpm-legacy.conf",
-                                                                         "php-fpm-reports.conf")],
-                              log_format=None, escape=None, timezone=None, host=None, type=None,
-                              allowed_lateness=5.0, idle_timeout=30.0)
+    args = argparse.Namespace(
+        nginx_conf=str(LAB / "conf" / "nginx.conf"),
+        fpm_conf=[str(LAB / "conf" / c) for c in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")],
+        log_format=None,
+        escape=None,
+        timezone=None,
+        host=None,
+        type=None,
+        allowed_lateness=5.0,
+        idle_timeout=30.0,
+    )
     pipeline, know = build_pipeline(args, emit_events=False)
     zones = learned_zones(pipeline, Follower.matching([str(logs)]), args, know)
     pipeline, _ = build_pipeline(args, emit_events=False, knowledge=know, host_timezones=zones)
     now = [1_900_000_000.0]
-    f = Follower(pipeline, [str(logs)], host=None, forced_type=None,
-                 format_by_base={base_name(p): fm for p, fm in know.format_by_path.items()},
-                 forced_format=know.forced_format, state_file=None, clock=lambda: now[0])
+    f = Follower(
+        pipeline,
+        [str(logs)],
+        host=None,
+        forced_type=None,
+        format_by_base={base_name(p): fm for p, fm in know.format_by_path.items()},
+        forced_format=know.forced_format,
+        state_file=None,
+        clock=lambda: now[0],
+    )
     got: list[dict[str, Any]] = []
     for _ in range(int(30 / 0.25) + 2):
         now[0] += 0.25

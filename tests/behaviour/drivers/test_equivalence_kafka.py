@@ -13,41 +13,49 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from processor.runners.service_config import load_config
 from processor.configs.knowledge import load_knowledge
 from processor.io.sinks import MemorySink, serialise
 from processor.pipeline import Output
 from processor.runners.replay import plan_inputs, replay
 from processor.runners.service import pipeline_factory
+from processor.runners.service_config import load_config
 from tests.behaviour.drivers.lab_logs import LAB, comparable, key, lab_copy
 from tests.fixtures.kafka import KafkaBroker
-from tests.runners.test_service import Setup, ServiceProc
+from tests.runners.test_service import ServiceProc, Setup
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
 ZONE = "America/New_York"
-INPUTS = [("access.log", "nginx_access", "lab"), ("access_combined.log", "nginx_access", "combined"),
-          ("error.log", "nginx_error", ""), ("php-fpm.log", "php_fpm", ""), ("php-fpm-legacy.log", "php_fpm", ""),
-          ("php-fpm-reports.log", "php_fpm", ""), ("slow.log", "php_fpm_slowlog", "")]
+INPUTS = [
+    ("access.log", "nginx_access", "lab"),
+    ("access_combined.log", "nginx_access", "combined"),
+    ("error.log", "nginx_error", ""),
+    ("php-fpm.log", "php_fpm", ""),
+    ("php-fpm-legacy.log", "php_fpm", ""),
+    ("php-fpm-reports.log", "php_fpm", ""),
+    ("slow.log", "php_fpm_slowlog", ""),
+]
 
 
 @pytest.mark.parametrize("partitions", [1, 4])
 @pytest.mark.parametrize("client", ["kafka-python", "confluent"])
-def test_run_gives_replays_answer_across_a_slow_catch_up_and_a_kill_9(kafka_broker: KafkaBroker, tmp_path: Path,
-                                                                     client: str, partitions: int) -> None:
+def test_run_gives_replays_answer_across_a_slow_catch_up_and_a_kill_9(
+    kafka_broker: KafkaBroker, tmp_path: Path, client: str, partitions: int
+) -> None:
     kafka_broker.start()
     logs = lab_copy(tmp_path / "logs", ZONE)
     tag = uuid.uuid4().hex[:8]
     topics = [kafka_broker.create_topic(f"eq-{i}-{tag}", partitions) for i in range(len(INPUTS))]
     outputs = {k: kafka_broker.create_topic(f"eq-{k}-{tag}") for k in ("incidents", "dead")}
     fpm_confs = [str(LAB / "conf" / n) for n in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")]
-    inputs = "".join(f'[[inputs]]\ntopic = "{t}"\ntype = "{kind}"\nformat = "{fmt}"\nenvelope = "raw"\n\n'
-                     for t, (_, kind, fmt) in zip(topics, INPUTS))
+    inputs = "".join(
+        f'[[inputs]]\ntopic = "{t}"\ntype = "{kind}"\nformat = "{fmt}"\nenvelope = "raw"\n\n'
+        for t, (_, kind, fmt) in zip(topics, INPUTS)
+    )
     config = tmp_path / "badgateway.toml"
     config.write_text(f"""
 [kafka]
@@ -58,11 +66,11 @@ session_timeout_s = 6.0
 
 {inputs}
 [outputs]
-incidents_topic = "{outputs['incidents']}"
-dead_letter_topic = "{outputs['dead']}"
+incidents_topic = "{outputs["incidents"]}"
+dead_letter_topic = "{outputs["dead"]}"
 
 [diagnosis]
-nginx_conf = "{LAB / 'conf' / 'nginx.conf'}"
+nginx_conf = "{LAB / "conf" / "nginx.conf"}"
 fpm_conf = {json.dumps(fpm_confs)}
 timezone = "{ZONE}"
 idle_timeout_s = 0.0
@@ -74,8 +82,13 @@ commit_interval_s = 0.5
     knowledge = load_knowledge(cfg.diagnosis.nginx_conf, list(cfg.diagnosis.fpm_conf))
     pipeline = pipeline_factory(cfg)[0]()
     sink = MemorySink()
-    replay(pipeline, plan_inputs(pipeline, [str(logs / p) for p, _, _ in INPUTS], host="lab",
-                                 format_by_path=knowledge.format_by_path), sink)
+    replay(
+        pipeline,
+        plan_inputs(
+            pipeline, [str(logs / p) for p, _, _ in INPUTS], host="lab", format_by_path=knowledge.format_by_path
+        ),
+        sink,
+    )
     expected = [json.loads(serialise(Output("incident", i, None))) for i in sink.incidents]
     assert len(expected) == 41
 

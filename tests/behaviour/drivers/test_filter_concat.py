@@ -17,11 +17,21 @@ from processor.cli import main
 
 REPO = Path(__file__).resolve().parents[3]
 LAB = REPO / "examples" / "lab"
-CONF = ["--nginx-conf", str(LAB / "conf" / "nginx.conf"),
-        *[a for c in sorted((LAB / "conf").glob("php-fpm*.conf")) for a in ("--fpm-conf", str(c))]]
+CONF = [
+    "--nginx-conf",
+    str(LAB / "conf" / "nginx.conf"),
+    *[a for c in sorted((LAB / "conf").glob("php-fpm*.conf")) for a in ("--fpm-conf", str(c))],
+]
 # one log after the other, the order `cat` is given them in
-ORDER = ["access.log", "access_combined.log", "error.log", "php-fpm.log", "php-fpm-legacy.log",
-         "php-fpm-reports.log", "slow.log"]
+ORDER = [
+    "access.log",
+    "access_combined.log",
+    "error.log",
+    "php-fpm.log",
+    "php-fpm-legacy.log",
+    "php-fpm-reports.log",
+    "slow.log",
+]
 
 
 def key(incident: dict[str, Any]) -> tuple[str, str, str | None]:
@@ -43,8 +53,14 @@ def replayed(tmp_path: Path) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("order", [ORDER, ORDER[::-1], ORDER[2:] + ORDER[:2]], ids=["types", "reversed", "errors"])
 def test_concatenated_logs_give_replays_answer(tmp_path: Path, order: list[str]) -> None:
     with open(concatenated(tmp_path, order), "rb") as stdin:
-        done = subprocess.run([sys.executable, "-m", "processor.cli", "filter", *CONF], stdin=stdin,
-                              capture_output=True, cwd=REPO, timeout=120, check=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "processor.cli", "filter", *CONF],
+            stdin=stdin,
+            capture_output=True,
+            cwd=REPO,
+            timeout=120,
+            check=True,
+        )
     got = [json.loads(line) for line in done.stdout.splitlines()]
     expected = replayed(tmp_path)
     assert len(expected) == 41
@@ -53,8 +69,9 @@ def test_concatenated_logs_give_replays_answer(tmp_path: Path, order: list[str])
     assert b"warning" not in done.stderr
 
 
-def test_past_max_state_a_warning_says_how_many_windows_closed_early(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                    capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+def test_past_max_state_a_warning_says_how_many_windows_closed_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
     with open(concatenated(tmp_path, ORDER), "rb") as stdin:
         monkeypatch.setattr(sys, "stdin", type("Stdin", (), {"buffer": stdin})())
         assert main(["filter", *CONF, "--max-state", "4"]) == 0

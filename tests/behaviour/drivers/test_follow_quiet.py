@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from processor.cli import main
+from processor.runners.replay import base_name
 from processor.runners.settings import build_pipeline
 from processor.runners.tail import Follower
-from processor.runners.replay import base_name
 
 LAB = Path(__file__).resolve().parents[3] / "examples" / "lab"
 CONFS = sorted((LAB / "conf").glob("php-fpm*.conf"))
@@ -44,13 +44,27 @@ class Clock:
 
 
 def follower(path: Path, clock: Clock) -> Follower:
-    args = argparse.Namespace(nginx_conf=str(LAB / "conf" / "nginx.conf"), fpm_conf=[str(c) for c in CONFS],
-                              log_format=None, escape=None, timezone=None, host=None, allowed_lateness=5.0,
-                              idle_timeout=float(IDLE_S))
+    args = argparse.Namespace(
+        nginx_conf=str(LAB / "conf" / "nginx.conf"),
+        fpm_conf=[str(c) for c in CONFS],
+        log_format=None,
+        escape=None,
+        timezone=None,
+        host=None,
+        allowed_lateness=5.0,
+        idle_timeout=float(IDLE_S),
+    )
     pipeline, know = build_pipeline(args, emit_events=False)
-    return Follower(pipeline, [str(path)], host=None, forced_type=None,
-                    format_by_base={base_name(p): f for p, f in know.format_by_path.items()},
-                    forced_format=know.forced_format, state_file=None, clock=clock)
+    return Follower(
+        pipeline,
+        [str(path)],
+        host=None,
+        forced_type=None,
+        format_by_base={base_name(p): f for p, f in know.format_by_path.items()},
+        forced_format=know.forced_format,
+        state_file=None,
+        clock=clock,
+    )
 
 
 def copy_lab(to: Path) -> None:

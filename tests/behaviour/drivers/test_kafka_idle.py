@@ -13,14 +13,20 @@ import time
 import pytest
 
 from tests.runners.test_service import (  # noqa: F401  (the fixtures: the broker, the topics, the client)
-    Setup, ServiceProc, check, client, expected_incidents, scenario, setup,
+    ServiceProc,
+    Setup,
+    check,
+    client,
+    expected_incidents,
+    scenario,
+    setup,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 
 
 @pytest.mark.parametrize("setup", [4], indirect=True)
-def test_empty_partitions_at_their_end_hold_no_window(setup: Setup) -> None:
+def test_empty_partitions_at_their_end_hold_no_window(setup: Setup) -> None:  # noqa: F811 (the fixture)
     logs = [item for item in scenario(120) if item[1] == "web-2"]
     expected = expected_incidents(setup, logs)
     svc = ServiceProc(setup, "svc", "diagnosis.idle_timeout_s=3600", "metrics.progress_interval_s=0.5")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from processor.core.events import Counters
-from processor.io.metrics import Metrics
 from processor.core.watermark import NO_WATERMARK
+from processor.io.metrics import Metrics
 
 
 def gauge(m: Metrics, name: str) -> float:

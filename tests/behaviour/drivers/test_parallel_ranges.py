@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from processor.runners import units
 from processor.cli import main
 from processor.pipeline import Pipeline, PipelineSettings
+from processor.runners import units
 from processor.runners.replay import Plan, plan_inputs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
@@ -26,8 +26,9 @@ def run(path: Path, out: Path, workers: int) -> bytes:
 
 
 @pytest.mark.parametrize("workers", [2, 3])
-def test_an_access_log_cut_in_ranges_gives_no_late_incident(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           workers: int) -> None:
+def test_an_access_log_cut_in_ranges_gives_no_late_incident(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
     outage = generate(str(tmp_path / "logs"), 40_000, share=0.05)
     access = Path(outage.paths["access"])
     monkeypatch.setattr(units, "_SPLIT_BYTES", 1 << 20)  # (the real limit is 8 MiB) cut this small log

@@ -33,8 +33,10 @@ def key(incident: dict[str, Any]) -> tuple[str, str, str | None]:
 def replayed(tmp_path: Path, n: int, seed: int) -> list[dict[str, Any]]:
     generate(str(tmp_path / "logs"), n, share=0.05, seed=seed)
     out = tmp_path / "replay.jsonl"
-    assert main(["replay", "-q", "--no-progress", "-o", str(out),
-                 *[str(tmp_path / "logs" / FILES[s]) for s in STREAMS]]) == 0
+    assert (
+        main(["replay", "-q", "--no-progress", "-o", str(out), *[str(tmp_path / "logs" / FILES[s]) for s in STREAMS]])
+        == 0
+    )
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
@@ -50,8 +52,11 @@ def fed_live(n: int, seed: int, *, tail_lines: int) -> tuple[list[dict[str, Any]
         pipeline.input_behind(FILES[s], True)
     for s in STREAMS:  # one poll: every file read to its end, one after the other
         for i, text in enumerate(lines[s], 1):
-            got += [o.value for o in pipeline.feed(Record(text, SourceRef(FILES[s], i), TYPES[s], ""))
-                    if o.kind == "incident"]
+            got += [
+                o.value
+                for o in pipeline.feed(Record(text, SourceRef(FILES[s], i), TYPES[s], ""))
+                if o.kind == "incident"
+            ]
         pipeline.input_behind(FILES[s], False)
     for _ in range(tail_lines):  # the logs go quiet: a poll a second, nothing read
         now_ms += 1_000
@@ -73,10 +78,12 @@ def test_quiet_logs_give_replays_incidents_within_the_idle_timeout(tmp_path: Pat
 def test_the_last_error_entry_of_a_stream_is_released_when_it_goes_idle() -> None:
     # one failure, the error log's last entry: before #18 `unknown` at once, then a late `fpm_timeout`-like
     # second incident with another event.id at flush
-    access = ('127.0.0.1 - - [24/Nov/2026:07:41:54 +0000] "GET /slow.php HTTP/1.1" 502 150 "-" "curl/8"')
-    error = ('2026/11/24 07:41:54 [error] 14600#14600: *7 recv() failed (104: Connection reset by peer) while '
-             'reading response header from upstream, client: 127.0.0.1, server: lab, request: "GET /slow.php '
-             'HTTP/1.1", upstream: "fastcgi://unix:/run/php/slow.sock:", host: "localhost"')
+    access = '127.0.0.1 - - [24/Nov/2026:07:41:54 +0000] "GET /slow.php HTTP/1.1" 502 150 "-" "curl/8"'
+    error = (
+        "2026/11/24 07:41:54 [error] 14600#14600: *7 recv() failed (104: Connection reset by peer) while "
+        'reading response header from upstream, client: 127.0.0.1, server: lab, request: "GET /slow.php '
+        'HTTP/1.1", upstream: "fastcgi://unix:/run/php/slow.sock:", host: "localhost"'
+    )
     pipeline = Pipeline(PipelineSettings())
     pipeline.tick(1_795_600_000_000)
     out = pipeline.feed(Record(error, SourceRef("error.log", 1), NGINX_ERROR, "web-1"))

@@ -19,13 +19,12 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from processor.runners.replay import learn_host_timezones
-from processor.runners.service_config import load_config
 from processor.configs.knowledge import load_knowledge
 from processor.io.sinks import MemorySink, serialise
 from processor.pipeline import Output
-from processor.runners.replay import plan_inputs, replay
+from processor.runners.replay import learn_host_timezones, plan_inputs, replay
 from processor.runners.service import pipeline_factory
+from processor.runners.service_config import load_config
 from tests.behaviour.drivers.lab_logs import LAB, comparable, key, lab_copy
 from tests.behaviour.drivers.test_equivalence_kafka import INPUTS
 from tests.fixtures.kafka import KafkaBroker
@@ -62,11 +61,20 @@ def _wait_held(svc: ServiceProc, count: int) -> None:
         time.sleep(0.1)
 
 
-def _config(path: Path, broker: KafkaBroker, client: str, group: str, topics: list[str], outputs: dict[str, str],
-            idle_timeout_s: float = 30.0) -> Path:
+def _config(
+    path: Path,
+    broker: KafkaBroker,
+    client: str,
+    group: str,
+    topics: list[str],
+    outputs: dict[str, str],
+    idle_timeout_s: float = 30.0,
+) -> Path:
     fpm_confs = [str(LAB / "conf" / n) for n in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")]
-    inputs = "".join(f'[[inputs]]\ntopic = "{t}"\ntype = "{kind}"\nformat = "{fmt}"\nenvelope = "raw"\n\n'
-                     for t, (_, kind, fmt) in zip(topics, INPUTS))
+    inputs = "".join(
+        f'[[inputs]]\ntopic = "{t}"\ntype = "{kind}"\nformat = "{fmt}"\nenvelope = "raw"\n\n'
+        for t, (_, kind, fmt) in zip(topics, INPUTS)
+    )
     path.write_text(f"""
 [kafka]
 client = "{client}"
@@ -76,11 +84,11 @@ session_timeout_s = 6.0
 
 {inputs}
 [outputs]
-incidents_topic = "{outputs['incidents']}"
-dead_letter_topic = "{outputs['dead']}"
+incidents_topic = "{outputs["incidents"]}"
+dead_letter_topic = "{outputs["dead"]}"
 
 [diagnosis]
-nginx_conf = "{LAB / 'conf' / 'nginx.conf'}"
+nginx_conf = "{LAB / "conf" / "nginx.conf"}"
 fpm_conf = {json.dumps(fpm_confs)}
 timezone = "auto"
 idle_timeout_s = {idle_timeout_s}
@@ -94,7 +102,8 @@ commit_interval_s = 0.5
 @pytest.mark.parametrize("partitions", [1, 4])
 @pytest.mark.parametrize("client", ["kafka-python", "confluent"])
 def test_auto_learns_a_new_york_host_whose_error_and_fpm_records_come_first(
-        kafka_broker: KafkaBroker, tmp_path: Path, setups: list[Setup], client: str, partitions: int) -> None:
+    kafka_broker: KafkaBroker, tmp_path: Path, setups: list[Setup], client: str, partitions: int
+) -> None:
     kafka_broker.start()
     logs = lab_copy(tmp_path / "logs", ZONE)
     tag = uuid.uuid4().hex[:8]
@@ -106,8 +115,9 @@ def test_auto_learns_a_new_york_host_whose_error_and_fpm_records_come_first(
     # replay --timezone auto: the offset learned from the host's access log
     knowledge = load_knowledge(cfg.diagnosis.nginx_conf, list(cfg.diagnosis.fpm_conf))
     pipeline = pipeline_factory(cfg)[0]()
-    plans = plan_inputs(pipeline, [str(logs / p) for p, _, _ in INPUTS], host="lab",
-                        format_by_path=knowledge.format_by_path)
+    plans = plan_inputs(
+        pipeline, [str(logs / p) for p, _, _ in INPUTS], host="lab", format_by_path=knowledge.format_by_path
+    )
     zones = learn_host_timezones(pipeline, plans)
     assert zones["lab"].utcoffset(None) is not None
     pipeline = pipeline_factory(cfg, zones)[0]()
@@ -136,8 +146,9 @@ def test_auto_learns_a_new_york_host_whose_error_and_fpm_records_come_first(
     _wait_held(first, waiting)  # every one read, none placed in time: the host's offset is not known yet
     time.sleep(1.5)  # three commit intervals
     reader = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, group_id=group, enable_auto_commit=False)
-    committed = {tp: reader.committed(tp) for tp in (TopicPartition(t, n) for t in offsetless
-                                                          for n in range(partitions))}
+    committed = {
+        tp: reader.committed(tp) for tp in (TopicPartition(t, n) for t in offsetless for n in range(partitions))
+    }
     reader.close()
     assert set(committed.values()) <= {None, 0}, committed  # nothing held is committed
     first.kill()
@@ -174,8 +185,9 @@ def setup_ends(broker: KafkaBroker, topics: list[str], partitions: int) -> dict[
 
 
 @pytest.mark.parametrize("client", ["kafka-python", "confluent"])
-def test_auto_learns_two_zones_sharing_a_partition(kafka_broker: KafkaBroker, tmp_path: Path, setups: list[Setup],
-                                                  client: str) -> None:
+def test_auto_learns_two_zones_sharing_a_partition(
+    kafka_broker: KafkaBroker, tmp_path: Path, setups: list[Setup], client: str
+) -> None:
     """A New York host and a Paris host on one partition of each topic, their lines interleaved, every error
     and PHP-FPM record before any access record: a partition blocked by one host's record keeps its order (the
     other host's records wait behind it), and each host gets its own offset."""
@@ -185,13 +197,19 @@ def test_auto_learns_two_zones_sharing_a_partition(kafka_broker: KafkaBroker, tm
     tag = uuid.uuid4().hex[:8]
     topics = [kafka_broker.create_topic(f"tz2-{i}-{tag}") for i in range(len(INPUTS))]
     outputs = {k: kafka_broker.create_topic(f"tz2-{k}-{tag}") for k in ("incidents", "dead")}
-    config = _config(tmp_path / "badgateway.toml", kafka_broker, client, f"tz2-{tag}", topics, outputs,
-                     idle_timeout_s=0.0)
+    config = _config(
+        tmp_path / "badgateway.toml", kafka_broker, client, f"tz2-{tag}", topics, outputs, idle_timeout_s=0.0
+    )
     cfg = load_config(str(config), environ={})
     knowledge = load_knowledge(cfg.diagnosis.nginx_conf, list(cfg.diagnosis.fpm_conf))
     pipeline = pipeline_factory(cfg)[0]()
-    plans = [p for h in hosts for p in plan_inputs(pipeline, [str(logs[h] / n) for n, _, _ in INPUTS], host=h,
-                                                     format_by_path=knowledge.format_by_path)]
+    plans = [
+        p
+        for h in hosts
+        for p in plan_inputs(
+            pipeline, [str(logs[h] / n) for n, _, _ in INPUTS], host=h, format_by_path=knowledge.format_by_path
+        )
+    ]
     zones = learn_host_timezones(pipeline, plans)
     assert {h: z.utcoffset(None) for h, z in zones.items()} != {h: zones["ny"].utcoffset(None) for h in hosts}
     pipeline = pipeline_factory(cfg, zones)[0]()
@@ -223,8 +241,9 @@ def test_auto_learns_two_zones_sharing_a_partition(kafka_broker: KafkaBroker, tm
     assert len({i["event"]["id"] for i in got}) == len(got) == 82
 
 
-def test_auto_reads_a_host_without_access_lines_in_utc_and_says_so(kafka_broker: KafkaBroker, tmp_path: Path,
-                                                                   setups: list[Setup]) -> None:
+def test_auto_reads_a_host_without_access_lines_in_utc_and_says_so(
+    kafka_broker: KafkaBroker, tmp_path: Path, setups: list[Setup]
+) -> None:
     """A host whose access log is not among the inputs blocks its partition until the access partition is read
     to its end (and ``idle_timeout_s``, 0 here, passed); then it is read in UTC, a warning names it, and the
     records behind it (the New York host's) go on: replay's answer for them."""
@@ -233,13 +252,15 @@ def test_auto_reads_a_host_without_access_lines_in_utc_and_says_so(kafka_broker:
     tag = uuid.uuid4().hex[:8]
     topics = [kafka_broker.create_topic(f"tz3-{i}-{tag}") for i in range(len(INPUTS))]
     outputs = {k: kafka_broker.create_topic(f"tz3-{k}-{tag}") for k in ("incidents", "dead")}
-    config = _config(tmp_path / "badgateway.toml", kafka_broker, "kafka-python", f"tz3-{tag}", topics, outputs,
-                     idle_timeout_s=0.0)
+    config = _config(
+        tmp_path / "badgateway.toml", kafka_broker, "kafka-python", f"tz3-{tag}", topics, outputs, idle_timeout_s=0.0
+    )
     cfg = load_config(str(config), environ={})
     knowledge = load_knowledge(cfg.diagnosis.nginx_conf, list(cfg.diagnosis.fpm_conf))
     pipeline = pipeline_factory(cfg)[0]()
-    plans = plan_inputs(pipeline, [str(logs / p) for p, _, _ in INPUTS], host="lab",
-                        format_by_path=knowledge.format_by_path)
+    plans = plan_inputs(
+        pipeline, [str(logs / p) for p, _, _ in INPUTS], host="lab", format_by_path=knowledge.format_by_path
+    )
     pipeline = pipeline_factory(cfg, learn_host_timezones(pipeline, plans))[0]()
     sink = MemorySink()
     replay(pipeline, plans, sink)
@@ -247,7 +268,7 @@ def test_auto_reads_a_host_without_access_lines_in_utc_and_says_so(kafka_broker:
 
     error = topics[[kind for _, kind, _ in INPUTS].index("nginx_error")]
     p = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
-    p.send(error, value=b"2026/11/24 07:41:41 [notice] 1#1: using the \"epoll\" event method", key=b"ghost")
+    p.send(error, value=b'2026/11/24 07:41:41 [notice] 1#1: using the "epoll" event method', key=b"ghost")
     for topic, (name, _, _) in zip(topics, INPUTS):
         for line in (logs / name).read_bytes().splitlines():
             p.send(topic, value=line, key=b"lab")

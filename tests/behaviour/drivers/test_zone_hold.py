@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from processor.runners.zone_hold import LEARN_TRIES, ZoneHold
 
 NEW_YORK = timezone(timedelta(hours=-5))
-UTC = timezone.utc
+UTC = UTC
 
 
 @dataclass(frozen=True)
@@ -63,27 +63,52 @@ CASES = [
     Case("access before error", [observe("ny"), admit("err", 0, "ny")], ["err@0"]),
     # one stream keeps its order: a known host's record behind a held one waits too (the watermark and the
     # multi-line assembler see the partition as it was written)
-    Case("a blocked stream keeps its order",
-         [observe("ldn", UTC), admit("err", 0, "ny"), admit("err", 1, "ldn"), admit("err", 2, "ny")],
-         [], held={"err": 0}),
-    Case("released in order once learned",
-         [observe("ldn", UTC), admit("err", 0, "ny"), admit("err", 1, "ldn"), admit("err", 2, "ny"), observe("ny")],
-         ["err@0", "err@1", "err@2"]),
+    Case(
+        "a blocked stream keeps its order",
+        [observe("ldn", UTC), admit("err", 0, "ny"), admit("err", 1, "ldn"), admit("err", 2, "ny")],
+        [],
+        held={"err": 0},
+    ),
+    Case(
+        "released in order once learned",
+        [observe("ldn", UTC), admit("err", 0, "ny"), admit("err", 1, "ldn"), admit("err", 2, "ny"), observe("ny")],
+        ["err@0", "err@1", "err@2"],
+    ),
     # another partition is not blocked by this one
-    Case("other streams flow", [admit("err", 0, "ny"), observe("ldn", UTC), admit("fpm", 5, "ldn")],
-         ["fpm@5"], held={"err": 0}),
+    Case(
+        "other streams flow",
+        [admit("err", 0, "ny"), observe("ldn", UTC), admit("fpm", 5, "ldn")],
+        ["fpm@5"],
+        held={"err": 0},
+    ),
     # a record that needs no offset (an access line on a mixed stream, an envelope dead letter) passes when the
     # stream is not blocked, and waits its turn when it is
-    Case("no offset needed", [admit("mix", 0, "ny", needs_zone=False), admit("mix", 1, "ny"),
-                              admit("mix", 2, "ny", needs_zone=False)], ["mix@0"], held={"mix": 1}),
+    Case(
+        "no offset needed",
+        [admit("mix", 0, "ny", needs_zone=False), admit("mix", 1, "ny"), admit("mix", 2, "ny", needs_zone=False)],
+        ["mix@0"],
+        held={"mix": 1},
+    ),
     # a release stops at the next record whose host is still unknown
-    Case("two unknown hosts in one stream", [admit("err", 0, "a"), admit("err", 1, "b"), admit("err", 2, "a"),
-                                             observe("a")], ["err@0"], held={"err": 1}),
+    Case(
+        "two unknown hosts in one stream",
+        [admit("err", 0, "a"), admit("err", 1, "b"), admit("err", 2, "a"), observe("a")],
+        ["err@0"],
+        held={"err": 1},
+    ),
     # lines that teach nothing (no offset in their time) use up tries, as replay reads a file's first 20 lines
-    Case("tries run out: the fallback", [admit("err", 0, "ny"), *[observe("ny", None)] * LEARN_TRIES],
-         ["err@0"], zones={"ny": UTC}),
-    Case("tries left: still waiting", [admit("err", 0, "ny"), *[observe("ny", None)] * (LEARN_TRIES - 1)],
-         [], held={"err": 0}),
+    Case(
+        "tries run out: the fallback",
+        [admit("err", 0, "ny"), *[observe("ny", None)] * LEARN_TRIES],
+        ["err@0"],
+        zones={"ny": UTC},
+    ),
+    Case(
+        "tries left: still waiting",
+        [admit("err", 0, "ny"), *[observe("ny", None)] * (LEARN_TRIES - 1)],
+        [],
+        held={"err": 0},
+    ),
     # an offset, once known, is the host's: a later line with another never re-reads anything
     Case("first offset stays", [observe("ny"), observe("ny", UTC)], [], zones={"ny": NEW_YORK}),
 ]
@@ -135,8 +160,8 @@ def test_release_all_and_drop() -> None:
 
 
 def test_the_service_config_takes_auto(tmp_path: Path) -> None:
-    from processor.runners.service_config import load_config
     from processor.core.errors import UserConfigError
+    from processor.runners.service_config import load_config
 
     path = tmp_path / "badgateway.toml"
     path.write_text('[[inputs]]\ntopic = "t"\n\n[diagnosis]\ntimezone = "auto"\n')

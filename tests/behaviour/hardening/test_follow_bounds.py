@@ -10,22 +10,33 @@ import os
 from pathlib import Path
 
 from processor.cli.main import build_parser
+from processor.pipeline import Output
 from processor.runners.settings import build_pipeline
 from processor.runners.tail import _READ_BYTES, Follower
-from processor.pipeline import Output
 
 
 def follower(path: Path, *extra: str, max_line_bytes: int | None = None) -> Follower:
     args = build_parser().parse_args(["follow", "--type", "nginx_access", *extra, str(path)])
     pipeline, _ = build_pipeline(args, emit_events=bool(args.events))
     kwargs = {} if max_line_bytes is None else {"max_line_bytes": max_line_bytes}
-    return Follower(pipeline, [str(path)], host=None, forced_type="nginx_access", format_by_base={},
-                    forced_format=None, state_file=None, clock=lambda: 1.8e9, **kwargs)
+    return Follower(
+        pipeline,
+        [str(path)],
+        host=None,
+        forced_type="nginx_access",
+        format_by_base={},
+        forced_format=None,
+        state_file=None,
+        clock=lambda: 1.8e9,
+        **kwargs,
+    )
 
 
 def line(i: int, status: int = 502, second: int = 0) -> bytes:
-    return (f'10.0.{i // 250 % 250}.{i % 250} - - [24/Nov/2026:05:00:{second:02d} +0000] "GET /r{i} HTTP/1.1" '
-            f'{status} 1 "-" "x"\n').encode()
+    return (
+        f'10.0.{i // 250 % 250}.{i % 250} - - [24/Nov/2026:05:00:{second:02d} +0000] "GET /r{i} HTTP/1.1" '
+        f'{status} 1 "-" "x"\n'
+    ).encode()
 
 
 def incidents(outputs: list[Output]) -> list[str]:

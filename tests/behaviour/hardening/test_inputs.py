@@ -23,8 +23,10 @@ def access_lines(n: int, every_502: int = 50) -> str:
     out = []
     for i in range(n):
         status = 502 if i % every_502 == 0 else 200
-        out.append(f'1.2.3.{i % 250} - - [24/Nov/2026:05:{i // 60 % 60:02d}:{i % 60:02d} +0100] '
-                   f'"GET /p{i} HTTP/1.1" {status} 12 "-" "x"\n')
+        out.append(
+            f"1.2.3.{i % 250} - - [24/Nov/2026:05:{i // 60 % 60:02d}:{i % 60:02d} +0100] "
+            f'"GET /p{i} HTTP/1.1" {status} 12 "-" "x"\n'
+        )
     return "".join(out)
 
 
@@ -66,8 +68,13 @@ def test_a_named_fifo_is_read_once_and_does_not_hang(tmp_path: Path) -> None:
 
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
-    proc = subprocess.run([sys.executable, "-m", "processor.cli", "replay", "-o", str(tmp_path / "i.jsonl"),
-                           str(fifo)], capture_output=True, text=True, cwd=REPO, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "processor.cli", "replay", "-o", str(tmp_path / "i.jsonl"), str(fifo)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     writer.join(5)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "i.jsonl").read_text().count("\n") == 60
@@ -76,10 +83,9 @@ def test_a_named_fifo_is_read_once_and_does_not_hang(tmp_path: Path) -> None:
 def test_a_fifo_teaches_the_time_zone_and_is_still_read_whole(tmp_path: Path) -> None:
     # the head is read twice before the full read (type detection, then --timezone auto): both from the buffer
     from processor.cli.main import build_parser
-    from processor.runners.replay import learn_host_timezones
-    from processor.runners.settings import build_pipeline
-    from processor.runners.replay import plan_inputs
     from processor.io.files import open_lines
+    from processor.runners.replay import learn_host_timezones, plan_inputs
+    from processor.runners.settings import build_pipeline
 
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -106,8 +112,8 @@ def _zst_cut(tmp_path: Path, n: int) -> Path:
 def test_a_truncated_zst_reports_the_line_reached_like_gzip(tmp_path: Path) -> None:
     # a truncated .zst dropped up to 1 MiB of decoded data silently and named an early line
     from processor.core.errors import InputError
-    from processor.io.files import open_lines
     from processor.io.discovery import discover
+    from processor.io.files import open_lines
 
     n = 40_000
     path = _zst_cut(tmp_path, n)
@@ -125,8 +131,13 @@ def test_a_truncated_zst_reports_the_line_reached_like_gzip(tmp_path: Path) -> N
 
 def test_a_truncated_zst_replay_says_where(tmp_path: Path) -> None:
     path = _zst_cut(tmp_path, 40_000)
-    proc = subprocess.run([sys.executable, "-m", "processor.cli", "replay", "-q", "-o", str(tmp_path / "i.jsonl"),
-                           str(path)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "processor.cli", "replay", "-q", "-o", str(tmp_path / "i.jsonl"), str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"{path}:" in proc.stderr and "compressed data ends early" in proc.stderr
 
@@ -138,7 +149,8 @@ def test_many_files_do_not_hold_a_descriptor_each(tmp_path: Path) -> None:
     healthy = '1.2.3.4 - - [24/Nov/2026:05:00:00 +0000] "GET /ok HTTP/1.1" 200 1 "-" "x"\n' * 400
     for i in range(1100):  # each longer than a merge block: every file is still open when the merge starts
         (logs / f"web{i}.access.log").write_text(
-            f'1.2.3.4 - - [24/Nov/2026:05:00:00 +0000] "GET /f{i} HTTP/1.1" 502 1 "-" "x"\n' + healthy)
+            f'1.2.3.4 - - [24/Nov/2026:05:00:00 +0000] "GET /f{i} HTTP/1.1" 502 1 "-" "x"\n' + healthy
+        )
     out = tmp_path / "i.jsonl"
     proc = run_bash(f"ulimit -n 1024 && {PY} -m processor.cli replay --type nginx_access -q -o {out} {logs}")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -153,8 +165,13 @@ def test_an_unreadable_file_is_one_line_before_any_output(tmp_path: Path) -> Non
     log.write_text(access_lines(10))
     log.chmod(0)
     out = tmp_path / "i.jsonl"
-    proc = subprocess.run([sys.executable, "-m", "processor.cli", "replay", "-o", str(out), str(log)],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "processor.cli", "replay", "-o", str(out), str(log)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == f"badgateway: error: {log}: permission denied"
     assert not out.exists()

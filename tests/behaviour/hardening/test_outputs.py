@@ -18,8 +18,14 @@ FAIL_502 = '1.2.3.4 - - [24/Nov/2026:05:00:{s:02d} +0000] "GET /x{n} HTTP/1.1" 5
 
 
 def badgateway(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "processor.cli", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=120, input=stdin)
+    return subprocess.run(
+        [sys.executable, "-m", "processor.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        input=stdin,
+    )
 
 
 def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
@@ -62,8 +68,14 @@ def test_stdout_appending_to_the_input_is_refused(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     text = access_log(log)
     with open(log, "a") as out:
-        proc = subprocess.run([sys.executable, "-m", "processor.cli", "replay", "-q", str(log)], stdout=out,
-                              stderr=subprocess.PIPE, text=True, cwd=REPO, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "processor.cli", "replay", "-q", str(log)],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            timeout=120,
+        )
     assert proc.returncode == 2 and "refusing to overwrite" in proc.stderr
     assert log.read_text() == text
 
@@ -74,8 +86,14 @@ def test_follow_and_filter_refuse_their_input_as_output(tmp_path: Path) -> None:
     one_error_line(badgateway("follow", "--dead-letter", str(log), str(log)))
     assert log.read_text() == text
     with open(log) as stdin:
-        proc = subprocess.run([sys.executable, "-m", "processor.cli", "filter", "--events", str(log)], stdin=stdin,
-                              capture_output=True, text=True, cwd=REPO, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "processor.cli", "filter", "--events", str(log)],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=120,
+        )
     one_error_line(proc)
     assert log.read_text() == text
 
@@ -116,11 +134,18 @@ def test_dev_full_as_stdout_and_report(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     access_log(log)
     with open("/dev/full", "w") as full:
-        proc = subprocess.run([sys.executable, "-m", "processor.cli", "replay", "-q", str(log)], stdout=full,
-                              stderr=subprocess.PIPE, text=True, cwd=REPO, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "processor.cli", "replay", "-q", str(log)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            timeout=120,
+        )
     one_error_line(proc)
-    assert "no space left on device" in one_error_line(badgateway("replay", "-q", "-o", str(tmp_path / "i.jsonl"),
-                                                                  "--report", "/dev/full", str(log)))
+    assert "no space left on device" in one_error_line(
+        badgateway("replay", "-q", "-o", str(tmp_path / "i.jsonl"), "--report", "/dev/full", str(log))
+    )
 
 
 @pytest.fixture

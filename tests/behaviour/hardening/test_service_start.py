@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from processor.io.kafka.settings import KafkaSection
 from processor.io.kafka.python_client import topic_partitions
+from processor.io.kafka.settings import KafkaSection
 from tests.fixtures.kafka import KafkaBroker, free_port
 
 REPO = Path(__file__).resolve().parents[3]
@@ -25,8 +25,9 @@ CLIENTS = ["kafka-python", "confluent"]
 GUARD_S = 90  # a hang guard only: every assertion is on behaviour (exit code, lines, topics)
 
 
-def write_config(tmp_path: Path, bootstrap: str, client: str, inputs: str, incidents: str, dead: str,
-                 extra: str = "") -> Path:
+def write_config(
+    tmp_path: Path, bootstrap: str, client: str, inputs: str, incidents: str, dead: str, extra: str = ""
+) -> Path:
     path = tmp_path / "badgateway.toml"
     path.write_text(f"""
 [kafka]
@@ -50,8 +51,14 @@ dead_letter_topic = "{dead}"
 
 def start(config: Path, *sets: str) -> subprocess.Popen[str]:
     args = [sys.executable, "-m", "processor.cli", "run", "--config", str(config), *sets]
-    return subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.Popen(
+        args,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 def test_a_busy_metrics_port_is_one_line(tmp_path: Path) -> None:
@@ -69,9 +76,15 @@ def test_a_busy_metrics_port_is_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and f"metrics.port {port} on 127.0.0.1: address already in use" in lines[0]
 
 
-@pytest.mark.parametrize("setting, value", [("delivery.stop_timeout_s", "nan"), ("delivery.stop_timeout_s", "-1"),
-                                            ("delivery.commit_interval_s", "inf"),
-                                            ("outputs.missing_topics", "maybe")])
+@pytest.mark.parametrize(
+    "setting, value",
+    [
+        ("delivery.stop_timeout_s", "nan"),
+        ("delivery.stop_timeout_s", "-1"),
+        ("delivery.commit_interval_s", "inf"),
+        ("outputs.missing_topics", "maybe"),
+    ],
+)
 def test_bad_start_up_settings_are_one_line(tmp_path: Path, setting: str, value: str) -> None:
     config = write_config(tmp_path, "127.0.0.1:1", "kafka-python", "in", "out", "dead")
     proc = start(config, "--set", f"{setting}={value}", "--set", "metrics.port=0")
@@ -86,8 +99,15 @@ def test_a_missing_output_topic_is_refused_at_start(kafka_broker: KafkaBroker, t
     kafka_broker.start()
     tag = uuid.uuid4().hex[:8]
     inputs = kafka_broker.create_topic(f"start-in-{tag}")
-    config = write_config(tmp_path, kafka_broker.bootstrap, client, inputs, f"start-missing-{tag}",
-                          f"start-dead-{tag}", 'missing_topics = "refuse"')  # in [outputs], the last table
+    config = write_config(
+        tmp_path,
+        kafka_broker.bootstrap,
+        client,
+        inputs,
+        f"start-missing-{tag}",
+        f"start-dead-{tag}",
+        'missing_topics = "refuse"',
+    )  # in [outputs], the last table
     proc = start(config, "--set", "metrics.port=0")
     _, err = proc.communicate(timeout=GUARD_S)
     kafka_broker.delete_topics([inputs])
@@ -125,8 +145,9 @@ def test_missing_output_topics_are_created_by_default(kafka_broker: KafkaBroker,
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_sigterm_while_waiting_for_a_missing_input_topic(kafka_broker: KafkaBroker, tmp_path: Path,
-                                                         client: str) -> None:
+def test_sigterm_while_waiting_for_a_missing_input_topic(
+    kafka_broker: KafkaBroker, tmp_path: Path, client: str
+) -> None:
     kafka_broker.start()
     tag = uuid.uuid4().hex[:8]
     config = write_config(tmp_path, kafka_broker.bootstrap, client, f"start-absent-{tag}", f"i-{tag}", f"d-{tag}")
@@ -144,10 +165,12 @@ def test_sigterm_while_waiting_for_a_missing_input_topic(kafka_broker: KafkaBrok
 
 def test_the_stop_deadline_ends_a_process_blocked_anywhere() -> None:
     # a client blocked in a wait that never looks at the stop flag: the deadline ends the process anyway
-    code = ("import time, structlog\n"
-            "from processor.cli.run import exit_after\n"
-            "exit_after(0.2, structlog.get_logger())\n"
-            "time.sleep(3600)\n")
+    code = (
+        "import time, structlog\n"
+        "from processor.cli.run import exit_after\n"
+        "exit_after(0.2, structlog.get_logger())\n"
+        "time.sleep(3600)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=GUARD_S)
     assert proc.returncode == 1
     assert "service.stop_timeout" in proc.stdout + proc.stderr
@@ -155,8 +178,15 @@ def test_the_stop_deadline_ends_a_process_blocked_anywhere() -> None:
 
 def test_a_second_signal_exits_at_once(tmp_path: Path) -> None:
     # the service is stuck retrying a broker that is not there; a second SIGINT must not wait for the deadline
-    config = write_config(tmp_path, f"127.0.0.1:{free_port()}", "kafka-python", "in", "out", "dead",
-                          "\n[delivery]\nstop_timeout_s = 3600\n")
+    config = write_config(
+        tmp_path,
+        f"127.0.0.1:{free_port()}",
+        "kafka-python",
+        "in",
+        "out",
+        "dead",
+        "\n[delivery]\nstop_timeout_s = 3600\n",
+    )
     proc = start(config, "--set", "metrics.port=0", "--set", "kafka.connect_backoff_max_s=3600")
     assert proc.stderr is not None
     line = proc.stderr.readline()  # service.starting: the handlers are in place
@@ -170,8 +200,7 @@ def test_a_second_signal_exits_at_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_sigterm_while_a_send_waits_for_a_deleted_topic(kafka_broker: KafkaBroker, tmp_path: Path,
-                                                        client: str) -> None:
+def test_sigterm_while_a_send_waits_for_a_deleted_topic(kafka_broker: KafkaBroker, tmp_path: Path, client: str) -> None:
     # the incidents topic vanishes after the start: the producer waits for its metadata (kafka-python ignored
     # SIGTERM there and needed SIGKILL); the stop deadline ends the process anyway
     from kafka import KafkaProducer
@@ -180,9 +209,16 @@ def test_sigterm_while_a_send_waits_for_a_deleted_topic(kafka_broker: KafkaBroke
     tag = uuid.uuid4().hex[:8]
     inputs = kafka_broker.create_topic(f"stuck-in-{tag}")
     incidents, dead = kafka_broker.create_topic(f"stuck-inc-{tag}"), kafka_broker.create_topic(f"stuck-dead-{tag}")
-    config = write_config(tmp_path, kafka_broker.bootstrap, client, inputs, incidents, dead,
-                          "\n[diagnosis]\nallowed_lateness_s = 0.0\nidle_timeout_s = 0.5\n"
-                          "\n[delivery]\ncommit_interval_s = 0.5\nstop_timeout_s = 2.0\n")
+    config = write_config(
+        tmp_path,
+        kafka_broker.bootstrap,
+        client,
+        inputs,
+        incidents,
+        dead,
+        "\n[diagnosis]\nallowed_lateness_s = 0.0\nidle_timeout_s = 0.5\n"
+        "\n[delivery]\ncommit_interval_s = 0.5\nstop_timeout_s = 2.0\n",
+    )
     proc = start(config, "--set", "metrics.port=0")
     try:
         assert proc.stderr is not None

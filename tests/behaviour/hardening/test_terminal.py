@@ -13,8 +13,9 @@ ESC = "\x1b"
 
 
 def badgateway(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "processor.cli", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "processor.cli", *args], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
 
 
 def no_control(text: str) -> None:
@@ -23,9 +24,11 @@ def no_control(text: str) -> None:
 
 def test_check_config_escapes_pool_and_log_format_names(tmp_path: Path) -> None:
     nginx = tmp_path / "nginx.conf"
-    nginx.write_text('events {}\nhttp {\n log_format "m\x1b[31mred" "$remote_addr";\n'
-                     ' access_log /var/log/x.log "m\x1b]0;pwned\x07";\n'
-                     ' server { location ~ \\.php$ { fastcgi_pass unix:/run/php/x\x1b[5m.sock; } }\n}\n')
+    nginx.write_text(
+        'events {}\nhttp {\n log_format "m\x1b[31mred" "$remote_addr";\n'
+        ' access_log /var/log/x.log "m\x1b]0;pwned\x07";\n'
+        " server { location ~ \\.php$ { fastcgi_pass unix:/run/php/x\x1b[5m.sock; } }\n}\n"
+    )
     fpm = tmp_path / "php-fpm.conf"
     fpm.write_text("[global]\n[po\x1b[31mol]\nlisten = /run/php/other.sock\npm = static\npm.max_children = 1\n")
     proc = badgateway("check-config", "--nginx-conf", str(nginx), "--fpm-conf", str(fpm))

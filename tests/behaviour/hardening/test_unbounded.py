@@ -19,12 +19,14 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def badgateway(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "processor.cli", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "processor.cli", *args], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
 
 
-def test_a_recursive_glob_through_symlink_loops_lists_each_directory_once(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_recursive_glob_through_symlink_loops_lists_each_directory_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # glob's ** followed a loop of links until the path was too long: past 120 s and 495 MB
     from processor.io import discovery
 
@@ -45,20 +47,26 @@ def test_a_recursive_glob_through_symlink_loops_lists_each_directory_once(tmp_pa
 
     monkeypatch.setattr(os, "scandir", counting)
     found = discovery.discover([str(tmp_path / "**" / "*.log")])
-    assert sorted(f.display for f in found) == [str(tmp_path / "a" / "b" / "access.log"),
-                                                 str(tmp_path / "a" / "top.log")]
+    assert sorted(f.display for f in found) == [
+        str(tmp_path / "a" / "b" / "access.log"),
+        str(tmp_path / "a" / "top.log"),
+    ]
     assert listings[0] <= 10
 
 
-@pytest.mark.parametrize("pattern, expected", [
-    ("**/*.log", ["a/b/access.log", "a/top.log", "root.log"]),
-    ("a/**/*.log", ["a/b/access.log", "a/top.log"]),
-    ("a/**/b/*.log", ["a/b/access.log"]),
-    ("*/top.log", ["a/top.log"]),
-    ("**/.hidden/*.log", [".hidden/h.log"]),
-])
-def test_the_recursive_glob_matches_as_glob_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pattern: str,
-                                                 expected: list[str]) -> None:
+@pytest.mark.parametrize(
+    "pattern, expected",
+    [
+        ("**/*.log", ["a/b/access.log", "a/top.log", "root.log"]),
+        ("a/**/*.log", ["a/b/access.log", "a/top.log"]),
+        ("a/**/b/*.log", ["a/b/access.log"]),
+        ("*/top.log", ["a/top.log"]),
+        ("**/.hidden/*.log", [".hidden/h.log"]),
+    ],
+)
+def test_the_recursive_glob_matches_as_glob_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pattern: str, expected: list[str]
+) -> None:
     from processor.io import discovery
 
     for name in ("a/b/access.log", "a/top.log", "root.log", ".hidden/h.log", "a/.dot/x.log"):
@@ -100,8 +108,10 @@ def test_dev_zero_as_a_config_is_one_line(tmp_path: Path, option: str) -> None:
     log.write_text('1.2.3.4 - - [24/Nov/2026:05:00:00 +0000] "GET /x HTTP/1.1" 502 1 "-" "x"\n')
     proc = badgateway("replay", option, "/dev/zero", str(log))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == ("badgateway: error: /dev/zero: config larger than 16 MiB with its includes:"
-                                   " not a config file? (badgateway reads no more)")
+    assert proc.stderr.strip() == (
+        "badgateway: error: /dev/zero: config larger than 16 MiB with its includes:"
+        " not a config file? (badgateway reads no more)"
+    )
 
 
 def test_a_huge_nginx_conf_stops_at_the_line_cap(tmp_path: Path) -> None:
@@ -110,8 +120,7 @@ def test_a_huge_nginx_conf_stops_at_the_line_cap(tmp_path: Path) -> None:
     conf.write_text("events {}\nhttp {\n" + "map $a $b { default 0; }\n" * (MAX_CONFIG_LINES + 10) + "}\n")
     log = tmp_path / "access.log"
     log.write_text('1.2.3.4 - - [24/Nov/2026:05:00:00 +0000] "GET /x HTTP/1.1" 502 1 "-" "x"\n')
-    for command in (["replay", "--nginx-conf", str(conf), str(log)],
-                    ["check-config", "--nginx-conf", str(conf)]):
+    for command in (["replay", "--nginx-conf", str(conf), str(log)], ["check-config", "--nginx-conf", str(conf)]):
         proc = badgateway(*command)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert f"{conf}:{MAX_CONFIG_LINES + 1}: config longer than 50,000 lines" in proc.stderr

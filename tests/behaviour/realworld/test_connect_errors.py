@@ -42,8 +42,11 @@ def test_no_route_to_a_fastcgi_host_is_unknown_with_what_113_tells(tmp_path: Pat
     # atillay/docker-lemp#3: NGINX's container could not route to the PHP container at 172.25.0.2:9000
     inc = only_incident(tmp_path, lines("issue-atillay-docker-lemp-3.log", "(113: No route to host)"))
     bg = inc["badgateway"]
-    assert (bg["cause"], inc["http"]["response"]["status_code"], inc["nginx"]["upstream"]["address"]) == \
-        ("unknown", 502, "172.25.0.2:9000"), LEMP_3
+    assert (bg["cause"], inc["http"]["response"]["status_code"], inc["nginx"]["upstream"]["address"]) == (
+        "unknown",
+        502,
+        "172.25.0.2:9000",
+    ), LEMP_3
     assert (inc["php_fpm"]["pool"], inc["php_fpm"]["pool_source"]) == ("www", "distro_default")  # port 9000: a guess
     assert "no route to 172.25.0.2:9000 (113: No route to host)" in bg["remediation"]
     assert "cannot be told" in bg["remediation"] and "ship the NGINX error log" not in bg["remediation"]
@@ -62,8 +65,11 @@ def test_network_unreachable_alone_is_unknown_with_what_101_tells(tmp_path: Path
 
 def test_engintron_1198_one_request_two_error_lines_one_incident(tmp_path: Path) -> None:
     inc = only_incident(tmp_path, (CORPUS / "issue-engintron-engintron-1198.log").read_text(encoding="utf-8"))
-    assert (inc["badgateway"]["cause"], inc["php_fpm"]["pool"], inc["http"]["response"]["status_code"]) == \
-        ("tcp_refused", None, 502), ENGINTRON_1198
+    assert (inc["badgateway"]["cause"], inc["php_fpm"]["pool"], inc["http"]["response"]["status_code"]) == (
+        "tcp_refused",
+        None,
+        502,
+    ), ENGINTRON_1198
     assert inc["url"]["original"] == "/wp/wp-content/uploads/2015/03/itunes_image.jpg"
     # the address NGINX connected to; the URI after it in `upstream: "http://…"` is the proxied request's
     assert inc["nginx"]["upstream"]["address"] == "104.28.3.26:8080"
@@ -74,11 +80,16 @@ def test_engintron_1198_one_request_two_error_lines_one_incident(tmp_path: Path)
 
 # `upstream: "…"` fields of real error entries → the address they name
 UPSTREAM_FIELDS = [
-    ("engintron#1198, proxied, IPv4", "http://104.28.3.26:8080/wp/wp-content/uploads/2015/03/itunes_image.jpg",
-     "104.28.3.26:8080"),
-    ("engintron#1198, proxied, IPv6",
-     ("http://[2606:4700:3030::681c:31a]:8080/wp/wp-content/uploads/2015/03/itunes_image.jpg"),
-     "2606:4700:3030::681c:31a:8080"),
+    (
+        "engintron#1198, proxied, IPv4",
+        "http://104.28.3.26:8080/wp/wp-content/uploads/2015/03/itunes_image.jpg",
+        "104.28.3.26:8080",
+    ),
+    (
+        "engintron#1198, proxied, IPv6",
+        ("http://[2606:4700:3030::681c:31a]:8080/wp/wp-content/uploads/2015/03/itunes_image.jpg"),
+        "2606:4700:3030::681c:31a:8080",
+    ),
     ("docker-lemp#3, FastCGI over TCP", "fastcgi://172.25.0.2:9000", "172.25.0.2:9000"),
     ("FastCGI over a unix socket", "fastcgi://unix:/var/run/php/php7.4-fpm.sock:", "unix:/var/run/php/php7.4-fpm.sock"),
     ("proxied over a unix socket", "http://unix:/run/app.sock:/api/v1?x=1", "unix:/run/app.sock"),
@@ -91,15 +102,21 @@ def test_upstream_field_names_its_address(description: str, field: str, address:
     assert listen_address_key(field) == address
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (docs/causes.md): the access line pairs with one error entry of "
-                   "its second by item id, and the cause comes from that entry alone; a join change, not made on "
-                   "this branch while processor/ moves")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (docs/causes.md): the access line pairs with one error entry of "
+    "its second by item id, and the cause comes from that entry alone; a join change, not made on "
+    "this branch while processor/ moves",
+)
 def test_engintron_1198_with_its_access_line_is_still_refused(tmp_path: Path) -> None:
     # the access line engintron's NGINX would have written for `*6552` (combined; the thread pasted only errors)
-    access = ('96.75.63.10 - - [01/Jun/2020:08:53:59 +0000] "GET /wp/wp-content/uploads/2015/03/itunes_image.jpg '
-              'HTTP/1.1" 502 166 "-" "Mozilla/5.0"\n')
-    incidents, dead = replay(tmp_path, {"error.log": (CORPUS / "issue-engintron-engintron-1198.log").read_text(),
-                                        "access.log": access})
+    access = (
+        '96.75.63.10 - - [01/Jun/2020:08:53:59 +0000] "GET /wp/wp-content/uploads/2015/03/itunes_image.jpg '
+        'HTTP/1.1" 502 166 "-" "Mozilla/5.0"\n'
+    )
+    incidents, dead = replay(
+        tmp_path, {"error.log": (CORPUS / "issue-engintron-engintron-1198.log").read_text(), "access.log": access}
+    )
     assert dead == []
     [inc] = incidents
     assert (inc["badgateway"]["cause"], inc["nginx"]["upstream"]["address"]) == ("tcp_refused", "104.28.3.26:8080")

@@ -34,6 +34,7 @@ def test_the_suite_is_large_and_from_threads() -> None:
 def test_real_world_case(tmp_path: Path, case: Case) -> None:
     incidents, dead = replay(tmp_path, _logs(case))
     assert dead == [], f"{case.url}: real lines dead-lettered"
-    got = sorted(((i["badgateway"]["cause"], i["php_fpm"]["pool"], i["php_fpm"]["pool_source"]) for i in incidents),
-                 key=str)
+    got = sorted(
+        ((i["badgateway"]["cause"], i["php_fpm"]["pool"], i["php_fpm"]["pool_source"]) for i in incidents), key=str
+    )
     assert got == sorted(case.expected, key=str), case.thread
