@@ -42,19 +42,7 @@ from lab.procs import (
     wait_unix_socket,
 )
 
-CAUSES = (
-    "fpm_down",
-    "socket_mismatch",
-    "socket_permission",
-    "tcp_refused",
-    "pool_saturated",
-    "fpm_timeout",
-    "child_crash",
-    "too_big_header",
-    "nginx_timeout",
-    "no_live_upstreams",
-    "app_answered",
-)
+CAUSES = verify.CAUSES  # the causes the lab drives (lab/verify.py checks each was reproduced)
 SERVERS = {"lab": "lab.test", "combined": "legacy.test"}
 
 

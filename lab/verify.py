@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+# the causes the lab drives nginx and php-fpm into (socket_missing, upstream_reset and unknown need no scenario)
 CAUSES = (
     "fpm_down",
     "socket_mismatch",

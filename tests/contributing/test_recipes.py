@@ -43,7 +43,7 @@ from processor import DiagnosisSettings, MemorySink, Record, SourceRef, build
 from processor.cli.main import build_parser
 from processor.cli.report_html import render_html
 from processor.core.errors import UserConfigError
-from processor.diagnosis import causes, join, registry
+from processor.diagnosis import causes, incident_making, join, registry
 from processor.diagnosis.causes import Diagnosis
 from processor.io.kafka.client import backend, backend_names, unregister_backend
 from processor.runners.service_config import load_config
@@ -129,7 +129,7 @@ def test_add_a_cause_classify_remediate_and_report_it(monkeypatch: pytest.Monkey
         namespace = run_block(register_block, "cause")
         assert registry.labels() == (*registry.BUILT_IN, "child_killed")
         added = registry.cause("child_killed")
-        monkeypatch.setattr(join, "classify", classify_with_rule(rule))  # join calls classify by this name
+        monkeypatch.setattr(incident_making, "classify", classify_with_rule(rule))  # the join calls it by this name
         incidents = lab_incidents()
 
         # the lab's SIGKILL exit now names the new cause; nothing else changed
