@@ -78,8 +78,7 @@ class Service:
         self.feeder = Feeder(lambda: self.pipeline, self.outputs, self.totals, self.metrics, self.log)
         self.zones: ZoneGate | None = None
         if auto_zone:
-            self.zones = ZoneGate(config, self.inputs, self.pipeline.settings.parse, self.metrics, self.log)
-            self.zones.hold.zones = zones  # the mapping the pipelines' parsers read
+            self.zones = ZoneGate(config, self.inputs, self.pipeline.settings.parse, self.metrics, self.log, zones)
         # repartition: stage 1 re-keys every input record by host (one partitioner: murmur2, either client) into
         # this internal topic, stage 2 joins from it; the same consumer group runs both
         self.repartitioner: Repartitioner | None = None

@@ -27,9 +27,18 @@ class ZoneGate:
     """Between the consumer and the feeder: learns hosts' offsets from access lines, holds what needs one."""
 
     def __init__(
-        self, config: ServiceConfig, inputs: Mapping[str, InputReader], parse: ParseSettings, metrics: Metrics, log: Any
+        self,
+        config: ServiceConfig,
+        inputs: Mapping[str, InputReader],
+        parse: ParseSettings,
+        metrics: Metrics,
+        log: Any,
+        zones: dict[str, tzinfo],
     ) -> None:
-        self.hold: ZoneHold[TP, Msg] = ZoneHold(ZoneInfo("UTC"), int(config.diagnosis.idle_timeout_s * 1000))
+        # ``zones``: the mapping the pipelines' parsers read (``ParseSettings.host_timezones``), filled as learned
+        self.hold: ZoneHold[TP, Msg] = ZoneHold(
+            ZoneInfo("UTC"), int(config.diagnosis.idle_timeout_s * 1000), zones=zones
+        )
         self.inputs, self.log, self.max_state = inputs, log, config.diagnosis.max_state
         self._parser = RecordParser(parse)  # learning parses apart: no counters
         self._keyed = {i.topic for i in config.inputs if i.host_from in ("auto", "key")}  # raw lines: the key

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, tzinfo
 from zoneinfo import ZoneInfo
 
@@ -66,6 +66,17 @@ def build(
     is used as given, not copied: the service fills it as it learns hosts' offsets (``ZoneHold``)."""
     if knowledge is None:
         knowledge = knowledge_of(settings)
+    join = JoinSettings(
+        match_window_ms=_ms(settings.match_window_s),
+        evidence_window_ms=_ms(settings.evidence_window_s),
+        allowed_lateness_ms=_ms(settings.allowed_lateness_s),
+        idle_timeout_ms=_ms(settings.idle_timeout_s),
+        max_state=settings.max_state,
+    )
+    episodes = settings.episodes
+    if episodes is not None:
+        # a resolved episode stays held as long as the join may still hold one of its records
+        episodes = replace(episodes, retain_ms=join.release_ms + join.saturation_lookback_ms + join.allowed_lateness_ms)
     pipeline_settings = PipelineSettings(
         parse=ParseSettings(
             formats=dict(knowledge.formats),
@@ -74,15 +85,9 @@ def build(
             host_timezones=host_timezones if host_timezones is not None else {},
             plugins=settings.plugins,
         ),
-        join=JoinSettings(
-            match_window_ms=_ms(settings.match_window_s),
-            evidence_window_ms=_ms(settings.evidence_window_s),
-            allowed_lateness_ms=_ms(settings.allowed_lateness_s),
-            idle_timeout_ms=_ms(settings.idle_timeout_s),
-            max_state=settings.max_state,
-        ),
+        join=join,
         emit_events=settings.emit_events,
-        episodes=settings.episodes,
+        episodes=episodes,
     )
     return Pipeline(pipeline_settings, knowledge.topology), knowledge
 
@@ -94,11 +99,6 @@ def _ms(seconds: float) -> int:
 def settings_from_args(args: argparse.Namespace, *, emit_events: bool, episodes: bool = False) -> DiagnosisSettings:
     """The flags replay, follow and filter share (``processor.cli.main.add_input_options``). ``episodes``: group
     incidents into episodes even without ``--episodes`` (replay's summary and report list them)."""
-    join = JoinSettings(
-        match_window_ms=_ms(getattr(args, "match_window", _JOIN.match_window_ms / 1000)),
-        evidence_window_ms=_ms(getattr(args, "evidence_window", _JOIN.evidence_window_ms / 1000)),
-        allowed_lateness_ms=_ms(args.allowed_lateness),
-    )
     wanted = episodes or bool(getattr(args, "episodes", None)) or getattr(args, "emit", None) == "episodes"
     rules = None
     if wanted:
@@ -107,7 +107,6 @@ def settings_from_args(args: argparse.Namespace, *, emit_events: bool, episodes:
             getattr(args, "episode_wait", 10.0),
             getattr(args, "episode_interval", 300.0),
             getattr(args, "episodes_fleet", False),
-            join,
             "--episode-*",
         )
     return DiagnosisSettings(
@@ -128,18 +127,12 @@ def settings_from_args(args: argparse.Namespace, *, emit_events: bool, episodes:
     )
 
 
-def episode_rules(
-    gap_s: float, wait_s: float, interval_s: float, fleet: bool, join: JoinSettings, where: str
-) -> EpisodeSettings:
-    """The episode rules in milliseconds; a resolved episode stays held as long as the join may still hold one of
-    its records (``EpisodeSettings.retain_ms``)."""
+def episode_rules(gap_s: float, wait_s: float, interval_s: float, fleet: bool, where: str) -> EpisodeSettings:
+    """The episode rules in milliseconds (``build`` sets ``retain_ms`` from the join's windows); ``where`` names
+    the options in the error a bad combination gives."""
     try:
         return EpisodeSettings(
-            gap_ms=_ms(gap_s),
-            group_wait_ms=_ms(wait_s),
-            group_interval_ms=_ms(interval_s),
-            fleet=fleet,
-            retain_ms=join.release_ms + join.saturation_lookback_ms + join.allowed_lateness_ms,
+            gap_ms=_ms(gap_s), group_wait_ms=_ms(wait_s), group_interval_ms=_ms(interval_s), fleet=fleet
         )
     except ValueError as exc:
         raise UserConfigError(f"{where}: {exc}") from None
@@ -166,11 +159,6 @@ def settings_from_service(config: ServiceConfig) -> DiagnosisSettings:
             d.episode_wait_s,
             d.episode_interval_s,
             d.episodes_fleet,
-            JoinSettings(
-                match_window_ms=_ms(d.match_window_s),
-                evidence_window_ms=_ms(d.evidence_window_s),
-                allowed_lateness_ms=_ms(d.allowed_lateness_s),
-            ),
             "diagnosis.episode_*",
         )
         if config.outputs.episodes_topic
@@ -197,21 +185,21 @@ def add_window_options(p: argparse.ArgumentParser) -> None:
         type=_positive_seconds,
         default=_JOIN.match_window_ms / 1000,
         metavar="SECONDS",
-        help="how far apart an access line and its NGINX error entry may be ",
+        help="how far apart an access line and its NGINX error entry may be",
     )
     p.add_argument(
         "--evidence-window",
         type=_positive_seconds,
         default=_JOIN.evidence_window_ms / 1000,
         metavar="SECONDS",
-        help="how far from a failure PHP-FPM evidence is looked for, either side ",
+        help="how far from a failure PHP-FPM evidence is looked for, either side",
     )
     p.add_argument(
         "--max-state",
         type=positive_int,
         default=_JOIN.max_state,
         metavar="N",
-        help="most events the join holds before it closes the oldest windows early, with a warning ",
+        help="most events the join holds before it closes the oldest windows early, with a warning",
     )
 
 

@@ -35,11 +35,14 @@ Release = tuple[S, list[T]]  # one stream's records to feed now, in its order
 class ZoneHold(Generic[S, T]):
     """Hosts' UTC offsets (``zones``: what the parser reads) and the records waiting for them."""
 
-    def __init__(self, fallback: tzinfo, hold_ms: int, tries: int = LEARN_TRIES) -> None:
+    def __init__(
+        self, fallback: tzinfo, hold_ms: int, tries: int = LEARN_TRIES, zones: dict[str, tzinfo] | None = None
+    ) -> None:
         self.fallback = fallback
         self.hold_ms = hold_ms
         self.tries = tries
-        self.zones: dict[str, tzinfo] = {}  # learned (or fallen back): never changes once set
+        # learned (or fallen back): never changes once set; ``zones``: a mapping the parser already reads
+        self.zones: dict[str, tzinfo] = zones if zones is not None else {}
         self.fallen_back = 0  # hosts that got the fallback
         # blocked streams, first blocked first: (offset, host whose zone it needs or None, record)
         self._fifo: dict[S, deque[tuple[int, str | None, T]]] = {}
