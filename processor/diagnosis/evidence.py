@@ -133,7 +133,10 @@ class EvidenceIndex:
     """
 
     def __init__(self) -> None:
-        self._held: list[tuple[int, int, Event, Candidate | None]] = []  # every evidence line, oldest first
+        # every evidence line, oldest first: timeouts and exits (held while a window may use them) apart from the
+        # `max_children` warnings (held for the saturation lookback, much longer)
+        self._held: list[tuple[int, int, Event, Candidate | None]] = []
+        self._held_saturation: list[tuple[int, int, Event, Candidate | None]] = []
         self._lists: dict[_Key, SortedEntries] = {}
         self._children: dict[tuple[object, object], _Child] = {}  # (pool, pid) → its lines
         self._candidates: dict[int, Candidate] = {}  # id(event) → its candidate
@@ -143,10 +146,10 @@ class EvidenceIndex:
         self.examined = 0
 
     def __len__(self) -> int:
-        return len(self._held)
+        return len(self._held) + len(self._held_saturation)
 
     def __iter__(self) -> Iterator[Event]:
-        return (held[2] for held in self._held)
+        return (held[2] for held in (*self._held, *self._held_saturation))
 
     # -- holding -------------------------------------------------------------------------------
     def add(self, event: Event) -> None:
@@ -158,7 +161,9 @@ class EvidenceIndex:
         if kind == MAX_CHILDREN:
             self._saturation.add((event.ts_ms, self._seq, event))
             self._saturation = grown(self._saturation)
-        elif kind == TIMED_OUT or (kind == "exited_signal" or (kind in _EXITS and f.get("exit_code") not in (0, None))):
+            heapq.heappush(self._held_saturation, (event.ts_ms, self._seq, event, None))
+            return
+        if kind == TIMED_OUT or (kind == "exited_signal" or (kind in _EXITS and f.get("exit_code") not in (0, None))):
             candidate = Candidate(event, self._seq, kind == TIMED_OUT)
             self._index(candidate)
         heapq.heappush(self._held, (event.ts_ms, self._seq, event, candidate))
@@ -239,24 +244,30 @@ class EvidenceIndex:
             c.live = False
             self._unlist(c)
 
-    def prune(self, horizon_ms: int) -> int:
-        """Drop every line older than ``horizon_ms``; returns how many."""
+    def prune(self, horizon_ms: int, saturation_horizon_ms: int | None = None) -> int:
+        """Drop every timeout and exit older than ``horizon_ms``, and every ``max_children`` warning older than
+        ``saturation_horizon_ms`` (default: ``horizon_ms``); returns how many."""
         dropped = 0
-        held = self._held
-        while held and held[0][0] < horizon_ms:
-            self._drop(heapq.heappop(held))
-            dropped += 1
+        for held, horizon in (
+            (self._held, horizon_ms),
+            (self._held_saturation, horizon_ms if saturation_horizon_ms is None else saturation_horizon_ms),
+        ):
+            while held and held[0][0] < horizon:
+                self._drop(heapq.heappop(held))
+                dropped += 1
         return dropped
 
     def evict_oldest(self, count: int) -> None:
-        for _ in range(min(count, len(self._held))):
-            self._drop(heapq.heappop(self._held))
+        for _ in range(min(count, len(self))):
+            held, sat = self._held, self._held_saturation
+            self._drop(heapq.heappop(held if held and (not sat or held[0][:2] < sat[0][:2]) else sat))
 
     def _drop(self, held: tuple[int, int, Event, Candidate | None]) -> None:
         ts_ms, seq, event, c = held
         if c is None:
-            self._saturation.remove((ts_ms, seq, event))
-            return
+            if event.fields.get("kind") == MAX_CHILDREN:
+                self._saturation.remove((ts_ms, seq, event))
+            return  # (an exit with code 0: held and counted, never a candidate)
         self._unlist(c)
         del self._candidates[id(event)]
         if c.follows is not None:

@@ -262,6 +262,8 @@ class DiagnosisJoin(IncidentMaking):
         waiting = index.get(key)
         if waiting is None:
             waiting = index[key] = Waiting()
+        # held without its text (its id is taken; nothing downstream reads it): an outage holds thousands
+        event = event._replace(raw="")
         pending = Pending(event, is_access, key, cid if isinstance(cid, int) else None, item_id, late)
         waiting.add(pending)
         host.waiting_ids.add(item_id)
@@ -292,7 +294,7 @@ class DiagnosisJoin(IncidentMaking):
             bisect.insort(master.timeline, entry, key=timeline_order)
             self._busy.add(event.host)
         if kind in _EVIDENCE_KINDS:
-            host.evidence.add(event)
+            host.evidence.add(event._replace(raw=""))  # held without its text, as a failure is
             self._evidence_count += 1
             self._busy.add(event.host)
 
@@ -321,6 +323,7 @@ class DiagnosisJoin(IncidentMaking):
         thousands of quiet hosts costs nothing); hosts with no state left are forgotten now and then."""
         self._last_prune_ms = wm
         horizon = wm - self.settings.release_ms - self.settings.saturation_lookback_ms
+        candidate_horizon = max(horizon, wm - self.settings.candidate_retain_ms)
         if wm - self._last_sweep_ms >= _SWEEP_EVERY_MS:
             self._last_sweep_ms = wm
             forget = [
@@ -332,7 +335,7 @@ class DiagnosisJoin(IncidentMaking):
                 del self._hosts[name]
         for name in list(self._busy):
             host = self._hosts[name]
-            self._evidence_count -= host.evidence.prune(horizon)
+            self._evidence_count -= host.evidence.prune(candidate_horizon, horizon)
             for master in host.masters.values():
                 tl = master.timeline
                 cut = bisect.bisect_left(tl, horizon, key=lambda t: t[0])

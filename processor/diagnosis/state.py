@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from processor.core.events import NGINX_ACCESS, Event
 from processor.core.sorted_entries import GROW_AT, SmallSorted, SortedEntries, grown, nearest_entry
 from processor.core.watermark import NO_WATERMARK
-from processor.diagnosis.evidence import EvidenceIndex, Position, log_position
+from processor.diagnosis.evidence import TIMEOUT_EXIT_MS, EvidenceIndex, Position, log_position
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,18 @@ class JoinSettings:
     @property
     def release_ms(self) -> int:
         return self.match_window_ms + self.evidence_window_ms
+
+    @property
+    def candidate_retain_ms(self) -> int:
+        """How long behind the watermark a PHP-FPM timeout or exit line is held (``max_children`` warnings are held
+        for ``release_ms + saturation_lookback_ms``). An open window's failure is at most ``release_ms`` behind
+        it, its error entry up to ``match_window_ms`` from the failure and its evidence up to
+        ``evidence_window_ms`` from that entry; an exit still to come is at most ``allowed_lateness_ms`` behind,
+        and ends a timeout up to ``TIMEOUT_EXIT_MS`` before it."""
+        return max(
+            self.release_ms + self.match_window_ms + self.evidence_window_ms,
+            self.allowed_lateness_ms + TIMEOUT_EXIT_MS,
+        )
 
 
 @dataclass(slots=True)
