@@ -244,9 +244,10 @@ class Master:
     timeline: list[Lifecycle] = field(default_factory=list)
 
     def state_at(self, ts_ms: int) -> tuple[bool, Event] | None:
-        """(up?, the line saying so) at ``ts_ms``. A master that went down within that same second counts as
-        down even if it logged its restart in that second too: PHP-FPM and NGINX write whole seconds, and a
-        `systemctl restart` is over in a fraction of one; a failure in that second met the master down."""
+        """(up?, the line saying so) at ``ts_ms``. A master down at any moment of that second counts as down,
+        even if it logged its restart in that second too: PHP-FPM and NGINX write whole seconds, and a
+        `systemctl restart` is over in a fraction of one; a failure in that second met the master down. So
+        does a master down when the second began (it stopped the second before, and is back within this one)."""
         timeline = self.timeline
         i = bisect.bisect_right(timeline, (ts_ms, _LAST), key=timeline_order)  # (x is a key already)
         if i == 0:
@@ -259,6 +260,8 @@ class Master:
                 if not timeline[j][1]:
                     return False, timeline[j][3]
                 j -= 1
+            if j >= 0 and j < i - 1 and not timeline[j][1]:  # down when the second began, up within it
+                return False, timeline[j][3]
         return up, ev
 
 

@@ -285,6 +285,31 @@ CASES = [
         [("fpm_down", 502, "www", "socket_name")],
         NO_CONFIGS,
     ),
+    # stopped late in one second, back early in the next: a failure of that next second may be from before the
+    # restart (the logs carry whole seconds), and a connect() that found no socket then met the master down
+    Case(
+        "errno 2 without configs, the master stopped the second before and is back in the failure's: fpm_down",
+        [
+            fpm(0.1, "ready", None),
+            fpm(0.2, "child_started", "www", child_pid=5),
+            fpm(0.5, "terminating", None),
+            fpm(0.5, "exiting", None),
+            fpm(1.0, "running", None),
+            fpm(1.0, "ready", None),
+            access(1.0, "/?id=13"),
+            error(
+                1.0,
+                "/?id=13",
+                "connect_failed",
+                2,
+                "fastcgi://unix:/run/php/www.sock:",
+                "connecting to upstream",
+                target="unix:/run/php/www.sock",
+            ),
+        ],
+        [("fpm_down", 502, "www", "socket_name")],
+        NO_CONFIGS,
+    ),
     # started and stopped within one second (a crash loop, a failed reload): in log order it ends stopped, and
     # the failures of the next seconds met it down (sorted up-after-down, it read as running)
     Case(
