@@ -7,6 +7,8 @@
 Data: ``gen_outage.py`` (access + NGINX error + PHP-FPM logs; ``--shares`` of the requests fail with the
 evidence of ``--kinds``; ``--densities`` requests per second of event time). Drivers:
 
+  parse             replay's parsing alone: the three files through the pipeline's parse (blocks, runs of
+                    healthy lines), no join, no output — the floor under replay's time at each share
   replay            ``badgateway replay DIR`` in-process (parse + diagnose, incidents to a file)
   workers           ``badgateway replay DIR --workers 2``
   hot               the Kafka service's per-batch work without Kafka (as bench_pipeline_hot.py: polls of 2000
@@ -49,7 +51,7 @@ sys.path.insert(0, str(REPO))
 from bench_replay import ACCESS, ERROR, FPM
 from gen_outage import KINDS, STREAMS, generate, streams
 
-DRIVERS = ("replay", "workers", "hot", "run-kafka-python", "run-confluent")
+DRIVERS = ("parse", "replay", "workers", "hot", "run-kafka-python", "run-confluent")
 KAFKA_CLIENT = {"run-kafka-python": "kafka-python", "run-confluent": "confluent"}
 SHARES = (0.0, 0.01, 0.033, 0.3, 1.0)
 DENSITIES = (200.0, 2000.0)
@@ -131,6 +133,35 @@ def child_replay(job: dict[str, Any]) -> dict[str, Any]:
         "causes": causes,
         "maxrss_mb": max(_maxrss_mb(), _maxrss_mb(resource.RUSAGE_CHILDREN)),
     }
+
+
+def child_parse(job: dict[str, Any]) -> dict[str, Any]:
+    from processor.cli.main import build_parser
+    from processor.io.discovery import discover
+    from processor.io.files import open_lines
+    from processor.runners.replay import _records, block_lines, parse_blocks, plan_inputs
+    from processor.runners.settings import build_pipeline
+
+    args = build_parser().parse_args(["replay", job["dir"], "-q", "-o", os.devnull])
+    pipeline, knowledge = build_pipeline(args, emit_events=False, episodes=False)
+    plans = plan_inputs(
+        pipeline,
+        discover([job["dir"]]),
+        format_by_path=knowledge.format_by_path,
+        forced_format=knowledge.forced_format,
+    )
+    size = block_lines(plans)
+    started = time.perf_counter()
+    items = 0
+    for plan in plans:
+        read = [0]
+        if pipeline.takes_blocks(plan.log_type, plan.access_format):
+            stream: Any = parse_blocks(pipeline, plan, open_lines(plan.file), read, size)
+        else:
+            stream = pipeline.parse_stream(_records(plan, read, None), plan.file.display)
+        for _ in stream:
+            items += 1
+    return {"seconds": time.perf_counter() - started, "items": items, "maxrss_mb": _maxrss_mb()}
 
 
 def child_hot(job: dict[str, Any]) -> dict[str, Any]:
@@ -219,7 +250,7 @@ def child_run(job: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": seconds, "incidents": service.totals.incidents, "dead": dead, "maxrss_mb": _maxrss_mb()}
 
 
-CHILDREN = {"replay": child_replay, "hot": child_hot, "run": child_run}
+CHILDREN = {"parse": child_parse, "replay": child_replay, "hot": child_hot, "run": child_run}
 
 
 def child_main(spec: str) -> None:
@@ -378,7 +409,7 @@ class Matrix:
                 if d == "replay":
                     continue
                 o = (row["results"].get(d) or {}).get(1)
-                if o and "error" not in o and o.get("incidents") != o["want"]:
+                if o and "error" not in o and "incidents" in o and o["incidents"] != o["want"]:
                     counts.append(f"{d} gave {o['incidents']} incidents (want {o['want']})")
                 if o and o.get("dead"):
                     counts.append(f"{d} dead-lettered {o['dead']}")
@@ -447,9 +478,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kafka-densities", help="densities the Kafka drivers run (default all; --quick 200)")
     ap.add_argument("--bootstrap", help="an existing broker for the Kafka drivers (default: start one)")
     ap.add_argument(
-        "--memory-requests",
+        "--memory-lines",
         type=int,
-        help="requests of the peak-memory comparison (default 200000; --quick 20000; 0 = skip)",
+        help="lines of each log set of the peak-memory comparison, 1 %% vs 100 %% failing (default 1000000; "
+        "--quick 100000; 0 = skip)",
     )
     ap.add_argument("--memory-kinds", default="mix", help="kinds of the memory comparison (default mix)")
     ap.add_argument("--cell-timeout", type=float, help="seconds per measurement (default 600; --quick 60)")
@@ -480,7 +512,7 @@ def main(argv: list[str] | None = None) -> None:
     k_shares = floats(args.kafka_shares, (0.033, 1.0) if quick else SHARES)
     k_densities = floats(args.kafka_densities, (200.0,) if quick else DENSITIES)
     kafka_n = args.kafka_requests or (5_000 if quick else n)
-    mem_n = args.memory_requests if args.memory_requests is not None else (20_000 if quick else 200_000)
+    mem_lines = args.memory_lines if args.memory_lines is not None else (100_000 if quick else 1_000_000)
     mem_kinds = names(args.memory_kinds, ("mix",), ALL_KINDS, "memory-kinds")
     timeout = args.cell_timeout or (60.0 if quick else 600.0)
     sizes = (1,) if args.no_doubling else (1, 2)
@@ -550,18 +582,24 @@ def main(argv: list[str] | None = None) -> None:
             matrix.print()
             matrix.print_times()
             matrix.print_causes()
-            if mem_n:
-                print(f"\npeak memory of replay (ru_maxrss of a child process), {mem_n:,} requests, 200/s:")
+            if mem_lines:
+                print(
+                    f"\npeak memory of replay (ru_maxrss of a child process), ~{mem_lines:,} lines each, 200 requests/s:"
+                )
                 for kind in mem_kinds:
                     line = []
                     for share in (0.01, 1.0):
                         d = os.path.join(tmp, f"mem-{kind}-{share}")
-                        out = generate(d, mem_n, share, kind, 200.0, args.seed)
+                        # as many requests as make the lines (a failed request writes two or three)
+                        pilot = generate(d, 2_000, share, kind, 200.0, args.seed)
+                        requests = round(mem_lines * 2_000 / pilot.total_lines)
+                        out = generate(d, requests, share, kind, 200.0, args.seed)
                         r = run_child({"what": "replay", "dir": d}, timeout * 4)
                         line.append(
                             f"{_share(share)}: "
                             + (
-                                f"{r['maxrss_mb']:.0f} MB ({out.total_lines:,} lines, {r['seconds']:.1f}s)"
+                                f"{r['maxrss_mb']:.0f} MB ({requests:,} requests, {out.total_lines:,} lines, "
+                                f"{r['seconds']:.1f}s)"
                                 if "error" not in r
                                 else r["error"]
                             )
@@ -621,8 +659,10 @@ def one_cell(
                 prev = row["results"].get(dr, {}).get(1)
                 if size > 1 and (prev is None or "error" in prev):
                     continue  # no doubling after a failure or a timeout at N
-                if dr in ("replay", "workers"):
-                    job: dict[str, Any] = {
+                if dr == "parse":
+                    job: dict[str, Any] = {"what": "parse", "dir": d}
+                elif dr in ("replay", "workers"):
+                    job = {
                         "what": "replay",
                         "dir": d,
                         "workers": 2 if dr == "workers" else 1,

@@ -99,7 +99,7 @@ def replay_command(args: argparse.Namespace) -> int:
             "dead_letter": JsonLinesSink(args.dead_letter) if args.dead_letter else None,
             "episode": JsonLinesSink(args.episodes) if args.episodes else None,
         },
-        observers=(seen.observe,),
+        observers=(seen.observe,) if args.report or not args.quiet else (),  # the summary and the report read it
     )
     progress = None
     if not args.no_progress and sys.stderr.isatty():
