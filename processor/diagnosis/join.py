@@ -263,7 +263,7 @@ class DiagnosisJoin(IncidentMaking):
         if waiting is None:
             waiting = index[key] = Waiting()
         # held without its text (its id is taken; nothing downstream reads it): an outage holds thousands
-        event = event._replace(raw="")
+        event = Event(event.log_type, event.host, event.ts_ms, f, event.source, "", event.line_count)
         pending = Pending(event, is_access, key, cid if isinstance(cid, int) else None, item_id, late)
         waiting.add(pending)
         host.waiting_ids.add(item_id)
@@ -294,7 +294,8 @@ class DiagnosisJoin(IncidentMaking):
             bisect.insort(master.timeline, entry, key=timeline_order)
             self._busy.add(event.host)
         if kind in _EVIDENCE_KINDS:
-            host.evidence.add(event._replace(raw=""))  # held without its text, as a failure is
+            # held without its text, as a failure is
+            host.evidence.add(Event(event.log_type, event.host, event.ts_ms, f, event.source, "", event.line_count))
             self._evidence_count += 1
             self._busy.add(event.host)
 
