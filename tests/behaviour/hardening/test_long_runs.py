@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from processor.core.events import NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Record, SourceRef
+from processor.diagnosis.episodes import EpisodeSettings
 from processor.diagnosis.state import JoinSettings
 from processor.io.sinks import serialise
 from processor.pipeline import Pipeline, PipelineSettings
@@ -100,12 +101,14 @@ def _rounds(rnd: random.Random, rounds: int) -> list[tuple[str, str, str, str]]:
 @pytest.mark.parametrize("max_state", [40, 1_000_000])
 def test_hours_of_the_lab_recording_never_crash(seed: int, max_state: int) -> None:
     rnd = random.Random(seed)
-    pipeline = Pipeline(PipelineSettings(join=JoinSettings(max_state=max_state)))
+    join = JoinSettings(max_state=max_state)
+    episodes = EpisodeSettings(retain_ms=join.release_ms + join.saturation_lookback_ms + join.allowed_lateness_ms)
+    pipeline = Pipeline(PipelineSettings(join=join, emit_events=seed % 2 == 1, episodes=episodes))
     lines = _rounds(rnd, 30)
     outputs = []
     for i, (host, name, log_type, text) in enumerate(lines):
-        outputs += pipeline.feed(Record(text, SourceRef(name, i), log_type, host))
-    outputs += pipeline.flush()
+        outputs += pipeline.episode_outputs(pipeline.feed(Record(text, SourceRef(name, i), log_type, host)))
+    outputs += pipeline.episode_outputs(pipeline.flush(), final=True)
     for out in outputs:
         orjson.loads(serialise(out))
     counters = pipeline.counters
@@ -113,3 +116,4 @@ def test_hours_of_the_lab_recording_never_crash(seed: int, max_state: int) -> No
     incidents = [o for o in outputs if o.kind == "incident"]
     assert incidents  # the recording's failures, round after round
     assert counters.incidents == len(incidents)
+    assert any(o.kind == "episode" for o in outputs)
