@@ -264,19 +264,14 @@ class DiagnosisJoin(IncidentMaking):
             waiting = index[key] = Waiting()
         # held without its text (its id is taken; nothing downstream reads it): an outage holds thousands
         event = Event(event.log_type, event.host, event.ts_ms, f, event.source, "", event.line_count)
-        pending = Pending(event, is_access, key, cid if isinstance(cid, int) else None, item_id, late)
+        source = event.source
+        position = (source.name, -1 if source.partition is None else source.partition, source.offset)
+        pending = Pending(event, is_access, key, cid if isinstance(cid, int) else None, item_id, late, False, position)
         waiting.add(pending)
         host.waiting_ids.add(item_id)
         host.pending += 1
         self._seq += 1
-        source = event.source
-        self._queue.push(
-            event.ts_ms + self._release_ms,
-            0 if is_access else 1,
-            (source.name, -1 if source.partition is None else source.partition, source.offset),
-            self._seq,
-            pending,
-        )
+        self._queue.push(event.ts_ms + self._release_ms, 0 if is_access else 1, position, self._seq, pending)
 
     def _fpm(self, host: HostState, event: Event) -> None:
         f = event.fields

@@ -54,10 +54,7 @@ class Pending:
     item_id: str
     late: bool
     consumed: bool = False
-
-    @property
-    def entry(self) -> tuple[int, str, Pending]:
-        return self.event.ts_ms, self.item_id, self
+    position: Position | None = None  # log_position(event), when the holder has it
 
 
 class ReleaseQueue:
@@ -126,7 +123,8 @@ class Waiting:
     __slots__ = ("all", "connected", "unconnected", "by_connection", "one_stream", "by_stream")
 
     def __init__(self) -> None:
-        self.all: SortedEntries = SmallSorted()  # (ts, item_id, pending)
+        # (ts, log position, item_id, pending): among entries of one time, the earlier line of its log first
+        self.all: SortedEntries = SmallSorted()
         self.connected = 0  # entries with a connection id
         # the entries without one, apart only while both kinds wait (else `all` is either)
         self.unconnected: SortedEntries | None = None
@@ -140,7 +138,7 @@ class Waiting:
         return len(self.all)
 
     def add(self, p: Pending) -> None:
-        entry = (p.event.ts_ms, p.item_id, p)
+        entry = _entry(p)
         entries = self.all
         entries.add(entry)
         if len(entries) > GROW_AT:
@@ -153,7 +151,7 @@ class Waiting:
             self.connected += 1
             self.by_connection.setdefault(p.cid, []).append(p)
         if self.unconnected is None and 0 < self.connected < len(self.all):
-            self.unconnected = grown(SmallSorted(e for e in self.all if e[2].cid is None))
+            self.unconnected = grown(SmallSorted(e for e in self.all if e[3].cid is None))
         if p.is_access:
             key = (p.event.source.stream, p.event.fields.get("status"))
             if self.by_stream is None:
@@ -168,7 +166,7 @@ class Waiting:
             self.by_stream[key] = grown(by_stream)
 
     def remove(self, p: Pending) -> None:
-        entry = (p.event.ts_ms, p.item_id, p)
+        entry = _entry(p)
         self.all.remove(entry)
         if p.cid is None:
             if self.unconnected is not None:
@@ -190,16 +188,18 @@ class Waiting:
 
     def partner_for(self, p: Pending, window_ms: int) -> Pending | None:
         """The entry ``p`` pairs with: of its own connection first, else one that names no connection
-        (another connection's entry is another request); then the nearest in time, then the smaller id."""
+        (another connection's entry is another request); then the nearest in time, then the earlier line of its
+        log (NGINX writes the errors of one request in the order it met them: the first upstream it tried is
+        the first line), then the smaller id."""
         t_ms = p.event.ts_ms
         if p.cid is None or not self.connected:  # every entry is a candidate of the same rank
             return _pending(nearest_entry(self.all, t_ms, window_ms))
-        best: tuple[int, str] | None = None
+        best: tuple[int, Position, str] | None = None
         chosen: Pending | None = None
         for q in self.by_connection.get(p.cid, ()):
             dt = abs(q.event.ts_ms - t_ms)
-            if dt <= window_ms and (best is None or (dt, q.item_id) < best):
-                best, chosen = (dt, q.item_id), q
+            if dt <= window_ms and (best is None or (dt, log_position(q.event), q.item_id) < best):
+                best, chosen = (dt, log_position(q.event), q.item_id), q
         if chosen is not None or self.unconnected is None:
             return chosen
         return _pending(nearest_entry(self.unconnected, t_ms, window_ms))
@@ -223,8 +223,12 @@ class Waiting:
         return list(self.by_connection.get(cid, ()))
 
 
-def _pending(entry: tuple[int, str, Pending] | None) -> Pending | None:
-    return entry[2] if entry is not None else None
+def _entry(p: Pending) -> tuple[int, Position, str, Pending]:
+    return p.event.ts_ms, p.position or log_position(p.event), p.item_id, p
+
+
+def _pending(entry: tuple[int, Position, str, Pending] | None) -> Pending | None:
+    return entry[3] if entry is not None else None
 
 
 Lifecycle = tuple[int, bool, str, Event]  # (time, up?, raw line, event) of one master's lifecycle line

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from processor.core.events import NGINX_ACCESS, PHP_FPM, Event, SourceRef
 from processor.core.sorted_entries import SmallSorted, grown
 from processor.diagnosis.causes import best_evidence, uri_score
-from processor.diagnosis.evidence import TIMEOUT_EXIT_MS, EvidenceIndex
+from processor.diagnosis.evidence import TIMEOUT_EXIT_MS, EvidenceIndex, log_position
 from processor.diagnosis.state import Pending, Waiting
 
 URIS = [
@@ -125,7 +125,8 @@ def _pending(i: int, ts_ms: int, cid: int | None, stream: str, status: int) -> P
 
 
 def _reference_partner(waiting: list[Pending], p: Pending) -> Pending | None:
-    """The join's partner rule as a scan: own connection first, never another connection, nearest, smaller id."""
+    """The join's partner rule as a scan: own connection first, never another connection, nearest, the earlier
+    line of its log, smaller id."""
     best, chosen = None, None
     for q in waiting:
         if p.cid is not None and q.cid is not None and p.cid != q.cid:
@@ -133,7 +134,7 @@ def _reference_partner(waiting: list[Pending], p: Pending) -> Pending | None:
         dt = abs(q.event.ts_ms - p.event.ts_ms)
         if dt > 2_000:
             continue
-        rank = (0 if p.cid is not None and p.cid == q.cid else 1, dt, q.item_id)
+        rank = (0 if p.cid is not None and p.cid == q.cid else 1, dt, log_position(q.event), q.item_id)
         if best is None or rank < best:
             best, chosen = rank, q
     return chosen

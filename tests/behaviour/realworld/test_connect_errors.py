@@ -102,12 +102,6 @@ def test_upstream_field_names_its_address(description: str, field: str, address:
     assert listen_address_key(field) == address
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (docs/causes.md): the access line pairs with one error entry of "
-    "its second by item id, and the cause comes from that entry alone; a join change, not made on "
-    "this branch while processor/ moves",
-)
 def test_engintron_1198_with_its_access_line_is_still_refused(tmp_path: Path) -> None:
     # the access line engintron's NGINX would have written for `*6552` (combined; the thread pasted only errors)
     access = (
