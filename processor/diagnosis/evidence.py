@@ -180,9 +180,11 @@ class EvidenceIndex:
         if c.timeout:
             child.add_timeout(c)
             # the SIGTERM that ends this timeout is no crash: the child's exits of the next seconds, each ending
-            # the latest timeout before it (pids are reused)
+            # the latest timeout before it (pids are reused). Only exits after it: of a later second, or of its
+            # second and come after it (an exit of its second that came before it ended an earlier timeout; in an
+            # outage a reused pid logs dozens a second, and each timeout took them all)
             exits = child.exits
-            i = exits.bisect_left((ts_ms,))
+            i = exits.bisect_left(c.at)
             while i < len(exits) and exits[i][0] <= ts_ms + TIMEOUT_EXIT_MS:
                 other = exits[i][2]
                 self.examined += 1

@@ -45,9 +45,11 @@ def outage(
     kinds: tuple[str, ...] = KINDS,
     seed: int = 7,
     bare_every: int = 7,
+    reuse_pids: int = 0,
 ) -> OutageLogs:
     """``requests`` requests at ``per_second``; a ``failure_share`` of them fail, cycling through ``kinds``;
-    every ``bare_every``-th is a bare ``GET /`` (0: none), the others carry an ``?id=``."""
+    every ``bare_every``-th is a bare ``GET /`` (0: none), the others carry an ``?id=``. Each failure's child
+    has a pid of its own, or (``reuse_pids``) one of that many, in turn: a small pool whose pids recur."""
     rnd = random.Random(seed)
     logs = OutageLogs()
     pid = 20_000
@@ -71,7 +73,7 @@ def outage(
             logs.failures += 1
             cid = 1000 + i
             status = 502
-            pid += 1
+            pid = 20_001 + logs.failures % reuse_pids if reuse_pids else pid + 1
             if kind == "timeout":
                 logs.fpm.append(
                     f"[{fpm_t}] WARNING: [pool www] child {pid}, script '/srv/www/index.php' (request: "

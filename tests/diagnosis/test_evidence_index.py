@@ -46,11 +46,14 @@ def _event(seq: int, kind: str, pool: str, pid: int, ts_ms: int, uri: str | None
 
 
 def _follows(exit_: Event, held: list[Event]) -> bool:
+    """A SIGTERM exit ends a timeout of its child logged before it: in an earlier second (up to
+    TIMEOUT_EXIT_MS), or in its own second and an earlier line (php-fpm logs the timeout, then reaps the child)."""
     return exit_.fields.get("signal") == 15 and any(
         t.fields["kind"] == "timed_out"
         and t.fields["pool"] == exit_.fields["pool"]
         and t.fields["child_pid"] == exit_.fields["child_pid"]
         and 0 <= exit_.ts_ms - t.ts_ms <= TIMEOUT_EXIT_MS
+        and (t.ts_ms, t.source.offset) < (exit_.ts_ms, exit_.source.offset)
         for t in held
     )
 

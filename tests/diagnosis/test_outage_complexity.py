@@ -22,9 +22,9 @@ ONE_WINDOW = JoinSettings(allowed_lateness_ms=10**9, idle_timeout_ms=10**9, max_
 
 
 def _run(
-    requests: int, per_second: int, kinds: tuple[str, ...] = KINDS, bare_every: int = 7
+    requests: int, per_second: int, kinds: tuple[str, ...] = KINDS, bare_every: int = 7, reuse_pids: int = 0
 ) -> tuple[Pipeline, list[dict[str, object]]]:
-    logs = outage(requests, per_second=per_second, kinds=kinds, bare_every=bare_every)
+    logs = outage(requests, per_second=per_second, kinds=kinds, bare_every=bare_every, reuse_pids=reuse_pids)
     pipeline = Pipeline(PipelineSettings(join=ONE_WINDOW))
     outputs = []
     for name, log_type, lines in (
@@ -66,6 +66,25 @@ def test_evidence_examined_per_failure_is_bounded_in_one_window(kinds: tuple[str
         "nginx_504": "nginx_timeout",
     }
     assert causes == Counter({expected[k]: 10_000 // len(kinds) for k in kinds})
+
+
+def test_a_pool_reusing_its_pids_costs_the_same_per_failure() -> None:
+    # pm.max_children = 5: the same five pids time out and are reaped dozens of times a second. Each timeout
+    # used to take every exit of its pid's second (and give them back to the next): quadratic in the rate
+    big, incidents = _run(10_000, 2_000, ("timeout", "segfault"), bare_every=0, reuse_pids=5)
+    per_failure = _examined_per_failure(big, 10_000)
+    assert per_failure < 40, per_failure
+    small, _ = _run(1_000, 2_000, ("timeout", "segfault"), bare_every=0, reuse_pids=5)
+    assert per_failure <= _examined_per_failure(small, 1_000) * 1.25 + 1
+    assert Counter(i["badgateway"]["cause"] for i in incidents) == {"fpm_timeout": 5_000, "child_crash": 5_000}  # type: ignore[index]
+    for inc in incidents:
+        fpm = inc["evidence"]["php_fpm"]  # type: ignore[index]
+        if fpm[0]["fields"]["kind"] == "timed_out":
+            # its own request's timeout, and the SIGTERM logged right after it: the exit of its own child
+            assert fpm[0]["fields"]["uri"] == inc["url"]["original"]  # type: ignore[index]
+            assert [e["fields"]["kind"] for e in fpm] == ["timed_out", "exited_signal"], fpm
+            timeout_line = int(fpm[0]["source"].rpartition(":")[2])
+            assert fpm[1]["source"].endswith(f":{timeout_line + 1}"), fpm
 
 
 def test_each_timeout_explains_its_own_request() -> None:
