@@ -33,9 +33,8 @@ class IncidentMaking:
     counters: Counters
     watermarks: Watermarks
     _hosts: dict[str, HostState]
-    _emitted: dict[str, int]
+    _emitted_at: dict[int, set[str]]
     _emitted_times: list[int]
-    _emitted_at: dict[int, list[str]]
     _remediations: dict[tuple[object, ...], str]
 
     def _take(self, host: HostState, index: dict[tuple[str | None, str | None], Waiting], p: Pending) -> None:
@@ -157,13 +156,12 @@ class IncidentMaking:
 
     def _emit_id(self, p: Pending) -> None:
         ts_ms = p.event.ts_ms
-        self._emitted[p.item_id] = ts_ms
         ids = self._emitted_at.get(ts_ms)
         if ids is None:
-            self._emitted_at[ts_ms] = [p.item_id]
+            self._emitted_at[ts_ms] = {p.item_id}
             heapq.heappush(self._emitted_times, ts_ms)
         else:
-            ids.append(p.item_id)
+            ids.add(p.item_id)
 
     def _fpm_view(self, host: HostState, failure: Failure) -> FpmView:
         t = failure.error.ts_ms if failure.error is not None else failure.ts_ms

@@ -44,10 +44,10 @@ class DiagnosisJoin(IncidentMaking):
         self._queue = ReleaseQueue()
         self._seq = 0
         self._evidence_count = 0
-        self._emitted: dict[str, int] = {}  # item id → event time, of the lines already in an incident
-        # the same by event time (a heap of the times, the ids of each), oldest first: pruned from the front
+        # the item ids of the lines already in an incident, by their event time (a line sent again has the same
+        # time as its first copy), and a heap of those times, oldest first: pruned a whole second at a time
+        self._emitted_at: dict[int, set[str]] = {}
         self._emitted_times: list[int] = []
-        self._emitted_at: dict[int, list[str]] = {}
         self._last_prune_ms = NO_WATERMARK
         self._last_drain_bound = NO_WATERMARK
         self._last_sweep_ms = NO_WATERMARK
@@ -246,7 +246,8 @@ class DiagnosisJoin(IncidentMaking):
 
     def _hold(self, host: HostState, event: Event, is_access: bool, late: bool) -> None:
         item_id = event_id(event.host, event)
-        if item_id in host.waiting_ids or item_id in self._emitted:
+        emitted = self._emitted_at.get(event.ts_ms)
+        if item_id in host.waiting_ids or (emitted is not None and item_id in emitted):
             self.counters.duplicates += 1  # the very same line again (a shipper's resend): one incident
             return
         # match_key, connection_id and log_position, inlined (two holds per failed request)
@@ -339,12 +340,9 @@ class DiagnosisJoin(IncidentMaking):
                     del tl[: cut - 1]  # keep the last state before the horizon
             if not host.evidence and all(len(m.timeline) <= 1 for m in host.masters.values()):
                 self._busy.discard(name)
-        emitted, times = self._emitted, self._emitted_times
+        times = self._emitted_times
         while times and times[0] < horizon:
-            ts_ms = heapq.heappop(times)
-            for item_id in self._emitted_at.pop(ts_ms):
-                if emitted.get(item_id) == ts_ms:
-                    del emitted[item_id]
+            del self._emitted_at[heapq.heappop(times)]
         while self._evidence_count > self.settings.max_state // 2:
             biggest = max(self._hosts.values(), key=lambda h: len(h.evidence))
             drop = max(1, len(biggest.evidence) // 10)
