@@ -132,13 +132,14 @@ class Service:
         # Everything built so far (grammars, configs, clients) lives as long as the process: out of the cyclic
         # collector's sight, a full collection scans only the pipeline's state. Without this, a full collection
         # every few thousand records rescans the grammars, and consuming with confluent-kafka ran at 110k
-        # records/s instead of 750k (bench_service.py). The youngest generation is collected every 10,000
-        # allocations instead of 700: each 502/504 allocates dozens of objects (event, pending, incident) that
-        # live until its window closes, and at 100% failures the collector took ~20% of the time
-        # (bench_pipeline_hot.py --failure-share 1: 65 -> 52 µs per line).
+        # records/s instead of 750k (bench_service.py). The youngest generation is collected every 50,000
+        # allocations instead of 700, the middle one every 50 young collections instead of 10: each 502/504
+        # allocates dozens of objects (event, pending, incident) that live until its window closes, each record
+        # polled a tuple; at 100% failures the collector took ~20% of the time at 10,000/10 (bench_outage.py
+        # run-confluent: ~6 of 30 s; ~1.3 s now).
         gc.collect()
         gc.freeze()
-        gc.set_threshold(10_000, *gc.get_threshold()[1:])
+        gc.set_threshold(50_000, 50, gc.get_threshold()[2])
         self.consumer.subscribe(topics, self._assigned, self._revoked)
         self.log.info("service.started", inputs=list(self.inputs), group=cfg.kafka.group_id, client=cfg.kafka.client)
         clean = False

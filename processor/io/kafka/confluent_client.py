@@ -95,7 +95,14 @@ class ConfluentConsumer:
     def poll(self, timeout_s: float) -> Mapping[TP, list[Msg]]:
         self._rebalanced = False
         with errors():
-            msgs = self.native.consume(MAX_RECORDS, timeout_s)
+            # what is queued, at once; only an empty queue waits, and only for its first record: consume(n, t)
+            # waits for n records or t, so a backlog's last partial batch (or a quiet input's records) waited the
+            # whole tick (250 ms) for records that were not coming
+            msgs = self.native.consume(MAX_RECORDS, 0)
+            if not msgs:
+                msgs = self.native.consume(1, timeout_s)
+                if msgs:
+                    msgs += self.native.consume(MAX_RECORDS - 1, 0)
         out: dict[TP, list[Msg]] = {}
         if msgs:
             failed = list(map(Message.error, msgs))

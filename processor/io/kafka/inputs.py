@@ -167,7 +167,8 @@ class CommitPlanner:
         self.next: dict[TP, int] = {}
         self.committed: dict[TP, int] = {}
         self._by_stream: dict[str, TP] = {}
-        self._incidents: list[list[tuple[str, int]]] = []
+        # per incident: its records' (partition, offset), and its sources while one names a stream not known yet
+        self._incidents: list[tuple[list[tuple[TP, int]], list[tuple[str, int]] | None]] = []
         self.safe: dict[str, int] = {}  # per stream, the commit point of the last plan (incl. unmoved ones)
 
     def processed(self, tp: TP, next_offset: int) -> None:
@@ -182,31 +183,80 @@ class CommitPlanner:
     def incident(self, incident: Mapping[str, Any]) -> None:
         sources = incident_sources(incident)
         if len(sources) > 1:  # a one-record incident replays whole or not at all
-            self._incidents.append(sources)
+            self.add_sources(sources)
+
+    def add_sources(self, sources: list[tuple[str, int]]) -> None:
+        """An incident's records, (stream, offset) each."""
+        by_stream = self._by_stream
+        here = [(where, off) for s, off in sources if (where := by_stream.get(s)) is not None]
+        self._incidents.append((here, None if len(here) == len(sources) else sources))
 
     def plan(self, held: Mapping[str, int]) -> dict[TP, int]:
-        """Offsets to commit now (only those that moved forward). Call after ``producer.flush()``."""
+        """Offsets to commit now (only those that moved forward). Call after ``producer.flush()``.
+
+        The fixpoint: an incident with a record at or above its partition's commit point pulls the point of every
+        partition it has a record on down to that record. One pass sorts the incidents: every record at or above
+        the points (it stays, and can lower nothing), some above and some below (it pulls), or every record below
+        (it stays only if a point drops to one of its records: those are looked at once each, per partition in
+        descending offset order, and only when some point dropped). Passes over every incident until nothing moved
+        took seconds per commit at 100 % failures, where a lagging input holds the points and every incident stays.
+        """
         safe = dict(self.next)
-        for stream, tp in self._by_stream.items():
+        by_stream = self._by_stream
+        for stream, tp in by_stream.items():
             if stream in held and tp in safe and held[stream] < safe[tp]:
                 safe[tp] = held[stream]
-        changed = True
-        while changed:
-            changed = False
-            for sources in self._incidents:
-                located = [(where, off) for s, off in sources if (where := self._by_stream.get(s)) is not None]
-                if not any(off >= safe.get(tp, -1) for tp, off in located):
-                    continue
-                for tp, off in located:
-                    if off < safe[tp]:
-                        safe[tp] = off
-                        changed = True
-        self._incidents = [
-            src
-            for src in self._incidents
-            if any(self._by_stream.get(s) is not None and off >= safe[self._by_stream[s]] for s, off in src)
-        ]
-        self.safe = {stream: safe[tp] for stream, tp in self._by_stream.items() if tp in safe}
+        get = safe.get
+        incidents = self._incidents
+        located: list[list[tuple[TP, int]]] = []
+        pulled = [False] * len(incidents)
+        below: list[int] = []  # incidents with every record below the points (so far)
+        work: list[TP] = []  # partitions whose point dropped
+        for i, (here, raw) in enumerate(incidents):
+            if raw is not None:  # a stream not known when it came: look again
+                here = [(where, off) for s, off in raw if (where := by_stream.get(s)) is not None]
+                incidents[i] = (here, None if len(here) == len(raw) else raw)
+            located.append(here)
+            low = high = False
+            for where, off in here:
+                if off < get(where, -1):
+                    low = True
+                else:
+                    high = True
+            if not high:
+                if low:
+                    below.append(i)
+                continue
+            pulled[i] = True
+            if low:
+                for where, off in here:
+                    if where in safe and off < safe[where]:
+                        safe[where] = off
+                        work.append(where)
+        if work and below:
+            # per partition, its records' offset * n + incident, ascending: ints, not tuples (no allocation the
+            # cyclic collector counts: at 100 % failures a collection walks the join's whole state)
+            n = len(incidents)
+            records: dict[TP, list[int]] = {}
+            for i in below:
+                for where, off in located[i]:
+                    records.setdefault(where, []).append(off * n + i)
+            for entries in records.values():
+                entries.sort()
+            while work:
+                tp = work.pop()
+                entries = records.get(tp, [])
+                while entries and entries[-1] // n >= get(tp, -1):
+                    i = entries.pop() % n
+                    if pulled[i]:
+                        continue
+                    pulled[i] = True
+                    for where, off in located[i]:
+                        if where in safe and off < safe[where]:
+                            safe[where] = off
+                            work.append(where)
+        self._incidents = [entry for entry, keep in zip(incidents, pulled) if keep]
+        self.safe = {stream: safe[tp] for stream, tp in by_stream.items() if tp in safe}
         return {tp: off for tp, off in safe.items() if off > self.committed.get(tp, -1)}
 
     def mark_committed(self, offsets: Mapping[TP, int]) -> None:
