@@ -108,6 +108,13 @@ def error(
     return Message("error.log", at, f)
 
 
+def no_socket(at: float, uri: str, socket: str = "/run/php/www.sock") -> Message:
+    """NGINX's `connect() to unix:… failed (2: No such file or directory)` for the request."""
+    return error(
+        at, uri, "connect_failed", 2, f"fastcgi://unix:{socket}:", "connecting to upstream", target=f"unix:{socket}"
+    )
+
+
 def fpm(at: float, kind: str, pool: str | None = None, stream: str = "php-fpm.log", **more: Any) -> Message:
     return Message(stream, at, {"kind": kind, "pool": pool, **more})
 
@@ -193,15 +200,7 @@ CASES = [
         "errno 2, configs know the pool: fpm_down",
         [
             access(1.0, "/?id=10"),
-            error(
-                1.0,
-                "/?id=10",
-                "connect_failed",
-                2,
-                "fastcgi://unix:/run/php/www.sock:",
-                "connecting to upstream",
-                target="unix:/run/php/www.sock",
-            ),
+            no_socket(1.0, "/?id=10"),
             fpm(0.5, "exiting", None),
         ],
         [("fpm_down", 502, "www", "config")],
@@ -210,15 +209,7 @@ CASES = [
         "errno 2, no pool listens there: socket_mismatch",
         [
             access(1.0, "/?id=11"),
-            error(
-                1.0,
-                "/?id=11",
-                "connect_failed",
-                2,
-                "fastcgi://unix:/run/php/php8.2-fpm.sock:",
-                "connecting to upstream",
-                target="unix:/run/php/php8.2-fpm.sock",
-            ),
+            no_socket(1.0, "/?id=11", "/run/php/php8.2-fpm.sock"),
             fpm(0.2, "ready", None),
             fpm(0.3, "child_started", "www", child_pid=5),
         ],
@@ -228,15 +219,7 @@ CASES = [
         "errno 2 without configs or FPM log: socket_missing",
         [
             access(1.0, "/?id=12"),
-            error(
-                1.0,
-                "/?id=12",
-                "connect_failed",
-                2,
-                "fastcgi://unix:/run/php/www.sock:",
-                "connecting to upstream",
-                target="unix:/run/php/www.sock",
-            ),
+            no_socket(1.0, "/?id=12"),
         ],
         [("socket_missing", 502, None, None)],
         NO_CONFIGS,
@@ -248,15 +231,7 @@ CASES = [
             fpm(0.2, "child_started", "www", child_pid=5),
             fpm(0.5, "exiting", None),
             access(1.0, "/?id=13"),
-            error(
-                1.0,
-                "/?id=13",
-                "connect_failed",
-                2,
-                "fastcgi://unix:/run/php/www.sock:",
-                "connecting to upstream",
-                target="unix:/run/php/www.sock",
-            ),
+            no_socket(1.0, "/?id=13"),
         ],
         [("fpm_down", 502, "www", "socket_name")],
         NO_CONFIGS,
@@ -272,15 +247,7 @@ CASES = [
             fpm(1.0, "running", None),
             fpm(1.0, "ready", None),
             access(1.0, "/?id=13"),
-            error(
-                1.0,
-                "/?id=13",
-                "connect_failed",
-                2,
-                "fastcgi://unix:/run/php/www.sock:",
-                "connecting to upstream",
-                target="unix:/run/php/www.sock",
-            ),
+            no_socket(1.0, "/?id=13"),
         ],
         [("fpm_down", 502, "www", "socket_name")],
         NO_CONFIGS,
@@ -297,15 +264,7 @@ CASES = [
             fpm(1.0, "running", None),
             fpm(1.0, "ready", None),
             access(1.0, "/?id=13"),
-            error(
-                1.0,
-                "/?id=13",
-                "connect_failed",
-                2,
-                "fastcgi://unix:/run/php/www.sock:",
-                "connecting to upstream",
-                target="unix:/run/php/www.sock",
-            ),
+            no_socket(1.0, "/?id=13"),
         ],
         [("fpm_down", 502, "www", "socket_name")],
         NO_CONFIGS,
@@ -320,15 +279,7 @@ CASES = [
             fpm(0.0, "terminating", None),
             fpm(0.0, "exiting", None),
             access(2.0, "/?id=13"),
-            error(
-                2.0,
-                "/?id=13",
-                "connect_failed",
-                2,
-                "fastcgi://unix:/run/php/www.sock:",
-                "connecting to upstream",
-                target="unix:/run/php/www.sock",
-            ),
+            no_socket(2.0, "/?id=13"),
         ],
         [("fpm_down", 502, "www", "socket_name")],
         NO_CONFIGS,
@@ -341,15 +292,7 @@ CASES = [
             fpm(0.0, "exiting", None),
             fpm(0.0, "running", None),
             access(1.0, "/?id=13"),
-            error(
-                1.0,
-                "/?id=13",
-                "connect_failed",
-                2,
-                "fastcgi://unix:/run/php/www.sock:",
-                "connecting to upstream",
-                target="unix:/run/php/www.sock",
-            ),
+            no_socket(1.0, "/?id=13"),
         ],
         [("socket_missing", 502, None, None)],
         NO_CONFIGS,
