@@ -62,23 +62,15 @@ def _service_config(tmp_path: Path, body: str) -> Path:
     return path
 
 
+# every window option, as the service's [diagnosis] below sets them
+WINDOW_OPTIONS = [
+    *("--match-window", "3", "--evidence-window", "7.5", "--max-state", "1000"),
+    *("--allowed-lateness", "2", "--idle-timeout", "9"),
+]
+
+
 def test_the_cli_can_set_every_window_the_service_can(tmp_path: Path) -> None:
-    args = build_parser().parse_args(
-        [
-            "replay",
-            "x.log",
-            "--match-window",
-            "3",
-            "--evidence-window",
-            "7.5",
-            "--max-state",
-            "1000",
-            "--allowed-lateness",
-            "2",
-            "--idle-timeout",
-            "9",
-        ]
-    )
+    args = build_parser().parse_args(["replay", "x.log", *WINDOW_OPTIONS])
     join = build_pipeline(args, emit_events=False)[0].settings.join
     assert (join.match_window_ms, join.evidence_window_ms, join.max_state) == (3000, 7500, 1000)
     assert (join.allowed_lateness_ms, join.idle_timeout_ms) == (2000, 9000)
@@ -103,23 +95,7 @@ def test_the_same_settings_from_flags_and_from_the_service_config(tmp_path: Path
             )
         )
     )
-    args = build_parser().parse_args(
-        [
-            "filter",
-            "--timezone",
-            "Europe/Paris",
-            "--match-window",
-            "3",
-            "--evidence-window",
-            "7.5",
-            "--max-state",
-            "1000",
-            "--allowed-lateness",
-            "2",
-            "--idle-timeout",
-            "9",
-        ]
-    )
+    args = build_parser().parse_args(["filter", "--timezone", "Europe/Paris", *WINDOW_OPTIONS])
     assert settings_from_args(args, emit_events=False) == settings_from_service(config)
     make, _ = pipeline_factory(config)
     assert make().settings == build_pipeline(args, emit_events=False)[0].settings
