@@ -116,16 +116,8 @@ class ExactlyOnce(AtLeastOnce):
 
     exactly_once = True
 
-    def __init__(
-        self,
-        client: Backend,
-        kafka: KafkaSection,
-        planner: CommitPlanner,
-        metrics: Metrics,
-        log: Any,
-        transactional_id: str | None = None,
-    ) -> None:
-        super().__init__(client, kafka, planner, metrics, log, transactional_id)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # AtLeastOnce's arguments
+        super().__init__(*args, **kwargs)
         self.outbox = Outbox()
 
     def send(
