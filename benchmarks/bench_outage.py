@@ -148,8 +148,7 @@ def child_replay(job: dict[str, Any]) -> dict[str, Any]:
 def child_parse(job: dict[str, Any]) -> dict[str, Any]:
     from processor.cli.main import build_parser
     from processor.io.discovery import discover
-    from processor.io.files import open_lines
-    from processor.runners.replay import _records, block_lines, parse_blocks, plan_inputs
+    from processor.runners.replay import block_lines, parse_file, plan_inputs
     from processor.runners.settings import build_pipeline
 
     args = build_parser().parse_args(["replay", job["dir"], "-q", "-o", os.devnull])
@@ -164,12 +163,7 @@ def child_parse(job: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     items = 0
     for plan in plans:
-        read = [0]
-        if pipeline.takes_blocks(plan.log_type, plan.access_format):
-            stream: Any = parse_blocks(pipeline, plan, open_lines(plan.file), read, size)
-        else:
-            stream = pipeline.parse_stream(_records(plan, read, None), plan.file.display)
-        for _ in stream:
+        for _ in parse_file(pipeline, plan, [0], size):
             items += 1
     return {"seconds": time.perf_counter() - started, "items": items, "maxrss_mb": _maxrss_mb()}
 

@@ -27,10 +27,9 @@ from processor.core.events import (
 )
 from processor.core.watermark import NO_WATERMARK
 from processor.diagnosis.causes import is_anchor
-from processor.io.files import open_lines
 from processor.io.sinks import Sink
 from processor.pipeline import HealthyRun, Output, Pipeline
-from processor.runners.replay import UNKNOWN_TYPE, Plan, ReplayResult, _records, block_lines, parse_blocks, replay
+from processor.runners.replay import UNKNOWN_TYPE, Plan, ReplayResult, block_lines, parse_blocks, parse_file, replay
 from processor.runners.stats import ReplayStats
 from processor.runners.units import Unit, range_lines, range_records, range_start, units_for
 
@@ -68,11 +67,7 @@ def _parse_unit(pipeline: Pipeline, plan: Plan, unit: Unit, conn: Connection) ->
     base = 0  # lines before the unit's first: an item's count in the unit is its line number - base
     items: Iterator[Event | DeadLetter | HealthyRun]
     if unit.end is None:
-        items = (
-            parse_blocks(pipeline, plan, open_lines(plan.file), read, block_lines([plan]))
-            if blocks
-            else pipeline.parse_stream(_records(plan, read, None), plan.file.display)
-        )
+        items = parse_file(pipeline, plan, read, block_lines([plan]))
     elif blocks:
         start, base = range_start(plan, unit)
         read[0] = base

@@ -175,6 +175,22 @@ def parse_blocks(
         yield from parse_block(name, log_type, access_format, host, chunk[0][0], block, len(chunk))
 
 
+def parse_file(
+    pipeline: Pipeline,
+    plan: Plan,
+    read: list[int],
+    size: int,
+    on_bytes: Callable[[int], None] | None = None,
+    *,
+    blocks: bool = True,
+) -> Iterator[Event | DeadLetter | HealthyRun]:
+    """One whole file's events, dead letters and healthy runs, in line order: read ``size`` lines at a time as
+    blocks where the pipeline takes them (``blocks``), else record by record. ``read[0]``: the last line read."""
+    if blocks and pipeline.takes_blocks(plan.log_type, plan.access_format):
+        return parse_blocks(pipeline, plan, open_lines(plan.file, on_bytes=on_bytes), read, size)
+    return pipeline.parse_stream(_records(plan, read, on_bytes), plan.file.display)
+
+
 def replay(
     pipeline: Pipeline, plans: list[Plan], sink: Sink, *, progress: ProgressSink | None = None, blocks: bool = True
 ) -> ReplayResult:
@@ -195,12 +211,7 @@ def replay(
     if progress is not None:
         progress.count_lines(lambda: sum(read[0] for read in lines_read))
     size = block_lines(plans)
-    streams: list[Iterator[Event | DeadLetter | HealthyRun]] = [
-        parse_blocks(pipeline, p, open_lines(p.file, on_bytes=on_bytes), lines_read[i], size)
-        if blocks and pipeline.takes_blocks(p.log_type, p.access_format)
-        else pipeline.parse_stream(_records(p, lines_read[i], on_bytes), p.file.display)
-        for i, p in enumerate(plans)
-    ]
+    streams = [parse_file(pipeline, p, lines_read[i], size, on_bytes, blocks=blocks) for i, p in enumerate(plans)]
     names = [p.file.display for p in plans]
     heap: list[tuple[int, int, Event | HealthyRun]] = []
     last_ts = [NO_WATERMARK] * len(streams)
