@@ -69,6 +69,11 @@ class Event(NamedTuple):
     line_count: int = 1
 
 
+def without_text(event: Event) -> Event:
+    """The event without its raw text, for what is held by id and fields alone (``_replace`` costs more)."""
+    return Event(event.log_type, event.host, event.ts_ms, event.fields, event.source, "", event.line_count)
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A record that could not be turned into an event, with a located reason."""

@@ -11,7 +11,16 @@ import bisect
 import heapq
 from typing import Any
 
-from processor.core.events import FAILURE_STATUSES, NGINX_ACCESS, NGINX_ERROR, PHP_FPM, Counters, Event, SourceRef
+from processor.core.events import (
+    FAILURE_STATUSES,
+    NGINX_ACCESS,
+    NGINX_ERROR,
+    PHP_FPM,
+    Counters,
+    Event,
+    SourceRef,
+    without_text,
+)
 from processor.core.watermark import NO_WATERMARK, Watermarks
 from processor.diagnosis.causes import is_anchor
 from processor.diagnosis.incident import event_id
@@ -264,7 +273,7 @@ class DiagnosisJoin(IncidentMaking):
         if waiting is None:
             waiting = index[key] = Waiting()
         # held without its text (its id is taken; nothing downstream reads it): an outage holds thousands
-        event = Event(event.log_type, event.host, event.ts_ms, f, event.source, "", event.line_count)
+        event = without_text(event)
         source = event.source
         position = (source.name, -1 if source.partition is None else source.partition, source.offset)
         pending = Pending(event, is_access, key, cid if isinstance(cid, int) else None, item_id, late, False, position)
@@ -291,7 +300,7 @@ class DiagnosisJoin(IncidentMaking):
             self._busy.add(event.host)
         if kind in _EVIDENCE_KINDS:
             # held without its text, as a failure is
-            host.evidence.add(Event(event.log_type, event.host, event.ts_ms, f, event.source, "", event.line_count))
+            host.evidence.add(without_text(event))
             self._evidence_count += 1
             self._busy.add(event.host)
 
