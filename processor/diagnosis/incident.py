@@ -12,12 +12,16 @@ from processor.diagnosis.causes import Diagnosis, Failure
 DATASET = "badgateway.incident"
 
 
-def event_id(host: str, anchor: Event) -> str:
-    """Stable id: the same input line on the same host always gives the same id (replay or Kafka alike)."""
+def event_id(host: str, anchor: Event, repeat: int = 0) -> str:
+    """Stable id: the same input line on the same host always gives the same id (replay or Kafka alike).
+    ``repeat``: the line is the (``repeat`` + 1)-th of that very text in its stream's second, another request
+    (``HostState.repeat_of``); the first keeps the plain id."""
     digest = hashlib.blake2b(digest_size=12)
     digest.update(host.encode("utf-8", "surrogateescape"))
     digest.update(b"\x00" + anchor.log_type.encode() + b"\x00")
     digest.update(anchor.raw.encode("utf-8", "surrogateescape"))
+    if repeat:
+        digest.update(b"\x00#%d" % repeat)
     return "bgw-" + digest.hexdigest()
 
 

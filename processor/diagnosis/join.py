@@ -255,9 +255,11 @@ class DiagnosisJoin(IncidentMaking):
 
     def _hold(self, host: HostState, event: Event, is_access: bool, late: bool) -> None:
         item_id = event_id(event.host, event)
+        if is_access and (repeat := host.repeat_of(event)):
+            item_id = event_id(event.host, event, repeat)  # another request with the same line (a shared client)
         emitted = self._emitted_at.get(event.ts_ms)
         if item_id in host.waiting_ids or (emitted is not None and item_id in emitted):
-            self.counters.duplicates += 1  # the very same line again (a shipper's resend): one incident
+            self.counters.duplicates += 1  # the very same line again (another log, a resend): one incident
             return
         # match_key, connection_id and log_position, inlined (two holds per failed request)
         f = event.fields

@@ -279,6 +279,27 @@ class HostState:
     seen_types: set[str] = field(default_factory=set)
     pending: int = 0  # failures and anchors of this host still in a window
     last_ts_ms: int = NO_WATERMARK
+    # per stream: the second of its newest failed access line, and how often each text came in that second
+    repeats: dict[str, tuple[int, dict[str, int]]] = field(default_factory=dict)
+
+    def repeat_of(self, event: Event) -> int:
+        """How many lines of this very text came before it in its stream's newest second (docs/causes.md,
+        "Identical access lines"). NGINX writes one access line per request, so behind a load balancer or a
+        NAT (one client address) identical lines in one second are as many requests. A line of an older
+        second than the stream's newest counts 0: a resent stretch of the log (a shipper's retry) comes back
+        after newer lines and keeps its ids, so it is not counted twice."""
+        second = event.ts_ms // 1000
+        stream = event.source.stream
+        seen = self.repeats.get(stream)
+        if seen is None or second > seen[0]:
+            self.repeats[stream] = (second, {event.raw: 1})
+            return 0
+        if second < seen[0]:
+            return 0
+        counts = seen[1]
+        n = counts.get(event.raw, 0)
+        counts[event.raw] = n + 1
+        return n
 
 
 def match_key(ev: Event) -> tuple[str | None, str | None]:

@@ -479,13 +479,6 @@ def test_late_record_beyond_lateness_still_produces_a_late_incident() -> None:
     assert [i["event"]["late"] for i in out if i["url"]["original"] == "/old?id=1"] == [True]
 
 
-def test_duplicate_line_gives_one_incident() -> None:
-    m = access(1.0, "/dup?id=1")
-    join = DiagnosisJoin(NO_CONFIGS, JoinSettings())
-    out = join.process(m.event(1)) + join.process(m.event(2)) + join.flush()
-    assert len(out) == 1 and join.counters.duplicates == 1
-
-
 def test_same_request_in_two_access_logs_is_one_incident() -> None:
     a = access(1.0, "/two?id=1")
     b = Message("access-combined.log", 1.0, a.fields, raw="other format " + a.raw)

@@ -30,6 +30,14 @@ from processor.io.sinks import MemorySink
 from processor.runners.replay import plan_inputs, replay
 from processor.runners.service import pipeline_factory
 from processor.runners.service_config import load_config
+from tests.behaviour.drivers.lab_kafka import (
+    INPUTS,
+    end_offsets,
+    lab_lines,
+    produce_lines,
+    replay_expected,
+    service_config,
+)
 from tests.fixtures.kafka import KafkaBroker, free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
@@ -710,77 +718,26 @@ def test_a_dead_letter_above_the_brokers_limit_is_cut_not_retried_forever(setup:
 
 
 LAB = REPO / "examples" / "lab"
-# the lab's recorded run (real nginx 1.22 + PHP-FPM 8.2): one topic per log file, as a shipper per file would do
-LAB_INPUTS = [
-    ("logs/access.log", "nginx_access", "lab"),
-    ("logs/access_combined.log", "nginx_access", "combined"),
-    ("logs/error.log", "nginx_error", ""),
-    ("logs/php-fpm.log", "php_fpm", ""),
-    ("logs/php-fpm-legacy.log", "php_fpm", ""),
-    ("logs/php-fpm-reports.log", "php_fpm", ""),
-    ("logs/slow.log", "php_fpm_slowlog", ""),
-]
 
 
 @pytest.mark.skipif(not (LAB / "manifest.json").exists(), reason="the lab's recorded run is not in examples/lab")
 @pytest.mark.parametrize("client", CLIENTS)
 def test_lab_recording_gives_what_replay_gives(kafka_broker: KafkaBroker, tmp_path: Path, client: str) -> None:
-    from processor.configs.knowledge import load_knowledge
-
     kafka_broker.start()
     tag = uuid.uuid4().hex[:8]
-    topics = [kafka_broker.create_topic(f"lab-{i}-{tag}") for i in range(len(LAB_INPUTS))]
+    topics = [kafka_broker.create_topic(f"lab-{i}-{tag}") for i in range(len(INPUTS))]
     outputs = {k: kafka_broker.create_topic(f"lab-{k}-{tag}") for k in ("incidents", "dead", "events")}
-    fpm_confs = [str(LAB / "conf" / n) for n in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")]
-    inputs = "".join(
-        f'[[inputs]]\ntopic = "{t}"\ntype = "{kind}"\nformat = "{fmt}"\nenvelope = "raw"\n\n'
-        for t, (_, kind, fmt) in zip(topics, LAB_INPUTS)
-    )
-    config = tmp_path / "badgateway.toml"
-    config.write_text(f"""
-[kafka]
-client = "{client}"
-bootstrap_servers = "{kafka_broker.bootstrap}"
-group_id = "lab-{tag}"
-
-{inputs}
-[outputs]
-incidents_topic = "{outputs["incidents"]}"
-dead_letter_topic = "{outputs["dead"]}"
-events_topic = "{outputs["events"]}"
-
-[diagnosis]
-nginx_conf = "{LAB / "conf" / "nginx.conf"}"
-fpm_conf = {json.dumps(fpm_confs)}
-
-[delivery]
-commit_interval_s = 0.5
-""")
+    config = service_config(tmp_path / "badgateway.toml", kafka_broker.bootstrap, client, f"lab-{tag}", topics, outputs)
     # what replay says about the same files
-    cfg = load_config(str(config), environ={})
-    knowledge = load_knowledge(cfg.diagnosis.nginx_conf, list(cfg.diagnosis.fpm_conf))
-    pipeline = pipeline_factory(cfg)[0]()
-    plans = plan_inputs(
-        pipeline, [str(LAB / p) for p, _, _ in LAB_INPUTS], host="lab", format_by_path=knowledge.format_by_path
-    )
-    sink = MemorySink()
-    replay(pipeline, plans, sink)
+    sink = replay_expected(config, LAB / "logs")
     expected = {inc["event"]["id"]: project(inc) for inc in sink.incidents}
     assert {"fpm_down", "fpm_timeout", "socket_permission", "pool_saturated"} <= {v[1] for v in expected.values()}
 
     setup = Setup(kafka_broker, outputs, 1, config, tmp_path)
     svc = ServiceProc(setup, "lab")
     try:
-        p = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
-        for topic, (path, _, _) in zip(topics, LAB_INPUTS):
-            for line in (LAB / path).read_bytes().splitlines():
-                p.send(topic, value=line, key=b"lab")
-        p.flush()
-        p.close()
-        c = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap)
-        ends = c.end_offsets([TopicPartition(t, 0) for t in topics])
-        c.close()
-        svc.wait_caught_up(ends)
+        produce_lines(kafka_broker.bootstrap, lab_lines(LAB / "logs", topics))
+        svc.wait_caught_up(end_offsets(kafka_broker.bootstrap, topics, 1))
         final = svc.terminate()
     finally:
         if svc.proc.poll() is None:
@@ -793,7 +750,11 @@ commit_interval_s = 0.5
     assert {e["_key"] for e in events} == {b"lab"} and {e["host"]["name"] for e in events} == {"lab"}
     assert len(events) <= final["lines_parsed"]
     assert sum(1 for e in events if e["event"]["dataset"] == "nginx.access") == sum(
-        1 for p, kind, _ in LAB_INPUTS if kind == "nginx_access" for line in (LAB / p).read_text().splitlines() if line
+        1
+        for p, kind, _ in INPUTS
+        if kind == "nginx_access"
+        for line in (LAB / "logs" / p).read_text().splitlines()
+        if line
     )
 
 

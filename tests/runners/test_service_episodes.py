@@ -5,7 +5,6 @@ and with exactly-once no copy at all."""
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import uuid
@@ -13,16 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from processor.configs.knowledge import load_knowledge
-from processor.io.sinks import MemorySink, serialise
-from processor.pipeline import Output
-from processor.runners.replay import plan_inputs, replay
-from processor.runners.service import pipeline_factory
-from processor.runners.service_config import load_config
-from tests.behaviour.drivers.lab_logs import LAB, lab_copy
-from tests.behaviour.drivers.test_equivalence_kafka import INPUTS
+from tests.behaviour.drivers import lab_kafka as lk
+from tests.behaviour.drivers.lab_logs import lab_copy
 from tests.fixtures.kafka import KafkaBroker
 from tests.runners.test_service import ServiceProc, Setup
 
@@ -42,59 +34,23 @@ def test_episodes_survive_kill_9_at_random_moments(
     logs = lab_copy(tmp_path / "logs", "UTC")
     tag = uuid.uuid4().hex[:8]
     partitions = 2
-    topics = [kafka_broker.create_topic(f"ep-{i}-{tag}", partitions) for i in range(len(INPUTS))]
+    topics = [kafka_broker.create_topic(f"ep-{i}-{tag}", partitions) for i in range(len(lk.INPUTS))]
     outputs = {k: kafka_broker.create_topic(f"ep-{k}-{tag}") for k in ("incidents", "dead", "episodes")}
-    fpm_confs = [str(LAB / "conf" / n) for n in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")]
-    inputs = "".join(
-        f'[[inputs]]\ntopic = "{t}"\ntype = "{kind}"\nformat = "{fmt}"\nenvelope = "raw"\n\n'
-        for t, (_, kind, fmt) in zip(topics, INPUTS)
+    config = lk.service_config(
+        tmp_path / "badgateway.toml",
+        kafka_broker.bootstrap,
+        client,
+        f"ep-{tag}",
+        topics,
+        outputs,
+        diagnosis={"idle_timeout_s": 0.0},
+        delivery={"commit_interval_s": 0.3, "exactly_once": exactly_once},
     )
-    config = tmp_path / "badgateway.toml"
-    config.write_text(f"""
-[kafka]
-client = "{client}"
-bootstrap_servers = "{kafka_broker.bootstrap}"
-group_id = "ep-{tag}"
-session_timeout_s = 6.0
-
-{inputs}
-[outputs]
-incidents_topic = "{outputs["incidents"]}"
-dead_letter_topic = "{outputs["dead"]}"
-episodes_topic = "{outputs["episodes"]}"
-
-[diagnosis]
-nginx_conf = "{LAB / "conf" / "nginx.conf"}"
-fpm_conf = {json.dumps(fpm_confs)}
-idle_timeout_s = 0.0
-
-[delivery]
-commit_interval_s = 0.3
-exactly_once = {str(exactly_once).lower()}
-""")
-    cfg = load_config(str(config), environ={})
-    knowledge = load_knowledge(cfg.diagnosis.nginx_conf, list(cfg.diagnosis.fpm_conf))
-    pipeline = pipeline_factory(cfg)[0]()
-    sink = MemorySink()
-    replay(
-        pipeline,
-        plan_inputs(
-            pipeline, [str(logs / p) for p, _, _ in INPUTS], host="lab", format_by_path=knowledge.format_by_path
-        ),
-        sink,
-    )
-    expected = _by_sequence([json.loads(serialise(Output("episode", r, None))) for r in sink.episodes])
+    expected = _by_sequence(lk.as_json("episode", lk.replay_expected(config, logs).episodes))
     assert len({i for i, _ in expected}) == 15
 
-    p = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
-    for topic, (path, _, _) in zip(topics, INPUTS):
-        for line in (logs / path).read_bytes().splitlines():
-            p.send(topic, value=line, key=b"lab")
-    p.flush()
-    p.close()
-    c = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap)
-    ends = c.end_offsets([TopicPartition(t, n) for t in topics for n in range(partitions)])
-    c.close()
+    lk.produce_lines(kafka_broker.bootstrap, lk.lab_lines(logs, topics))
+    ends = lk.end_offsets(kafka_broker.bootstrap, topics, partitions)
     total = sum(ends.values())
 
     setup = Setup(kafka_broker, outputs, partitions, config, tmp_path)

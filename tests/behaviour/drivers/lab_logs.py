@@ -24,15 +24,8 @@ FILES = (
     "php-fpm-reports.log",
     "slow.log",
 )
-CONF_ARGS = [
-    "--nginx-conf",
-    str(LAB / "conf" / "nginx.conf"),
-    *[
-        a
-        for c in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")
-        for a in ("--fpm-conf", str(LAB / "conf" / c))
-    ],
-]
+FPM_CONFS = [str(LAB / "conf" / c) for c in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")]
+CONF_ARGS = ["--nginx-conf", str(LAB / "conf" / "nginx.conf"), *[a for c in FPM_CONFS for a in ("--fpm-conf", c)]]
 
 _ACCESS = re.compile(r"\[(\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d) \+0000\]")
 _ERROR = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d)", re.M)

@@ -14,19 +14,14 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import tzinfo
 from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from processor.configs.knowledge import load_knowledge
-from processor.io.sinks import MemorySink, serialise
-from processor.pipeline import Output
-from processor.runners.replay import learn_host_timezones, plan_inputs, replay
-from processor.runners.service import pipeline_factory
-from processor.runners.service_config import load_config
-from tests.behaviour.drivers.lab_logs import LAB, comparable, key, lab_copy
-from tests.behaviour.drivers.test_equivalence_kafka import INPUTS
+from tests.behaviour.drivers import lab_kafka as lk
+from tests.behaviour.drivers.lab_logs import comparable, key, lab_copy
 from tests.fixtures.kafka import KafkaBroker
 from tests.runners.test_service import ServiceProc, Setup
 
@@ -70,33 +65,8 @@ def _config(
     outputs: dict[str, str],
     idle_timeout_s: float = 30.0,
 ) -> Path:
-    fpm_confs = [str(LAB / "conf" / n) for n in ("php-fpm.conf", "php-fpm-legacy.conf", "php-fpm-reports.conf")]
-    inputs = "".join(
-        f'[[inputs]]\ntopic = "{t}"\ntype = "{kind}"\nformat = "{fmt}"\nenvelope = "raw"\n\n'
-        for t, (_, kind, fmt) in zip(topics, INPUTS)
-    )
-    path.write_text(f"""
-[kafka]
-client = "{client}"
-bootstrap_servers = "{broker.bootstrap}"
-group_id = "{group}"
-session_timeout_s = 6.0
-
-{inputs}
-[outputs]
-incidents_topic = "{outputs["incidents"]}"
-dead_letter_topic = "{outputs["dead"]}"
-
-[diagnosis]
-nginx_conf = "{LAB / "conf" / "nginx.conf"}"
-fpm_conf = {json.dumps(fpm_confs)}
-timezone = "auto"
-idle_timeout_s = {idle_timeout_s}
-
-[delivery]
-commit_interval_s = 0.5
-""")
-    return path
+    diagnosis = {"timezone": "auto", "idle_timeout_s": idle_timeout_s}
+    return lk.service_config(path, broker.bootstrap, client, group, topics, outputs, diagnosis=diagnosis)
 
 
 @pytest.mark.parametrize("partitions", [1, 4])
@@ -107,36 +77,19 @@ def test_auto_learns_a_new_york_host_whose_error_and_fpm_records_come_first(
     kafka_broker.start()
     logs = lab_copy(tmp_path / "logs", ZONE)
     tag = uuid.uuid4().hex[:8]
-    topics = [kafka_broker.create_topic(f"tz-{i}-{tag}", partitions) for i in range(len(INPUTS))]
+    topics = [kafka_broker.create_topic(f"tz-{i}-{tag}", partitions) for i in range(len(lk.INPUTS))]
     outputs = {k: kafka_broker.create_topic(f"tz-{k}-{tag}") for k in ("incidents", "dead")}
     group = f"tz-{tag}"
     config = _config(tmp_path / "badgateway.toml", kafka_broker, client, group, topics, outputs)
-    cfg = load_config(str(config), environ={})
-    # replay --timezone auto: the offset learned from the host's access log
-    knowledge = load_knowledge(cfg.diagnosis.nginx_conf, list(cfg.diagnosis.fpm_conf))
-    pipeline = pipeline_factory(cfg)[0]()
-    plans = plan_inputs(
-        pipeline, [str(logs / p) for p, _, _ in INPUTS], host="lab", format_by_path=knowledge.format_by_path
-    )
-    zones = learn_host_timezones(pipeline, plans)
-    assert zones["lab"].utcoffset(None) is not None
-    pipeline = pipeline_factory(cfg, zones)[0]()
-    sink = MemorySink()
-    replay(pipeline, plans, sink)
-    expected = [json.loads(serialise(Output("incident", i, None))) for i in sink.incidents]
+    expected = lk.as_json("incident", lk.replay_expected(config, logs, learned={}).incidents)
     assert len(expected) == 41
 
-    lines = {t: (logs / p).read_bytes().splitlines() for t, (p, _, _) in zip(topics, INPUTS)}
-    access = [t for t, (_, kind, _) in zip(topics, INPUTS) if kind == "nginx_access"]
+    lines = lk.lab_lines(logs, topics)
+    access = [t for t, (_, kind, _) in zip(topics, lk.INPUTS) if kind == "nginx_access"]
     offsetless = [t for t in topics if t not in access]
 
     def produce(which: list[str]) -> None:
-        p = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
-        for topic in which:
-            for line in lines[topic]:
-                p.send(topic, value=line, key=b"lab")
-        p.flush()
-        p.close()
+        lk.produce_lines(kafka_broker.bootstrap, {t: lines[t] for t in which})
 
     produce(offsetless)
     waiting = sum(len(lines[t]) for t in offsetless)
@@ -157,7 +110,7 @@ def test_auto_learns_a_new_york_host_whose_error_and_fpm_records_come_first(
     _wait_held(second, waiting)  # read again from the committed offsets
     produce(access)
     ends = {TopicPartition(t, n): 0 for t in topics for n in range(partitions)}
-    ends.update(setup_ends(kafka_broker, topics, partitions))
+    ends.update(lk.end_offsets(kafka_broker.bootstrap, topics, partitions))
     second.wait_caught_up(ends)
     deadline = time.monotonic() + 30
     while _gauge(second, HELD) != 0:
@@ -176,14 +129,6 @@ def test_auto_learns_a_new_york_host_whose_error_and_fpm_records_come_first(
         assert comparable(inc, late=False) == want[inc["event"]["id"]], inc["event"]["id"]
 
 
-def setup_ends(broker: KafkaBroker, topics: list[str], partitions: int) -> dict[TopicPartition, int]:
-    c = KafkaConsumer(bootstrap_servers=broker.bootstrap)
-    try:
-        return dict(c.end_offsets([TopicPartition(t, n) for t in topics for n in range(partitions)]))
-    finally:
-        c.close()
-
-
 @pytest.mark.parametrize("client", ["kafka-python", "confluent"])
 def test_auto_learns_two_zones_sharing_a_partition(
     kafka_broker: KafkaBroker, tmp_path: Path, setups: list[Setup], client: str
@@ -195,32 +140,19 @@ def test_auto_learns_two_zones_sharing_a_partition(
     hosts = {"ny": "America/New_York", "paris": "Europe/Paris"}
     logs = {h: lab_copy(tmp_path / h, zone) for h, zone in hosts.items()}
     tag = uuid.uuid4().hex[:8]
-    topics = [kafka_broker.create_topic(f"tz2-{i}-{tag}") for i in range(len(INPUTS))]
+    topics = [kafka_broker.create_topic(f"tz2-{i}-{tag}") for i in range(len(lk.INPUTS))]
     outputs = {k: kafka_broker.create_topic(f"tz2-{k}-{tag}") for k in ("incidents", "dead")}
     config = _config(
         tmp_path / "badgateway.toml", kafka_broker, client, f"tz2-{tag}", topics, outputs, idle_timeout_s=0.0
     )
-    cfg = load_config(str(config), environ={})
-    knowledge = load_knowledge(cfg.diagnosis.nginx_conf, list(cfg.diagnosis.fpm_conf))
-    pipeline = pipeline_factory(cfg)[0]()
-    plans = [
-        p
-        for h in hosts
-        for p in plan_inputs(
-            pipeline, [str(logs[h] / n) for n, _, _ in INPUTS], host=h, format_by_path=knowledge.format_by_path
-        )
-    ]
-    zones = learn_host_timezones(pipeline, plans)
-    assert {h: z.utcoffset(None) for h, z in zones.items()} != {h: zones["ny"].utcoffset(None) for h in hosts}
-    pipeline = pipeline_factory(cfg, zones)[0]()
-    sink = MemorySink()
-    replay(pipeline, plans, sink)
-    expected = [json.loads(serialise(Output("incident", i, None))) for i in sink.incidents]
+    zones: dict[str, tzinfo] = {}
+    expected = lk.as_json("incident", lk.replay_expected(config, logs, learned=zones).incidents)
+    assert zones["ny"].utcoffset(None) != zones["paris"].utcoffset(None)
     assert len(expected) == 82
 
     p = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
     for kinds in (lambda k: k != "nginx_access", lambda k: k == "nginx_access"):
-        for topic, (name, kind, _) in zip(topics, INPUTS):
+        for topic, (name, kind, _) in zip(topics, lk.INPUTS):
             if kinds(kind):
                 ny, paris = ((logs[h] / name).read_bytes().splitlines() for h in hosts)
                 for i in range(max(len(ny), len(paris))):  # ny first: the partition is blocked by ny's record
@@ -232,7 +164,7 @@ def test_auto_learns_two_zones_sharing_a_partition(
     setup = Setup(kafka_broker, outputs, 1, config, tmp_path)
     setups.append(setup)
     svc = ServiceProc(setup, "svc")
-    svc.wait_caught_up(setup_ends(kafka_broker, topics, 1))
+    svc.wait_caught_up(lk.end_offsets(kafka_broker.bootstrap, topics, 1))
     svc.terminate()  # (records in = parsed + dead-lettered: checked there)
     assert "timezone.fallback" not in svc.log_path.read_text()
 
@@ -250,26 +182,17 @@ def test_auto_reads_a_host_without_access_lines_in_utc_and_says_so(
     kafka_broker.start()
     logs = lab_copy(tmp_path / "logs", ZONE)
     tag = uuid.uuid4().hex[:8]
-    topics = [kafka_broker.create_topic(f"tz3-{i}-{tag}") for i in range(len(INPUTS))]
+    topics = [kafka_broker.create_topic(f"tz3-{i}-{tag}") for i in range(len(lk.INPUTS))]
     outputs = {k: kafka_broker.create_topic(f"tz3-{k}-{tag}") for k in ("incidents", "dead")}
     config = _config(
         tmp_path / "badgateway.toml", kafka_broker, "kafka-python", f"tz3-{tag}", topics, outputs, idle_timeout_s=0.0
     )
-    cfg = load_config(str(config), environ={})
-    knowledge = load_knowledge(cfg.diagnosis.nginx_conf, list(cfg.diagnosis.fpm_conf))
-    pipeline = pipeline_factory(cfg)[0]()
-    plans = plan_inputs(
-        pipeline, [str(logs / p) for p, _, _ in INPUTS], host="lab", format_by_path=knowledge.format_by_path
-    )
-    pipeline = pipeline_factory(cfg, learn_host_timezones(pipeline, plans))[0]()
-    sink = MemorySink()
-    replay(pipeline, plans, sink)
-    expected = {key(json.loads(serialise(Output("incident", i, None)))) for i in sink.incidents}
+    expected = {key(i) for i in lk.as_json("incident", lk.replay_expected(config, logs, learned={}).incidents)}
 
-    error = topics[[kind for _, kind, _ in INPUTS].index("nginx_error")]
+    error = topics[[kind for _, kind, _ in lk.INPUTS].index("nginx_error")]
     p = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
     p.send(error, value=b'2026/11/24 07:41:41 [notice] 1#1: using the "epoll" event method', key=b"ghost")
-    for topic, (name, _, _) in zip(topics, INPUTS):
+    for topic, (name, _, _) in zip(topics, lk.INPUTS):
         for line in (logs / name).read_bytes().splitlines():
             p.send(topic, value=line, key=b"lab")
     p.flush()
@@ -277,7 +200,7 @@ def test_auto_reads_a_host_without_access_lines_in_utc_and_says_so(
     setup = Setup(kafka_broker, outputs, 1, config, tmp_path)
     setups.append(setup)
     svc = ServiceProc(setup, "svc")
-    svc.wait_caught_up(setup_ends(kafka_broker, topics, 1))
+    svc.wait_caught_up(lk.end_offsets(kafka_broker.bootstrap, topics, 1))
     deadline = time.monotonic() + 30
     while _gauge(svc, HELD) != 0:  # the fallback is decided at a tick, once the access partitions are read
         assert time.monotonic() < deadline, svc.log_tail()
