@@ -198,9 +198,16 @@ _SYSCALL = re.compile(r"([A-Za-z_]\w*\(\))(?: to (\S+) failed)?")
 # the last " (N: " wins: the greedy lead backs off to it from the end, one step per character, so one
 # linear pass (matching each " (" in turn and running to the end from each was quadratic)
 _ERRNO = re.compile(r"[^\n]* \((\d+): ([^\n]*)\)\Z")
+# protocol_mismatch: what NGINX read from the upstream is not the protocol it speaks to it (FastCGI framing, or
+# no HTTP status line for proxy_pass); invalid_header: a FastCGI/HTTP response header NGINX refuses (nginx
+# src/http/modules/ngx_http_fastcgi_module.c, ngx_http_proxy_module.c; 1.21.1+ quote the bad line)
 _KIND = re.compile(
     r"(?:(?P<connect_failed>connect\(\) )|(?P<recv_failed>recv\(\) failed)"
     r"|(?P<premature_close>upstream prematurely closed )|(?P<too_big_header>upstream sent too big header)"
+    r"|(?P<protocol_mismatch>upstream sent (?:unsupported FastCGI|invalid FastCGI|unexpected FastCGI"
+    r"|no valid HTTP/1\.0 header))"
+    r"|(?P<invalid_header>upstream sent (?:invalid header|invalid status|duplicate header line"
+    r'|invalid "Content-Length"|invalid "Transfer-Encoding"|"Content-Length" and "Transfer-Encoding"))'
     r"|(?P<upstream_timed_out>upstream timed out)|(?P<no_live_upstreams>no live upstreams)"
     r"|(?P<fastcgi_stderr>FastCGI sent in stderr: )|(?P<limiting_requests>limiting requests))"
 )

@@ -14,7 +14,7 @@ from typing import Final, NamedTuple
 from processor.core.events import Event
 from processor.diagnosis import registry
 from processor.diagnosis.evidence import EvidenceIndex, log_position, search_keys
-from processor.diagnosis.remediation import UNREACHABLE_ERRNOS
+from processor.diagnosis.remediation import HTTP_ANSWERED, NOT_FASTCGI_SPOKEN, UNREACHABLE_ERRNOS
 from processor.diagnosis.topology import PoolInfo, Topology, address_key, is_unix
 
 # Error-log kinds that mean "this request got no valid response from the upstream".
@@ -26,8 +26,13 @@ ANCHOR_KINDS: Final = frozenset(
         "too_big_header",
         "upstream_timed_out",
         "no_live_upstreams",
+        "protocol_mismatch",
+        "invalid_header",
     }
 )
+# an error entry whose upstream is http://, uwsgi://… at a pool's address: NGINX spoke another protocol to PHP-FPM,
+# which resets the connection (recv() failed (104), no PHP-FPM line): recorded with nginx 1.22 + php-fpm 8.2
+_OTHER_SCHEMES: Final = ("http://", "https://", "uwsgi://", "scgi://", "grpc://")
 # After the header was sent the client already has its status: not a 502/504.
 _HEADER_PHASE: Final = (
     None,
@@ -201,7 +206,7 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
         nonlocal pool, pool_source
         if pool is None:
             guess = pool_guess(upstream)
-            if guess is not None and cause not in ("socket_mismatch", "socket_missing"):
+            if guess is not None and cause not in ("socket_mismatch", "socket_missing", "protocol_mismatch"):
                 pool, pool_source = guess
         status, inferred = _status(failure, default_status or registry.cause(cause).default_status)
         return Diagnosis(cause, status, inferred, pool, pool_source, upstream, used, pool_info, note, connect_error)
@@ -249,6 +254,9 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
         return unexplained_connect()
     if kind == "too_big_header":
         return done("too_big_header")
+    if kind == "protocol_mismatch" or kind == "invalid_header":
+        note = _quoted_message(err, upstream)
+        return done(kind)
     if kind == "no_live_upstreams":
         return done("no_live_upstreams")
     if kind == "upstream_timed_out":
@@ -257,6 +265,11 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
             return done("pool_saturated", 504)
         return done("nginx_timeout", 504)
     if kind in ("recv_failed", "premature_close"):
+        named = err.get("upstream")
+        if pool_info is not None and isinstance(named, str) and named.startswith(_OTHER_SCHEMES):
+            scheme = named[: named.find("://")].upper()
+            note = f"NGINX spoke {scheme} to {upstream}, where pool {pool_info.name} listens: {NOT_FASTCGI_SPOKEN}"
+            return done("protocol_mismatch")
         uri = request_uri(failure)
         t = failure.error.ts_ms if failure.error is not None else failure.ts_ms
         best = best_evidence(fpm.candidates, uri, pool, t, fpm.window_ms) if fpm.candidates is not None else None
@@ -280,6 +293,16 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
             return done("fpm_timeout")
         return done("upstream_reset")
     return done("unknown")
+
+
+def _quoted_message(err: dict[str, object], upstream: str | None) -> str:
+    """What NGINX said it read from the upstream, quoted (without `` while …``), and what a 72 means."""
+    message = str(err.get("message") or "")
+    cut = message.rfind(" while ")
+    said = message[:cut] if cut >= 0 and err.get("action") else message
+    if said.startswith("upstream sent unsupported FastCGI protocol version: 72"):
+        return f"{upstream or 'the upstream'} {HTTP_ANSWERED} ({said})"
+    return f"NGINX read from {upstream or 'the upstream'}: {said}"
 
 
 def _ended_by_its_master(ev: Event) -> bool:

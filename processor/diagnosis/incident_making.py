@@ -132,7 +132,17 @@ class IncidentMaking:
         if d.cause == "child_crash":
             for ev in d.fpm_evidence:
                 sig = ev.fields.get("signal_name") or sig
-        key = (d.cause, d.upstream, id(d.pool_info), d.pool, d.status, sig, bool(d.fpm_evidence), d.connect_error)
+        key = (
+            d.cause,
+            d.upstream,
+            id(d.pool_info),
+            d.pool,
+            d.status,
+            sig,
+            bool(d.fpm_evidence),
+            d.connect_error,
+            d.note,
+        )
         text = self._remediations.get(key)
         if text is None:
             if len(self._remediations) >= 1024:

@@ -143,6 +143,14 @@ BUILT_IN: tuple[str, ...] = tuple(
             "too_big_header", "the response headers exceed NGINX's FastCGI buffer", "#2ca02c", 502, text.too_big_header
         ),
         Cause(
+            "protocol_mismatch",
+            "NGINX and the upstream do not speak the same protocol",
+            "#6d4c41",
+            502,
+            text.protocol_mismatch,
+        ),
+        Cause("invalid_header", "the script sent a response header NGINX refuses", "#c2185b", 502, text.invalid_header),
+        Cause(
             "nginx_timeout",
             "NGINX stopped waiting for PHP-FPM (fastcgi_read_timeout)",
             "#5dade2",

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 # EHOSTUNREACH): it never reached the machine, so nothing tells whether PHP-FPM listens there (docs/causes.md,
 # "A connect() error no cause follows from").
 UNREACHABLE_ERRNOS: Final = frozenset({101, 113})
+# The notes of a protocol_mismatch (causes.classify writes them, protocol_mismatch below reads them): 'H' (72)
+# where a FastCGI record starts is an HTTP status line; a pool's address named with http:// (proxy_pass) or
+# uwsgi:// is NGINX speaking another protocol to PHP-FPM
+HTTP_ANSWERED: Final = "answered with 'H' (72) where a FastCGI record starts: an HTTP response"
+NOT_FASTCGI_SPOKEN: Final = "PHP-FPM speaks FastCGI only"
 
 
 def _secs(value: float | None) -> str:
@@ -138,6 +143,39 @@ def too_big_header(d: Diagnosis, topology: Topology) -> str:
     if route is not None and route.buffer_size:
         size = f" (fastcgi_buffer_size {route.buffer_size} at {route.buffer_size_origin or route.origin})"
     return f"The response headers exceed NGINX's buffer{size}: raise fastcgi_buffer_size / fastcgi_buffers."
+
+
+def protocol_mismatch(d: Diagnosis, topology: Topology) -> str:
+    sock = d.upstream or "the upstream"
+    route = topology.route_to(d.upstream)
+    where = f" ({route.origin})" if route else ""
+    note = d.note or ""
+    if NOT_FASTCGI_SPOKEN in note:
+        return (
+            f"NGINX does not speak FastCGI to {sock}, a PHP-FPM pool's address: PHP-FPM speaks FastCGI only and "
+            "resets the connection. The location serving this URI needs fastcgi_pass with fastcgi_params "
+            "(SCRIPT_FILENAME) for PHP, not proxy_pass / uwsgi_pass."
+        )
+    if HTTP_ANSWERED in note:
+        return (
+            f"An HTTP server answers on {sock}, not PHP-FPM: fastcgi_pass{where} points at a web server, a proxy "
+            "or sidecar (Istio/Envoy treating the port as HTTP), or a container that serves HTTP (php:apache "
+            "rather than php:fpm). Point fastcgi_pass at the pool's listen address, or use proxy_pass for an "
+            "HTTP backend. That server's access log shows each of these requests as a 400 with binary bytes."
+        )
+    return (
+        f"What answers on {sock} does not speak FastCGI as PHP-FPM does{where}: check that fastcgi_pass names the "
+        "pool's listen address and not another service (uWSGI wants uwsgi_pass, an HTTP backend proxy_pass)."
+    )
+
+
+def invalid_header(d: Diagnosis, topology: Topology) -> str:
+    return (
+        "The script sent a response header NGINX refuses (the note quotes it; NGINX 1.21.1 and later print its "
+        "start): a header() line without a colon, an invalid Status (`header('Status: …')` wants a number), "
+        "a control byte, or a duplicate Content-Length. PHP passes header() lines through as given: find the "
+        "call in the script or framework serving this URI."
+    )
 
 
 def nginx_timeout(d: Diagnosis, topology: Topology) -> str:

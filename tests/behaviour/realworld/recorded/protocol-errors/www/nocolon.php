@@ -1,0 +1,1 @@
+<?php header("X-Trace a b"); echo "x";
