@@ -24,6 +24,7 @@ _EXPLAINING_KINDS = frozenset({"timed_out", "exited_signal", "exited_code"})  # 
 # the error kinds whose cause reads the masters' state and the max_children warnings (causes.classify)
 _CONNECT_KINDS = frozenset({"connect_failed", "upstream_timed_out"})
 _DUPLICATE_WINDOW_MS = 1000
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _ALL_TYPES = frozenset({NGINX_ACCESS, NGINX_ERROR, PHP_FPM})  # what an incident's missing_evidence names
 
 
@@ -68,7 +69,10 @@ class IncidentMaking:
         else:
             self._take(host, host.errors, p)
             waiting = host.access.get(key)
-            partner = waiting.partner_for(p, self.settings.match_window_ms) if waiting is not None else None
+            partner = None
+            if waiting is not None:
+                window = self.settings.match_window_ms
+                partner = waiting.partner_for(p, window) or waiting.later_access(p, window, self._reach_ms)
             if partner is not None:
                 self._take(host, host.access, partner)
                 access = partner.event
@@ -121,6 +125,18 @@ class IncidentMaking:
                 anchor_id=anchor.item_id,
             )
         ]
+
+    def _reach_ms(self, access: Event) -> int:
+        """How long before an access line's time its request's error entry may be: its ``$request_time`` (plus the
+        match window) when the format logs it; else, for a request with a body (POST, PUT, PATCH: NGINX reads the
+        rest of an upload before it logs the 502), as long as the join holds the entry (``release_ms``)."""
+        f = access.fields
+        rt = f.get("request_time")
+        if isinstance(rt, (int, float)):
+            return int(rt * 1000) + self.settings.match_window_ms
+        if f.get("method") in _BODY_METHODS:
+            return self.settings.release_ms
+        return self.settings.match_window_ms
 
     def _remediation(self, d: Diagnosis) -> str:
         """``remediation(d, self.topology)``, kept per what the built-in texts read: the cause, the upstream, the

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from processor.core.events import NGINX_ACCESS, Event
@@ -203,6 +203,30 @@ class Waiting:
         if chosen is not None or self.unconnected is None:
             return chosen
         return _pending(nearest_entry(self.unconnected, t_ms, window_ms))
+
+    def later_access(self, p: Pending, window_ms: int, reach_ms: Callable[[Event], int]) -> Pending | None:
+        """The access line ``p`` (an error entry with no partner within ``window_ms``) pairs with after all: the
+        first one written more than ``window_ms`` after it whose request was still open then (``reach_ms`` of the
+        line: how long before its own time its request's error may be). NGINX logs a request when it ends, and a
+        request whose upstream failed while its body was still coming ends only once the client stopped sending
+        (docs/causes.md, "How a failure is assembled"). Of its own connection first, as ``partner_for``; else one
+        bisection and one entry looked at."""
+        t_ms = p.event.ts_ms
+        if p.cid is not None and self.connected:
+            own = [
+                q for q in self.by_connection.get(p.cid, ()) if window_ms < q.event.ts_ms - t_ms <= reach_ms(q.event)
+            ]
+            if own or self.unconnected is None:
+                return min(own, key=_entry) if own else None
+            entries = self.unconnected
+        else:
+            entries = self.all
+        i = entries.bisect_left((t_ms + window_ms + 1,))
+        if i < len(entries):
+            q: Pending = entries[i][3]
+            if q.event.ts_ms - t_ms <= reach_ms(q.event):
+                return q
+        return None
 
     def same_request_elsewhere(self, access: Event, window_ms: int) -> list[Pending]:
         """The same request in each other access log: per other stream, the nearest entry of the same status."""
