@@ -6,6 +6,9 @@ written to ``OUTDIR/conf/`` are exactly the ones the processes ran with (a repla
 absolute (they must match what the logs say); ``include``s are relative to the including file's directory
 (nginx resolves them against the -c file's directory, php-fpm against its -p prefix, which is OUTDIR/conf),
 so a copied conf/ tree still resolves.
+
+Besides lab.test and legacy.test (the same routes, two log formats), nginx serves web.test on ``ports.web``: plain
+HTTP, no PHP, the app container ``location /orders/`` still fastcgi_passes to (``protocol_mismatch``).
 """
 
 from __future__ import annotations
@@ -62,12 +65,14 @@ class Pool:
 
 @dataclass(frozen=True)
 class Location:
-    """One nginx location: its prefix and the fastcgi_pass target (plus extra directives)."""
+    """One nginx location: its prefix and its upstream target (plus extra directives)."""
 
     prefix: str  # "/crash/" (a `^~` prefix location) or "~ \\.php$" / "/" (special)
     target: str | None  # "unix:/…sock", "127.0.0.1:PORT", "billing_backend" or None (static)
     directives: tuple[str, ...] = ()
     comment: str = ""
+    # how nginx reaches the target: "fastcgi" (fastcgi_pass + fastcgi_params) or "http" (proxy_pass http://)
+    protocol: str = "fastcgi"
 
 
 @dataclass
@@ -79,6 +84,7 @@ class Ports:
     dead: int
     billing_a: int
     billing_b: int
+    web: int  # a plain HTTP server nginx itself serves (server web.test): no PHP-FPM behind it
 
 
 @dataclass
@@ -186,6 +192,7 @@ PREFERRED_PORTS = {
     "dead": 19009,
     "billing_a": 19011,
     "billing_b": 19012,
+    "web": 18082,
 }
 
 
@@ -394,6 +401,20 @@ def build_layout(out: Path, ports: Ports | None = None, variant: str = "classic"
             ("fastcgi_connect_timeout 2s;",),
             "an upstream group whose servers are all down",
         ),
+        L(
+            "/orders/",
+            f"127.0.0.1:{lay.ports.web}",
+            (),
+            "the app moved to a container that serves HTTP; fastcgi_pass still points at it (the answer starts "
+            "with 'H', 72: not a FastCGI record)",
+        ),
+        L(
+            "/proxy/",
+            pool_addr["api"],
+            (),
+            "proxy_pass (HTTP) to the api pool's address: PHP-FPM speaks FastCGI only, resets and logs nothing",
+            protocol="http",
+        ),
     ]
     return lay
 
@@ -440,7 +461,9 @@ def _location_block(lay: Layout, loc: Location, indent: str) -> str:
     if loc.comment:
         lines.append(f"{indent}# {loc.comment}")
     lines.append(f"{indent}{head} {{")
-    if loc.target is not None:
+    if loc.target is not None and loc.protocol == "http":
+        lines.append(f"{indent}    proxy_pass http://{loc.target};")
+    elif loc.target is not None:
         lines.append(f"{indent}    include fastcgi_params;")
         lines.append(f"{indent}    fastcgi_pass {loc.target};")
     for d in loc.directives:
@@ -510,6 +533,20 @@ http {{
         access_log {lay.logs / "access_combined.log"} combined;
 
 {locs}
+    }}
+
+    # a plain HTTP server, no PHP (an app container that serves HTTP): location /orders/ fastcgi_passes to it.
+    # It reads each FastCGI request as a bad HTTP request line: a 400 in access_web.log, with the binary record
+    # escaped; its own error log (info: "client sent invalid method") stays out of logs/, as another host's would
+    server {{
+        listen 127.0.0.1:{p.web};
+        server_name web.test;
+        access_log {lay.logs / "access_web.log"} combined;
+        error_log {lay.run / "web-error.log"} info;
+
+        location / {{
+            return 200 "static\\n";
+        }}
     }}
 }}
 """
@@ -606,6 +643,16 @@ echo "payment provider did not answer id=", $_GET['id'] ?? '-', "\n";
 setcookie('session_blob', str_repeat('x', 8192));
 header('Content-Type: text/plain');
 echo "big header id=", $_GET['id'] ?? '-', "\\n";
+""",
+    "badstatus.php": """<?php
+// a Status header that is not a number: nginx refuses the response (invalid_header, 502)
+header('Status: abc');
+echo "bad status id=", $_GET['id'] ?? '-', "\\n";
+""",
+    "nocolon.php": """<?php
+// a header line without a colon (PHP passes it through as given): nginx refuses it (invalid_header, 502)
+header('X-Trace a b');
+echo "no colon id=", $_GET['id'] ?? '-', "\\n";
 """,
 }
 

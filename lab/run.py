@@ -8,6 +8,10 @@ sockets, stderr of the processes), ``ground_truth.jsonl`` (one object per reques
 their types, configs) and ``lab_report.json`` (what was checked). ``--variant json-debug`` runs the same
 scenarios with the lab.test server logging JSON (``escape=json``, ``logs/access_json.log``) and every PHP-FPM
 master at ``log_level = debug``, plus two requests in flight when master legacy stops (``upstream_reset``).
+``protocol_mismatch`` is driven both ways: ``location /orders/`` fastcgi_passes to a plain HTTP server nginx itself
+serves (server web.test, whose 400s for the FastCGI requests it got are ``logs/access_web.log``), ``location
+/proxy/`` proxy_passes to the api pool's TCP address; ``invalid_header`` by ``badstatus.php`` (``Status: abc``) and
+``nocolon.php`` (``X-Trace a b``).
 Exit status 0 when every cause was reproduced with the expected status and evidence, 1 otherwise (the causes
 that failed are listed), 2 on a setup error.
 """
@@ -284,6 +288,10 @@ class Lab:
 
         # -- instant failures, interleaved with healthy traffic and distractors -----------------------------
         mismatch = "socket_mismatch"
+        # protocol_mismatch both ways: fastcgi_pass reaches an HTTP server (it answers "HTTP/1.1 400": version 72),
+        # proxy_pass speaks HTTP to a PHP-FPM pool (it resets). invalid_header: a header() line nginx refuses
+        to_http = "fastcgi_pass to an HTTP server: 'unsupported FastCGI protocol version: 72'"
+        to_fpm = "proxy_pass to the api pool's address: PHP-FPM resets, logs nothing"
         self.go(
             R(
                 "/shop/index.php",
@@ -306,6 +314,8 @@ class Lab:
         self.go(R("/missing.php", php, 404, scenario="distractor: FPM 'Primary script unknown' → 404"))
         self.go(R("/search/index.php", "/search/", 502, "tcp_refused", scenario="nothing listens on the port"))
         self.go(R("/big/bigheader.php", "/big/", 502, "too_big_header", scenario="8 KB Set-Cookie, 1k buffer"))
+        self.go(R("/orders/index.php", "/orders/", 502, "protocol_mismatch", scenario=to_http, via="fastcgi_pass"))
+        self.go(R("/badstatus.php", php, 502, "invalid_header", scenario="header('Status: abc'): invalid status"))
         self.healthy(2)
         self.go(R("/shop/index.php?page=2", "/shop/", 502, mismatch, scenario="socket mismatch", server="combined"))
         self.go(
@@ -323,6 +333,27 @@ class Lab:
             R("/search/index.php?q=shoes", "/search/", 502, "tcp_refused", scenario="port closed", server="combined")
         )
         self.go(R("/big/bigheader.php", "/big/", 502, "too_big_header", scenario="big header", server="combined"))
+        self.go(
+            R(
+                "/orders/index.php?page=2",
+                "/orders/",
+                502,
+                "protocol_mismatch",
+                scenario=to_http,
+                server="combined",
+                via="fastcgi_pass",
+            ),
+            R(
+                "/proxy/index.php?page=2",
+                "/proxy/",
+                502,
+                "protocol_mismatch",
+                scenario=to_fpm,
+                server="combined",
+                via="proxy_pass",
+            ),
+            R("/nocolon.php", php, 502, "invalid_header", scenario="invalid header", server="combined"),
+        )
         self.healthy(1, server="combined")
         self.go(
             R("/shop/cart.php", "/shop/", 502, mismatch, scenario="socket mismatch"),
@@ -338,6 +369,25 @@ class Lab:
                 body=b"q=boots",
             ),
             R("/big/bigheader.php", "/big/", 502, "too_big_header", scenario="big header"),
+            R("/proxy/index.php", "/proxy/", 502, "protocol_mismatch", scenario=to_fpm, via="proxy_pass"),
+            R(
+                "/nocolon.php?page=2",
+                php,
+                502,
+                "invalid_header",
+                scenario="header('X-Trace a b'): a header line without a colon",
+            ),
+            R("/api/badstatus.php", "/api/", 502, "invalid_header", scenario="invalid status, TCP pool"),
+            R(
+                "/orders/cart.php",
+                "/orders/",
+                502,
+                "protocol_mismatch",
+                scenario=to_http,
+                method="POST",
+                body=b"item=7",
+                via="fastcgi_pass",
+            ),
         )
         self.healthy(2)
 
@@ -652,6 +702,13 @@ class Lab:
                 "server": SERVERS["combined"],
             },
             {"path": "logs/error.log", "type": "nginx_error", "level": "info"},
+            {
+                # the plain HTTP server location /orders/ fastcgi_passes to: a 400 per FastCGI request it got
+                "path": "logs/access_web.log",
+                "type": "nginx_access",
+                "log_format": "combined",
+                "server": "web.test",
+            },
         ]
         for master in lay.MASTERS:
             logs.append(

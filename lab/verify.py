@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-# the causes the lab drives nginx and php-fpm into (socket_missing, upstream_reset and unknown need no scenario)
+# the causes the lab drives nginx and php-fpm into (socket_missing, upstream_reset and unknown need no scenario;
+# protocol_mismatch both ways: fastcgi_pass to an HTTP server, proxy_pass to a pool; invalid_header: header() lines)
 CAUSES = (
     "fpm_down",
     "socket_mismatch",
@@ -25,6 +26,8 @@ CAUSES = (
     "fpm_timeout",
     "child_crash",
     "too_big_header",
+    "protocol_mismatch",
+    "invalid_header",
     "nginx_timeout",
     "no_live_upstreams",
     "app_answered",
@@ -158,6 +161,25 @@ def _expected_nginx(r: dict[str, Any]) -> tuple[str, str]:
         return RESET_OR_CLOSED, "recv() failed (104) / upstream prematurely closed"
     if cause == "too_big_header":
         return (r"upstream sent too big header while reading response header from upstream", "too big header")
+    if cause == "protocol_mismatch" and r.get("via") == "proxy_pass":
+        # nginx spoke HTTP to a PHP-FPM pool: the pool resets (nginx names the upstream http://ADDR/URI)
+        return (
+            rf"{RESET_OR_CLOSED}.*upstream: \"http://{re.escape(up)}/",
+            "recv() failed (104) / upstream prematurely closed from an http:// upstream",
+        )
+    if cause == "protocol_mismatch":
+        # fastcgi_pass reached an HTTP server: "HTTP/1.1 400 …" read as a FastCGI record, version 'H' (72)
+        return (
+            r"upstream sent unsupported FastCGI protocol version: 72 while reading response header from upstream"
+            rf".*upstream: \"fastcgi://{re.escape(up)}\"",
+            "unsupported FastCGI protocol version: 72",
+        )
+    if cause == "invalid_header":
+        return (
+            r"upstream sent (?:invalid header: \"[^\n]*\"|invalid status \"[^\"]*\") while reading response header "
+            r"from upstream",
+            "upstream sent invalid header / invalid status",
+        )
     if cause == "nginx_timeout":
         return (
             r"upstream timed out \(110: Connection timed out\) while reading response header from upstream",
@@ -175,8 +197,13 @@ def _expected_nginx(r: dict[str, Any]) -> tuple[str, str]:
 
 FAILURE_RE = re.compile(
     r"connect\(\) (?:to \S+ )?failed|recv\(\) failed|upstream prematurely closed|"
-    r"upstream timed out|too big header|no live upstreams"
+    r"upstream timed out|too big header|no live upstreams|"
+    r"upstream sent (?:unsupported FastCGI|invalid FastCGI|unexpected FastCGI|no valid HTTP|invalid header|"
+    r"invalid status|duplicate header)"
 )
+# the plain HTTP server's access line for a FastCGI request it got: a 400, the binary record escaped, the lab id
+# in its QUERY_STRING and REQUEST_URI params
+WEB_400_RE = re.compile(r'^127\.0\.0\.1 - - \[[^\]]+\] "\\x01\\x01[^"]*" 400 ')
 
 
 def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -192,6 +219,12 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
     fpm_reports = read_fpm_log(logs / "php-fpm-reports.log")
     access_logs = sorted({str(r["access_log"]) for r in gt} | {"logs/access_combined.log"})
     access = {log: read_access(out / log) for log in access_logs}
+    web_path = logs / "access_web.log"
+    web_400 = [
+        line
+        for line in (web_path.read_text(errors="replace") if web_path.exists() else "").splitlines()
+        if WEB_400_RE.match(line)
+    ]
 
     by_id_errors: dict[str, list[ErrorEntry]] = defaultdict(list)
     for e in errors:
@@ -255,6 +288,7 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
         acc = access[r["access_log"]].get(rid, [])
         ok = ok and len(acc) == 1 and acc[0]["status"] == r["expected_status"]
         fpm_ev: list[str] = []
+        other_ev: list[str] = []  # the evidence another server logged (access_web.log)
         if cause == "app_answered":
             # the application answered 502/504 itself: nginx must have logged nothing about this request
             hits = []
@@ -333,12 +367,19 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
             if any("exiting" in m or "Terminating" in m for _, _, m in fpm_reports):
                 problems.append(f"{rid}: the killed reports master logged a shutdown (it should have had no chance)")
                 ok = False
+        if cause == "protocol_mismatch" and r.get("via") == "fastcgi_pass":
+            # the other side: the HTTP server read the FastCGI request as a bad request line and answered 400
+            theirs = [line for line in web_400 if re.search(rf"id={rid}(?!\d)", line)]
+            if len(theirs) != 1:
+                problems.append(f"{rid}: {len(theirs)} 400 lines naming it in logs/access_web.log, expected 1")
+                ok = False
+            other_ev += theirs[:1]
         if cause == "pool_saturated" and r["expected_status"] == 504:
             fpm_ev += [m for _, _, m in fpm_main if "[pool queue] server reached max_children" in m][:1]
         if ok:
             c["reproduced"] += 1
             if c["example"] is None:
-                c["example"] = {
+                example: dict[str, Any] = {
                     "id": rid,
                     "uri": r["uri"],
                     "status": r["observed_status"],
@@ -346,6 +387,9 @@ def verify(out: Path, timeline: list[dict[str, Any]] | None = None) -> dict[str,
                     "nginx_error": [e.text for e in hits][:2],
                     "php_fpm": fpm_ev,
                 }
+                if other_ev:
+                    example["web_access"] = other_ev
+                c["example"] = example
         else:
             c["failed_ids"].append(rid)
 

@@ -83,13 +83,39 @@ def check_accuracy(outdir: Path, incidents: list[dict[str, Any]]) -> None:
     assert sum(per_cause.values()) >= 40 and len(per_cause) >= 11
 
 
+def check_protocol_causes(outdir: Path, incidents: list[dict[str, Any]]) -> None:
+    """The lab's protocol_mismatch and invalid_header requests (a fresh run: the recordings predate them) get
+    their cause through check_accuracy; here, what the incident says about each: NGINX quoted, the way it failed."""
+    expected = truth(outdir)
+    found = by_id(incidents)
+    rows = [r for r in expected.values() if r["cause"] in ("protocol_mismatch", "invalid_header")]
+    assert Counter(r["cause"] for r in rows) == {"protocol_mismatch": 5, "invalid_header": 4}
+    for r in rows:
+        [inc] = found[r["id"]]
+        said = inc["badgateway"]
+        assert not said["status_inferred"], r["id"]
+        if r["cause"] == "invalid_header":
+            script = r["uri"].split("?")[0].rsplit("/", 1)[1]
+            quoted = {"badstatus.php": 'invalid status "abc"', "nocolon.php": 'invalid header: "X-Trace\\x20..."'}
+            assert said["note"].endswith(f"upstream sent {quoted[script]}"), (r["id"], said["note"])
+        elif r["via"] == "fastcgi_pass":
+            # nothing of PHP-FPM's listens there: no pool, and the 'H' of the HTTP server's "HTTP/1.1 400"
+            assert "'H' (72)" in said["note"], (r["id"], said["note"])
+            assert said["remediation"].startswith(f"An HTTP server answers on {r['upstream']}"), r["id"]
+        else:
+            assert said["note"].startswith(f"NGINX spoke HTTP to {r['upstream']}, where pool api listens"), r["id"]
+            assert "not proxy_pass" in said["remediation"], r["id"]
+
+
 def test_recorded_lab_every_failure_explained(tmp_path: Path) -> None:
     check_accuracy(RECORDED, replay(RECORDED, tmp_path))
 
 
 @pytest.mark.lab
 def test_live_lab_every_failure_explained(lab_outdir: Path, tmp_path: Path) -> None:
-    check_accuracy(lab_outdir, replay(lab_outdir, tmp_path))
+    incidents = replay(lab_outdir, tmp_path)
+    check_accuracy(lab_outdir, incidents)
+    check_protocol_causes(lab_outdir, incidents)
 
 
 def test_without_configs_errno_2_falls_back_to_socket_missing(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from grammars.result import ParseError
 from lab.configs import LAB_JSON_LOG_FORMAT
 from processor.cli import main
 from tests.lab import test_lab_run as classic
-from tests.lab.test_lab_diagnosis import by_id, check_accuracy, truth
+from tests.lab.test_lab_diagnosis import by_id, check_accuracy, check_protocol_causes, truth
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDED = REPO / "examples" / "lab-json"
@@ -190,4 +190,5 @@ def test_live_json_debug_lab(
     check_every_line_parsed(out, counts)
     with capsys.disabled():
         check_accuracy(out, incidents)
+    check_protocol_causes(out, incidents)
     check_stopped_is_no_crash(incidents)

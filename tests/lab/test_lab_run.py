@@ -27,6 +27,8 @@ CAUSE_STATUSES = {
     "fpm_timeout": {502},
     "child_crash": {502},
     "too_big_header": {502},
+    "protocol_mismatch": {502},  # fastcgi_pass to an HTTP server (version 72), proxy_pass to a pool (a reset)
+    "invalid_header": {502},  # header('Status: abc'), header('X-Trace a b')
     "nginx_timeout": {504},
     "no_live_upstreams": {502},
     "app_answered": {502, 504},  # the application answered 502/504 itself: no error-log entry
@@ -59,7 +61,15 @@ ACCESS_LAB = re.compile(
 ACCESS_COMBINED = re.compile(r'^127\.0\.0\.1 - - \[[^\]]+\] "([^"]*)" (\d{3}) \d+ "-" "[^"]*"$')
 FAILURE = re.compile(
     r"connect\(\) (?:to \S+ )?failed|recv\(\) failed|upstream prematurely closed|"
-    r"upstream timed out|too big header|no live upstreams"
+    r"upstream timed out|too big header|no live upstreams|"
+    r"upstream sent (?:unsupported FastCGI|invalid FastCGI|unexpected FastCGI|no valid HTTP|invalid header|"
+    r"invalid status|duplicate header)"
+)
+# the plain HTTP server (web.test) logs each FastCGI request it got as a 400, the binary record escaped by nginx
+# (FastCGI version 1, BEGIN_REQUEST, request id 1; the params follow, the lab id in QUERY_STRING and REQUEST_URI)
+ACCESS_WEB_400 = re.compile(
+    r'^127\.0\.0\.1 - - \[[^\]]+\] "\\x01\\x01\\x00\\x01[^"]*QUERY_STRINGid=(lab-\d{4})[^"]*'
+    r'REQUEST_URI/orders/[^"?]*\?id=\1[^"]*" 400 \d+ "-" "-"$'
 )
 
 
@@ -126,6 +136,14 @@ def test_every_cause_reproduced_with_its_status(lab_outdir: Path) -> None:
     assert {r.get("signal") for r in by_cause["child_crash"]} == {11, 9, 6}  # SIGSEGV, SIGKILL, SIGABRT
     assert sum(1 for r in by_cause["pool_saturated"] if r["observed_status"] == 502) >= 3  # unix EAGAIN
     assert sum(1 for r in by_cause["pool_saturated"] if r["observed_status"] == 504) >= 3  # TCP connect timeout
+    # protocol_mismatch both ways, on both servers; invalid_header from both scripts, on a unix and a TCP pool
+    assert Counter(r["via"] for r in by_cause["protocol_mismatch"]) == {"fastcgi_pass": 3, "proxy_pass": 2}
+    assert {r["server"] for r in by_cause["protocol_mismatch"]} == {"lab.test", "legacy.test"}
+    assert {r["uri"].split("?")[0].rsplit("/", 1)[1] for r in by_cause["invalid_header"]} == {
+        "badstatus.php",
+        "nocolon.php",
+    }
+    assert {r["pool"] for r in by_cause["invalid_header"]} == {"www", "api"}
     # healthy traffic and distractors too
     statuses = Counter(r["observed_status"] for r in gt if r["cause"] is None)
     assert statuses[200] >= 20 and statuses[500] >= 2 and statuses[404] >= 2
@@ -163,6 +181,11 @@ def test_ground_truth_is_well_formed(lab_outdir: Path) -> None:
             assert r["pool"] is None, r
         if r["cause"] == "socket_mismatch":
             assert r["socket"] and not any(p["listen"] == r["socket"] for p in pools.values())
+        # fastcgi_pass to the plain HTTP server: no pool there; proxy_pass to the api pool's address
+        if r["cause"] == "protocol_mismatch" and r["via"] == "fastcgi_pass":
+            assert (r["pool"], r["upstream"]) == (None, f"127.0.0.1:{manifest['ports']['web']}"), r
+        if r["cause"] == "protocol_mismatch" and r["via"] == "proxy_pass":
+            assert (r["pool"], r["upstream"]) == ("api", pools["api"]["listen"]), r
 
 
 def test_ground_truth_matches_the_access_logs(lab_outdir: Path) -> None:
@@ -262,6 +285,24 @@ def test_the_evidence_is_in_the_logs(lab_outdir: Path) -> None:
             )
         elif cause == "too_big_header":
             one(rid, r"upstream sent too big header while reading response header from upstream", "error")
+        elif cause == "protocol_mismatch" and r["via"] == "fastcgi_pass":
+            one(
+                rid,
+                r"upstream sent unsupported FastCGI protocol version: 72 while reading response header from upstream,"
+                rf" .*upstream: \"fastcgi://{re.escape(r['upstream'])}\"",
+                "error",
+            )
+        elif cause == "protocol_mismatch":
+            one(
+                rid,
+                r"(recv\(\) failed \(104: Connection reset by peer\)|upstream prematurely closed connection) "
+                rf"while reading response header from upstream, .*upstream: \"http://{re.escape(pools['api'])}/proxy/",
+                "error",
+            )
+        elif cause == "invalid_header":
+            script = r["uri"].split("?")[0].rsplit("/", 1)[1]
+            said = {"badstatus.php": r'invalid status "abc"', "nocolon.php": r'invalid header: "X-Trace\\x20\.\.\."'}
+            one(rid, rf"upstream sent {said[script]} while reading response header from upstream", "error")
         elif cause == "nginx_timeout":
             one(rid, r"upstream timed out \(110: Connection timed out\) while reading response header", "error")
         elif cause == "no_live_upstreams":
@@ -302,6 +343,22 @@ def test_the_evidence_is_in_the_logs(lab_outdir: Path) -> None:
     assert not any("Terminating" in ln or "exiting" in ln for ln in reports)
     assert Path(pools["reports"]).exists(), "the SIGKILLed master's socket should have stayed behind"
     assert not Path(pools["legacy"]).exists()
+
+    # protocol_mismatch: the plain HTTP server got each fastcgi_pass request as a bad request line (400, once
+    # per request); PHP-FPM logged nothing for the proxy_pass ones (no request line in pool api's access log, no
+    # line of pool api in its master's log)
+    to_http = sorted(r["id"] for r in gt if r["cause"] == "protocol_mismatch" and r["via"] == "fastcgi_pass")
+    web = fpm_lines(lab_outdir, "access_web.log")
+    assert all(ACCESS_WEB_400.match(ln) for ln in web), web
+    assert sorted(ACCESS_WEB_400.match(ln).group(1) for ln in web) == to_http  # type: ignore[union-attr]
+    assert not any("/proxy/" in ln for ln in fpm_lines(lab_outdir, "pool-access/api-access.log"))
+    assert not any("[pool api]" in ln for ln in fpm)
+    # invalid_header: PHP-FPM answered, and its pool access log says 200; the refusal is NGINX's alone
+    for r in gt:
+        if r["cause"] == "invalid_header":
+            path = r["uri"].split("?")[0]
+            pool_log = fpm_lines(lab_outdir, f"pool-access/{r['pool']}-access.log")
+            assert any(ln.endswith(f'"{r["method"]} {path}" 200') for ln in pool_log), (r["id"], r["pool"])
 
     # pool_saturated: the ondemand TCP pool says so; the static unix pool never does
     assert any("WARNING: [pool queue] server reached max_children setting (1), consider raising it" in ln for ln in fpm)
@@ -394,9 +451,12 @@ def test_the_lab_check_fails_loudly_when_evidence_is_missing(lab_outdir: Path, t
     error_log = copy / "logs" / "error.log"
     error_log.write_text(
         "".join(
-            line for line in error_log.read_text().splitlines(keepends=True) if "(13: Permission denied)" not in line
+            line
+            for line in error_log.read_text().splitlines(keepends=True)
+            if "(13: Permission denied)" not in line and 'invalid status "abc"' not in line
         )
     )
+    (copy / "logs" / "access_web.log").write_text("")  # the HTTP server's 400s: protocol_mismatch loses its proof
     gt_path = copy / "ground_truth.jsonl"
     rows = ground_truth(copy)
     crash = next(r for r in rows if r["cause"] == "child_crash")
@@ -404,5 +464,6 @@ def test_the_lab_check_fails_loudly_when_evidence_is_missing(lab_outdir: Path, t
     gt_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     report = verify.verify(copy)
     assert report["result"] == "failed"
-    assert set(report["not_reproduced"]) == {"socket_permission", "child_crash"}
+    assert set(report["not_reproduced"]) == {"socket_permission", "child_crash", "invalid_header", "protocol_mismatch"}
+    assert any("access_web.log" in p for p in report["problems"])
     assert any(crash["id"] in p and "expected 502" in p for p in report["problems"])
