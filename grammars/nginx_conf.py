@@ -54,6 +54,13 @@ class UpstreamServer(NamedTuple):
     origin: Origin
 
 
+class Listen(NamedTuple):
+    """One ``listen address [params];`` of an ``http`` server: where NGINX itself answers HTTP (params dropped)."""
+
+    address: str
+    origin: Origin
+
+
 @dataclass(frozen=True, slots=True)
 class FastcgiPass:
     """One ``fastcgi_pass`` with where it sits and the fastcgi settings in force there.
@@ -97,6 +104,7 @@ class NginxConf:
     fastcgi_passes: tuple[FastcgiPass, ...]
     upstreams: dict[str, tuple[UpstreamServer, ...]]
     files: tuple[str, ...]
+    http_listens: tuple[Listen, ...] = ()  # every http server's listen (not stream's or mail's)
 
     @property
     def effective_user(self) -> tuple[str, str]:
@@ -179,6 +187,8 @@ class _Collector:
         self.user_origin: Origin | None = None
         self.passes: list[FastcgiPass] = []
         self.upstreams: dict[str, tuple[UpstreamServer, ...]] = {}
+        self.http_listens: list[Listen] = []
+        self._in_http = 0
 
     def walk(self, block: tuple[Directive, ...], scope: _Scope) -> None:
         # nginx applies a directive to its whole block wherever it appears, so settle the
@@ -210,8 +220,13 @@ class _Collector:
             self.upstreams[_arg(d, 0)] = tuple(
                 UpstreamServer(_arg(s, 0), s.origin) for s in d.block if s.name == "server"
             )
+        elif d.name == "listen" and d.args and self._in_http:
+            self.http_listens.append(Listen(d.args[0], d.origin))
         elif d.block is not None:
+            http = d.name == "http"
+            self._in_http += http
             self.walk(d.block, _enter(d, scope))
+            self._in_http -= http
 
     def log_format(self, d: Directive) -> None:
         name, rest = _arg(d, 0), list(d.args[1:])
@@ -281,6 +296,7 @@ def _extract(path: str, tree: tuple[Directive, ...], files: tuple[str, ...]) -> 
         fastcgi_passes=tuple(c.passes),
         upstreams=c.upstreams,
         files=files,
+        http_listens=tuple(c.http_listens),
     )
 
 
@@ -289,6 +305,7 @@ __all__ = [
     "ConfigError",
     "ErrorLog",
     "FastcgiPass",
+    "Listen",
     "LogFormat",
     "NginxConf",
     "Origin",

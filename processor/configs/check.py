@@ -21,9 +21,11 @@ from processor.configs.rules import (
     EditCheck,
     Finding,
     PassRoute,
+    check_passes_to_http,
     check_reachability,
     pool_keys,
     resolve_routes,
+    served_by_nginx,
 )
 
 _BUILTIN_FORMATS = frozenset({"combined"})
@@ -60,8 +62,10 @@ def check(nginx: NginxConf, fpms: list[FpmConf], live: LiveHost | None = None) -
 def _findings(nginx: NginxConf, pools: list[PoolConf], live: LiveHost | None, safe: EditCheck | None) -> list[Finding]:
     routes, findings = resolve_routes(nginx)
     findings += _check_log_formats(nginx)
+    served = served_by_nginx(nginx)
+    findings += check_passes_to_http(routes, served)
     if pools:
-        findings += check_reachability(routes, pools, safe)
+        findings += check_reachability(routes, pools, safe, served)
         findings += check_permissions(nginx, routes, pools, live)
         findings += _check_timeouts(routes, pools)
     findings += _check_buffers(routes)

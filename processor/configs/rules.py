@@ -134,17 +134,60 @@ def pool_keys(pools: list[PoolConf], targets: set[str]) -> dict[str, PoolConf]:
     return by_key
 
 
-def check_reachability(routes: list[PassRoute], pools: list[PoolConf], safe: EditCheck | None = None) -> list[Finding]:
+def served_by_nginx(nginx: NginxConf) -> dict[str, Origin]:
+    """The addresses NGINX itself answers HTTP on (each ``listen`` of an http server), as address keys: a
+    wildcard (``80``, ``*:80``, ``0.0.0.0:80``, ``[::]:80``) is reached on loopback."""
+    served: dict[str, Origin] = {}
+    for listen in nginx.http_listens:
+        address = listen.address[2:] if listen.address.startswith("*:") else listen.address
+        served.setdefault(listen_address_key(address), listen.origin)
+    return served
+
+
+def check_passes_to_http(routes: list[PassRoute], served: dict[str, Origin]) -> list[Finding]:
+    """fastcgi_pass to an address an http server of the same NGINX listens on: that server answers the FastCGI
+    request with an HTTP 400, which NGINX reads as ``upstream sent unsupported FastCGI protocol version: 72``
+    (the ``H`` of ``HTTP/1.1``) → 502 (docs/causes.md, ``protocol_mismatch``)."""
+    findings: list[Finding] = []
+    for route in routes:
+        fp = route.fastcgi_pass
+        for key, origin in route.keys:
+            listen = served.get(key)
+            if listen is None:
+                continue
+            via = f"{fp.target} (upstream server {key})" if origin != fp.origin else key
+            findings.append(
+                Finding(
+                    "fastcgi_pass_to_http",
+                    "error",
+                    f"{_where(fp)} fastcgi_pass {via}: NGINX itself serves HTTP there (listen at {listen}), not "
+                    "PHP-FPM → 502 (upstream sent unsupported FastCGI protocol version: 72)",
+                    "point fastcgi_pass at the PHP-FPM pool's listen address (or use proxy_pass for an HTTP backend)",
+                    tuple(dict.fromkeys((fp.origin, origin, listen))),
+                    cause="protocol_mismatch",
+                    target=fp.target,
+                )
+            )
+    return findings
+
+
+def check_reachability(
+    routes: list[PassRoute],
+    pools: list[PoolConf],
+    safe: EditCheck | None = None,
+    served: dict[str, Origin] | None = None,
+) -> list[Finding]:
     """fastcgi_pass targets no pool listens on, pools no fastcgi_pass reaches, pools without listen.
 
     ``safe`` vets each edit a fix would propose against the whole config (None: every edit is taken as safe);
-    a fix names only edits that pass, so following it cannot break another location."""
+    a fix names only edits that pass, so following it cannot break another location. An address NGINX serves
+    HTTP on itself (``served``) is ``check_passes_to_http``'s: nothing refuses the connection there."""
     findings: list[Finding] = []
     by_key = pool_keys(pools, {key for route in routes for key, _ in route.keys})
     for route in routes:
         fp = route.fastcgi_pass
         for key, origin in route.keys:
-            if key in by_key:
+            if key in by_key or (served is not None and key in served):
                 continue
             unix = key.startswith("unix:")
             # another machine's pool may simply not be among the configs given

@@ -220,6 +220,14 @@ CASES = [
         fpm=(("request_slowlog_timeout = 5s", "request_slowlog_timeout = 1m30s"),),
     ),
     Case("no slowlog", "slowlog_off", "info", fpm=(("request_slowlog_timeout = 5s\n", ""),)),
+    # nginx's own HTTP server answers the FastCGI request with a 400: "unsupported FastCGI protocol version: 72"
+    Case(
+        "fastcgi_pass to one of nginx's own HTTP ports",
+        "fastcgi_pass_to_http",
+        "error",
+        nginx=(("listen 80;", "listen 80;\n        location /app/ { fastcgi_pass 127.0.0.1:80; }"),),
+        cause="protocol_mismatch",
+    ),
     Case(
         "access_log with an undefined format",
         "access_log_unknown_format",
@@ -419,6 +427,43 @@ LAB = Path(__file__).parents[2] / "examples" / "lab" / "conf"
 
 
 @pytest.mark.skipif(not (LAB / "nginx.conf").exists(), reason="no recorded lab run in examples/lab")
+def test_a_pass_to_an_http_port_is_not_called_refused(tmp_path: Path) -> None:
+    # recorded/protocol-errors: nginx's static.test listens on 18281, shop.test's /api/ fastcgi_passes to it
+    recorded = Path(__file__).parents[1] / "behaviour/realworld/recorded/protocol-errors"
+    text = (recorded / "nginx.conf").read_text().replace("include /etc/nginx/fastcgi_params;", "")
+    nginx, fpms = load(tmp_path, text, (recorded / "php-fpm.conf").read_text())
+    found = [f for f in check(nginx, fpms) if f.target == "127.0.0.1:18281"]
+    assert [(f.code, f.cause) for f in found if f.severity == "error"] == [
+        ("fastcgi_pass_to_http", "protocol_mismatch")
+    ]
+    conf = str(tmp_path / "nginx.conf")
+    assert found[0].nginx_origins == (Origin(conf, 11), Origin(conf, 8))  # the fastcgi_pass, the listen
+    assert "fastcgi_pass_unreached" not in codes(found)
+
+
+@pytest.mark.parametrize(
+    ("listen", "reached"),
+    [("8080", True), ("*:8080", True), ("0.0.0.0:8080", True), ("127.0.0.1:8080", True), ("10.0.0.5:8080", False)],
+)
+def test_which_http_listens_a_loopback_pass_reaches(tmp_path: Path, listen: str, reached: bool) -> None:
+    nginx_text = edit(NGINX_OK, (("listen 80;", f"listen 80;\n    }}\n    server {{\n        listen {listen};"),))
+    nginx_text = edit(
+        nginx_text,
+        (("location ~ \\.php$ {", "location /x/ { fastcgi_pass 127.0.0.1:8080; }\n        location ~ \\.php$ {"),),
+    )
+    found = codes(check(*load(tmp_path, nginx_text, FPM_OK)))
+    assert ("fastcgi_pass_to_http" in found) is reached
+
+
+def test_a_stream_proxy_in_front_of_php_fpm_is_no_http_server(tmp_path: Path) -> None:
+    # stream { server { listen 9000; proxy_pass …; } }: TCP passed through to PHP-FPM, FastCGI all the way
+    nginx_text = "stream {\n    server {\n        listen 9000;\n        proxy_pass 10.0.0.7:9000;\n    }\n}\n" + (
+        NGINX_OK.replace("unix:/run/php/app.sock", "127.0.0.1:9000").replace("user www-data;\n", "")
+    )
+    found = codes(check(*load(tmp_path, "user www-data;\n" + nginx_text, FPM_OK)))
+    assert "fastcgi_pass_to_http" not in found
+
+
 def test_lab_configs_show_the_lab_faults() -> None:
     # the lab (lab/configs.py) breaks some routes on purpose; check-config must name each one
     nginx = load_nginx_conf(str(LAB / "nginx.conf"))

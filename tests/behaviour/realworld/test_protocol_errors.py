@@ -39,6 +39,11 @@ def test_each_recorded_failure_gets_its_cause(tmp_path: Path) -> None:
     http = by_url["/api/orders.php"]["badgateway"]
     assert "'H' (72)" in http["note"] and http["remediation"].startswith("An HTTP server answers on 127.0.0.1:18281")
     assert "nginx.conf:11" in http["remediation"]  # the fastcgi_pass line
+    # check-config predicted it from the configs alone: NGINX's own static.test listens there
+    assert (
+        "Config check: server shop.test, location ^~ /api/: fastcgi_pass 127.0.0.1:18281: NGINX itself"
+        in (http["remediation"])
+    )
     proxy = by_url["/proxy/index.php"]["badgateway"]
     assert proxy["note"].startswith("NGINX spoke HTTP to 127.0.0.1:19100, where pool www listens")
     assert "not proxy_pass" in proxy["remediation"]
