@@ -88,6 +88,7 @@ def routes_of(nginx: NginxConf) -> list[Route]:
                     connect_timeout_s=fp.connect_timeout_s,
                     buffer_size=str(fp.buffer_size),
                     buffer_size_origin=_o(fp.buffer_size_origin),
+                    server_names=fp.server_names,
                 )
             )
     return out

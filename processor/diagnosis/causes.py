@@ -82,6 +82,8 @@ class Diagnosis(NamedTuple):
     pool_info: PoolInfo | None
     note: str | None = None
     connect_error: tuple[int, str] | None = None  # (errno, strerror) of a connect() no cause follows from
+    server: str | None = None  # the server block NGINX named in the error entry, and the request's URI:
+    uri: str | None = None  # which fastcgi_pass it went through (``Topology.route_to``, for the remediation)
 
 
 def upstream_of(failure: Failure) -> str | None:
@@ -209,7 +211,21 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
             if guess is not None and cause not in ("socket_mismatch", "socket_missing", "protocol_mismatch"):
                 pool, pool_source = guess
         status, inferred = _status(failure, default_status or registry.cause(cause).default_status)
-        return Diagnosis(cause, status, inferred, pool, pool_source, upstream, used, pool_info, note, connect_error)
+        server = err.get("server") if err is not None else None
+        return Diagnosis(
+            cause,
+            status,
+            inferred,
+            pool,
+            pool_source,
+            upstream,
+            used,
+            pool_info,
+            note,
+            connect_error,
+            server if isinstance(server, str) else None,
+            request_uri(failure),
+        )
 
     def unexplained_connect() -> Diagnosis:
         """A connect() error whose errno names no cause: `unknown`, saying what the errno does tell."""

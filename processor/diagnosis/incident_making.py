@@ -158,6 +158,8 @@ class IncidentMaking:
             bool(d.fpm_evidence),
             d.connect_error,
             d.note,
+            d.server,
+            d.uri.partition("?")[0] if d.uri else None,  # the location it went through (``route_of``)
         )
         text = self._remediations.get(key)
         if text is None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from processor.diagnosis.causes import Diagnosis
-    from processor.diagnosis.topology import Topology
+    from processor.diagnosis.topology import Route, Topology
 
 # connect() errnos that say NGINX found no route to the upstream's network (101, ENETUNREACH) or host (113,
 # EHOSTUNREACH): it never reached the machine, so nothing tells whether PHP-FPM listens there (docs/causes.md,
@@ -29,6 +29,11 @@ def _secs(value: float | None) -> str:
     return f"{value:g}s"
 
 
+def route_of(d: Diagnosis, topology: Topology) -> Route | None:
+    """The fastcgi_pass the failed request went through: its upstream, its server block, its location."""
+    return topology.route_to(d.upstream, d.server, d.uri)
+
+
 def fpm_down(d: Diagnosis, topology: Topology) -> str:
     pool = d.pool_info
     sock = d.upstream or "the upstream"
@@ -41,7 +46,7 @@ def fpm_down(d: Diagnosis, topology: Topology) -> str:
 
 
 def socket_mismatch(d: Diagnosis, topology: Topology) -> str:
-    route = topology.route_to(d.upstream)
+    route = route_of(d, topology)
     sock = d.upstream or "the upstream"
     where = f" ({route.origin})" if route else ""
     listens = ", ".join(f"{p.listen} ({p.origin})" for p in topology.pools[:4])
@@ -76,7 +81,7 @@ def socket_permission(d: Diagnosis, topology: Topology) -> str:
 
 
 def tcp_refused(d: Diagnosis, topology: Topology) -> str:
-    route = topology.route_to(d.upstream)
+    route = route_of(d, topology)
     sock = d.upstream or "the upstream"
     return f"Nothing accepts connections on {sock}: start the pool listening on that address, or fix fastcgi_pass" + (
         f" ({route.origin})." if route else "."
@@ -97,7 +102,7 @@ def pool_saturated(d: Diagnosis, topology: Topology) -> str:
 
 def fpm_timeout(d: Diagnosis, topology: Topology) -> str:
     pool = d.pool_info
-    route = topology.route_to(d.upstream)
+    route = route_of(d, topology)
     limit = ""
     if pool is not None and pool.request_terminate_timeout_s:
         limit = (
@@ -138,7 +143,7 @@ def upstream_reset(d: Diagnosis, topology: Topology) -> str:
 
 
 def too_big_header(d: Diagnosis, topology: Topology) -> str:
-    route = topology.route_to(d.upstream)
+    route = route_of(d, topology)
     size = ""
     if route is not None and route.buffer_size:
         size = f" (fastcgi_buffer_size {route.buffer_size} at {route.buffer_size_origin or route.origin})"
@@ -147,7 +152,7 @@ def too_big_header(d: Diagnosis, topology: Topology) -> str:
 
 def protocol_mismatch(d: Diagnosis, topology: Topology) -> str:
     sock = d.upstream or "the upstream"
-    route = topology.route_to(d.upstream)
+    route = route_of(d, topology)
     where = f" ({route.origin})" if route else ""
     note = d.note or ""
     if NOT_FASTCGI_SPOKEN in note:
@@ -179,7 +184,7 @@ def invalid_header(d: Diagnosis, topology: Topology) -> str:
 
 
 def nginx_timeout(d: Diagnosis, topology: Topology) -> str:
-    route = topology.route_to(d.upstream)
+    route = route_of(d, topology)
     limit = ""
     if route is not None:
         limit = f" (fastcgi_read_timeout {_secs(route.read_timeout_s)} at {route.read_timeout_origin or route.origin})"
@@ -209,7 +214,7 @@ def unknown(d: Diagnosis, topology: Topology) -> str:
     if d.connect_error is not None:
         errno, strerror = d.connect_error
         sock = d.upstream or "the upstream"
-        route = topology.route_to(d.upstream)
+        route = route_of(d, topology)
         where = f" ({route.origin})" if route else ""
         if errno in UNREACHABLE_ERRNOS:
             return (

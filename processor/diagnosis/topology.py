@@ -6,6 +6,7 @@ passed into the core; an empty one means "no configs known", and the causes fall
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -76,6 +77,7 @@ class Route:
     connect_timeout_s: float = 60.0
     buffer_size: str | None = None
     buffer_size_origin: str | None = None
+    server_names: tuple[str, ...] = ()  # of the server block it sits in
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +116,54 @@ class Topology:
             pool = self._by_port.get(key.rpartition(":")[2])
         return pool
 
-    def route_to(self, address: str | None) -> Route | None:
+    def route_to(self, address: str | None, server: str | None = None, uri: str | None = None) -> Route | None:
+        """The ``fastcgi_pass`` a request to ``address`` went through: of those naming that address, one in the
+        server block NGINX named in the error entry (``server``), and there the location NGINX would choose for
+        ``uri`` (``location_for``); else the first. Two locations passing to one pool may have other timeouts and
+        buffers, and the remediation quotes the one in force."""
         key = address_key(address)
-        for route in self.routes:
-            if route.target_key == key:
-                return route
-        return None
+        routes = [route for route in self.routes if route.target_key == key]
+        if len(routes) > 1 and server:
+            routes = [r for r in routes if server in r.server_names] or routes
+        if len(routes) > 1 and uri:
+            return location_for(routes, uri.partition("?")[0]) or routes[0]
+        return routes[0] if routes else None
 
     def masters(self) -> tuple[str, ...]:
         return tuple(sorted({p.master for p in self.pools}))
+
+
+def location_for(routes: list[Route], path: str) -> Route | None:
+    """The route whose location NGINX picks for ``path`` (ngx_http_core_find_location): an exact ``=`` match;
+    else the longest prefix, unless it is ``^~`` the first regex (``~``, ``~*``) in config order that matches;
+    else that longest prefix. None when none matches (an internal redirect, a named location)."""
+    longest: tuple[int, bool, Route] | None = None
+    for route in routes:
+        kind, pattern = _location(route.location or "")
+        if kind == "=" and path == pattern:
+            return route
+        if kind in ("", "^~") and path.startswith(pattern) and (longest is None or len(pattern) > longest[0]):
+            longest = (len(pattern), kind == "^~", route)
+    if longest is not None and longest[1]:
+        return longest[2]
+    for route in routes:
+        kind, pattern = _location(route.location or "")
+        if kind in ("~", "~*") and (regex := _regex(pattern, kind == "~*")) is not None and regex.search(path):
+            return route
+    return longest[2] if longest is not None else None
+
+
+def _location(location: str) -> tuple[str, str]:
+    """``~* \\.php$`` → (``~*``, ``\\.php$``); ``/api/`` → ("", ``/api/``); ``=/x`` → (``=``, ``/x``)."""
+    for modifier in ("^~", "~*", "=", "~", "@"):
+        if location.startswith(modifier):
+            return modifier, location[len(modifier) :].strip()
+    return "", location.strip()
+
+
+@lru_cache(maxsize=256)
+def _regex(pattern: str, ignore_case: bool) -> re.Pattern[str] | None:
+    try:  # PCRE, as NGINX compiles it: Python's re reads what locations commonly hold
+        return re.compile(pattern, re.IGNORECASE if ignore_case else 0)
+    except re.error:
+        return None

@@ -1,0 +1,90 @@
+"""Which fastcgi_pass a failed request went through: the remediation quotes the timeouts and buffers in force there.
+
+Two locations (or two server blocks) often pass to one pool with other settings: the lab's ``location ~ \\.php$``
+(the default 4k buffer) and ``location ^~ /big/`` (``fastcgi_buffer_size 1k``) both reach pool www. The remediation
+used to quote the first fastcgi_pass naming the upstream: 4096 for the 8 KB header that overflowed the 1k buffer.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from processor.diagnosis.topology import Route, location_for
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _route(location: str) -> Route:
+    return Route("unix:/run/php/www.sock", "unix:/run/php/www.sock", f"nginx.conf:{location}", location)
+
+
+ROUTES = [
+    _route("~ \\.php$"),
+    _route("/slow/"),
+    _route("^~ /big/"),
+    _route("= /health.php"),
+    _route("~* ^/API/"),
+    _route("/"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "chosen"),
+    [
+        ("/health.php", "= /health.php"),  # exact first
+        ("/big/bigheader.php", "^~ /big/"),  # the longest prefix is ^~: no regex is tried
+        ("/slow/report.php", "~ \\.php$"),  # a plain prefix loses to a matching regex (an NGINX classic)
+        ("/slow/report.csv", "/slow/"),  # … and wins when none matches
+        ("/api/v1/x", "~* ^/API/"),  # ~* ignores case
+        ("/index.php", "~ \\.php$"),
+        ("/robots.txt", "/"),
+    ],
+)
+def test_the_location_nginx_would_choose(path: str, chosen: str) -> None:
+    route = location_for(ROUTES, path)
+    assert route is not None and route.location == chosen
+
+
+def test_a_named_location_or_nothing_matching_gives_none() -> None:
+    assert location_for([_route("@php"), _route("/app/")], "/index.php") is None
+
+
+def test_the_lab_recording_quotes_the_big_locations_1k_buffer() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "processor.cli",
+            "replay",
+            "-q",
+            "--nginx-conf",
+            "examples/lab/conf/nginx.conf",
+            "--fpm-conf",
+            "examples/lab/conf",
+            "examples/lab/logs",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    texts = {
+        (i["url"]["original"], i["evidence"]["nginx_error"]["fields"]["server"]): i["badgateway"]["remediation"]
+        for i in map(json.loads, out.splitlines())
+        if i["badgateway"]["cause"] == "too_big_header"
+    }
+    conf = (REPO / "examples/lab/conf/nginx.conf").read_text().splitlines()
+    assert len(texts) == 3
+    for (url, server), text in texts.items():
+        assert url.startswith("/big/")
+        assert "(fastcgi_buffer_size 1024 at examples/lab/conf/nginx.conf:" in text, text
+        line = int(text.split("nginx.conf:")[1].split(")")[0])
+        assert conf[line - 1].strip() == "fastcgi_buffer_size 1k;"
+        # in the server block the request went to (lab.test, or legacy.test for the combined-log requests)
+        block = "\n".join(conf[:line])
+        assert block.rsplit("server_name ", 1)[1].startswith(server), (url, server)
