@@ -54,6 +54,16 @@ class UpstreamServer(NamedTuple):
     origin: Origin
 
 
+class OtherPass(NamedTuple):
+    """A ``proxy_pass`` / ``uwsgi_pass`` / ``scgi_pass`` / ``grpc_pass``: a location that does not speak FastCGI."""
+
+    directive: str
+    target: str
+    server_names: tuple[str, ...]
+    location: str | None
+    origin: Origin
+
+
 class Listen(NamedTuple):
     """One ``listen address [params];`` of an ``http`` server: where NGINX itself answers HTTP (params dropped)."""
 
@@ -105,6 +115,7 @@ class NginxConf:
     upstreams: dict[str, tuple[UpstreamServer, ...]]
     files: tuple[str, ...]
     http_listens: tuple[Listen, ...] = ()  # every http server's listen (not stream's or mail's)
+    other_passes: tuple[OtherPass, ...] = ()  # proxy_pass & co. of http locations (not stream's)
 
     @property
     def effective_user(self) -> tuple[str, str]:
@@ -168,6 +179,9 @@ _INHERITED: Final[dict[str, Callable[[Directive], object]]] = {
 }
 
 
+_OTHER_PASSES: Final = frozenset({"proxy_pass", "uwsgi_pass", "scgi_pass", "grpc_pass"})
+
+
 @dataclass(frozen=True, slots=True)
 class _Scope:
     """What a block inherits: server names/listens of the enclosing server, fastcgi settings."""
@@ -188,6 +202,7 @@ class _Collector:
         self.passes: list[FastcgiPass] = []
         self.upstreams: dict[str, tuple[UpstreamServer, ...]] = {}
         self.http_listens: list[Listen] = []
+        self.other_passes: list[OtherPass] = []
         self._in_http = 0
 
     def walk(self, block: tuple[Directive, ...], scope: _Scope) -> None:
@@ -222,6 +237,8 @@ class _Collector:
             )
         elif d.name == "listen" and d.args and self._in_http:
             self.http_listens.append(Listen(d.args[0], d.origin))
+        elif d.name in _OTHER_PASSES and d.args and self._in_http:
+            self.other_passes.append(OtherPass(d.name, d.args[0], scope.server_names, scope.location, d.origin))
         elif d.block is not None:
             http = d.name == "http"
             self._in_http += http
@@ -297,6 +314,7 @@ def _extract(path: str, tree: tuple[Directive, ...], files: tuple[str, ...]) -> 
         upstreams=c.upstreams,
         files=files,
         http_listens=tuple(c.http_listens),
+        other_passes=tuple(c.other_passes),
     )
 
 
@@ -309,6 +327,7 @@ __all__ = [
     "LogFormat",
     "NginxConf",
     "Origin",
+    "OtherPass",
     "UpstreamServer",
     "load_nginx_conf",
 ]

@@ -21,6 +21,7 @@ from processor.configs.rules import (
     EditCheck,
     Finding,
     PassRoute,
+    check_other_passes_to_fpm,
     check_passes_to_http,
     check_reachability,
     pool_keys,
@@ -66,6 +67,7 @@ def _findings(nginx: NginxConf, pools: list[PoolConf], live: LiveHost | None, sa
     findings += check_passes_to_http(routes, served)
     if pools:
         findings += check_reachability(routes, pools, safe, served)
+        findings += check_other_passes_to_fpm(nginx, pools)
         findings += check_permissions(nginx, routes, pools, live)
         findings += _check_timeouts(routes, pools)
     findings += _check_buffers(routes)

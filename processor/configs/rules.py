@@ -13,7 +13,7 @@ from typing import Final, Literal
 
 from grammars.config_errors import Origin
 from grammars.fpm_conf import PoolConf, listen_address_key
-from grammars.nginx_conf import FastcgiPass, NginxConf
+from grammars.nginx_conf import FastcgiPass, NginxConf, OtherPass
 from processor.diagnosis import registry
 
 Severity = Literal["error", "warning", "info"]
@@ -168,6 +168,44 @@ def check_passes_to_http(routes: list[PassRoute], served: dict[str, Origin]) -> 
                     target=fp.target,
                 )
             )
+    return findings
+
+
+def check_other_passes_to_fpm(nginx: NginxConf, pools: list[PoolConf]) -> list[Finding]:
+    """``proxy_pass`` (or ``uwsgi_pass``, ``scgi_pass``, ``grpc_pass``) to a PHP-FPM pool's address: PHP-FPM speaks
+    FastCGI only, resets the connection and logs nothing → 502 (docs/causes.md, ``protocol_mismatch``). Recorded
+    with nginx 1.22 + php-fpm 8.2: ``recv() failed (104: Connection reset by peer)``."""
+    findings: list[Finding] = []
+    keys: list[tuple[OtherPass, str, Origin]] = []
+    for op in nginx.other_passes:
+        if "$" in op.target:
+            continue
+        host = listen_address_key(op.target).partition(":")[0]  # http://backend/… names an upstream group
+        servers = nginx.upstreams.get(host) if "://" in op.target else None
+        if servers is not None:
+            keys += [(op, listen_address_key(server.server), server.origin) for server in servers]
+        else:
+            keys.append((op, listen_address_key(op.target), op.origin))
+    by_key = pool_keys(pools, {key for _, key, _ in keys})
+    for op, key, origin in keys:
+        pool = by_key.get(key)
+        if pool is None:
+            continue
+        where = f"server {' '.join(op.server_names) or '(no server_name)'}, location {op.location or '(none)'}:"
+        findings.append(
+            Finding(
+                "pass_to_fpm_not_fastcgi",
+                "error",
+                f"{where} {op.directive} {op.target}: pool [{pool.name}] listens on {key} and speaks FastCGI only "
+                "→ 502 (recv() failed (104: Connection reset by peer), nothing in PHP-FPM's log)",
+                f"use `fastcgi_pass {key};` with `include fastcgi_params;` (SCRIPT_FILENAME) for PHP",
+                tuple(dict.fromkeys((op.origin, origin))),
+                (pool.origin_of("listen"),),
+                "protocol_mismatch",
+                pool.name,
+                key,
+            )
+        )
     return findings
 
 

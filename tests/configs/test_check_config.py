@@ -228,6 +228,14 @@ CASES = [
         nginx=(("listen 80;", "listen 80;\n        location /app/ { fastcgi_pass 127.0.0.1:80; }"),),
         cause="protocol_mismatch",
     ),
+    # PHP-FPM speaks FastCGI only: it resets an HTTP request and logs nothing
+    Case(
+        "proxy_pass to the pool's address",
+        "pass_to_fpm_not_fastcgi",
+        "error",
+        nginx=(("listen 80;", "listen 80;\n        location /app/ { proxy_pass http://unix:/run/php/app.sock:/; }"),),
+        cause="protocol_mismatch",
+    ),
     Case(
         "access_log with an undefined format",
         "access_log_unknown_format",
@@ -453,6 +461,31 @@ def test_which_http_listens_a_loopback_pass_reaches(tmp_path: Path, listen: str,
     )
     found = codes(check(*load(tmp_path, nginx_text, FPM_OK)))
     assert ("fastcgi_pass_to_http" in found) is reached
+
+
+@pytest.mark.parametrize(
+    ("location", "flagged"),
+    [
+        ("proxy_pass http://127.0.0.1:9000;", True),
+        ("proxy_pass http://fpm/;", True),  # an upstream group whose server is the pool
+        ("uwsgi_pass 127.0.0.1:9000;", True),
+        ("proxy_pass http://127.0.0.1:8080;", False),  # an HTTP backend of its own
+        ("proxy_pass http://$backend;", False),  # chosen at run time
+    ],
+)
+def test_which_passes_to_a_pool_speak_another_protocol(tmp_path: Path, location: str, flagged: bool) -> None:
+    nginx_text = edit(
+        NGINX_OK.replace("unix:/run/php/app.sock", "127.0.0.1:9000"),
+        (
+            ("http {", "http {\n    upstream fpm { server 127.0.0.1:9000; }"),
+            ("listen 80;", f"listen 80;\n        location /x/ {{ {location} }}"),
+        ),
+    )
+    fpm_text = FPM_OK.replace("listen = /run/php/app.sock", "listen = 127.0.0.1:9000")
+    found = [f for f in check(*load(tmp_path, nginx_text, fpm_text)) if f.code == "pass_to_fpm_not_fastcgi"]
+    assert bool(found) is flagged
+    if found:
+        assert found[0].pool == "app" and found[0].target == "127.0.0.1:9000"
 
 
 def test_a_stream_proxy_in_front_of_php_fpm_is_no_http_server(tmp_path: Path) -> None:

@@ -47,6 +47,10 @@ def test_each_recorded_failure_gets_its_cause(tmp_path: Path) -> None:
     proxy = by_url["/proxy/index.php"]["badgateway"]
     assert proxy["note"].startswith("NGINX spoke HTTP to 127.0.0.1:19100, where pool www listens")
     assert "not proxy_pass" in proxy["remediation"]
+    assert (
+        "Config check: server shop.test, location ^~ /proxy/: proxy_pass http://127.0.0.1:19100: pool [www]"
+        in (proxy["remediation"])
+    )
     assert by_url["/status.php"]["badgateway"]["note"].endswith('upstream sent invalid status "abc"')
     assert by_url["/nocolon.php"]["badgateway"]["note"].endswith('upstream sent invalid header: "X-Trace\\x20..."')
     assert all(not i["badgateway"]["status_inferred"] for i in by_url.values())
