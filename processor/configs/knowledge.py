@@ -94,17 +94,21 @@ def routes_of(nginx: NginxConf) -> list[Route]:
     return out
 
 
-def _findings(nginx: NginxConf | None, fpms: tuple[FpmConf, ...]) -> dict[str, tuple[tuple[str | None, str], ...]]:
-    """check-config's findings, by upstream: incidents quote the one that explains them."""
+def _findings(
+    nginx: NginxConf | None, fpms: tuple[FpmConf, ...]
+) -> dict[str, tuple[tuple[str | None, str, tuple[str, ...]], ...]]:
+    """check-config's findings, by upstream, with the nginx lines each names: incidents quote the one that
+    explains them, of the fastcgi_pass they went through when several do."""
     if nginx is None or not fpms:
         return {}
     from processor.configs.check import check  # the same checks `badgateway check-config` reports
 
-    by_target: dict[str, list[tuple[str | None, str]]] = {}
+    by_target: dict[str, list[tuple[str | None, str, tuple[str, ...]]]] = {}
     for finding in check(nginx, list(fpms)):
         key = address_key(finding.target) if finding.target else None
         if key is not None:
-            by_target.setdefault(key, []).append((finding.cause, f"{finding.message} — fix: {finding.fix}"))
+            text = f"{finding.message} — fix: {finding.fix}"
+            by_target.setdefault(key, []).append((finding.cause, text, tuple(map(str, finding.nginx_origins))))
     return {k: tuple(v) for k, v in by_target.items()}
 
 

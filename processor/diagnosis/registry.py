@@ -88,13 +88,15 @@ def is_registered(label: str) -> bool:
 
 def remediation(d: Diagnosis, topology: Topology) -> str:
     """The remediation text for a diagnosis, specific where the configs allow; when check-config has a
-    finding about this upstream that predicts this very cause, it is quoted."""
-    text = cause(d.cause).remediation(d, topology)
-    key = d.upstream
-    for predicted, finding in topology.findings.get(key, ()) if key else ():
-        if predicted == d.cause:
-            return f"{text} Config check: {finding}"
-    return text
+    finding about this upstream that predicts this very cause, it is quoted (of several, the one naming the
+    fastcgi_pass the request went through: another server block's may say another location)."""
+    said = cause(d.cause).remediation(d, topology)
+    predicting = [(f, origins) for c, f, origins in topology.findings.get(d.upstream or "", ()) if c == d.cause]
+    if not predicting:
+        return said
+    route = text.route_of(d, topology) if len(predicting) > 1 else None
+    finding = next((f for f, origins in predicting if route is not None and route.origin in origins), predicting[0][0])
+    return f"{said} Config check: {finding}"
 
 
 BUILT_IN: tuple[str, ...] = tuple(

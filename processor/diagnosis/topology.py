@@ -87,8 +87,10 @@ class Topology:
     pools: tuple[PoolInfo, ...] = ()
     routes: tuple[Route, ...] = ()
     nginx_user: str | None = None
-    # check-config's findings about each upstream (listen key → (cause label, "message — fix"))
-    findings: dict[str, tuple[tuple[str | None, str], ...]] = field(default_factory=dict, compare=False)
+    # check-config's findings about each upstream (listen key → (cause label, "message — fix", nginx file:lines))
+    findings: dict[str, tuple[tuple[str | None, str, tuple[str, ...]], ...]] = field(
+        default_factory=dict, compare=False
+    )
     _by_key: dict[str, PoolInfo] = field(default_factory=dict, compare=False, repr=False)
     # pools listening on every address (`listen = 0.0.0.0:9001`, `[::]:9001`, `9001`) by port; None: ambiguous
     _by_port: dict[str, PoolInfo | None] = field(default_factory=dict, compare=False, repr=False)

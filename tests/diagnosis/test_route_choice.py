@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,7 +55,8 @@ def test_a_named_location_or_nothing_matching_gives_none() -> None:
     assert location_for([_route("@php"), _route("/app/")], "/index.php") is None
 
 
-def test_the_lab_recording_quotes_the_big_locations_1k_buffer() -> None:
+@pytest.fixture(scope="module")
+def lab_incidents() -> list[dict[str, Any]]:
     out = subprocess.run(
         [
             sys.executable,
@@ -73,9 +75,13 @@ def test_the_lab_recording_quotes_the_big_locations_1k_buffer() -> None:
         text=True,
         check=True,
     ).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_the_lab_recording_quotes_the_big_locations_1k_buffer(lab_incidents: list[dict[str, Any]]) -> None:
     texts = {
         (i["url"]["original"], i["evidence"]["nginx_error"]["fields"]["server"]): i["badgateway"]["remediation"]
-        for i in map(json.loads, out.splitlines())
+        for i in lab_incidents
         if i["badgateway"]["cause"] == "too_big_header"
     }
     conf = (REPO / "examples/lab/conf/nginx.conf").read_text().splitlines()
@@ -88,3 +94,17 @@ def test_the_lab_recording_quotes_the_big_locations_1k_buffer() -> None:
         # in the server block the request went to (lab.test, or legacy.test for the combined-log requests)
         block = "\n".join(conf[:line])
         assert block.rsplit("server_name ", 1)[1].startswith(server), (url, server)
+
+
+def test_the_config_check_quoted_is_the_one_about_the_requests_server(lab_incidents: list[dict[str, Any]]) -> None:
+    # lab.test and legacy.test each have a /shop/ and a /search/ location that check-config flags: one finding each
+    quoted = {
+        (i["badgateway"]["cause"], i["evidence"]["nginx_error"]["fields"]["server"], i["badgateway"]["remediation"])
+        for i in lab_incidents
+        if i["badgateway"]["cause"] in ("socket_mismatch", "tcp_refused")
+        and "Config check" in i["badgateway"]["remediation"]
+    }
+    servers = {server for _, server, _ in quoted}
+    assert servers == {"lab.test", "legacy.test"}
+    for _, server, text in quoted:
+        assert f"Config check: server {server}, location" in text, (server, text)
