@@ -176,10 +176,10 @@ def protocol_mismatch(d: Diagnosis, topology: Topology) -> str:
 
 def invalid_header(d: Diagnosis, topology: Topology) -> str:
     return (
-        "The script sent a response header NGINX refuses (the note quotes it; NGINX 1.21.1 and later print its "
-        "start): a header() line without a colon, an invalid Status (`header('Status: …')` wants a number), "
-        "a control byte, or a duplicate Content-Length. PHP passes header() lines through as given: find the "
-        "call in the script or framework serving this URI."
+        "The script sent a response header NGINX refuses: a header() line without a colon, a Status that is not "
+        "a number (`header('Status: …')`), a control byte or a duplicate Content-Length, which PHP passes through "
+        "as given. The note quotes what NGINX read (1.21.1 and later print the start of the line); find the call "
+        "in the script or framework serving this URI."
     )
 
 
