@@ -105,7 +105,8 @@ def _findings(
 
     by_target: dict[str, list[tuple[str | None, str, tuple[str, ...]]]] = {}
     for finding in check(nginx, list(fpms)):
-        key = address_key(finding.target) if finding.target else None
+        # a finding about one server of an upstream group goes with that server's address (NGINX logs it)
+        key = address_key(finding.address or finding.target) if finding.target else None
         if key is not None:
             text = f"{finding.message} — fix: {finding.fix}"
             by_target.setdefault(key, []).append((finding.cause, text, tuple(map(str, finding.nginx_origins))))

@@ -62,6 +62,7 @@ class Finding:
     pool: str | None = None
     target: str | None = None
     edits: tuple[Edit, ...] = ()
+    address: str | None = None  # the one server of an upstream group ``target`` names that it is about
 
     def __post_init__(self) -> None:
         if self.cause is not None and not registry.is_registered(self.cause):
@@ -240,7 +241,7 @@ def check_reachability(
                     "warning" if remote else "error",
                     f"{_where(fp)} fastcgi_pass {via}: no PHP-FPM pool {'of those given ' if remote else ''}"
                     f"listens there ({listening}) → 502 "
-                    f"({'connect() … (2: No such file or directory)' if unix else '(111: Connection refused)'})",
+                    f"({'connect() … (2: No such file or directory)' if unix else 'connect() failed (111: Connection refused)'})",
                     _reach_fix(key, edits, near, why_not),
                     tuple(dict.fromkeys((fp.origin, origin))),
                     (near.origin_of("listen"),) if near else (),
@@ -248,6 +249,7 @@ def check_reachability(
                     near.name if near else None,
                     fp.target,
                     edits,
+                    key if origin != fp.origin else None,
                 )
             )
     reached = {by_key[key].name for route in routes for key, _ in route.keys if key in by_key}

@@ -108,3 +108,20 @@ def test_the_config_check_quoted_is_the_one_about_the_requests_server(lab_incide
     assert servers == {"lab.test", "legacy.test"}
     for _, server, text in quoted:
         assert f"Config check: server {server}, location" in text, (server, text)
+
+
+def test_a_refusal_at_one_server_of_a_group_quotes_the_finding_about_it(lab_incidents: list[dict[str, Any]]) -> None:
+    # /billing/ passes to the group billing_backend; NGINX logs the server it tried (127.0.0.1:19011)
+    texts = [
+        i["badgateway"]["remediation"]
+        for i in lab_incidents
+        if i["badgateway"]["cause"] == "tcp_refused" and i["nginx"]["upstream"]["address"] == "127.0.0.1:19011"
+    ]
+    assert texts
+    for text in texts:
+        assert (
+            "Config check: server lab.test, location ^~ /billing/: fastcgi_pass billing_backend (upstream server "
+            in (text)
+        )
+        assert "127.0.0.1:19011): no PHP-FPM pool listens there" in text
+        assert "→ 502 (connect() failed (111: Connection refused))" in text
