@@ -156,7 +156,7 @@ def check_passes_to_http(routes: list[PassRoute], served: dict[str, Origin]) -> 
             listen = served.get(key)
             if listen is None:
                 continue
-            via = f"{fp.target} (upstream server {key})" if origin != fp.origin else key
+            via = _via(fp, key, origin)
             findings.append(
                 Finding(
                     "fastcgi_pass_to_http",
@@ -192,12 +192,11 @@ def check_other_passes_to_fpm(nginx: NginxConf, pools: list[PoolConf]) -> list[F
         pool = by_key.get(key)
         if pool is None:
             continue
-        where = f"server {' '.join(op.server_names) or '(no server_name)'}, location {op.location or '(none)'}:"
         findings.append(
             Finding(
                 "pass_to_fpm_not_fastcgi",
                 "error",
-                f"{where} {op.directive} {op.target}: pool [{pool.name}] listens on {key} and speaks FastCGI only "
+                f"{_where(op)} {op.directive} {op.target}: pool [{pool.name}] listens on {key} and speaks FastCGI only "
                 "→ 502 (recv() failed (104: Connection reset by peer), nothing in PHP-FPM's log)",
                 f"use `fastcgi_pass {key};` with `include fastcgi_params;` (SCRIPT_FILENAME) for PHP",
                 tuple(dict.fromkeys((op.origin, origin))),
@@ -234,7 +233,7 @@ def check_reachability(
             near = _nearest(key, pools)
             listening = _listening(pools, near)
             edits, why_not = _reach_edits(key, origin, route, pools, safe)
-            via = f"{fp.target} (upstream server {key})" if origin != fp.origin else key
+            via = _via(fp, key, origin)
             findings.append(
                 Finding(
                     "fastcgi_pass_unreached",
@@ -345,9 +344,14 @@ def _similar(key: str, pools: list[PoolConf]) -> list[PoolConf]:
     return sorted(kind, key=lambda p: -SequenceMatcher(None, key, p.listen_key or "").ratio())
 
 
-def _where(fp: FastcgiPass) -> str:
+def _where(fp: FastcgiPass | OtherPass) -> str:
     names = " ".join(fp.server_names) or "(no server_name)"
     return f"server {names}, location {fp.location or '(none)'}:"
+
+
+def _via(fp: FastcgiPass, key: str, origin: Origin) -> str:
+    """The address a fastcgi_pass reaches, as a message says it: through an upstream group, the group and server."""
+    return f"{fp.target} (upstream server {key})" if origin != fp.origin else key
 
 
 def _nearest(key: str, pools: list[PoolConf]) -> PoolConf | None:

@@ -200,6 +200,7 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
     pool_info = topology.pool_at(upstream)
     pool, pool_source = (pool_info.name, "config") if pool_info else (None, None)
     err = failure.error.fields if failure.error is not None else None
+    uri = request_uri(failure)
     used: tuple[Event, ...] = ()
     note: str | None = None
     connect_error: tuple[int, str] | None = None
@@ -224,7 +225,7 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
             note,
             connect_error,
             server if isinstance(server, str) else None,
-            request_uri(failure),
+            uri,
         )
 
     def unexplained_connect() -> Diagnosis:
@@ -286,7 +287,6 @@ def classify(failure: Failure, fpm: FpmView, topology: Topology) -> Diagnosis:
             scheme = named[: named.find("://")].upper()
             note = f"NGINX spoke {scheme} to {upstream}, where pool {pool_info.name} listens: {NOT_FASTCGI_SPOKEN}"
             return done("protocol_mismatch")
-        uri = request_uri(failure)
         t = failure.error.ts_ms if failure.error is not None else failure.ts_ms
         best = best_evidence(fpm.candidates, uri, pool, t, fpm.window_ms) if fpm.candidates is not None else None
         if best is not None and best.fields.get("kind") == "timed_out":
